@@ -1,0 +1,120 @@
+//! giftd's HTTP front-ends: the native API under `/v1` (vendor facades join it as sibling
+//! modules), the OpenAPI document, health checks, and the middleware every request passes:
+//! request ids, one log line per request, timeouts.
+//!
+//! Handlers parse, call `giftd-service` and render. No SQL and no business rules live here,
+//! and no request body, card number or key is ever logged.
+
+pub mod native;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, State};
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use giftd_service::Service;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use native::error::ApiError;
+
+/// A request that has not been answered by then gets 408 and its work is abandoned (an effect
+/// already committed stays; a retry with the same Idempotency-Key gets its answer).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Service,
+}
+
+/// The whole HTTP application.
+pub fn app(service: Service) -> Router {
+    let (router, openapi) = native::router().split_for_parts();
+    let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
+    let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { json_response(StatusCode::OK, openapi_json.into_bytes()) }),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(AppState { service })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str)
+                        .to_owned();
+                    let request_id = request
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    tracing::info_span!("request", method = %request.method(), route, request_id)
+                })
+                .on_request(())
+                .on_response(|response: &Response, latency: Duration, _span: &Span| {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        duration_ms = latency.as_secs_f64() * 1000.0,
+                        "answered"
+                    );
+                })
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A JSON response with the given status and body bytes.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.service.store().ping().await {
+        Ok(()) => json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec()),
+        Err(error) => {
+            tracing::warn!(error = %error, "database not reachable");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                br#"{"status":"database unreachable"}"#.to_vec(),
+            )
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such endpoint.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "This endpoint does not take that method.",
+    )
+}

@@ -1,0 +1,274 @@
+//! Request extraction for the native API: the merchant behind the bearer key, the JSON body
+//! (strict: unknown fields refused, every error naming its field), the Idempotency-Key with a
+//! digest of the request, ids from paths and list paging.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use giftd_domain::{Amount, Currency, MerchantId};
+use giftd_service::IdempotencyKey;
+use giftd_store::Page;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::AppState;
+
+/// Largest request body the native API reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Idempotency keys are 1 to 255 printable ASCII characters.
+pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+/// List pages: `?limit=` from 1 to 100, 20 when not given.
+pub const MAX_PAGE_LIMIT: u32 = 100;
+pub const DEFAULT_PAGE_LIMIT: u32 = 20;
+/// Free-text references are kept short.
+pub const MAX_REFERENCE_LENGTH: usize = 255;
+/// The idempotency scope of the native API.
+pub const SCOPE: &str = "native";
+
+/// The authenticated merchant.
+pub struct Merchant(pub MerchantId);
+
+impl FromRequestParts<AppState> for Merchant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        Ok(Self(state.service.authenticate(key).await?))
+    }
+}
+
+/// A JSON body of type `T` and the request's idempotency key, if any. An empty body reads as
+/// `{}`, so that endpoints whose fields are all optional can be called without one.
+pub struct Body<T> {
+    pub value: T,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let key = idempotency_key(&parts)?;
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            )
+        })?;
+        let json = parse_json(&bytes)?;
+        let idempotency = key.map(|key| IdempotencyKey {
+            scope: SCOPE,
+            key,
+            request_hash: request_hash(&parts.method, parts.uri.path(), &json),
+        });
+        let value = deserialize(json)?;
+        Ok(Self { value, idempotency })
+    }
+}
+
+fn idempotency_key(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(value) = parts.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let valid = value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY_LENGTH)
+        .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)));
+    match valid {
+        Some(key) => Ok(Some(key.to_owned())),
+        None => Err(ApiError::invalid(
+            "Idempotency-Key",
+            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
+        )),
+    }
+}
+
+fn parse_json(bytes: &Bytes) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("The body is not valid JSON: {e}."),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body must be a JSON object.",
+        ));
+    }
+    Ok(value)
+}
+
+/// The digest that tells a retry (same request) from a reused key (another request): method,
+/// path and the body in canonical form (keys sorted, whitespace dropped).
+fn request_hash(method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
+    let mut digest = Sha256::new();
+    digest.update(method.as_str().as_bytes());
+    digest.update(b"\n");
+    digest.update(path.as_bytes());
+    digest.update(b"\n");
+    digest.update(body.to_string().as_bytes());
+    digest.finalize().to_vec()
+}
+
+/// Fields whose errors are about an amount, answered with `invalid_amount`.
+const AMOUNT_FIELDS: &[&str] = &["amount", "min_load", "max_load", "max_balance", "denominations"];
+
+fn deserialize<T: DeserializeOwned>(json: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(json).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        if let Some(field) = inner
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            return ApiError::invalid(field, format!("Unknown field `{field}`."));
+        }
+        let field = path.split(['.', '[']).next().unwrap_or_default().to_owned();
+        if field.is_empty() || field == "?" {
+            // A missing field is reported at the top level: name it from the message.
+            let missing = inner
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next());
+            return match missing {
+                Some(name) => ApiError::invalid(name, format!("The field `{name}` is required.")),
+                None => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("Invalid request: {inner}."),
+                ),
+            };
+        }
+        let code = if AMOUNT_FIELDS.contains(&field.as_str()) {
+            "invalid_amount"
+        } else {
+            "invalid_request"
+        };
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            format!("Invalid `{path}`: {inner}."),
+        )
+        .with_param(field)
+    })
+}
+
+/// A positive amount of minor units from a request field.
+pub fn amount(value: i64, param: &str) -> Result<Amount, ApiError> {
+    Amount::new(value).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+            format!("`{param}` must be a positive integer of minor units."),
+        )
+        .with_param(param)
+    })
+}
+
+pub fn optional_amount(value: Option<i64>, param: &str) -> Result<Option<Amount>, ApiError> {
+    value.map(|v| amount(v, param)).transpose()
+}
+
+pub fn currency(code: &str) -> Result<Currency, ApiError> {
+    Currency::parse(code).ok_or_else(|| {
+        ApiError::invalid(
+            "currency",
+            "`currency` must be an upper-case ISO 4217 code, e.g. USD.",
+        )
+    })
+}
+
+pub fn optional_currency(code: Option<&str>) -> Result<Option<Currency>, ApiError> {
+    code.map(currency).transpose()
+}
+
+pub fn reference(value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(text) if text.len() > MAX_REFERENCE_LENGTH || text.chars().any(char::is_control) => {
+            Err(ApiError::invalid(
+                "reference",
+                "`reference` must be at most 255 characters, without control characters.",
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+/// An id from the path. One of the wrong type or shape cannot exist: 404, as if unknown.
+pub fn path_id<T>(value: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
+    parse(value).ok_or_else(|| ApiError::not_found(what))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1 to 100; default 20.
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let limit = match &self.limit {
+            None => DEFAULT_PAGE_LIMIT,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=MAX_PAGE_LIMIT).contains(l))
+                .ok_or_else(|| ApiError::invalid("limit", "`limit` must be an integer from 1 to 100."))?,
+        };
+        let cursor = match &self.cursor {
+            Some(c)
+                if c.is_empty()
+                    || c.len() > 100
+                    || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                return Err(ApiError::invalid(
+                    "cursor",
+                    "`cursor` is not a cursor this API gave.",
+                ));
+            }
+            other => other.clone(),
+        };
+        // One more than asked, to learn whether there is a next page.
+        Ok(Page {
+            limit: limit + 1,
+            cursor,
+        })
+    }
+}
+
+/// Parses a query string strictly (unknown parameters refused), with errors in our shape.
+pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default()).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The query string is malformed.",
+        )
+    })?;
+    let object = pairs
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect::<serde_json::Map<_, _>>();
+    deserialize(serde_json::Value::Object(object))
+}

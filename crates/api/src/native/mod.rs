@@ -1,0 +1,653 @@
+//! The native API v1 (`/v1/...`): handlers that turn requests into service commands and
+//! service results into the contract's JSON. No SQL and no business rules here: a handler
+//! parses, calls the service, renders.
+
+pub mod error;
+pub mod extract;
+pub mod wire;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use giftd_domain::operations::{DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS};
+use giftd_domain::{CardId, CardKind, CardNumber, CardState, HoldId, ProgramId, SecurityCode, TransactionId};
+use giftd_domain::{MerchantId, NewProgram};
+use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered};
+use giftd_store::{CardFilter, Page};
+use serde::Deserialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::{AppState, json_response};
+use error::{ApiError, ErrorBody};
+use extract::{
+    Body, Merchant, PageQuery, amount, currency, optional_amount, optional_currency, path_id, query,
+    reference,
+};
+use wire::*;
+
+type Answer = Result<Response, ApiError>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "giftd native API", version = "1", description = "Gift cards over a double-entry ledger. Amounts are integers in minor units."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody))
+)]
+pub struct NativeDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(NativeDoc::openapi())
+        .routes(routes!(create_program, list_programs))
+        .routes(routes!(get_program))
+        .routes(routes!(create_card, list_cards))
+        .routes(routes!(get_card))
+        .routes(routes!(lookup_card))
+        .routes(routes!(activate_card))
+        .routes(routes!(load_card))
+        .routes(routes!(redeem_card))
+        .routes(routes!(cashout_card))
+        .routes(routes!(freeze_card))
+        .routes(routes!(unfreeze_card))
+        .routes(routes!(deactivate_card))
+        .routes(routes!(list_card_transactions))
+        .routes(routes!(create_hold))
+        .routes(routes!(get_hold))
+        .routes(routes!(capture_hold))
+        .routes(routes!(release_hold))
+        .routes(routes!(get_transaction))
+        .routes(routes!(refund_transaction))
+        .routes(routes!(void_transaction))
+}
+
+/// Renders a command's result the native way; `success` is the status of a success.
+fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
+    let body = match result {
+        Err(refusal) => return ApiError::from(refusal).rendered(),
+        Ok(Outcome::Program(program)) => serde_json::to_vec(&ProgramResponse::from(program)),
+        Ok(Outcome::IssuedCard {
+            card,
+            number,
+            security_code,
+            ..
+        }) => serde_json::to_vec(&CardResponse::issued(card, number, security_code)),
+        Ok(Outcome::Card(card)) => serde_json::to_vec(&CardResponse::new(card)),
+        Ok(Outcome::Transaction(transaction)) => serde_json::to_vec(&TransactionResponse::from(transaction)),
+        Ok(Outcome::Hold(hold)) => serde_json::to_vec(&HoldResponse::from(hold)),
+        Ok(Outcome::Merchant(_) | Outcome::Nothing) => Ok(b"{}".to_vec()),
+    };
+    Rendered {
+        status: success.as_u16(),
+        body: body.expect("response types always serialize"),
+    }
+}
+
+async fn run(
+    app: &AppState,
+    merchant: MerchantId,
+    command: Command,
+    idempotency: Option<IdempotencyKey>,
+    success: StatusCode,
+) -> Answer {
+    let rendered = app
+        .service
+        .execute(
+            merchant,
+            command,
+            idempotency,
+            Box::new(move |result| render(result, success)),
+        )
+        .await?;
+    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Ok(json_response(status, rendered.body))
+}
+
+fn ok<T: serde::Serialize>(value: &T) -> Answer {
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_vec(value).expect("response types always serialize"),
+    ))
+}
+
+/// Trims the extra item a page query fetched and names the cursor of the next page.
+fn list<R, T>(
+    mut records: Vec<R>,
+    page: &Page,
+    id: impl Fn(&R) -> String,
+    to_wire: impl Fn(&R) -> T,
+) -> List<T> {
+    let limit = page.limit as usize - 1;
+    let next_cursor = if records.len() > limit {
+        records.truncate(limit);
+        records.last().map(&id)
+    } else {
+        None
+    };
+    List {
+        object: "list",
+        data: records.iter().map(to_wire).collect(),
+        next_cursor,
+    }
+}
+
+// ---- programs ----
+
+#[utoipa::path(post, path = "/v1/programs", tag = "programs", request_body = CreateProgramRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely: the first answer is replayed")),
+    responses((status = 201, body = ProgramResponse), (status = "4XX", body = ErrorBody)))]
+async fn create_program(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    body: Body<CreateProgramRequest>,
+) -> Answer {
+    let r = body.value;
+    let denominations = r
+        .denominations
+        .map(|list| {
+            list.into_iter()
+                .map(|d| amount(d, "denominations"))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let program = NewProgram {
+        name: r.name,
+        currency: currency(&r.currency)?,
+        denominations,
+        min_load: optional_amount(r.min_load, "min_load")?,
+        max_load: optional_amount(r.max_load, "max_load")?,
+        max_balance: optional_amount(r.max_balance, "max_balance")?,
+        reloadable: r.reloadable.unwrap_or(true),
+        expiry_months: r.expiry_months,
+        promotional: r.promotional.unwrap_or(false),
+        number_prefix: r.number_prefix.unwrap_or_default(),
+        number_length: r.number_length.unwrap_or(16),
+        security_code_length: r.security_code_length.unwrap_or(8),
+        promotion_code: r.promotion_code,
+    };
+    run(
+        &app,
+        merchant,
+        Command::CreateProgram(program),
+        body.idempotency,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/programs", tag = "programs", params(PageQuery),
+    responses((status = 200, body = List<ProgramResponse>), (status = "4XX", body = ErrorBody)))]
+async fn list_programs(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let page = query::<PageQuery>(raw.as_deref())?.page()?;
+    let programs = app.service.programs(&merchant, &page).await?;
+    ok(&list(
+        programs,
+        &page,
+        |p| p.id.to_string(),
+        |p| ProgramResponse::from(p),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/programs/{id}", tag = "programs", params(("id" = String, Path)),
+    responses((status = 200, body = ProgramResponse), (status = "4XX", body = ErrorBody)))]
+async fn get_program(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = path_id(&id, ProgramId::parse, "program")?;
+    ok(&ProgramResponse::from(
+        &app.service.program(&merchant, &id).await?,
+    ))
+}
+
+// ---- cards ----
+
+#[utoipa::path(post, path = "/v1/cards", tag = "cards", request_body = CreateCardRequest,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+async fn create_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    body: Body<CreateCardRequest>,
+) -> Answer {
+    let r = body.value;
+    let program_id = ProgramId::parse(&r.program_id)
+        .ok_or_else(|| ApiError::invalid("program_id", "`program_id` is not a program id."))?;
+    let kind = CardKind::parse(&r.kind)
+        .ok_or_else(|| ApiError::invalid("kind", "`kind` must be `virtual` or `physical`."))?;
+    let import = match (r.number, r.security_code) {
+        (None, None) => None,
+        (Some(number), Some(code)) => Some((
+            CardNumber::parse(&number)
+                .ok_or_else(|| ApiError::invalid("number", "`number` must be 6 to 21 digits."))?,
+            SecurityCode::parse(&code).ok_or_else(|| {
+                ApiError::invalid(
+                    "security_code",
+                    "`security_code` must be 3 to 16 letters or digits.",
+                )
+            })?,
+        )),
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "security_code",
+                "Importing a card takes its `security_code` too.",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "number",
+                "Importing a card takes its `number` too.",
+            ));
+        }
+    };
+    let command = Command::IssueCard {
+        program_id,
+        kind,
+        amount: optional_amount(r.amount, "amount")?,
+        import,
+        reference: reference(r.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::CREATED).await
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct CardListQuery {
+    /// `inactive`, `active`, `frozen` or `closed`.
+    state: Option<String>,
+    program_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/cards", tag = "cards", params(CardListQuery),
+    responses((status = 200, body = List<CardResponse>), (status = "4XX", body = ErrorBody)))]
+async fn list_cards(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let q: CardListQuery = query(raw.as_deref())?;
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .page()?;
+    let filter = CardFilter {
+        state: q
+            .state
+            .map(|s| {
+                CardState::parse(&s).ok_or_else(|| {
+                    ApiError::invalid("state", "`state` must be inactive, active, frozen or closed.")
+                })
+            })
+            .transpose()?,
+        program_id: q
+            .program_id
+            .map(|p| {
+                ProgramId::parse(&p)
+                    .ok_or_else(|| ApiError::invalid("program_id", "`program_id` is not a program id."))
+            })
+            .transpose()?,
+    };
+    let cards = app.service.cards(&merchant, &filter, &page).await?;
+    ok(&list(
+        cards,
+        &page,
+        |c| c.snapshot.id.to_string(),
+        CardResponse::new,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/cards/{id}", tag = "cards", params(("id" = String, Path)),
+    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+async fn get_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = path_id(&id, CardId::parse, "card")?;
+    ok(&CardResponse::new(&app.service.card(&merchant, &id).await?))
+}
+
+/// Unknown number and wrong security code answer alike (404 `invalid_card`); 10 wrong codes
+/// for one number within 30 minutes lock it for 30 minutes (422 `card_locked`).
+#[utoipa::path(post, path = "/v1/cards/lookup", tag = "cards", request_body = LookupRequest,
+    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+async fn lookup_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    body: Body<LookupRequest>,
+) -> Answer {
+    let r = body.value;
+    // A malformed number or code cannot match a card: the same answer as a wrong one.
+    let invalid = || ApiError::from(&Refusal::Domain(giftd_domain::DomainError::InvalidCard));
+    let number = CardNumber::parse(&r.number).ok_or_else(invalid)?;
+    let security_code = SecurityCode::parse(&r.security_code).ok_or_else(invalid)?;
+    run(
+        &app,
+        merchant,
+        Command::LookupCard {
+            number,
+            security_code,
+        },
+        body.idempotency,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/cards/{id}/activate", tag = "cards", params(("id" = String, Path)),
+    request_body = ActivateRequest,
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn activate_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<ActivateRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let r = body.value;
+    let command = Command::Activate {
+        card_id,
+        amount: optional_amount(r.amount, "amount")?,
+        reference: reference(r.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+#[utoipa::path(post, path = "/v1/cards/{id}/load", tag = "cards", params(("id" = String, Path)),
+    request_body = LoadRequest,
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn load_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<LoadRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let r = body.value;
+    let command = Command::Load {
+        card_id,
+        amount: amount(r.amount, "amount")?,
+        currency: optional_currency(r.currency.as_deref())?,
+        reference: reference(r.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+#[utoipa::path(post, path = "/v1/cards/{id}/redeem", tag = "cards", params(("id" = String, Path)),
+    request_body = RedeemRequest,
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn redeem_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<RedeemRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let r = body.value;
+    let command = Command::Redeem {
+        card_id,
+        amount: amount(r.amount, "amount")?,
+        allow_partial: r.allow_partial.unwrap_or(false),
+        currency: optional_currency(r.currency.as_deref())?,
+        reference: reference(r.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+#[utoipa::path(post, path = "/v1/cards/{id}/cashout", tag = "cards", params(("id" = String, Path)),
+    request_body = CashoutRequest,
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn cashout_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<CashoutRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let command = Command::Cashout {
+        card_id,
+        reference: reference(body.value.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+#[utoipa::path(post, path = "/v1/cards/{id}/freeze", tag = "cards", params(("id" = String, Path)),
+    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+async fn freeze_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<StateChangeRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    run(
+        &app,
+        merchant,
+        Command::Freeze { card_id },
+        body.idempotency,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/cards/{id}/unfreeze", tag = "cards", params(("id" = String, Path)),
+    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+async fn unfreeze_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<StateChangeRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    run(
+        &app,
+        merchant,
+        Command::Unfreeze { card_id },
+        body.idempotency,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Closes the card for good. Refused (409 `card_not_empty`) while value or pending holds
+/// remain, unless `cashout` is true.
+#[utoipa::path(post, path = "/v1/cards/{id}/deactivate", tag = "cards", params(("id" = String, Path)),
+    request_body = DeactivateRequest,
+    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+async fn deactivate_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<DeactivateRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let command = Command::Deactivate {
+        card_id,
+        cashout: body.value.cashout.unwrap_or(false),
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+#[utoipa::path(get, path = "/v1/cards/{id}/transactions", tag = "cards", params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = List<TransactionResponse>), (status = "4XX", body = ErrorBody)))]
+async fn list_card_transactions(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let page = query::<PageQuery>(raw.as_deref())?.page()?;
+    let transactions = app.service.card_transactions(&merchant, &card_id, &page).await?;
+    ok(&list(
+        transactions,
+        &page,
+        |t| t.id.to_string(),
+        |t| TransactionResponse::from(t),
+    ))
+}
+
+// ---- holds ----
+
+#[utoipa::path(post, path = "/v1/cards/{id}/holds", tag = "holds", params(("id" = String, Path)),
+    request_body = CreateHoldRequest,
+    responses((status = 201, body = HoldResponse), (status = "4XX", body = ErrorBody)))]
+async fn create_hold(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<CreateHoldRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let r = body.value;
+    let expires_in_seconds = r.expires_in_seconds.unwrap_or(DEFAULT_HOLD_SECONDS);
+    if !(1..=MAX_HOLD_SECONDS).contains(&expires_in_seconds) {
+        return Err(ApiError::invalid(
+            "expires_in_seconds",
+            "`expires_in_seconds` must be 1 to 604800.",
+        ));
+    }
+    let command = Command::PlaceHold {
+        card_id,
+        amount: amount(r.amount, "amount")?,
+        allow_partial: r.allow_partial.unwrap_or(false),
+        currency: optional_currency(r.currency.as_deref())?,
+        expires_in_seconds,
+        reference: reference(r.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::CREATED).await
+}
+
+#[utoipa::path(get, path = "/v1/holds/{id}", tag = "holds", params(("id" = String, Path)),
+    responses((status = 200, body = HoldResponse), (status = "4XX", body = ErrorBody)))]
+async fn get_hold(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = path_id(&id, HoldId::parse, "hold")?;
+    ok(&HoldResponse::from(&app.service.hold(&merchant, &id).await?))
+}
+
+/// Captures up to the hold's amount (default all of it); the rest is released. 0 releases all.
+#[utoipa::path(post, path = "/v1/holds/{id}/capture", tag = "holds", params(("id" = String, Path)),
+    request_body = CaptureRequest,
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn capture_hold(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<CaptureRequest>,
+) -> Answer {
+    let hold_id = path_id(&id, HoldId::parse, "hold")?;
+    let r = body.value;
+    if r.amount.is_some_and(|a| a < 0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_amount",
+            "`amount` must be 0 or more.",
+        )
+        .with_param("amount"));
+    }
+    let command = Command::CaptureHold {
+        hold_id,
+        amount: r.amount,
+        reference: reference(r.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+#[utoipa::path(post, path = "/v1/holds/{id}/release", tag = "holds", params(("id" = String, Path)),
+    responses((status = 200, body = HoldResponse), (status = "4XX", body = ErrorBody)))]
+async fn release_hold(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<StateChangeRequest>,
+) -> Answer {
+    let hold_id = path_id(&id, HoldId::parse, "hold")?;
+    run(
+        &app,
+        merchant,
+        Command::ReleaseHold { hold_id },
+        body.idempotency,
+        StatusCode::OK,
+    )
+    .await
+}
+
+// ---- transactions ----
+
+#[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions", params(("id" = String, Path)),
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn get_transaction(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = path_id(&id, TransactionId::parse, "transaction")?;
+    ok(&TransactionResponse::from(
+        &app.service.transaction(&merchant, &id).await?,
+    ))
+}
+
+/// Refunds a redemption or capture, in part or in whole; refunds never sum past the original.
+#[utoipa::path(post, path = "/v1/transactions/{id}/refund", tag = "transactions", params(("id" = String, Path)),
+    request_body = RefundRequest,
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn refund_transaction(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<RefundRequest>,
+) -> Answer {
+    let transaction_id = path_id(&id, TransactionId::parse, "transaction")?;
+    let r = body.value;
+    let command = Command::Refund {
+        transaction_id,
+        amount: optional_amount(r.amount, "amount")?,
+        reference: reference(r.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+/// Reverses an issue, activation, load, redemption, capture, refund or cash-out exactly once.
+#[utoipa::path(post, path = "/v1/transactions/{id}/void", tag = "transactions", params(("id" = String, Path)),
+    request_body = VoidRequest,
+    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+async fn void_transaction(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    Path(id): Path<String>,
+    body: Body<VoidRequest>,
+) -> Answer {
+    let transaction_id = path_id(&id, TransactionId::parse, "transaction")?;
+    let command = Command::Void {
+        transaction_id,
+        reference: reference(body.value.reference)?,
+    };
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}

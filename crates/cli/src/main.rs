@@ -1,0 +1,227 @@
+//! The `giftd` binary: `serve`, `migrate`, `verify` and `merchants create`. It wires
+//! configuration (flags, then `GIFTD_*` environment variables, then defaults) to the store,
+//! the service and the HTTP app; it holds no business logic of its own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use giftd_service::{MasterKey, Service, SystemClock};
+use giftd_store::sqlite::{Durability, SqliteStore};
+use tokio::net::TcpListener;
+
+/// The SQLite database file inside the data folder.
+const DATABASE_FILE: &str = "giftd.db";
+
+#[derive(Parser)]
+#[command(
+    name = "giftd",
+    version,
+    about = "A self-hosted gift card platform over a double-entry ledger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Serve the HTTP API (migrations are applied first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(StorageArgs),
+    /// Recompute every balance from the ledger and check its invariants; exit 1 on any violation.
+    Verify(StorageArgs),
+    /// Manage merchants (tenants).
+    Merchants {
+        #[command(subcommand)]
+        command: MerchantCommands,
+    },
+}
+
+#[derive(Subcommand)]
+enum MerchantCommands {
+    /// Create a merchant and print its API key (shown once, stored hashed).
+    Create {
+        name: String,
+        /// Print `{"merchant_id", "api_key"}` as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct StorageArgs {
+    /// Folder for the embedded database and the generated master key.
+    #[arg(long, env = "GIFTD_DATA_DIR", default_value = "giftd-data")]
+    data_dir: PathBuf,
+    /// `full` (default): an answered request survives power loss. `normal`: faster, but the
+    /// last commits may be lost on power loss (never on a crash of giftd alone).
+    #[arg(long, env = "GIFTD_DURABILITY", default_value = "full")]
+    durability: Durability,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GIFTD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("giftd: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("giftd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Commands::Serve(args) => serve(args).await,
+        Commands::Migrate(storage) => {
+            prepare_data_dir(&storage.data_dir)?;
+            SqliteStore::migrate(&storage.data_dir.join(DATABASE_FILE)).await?;
+            println!(
+                "migrations applied to {}",
+                storage.data_dir.join(DATABASE_FILE).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Verify(storage) => verify(storage).await,
+        Commands::Merchants {
+            command: MerchantCommands::Create { name, json, storage },
+        } => {
+            let service = open(&storage).await?;
+            let created = service.create_merchant(&name).await;
+            service.store().close().await;
+            let created = created?;
+            if json {
+                let out = serde_json::json!({ "merchant_id": created.merchant_id.as_str(), "api_key": created.api_key });
+                println!("{out}");
+            } else {
+                println!(
+                    "merchant_id: {}\napi_key:     {}\n(the key is shown only now; giftd keeps only its hash)",
+                    created.merchant_id, created.api_key
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The folder holds the database and, unless GIFTD_MASTER_KEY is set, the master key.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict the data folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn open(storage: &StorageArgs) -> anyhow::Result<Service> {
+    prepare_data_dir(&storage.data_dir)?;
+    let environment_key = std::env::var("GIFTD_MASTER_KEY").ok().filter(|k| !k.is_empty());
+    let master_key = MasterKey::load(environment_key.as_deref(), &storage.data_dir)?;
+    let store = SqliteStore::open(&storage.data_dir.join(DATABASE_FILE), storage.durability)
+        .await
+        .context("cannot open the database")?;
+    Ok(Service::new(store, &master_key, Arc::new(SystemClock)))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let service = open(&args.storage).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(address = %listener.local_addr()?, data_dir = %args.storage.data_dir.display(), "giftd is serving");
+    let (stop_sweeper, sweeper_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sweeper = tokio::spawn(service.clone().run_hold_sweeper(async {
+        let _ = sweeper_stopped.await;
+    }));
+    axum::serve(listener, giftd_api::app(service.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    let _ = stop_sweeper.send(());
+    let _ = sweeper.await;
+    // Lets the writer finish what is queued before the process ends.
+    service.store().close().await;
+    tracing::info!("giftd stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn verify(storage: StorageArgs) -> anyhow::Result<ExitCode> {
+    let service = open(&storage).await?;
+    let report = service.verify().await;
+    service.store().close().await;
+    let report = report?;
+    println!(
+        "checked {} cards, {} transactions, {} postings, {} pending holds",
+        report.cards, report.transactions, report.postings, report.pending_holds
+    );
+    for (currency, amount) in &report.outstanding {
+        println!("outstanding {currency}: {amount} (minor units)");
+    }
+    if report.is_sound() {
+        println!("ledger OK: every entry balances and every cached balance matches the ledger");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for violation in &report.violations {
+            println!("VIOLATION {violation}");
+        }
+        println!("ledger FAILED: {} violation(s)", report.violations.len());
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,51 @@
+//! Typed identifiers. Ids are opaque strings with a type prefix (`card_`, `prog_`, ...); the
+//! domain only compares them. Generating them is the service's job (it owns randomness).
+
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Wraps an id read from storage or built by the service.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// Parses an id from a request path: it must carry this type's prefix, so that
+            /// `card_...` is never looked up as a hold.
+            pub fn parse(value: &str) -> Option<Self> {
+                let rest = value.strip_prefix($prefix)?;
+                let plausible = !rest.is_empty()
+                    && rest.len() <= 64
+                    && rest.bytes().all(|b| b.is_ascii_alphanumeric());
+                plausible.then(|| Self(value.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant.
+    MerchantId,
+    "mer_"
+);
+id_type!(ProgramId, "prog_");
+id_type!(CardId, "card_");
+id_type!(HoldId, "hold_");
+id_type!(TransactionId, "txn_");

@@ -1,0 +1,24 @@
+//! giftd's pure business rules: money, card numbers and secrets, card and hold states, program
+//! rules, ledger entries, and the decisions every operation takes.
+//!
+//! Nothing here does IO, reads a clock or draws randomness on its own: time comes in as a
+//! [`Timestamp`] argument and randomness as an `&mut impl Rng`. No async, no SQL, no HTTP.
+//! Every value that exists is valid ("parse, don't validate"): constructors refuse bad input.
+
+pub mod card;
+pub mod error;
+pub mod ids;
+pub mod ledger;
+pub mod lockout;
+pub mod money;
+pub mod operations;
+pub mod program;
+pub mod time;
+
+pub use card::{CardKind, CardNumber, CardState, SecurityCode};
+pub use error::DomainError;
+pub use ids::{CardId, HoldId, MerchantId, ProgramId, TransactionId};
+pub use ledger::{Account, JournalEntry, Posting, TransactionType};
+pub use money::{Amount, Currency};
+pub use program::{NewProgram, Program};
+pub use time::Timestamp;

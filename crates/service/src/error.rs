@@ -1,0 +1,61 @@
+//! The service's errors. [`Refusal`] is a business outcome of a command (rendered by each
+//! front-end, and stored with the idempotency record like any answer); [`ServiceError`] is
+//! what can go wrong around a command or a read.
+
+use giftd_domain::DomainError;
+use giftd_store::StoreError;
+
+/// Why a command was refused. Nothing of a refused command is kept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("a card with this number already exists")]
+    CardNumberTaken,
+    #[error("{message}")]
+    Invalid { param: &'static str, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("missing or unknown API key")]
+    Unauthorized,
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Invalid { param: &'static str, message: String },
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// A failure of giftd or its database, not of the request. Callers log it once and answer
+    /// with an opaque 500.
+    #[error("internal error: {0}")]
+    Internal(#[from] StoreError),
+}
+
+/// Inside a job: either the command was refused (roll back its writes, answer the refusal) or
+/// the store failed (roll back, answer 500).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Refused(Refusal),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Self::Refused(refusal)
+    }
+}
+
+impl From<DomainError> for Failure {
+    fn from(error: DomainError) -> Self {
+        Self::Refused(Refusal::Domain(error))
+    }
+}

@@ -1,0 +1,28 @@
+//! New ids: a type prefix and a UUIDv7 in hex, so ids sort roughly by creation time and
+//! reveal nothing else.
+
+use giftd_domain::{CardId, HoldId, MerchantId, ProgramId, TransactionId};
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
+}
+
+pub fn merchant() -> MerchantId {
+    MerchantId::new(new_id(MerchantId::PREFIX))
+}
+
+pub fn program() -> ProgramId {
+    ProgramId::new(new_id(ProgramId::PREFIX))
+}
+
+pub fn card() -> CardId {
+    CardId::new(new_id(CardId::PREFIX))
+}
+
+pub fn hold() -> HoldId {
+    HoldId::new(new_id(HoldId::PREFIX))
+}
+
+pub fn transaction() -> TransactionId {
+    TransactionId::new(new_id(TransactionId::PREFIX))
+}

@@ -1,0 +1,143 @@
+//! A command as a [`WriteJob`]: idempotency check, the command under its own savepoint, the
+//! answer rendered by the front-end and stored with the idempotency record, all inside the
+//! writer's transaction; the caller is answered only after the commit.
+
+use std::sync::Arc;
+
+use giftd_domain::{MerchantId, Timestamp};
+use giftd_store::{BoxFuture, IdempotencyRecord, StoreError, StoreResult, WriteJob, WriteTx};
+use tokio::sync::oneshot;
+
+use crate::clock::Clock;
+use crate::commands::{self, Command, Context, Outcome};
+use crate::crypto::Keys;
+use crate::error::{Failure, Refusal, ServiceError};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_RETENTION_MILLIS: i64 = 7 * 24 * 3600 * 1000;
+
+/// An answer as a front-end puts it on the wire: replayed byte for byte on a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Turns a command's result into the front-end's answer.
+pub type Renderer = Box<dyn FnOnce(&Result<Outcome, Refusal>) -> Rendered + Send>;
+
+/// An idempotency key with what identifies the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The front-end, so that one key means different things to different APIs.
+    pub scope: &'static str,
+    pub key: String,
+    /// A digest of the request (method, path, canonical body): same key + other request = 409.
+    pub request_hash: Vec<u8>,
+}
+
+pub(crate) struct CommandJob {
+    pub keys: Arc<Keys>,
+    pub clock: Arc<dyn Clock>,
+    pub merchant: MerchantId,
+    pub command: Command,
+    pub idempotency: Option<IdempotencyKey>,
+    pub render: Option<Renderer>,
+    pub answer: Option<Result<Rendered, ServiceError>>,
+    pub reply: Option<oneshot::Sender<Result<Rendered, ServiceError>>>,
+}
+
+fn body_context(merchant: &MerchantId, key: &IdempotencyKey) -> Vec<u8> {
+    [
+        merchant.as_str().as_bytes(),
+        b"\0",
+        key.scope.as_bytes(),
+        b"\0",
+        key.key.as_bytes(),
+    ]
+    .concat()
+}
+
+impl CommandJob {
+    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
+        let now = self.clock.now();
+        if let Some(key) = &self.idempotency {
+            let not_before = Timestamp::from_unix_millis(now.unix_millis() - IDEMPOTENCY_RETENTION_MILLIS);
+            if let Some(record) = tx
+                .idempotency_record(&self.merchant, key.scope, &key.key, not_before)
+                .await?
+            {
+                self.answer = Some(self.replay(key, record));
+                return Ok(());
+            }
+        }
+        let cx = Context {
+            keys: &self.keys,
+            merchant: &self.merchant,
+            now,
+        };
+        tx.savepoint("command").await?;
+        let result = match commands::execute(tx, &cx, &self.command).await {
+            Ok(outcome) => {
+                tx.release_savepoint("command").await?;
+                Ok(outcome)
+            }
+            Err(Failure::Refused(refusal)) => {
+                tx.rollback_to_savepoint("command").await?;
+                commands::after_refusal(tx, &cx, &self.command, &refusal).await?;
+                Err(refusal)
+            }
+            Err(Failure::Store(error)) => return Err(error),
+        };
+        let render = self.render.take().expect("a job runs once");
+        let rendered = render(&result);
+        if let Some(key) = &self.idempotency {
+            let record = IdempotencyRecord {
+                request_hash: key.request_hash.clone(),
+                status: rendered.status,
+                body: self
+                    .keys
+                    .encrypt(&rendered.body, &body_context(&self.merchant, key)),
+                created_at: now,
+            };
+            tx.put_idempotency_record(&self.merchant, key.scope, &key.key, &record)
+                .await?;
+        }
+        self.answer = Some(Ok(rendered));
+        Ok(())
+    }
+
+    fn replay(&self, key: &IdempotencyKey, record: IdempotencyRecord) -> Result<Rendered, ServiceError> {
+        if record.request_hash != key.request_hash {
+            return Err(ServiceError::IdempotencyKeyReused);
+        }
+        let body = self
+            .keys
+            .decrypt(&record.body, &body_context(&self.merchant, key))
+            .ok_or_else(|| StoreError::Corrupt("an idempotency record does not decrypt".into()))?;
+        Ok(Rendered {
+            status: record.status,
+            body,
+        })
+    }
+}
+
+impl WriteJob for CommandJob {
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.execute(tx))
+    }
+
+    fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
+        let answer = match committed {
+            Ok(()) => self
+                .answer
+                .take()
+                .unwrap_or_else(|| Err(StoreError::Corrupt("a committed job left no answer".into()).into())),
+            Err(error) => Err(ServiceError::Internal(error)),
+        };
+        if let Some(reply) = self.reply.take() {
+            // The caller may have gone away (client disconnected); the effect stands regardless.
+            let _ = reply.send(answer);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! giftd's use-cases: authenticate, read, and run commands through the store's writer. Every
+//! front-end (the native API, and later the vendor facades) calls this crate and nothing below
+//! it. No HTTP here, and no SQL.
+
+pub mod clock;
+mod commands;
+pub mod crypto;
+mod error;
+pub mod ids;
+mod job;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
+use giftd_store::{CardFilter, CardRecord, HoldRecord, Page, Store, TransactionRecord, VerifyReport};
+use rand::Rng;
+use tokio::sync::oneshot;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use commands::{Command, Outcome};
+pub use crypto::{Keys, MasterKey};
+pub use error::{Refusal, ServiceError};
+pub use job::{IDEMPOTENCY_RETENTION_MILLIS, IdempotencyKey, Rendered, Renderer};
+
+use job::CommandJob;
+
+/// Holds the sweeper expires per round; the rest wait for the next round.
+pub const SWEEP_BATCH: u32 = 500;
+/// How often the sweeper looks for holds past their expiry. A due hold stops counting as held
+/// at its expiry whether or not it has been swept; the sweep only writes its release.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A new merchant's credentials, shown once.
+pub struct NewMerchant {
+    pub merchant_id: MerchantId,
+    pub api_key: String,
+}
+
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, master_key: &MasterKey, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            keys: Arc::new(Keys::derive(master_key)),
+            clock,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs a command for `merchant` and answers with what `render` made of its result (or, for
+    /// a retried idempotency key, with the first answer).
+    pub async fn execute(
+        &self,
+        merchant: MerchantId,
+        command: Command,
+        idempotency: Option<IdempotencyKey>,
+        render: Renderer,
+    ) -> Result<Rendered, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        let job = CommandJob {
+            keys: Arc::clone(&self.keys),
+            clock: Arc::clone(&self.clock),
+            merchant,
+            command,
+            idempotency,
+            render: Some(render),
+            answer: None,
+            reply: Some(reply),
+        };
+        self.store.submit(Box::new(job)).await;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(giftd_store::StoreError::Closed.into()))
+    }
+
+    /// Creates a merchant and its first API key. The key is returned once and stored hashed.
+    pub async fn create_merchant(&self, name: &str) -> Result<NewMerchant, ServiceError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(ServiceError::Invalid {
+                param: "name",
+                message: "a merchant name must be 1 to 200 characters".into(),
+            });
+        }
+        let mut secret = [0u8; 24];
+        rand::rng().fill_bytes(&mut secret);
+        let api_key = format!("gk_{}", hex::encode(secret));
+        let merchant_id = ids::merchant();
+        let command = Command::CreateMerchant {
+            name: name.to_owned(),
+            api_key_hash: self.keys.api_key_hash(&api_key),
+        };
+        let rendered = self
+            .execute(
+                merchant_id.clone(),
+                command,
+                None,
+                Box::new(|result| Rendered {
+                    status: if result.is_ok() { 201 } else { 400 },
+                    body: Vec::new(),
+                }),
+            )
+            .await?;
+        if rendered.status != 201 {
+            return Err(giftd_store::StoreError::Corrupt("merchant creation was refused".into()).into());
+        }
+        Ok(NewMerchant { merchant_id, api_key })
+    }
+
+    /// The merchant an API key belongs to.
+    pub async fn authenticate(&self, api_key: &str) -> Result<MerchantId, ServiceError> {
+        if api_key.is_empty() || api_key.len() > 256 {
+            return Err(ServiceError::Unauthorized);
+        }
+        self.store
+            .merchant_for_api_key(&self.keys.api_key_hash(api_key))
+            .await?
+            .ok_or(ServiceError::Unauthorized)
+    }
+
+    pub async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> Result<Program, ServiceError> {
+        self.store
+            .program(merchant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("program"))
+    }
+
+    pub async fn programs(&self, merchant: &MerchantId, page: &Page) -> Result<Vec<Program>, ServiceError> {
+        Ok(self.store.programs(merchant, page).await?)
+    }
+
+    pub async fn card(&self, merchant: &MerchantId, id: &CardId) -> Result<CardRecord, ServiceError> {
+        self.store
+            .card(merchant, id, self.now())
+            .await?
+            .ok_or(ServiceError::NotFound("card"))
+    }
+
+    pub async fn cards(
+        &self,
+        merchant: &MerchantId,
+        filter: &CardFilter,
+        page: &Page,
+    ) -> Result<Vec<CardRecord>, ServiceError> {
+        Ok(self.store.cards(merchant, filter, page, self.now()).await?)
+    }
+
+    /// The hold as of now: a pending hold past its expiry reads as expired.
+    pub async fn hold(&self, merchant: &MerchantId, id: &HoldId) -> Result<HoldRecord, ServiceError> {
+        let mut hold = self
+            .store
+            .hold(merchant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("hold"))?;
+        hold.snapshot.state = hold.snapshot.effective_state(self.now());
+        Ok(hold)
+    }
+
+    pub async fn transaction(
+        &self,
+        merchant: &MerchantId,
+        id: &TransactionId,
+    ) -> Result<TransactionRecord, ServiceError> {
+        self.store
+            .transaction(merchant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("transaction"))
+    }
+
+    /// A card's transactions, newest first. A card of another merchant is not found.
+    pub async fn card_transactions(
+        &self,
+        merchant: &MerchantId,
+        card: &CardId,
+        page: &Page,
+    ) -> Result<Vec<TransactionRecord>, ServiceError> {
+        self.card(merchant, card).await?;
+        Ok(self.store.card_transactions(merchant, card, page).await?)
+    }
+
+    pub async fn verify(&self) -> Result<VerifyReport, ServiceError> {
+        Ok(self.store.verify().await?)
+    }
+
+    /// Writes the release of every hold past its expiry (up to [`SWEEP_BATCH`]); returns how
+    /// many holds it looked at.
+    pub async fn expire_due_holds(&self) -> Result<usize, ServiceError> {
+        let due = self.store.due_holds(self.now(), SWEEP_BATCH).await?;
+        let count = due.len();
+        // Submitted together, so that the writer can expire them in few transactions.
+        let sweeps = due.into_iter().map(|(merchant, hold_id)| {
+            self.execute(
+                merchant,
+                Command::ExpireHold { hold_id },
+                None,
+                Box::new(|_| Rendered {
+                    status: 200,
+                    body: Vec::new(),
+                }),
+            )
+        });
+        for result in futures::future::join_all(sweeps).await {
+            result?;
+        }
+        Ok(count)
+    }
+
+    /// Runs the hold sweeper until `shutdown` resolves.
+    pub async fn run_hold_sweeper(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = interval.tick() => {
+                    if let Err(error) = self.expire_due_holds().await {
+                        tracing::error!(error = %error, "hold sweep failed");
+                    }
+                }
+            }
+        }
+    }
+}

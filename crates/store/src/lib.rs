@@ -1,0 +1,224 @@
+//! giftd's persistence: the [`Store`] trait that the service calls, the records it reads and
+//! writes, and its SQLite implementation (PostgreSQL follows the same trait).
+//!
+//! Every mutation is a [`WriteJob`] that the store runs inside a database transaction under
+//! its own savepoint. A backend may run many jobs in one transaction (group commit) and answers
+//! each job only after the commit that holds its effect. The store owns SQL and migrations; it
+//! takes no business decisions (the domain does) and never sees a clear card number or secret.
+
+mod records;
+pub mod sqlite;
+mod verify;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use giftd_domain::lockout::Attempts;
+use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
+use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
+
+pub use records::{
+    CardFilter, CardRecord, HoldRecord, IdempotencyRecord, NewCard, Page, TransactionMeta, TransactionRecord,
+};
+pub use verify::VerifyReport;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A unique key refused the write (for example a card number already issued).
+    #[error("unique constraint violated: {0}")]
+    UniqueViolation(String),
+    /// A guarded update matched no row: the state changed under the writer. Retryable.
+    #[error("conflicting concurrent update of {0}")]
+    Conflict(&'static str),
+    /// A stored value that cannot be read back into the domain: a bug or a tampered database.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The writer has stopped (the store is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn from_write(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::UniqueViolation(db.message().to_owned())
+            }
+            _ => Self::Database(error),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A unit of work for the writer. `run` executes inside an open transaction, under a savepoint
+/// the runner manages: an `Err` rolls back only this job's writes. `finish` is called exactly
+/// once, after the transaction committed (`Ok`) or failed (`Err`), and is where the job hands
+/// its result to whoever waits for it.
+pub trait WriteJob: Send + 'static {
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>>;
+    fn finish(self: Box<Self>, committed: StoreResult<()>);
+}
+
+/// The operations a job may perform inside the writer's transaction. Reads here see the
+/// transaction's own writes and, on backends with row locks, lock what they read for update.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// Savepoints nest inside the runner's per-job savepoint. `name` is a fixed identifier.
+    async fn savepoint(&mut self, name: &'static str) -> StoreResult<()>;
+    async fn release_savepoint(&mut self, name: &'static str) -> StoreResult<()>;
+    async fn rollback_to_savepoint(&mut self, name: &'static str) -> StoreResult<()>;
+
+    async fn idempotency_record(
+        &mut self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        not_before: Timestamp,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    async fn put_idempotency_record(
+        &mut self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> StoreResult<()>;
+
+    async fn insert_merchant(&mut self, id: &MerchantId, name: &str, now: Timestamp) -> StoreResult<()>;
+    async fn insert_api_key(
+        &mut self,
+        merchant: &MerchantId,
+        key_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()>;
+    async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>>;
+
+    /// The card, locked for the rest of the transaction.
+    async fn card(&mut self, merchant: &MerchantId, id: &CardId) -> StoreResult<Option<CardRecord>>;
+    async fn card_by_fingerprint(
+        &mut self,
+        merchant: &MerchantId,
+        fingerprint: &[u8],
+    ) -> StoreResult<Option<CardRecord>>;
+    async fn insert_card(&mut self, card: &NewCard) -> StoreResult<()>;
+    /// Moves a card between lifecycle states; `from` guards against a concurrent change.
+    async fn set_card_state(
+        &mut self,
+        id: &CardId,
+        from: CardState,
+        to: CardState,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Appends the decision's transaction and journal entry and applies its effect to the
+    /// card's cached balance, held amount, state and expiry with a guarded update: the card must
+    /// still be as `card` says, and may not end with negative available value.
+    async fn append(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardSnapshot,
+        decision: &Decision,
+        meta: &TransactionMeta,
+    ) -> StoreResult<TransactionRecord>;
+
+    async fn insert_hold(
+        &mut self,
+        merchant: &MerchantId,
+        hold: &HoldSnapshot,
+        transaction_id: &TransactionId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The hold, locked for the rest of the transaction.
+    async fn hold(&mut self, merchant: &MerchantId, id: &HoldId) -> StoreResult<Option<HoldRecord>>;
+    /// Ends a pending hold; guarded so that only one of capture, release and expiry wins.
+    async fn finish_hold(
+        &mut self,
+        id: &HoldId,
+        state: HoldState,
+        captured_amount: i64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Pending holds of a card, oldest first; with `due_at`, only those expired by then.
+    async fn pending_holds(
+        &mut self,
+        card: &CardId,
+        due_at: Option<Timestamp>,
+    ) -> StoreResult<Vec<HoldSnapshot>>;
+
+    async fn transaction(
+        &mut self,
+        merchant: &MerchantId,
+        id: &TransactionId,
+    ) -> StoreResult<Option<TransactionRecord>>;
+    /// Sum of refunds of `original` that have not been voided, and whether it was voided.
+    async fn reversal_totals(&mut self, original: &TransactionId) -> StoreResult<(i64, bool)>;
+
+    async fn attempts(&mut self, merchant: &MerchantId, fingerprint: &[u8]) -> StoreResult<Attempts>;
+    async fn put_attempts(
+        &mut self,
+        merchant: &MerchantId,
+        fingerprint: &[u8],
+        attempts: &Attempts,
+    ) -> StoreResult<()>;
+}
+
+/// The storage that the service uses: reads straight from the database, writes through jobs.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Queues a job for the writer. The job's `finish` reports the outcome.
+    async fn submit(&self, job: Box<dyn WriteJob>);
+
+    /// Reachable and answering: for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn merchant_for_api_key(&self, key_hash: &[u8]) -> StoreResult<Option<MerchantId>>;
+
+    async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>>;
+    async fn programs(&self, merchant: &MerchantId, page: &Page) -> StoreResult<Vec<Program>>;
+
+    /// The card with `held` counting only holds still pending at `now`.
+    async fn card(
+        &self,
+        merchant: &MerchantId,
+        id: &CardId,
+        now: Timestamp,
+    ) -> StoreResult<Option<CardRecord>>;
+    async fn cards(
+        &self,
+        merchant: &MerchantId,
+        filter: &CardFilter,
+        page: &Page,
+        now: Timestamp,
+    ) -> StoreResult<Vec<CardRecord>>;
+
+    async fn hold(&self, merchant: &MerchantId, id: &HoldId) -> StoreResult<Option<HoldRecord>>;
+    async fn transaction(
+        &self,
+        merchant: &MerchantId,
+        id: &TransactionId,
+    ) -> StoreResult<Option<TransactionRecord>>;
+    async fn card_transactions(
+        &self,
+        merchant: &MerchantId,
+        card: &CardId,
+        page: &Page,
+    ) -> StoreResult<Vec<TransactionRecord>>;
+
+    /// Pending holds past their expiry, oldest first, for the sweeper.
+    async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>>;
+
+    /// Recomputes every cached balance from the ledger and checks every invariant.
+    async fn verify(&self) -> StoreResult<VerifyReport>;
+
+    /// Stops taking jobs, finishes the queued ones and closes connections.
+    async fn close(&self);
+}
