@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A stored value that cannot be read back into the domain: a bug or a tampered database.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The write transaction that held the job failed as a whole; nothing of it was kept.
+    #[error("write transaction failed: {0}")]
+    TransactionFailed(String),
     /// The writer has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,

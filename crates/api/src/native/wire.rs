@@ -6,14 +6,16 @@ use giftd_domain::{CardNumber, Program, SecurityCode, Timestamp};
 use giftd_store::{CardRecord, HoldRecord, TransactionRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-/// RFC 3339, UTC, millisecond precision.
+/// RFC 3339 in UTC with exactly three fractional digits, e.g. `2026-11-22T01:30:49.710Z`.
+const RFC3339_MILLIS: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
 pub fn rfc3339(at: Timestamp) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.unix_millis()) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(RFC3339_MILLIS).ok())
         .unwrap_or_default()
 }
 

@@ -13,7 +13,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use async_trait::async_trait;
+use futures::FutureExt;
 use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
@@ -50,7 +53,7 @@ pub enum Durability {
 
 pub struct SqliteStore {
     reads: SqlitePool,
-    jobs: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
+    jobs: std::sync::Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -81,7 +84,7 @@ impl SqliteStore {
         let handle = tokio::spawn(run_writer(writer, receiver));
         Ok(Arc::new(Self {
             reads,
-            jobs: Mutex::new(Some(sender)),
+            jobs: std::sync::Mutex::new(Some(sender)),
             writer: Mutex::new(Some(handle)),
         }))
     }
@@ -133,14 +136,13 @@ async fn run_batch(
     sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
-        let result = run_job(conn, job.as_mut()).await;
-        if let Err(error) = &result
-            && is_fatal(error)
-        {
-            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-            return Err(StoreError::Corrupt(error.to_string()));
+        match run_job(conn, job.as_mut()).await {
+            Ok(result) => results.push(result),
+            Err(fatal) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                return Err(fatal);
+            }
         }
-        results.push(result);
     }
     if let Err(error) = sqlx::raw_sql("COMMIT").execute(&mut *conn).await {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
@@ -149,31 +151,34 @@ async fn run_batch(
     Ok(results)
 }
 
-async fn run_job(conn: &mut SqliteConnection, job: &mut dyn WriteJob) -> StoreResult<()> {
+/// Runs one job under its own savepoint. The inner result is the job's; the outer `Err` means
+/// the savepoint itself could not be opened or closed, which happens only when SQLite has
+/// rolled back the whole transaction on its own (disk full, I/O error): the batch must stop
+/// there, before any later statement runs outside a transaction.
+async fn run_job(conn: &mut SqliteConnection, job: &mut dyn WriteJob) -> Result<StoreResult<()>, StoreError> {
     sqlx::raw_sql("SAVEPOINT job").execute(&mut *conn).await?;
-    let result = job.run(&mut SqliteTx { conn: &mut *conn }).await;
+    // A panic in a job (a bug) fails that job alone instead of killing the writer.
+    let result = AssertUnwindSafe(job.run(&mut SqliteTx { conn: &mut *conn }))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Corrupt("a write job panicked".into())));
     let end = if result.is_ok() {
         "RELEASE SAVEPOINT job"
     } else {
         "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
     };
     sqlx::raw_sql(end).execute(&mut *conn).await?;
-    result
-}
-
-/// An error after which the transaction cannot go on (the connection is broken or SQLite has
-/// rolled back on its own); anything else is the one job's failure.
-fn is_fatal(error: &StoreError) -> bool {
-    matches!(
-        error,
-        StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::PoolClosed)
-    )
+    Ok(result)
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn submit(&self, job: Box<dyn WriteJob>) {
-        let sender = self.jobs.lock().await.clone();
+        let sender = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         match sender {
             Some(sender) => {
                 if let Err(mpsc::error::SendError(job)) = sender.send(job).await {
@@ -358,7 +363,10 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         // Dropping the sender lets the writer drain what is queued and stop.
-        self.jobs.lock().await.take();
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(handle) = self.writer.lock().await.take() {
             let _ = handle.await;
         }
