@@ -42,7 +42,12 @@ impl TestResponse {
 
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
         self
     }
 
@@ -62,8 +67,13 @@ impl TestApp {
             .expect("open the database");
         let clock = ManualClock::default();
         let service = Service::new(store, &MasterKey::generate(), Arc::new(clock.clone()));
-        let merchant = service.create_merchant("Test Merchant").await.expect("create a merchant");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let merchant = service
+            .create_merchant("Test Merchant")
+            .await
+            .expect("create a merchant");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local address"));
         let app = giftd_api::app(service.clone());
         let server = tokio::spawn(async move {
@@ -87,7 +97,11 @@ impl TestApp {
 
     /// Another tenant: its API key.
     pub async fn another_merchant(&self) -> String {
-        self.service.create_merchant("Other Merchant").await.expect("create a merchant").api_key
+        self.service
+            .create_merchant("Other Merchant")
+            .await
+            .expect("create a merchant")
+            .api_key
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -100,7 +114,12 @@ impl TestApp {
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        TestResponse { status, headers, text, body }
+        TestResponse {
+            status,
+            headers,
+            text,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> TestResponse {
@@ -108,7 +127,8 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, path: &str, api_key: &str) -> TestResponse {
-        self.send(self.client.get(self.url(path)).bearer_auth(api_key)).await
+        self.send(self.client.get(self.url(path)).bearer_auth(api_key))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> TestResponse {
@@ -119,7 +139,13 @@ impl TestApp {
         self.post_as(path, body, &self.api_key, Some(key)).await
     }
 
-    pub async fn post_as(&self, path: &str, body: Value, api_key: &str, idempotency_key: Option<&str>) -> TestResponse {
+    pub async fn post_as(
+        &self,
+        path: &str,
+        body: Value,
+        api_key: &str,
+        idempotency_key: Option<&str>,
+    ) -> TestResponse {
         let mut request = self.client.post(self.url(path)).bearer_auth(api_key).json(&body);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
@@ -160,7 +186,10 @@ impl TestApp {
 
     pub async fn card(&self, program_id: &str, amount: i64) -> Value {
         let response = self
-            .post("/v1/cards", json!({"program_id": program_id, "kind": "virtual", "amount": amount}))
+            .post(
+                "/v1/cards",
+                json!({"program_id": program_id, "kind": "virtual", "amount": amount}),
+            )
             .await;
         response.assert_status(201);
         response.body
