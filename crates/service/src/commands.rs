@@ -10,7 +10,7 @@ use giftd_domain::{
     Amount, CardId, CardKind, CardNumber, CardState, Currency, DomainError, HoldId, MerchantId, NewProgram,
     Program, ProgramId, SecurityCode, Timestamp, TransactionId,
 };
-use giftd_store::{CardRecord, HoldRecord, NewCard, TransactionMeta, TransactionRecord, WriteTx};
+use giftd_store::{CardRecord, HoldRecord, TransactionMeta, TransactionRecord, WriteTx};
 
 use crate::crypto::{Keys, same_hash};
 use crate::error::{Failure, Refusal};
@@ -517,7 +517,7 @@ async fn issue_card(
         held: 0,
         expires_at: issued.expires_at,
     };
-    tx.insert_card(&NewCard {
+    tx.insert_card(&CardRecord {
         merchant_id: cx.merchant.clone(),
         snapshot: snapshot.clone(),
         last4: number.last4(),

@@ -19,7 +19,7 @@ use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 
 pub use records::{
-    CardFilter, CardRecord, HoldRecord, IdempotencyRecord, NewCard, Page, TransactionMeta, TransactionRecord,
+    CardFilter, CardRecord, HoldRecord, IdempotencyRecord, Page, TransactionMeta, TransactionRecord,
 };
 pub use verify::VerifyReport;
 
@@ -112,7 +112,7 @@ pub trait WriteTx: Send {
         merchant: &MerchantId,
         fingerprint: &[u8],
     ) -> StoreResult<Option<CardRecord>>;
-    async fn insert_card(&mut self, card: &NewCard) -> StoreResult<()>;
+    async fn insert_card(&mut self, card: &CardRecord) -> StoreResult<()>;
     /// Moves a card between lifecycle states; `from` guards against a concurrent change.
     async fn set_card_state(
         &mut self,

@@ -17,17 +17,6 @@ pub struct CardRecord {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone)]
-pub struct NewCard {
-    pub merchant_id: MerchantId,
-    pub snapshot: CardSnapshot,
-    pub last4: String,
-    pub number_ciphertext: Vec<u8>,
-    pub number_fingerprint: Vec<u8>,
-    pub security_code_hash: Vec<u8>,
-    pub created_at: Timestamp,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionRecord {
     pub id: TransactionId,

@@ -5,6 +5,7 @@
 //! in one `BEGIN IMMEDIATE` transaction with a savepoint each, commits once, then finishes each
 //! job: group commit, so one fsync serves many requests while each still gets its own result.
 
+mod queries;
 mod rows;
 mod tx;
 
@@ -206,16 +207,7 @@ impl Store for SqliteStore {
     }
 
     async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
-        let sql = format!(
-            "SELECT {} FROM programs WHERE merchant_id = ? AND id = ?",
-            rows::PROGRAM_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.reads)
-            .await?;
-        row.as_ref().map(rows::program).transpose()
+        queries::program(&self.reads, merchant, id).await
     }
 
     async fn programs(&self, merchant: &MerchantId, page: &Page) -> StoreResult<Vec<Program>> {
@@ -282,16 +274,7 @@ impl Store for SqliteStore {
     }
 
     async fn hold(&self, merchant: &MerchantId, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
-        let sql = format!(
-            "SELECT {} FROM holds WHERE merchant_id = ? AND id = ?",
-            rows::HOLD_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.reads)
-            .await?;
-        row.as_ref().map(rows::hold).transpose()
+        queries::hold(&self.reads, merchant, id).await
     }
 
     async fn transaction(
@@ -299,16 +282,7 @@ impl Store for SqliteStore {
         merchant: &MerchantId,
         id: &TransactionId,
     ) -> StoreResult<Option<TransactionRecord>> {
-        let sql = format!(
-            "SELECT {} FROM transactions WHERE merchant_id = ? AND id = ?",
-            rows::TRANSACTION_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.reads)
-            .await?;
-        row.as_ref().map(rows::transaction).transpose()
+        queries::transaction(&self.reads, merchant, id).await
     }
 
     async fn card_transactions(

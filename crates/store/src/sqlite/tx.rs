@@ -8,10 +8,10 @@ use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
-use super::rows;
+use super::{queries, rows};
 use crate::{
-    CardRecord, HoldRecord, IdempotencyRecord, NewCard, StoreError, StoreResult, TransactionMeta,
-    TransactionRecord, WriteTx,
+    CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionMeta, TransactionRecord,
+    WriteTx,
 };
 
 pub(crate) struct SqliteTx<'c> {
@@ -162,16 +162,7 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
-        let sql = format!(
-            "SELECT {} FROM programs WHERE merchant_id = ? AND id = ?",
-            rows::PROGRAM_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        row.as_ref().map(rows::program).transpose()
+        queries::program(&mut *self.conn, merchant, id).await
     }
 
     async fn card(&mut self, merchant: &MerchantId, id: &CardId) -> StoreResult<Option<CardRecord>> {
@@ -204,7 +195,7 @@ impl WriteTx for SqliteTx<'_> {
         row.as_ref().map(rows::card).transpose()
     }
 
-    async fn insert_card(&mut self, card: &NewCard) -> StoreResult<()> {
+    async fn insert_card(&mut self, card: &CardRecord) -> StoreResult<()> {
         let s = &card.snapshot;
         sqlx::query(
             "INSERT INTO cards (id, merchant_id, program_id, kind, state, currency, balance, held, \
@@ -358,16 +349,7 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     async fn hold(&mut self, merchant: &MerchantId, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
-        let sql = format!(
-            "SELECT {} FROM holds WHERE merchant_id = ? AND id = ?",
-            rows::HOLD_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        row.as_ref().map(rows::hold).transpose()
+        queries::hold(&mut *self.conn, merchant, id).await
     }
 
     async fn finish_hold(
@@ -416,16 +398,7 @@ impl WriteTx for SqliteTx<'_> {
         merchant: &MerchantId,
         id: &TransactionId,
     ) -> StoreResult<Option<TransactionRecord>> {
-        let sql = format!(
-            "SELECT {} FROM transactions WHERE merchant_id = ? AND id = ?",
-            rows::TRANSACTION_COLUMNS
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        row.as_ref().map(rows::transaction).transpose()
+        queries::transaction(&mut *self.conn, merchant, id).await
     }
 
     async fn reversal_totals(&mut self, original: &TransactionId) -> StoreResult<(i64, bool)> {
