@@ -176,7 +176,8 @@ pub struct OriginalTransaction {
     pub voided: bool,
 }
 
-fn check_currency(card: &CardSnapshot, requested: Option<Currency>) -> Result<(), DomainError> {
+/// When a request names a currency, it must be the card's.
+pub fn check_currency(card: &CardSnapshot, requested: Option<Currency>) -> Result<(), DomainError> {
     match requested {
         Some(currency) if currency != card.currency => Err(DomainError::CurrencyMismatch {
             card: card.currency.code(),
@@ -548,7 +549,7 @@ pub fn void(card: &CardSnapshot, original: &OriginalTransaction) -> Result<Decis
         return refuse("the transaction has already been voided");
     }
     if card.state == CardState::Closed {
-        return refuse("the card is closed");
+        return Err(DomainError::CardNotActive { state: card.state });
     }
     if original.card_id != card.id {
         return refuse("the transaction belongs to another card");

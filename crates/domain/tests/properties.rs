@@ -866,7 +866,7 @@ fn is_expected_refusal(operation: &str, error: &DomainError) -> bool {
                 | E::CardNotActive { .. }
                 | E::RefundExceedsAmount { .. }
         ),
-        "void" => matches!(error, E::NotReversible { .. }),
+        "void" => matches!(error, E::NotReversible { .. } | E::CardNotActive { .. }),
         "cashout" => matches!(error, E::CardNotActive { .. } | E::InsufficientFunds { .. }),
         "freeze" | "unfreeze" => matches!(error, E::InvalidState { .. }),
         "deactivate" => matches!(error, E::InvalidState { .. } | E::CardNotEmpty { .. }),

@@ -41,6 +41,7 @@ pub enum Command {
     Activate {
         card_id: CardId,
         amount: Option<Amount>,
+        currency: Option<Currency>,
         reference: Option<String>,
     },
     Load {
@@ -58,6 +59,7 @@ pub enum Command {
     },
     Cashout {
         card_id: CardId,
+        currency: Option<Currency>,
         reference: Option<String>,
     },
     Freeze {
@@ -81,6 +83,7 @@ pub enum Command {
     CaptureHold {
         hold_id: HoldId,
         amount: Option<i64>,
+        currency: Option<Currency>,
         reference: Option<String>,
     },
     ReleaseHold {
@@ -93,10 +96,12 @@ pub enum Command {
     Refund {
         transaction_id: TransactionId,
         amount: Option<Amount>,
+        currency: Option<Currency>,
         reference: Option<String>,
     },
     Void {
         transaction_id: TransactionId,
+        currency: Option<Currency>,
         reference: Option<String>,
     },
 }
@@ -155,9 +160,11 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
         Command::Activate {
             card_id,
             amount,
+            currency,
             reference,
         } => {
             let card = load_card(tx, cx, card_id).await?;
+            operations::check_currency(&card, *currency)?;
             let program = program_of(tx, cx, &card).await?;
             let decision = operations::activate(&program, &card, *amount, cx.now)?;
             append(tx, cx, &card, &decision, reference.clone(), None, None).await
@@ -184,8 +191,13 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
             let decision = operations::redeem(&card, *amount, *allow_partial, *currency, cx.now)?;
             append(tx, cx, &card, &decision, reference.clone(), None, None).await
         }
-        Command::Cashout { card_id, reference } => {
+        Command::Cashout {
+            card_id,
+            currency,
+            reference,
+        } => {
             let card = load_card(tx, cx, card_id).await?;
+            operations::check_currency(&card, *currency)?;
             let decision = operations::cashout(&card)?;
             append(tx, cx, &card, &decision, reference.clone(), None, None).await
         }
@@ -222,9 +234,11 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
         Command::CaptureHold {
             hold_id,
             amount,
+            currency,
             reference,
         } => {
             let (card, hold) = load_hold(tx, cx, hold_id).await?;
+            operations::check_currency(&card, *currency)?;
             let decision = operations::capture(&card, &hold.snapshot, *amount, cx.now)?;
             let state = if decision.amount > 0 {
                 HoldState::Captured
@@ -268,9 +282,11 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
         Command::Refund {
             transaction_id,
             amount,
+            currency,
             reference,
         } => {
             let (card, original) = load_original(tx, cx, transaction_id).await?;
+            operations::check_currency(&card, *currency)?;
             let decision = operations::refund(&card, &original, *amount)?;
             append(
                 tx,
@@ -285,9 +301,11 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
         }
         Command::Void {
             transaction_id,
+            currency,
             reference,
         } => {
             let (card, original) = load_original(tx, cx, transaction_id).await?;
+            operations::check_currency(&card, *currency)?;
             let decision = operations::void(&card, &original)?;
             append(
                 tx,

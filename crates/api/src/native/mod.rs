@@ -259,6 +259,12 @@ async fn create_card(
             ));
         }
     };
+    if kind == CardKind::Physical && r.amount.is_some() {
+        return Err(ApiError::invalid(
+            "amount",
+            "Physical cards are issued inactive without value; give the amount when activating.",
+        ));
+    }
     let command = Command::IssueCard {
         program_id,
         kind,
@@ -371,6 +377,7 @@ async fn activate_card(
     let command = Command::Activate {
         card_id,
         amount: optional_amount(r.amount, "amount")?,
+        currency: optional_currency(r.currency.as_deref())?,
         reference: reference(r.reference)?,
     };
     run(&app, merchant, command, body.idempotency, StatusCode::OK).await
@@ -427,9 +434,11 @@ async fn cashout_card(
     body: Body<CashoutRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
+    let r = body.value;
     let command = Command::Cashout {
         card_id,
-        reference: reference(body.value.reference)?,
+        currency: optional_currency(r.currency.as_deref())?,
+        reference: reference(r.reference)?,
     };
     run(&app, merchant, command, body.idempotency, StatusCode::OK).await
 }
@@ -575,6 +584,7 @@ async fn capture_hold(
     let command = Command::CaptureHold {
         hold_id,
         amount: r.amount,
+        currency: optional_currency(r.currency.as_deref())?,
         reference: reference(r.reference)?,
     };
     run(&app, merchant, command, body.idempotency, StatusCode::OK).await
@@ -629,6 +639,7 @@ async fn refund_transaction(
     let command = Command::Refund {
         transaction_id,
         amount: optional_amount(r.amount, "amount")?,
+        currency: optional_currency(r.currency.as_deref())?,
         reference: reference(r.reference)?,
     };
     run(&app, merchant, command, body.idempotency, StatusCode::OK).await
@@ -645,9 +656,11 @@ async fn void_transaction(
     body: Body<VoidRequest>,
 ) -> Answer {
     let transaction_id = path_id(&id, TransactionId::parse, "transaction")?;
+    let r = body.value;
     let command = Command::Void {
         transaction_id,
-        reference: reference(body.value.reference)?,
+        currency: optional_currency(r.currency.as_deref())?,
+        reference: reference(r.reference)?,
     };
     run(&app, merchant, command, body.idempotency, StatusCode::OK).await
 }

@@ -171,6 +171,8 @@ pub struct LookupRequest {
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     pub amount: Option<i64>,
+    /// When given, must be the card's currency (422 `currency_mismatch`).
+    pub currency: Option<String>,
     pub reference: Option<String>,
 }
 
@@ -195,6 +197,8 @@ pub struct RedeemRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CashoutRequest {
+    /// When given, must be the card's currency (422 `currency_mismatch`).
+    pub currency: Option<String>,
     pub reference: Option<String>,
 }
 
@@ -225,6 +229,8 @@ pub struct CreateHoldRequest {
 pub struct CaptureRequest {
     /// 0 to the hold's amount; default all of it. 0 releases the hold.
     pub amount: Option<i64>,
+    /// When given, must be the card's currency (422 `currency_mismatch`).
+    pub currency: Option<String>,
     pub reference: Option<String>,
 }
 
@@ -233,12 +239,16 @@ pub struct CaptureRequest {
 pub struct RefundRequest {
     /// Default: what remains refundable.
     pub amount: Option<i64>,
+    /// When given, must be the card's currency (422 `currency_mismatch`).
+    pub currency: Option<String>,
     pub reference: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VoidRequest {
+    /// When given, must be the card's currency (422 `currency_mismatch`).
+    pub currency: Option<String>,
     pub reference: Option<String>,
 }
 

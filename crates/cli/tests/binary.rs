@@ -1,0 +1,640 @@
+//! The real `giftd` binary, run as an operator would: `merchants create`, `serve` (start-up,
+//! data folder, master key, logs, graceful shutdown), `verify` and `migrate`, each in a fresh
+//! temporary folder. Every server started here is killed by a guard, even when a test fails.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use giftd_store::sqlite::SqliteStore;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// How long a server may take to answer `/healthz` after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to exit after SIGTERM, or a command to finish.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The `giftd` binary with no `GIFTD_*` or `RUST_LOG` setting inherited from the caller.
+fn giftd() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_giftd"));
+    for variable in [
+        "GIFTD_DATA_DIR",
+        "GIFTD_LISTEN",
+        "GIFTD_MASTER_KEY",
+        "GIFTD_DURABILITY",
+        "RUST_LOG",
+    ] {
+        command.env_remove(variable);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// A port that was free a moment ago.
+fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local address")
+}
+
+/// Waits for `child` to exit, killing it after `timeout`.
+fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Runs a short command to its end (bounded: a command that hangs fails the test).
+fn run(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start giftd");
+    // The outputs of these commands are small: they fit in the pipes while we wait.
+    let finished = wait_with_deadline(&mut child, EXIT_TIMEOUT);
+    let output = child.wait_with_output().expect("collect the output");
+    assert!(
+        finished.is_some(),
+        "the command did not finish within {EXIT_TIMEOUT:?}; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `giftd merchants create NAME --json` in `data_dir`: the merchant id and API key.
+fn create_merchant(data_dir: &Path, master_key: Option<&str>) -> (String, String) {
+    let mut command = giftd();
+    command
+        .args(["merchants", "create", "Corner Bakery", "--json"])
+        .env("GIFTD_DATA_DIR", data_dir);
+    if let Some(key) = master_key {
+        command.env("GIFTD_MASTER_KEY", key);
+    }
+    let output = run(&mut command);
+    assert!(
+        output.status.success(),
+        "merchants create failed: {}",
+        stderr_of(&output)
+    );
+    let created: Value = serde_json::from_str(stdout_of(&output).trim())
+        .unwrap_or_else(|e| panic!("stdout is JSON ({e}): {}", stdout_of(&output)));
+    let merchant_id = created["merchant_id"].as_str().expect("merchant_id").to_owned();
+    let api_key = created["api_key"].as_str().expect("api_key").to_owned();
+    (merchant_id, api_key)
+}
+
+/// A running `giftd serve`; dropping it kills the process.
+struct Server {
+    child: Child,
+    base_url: String,
+    log_path: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `giftd serve` with the data folder given by `GIFTD_DATA_DIR` and waits until
+    /// `/healthz` answers. Stderr goes to `log_path`.
+    async fn start(data_dir: &Path, log_path: &Path, master_key: Option<&str>) -> Self {
+        let address = free_address();
+        let log = File::create(log_path).expect("create the log file");
+        let mut command = giftd();
+        command
+            .args(["serve", "--listen", &address.to_string()])
+            .env("GIFTD_DATA_DIR", data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        if let Some(key) = master_key {
+            command.env("GIFTD_MASTER_KEY", key);
+        }
+        let child = command.spawn().expect("start giftd serve");
+        let mut server = Self {
+            child,
+            base_url: format!("http://{address}"),
+            log_path: log_path.to_owned(),
+            client: reqwest::Client::new(),
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the server") {
+                panic!(
+                    "giftd serve exited with {status} before answering; log:\n{}",
+                    self.log()
+                );
+            }
+            let answer = self
+                .client
+                .get(self.url("/healthz"))
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await;
+            if let Ok(response) = answer
+                && response.status() == StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "giftd serve did not answer /healthz within {START_TIMEOUT:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let signalled = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(signalled.success(), "kill -TERM failed");
+        wait_with_deadline(&mut self.child, EXIT_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "giftd serve did not exit within {EXIT_TIMEOUT:?} of SIGTERM; log:\n{}",
+                self.log()
+            )
+        })
+    }
+
+    async fn post(&self, api_key: &str, path: &str, body: Value) -> Answer {
+        Answer::from(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(api_key)
+                .json(&body)
+                .send()
+                .await
+                .expect("the request reaches the server"),
+        )
+        .await
+    }
+
+    async fn get(&self, api_key: &str, path: &str) -> Answer {
+        Answer::from(
+            self.client
+                .get(self.url(path))
+                .bearer_auth(api_key)
+                .send()
+                .await
+                .expect("the request reaches the server"),
+        )
+        .await
+    }
+}
+
+/// A response with its request id.
+struct Answer {
+    status: u16,
+    request_id: String,
+    body: Value,
+    text: String,
+}
+
+impl Answer {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            request_id,
+            body,
+            text,
+        }
+    }
+
+    #[track_caller]
+    fn expect(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        &self.body
+    }
+}
+
+/// A data folder with a merchant, a funded card and a redemption, served once and stopped.
+async fn populated_data_dir() -> (TempDir, PathBuf) {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("data");
+    let (_, api_key) = create_merchant(&data_dir, None);
+    let mut server = Server::start(&data_dir, &temp.path().join("serve.log"), None).await;
+    let program = server
+        .post(
+            &api_key,
+            "/v1/programs",
+            json!({"name": "Gift", "currency": "USD"}),
+        )
+        .await;
+    let program_id = program.expect(201)["id"].as_str().unwrap().to_owned();
+    let card = server
+        .post(
+            &api_key,
+            "/v1/cards",
+            json!({"program_id": program_id, "kind": "virtual", "amount": 5000}),
+        )
+        .await;
+    let card_id = card.expect(201)["id"].as_str().unwrap().to_owned();
+    server
+        .post(
+            &api_key,
+            &format!("/v1/cards/{card_id}/redeem"),
+            json!({"amount": 1200}),
+        )
+        .await
+        .expect(200);
+    assert!(server.terminate().success(), "log:\n{}", server.log());
+    (temp, data_dir)
+}
+
+fn database(data_dir: &Path) -> PathBuf {
+    data_dir.join("giftd.db")
+}
+
+fn verify(data_dir: &Path) -> Output {
+    run(giftd().arg("verify").arg("--data-dir").arg(data_dir))
+}
+
+const MASTER_KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+#[test]
+fn merchants_create_json_prints_the_merchant_id_and_api_key() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("data");
+    let output = run(giftd()
+        .args(["merchants", "create", "Corner Bakery", "--json", "--data-dir"])
+        .arg(&data_dir));
+    assert!(output.status.success(), "stderr: {}", stderr_of(&output));
+
+    let printed: Value = serde_json::from_str(stdout_of(&output).trim()).expect("stdout is JSON");
+    let object = printed.as_object().expect("a JSON object");
+    let mut fields: Vec<&str> = object.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["api_key", "merchant_id"]);
+    assert!(
+        printed["merchant_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with(giftd_domain::MerchantId::PREFIX)),
+        "{printed}"
+    );
+    let api_key = printed["api_key"].as_str().expect("api_key");
+    assert!(
+        api_key.len() >= 32,
+        "an API key this short is guessable: {api_key}"
+    );
+    assert!(database(&data_dir).exists());
+    assert!(!stderr_of(&output).contains(api_key));
+
+    let second = create_merchant(&data_dir, None);
+    assert_ne!(second.1, api_key);
+}
+
+#[tokio::test]
+async fn serve_with_only_a_data_dir_creates_it_with_a_wal_database_and_an_owner_only_master_key() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("fresh").join("data");
+    assert!(!data_dir.exists());
+
+    let mut server = Server::start(&data_dir, &temp.path().join("serve.log"), None).await;
+
+    let ready = server.get("", "/readyz").await;
+    ready.expect(200);
+    let database_file = database(&data_dir);
+    assert!(database_file.is_file(), "no database in {}", data_dir.display());
+    assert!(
+        data_dir.join("giftd.db-wal").is_file(),
+        "a database in WAL mode has a -wal file while it is open"
+    );
+    // Bytes 18 and 19 of the header are 2 when the file is in WAL mode (sqlite.org/fileformat).
+    let header = std::fs::read(&database_file).expect("read the database");
+    assert_eq!(&header[..16], b"SQLite format 3\0");
+    assert_eq!(
+        (header[18], header[19]),
+        (2, 2),
+        "the database is not in WAL mode"
+    );
+
+    let key_file = data_dir.join("master.key");
+    assert!(key_file.is_file(), "no master.key in {}", data_dir.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "master.key mode is {:o}", mode & 0o777);
+    }
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    assert!(key.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(!server.log().contains(key.trim()), "the master key is logged");
+
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn a_full_flow_over_http_logs_one_line_per_request_without_secrets_and_stops_cleanly_on_sigterm() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("data");
+    let (_, api_key) = create_merchant(&data_dir, None);
+    let mut server = Server::start(&data_dir, &temp.path().join("serve.log"), None).await;
+    let mut answers: Vec<(&str, &str, Answer)> = Vec::new();
+
+    let program = server
+        .post(
+            &api_key,
+            "/v1/programs",
+            json!({"name": "Gift", "currency": "USD"}),
+        )
+        .await;
+    let program_id = program.expect(201)["id"].as_str().unwrap().to_owned();
+    answers.push(("POST", "/v1/programs", program));
+
+    let card = server
+        .post(
+            &api_key,
+            "/v1/cards",
+            json!({"program_id": program_id, "kind": "virtual", "amount": 5000}),
+        )
+        .await;
+    let created = card.expect(201).clone();
+    let card_id = created["id"].as_str().unwrap().to_owned();
+    let number = created["number"].as_str().expect("number").to_owned();
+    let code = created["security_code"]
+        .as_str()
+        .expect("security_code")
+        .to_owned();
+    answers.push(("POST", "/v1/cards", card));
+
+    let redeemed = server
+        .post(
+            &api_key,
+            &format!("/v1/cards/{card_id}/redeem"),
+            json!({"amount": 1200}),
+        )
+        .await;
+    assert_eq!(redeemed.expect(200)["amount"], 1200);
+    assert_eq!(redeemed.body["balance_after"], 3800);
+    answers.push(("POST", "/v1/cards/{id}/redeem", redeemed));
+
+    let found = server
+        .post(
+            &api_key,
+            "/v1/cards/lookup",
+            json!({"number": number, "security_code": code}),
+        )
+        .await;
+    assert_eq!(found.expect(200)["balance"], 3800);
+    answers.push(("POST", "/v1/cards/lookup", found));
+
+    let wrong = server
+        .post(
+            &api_key,
+            "/v1/cards/lookup",
+            json!({"number": number, "security_code": "00000000"}),
+        )
+        .await;
+    wrong.expect(404);
+    answers.push(("POST", "/v1/cards/lookup", wrong));
+
+    // A body that fails to parse, with the number and code in it.
+    let malformed = server
+        .post(
+            &api_key,
+            "/v1/cards/lookup",
+            json!({"number": number, "security_code": code.parse::<u64>().ok(), "extra": number}),
+        )
+        .await;
+    malformed.expect(400);
+    answers.push(("POST", "/v1/cards/lookup", malformed));
+
+    let fetched = server.get(&api_key, &format!("/v1/cards/{card_id}")).await;
+    assert_eq!(fetched.expect(200)["balance"], 3800);
+    answers.push(("GET", "/v1/cards/{id}", fetched));
+
+    let unauthorized = server.get("gk_not_a_real_key", "/v1/cards").await;
+    unauthorized.expect(401);
+    answers.push(("GET", "/v1/cards", unauthorized));
+
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+
+    let log = server.log();
+    for secret in [number.as_str(), code.as_str(), api_key.as_str()] {
+        assert!(!log.contains(secret), "the log holds a secret ({secret}):\n{log}");
+    }
+    let key_secret = api_key.rsplit('_').next().unwrap();
+    assert!(!log.contains(key_secret), "the log holds the API key:\n{log}");
+    for (method, route, answer) in &answers {
+        assert!(
+            !answer.request_id.is_empty(),
+            "no x-request-id on {method} {route}"
+        );
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains(&answer.request_id))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one log line for {method} {route} ({}); log:\n{log}",
+            answer.request_id
+        );
+        let line = lines[0];
+        let status = answer.status.to_string();
+        assert!(line.contains(method), "no method in: {line}");
+        assert!(line.contains(route), "no route {route} in: {line}");
+        assert!(
+            line.contains(&format!("status={status}")) || line.contains(&format!("\"status\":{status}")),
+            "no status {status} in: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn verify_passes_a_sound_ledger_and_exits_one_with_a_violation_after_tampering() {
+    let (_temp, data_dir) = populated_data_dir().await;
+
+    let sound = verify(&data_dir);
+    assert_eq!(
+        sound.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout_of(&sound),
+        stderr_of(&sound)
+    );
+    assert!(!stdout_of(&sound).contains("VIOLATION"));
+
+    let mut connection = SqliteStore::raw_connection(&database(&data_dir))
+        .await
+        .expect("open the database");
+    let changed = sqlx::query("UPDATE cards SET balance = balance + 1")
+        .execute(&mut connection)
+        .await
+        .expect("tamper with a cached balance");
+    assert_eq!(changed.rows_affected(), 1);
+    drop(connection);
+
+    let tampered = verify(&data_dir);
+    assert_eq!(
+        tampered.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        stdout_of(&tampered),
+        stderr_of(&tampered)
+    );
+    assert!(
+        stdout_of(&tampered).contains("VIOLATION"),
+        "stdout: {}",
+        stdout_of(&tampered)
+    );
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_update_transactions_or_delete_postings() {
+    let (_temp, data_dir) = populated_data_dir().await;
+    let mut connection = SqliteStore::raw_connection(&database(&data_dir))
+        .await
+        .expect("open the database");
+
+    let update = sqlx::query("UPDATE transactions SET amount = amount + 1")
+        .execute(&mut connection)
+        .await
+        .expect_err("updating a transaction must fail");
+    assert!(update.to_string().contains("append-only"), "{update}");
+
+    let delete = sqlx::query("DELETE FROM postings")
+        .execute(&mut connection)
+        .await
+        .expect_err("deleting postings must fail");
+    assert!(delete.to_string().contains("append-only"), "{delete}");
+
+    let (postings,): (i64,) = sqlx::query_as("SELECT count(*) FROM postings")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert!(postings >= 4, "the postings are still there: {postings}");
+    drop(connection);
+    assert_eq!(verify(&data_dir).status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn migrate_prepares_an_empty_folder_and_can_run_again() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("empty");
+
+    for _ in 0..2 {
+        let output = run(giftd().arg("migrate").env("GIFTD_DATA_DIR", &data_dir));
+        assert!(
+            output.status.success(),
+            "stdout: {}\nstderr: {}",
+            stdout_of(&output),
+            stderr_of(&output)
+        );
+    }
+
+    let mut connection = SqliteStore::raw_connection(&database(&data_dir))
+        .await
+        .expect("open the database");
+    let tables: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+    let tables: Vec<&str> = tables.iter().map(|(name,)| name.as_str()).collect();
+    for expected in ["cards", "merchants", "postings", "programs", "transactions"] {
+        assert!(tables.contains(&expected), "no table {expected} in {tables:?}");
+    }
+}
+
+#[tokio::test]
+async fn serve_with_giftd_master_key_set_uses_it_and_writes_no_key_file() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("data");
+    let (_, api_key) = create_merchant(&data_dir, Some(MASTER_KEY_HEX));
+
+    let mut server = Server::start(&data_dir, &temp.path().join("serve.log"), Some(MASTER_KEY_HEX)).await;
+
+    // The key created under the same master key authenticates: its hash matches.
+    server.get(&api_key, "/v1/programs").await.expect(200);
+    assert!(
+        !data_dir.join("master.key").exists(),
+        "master.key was written although GIFTD_MASTER_KEY is set"
+    );
+    assert!(!server.log().contains(MASTER_KEY_HEX), "the master key is logged");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn serve_refuses_to_start_with_a_malformed_giftd_master_key() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("data");
+    for malformed in [
+        "not-hex",
+        "00112233",
+        &format!("{MASTER_KEY_HEX}00"),
+        &"zz".repeat(32),
+    ] {
+        let output = run(giftd()
+            .args(["serve", "--listen", &free_address().to_string()])
+            .env("GIFTD_DATA_DIR", &data_dir)
+            .env("GIFTD_MASTER_KEY", malformed));
+        assert!(
+            !output.status.success(),
+            "serve started with GIFTD_MASTER_KEY={malformed}"
+        );
+        assert!(
+            stderr_of(&output).contains("GIFTD_MASTER_KEY"),
+            "the message does not name GIFTD_MASTER_KEY: {}",
+            stderr_of(&output)
+        );
+        assert!(!stderr_of(&output).contains(malformed), "the bad key is echoed");
+        assert!(!data_dir.join("master.key").exists());
+    }
+}
