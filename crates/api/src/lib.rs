@@ -34,7 +34,8 @@ pub struct AppState {
 
 /// The whole HTTP application.
 pub fn app(service: Service) -> Router {
-    let (router, openapi) = native::router().split_for_parts();
+    let (router, mut openapi) = native::router().split_for_parts();
+    native::complete_document(&mut openapi);
     let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     router
@@ -51,6 +52,7 @@ pub fn app(service: Service) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::map_response(timeout_as_json))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -104,6 +106,20 @@ async fn readyz(State(app): State<AppState>) -> Response {
                 br#"{"status":"database unreachable"}"#.to_vec(),
             )
         }
+    }
+}
+
+/// The timeout layer answers with an empty body; clients get the usual error shape instead.
+async fn timeout_as_json(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request took too long. If it carried an Idempotency-Key, retry it to learn its outcome.",
+        )
+        .into_response()
+    } else {
+        response
     }
 }
 

@@ -211,6 +211,25 @@ pub fn reference(value: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The `{id}` segment of a path. axum answers an undecodable segment (invalid UTF-8 in its
+/// percent-encoding) in plain text; such an id cannot exist, so it is a JSON 404 here.
+pub struct PathId(pub String);
+
+impl FromRequestParts<AppState> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Self(id)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "No such object.",
+            )),
+        }
+    }
+}
+
 /// An id from the path. One of the wrong type or shape cannot exist: 404, as if unknown.
 pub fn path_id<T>(value: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
     parse(value).ok_or_else(|| ApiError::not_found(what))

@@ -6,7 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod wire;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use giftd_domain::operations::{DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS};
@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use crate::{AppState, json_response};
 use error::{ApiError, ErrorBody};
 use extract::{
-    Body, Merchant, PageQuery, amount, currency, optional_amount, optional_currency, path_id, query,
+    Body, Merchant, PageQuery, PathId, amount, currency, optional_amount, optional_currency, path_id, query,
     reference,
 };
 use wire::*;
@@ -48,6 +48,28 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Completes the generated document with what holds for every operation: each `POST` takes
+/// an `Idempotency-Key` header.
+pub fn complete_document(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    for item in openapi.paths.paths.values_mut() {
+        if let Some(post) = item.post.as_mut() {
+            let header = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .description(Some(
+                    "1 to 255 printable ASCII characters. A retry with the same key and request gets the \
+                     first answer byte for byte and has no second effect; with another request, 409.",
+                ))
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String),
+                ))
+                .build();
+            post.parameters.get_or_insert_with(Vec::new).push(header.into());
+        }
     }
 }
 
@@ -148,7 +170,6 @@ fn list<R, T>(
 // ---- programs ----
 
 #[utoipa::path(post, path = "/v1/programs", tag = "programs", request_body = CreateProgramRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely: the first answer is replayed")),
     responses((status = 201, body = ProgramResponse), (status = "4XX", body = ErrorBody)))]
 async fn create_program(
     State(app): State<AppState>,
@@ -211,7 +232,7 @@ async fn list_programs(
 async fn get_program(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Answer {
     let id = path_id(&id, ProgramId::parse, "program")?;
     ok(&ProgramResponse::from(
@@ -222,7 +243,6 @@ async fn get_program(
 // ---- cards ----
 
 #[utoipa::path(post, path = "/v1/cards", tag = "cards", request_body = CreateCardRequest,
-    params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = CardResponse), (status = "4XX", body = ErrorBody)))]
 async fn create_card(
     State(app): State<AppState>,
@@ -327,11 +347,7 @@ async fn list_cards(
 
 #[utoipa::path(get, path = "/v1/cards/{id}", tag = "cards", params(("id" = String, Path)),
     responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
-async fn get_card(
-    State(app): State<AppState>,
-    Merchant(merchant): Merchant,
-    Path(id): Path<String>,
-) -> Answer {
+async fn get_card(State(app): State<AppState>, Merchant(merchant): Merchant, PathId(id): PathId) -> Answer {
     let id = path_id(&id, CardId::parse, "card")?;
     ok(&CardResponse::new(&app.service.card(&merchant, &id).await?))
 }
@@ -369,7 +385,7 @@ async fn lookup_card(
 async fn activate_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<ActivateRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -389,7 +405,7 @@ async fn activate_card(
 async fn load_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<LoadRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -409,7 +425,7 @@ async fn load_card(
 async fn redeem_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<RedeemRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -430,7 +446,7 @@ async fn redeem_card(
 async fn cashout_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<CashoutRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -448,7 +464,7 @@ async fn cashout_card(
 async fn freeze_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<StateChangeRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -467,7 +483,7 @@ async fn freeze_card(
 async fn unfreeze_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<StateChangeRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -489,7 +505,7 @@ async fn unfreeze_card(
 async fn deactivate_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<DeactivateRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -505,7 +521,7 @@ async fn deactivate_card(
 async fn list_card_transactions(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     RawQuery(raw): RawQuery,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -527,7 +543,7 @@ async fn list_card_transactions(
 async fn create_hold(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<CreateHoldRequest>,
 ) -> Answer {
     let card_id = path_id(&id, CardId::parse, "card")?;
@@ -552,11 +568,7 @@ async fn create_hold(
 
 #[utoipa::path(get, path = "/v1/holds/{id}", tag = "holds", params(("id" = String, Path)),
     responses((status = 200, body = HoldResponse), (status = "4XX", body = ErrorBody)))]
-async fn get_hold(
-    State(app): State<AppState>,
-    Merchant(merchant): Merchant,
-    Path(id): Path<String>,
-) -> Answer {
+async fn get_hold(State(app): State<AppState>, Merchant(merchant): Merchant, PathId(id): PathId) -> Answer {
     let id = path_id(&id, HoldId::parse, "hold")?;
     ok(&HoldResponse::from(&app.service.hold(&merchant, &id).await?))
 }
@@ -568,7 +580,7 @@ async fn get_hold(
 async fn capture_hold(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<CaptureRequest>,
 ) -> Answer {
     let hold_id = path_id(&id, HoldId::parse, "hold")?;
@@ -595,7 +607,7 @@ async fn capture_hold(
 async fn release_hold(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<StateChangeRequest>,
 ) -> Answer {
     let hold_id = path_id(&id, HoldId::parse, "hold")?;
@@ -616,7 +628,7 @@ async fn release_hold(
 async fn get_transaction(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Answer {
     let id = path_id(&id, TransactionId::parse, "transaction")?;
     ok(&TransactionResponse::from(
@@ -631,7 +643,7 @@ async fn get_transaction(
 async fn refund_transaction(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<RefundRequest>,
 ) -> Answer {
     let transaction_id = path_id(&id, TransactionId::parse, "transaction")?;
@@ -652,7 +664,7 @@ async fn refund_transaction(
 async fn void_transaction(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     body: Body<VoidRequest>,
 ) -> Answer {
     let transaction_id = path_id(&id, TransactionId::parse, "transaction")?;
