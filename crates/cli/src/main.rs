@@ -10,11 +10,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use giftd_service::{MasterKey, Service, SystemClock};
-use giftd_store::sqlite::{Durability, SqliteStore};
+use giftd_store::Backend;
+use giftd_store::postgres::{DEFAULT_POOL_SIZE, Isolation, PgOptions};
+use giftd_store::sqlite::Durability;
 use tokio::net::TcpListener;
-
-/// The SQLite database file inside the data folder.
-const DATABASE_FILE: &str = "giftd.db";
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +59,17 @@ struct StorageArgs {
     /// Folder for the embedded database and the generated master key.
     #[arg(long, env = "GIFTD_DATA_DIR", default_value = "giftd-data")]
     data_dir: PathBuf,
+    /// `postgres://user:password@host:port/database` to use PostgreSQL instead of SQLite in the
+    /// data folder. Never printed with its password.
+    #[arg(long, env = "GIFTD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// PostgreSQL connections this process may open.
+    #[arg(long, env = "GIFTD_PG_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE)]
+    pg_pool_size: u32,
+    /// Isolation of PostgreSQL write transactions: `read-committed` (default) or
+    /// `serializable` (conflicts are retried).
+    #[arg(long, env = "GIFTD_PG_ISOLATION", default_value = "read-committed")]
+    pg_isolation: Isolation,
     /// `full` (default): an answered request survives power loss. `normal`: faster, but the
     /// last commits may be lost on power loss (never on a crash of giftd alone).
     #[arg(long, env = "GIFTD_DURABILITY", default_value = "full")]
@@ -106,11 +116,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Serve(args) => serve(args).await,
         Commands::Migrate(storage) => {
             prepare_data_dir(&storage.data_dir)?;
-            SqliteStore::migrate(&storage.data_dir.join(DATABASE_FILE)).await?;
-            println!(
-                "migrations applied to {}",
-                storage.data_dir.join(DATABASE_FILE).display()
-            );
+            let backend = storage.backend()?;
+            backend.migrate().await?;
+            println!("migrations applied to {}", backend.describe());
             Ok(ExitCode::SUCCESS)
         }
         Commands::Verify(storage) => verify(storage).await,
@@ -148,13 +156,30 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl StorageArgs {
+    fn backend(&self) -> anyhow::Result<Backend> {
+        let options = PgOptions {
+            pool_size: self.pg_pool_size,
+            isolation: self.pg_isolation,
+        };
+        Ok(Backend::choose(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            self.durability,
+            options,
+        )?)
+    }
+}
+
 async fn open(storage: &StorageArgs) -> anyhow::Result<Service> {
     prepare_data_dir(&storage.data_dir)?;
     let environment_key = std::env::var("GIFTD_MASTER_KEY").ok().filter(|k| !k.is_empty());
     let master_key = MasterKey::load(environment_key.as_deref(), &storage.data_dir)?;
-    let store = SqliteStore::open(&storage.data_dir.join(DATABASE_FILE), storage.durability)
+    let backend = storage.backend()?;
+    let store = backend
+        .open()
         .await
-        .context("cannot open the database")?;
+        .with_context(|| format!("cannot open the database ({})", backend.describe()))?;
     Ok(Service::new(store, &master_key, Arc::new(SystemClock)))
 }
 
@@ -163,7 +188,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(address = %listener.local_addr()?, data_dir = %args.storage.data_dir.display(), "giftd is serving");
+    tracing::info!(
+        address = %listener.local_addr()?,
+        database = %args.storage.backend()?.describe(),
+        "giftd is serving"
+    );
     let (stop_sweeper, sweeper_stopped) = tokio::sync::oneshot::channel::<()>();
     let sweeper = tokio::spawn(service.clone().run_hold_sweeper(async {
         let _ = sweeper_stopped.await;

@@ -24,7 +24,8 @@ pub struct Rendered {
 }
 
 /// Turns a command's result into the front-end's answer.
-pub type Renderer = Box<dyn FnOnce(&Result<Outcome, Refusal>) -> Rendered + Send>;
+/// It may be called more than once when a backend retries the job.
+pub type Renderer = Box<dyn Fn(&Result<Outcome, Refusal>) -> Rendered + Send + Sync>;
 
 /// An idempotency key with what identifies the request it came with.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub(crate) struct CommandJob {
     pub merchant: MerchantId,
     pub command: Command,
     pub idempotency: Option<IdempotencyKey>,
-    pub render: Option<Renderer>,
+    pub render: Renderer,
     pub answer: Option<Result<Rendered, ServiceError>>,
     pub reply: Option<oneshot::Sender<Result<Rendered, ServiceError>>>,
 }
@@ -60,16 +61,17 @@ fn body_context(merchant: &MerchantId, key: &IdempotencyKey) -> Vec<u8> {
 
 impl CommandJob {
     async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
+        // A job may run more than once (a backend retries it after a conflict): start afresh.
+        self.answer = None;
         let now = self.clock.now();
-        if let Some(key) = &self.idempotency {
-            let not_before = Timestamp::from_unix_millis(now.unix_millis() - IDEMPOTENCY_RETENTION_MILLIS);
-            if let Some(record) = tx
+        let not_before = Timestamp::from_unix_millis(now.unix_millis() - IDEMPOTENCY_RETENTION_MILLIS);
+        if let Some(key) = &self.idempotency
+            && let Some(record) = tx
                 .idempotency_record(&self.merchant, key.scope, &key.key, not_before)
                 .await?
-            {
-                self.answer = Some(self.replay(key, record));
-                return Ok(());
-            }
+        {
+            self.answer = Some(self.replay(key, record));
+            return Ok(());
         }
         let cx = Context {
             keys: &self.keys,
@@ -89,8 +91,7 @@ impl CommandJob {
             }
             Err(Failure::Store(error)) => return Err(error),
         };
-        let render = self.render.take().expect("a job runs once");
-        let rendered = render(&result);
+        let rendered = (self.render)(&result);
         if let Some(key) = &self.idempotency {
             let record = IdempotencyRecord {
                 request_hash: key.request_hash.clone(),
@@ -100,7 +101,7 @@ impl CommandJob {
                     .encrypt(&rendered.body, &body_context(&self.merchant, key)),
                 created_at: now,
             };
-            tx.put_idempotency_record(&self.merchant, key.scope, &key.key, &record)
+            tx.put_idempotency_record(&self.merchant, key.scope, &key.key, &record, not_before)
                 .await?;
         }
         self.answer = Some(Ok(rendered));

@@ -77,7 +77,7 @@ impl Service {
             merchant,
             command,
             idempotency,
-            render: Some(render),
+            render,
             answer: None,
             reply: Some(reply),
         };

@@ -6,7 +6,10 @@
 //! each job only after the commit that holds its effect. The store owns SQL and migrations; it
 //! takes no business decisions (the domain does) and never sees a clear card number or secret.
 
+mod backend;
+pub mod postgres;
 mod records;
+mod rows;
 pub mod sqlite;
 mod verify;
 
@@ -18,6 +21,7 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 
+pub use backend::{Backend, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use records::{
     CardFilter, CardRecord, HoldRecord, IdempotencyRecord, Page, TransactionMeta, TransactionRecord,
 };
@@ -86,12 +90,16 @@ pub trait WriteTx: Send {
         key: &str,
         not_before: Timestamp,
     ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Stores the answer to an idempotent request. A record for the same key created before
+    /// `replace_older_than` (past retention) is replaced; a younger one means another request
+    /// with this key committed first: `StoreError::Conflict`, and the job should run again.
     async fn put_idempotency_record(
         &mut self,
         merchant: &MerchantId,
         scope: &str,
         key: &str,
         record: &IdempotencyRecord,
+        replace_older_than: Timestamp,
     ) -> StoreResult<()>;
 
     async fn insert_merchant(&mut self, id: &MerchantId, name: &str, now: Timestamp) -> StoreResult<()>;

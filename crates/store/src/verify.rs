@@ -12,6 +12,7 @@ use futures::TryStreamExt;
 use sqlx::{Row, SqliteConnection};
 
 use crate::StoreResult;
+use crate::rows::Columns;
 
 /// What verification found. `violations` is empty when the ledger is sound.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +33,7 @@ impl VerifyReport {
 }
 
 /// Checks that need no sums: a query returning one description per violation.
-const CHECKS: &[(&str, &str)] = &[
+pub(crate) const CHECKS: &[(&str, &str)] = &[
     (
         "card available balance is negative",
         "SELECT id || ': balance ' || balance || ', held ' || held FROM cards \
@@ -58,17 +59,21 @@ const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The running sums of one pass over the postings, in transaction order.
-#[derive(Default)]
-struct Sums {
-    /// Per card: (available, held) from its accounts.
-    cards: HashMap<String, (i128, i128)>,
-    /// Per currency: value on cards.
-    outstanding: BTreeMap<String, i128>,
-    postings: i64,
-}
+/// Every transaction with its postings (one row with NULL posting columns when it has none),
+/// in the order they were written.
+pub(crate) const POSTINGS_SQL: &str = "SELECT t.id AS transaction_id, t.card_id, t.balance_before, \
+    t.balance_after, p.account_kind, p.owner_id, p.currency, p.amount \
+    FROM transactions t LEFT JOIN postings p ON p.transaction_id = t.id ORDER BY t.seq, p.id";
 
-/// One transaction as the pass sees it: its own entry's sums per currency and its card's change.
+/// Every card with its cached amounts and the sum of its pending holds.
+pub(crate) const CARDS_SQL: &str = "SELECT c.id, c.balance, c.held, \
+    CAST(COALESCE((SELECT SUM(h.amount) FROM holds h WHERE h.card_id = c.id AND h.state = 'pending'), 0) \
+    AS BIGINT) AS pending FROM cards c ORDER BY c.seq";
+
+pub(crate) const COUNTS_SQL: &str = "SELECT (SELECT COUNT(*) FROM transactions) AS transactions, \
+    (SELECT COUNT(*) FROM holds WHERE state = 'pending') AS pending_holds";
+
+/// One transaction as the pass sees it: its entry's sums per currency and its card's change.
 struct Entry {
     id: String,
     card_id: String,
@@ -97,121 +102,131 @@ impl Entry {
     }
 }
 
+/// The verification as rows stream past; each backend feeds it the rows of the queries above.
+#[derive(Default)]
+pub(crate) struct Pass {
+    report: VerifyReport,
+    /// Per card: (available, held) from its accounts.
+    cards: HashMap<String, (i128, i128)>,
+    /// Per currency: value on cards.
+    outstanding: BTreeMap<String, i128>,
+    current: Option<Entry>,
+}
+
+impl Pass {
+    /// One row of [`POSTINGS_SQL`].
+    pub(crate) fn posting(&mut self, row: &impl Columns) -> StoreResult<()> {
+        let id = row.text("transaction_id")?;
+        if self.current.as_ref().is_none_or(|entry| entry.id != id) {
+            if let Some(done) = self.current.take() {
+                done.close(&mut self.report.violations);
+            }
+            self.current = Some(Entry {
+                id,
+                card_id: row.text("card_id")?,
+                balance_change: i128::from(row.integer("balance_after")?)
+                    - i128::from(row.integer("balance_before")?),
+                per_currency: BTreeMap::new(),
+                card_posted: 0,
+            });
+        }
+        let Some(kind) = row.optional_text("account_kind")? else {
+            return Ok(());
+        };
+        let entry = self.current.as_mut().expect("set above");
+        let owner = row.text("owner_id")?;
+        let currency = row.text("currency")?;
+        let amount = i128::from(row.integer("amount")?);
+        self.report.postings += 1;
+        *entry.per_currency.entry(currency.clone()).or_default() += amount;
+        let held = match kind.as_str() {
+            "card_available" => false,
+            "card_held" => true,
+            _ => return Ok(()),
+        };
+        if owner == entry.card_id {
+            entry.card_posted += amount;
+        }
+        *self.outstanding.entry(currency).or_default() += amount;
+        let card = self.cards.entry(owner).or_default();
+        if held {
+            card.1 += amount;
+        } else {
+            card.0 += amount;
+        }
+        Ok(())
+    }
+
+    /// One row of [`CARDS_SQL`], after every posting.
+    pub(crate) fn card(&mut self, row: &impl Columns) -> StoreResult<()> {
+        if let Some(done) = self.current.take() {
+            done.close(&mut self.report.violations);
+        }
+        let id = row.text("id")?;
+        let balance = i128::from(row.integer("balance")?);
+        let held = i128::from(row.integer("held")?);
+        let pending = i128::from(row.integer("pending")?);
+        let (ledger_available, ledger_held) = self.cards.remove(&id).unwrap_or_default();
+        let violations = &mut self.report.violations;
+        self.report.cards += 1;
+        if balance != ledger_available + ledger_held {
+            violations.push(format!(
+                "card balance differs from its ledger accounts: {id}: cached {balance}, ledger {}",
+                ledger_available + ledger_held
+            ));
+        }
+        if held != ledger_held {
+            violations.push(format!(
+                "card held amount differs from its held account: {id}: cached {held}, ledger {ledger_held}"
+            ));
+        }
+        if held != pending {
+            violations.push(format!(
+                "card held amount differs from its pending holds: {id}: cached {held}, pending holds {pending}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A violation found by one of [`CHECKS`].
+    pub(crate) fn violation(&mut self, what: &str, detail: String) {
+        self.report.violations.push(format!("{what}: {detail}"));
+    }
+
+    /// The report, given the row of [`COUNTS_SQL`].
+    pub(crate) fn finish(mut self, counts: &impl Columns) -> StoreResult<VerifyReport> {
+        if let Some(done) = self.current.take() {
+            done.close(&mut self.report.violations);
+        }
+        for orphan in self.cards.keys() {
+            self.report.violations.push(format!(
+                "postings to card accounts of a card that does not exist: {orphan}"
+            ));
+        }
+        self.report.transactions = counts.integer("transactions")?;
+        self.report.pending_holds = counts.integer("pending_holds")?;
+        self.report.outstanding = self.outstanding.into_iter().collect();
+        Ok(self.report)
+    }
+}
+
 pub(crate) async fn run_sqlite(conn: &mut SqliteConnection) -> StoreResult<VerifyReport> {
-    let mut report = VerifyReport::default();
-    let mut sums = Sums::default();
-
-    // One pass over every transaction with its postings (a transaction without postings
-    // comes once, with NULLs), in the order they were written.
-    {
-        let mut rows = sqlx::query(
-            "SELECT t.id, t.card_id, t.balance_before, t.balance_after, \
-             p.account_kind, p.owner_id, p.currency, p.amount \
-             FROM transactions t LEFT JOIN postings p ON p.transaction_id = t.id \
-             ORDER BY t.seq, p.id",
-        )
-        .fetch(&mut *conn);
-        let mut current: Option<Entry> = None;
-        while let Some(row) = rows.try_next().await? {
-            let id: String = row.try_get(0)?;
-            if current.as_ref().is_none_or(|entry| entry.id != id) {
-                if let Some(done) = current.take() {
-                    done.close(&mut report.violations);
-                }
-                let before: i64 = row.try_get(2)?;
-                let after: i64 = row.try_get(3)?;
-                current = Some(Entry {
-                    id,
-                    card_id: row.try_get(1)?,
-                    balance_change: i128::from(after) - i128::from(before),
-                    per_currency: BTreeMap::new(),
-                    card_posted: 0,
-                });
-            }
-            let Some(kind) = row.try_get::<Option<String>, _>(4)? else {
-                continue;
-            };
-            let entry = current.as_mut().expect("set above");
-            let owner: String = row.try_get(5)?;
-            let currency: String = row.try_get(6)?;
-            let amount = i128::from(row.try_get::<i64, _>(7)?);
-            sums.postings += 1;
-            *entry.per_currency.entry(currency.clone()).or_default() += amount;
-            let held = match kind.as_str() {
-                "card_available" => false,
-                "card_held" => true,
-                _ => continue,
-            };
-            if owner == entry.card_id {
-                entry.card_posted += amount;
-            }
-            *sums.outstanding.entry(currency).or_default() += amount;
-            let card = sums.cards.entry(owner).or_default();
-            if held {
-                card.1 += amount;
-            } else {
-                card.0 += amount;
-            }
-        }
-        if let Some(done) = current.take() {
-            done.close(&mut report.violations);
-        }
+    let mut pass = Pass::default();
+    let mut rows = sqlx::query(POSTINGS_SQL).fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        pass.posting(&row)?;
     }
-
-    // Every card against its ledger accounts and its pending holds.
-    {
-        let mut rows = sqlx::query(
-            "SELECT c.id, c.balance, c.held, \
-             (SELECT COALESCE(SUM(h.amount), 0) FROM holds h WHERE h.card_id = c.id AND h.state = 'pending') \
-             FROM cards c ORDER BY c.seq",
-        )
-        .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            let id: String = row.try_get(0)?;
-            let balance = i128::from(row.try_get::<i64, _>(1)?);
-            let held = i128::from(row.try_get::<i64, _>(2)?);
-            let pending = i128::from(row.try_get::<i64, _>(3)?);
-            let (ledger_available, ledger_held) = sums.cards.remove(&id).unwrap_or_default();
-            report.cards += 1;
-            if balance != ledger_available + ledger_held {
-                report.violations.push(format!(
-                    "card balance differs from its ledger accounts: {id}: cached {balance}, ledger {}",
-                    ledger_available + ledger_held
-                ));
-            }
-            if held != ledger_held {
-                report.violations.push(format!(
-                    "card held amount differs from its held account: {id}: cached {held}, ledger {ledger_held}"
-                ));
-            }
-            if held != pending {
-                report.violations.push(format!(
-                    "card held amount differs from its pending holds: {id}: cached {held}, pending holds {pending}"
-                ));
-            }
-        }
+    drop(rows);
+    let mut rows = sqlx::query(CARDS_SQL).fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        pass.card(&row)?;
     }
-    for orphan in sums.cards.keys() {
-        report.violations.push(format!(
-            "postings to card accounts of a card that does not exist: {orphan}"
-        ));
-    }
-
+    drop(rows);
     for (what, sql) in CHECKS {
-        let rows = sqlx::query(*sql).fetch_all(&mut *conn).await?;
-        for row in rows {
-            let detail: String = row.try_get(0)?;
-            report.violations.push(format!("{what}: {detail}"));
+        for row in sqlx::query(*sql).fetch_all(&mut *conn).await? {
+            pass.violation(what, row.try_get(0)?);
         }
     }
-    let counts = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM transactions), (SELECT COUNT(*) FROM holds WHERE state = 'pending')",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    report.transactions = counts.try_get(0)?;
-    report.pending_holds = counts.try_get(1)?;
-    report.postings = sums.postings;
-    report.outstanding = sums.outstanding.into_iter().collect();
-    Ok(report)
+    let counts = sqlx::query(COUNTS_SQL).fetch_one(&mut *conn).await?;
+    pass.finish(&counts)
 }

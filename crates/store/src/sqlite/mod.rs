@@ -6,7 +6,6 @@
 //! job: group commit, so one fsync serves many requests while each still gets its own result.
 
 mod queries;
-mod rows;
 mod tx;
 
 use std::path::Path;
@@ -23,6 +22,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::rows;
 use crate::{
     CardFilter, CardRecord, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
     VerifyReport, WriteJob,

@@ -4,7 +4,7 @@
 use giftd_domain::{HoldId, MerchantId, Program, ProgramId, TransactionId};
 use sqlx::{AssertSqlSafe, SqliteExecutor};
 
-use super::rows;
+use crate::rows;
 use crate::{HoldRecord, StoreResult, TransactionRecord};
 
 pub(crate) async fn program<'e>(

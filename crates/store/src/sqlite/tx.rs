@@ -8,7 +8,8 @@ use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
-use super::{queries, rows};
+use super::queries;
+use crate::rows;
 use crate::{
     CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionMeta, TransactionRecord,
     WriteTx,
@@ -84,13 +85,14 @@ impl WriteTx for SqliteTx<'_> {
         scope: &str,
         key: &str,
         record: &IdempotencyRecord,
+        replace_older_than: Timestamp,
     ) -> StoreResult<()> {
-        // A record past its retention may still be there; a new request with that key replaces it.
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, status, body, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
              ON CONFLICT (merchant_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
-             status = excluded.status, body = excluded.body, created_at = excluded.created_at",
+             status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+             WHERE idempotency_records.created_at < ?8",
         )
         .bind(merchant.as_str())
         .bind(scope)
@@ -99,9 +101,13 @@ impl WriteTx for SqliteTx<'_> {
         .bind(i64::from(record.status))
         .bind(&record.body)
         .bind(record.created_at.unix_millis())
+        .bind(replace_older_than.unix_millis())
         .execute(&mut *self.conn)
         .await
         .map_err(write_error)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("idempotency key"));
+        }
         Ok(())
     }
 

@@ -1,0 +1,483 @@
+//! [`WriteTx`] on PostgreSQL: one job's transaction on a pooled connection. Many giftd
+//! processes may write at once, so correctness comes from the database: a card is locked
+//! (`SELECT ... FOR UPDATE`) before anything about it is decided, holds and reversals are only
+//! touched under their card's lock, guarded updates check the row, and unique keys catch the
+//! rest. A conflict is an error the runner retries.
+
+use async_trait::async_trait;
+use giftd_domain::lockout::Attempts;
+use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
+use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
+
+use super::queries;
+use crate::rows;
+use crate::{
+    CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionMeta, TransactionRecord,
+    WriteTx,
+};
+
+pub(crate) struct PgTx<'c> {
+    pub(crate) conn: &'c mut PgConnection,
+}
+
+fn write_error(error: sqlx::Error) -> StoreError {
+    StoreError::from_write(error)
+}
+
+#[async_trait]
+impl WriteTx for PgTx<'_> {
+    async fn savepoint(&mut self, name: &'static str) -> StoreResult<()> {
+        sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {name}")))
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_savepoint(&mut self, name: &'static str) -> StoreResult<()> {
+        sqlx::raw_sql(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}")))
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn rollback_to_savepoint(&mut self, name: &'static str) -> StoreResult<()> {
+        // ROLLBACK TO leaves the savepoint open; release it so the nesting stays balanced.
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+        )))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &mut self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        not_before: Timestamp,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body, created_at FROM idempotency_records \
+             WHERE merchant_id = $1 AND scope = $2 AND key = $3 AND created_at >= $4",
+        )
+        .bind(merchant.as_str())
+        .bind(scope)
+        .bind(key)
+        .bind(not_before.unix_millis())
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.map(|row| {
+            let status: i64 = row.try_get("status")?;
+            Ok(IdempotencyRecord {
+                request_hash: row.try_get("request_hash")?,
+                status: u16::try_from(status)
+                    .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+                body: row.try_get("body")?,
+                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn put_idempotency_record(
+        &mut self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+        replace_older_than: Timestamp,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, status, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (merchant_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
+             status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+             WHERE idempotency_records.created_at < $8",
+        )
+        .bind(merchant.as_str())
+        .bind(scope)
+        .bind(key)
+        .bind(&record.request_hash)
+        .bind(i64::from(record.status))
+        .bind(&record.body)
+        .bind(record.created_at.unix_millis())
+        .bind(replace_older_than.unix_millis())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("idempotency key"));
+        }
+        Ok(())
+    }
+
+    async fn insert_merchant(&mut self, id: &MerchantId, name: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(now.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn insert_api_key(
+        &mut self,
+        merchant: &MerchantId,
+        key_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO api_keys (key_hash, merchant_id, created_at) VALUES ($1, $2, $3)")
+            .bind(key_hash)
+            .bind(merchant.as_str())
+            .bind(now.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO programs (id, merchant_id, name, currency, denominations, min_load, max_load, \
+             max_balance, reloadable, expiry_months, promotional, number_prefix, number_length, \
+             security_code_length, promotion_code, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(program.id.as_str())
+        .bind(merchant.as_str())
+        .bind(&program.name)
+        .bind(program.currency.code())
+        .bind(rows::denominations_text(program))
+        .bind(program.min_load.map(|a| a.minor()))
+        .bind(program.max_load.map(|a| a.minor()))
+        .bind(program.max_balance.map(|a| a.minor()))
+        .bind(program.reloadable)
+        .bind(program.expiry_months.map(i64::from))
+        .bind(program.promotional)
+        .bind(&program.number_prefix)
+        .bind(i64::from(program.number_length))
+        .bind(i64::from(program.security_code_length))
+        .bind(&program.promotion_code)
+        .bind(program.created_at.unix_millis())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
+        queries::program(&mut *self.conn, merchant, id).await
+    }
+
+    async fn card(&mut self, merchant: &MerchantId, id: &CardId) -> StoreResult<Option<CardRecord>> {
+        let sql = format!(
+            "SELECT {} FROM cards WHERE merchant_id = $1 AND id = $2 FOR UPDATE",
+            rows::CARD_COLUMNS
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(merchant.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.as_ref().map(rows::card).transpose()
+    }
+
+    async fn card_by_fingerprint(
+        &mut self,
+        merchant: &MerchantId,
+        fingerprint: &[u8],
+    ) -> StoreResult<Option<CardRecord>> {
+        let sql = format!(
+            "SELECT {} FROM cards WHERE merchant_id = $1 AND number_fingerprint = $2 FOR UPDATE",
+            rows::CARD_COLUMNS
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(merchant.as_str())
+            .bind(fingerprint)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.as_ref().map(rows::card).transpose()
+    }
+
+    async fn insert_card(&mut self, card: &CardRecord) -> StoreResult<()> {
+        let s = &card.snapshot;
+        sqlx::query(
+            "INSERT INTO cards (id, merchant_id, program_id, kind, state, currency, balance, held, \
+             expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(s.id.as_str())
+        .bind(card.merchant_id.as_str())
+        .bind(s.program_id.as_str())
+        .bind(s.kind.as_str())
+        .bind(s.state.as_str())
+        .bind(s.currency.code())
+        .bind(s.expires_at.map(Timestamp::unix_millis))
+        .bind(&card.last4)
+        .bind(&card.number_ciphertext)
+        .bind(&card.number_fingerprint)
+        .bind(&card.security_code_hash)
+        .bind(card.created_at.unix_millis())
+        .bind(card.created_at.unix_millis())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn set_card_state(
+        &mut self,
+        id: &CardId,
+        from: CardState,
+        to: CardState,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE cards SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(to.as_str())
+            .bind(now.unix_millis())
+            .bind(id.as_str())
+            .bind(from.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("card state"));
+        }
+        Ok(())
+    }
+
+    async fn append(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardSnapshot,
+        decision: &Decision,
+        meta: &TransactionMeta,
+    ) -> StoreResult<TransactionRecord> {
+        let effect = &decision.card;
+        let record = TransactionRecord {
+            id: meta.id.clone(),
+            merchant_id: merchant.clone(),
+            card_id: card.id.clone(),
+            transaction_type: decision.transaction_type,
+            amount: decision.amount,
+            currency: card.currency.code().to_owned(),
+            balance_before: card.balance,
+            balance_after: decision.balance_after(card.balance),
+            reference: meta.reference.clone(),
+            reverses: meta.reverses.clone(),
+            hold_id: meta.hold_id.clone(),
+            created_at: meta.now,
+        };
+        // The guard: the card must still hold what the decision was taken on, and must not end
+        // with negative available value. Anything else means the decision is stale.
+        let updated = sqlx::query(
+            "UPDATE cards SET balance = balance + $1, held = held + $2, \
+             state = COALESCE($3, state), \
+             expires_at = CASE WHEN $4 THEN $5 ELSE expires_at END, updated_at = $6 \
+             WHERE id = $7 AND balance = $8 AND held = $9 \
+             AND (balance + $1) - (held + $2) >= 0 AND held + $2 >= 0",
+        )
+        .bind(effect.balance_delta)
+        .bind(effect.held_delta)
+        .bind(effect.new_state.map(CardState::as_str))
+        .bind(effect.new_expires_at.is_some())
+        .bind(effect.new_expires_at.flatten().map(Timestamp::unix_millis))
+        .bind(meta.now.unix_millis())
+        .bind(card.id.as_str())
+        .bind(card.balance)
+        .bind(card.held)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Conflict("card balance"));
+        }
+        sqlx::query(
+            "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
+             balance_after, reference, reverses, hold_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(record.id.as_str())
+        .bind(merchant.as_str())
+        .bind(record.card_id.as_str())
+        .bind(record.transaction_type.as_str())
+        .bind(record.amount)
+        .bind(&record.currency)
+        .bind(record.balance_before)
+        .bind(record.balance_after)
+        .bind(&record.reference)
+        .bind(record.reverses.as_ref().map(TransactionId::as_str))
+        .bind(record.hold_id.as_ref().map(HoldId::as_str))
+        .bind(record.created_at.unix_millis())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        for posting in decision.entry.postings() {
+            sqlx::query(
+                "INSERT INTO postings (transaction_id, account_kind, owner_id, currency, amount) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(record.id.as_str())
+            .bind(posting.account.kind())
+            .bind(posting.account.owner_id())
+            .bind(posting.currency.code())
+            .bind(posting.amount)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        }
+        Ok(record)
+    }
+
+    async fn insert_hold(
+        &mut self,
+        merchant: &MerchantId,
+        hold: &HoldSnapshot,
+        transaction_id: &TransactionId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO holds (id, merchant_id, card_id, transaction_id, amount, state, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(hold.id.as_str())
+        .bind(merchant.as_str())
+        .bind(hold.card_id.as_str())
+        .bind(transaction_id.as_str())
+        .bind(hold.amount)
+        .bind(hold.state.as_str())
+        .bind(hold.expires_at.unix_millis())
+        .bind(now.unix_millis())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn hold(&mut self, merchant: &MerchantId, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
+        queries::hold(&mut *self.conn, merchant, id).await
+    }
+
+    async fn finish_hold(
+        &mut self,
+        id: &HoldId,
+        state: HoldState,
+        captured_amount: i64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE holds SET state = $1, captured_amount = $2, finished_at = $3 WHERE id = $4 AND state = 'pending'",
+        )
+        .bind(state.as_str())
+        .bind(captured_amount)
+        .bind(now.unix_millis())
+        .bind(id.as_str())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("hold state"));
+        }
+        Ok(())
+    }
+
+    async fn pending_holds(
+        &mut self,
+        card: &CardId,
+        due_at: Option<Timestamp>,
+    ) -> StoreResult<Vec<HoldSnapshot>> {
+        let sql = format!(
+            "SELECT {} FROM holds WHERE card_id = $1 AND state = 'pending' AND expires_at <= $2 \
+             ORDER BY expires_at, seq",
+            rows::HOLD_COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(card.as_str())
+            .bind(due_at.map_or(i64::MAX, Timestamp::unix_millis))
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(rows::hold_snapshot).collect()
+    }
+
+    async fn transaction(
+        &mut self,
+        merchant: &MerchantId,
+        id: &TransactionId,
+    ) -> StoreResult<Option<TransactionRecord>> {
+        queries::transaction(&mut *self.conn, merchant, id).await
+    }
+
+    async fn reversal_totals(&mut self, original: &TransactionId) -> StoreResult<(i64, bool)> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN r.type = 'refund' AND NOT EXISTS \
+               (SELECT 1 FROM transactions v WHERE v.reverses = r.id AND v.type = 'void') \
+               THEN r.amount END), 0) AS BIGINT) AS refunded, \
+             COALESCE(bool_or(r.type = 'void'), false) AS voided \
+             FROM transactions r WHERE r.reverses = $1",
+        )
+        .bind(original.as_str())
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok((row.try_get("refunded")?, row.try_get("voided")?))
+    }
+
+    async fn attempts(&mut self, merchant: &MerchantId, fingerprint: &[u8]) -> StoreResult<Attempts> {
+        // Make sure the row exists, then lock it: concurrent wrong codes for one number are
+        // counted one after the other, none lost.
+        sqlx::query(
+            "INSERT INTO code_attempts (merchant_id, fingerprint, failures) VALUES ($1, $2, 0) \
+             ON CONFLICT (merchant_id, fingerprint) DO NOTHING",
+        )
+        .bind(merchant.as_str())
+        .bind(fingerprint)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        let row = sqlx::query(
+            "SELECT failures, window_started_at, locked_until FROM code_attempts \
+             WHERE merchant_id = $1 AND fingerprint = $2 FOR UPDATE",
+        )
+        .bind(merchant.as_str())
+        .bind(fingerprint)
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Attempts::default());
+        };
+        let failures: i64 = row.try_get("failures")?;
+        Ok(Attempts {
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            window_started_at: row
+                .try_get::<Option<i64>, _>("window_started_at")?
+                .map(Timestamp::from_unix_millis),
+            locked_until: row
+                .try_get::<Option<i64>, _>("locked_until")?
+                .map(Timestamp::from_unix_millis),
+        })
+    }
+
+    async fn put_attempts(
+        &mut self,
+        merchant: &MerchantId,
+        fingerprint: &[u8],
+        attempts: &Attempts,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO code_attempts (merchant_id, fingerprint, failures, window_started_at, locked_until) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, fingerprint) DO UPDATE SET \
+             failures = excluded.failures, window_started_at = excluded.window_started_at, \
+             locked_until = excluded.locked_until",
+        )
+        .bind(merchant.as_str())
+        .bind(fingerprint)
+        .bind(i64::from(attempts.failures))
+        .bind(attempts.window_started_at.map(Timestamp::unix_millis))
+        .bind(attempts.locked_until.map(Timestamp::unix_millis))
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(())
+    }
+}
