@@ -248,31 +248,6 @@ async fn card_numbers_and_security_codes_appear_only_in_the_response_that_create
     }
 }
 
-/// Every file of the SQLite database (main file, write-ahead log, shared memory), concatenated.
-fn database_bytes(app: &TestApp) -> Vec<u8> {
-    let database = app.database_path();
-    let name = database
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("database file name")
-        .to_owned();
-    let mut bytes = Vec::new();
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(app.data_dir.path()).expect("read the data folder") {
-        let path = entry.expect("a folder entry").path();
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if file_name.starts_with(&name) {
-            files.push(file_name.to_owned());
-            bytes.extend(std::fs::read(&path).expect("read a database file"));
-        }
-    }
-    assert!(
-        files.contains(&name) && files.contains(&format!("{name}-wal")),
-        "expected the database and its write-ahead log, found {files:?}"
-    );
-    bytes
-}
-
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -339,7 +314,7 @@ async fn no_card_number_security_code_or_api_key_is_stored_in_clear() {
     .await
     .assert_status(201);
 
-    let bytes = database_bytes(&app);
+    let bytes = app.stored_bytes().await;
 
     // The probe works: what is stored in clear is found.
     assert!(contains(&bytes, &app.merchant_id));

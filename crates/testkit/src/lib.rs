@@ -1,18 +1,114 @@
 //! Test helpers (dev-only): [`TestApp::spawn`] starts the whole HTTP app on port 0 with a fresh
-//! SQLite database in a temporary folder, a merchant and its API key, and a [`ManualClock`]
-//! that tests move forward instead of sleeping. Typed helpers keep tests short.
+//! database, a merchant and its API key, and a [`ManualClock`] that tests move forward instead
+//! of sleeping. Typed helpers keep tests short.
+//!
+//! The database is SQLite in a temporary folder, or, with `GIFTD_TEST_BACKEND=postgres`, a new
+//! PostgreSQL database on the server named by `GIFTD_TEST_PG_URL`, dropped when the test ends.
+//! That is how one HTTP suite proves both backends behave the same.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use giftd_service::{ManualClock, MasterKey, Service};
-use giftd_store::VerifyReport;
+use giftd_store::postgres::{PgOptions, PgStore};
 use giftd_store::sqlite::{Durability, SqliteStore};
+use giftd_store::{Store, VerifyReport};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub const DATABASE_FILE: &str = "giftd.db";
+
+/// The PostgreSQL server for tests, when `GIFTD_TEST_BACKEND=postgres` or for PostgreSQL-only
+/// tests: `GIFTD_TEST_PG_URL`, e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn test_pg_url() -> Option<String> {
+    std::env::var("GIFTD_TEST_PG_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Whether the HTTP suite runs on PostgreSQL.
+pub fn testing_postgres() -> bool {
+    std::env::var("GIFTD_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
+}
+
+/// A database of its own on the test PostgreSQL server, dropped (with its connections) on drop.
+pub struct PgTestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl PgTestDatabase {
+    /// Creates a fresh database. Panics when the server cannot be reached: a PostgreSQL test
+    /// that was asked for must not pass by not running.
+    pub async fn create(admin_url: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("giftd_test_{}", uuid_like());
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL server: {e}"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        Self {
+            url: with_database(admin_url, &name),
+            name,
+            admin_url: admin_url.to_owned(),
+        }
+    }
+}
+
+impl Drop for PgTestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; the cleanup gets a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async move {
+                    use sqlx::Connection;
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                        let _ = admin.close().await;
+                    }
+                });
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}_{nanos}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The same server URL with another database name.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{host_part}/{database}?{query}"),
+        None => format!("{host_part}/{database}"),
+    }
+}
 
 pub struct TestApp {
     pub address: String,
@@ -22,6 +118,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub service: Service,
     pub data_dir: TempDir,
+    /// The PostgreSQL database, when the suite runs on PostgreSQL.
+    pub postgres: Option<PgTestDatabase>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -62,9 +160,20 @@ impl TestResponse {
 impl TestApp {
     pub async fn spawn() -> Self {
         let data_dir = tempfile::tempdir().expect("temporary folder");
-        let store = SqliteStore::open(&data_dir.path().join(DATABASE_FILE), Durability::Full)
-            .await
-            .expect("open the database");
+        let (store, postgres): (Arc<dyn Store>, _) = if testing_postgres() {
+            let admin_url = test_pg_url().expect("GIFTD_TEST_BACKEND=postgres needs GIFTD_TEST_PG_URL");
+            let database = PgTestDatabase::create(&admin_url).await;
+            let store = PgStore::open(&database.url, &PgOptions::default())
+                .await
+                .expect("open the PostgreSQL database");
+            (store, Some(database))
+        } else {
+            let path = data_dir.path().join(DATABASE_FILE);
+            let store = SqliteStore::open(&path, Durability::Full)
+                .await
+                .expect("open the database");
+            (store, None)
+        };
         let clock = ManualClock::default();
         let service = Service::new(store, &MasterKey::generate(), Arc::new(clock.clone()));
         let merchant = service
@@ -87,7 +196,61 @@ impl TestApp {
             clock,
             service,
             data_dir,
+            postgres,
             server,
+        }
+    }
+
+    /// Everything the database holds at rest, as bytes: the SQLite files (database, write-ahead
+    /// log, shared memory), or every row of every PostgreSQL table as JSON text (binary columns
+    /// appear there as hex).
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match &self.postgres {
+            Some(database) => {
+                use sqlx::{Connection, Row};
+                let mut conn = sqlx::PgConnection::connect(&database.url).await.expect("connect");
+                let tables = sqlx::query(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .expect("list tables");
+                let mut bytes = Vec::new();
+                for table in tables {
+                    let name: String = table.get(0);
+                    let sql = format!("SELECT CAST(row_to_json(t) AS TEXT) FROM \"{name}\" t");
+                    for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("dump")
+                    {
+                        bytes.extend(row.get::<String, _>(0).into_bytes());
+                        bytes.push(b'\n');
+                    }
+                }
+                bytes
+            }
+            None => {
+                let mut bytes = Vec::new();
+                let mut names = Vec::new();
+                for entry in std::fs::read_dir(self.data_dir.path()).expect("read the data folder") {
+                    let path = entry.expect("a folder entry").path();
+                    let name = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    if name.starts_with(DATABASE_FILE) {
+                        bytes.extend(std::fs::read(&path).expect("read a database file"));
+                        names.push(name);
+                    }
+                }
+                assert!(
+                    names.iter().any(|n| n == DATABASE_FILE) && names.iter().any(|n| n.ends_with("-wal")),
+                    "expected the database and its write-ahead log, found {names:?}"
+                );
+                bytes
+            }
         }
     }
 

@@ -76,6 +76,10 @@ impl PgStore {
     /// processes starting at once do not collide) and returns the store.
     pub async fn open(url: &str, options: &PgOptions) -> StoreResult<Arc<Self>> {
         let connect: PgConnectOptions = url.parse()?;
+        Self::open_with(connect, options).await
+    }
+
+    pub async fn open_with(connect: PgConnectOptions, options: &PgOptions) -> StoreResult<Arc<Self>> {
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
