@@ -34,6 +34,15 @@ enum Commands {
     Migrate(StorageArgs),
     /// Recompute every balance from the ledger and check its invariants; exit 1 on any violation.
     Verify(StorageArgs),
+    /// Copy the embedded SQLite database to a new file while giftd may be serving (online,
+    /// consistent). Keep the master key (GIFTD_MASTER_KEY or master.key) with it, apart.
+    Backup {
+        /// The new file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Manage merchants (tenants).
     Merchants {
         #[command(subcommand)]
@@ -122,6 +131,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Verify(storage) => verify(storage).await,
+        Commands::Backup { out, storage } => {
+            let backend = storage.backend()?;
+            backend.backup(&out).await?;
+            println!("backed up {} to {}", backend.describe(), out.display());
+            println!(
+                "keep the master key with the backup, stored apart: without it card numbers cannot be read"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Merchants {
             command: MerchantCommands::Create { name, json, storage },
         } => {

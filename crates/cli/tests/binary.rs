@@ -27,6 +27,9 @@ fn giftd() -> Command {
         "GIFTD_LISTEN",
         "GIFTD_MASTER_KEY",
         "GIFTD_DURABILITY",
+        "GIFTD_DATABASE_URL",
+        "GIFTD_PG_POOL_SIZE",
+        "GIFTD_PG_ISOLATION",
         "RUST_LOG",
     ] {
         command.env_remove(variable);
@@ -637,4 +640,54 @@ fn serve_refuses_to_start_with_a_malformed_giftd_master_key() {
         assert!(!stderr_of(&output).contains(malformed), "the bad key is echoed");
         assert!(!data_dir.join("master.key").exists());
     }
+}
+
+#[tokio::test]
+async fn backup_copies_a_served_database_into_a_file_that_verifies_on_its_own() {
+    let (temp, data_dir) = populated_data_dir().await;
+    let (_, api_key) = create_merchant(&data_dir, None);
+    // The copy is taken while a server is up: backups are online.
+    let mut server = Server::start(&data_dir, &temp.path().join("serve-2.log"), None).await;
+    server.get(&api_key, "/v1/programs").await.expect(200);
+    let restored = temp.path().join("restored");
+    std::fs::create_dir_all(&restored).expect("create the restore folder");
+    let output = run(giftd()
+        .arg("backup")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--out")
+        .arg(restored.join("giftd.db")));
+    assert!(output.status.success(), "backup failed: {}", stderr_of(&output));
+    assert!(
+        stdout_of(&output).contains("master key"),
+        "{}",
+        stdout_of(&output)
+    );
+
+    // A second backup to the same file is refused rather than overwriting it.
+    let again = run(giftd()
+        .arg("backup")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--out")
+        .arg(restored.join("giftd.db")));
+    assert!(!again.status.success());
+    assert!(
+        stderr_of(&again).contains("already exists"),
+        "{}",
+        stderr_of(&again)
+    );
+    assert!(server.terminate().success(), "log:\n{}", server.log());
+
+    let output = verify(&restored);
+    assert!(
+        output.status.success(),
+        "verify of the copy failed: {}",
+        stdout_of(&output)
+    );
+    assert!(
+        stdout_of(&output).contains("checked 1 cards, 2 transactions"),
+        "{}",
+        stdout_of(&output)
+    );
 }

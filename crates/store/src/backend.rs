@@ -52,6 +52,22 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("there is no database at {0}")]
+    NoDatabase(PathBuf),
+    #[error("{0} already exists; a backup goes to a new file")]
+    DestinationExists(PathBuf),
+    #[error("the backup path must be valid UTF-8")]
+    NotUtf8,
+    #[error(
+        "giftd backup copies the embedded SQLite database; back up PostgreSQL with pg_dump or base backups (see docs/OPERATIONS.md)"
+    )]
+    UsePostgresTools,
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
+}
+
 #[derive(Debug, Clone)]
 pub enum Backend {
     Sqlite { path: PathBuf, durability: Durability },
@@ -96,6 +112,33 @@ impl Backend {
         match self {
             Self::Sqlite { path, .. } => SqliteStore::migrate(path).await,
             Self::Postgres { url, .. } => PgStore::migrate(url.expose()).await,
+        }
+    }
+
+    /// An online, consistent copy of the embedded database into `destination` (a new file),
+    /// taken while giftd may be serving. PostgreSQL has its own tools (`pg_dump`, base backups
+    /// with WAL archiving): see docs/OPERATIONS.md.
+    pub async fn backup(&self, destination: &Path) -> Result<(), BackupError> {
+        match self {
+            Self::Sqlite { path, .. } => {
+                if !path.exists() {
+                    return Err(BackupError::NoDatabase(path.clone()));
+                }
+                if destination.exists() {
+                    return Err(BackupError::DestinationExists(destination.to_path_buf()));
+                }
+                let target = destination.to_str().ok_or(BackupError::NotUtf8)?.to_owned();
+                let mut conn = SqliteStore::raw_connection(path).await?;
+                // VACUUM INTO writes a transactionally consistent, compacted copy while other
+                // connections keep reading and writing.
+                sqlx::query("VACUUM INTO ?")
+                    .bind(target)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(crate::StoreError::from)?;
+                Ok(())
+            }
+            Self::Postgres { .. } => Err(BackupError::UsePostgresTools),
         }
     }
 

@@ -21,7 +21,7 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 
-pub use backend::{Backend, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
+pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use records::{
     CardFilter, CardRecord, HoldRecord, IdempotencyRecord, Page, TransactionMeta, TransactionRecord,
 };
