@@ -48,8 +48,9 @@ CREATE TABLE cards (
     kind                 TEXT NOT NULL CHECK (kind IN ('virtual', 'physical')),
     state                TEXT NOT NULL CHECK (state IN ('inactive', 'active', 'frozen', 'closed')),
     currency             TEXT NOT NULL,
-    balance              INTEGER NOT NULL CHECK (balance >= 0),
-    held                 INTEGER NOT NULL CHECK (held >= 0 AND held <= balance),
+    -- typeof: SQLite would silently store a sum past 64 bits as a float; refuse it instead.
+    balance              INTEGER NOT NULL CHECK (typeof(balance) = 'integer' AND balance >= 0),
+    held                 INTEGER NOT NULL CHECK (typeof(held) = 'integer' AND held >= 0 AND held <= balance),
     expires_at           INTEGER,
     last4                TEXT NOT NULL,
     number_ciphertext    BLOB NOT NULL,

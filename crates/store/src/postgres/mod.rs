@@ -11,6 +11,7 @@ mod queries;
 mod tx;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +20,7 @@ use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, Tr
 use rand::RngExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
+use tokio::sync::Notify;
 
 use crate::rows;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, POSTINGS_SQL, Pass};
@@ -69,6 +71,38 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     isolation: Isolation,
+    jobs: Arc<Jobs>,
+}
+
+/// The jobs submitted and not yet finished, so that `close` can let them finish first.
+#[derive(Default)]
+struct Jobs {
+    running: AtomicUsize,
+    closed: AtomicBool,
+    idle: Notify,
+}
+
+impl Jobs {
+    fn done(&self) {
+        if self.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Refuses new jobs, then waits until every job submitted before has finished.
+    async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the count is read, so a job finishing in between still wakes us.
+            idle.as_mut().enable();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 impl PgStore {
@@ -89,6 +123,7 @@ impl PgStore {
         Ok(Arc::new(Self {
             pool,
             isolation: options.isolation,
+            jobs: Arc::default(),
         }))
     }
 
@@ -166,7 +201,19 @@ fn card_as_of(row: &sqlx::postgres::PgRow) -> StoreResult<CardRecord> {
 #[async_trait]
 impl Store for PgStore {
     async fn submit(&self, job: Box<dyn WriteJob>) {
-        tokio::spawn(run_job(self.pool.clone(), self.isolation, job));
+        // Counted before the check, so `close` either sees this job or this job sees `closed`.
+        self.jobs.running.fetch_add(1, Ordering::SeqCst);
+        if self.jobs.closed.load(Ordering::SeqCst) {
+            self.jobs.done();
+            job.finish(Err(StoreError::Closed));
+            return;
+        }
+        let jobs = Arc::clone(&self.jobs);
+        let (pool, isolation) = (self.pool.clone(), self.isolation);
+        tokio::spawn(async move {
+            run_job(pool, isolation, job).await;
+            jobs.done();
+        });
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -336,7 +383,8 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
-        // Waits for every checked-out connection, so jobs in flight finish first.
+        // Jobs already submitted finish (and commit) first; later ones are refused.
+        self.jobs.close().await;
         self.pool.close().await;
     }
 }

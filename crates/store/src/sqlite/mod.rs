@@ -116,11 +116,9 @@ async fn run_writer(mut conn: SqliteConnection, mut receiver: mpsc::Receiver<Box
                 }
             }
             Err(error) => {
-                tracing::error!(error = %error, jobs = batch.len(), "write transaction failed");
+                tracing::error!(error = %error, jobs = batch.len(), "write transaction failed; nothing of it was kept");
                 for job in batch.drain(..) {
-                    job.finish(Err(StoreError::Corrupt(format!(
-                        "write transaction failed: {error}"
-                    ))));
+                    job.finish(Err(StoreError::TransactionFailed(error.to_string())));
                 }
             }
         }
