@@ -1,10 +1,12 @@
-//! giftd's HTTP front-ends: the native API under `/v1` (vendor facades join it as sibling
-//! modules), the OpenAPI document, health checks, and the middleware every request passes:
-//! request ids, one log line per request, timeouts.
+//! giftd's HTTP front-ends: the native API under `/v1` and the vendor facades beside it (the
+//! Clover Gift Card API under `/clover`), the OpenAPI document (of the native API only), health
+//! checks, and the middleware every request passes: request ids, one log line per request,
+//! timeouts.
 //!
 //! Handlers parse, call `giftd-service` and render. No SQL and no business rules live here,
 //! and no request body, card number or key is ever logged.
 
+pub mod clover;
 pub mod native;
 
 use std::time::Duration;
@@ -30,10 +32,22 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
+    pub clover: clover::CloverConfig,
+}
+
+/// What the front-ends may be told at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    pub clover: clover::CloverConfig,
+}
+
+/// The whole HTTP application, with the default configuration.
+pub fn app(service: Service) -> Router {
+    app_with_config(service, ApiConfig::default())
 }
 
 /// The whole HTTP application.
-pub fn app(service: Service) -> Router {
+pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
     let (router, mut openapi) = native::router().split_for_parts();
     native::complete_document(&mut openapi);
     let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
@@ -45,9 +59,13 @@ pub fn app(service: Service) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .nest("/clover", clover::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(AppState { service })
+        .with_state(AppState {
+            service,
+            clover: config.clover,
+        })
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

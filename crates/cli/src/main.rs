@@ -90,6 +90,15 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "GIFTD_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// How long a lock of the Clover facade (a charge with `capture: false`) reserves value,
+    /// in seconds (1 to 604800).
+    #[arg(
+        long,
+        env = "GIFTD_CLOVER_LOCK_SECONDS",
+        default_value_t = giftd_api::clover::DEFAULT_LOCK_SECONDS,
+        value_parser = clap::value_parser!(i64).range(1..=giftd_api::clover::MAX_LOCK_SECONDS)
+    )]
+    clover_lock_seconds: i64,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -124,8 +133,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Commands::Serve(args) => serve(args).await,
         Commands::Migrate(storage) => {
-            prepare_data_dir(&storage.data_dir)?;
             let backend = storage.backend()?;
+            if matches!(backend, Backend::Sqlite { .. }) {
+                prepare_data_dir(&storage.data_dir)?;
+            }
             backend.migrate().await?;
             println!("migrations applied to {}", backend.describe());
             Ok(ExitCode::SUCCESS)
@@ -190,10 +201,14 @@ impl StorageArgs {
 }
 
 async fn open(storage: &StorageArgs) -> anyhow::Result<Service> {
-    prepare_data_dir(&storage.data_dir)?;
     let environment_key = std::env::var("GIFTD_MASTER_KEY").ok().filter(|k| !k.is_empty());
-    let master_key = MasterKey::load(environment_key.as_deref(), &storage.data_dir)?;
     let backend = storage.backend()?;
+    // The data folder holds the SQLite database and, without GIFTD_MASTER_KEY, the key file;
+    // PostgreSQL with the key in the environment needs no folder at all.
+    if matches!(backend, Backend::Sqlite { .. }) || environment_key.is_none() {
+        prepare_data_dir(&storage.data_dir)?;
+    }
+    let master_key = MasterKey::load(environment_key.as_deref(), &storage.data_dir)?;
     let store = backend
         .open()
         .await
@@ -215,7 +230,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let sweeper = tokio::spawn(service.clone().run_hold_sweeper(async {
         let _ = sweeper_stopped.await;
     }));
-    axum::serve(listener, giftd_api::app(service.clone()))
+    let config = giftd_api::ApiConfig {
+        clover: giftd_api::clover::CloverConfig {
+            lock_seconds: args.clover_lock_seconds,
+        },
+    };
+    axum::serve(listener, giftd_api::app_with_config(service.clone(), config))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed")?;

@@ -12,6 +12,7 @@ use giftd_domain::{
 };
 use giftd_store::{CardRecord, HoldRecord, TransactionMeta, TransactionRecord, WriteTx};
 
+use crate::clover::{self, CloverCommand, CloverOutcome};
 use crate::crypto::{Keys, same_hash};
 use crate::error::{Failure, Refusal};
 use crate::ids;
@@ -104,6 +105,8 @@ pub enum Command {
         currency: Option<Currency>,
         reference: Option<String>,
     },
+    /// A request of the Clover facade (`clover.rs`).
+    Clover(CloverCommand),
 }
 
 /// What a command produced, for the front-end to render. One exists per request and lives
@@ -123,6 +126,7 @@ pub enum Outcome {
     Card(CardRecord),
     Transaction(TransactionRecord),
     Hold(HoldRecord),
+    Clover(CloverOutcome),
     Nothing,
 }
 
@@ -318,6 +322,7 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
             )
             .await
         }
+        Command::Clover(command) => clover::execute(tx, cx, command).await,
     }
 }
 
@@ -329,9 +334,13 @@ pub(crate) async fn after_refusal(
     command: &Command,
     refusal: &Refusal,
 ) -> std::result::Result<(), giftd_store::StoreError> {
-    if let (Command::LookupCard { number, .. }, Refusal::Domain(DomainError::InvalidCard)) =
-        (command, refusal)
-    {
+    let number = match command {
+        Command::LookupCard { number, .. } | Command::Clover(CloverCommand::CreateToken { number, .. }) => {
+            Some(number)
+        }
+        _ => None,
+    };
+    if let (Some(number), Refusal::Domain(DomainError::InvalidCard)) = (number, refusal) {
         let fingerprint = cx.keys.card_fingerprint(cx.merchant.as_str(), number.expose());
         let attempts = tx.attempts(cx.merchant, &fingerprint).await?;
         tx.put_attempts(cx.merchant, &fingerprint, &attempts.after_failure(cx.now))
@@ -340,7 +349,7 @@ pub(crate) async fn after_refusal(
     Ok(())
 }
 
-fn meta(
+pub(crate) fn meta(
     cx: &Context<'_>,
     reference: Option<String>,
     reverses: Option<TransactionId>,
@@ -372,7 +381,11 @@ async fn append(
 
 /// Loads a card for a write and first expires its holds that are due, so every decision is
 /// taken on what is really available now.
-async fn load_card(tx: &mut dyn WriteTx, cx: &Context<'_>, card_id: &CardId) -> Result<CardSnapshot> {
+pub(crate) async fn load_card(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    card_id: &CardId,
+) -> Result<CardSnapshot> {
     let record = tx
         .card(cx.merchant, card_id)
         .await?
@@ -388,7 +401,11 @@ async fn load_card(tx: &mut dyn WriteTx, cx: &Context<'_>, card_id: &CardId) -> 
     Ok(card)
 }
 
-async fn program_of(tx: &mut dyn WriteTx, cx: &Context<'_>, card: &CardSnapshot) -> Result<Program> {
+pub(crate) async fn program_of(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    card: &CardSnapshot,
+) -> Result<Program> {
     tx.program(cx.merchant, &card.program_id).await?.ok_or_else(|| {
         Failure::Store(giftd_store::StoreError::Corrupt(format!(
             "card {} has no program",
@@ -397,7 +414,7 @@ async fn program_of(tx: &mut dyn WriteTx, cx: &Context<'_>, card: &CardSnapshot)
     })
 }
 
-async fn load_hold(
+pub(crate) async fn load_hold(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     hold_id: &HoldId,
@@ -415,7 +432,7 @@ async fn load_hold(
     Ok((card, hold))
 }
 
-async fn load_original(
+pub(crate) async fn load_original(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     transaction_id: &TransactionId,
@@ -482,7 +499,7 @@ async fn deactivate(
     reload_card(tx, cx, card_id).await
 }
 
-async fn issue_card(
+pub(crate) async fn issue_card(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     program_id: &ProgramId,
@@ -574,6 +591,21 @@ async fn lookup_card(
     number: &CardNumber,
     security_code: &SecurityCode,
 ) -> Result<Outcome> {
+    let card = card_by_secret(tx, cx, number, security_code).await?;
+    // Expire due holds so the answer shows what is really available.
+    load_card(tx, cx, &card.snapshot.id).await?;
+    reload_card(tx, cx, &card.snapshot.id).await
+}
+
+/// The card with this number and security code, under the lockout rule: a locked number is
+/// refused even with the right code, and unknown number and wrong code are refused alike
+/// (`after_refusal` counts the failure). A success clears the number's failures.
+pub(crate) async fn card_by_secret(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    number: &CardNumber,
+    security_code: &SecurityCode,
+) -> Result<CardRecord> {
     let fingerprint = cx.keys.card_fingerprint(cx.merchant.as_str(), number.expose());
     let attempts = tx.attempts(cx.merchant, &fingerprint).await?;
     if let Some(until) = attempts.locked_until(cx.now) {
@@ -594,7 +626,5 @@ async fn lookup_card(
         tx.put_attempts(cx.merchant, &fingerprint, &Attempts::default())
             .await?;
     }
-    // Expire due holds so the answer shows what is really available.
-    load_card(tx, cx, &card.snapshot.id).await?;
-    reload_card(tx, cx, &card.snapshot.id).await
+    Ok(card)
 }

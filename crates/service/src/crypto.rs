@@ -1,6 +1,7 @@
 //! Key material and what giftd does with it: card numbers encrypted with AES-256-GCM, keyed
 //! fingerprints (HMAC-SHA-256) to find a card by number, keyed hashes of security codes and API
-//! keys, and encryption of stored idempotent responses (one may carry a new card's number).
+//! keys and Clover card tokens, and encryption of stored idempotent responses (one may carry a
+//! new card's number).
 //!
 //! Every key is derived from one 32-byte master key, read from `GIFTD_MASTER_KEY` or generated
 //! once into the data folder with mode 0600. Nothing here logs or displays a secret.
@@ -92,6 +93,7 @@ pub struct Keys {
     fingerprint: [u8; 32],
     security_code: [u8; 32],
     api_key: [u8; 32],
+    clover_token: [u8; 32],
 }
 
 impl fmt::Debug for Keys {
@@ -119,6 +121,7 @@ impl Keys {
             fingerprint: derive("card number fingerprint"),
             security_code: derive("security code hash"),
             api_key: derive("api key hash"),
+            clover_token: derive("clover token hash"),
         }
     }
 
@@ -133,6 +136,11 @@ impl Keys {
 
     pub fn api_key_hash(&self, api_key: &str) -> Vec<u8> {
         hmac(&self.api_key, &[api_key.as_bytes()]).to_vec()
+    }
+
+    /// The stored form of a Clover card token: tokens are kept only as this keyed hash.
+    pub fn clover_token_hash(&self, token: &str) -> Vec<u8> {
+        hmac(&self.clover_token, &[token.as_bytes()]).to_vec()
     }
 
     /// AES-256-GCM with a random nonce; `context` is bound as associated data, so a ciphertext

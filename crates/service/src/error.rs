@@ -16,6 +16,9 @@ pub enum Refusal {
     CardNumberTaken,
     #[error("{message}")]
     Invalid { param: &'static str, message: String },
+    /// A refusal only the Clover facade gives.
+    #[error(transparent)]
+    Clover(#[from] crate::clover::CloverRefusal),
 }
 
 #[derive(Debug, thiserror::Error)]

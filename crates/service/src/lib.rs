@@ -1,8 +1,9 @@
 //! giftd's use-cases: authenticate, read, and run commands through the store's writer. Every
-//! front-end (the native API, and later the vendor facades) calls this crate and nothing below
-//! it. No HTTP here, and no SQL.
+//! front-end (the native API and the vendor facades: `clover` holds the Clover facade's
+//! use-cases) calls this crate and nothing below it. No HTTP here, and no SQL.
 
 pub mod clock;
+pub mod clover;
 mod commands;
 pub mod crypto;
 mod error;

@@ -19,7 +19,9 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
-use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
+use giftd_domain::{
+    CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId, TransactionType,
+};
 
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use records::{
@@ -158,7 +160,7 @@ pub trait WriteTx: Send {
         captured_amount: i64,
         now: Timestamp,
     ) -> StoreResult<()>;
-    /// Pending holds of a card, oldest first; with `due_at`, only those expired by then.
+    /// Pending holds of a card, soonest expiry first; with `due_at`, only those expired by then.
     async fn pending_holds(
         &mut self,
         card: &CardId,
@@ -180,6 +182,59 @@ pub trait WriteTx: Send {
         fingerprint: &[u8],
         attempts: &Attempts,
     ) -> StoreResult<()>;
+
+    /// The merchant's programs with this promotion code, oldest first, at most `limit`.
+    async fn programs_by_promotion_code(
+        &mut self,
+        merchant: &MerchantId,
+        promotion_code: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Program>>;
+    /// The first transaction of `transaction_type` that concerns a hold of `card`: the one that
+    /// placed it (`hold`), or captured it (`capture`, a zero capture included), ...
+    async fn transaction_of_hold(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+        hold: &HoldId,
+        transaction_type: TransactionType,
+    ) -> StoreResult<Option<TransactionRecord>>;
+
+    // ---- the Clover facade ----
+
+    /// Stores a Clover card token, by its keyed hash only.
+    async fn insert_clover_token(
+        &mut self,
+        merchant: &MerchantId,
+        token_hash: &[u8],
+        card: &CardId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The card a merchant's token stands for, unless the token was revoked. Not locked: the
+    /// caller locks the card next.
+    async fn clover_token_card(
+        &mut self,
+        merchant: &MerchantId,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<CardId>>;
+    /// Revokes a merchant's token; `false` when there is no such token or it was revoked.
+    async fn revoke_clover_token(
+        &mut self,
+        merchant: &MerchantId,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Numbers a new hold as a Clover lock: the card's next `lock_id` (1, 2, ...). Called under
+    /// the card's lock; a unique key on (card, lock_id) backs it.
+    async fn insert_clover_lock(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+        hold: &HoldId,
+        now: Timestamp,
+    ) -> StoreResult<i64>;
+    /// The `lock_id` of a hold placed through the Clover facade.
+    async fn clover_lock_id(&mut self, hold: &HoldId) -> StoreResult<Option<i64>>;
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.
@@ -224,7 +279,7 @@ pub trait Store: Send + Sync + 'static {
         page: &Page,
     ) -> StoreResult<Vec<TransactionRecord>>;
 
-    /// Pending holds past their expiry, oldest first, for the sweeper.
+    /// Pending holds past their expiry, soonest expiry first, for the sweeper.
     async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>>;
 
     /// Recomputes every cached balance from the ledger and checks every invariant.

@@ -147,6 +147,12 @@ impl From<&Refusal> for ApiError {
             )
             .with_param("number"),
             Refusal::Invalid { param, message } => Self::invalid(param, sentence(message.clone())),
+            // Only Clover commands give these; the native API never runs one.
+            Refusal::Clover(refusal) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_state",
+                sentence(refusal.to_string()),
+            ),
         }
     }
 }

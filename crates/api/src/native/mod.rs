@@ -111,7 +111,7 @@ fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
         Ok(Outcome::Card(card)) => serde_json::to_vec(&CardResponse::new(card)),
         Ok(Outcome::Transaction(transaction)) => serde_json::to_vec(&TransactionResponse::from(transaction)),
         Ok(Outcome::Hold(hold)) => serde_json::to_vec(&HoldResponse::from(hold)),
-        Ok(Outcome::Merchant(_) | Outcome::Nothing) => Ok(b"{}".to_vec()),
+        Ok(Outcome::Merchant(_) | Outcome::Clover(_) | Outcome::Nothing) => Ok(b"{}".to_vec()),
     };
     Rendered {
         status: success.as_u16(),

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
-use giftd_domain::{CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
+use giftd_domain::{
+    CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId, TransactionType,
+};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
 use super::queries;
@@ -467,5 +469,134 @@ impl WriteTx for SqliteTx<'_> {
         .await
         .map_err(write_error)?;
         Ok(())
+    }
+
+    async fn programs_by_promotion_code(
+        &mut self,
+        merchant: &MerchantId,
+        promotion_code: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Program>> {
+        let sql = format!(
+            "SELECT {} FROM programs WHERE merchant_id = ? AND promotion_code = ? ORDER BY seq LIMIT ?",
+            rows::PROGRAM_COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(merchant.as_str())
+            .bind(promotion_code)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(rows::program).collect()
+    }
+
+    async fn transaction_of_hold(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+        hold: &HoldId,
+        transaction_type: TransactionType,
+    ) -> StoreResult<Option<TransactionRecord>> {
+        let sql = format!(
+            "SELECT {} FROM transactions WHERE merchant_id = ? AND card_id = ? AND hold_id = ? AND type = ? \
+             ORDER BY seq LIMIT 1",
+            rows::TRANSACTION_COLUMNS
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(merchant.as_str())
+            .bind(card.as_str())
+            .bind(hold.as_str())
+            .bind(transaction_type.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.as_ref().map(rows::transaction).transpose()
+    }
+
+    async fn insert_clover_token(
+        &mut self,
+        merchant: &MerchantId,
+        token_hash: &[u8],
+        card: &CardId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO clover_tokens (token_hash, merchant_id, card_id, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(merchant.as_str())
+        .bind(card.as_str())
+        .bind(now.unix_millis())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn clover_token_card(
+        &mut self,
+        merchant: &MerchantId,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<CardId>> {
+        let row = sqlx::query(
+            "SELECT card_id FROM clover_tokens \
+             WHERE token_hash = ? AND merchant_id = ? AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(merchant.as_str())
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<String, _>("card_id"))
+            .transpose()?
+            .map(CardId::new))
+    }
+
+    async fn revoke_clover_token(
+        &mut self,
+        merchant: &MerchantId,
+        token_hash: &[u8],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE clover_tokens SET revoked_at = ? \
+             WHERE token_hash = ? AND merchant_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now.unix_millis())
+        .bind(token_hash)
+        .bind(merchant.as_str())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_clover_lock(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+        hold: &HoldId,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "INSERT INTO clover_locks (hold_id, merchant_id, card_id, lock_id, created_at) \
+             VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(lock_id), 0) + 1 FROM clover_locks WHERE card_id = ?3), ?4) \
+             RETURNING lock_id",
+        )
+        .bind(hold.as_str())
+        .bind(merchant.as_str())
+        .bind(card.as_str())
+        .bind(now.unix_millis())
+        .fetch_one(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(row.try_get("lock_id")?)
+    }
+
+    async fn clover_lock_id(&mut self, hold: &HoldId) -> StoreResult<Option<i64>> {
+        let row = sqlx::query("SELECT lock_id FROM clover_locks WHERE hold_id = ?")
+            .bind(hold.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        Ok(row.map(|r| r.try_get::<i64, _>("lock_id")).transpose()?)
     }
 }
