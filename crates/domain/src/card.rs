@@ -136,6 +136,36 @@ impl CardKind {
     }
 }
 
+/// Why a card was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Deactivated on request.
+    Deactivated,
+    /// Its balance was combined into another card.
+    Combined,
+    /// Its balance was transferred to another card and it was closed on request.
+    Transferred,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deactivated => "deactivated",
+            Self::Combined => "combined",
+            Self::Transferred => "transferred",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "deactivated" => Some(Self::Deactivated),
+            "combined" => Some(Self::Combined),
+            "transferred" => Some(Self::Transferred),
+            _ => None,
+        }
+    }
+}
+
 /// `inactive` → `active` ⇄ `frozen`; any of them → `closed`, for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CardState {

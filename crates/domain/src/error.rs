@@ -39,6 +39,8 @@ pub enum DomainError {
     InvalidState { state: CardState, reason: String },
     #[error("the card still holds {balance} (of which {held} held); deactivate with cashout")]
     CardNotEmpty { balance: i64, held: i64 },
+    #[error("invalid transfer: {reason}")]
+    InvalidTransfer { reason: String },
     #[error("invalid program: {reason}")]
     InvalidProgram { param: &'static str, reason: String },
 }

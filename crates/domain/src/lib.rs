@@ -9,13 +9,14 @@ pub mod card;
 pub mod error;
 pub mod ids;
 pub mod ledger;
+pub mod linked;
 pub mod lockout;
 pub mod money;
 pub mod operations;
 pub mod program;
 pub mod time;
 
-pub use card::{CardKind, CardNumber, CardState, SecurityCode};
+pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
 pub use ids::{CardId, HoldId, MerchantId, ProgramId, TransactionId};
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};

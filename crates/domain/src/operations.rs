@@ -5,7 +5,7 @@
 //!
 //! Deciding is pure. Applying a decision (guarded updates, appends) is the store's job.
 
-use crate::card::{CardKind, CardState};
+use crate::card::{CardKind, CardState, CloseReason};
 use crate::error::DomainError;
 use crate::ids::{CardId, HoldId, ProgramId, TransactionId};
 use crate::ledger::{Account, JournalEntry, TransactionType};
@@ -49,7 +49,7 @@ impl CardSnapshot {
         }
     }
 
-    fn available_account(&self) -> Account {
+    pub(crate) fn available_account(&self) -> Account {
         Account::CardAvailable(self.id.clone())
     }
 
@@ -66,6 +66,8 @@ pub struct CardEffect {
     pub new_state: Option<CardState>,
     /// `Some(x)` sets the expiry to `x`.
     pub new_expires_at: Option<Option<Timestamp>>,
+    /// Why, when `new_state` closes the card.
+    pub close_reason: Option<CloseReason>,
 }
 
 /// One transaction to append: its type and amount, its journal entry and its effect on the card.
@@ -100,6 +102,7 @@ impl Decision {
                 held_delta,
                 new_state,
                 new_expires_at,
+                close_reason: (new_state == Some(CardState::Closed)).then_some(CloseReason::Deactivated),
             },
             entry,
         }
@@ -188,7 +191,7 @@ pub fn check_currency(card: &CardSnapshot, requested: Option<Currency>) -> Resul
 }
 
 /// A card that may be spent from or loaded: active and not expired.
-fn check_usable(card: &CardSnapshot, now: Timestamp) -> Result<(), DomainError> {
+pub(crate) fn check_usable(card: &CardSnapshot, now: Timestamp) -> Result<(), DomainError> {
     if card.state != CardState::Active {
         return Err(DomainError::CardNotActive { state: card.state });
     }
@@ -198,7 +201,11 @@ fn check_usable(card: &CardSnapshot, now: Timestamp) -> Result<(), DomainError> 
     Ok(())
 }
 
-fn check_max_balance(program: &Program, card: &CardSnapshot, amount: Amount) -> Result<(), DomainError> {
+pub(crate) fn check_max_balance(
+    program: &Program,
+    card: &CardSnapshot,
+    amount: Amount,
+) -> Result<(), DomainError> {
     let after = checked_add(card.balance, amount.minor())?;
     if let Some(max) = program.max_balance
         && after > max.minor()

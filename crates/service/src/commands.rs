@@ -16,6 +16,7 @@ use crate::clover::{self, CloverCommand, CloverOutcome};
 use crate::crypto::{Keys, same_hash};
 use crate::error::{Failure, Refusal};
 use crate::ids;
+use crate::transfers::{self, TransferCommand, TransferOutcome};
 
 /// Attempts to draw an unused card number before giving up (a full number space).
 const NUMBER_ATTEMPTS: usize = 8;
@@ -107,6 +108,8 @@ pub enum Command {
     },
     /// A request of the Clover facade (`clover.rs`).
     Clover(CloverCommand),
+    /// Value between cards: transfers and merges (`transfers.rs`).
+    Transfer(TransferCommand),
 }
 
 /// What a command produced, for the front-end to render. One exists per request and lives
@@ -127,6 +130,7 @@ pub enum Outcome {
     Transaction(TransactionRecord),
     Hold(HoldRecord),
     Clover(CloverOutcome),
+    Transfer(TransferOutcome),
     Nothing,
 }
 
@@ -323,6 +327,7 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
             .await
         }
         Command::Clover(command) => clover::execute(tx, cx, command).await,
+        Command::Transfer(command) => transfers::execute(tx, cx, command).await,
     }
 }
 
@@ -555,6 +560,7 @@ pub(crate) async fn issue_card(
     tx.insert_card(&CardRecord {
         merchant_id: cx.merchant.clone(),
         snapshot: snapshot.clone(),
+        closed_reason: None,
         last4: number.last4(),
         number_ciphertext: cx
             .keys

@@ -9,6 +9,7 @@ pub mod crypto;
 mod error;
 pub mod ids;
 mod job;
+pub mod transfers;
 
 use std::sync::Arc;
 use std::time::Duration;

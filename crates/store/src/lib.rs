@@ -17,8 +17,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use async_trait::async_trait;
+use giftd_domain::ledger::{Account, JournalEntry, Posting};
 use giftd_domain::lockout::Attempts;
-use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
+use giftd_domain::operations::{CardEffect, CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{
     CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId, TransactionType,
 };
@@ -28,6 +29,17 @@ pub use records::{
     CardFilter, CardRecord, HoldRecord, IdempotencyRecord, Page, TransactionMeta, TransactionRecord,
 };
 pub use verify::VerifyReport;
+
+/// One card's side of a journal entry, as `WriteTx::append_entry` takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct LegRef<'a> {
+    /// The card as the decision saw it.
+    pub card: &'a CardSnapshot,
+    pub transaction_type: TransactionType,
+    pub amount: i64,
+    pub effect: &'a CardEffect,
+    pub meta: &'a TransactionMeta,
+}
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -132,16 +144,95 @@ pub trait WriteTx: Send {
         now: Timestamp,
     ) -> StoreResult<()>;
 
-    /// Appends the decision's transaction and journal entry and applies its effect to the
-    /// card's cached balance, held amount, state and expiry with a guarded update: the card must
-    /// still be as `card` says, and may not end with negative available value.
+    /// Applies one card's part of a decision with a guarded update: the card must still be as
+    /// `card` says, and may not end with negative available value (else `Conflict`).
+    async fn update_card(
+        &mut self,
+        card: &CardSnapshot,
+        effect: &CardEffect,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Appends a transaction row, part of journal entry `entry_id`.
+    async fn insert_transaction(
+        &mut self,
+        record: &TransactionRecord,
+        entry_id: &TransactionId,
+    ) -> StoreResult<()>;
+    /// Appends one posting of journal entry `entry_id`, recorded under `transaction_id`.
+    async fn insert_posting(
+        &mut self,
+        transaction_id: &TransactionId,
+        entry_id: &TransactionId,
+        posting: &Posting,
+    ) -> StoreResult<()>;
+
+    /// Appends one journal entry that touches one or more cards: each leg's card is updated
+    /// (guarded) and gets its transaction; each posting is recorded under the transaction of
+    /// the card whose account it moves (program accounts: under the first leg's). The entry is
+    /// named after the first leg's transaction. All of it or none of it, with the job.
+    async fn append_entry(
+        &mut self,
+        merchant: &MerchantId,
+        entry: &JournalEntry,
+        legs: &[LegRef<'_>],
+    ) -> StoreResult<Vec<TransactionRecord>> {
+        let Some(first) = legs.first() else {
+            return Ok(Vec::new());
+        };
+        let entry_id = first.meta.id.clone();
+        let mut records = Vec::with_capacity(legs.len());
+        for leg in legs {
+            self.update_card(leg.card, leg.effect, leg.meta.now).await?;
+            let record = TransactionRecord {
+                id: leg.meta.id.clone(),
+                merchant_id: merchant.clone(),
+                card_id: leg.card.id.clone(),
+                transaction_type: leg.transaction_type,
+                amount: leg.amount,
+                currency: leg.card.currency.code().to_owned(),
+                balance_before: leg.card.balance,
+                balance_after: leg.card.balance + leg.effect.balance_delta,
+                reference: leg.meta.reference.clone(),
+                reverses: leg.meta.reverses.clone(),
+                hold_id: leg.meta.hold_id.clone(),
+                created_at: leg.meta.now,
+            };
+            self.insert_transaction(&record, &entry_id).await?;
+            records.push(record);
+        }
+        for posting in entry.postings() {
+            let owner = match &posting.account {
+                Account::CardAvailable(card) | Account::CardHeld(card) => {
+                    legs.iter().find(|leg| &leg.card.id == card)
+                }
+                Account::ProgramFunding(_) | Account::ProgramRedemption(_) | Account::ProgramCashout(_) => {
+                    None
+                }
+            };
+            let transaction_id = &owner.unwrap_or(first).meta.id;
+            self.insert_posting(transaction_id, &entry_id, posting).await?;
+        }
+        Ok(records)
+    }
+
+    /// Appends a single-card decision: its transaction and its journal entry.
     async fn append(
         &mut self,
         merchant: &MerchantId,
         card: &CardSnapshot,
         decision: &Decision,
         meta: &TransactionMeta,
-    ) -> StoreResult<TransactionRecord>;
+    ) -> StoreResult<TransactionRecord> {
+        let leg = LegRef {
+            card,
+            transaction_type: decision.transaction_type,
+            amount: decision.amount,
+            effect: &decision.card,
+            meta,
+        };
+        let mut records = self.append_entry(merchant, &decision.entry, &[leg]).await?;
+        Ok(records.remove(0))
+    }
 
     async fn insert_hold(
         &mut self,

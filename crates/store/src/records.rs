@@ -2,7 +2,7 @@
 
 use giftd_domain::operations::{CardSnapshot, HoldSnapshot};
 use giftd_domain::{
-    CardId, CardState, HoldId, MerchantId, ProgramId, Timestamp, TransactionId, TransactionType,
+    CardId, CardState, CloseReason, HoldId, MerchantId, ProgramId, Timestamp, TransactionId, TransactionType,
 };
 
 /// A card as stored. The number is only ever here encrypted, the security code only hashed.
@@ -10,6 +10,8 @@ use giftd_domain::{
 pub struct CardRecord {
     pub merchant_id: MerchantId,
     pub snapshot: CardSnapshot,
+    /// Why the card was closed, when it is.
+    pub closed_reason: Option<CloseReason>,
     pub last4: String,
     pub number_ciphertext: Vec<u8>,
     pub number_fingerprint: Vec<u8>,

@@ -4,8 +4,8 @@
 
 use giftd_domain::operations::{CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::{
-    Amount, CardId, CardKind, CardState, Currency, HoldId, MerchantId, Program, ProgramId, Timestamp,
-    TransactionId, TransactionType,
+    Amount, CardId, CardKind, CardState, CloseReason, Currency, HoldId, MerchantId, Program, ProgramId,
+    Timestamp, TransactionId, TransactionType,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -14,7 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::{CardRecord, HoldRecord, StoreError, StoreResult, TransactionRecord};
 
 pub(crate) const CARD_COLUMNS: &str = "id, merchant_id, program_id, kind, state, currency, \
-    balance, held, expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at";
+    balance, held, expires_at, closed_reason, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at";
 pub(crate) const TRANSACTION_COLUMNS: &str = "id, merchant_id, card_id, type, amount, currency, \
     balance_before, balance_after, reference, reverses, hold_id, created_at";
 pub(crate) const HOLD_COLUMNS: &str =
@@ -95,6 +95,10 @@ pub(crate) fn card(row: &impl Columns) -> StoreResult<CardRecord> {
             held: row.integer("held")?,
             expires_at: timestamp(row.optional_integer("expires_at")?),
         },
+        closed_reason: row
+            .optional_text("closed_reason")?
+            .map(|reason| CloseReason::parse(&reason).ok_or_else(|| corrupt("closed reason", &reason)))
+            .transpose()?,
         last4: row.text("last4")?,
         number_ciphertext: row.bytes("number_ciphertext")?,
         number_fingerprint: row.bytes("number_fingerprint")?,

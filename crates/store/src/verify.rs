@@ -65,6 +65,11 @@ pub(crate) const POSTINGS_SQL: &str = "SELECT t.id AS transaction_id, t.card_id,
     t.balance_after, p.account_kind, p.owner_id, p.currency, p.amount \
     FROM transactions t LEFT JOIN postings p ON p.transaction_id = t.id ORDER BY t.seq, p.id";
 
+/// Every posting by journal entry: each entry must sum to zero per currency. An entry may span
+/// several transactions (a transfer's or a merge's cards).
+pub(crate) const ENTRIES_SQL: &str =
+    "SELECT entry_id, currency, amount FROM postings ORDER BY entry_id, currency";
+
 /// Every card with its cached amounts and the sum of its pending holds.
 pub(crate) const CARDS_SQL: &str = "SELECT c.id, c.balance, c.held, \
     CAST(COALESCE((SELECT SUM(h.amount) FROM holds h WHERE h.card_id = c.id AND h.state = 'pending'), 0) \
@@ -73,25 +78,16 @@ pub(crate) const CARDS_SQL: &str = "SELECT c.id, c.balance, c.held, \
 pub(crate) const COUNTS_SQL: &str = "SELECT (SELECT COUNT(*) FROM transactions) AS transactions, \
     (SELECT COUNT(*) FROM holds WHERE state = 'pending') AS pending_holds";
 
-/// One transaction as the pass sees it: its entry's sums per currency and its card's change.
+/// One transaction as the pass sees it: its card's change and its postings to that card.
 struct Entry {
     id: String,
     card_id: String,
     balance_change: i128,
-    per_currency: BTreeMap<String, i128>,
     card_posted: i128,
 }
 
 impl Entry {
     fn close(self, violations: &mut Vec<String>) {
-        for (currency, sum) in &self.per_currency {
-            if *sum != 0 {
-                violations.push(format!(
-                    "journal entry does not balance: {} {currency} sums to {sum}",
-                    self.id
-                ));
-            }
-        }
         if self.card_posted != self.balance_change {
             violations.push(format!(
                 "transaction's balance change differs from its postings: {} changes the balance by {}, \
@@ -111,6 +107,8 @@ pub(crate) struct Pass {
     /// Per currency: value on cards.
     outstanding: BTreeMap<String, i128>,
     current: Option<Entry>,
+    /// The journal entry being summed by [`Pass::entry_posting`], per currency.
+    journal: Option<(String, BTreeMap<String, i128>)>,
 }
 
 impl Pass {
@@ -126,7 +124,6 @@ impl Pass {
                 card_id: row.text("card_id")?,
                 balance_change: i128::from(row.integer("balance_after")?)
                     - i128::from(row.integer("balance_before")?),
-                per_currency: BTreeMap::new(),
                 card_posted: 0,
             });
         }
@@ -138,7 +135,6 @@ impl Pass {
         let currency = row.text("currency")?;
         let amount = i128::from(row.integer("amount")?);
         self.report.postings += 1;
-        *entry.per_currency.entry(currency.clone()).or_default() += amount;
         let held = match kind.as_str() {
             "card_available" => false,
             "card_held" => true,
@@ -155,6 +151,30 @@ impl Pass {
             card.0 += amount;
         }
         Ok(())
+    }
+
+    /// One row of [`ENTRIES_SQL`].
+    pub(crate) fn entry_posting(&mut self, row: &impl Columns) -> StoreResult<()> {
+        let entry_id = row.text("entry_id")?;
+        if self.journal.as_ref().is_none_or(|(id, _)| *id != entry_id) {
+            self.close_journal();
+            self.journal = Some((entry_id, BTreeMap::new()));
+        }
+        let (_, sums) = self.journal.as_mut().expect("set above");
+        *sums.entry(row.text("currency")?).or_default() += i128::from(row.integer("amount")?);
+        Ok(())
+    }
+
+    fn close_journal(&mut self) {
+        if let Some((id, sums)) = self.journal.take() {
+            for (currency, sum) in sums {
+                if sum != 0 {
+                    self.report.violations.push(format!(
+                        "journal entry does not balance: {id} {currency} sums to {sum}"
+                    ));
+                }
+            }
+        }
     }
 
     /// One row of [`CARDS_SQL`], after every posting.
@@ -198,6 +218,7 @@ impl Pass {
         if let Some(done) = self.current.take() {
             done.close(&mut self.report.violations);
         }
+        self.close_journal();
         for orphan in self.cards.keys() {
             self.report.violations.push(format!(
                 "postings to card accounts of a card that does not exist: {orphan}"
@@ -215,6 +236,11 @@ pub(crate) async fn run_sqlite(conn: &mut SqliteConnection) -> StoreResult<Verif
     let mut rows = sqlx::query(POSTINGS_SQL).fetch(&mut *conn);
     while let Some(row) = rows.try_next().await? {
         pass.posting(&row)?;
+    }
+    drop(rows);
+    let mut rows = sqlx::query(ENTRIES_SQL).fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        pass.entry_posting(&row)?;
     }
     drop(rows);
     let mut rows = sqlx::query(CARDS_SQL).fetch(&mut *conn);

@@ -439,6 +439,7 @@ fn card_record(
             held: 0,
             expires_at,
         },
+        closed_reason: None,
         last4: "0042".into(),
         number_ciphertext: awkward_bytes(fingerprint.first().copied().unwrap_or(7)),
         number_fingerprint: fingerprint.to_vec(),
@@ -2105,15 +2106,15 @@ async fn verify_finds_the_story_sound_and_a_tampered_balance_unsound(b: &Backend
     // Inserting is all the append-only rule leaves; verify finds forged rows too: a posting in
     // another currency than the card's, and a refund beyond what it refunds.
     b.raw_execute(
-        "INSERT INTO postings (transaction_id, account_kind, owner_id, currency, amount) \
-         VALUES ('txn_verify_load', 'card_available', 'card_verify', 'EUR', 5)",
+        "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
+         VALUES ('txn_verify_load', 'txn_verify_load', 'card_available', 'card_verify', 'EUR', 5)",
     )
     .await
     .expect("a forged posting is inserted");
     b.raw_execute(
         "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
-         balance_after, reverses, created_at) VALUES ('txn_forged', 'mer_acme', 'card_verify', 'refund', \
-         5000, 'USD', 2000, 2000, 'txn_verify_redeem', 0)",
+         balance_after, reverses, entry_id, created_at) VALUES ('txn_forged', 'mer_acme', 'card_verify', \
+         'refund', 5000, 'USD', 2000, 2000, 'txn_verify_redeem', 'txn_forged', 0)",
     )
     .await
     .expect("a forged refund is inserted");

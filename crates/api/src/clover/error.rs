@@ -228,6 +228,7 @@ impl From<&DomainError> for CloverError {
             DomainError::InvalidState { .. } => Self::declined("invalid_card_state", message),
             DomainError::CardNotEmpty { .. } => Self::declined("card_not_empty", message),
             DomainError::InvalidProgram { param, .. } => Self::invalid(param, message),
+            DomainError::InvalidTransfer { .. } => Self::invalid("source", message),
         }
     }
 }

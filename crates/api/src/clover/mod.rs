@@ -161,6 +161,7 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
             | Outcome::Card(_)
             | Outcome::Transaction(_)
             | Outcome::Hold(_)
+            | Outcome::Transfer(_)
             | Outcome::Nothing,
         ) => {
             tracing::error!("a Clover command produced an outcome the facade does not render");

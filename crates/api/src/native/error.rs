@@ -126,6 +126,7 @@ impl From<&DomainError> for ApiError {
             DomainError::InvalidState { .. } => (S::CONFLICT, "invalid_state", None),
             DomainError::CardNotEmpty { .. } => (S::CONFLICT, "card_not_empty", None),
             DomainError::InvalidProgram { param, .. } => (S::BAD_REQUEST, "invalid_request", Some(*param)),
+            DomainError::InvalidTransfer { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_transfer", None),
         };
         let error = Self::new(status, code, message);
         match param {

@@ -12,6 +12,7 @@ use axum::response::Response;
 use giftd_domain::operations::{DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS};
 use giftd_domain::{CardId, CardKind, CardNumber, CardState, HoldId, ProgramId, SecurityCode, TransactionId};
 use giftd_domain::{MerchantId, NewProgram};
+use giftd_service::transfers::{TransferCommand, TransferOutcome};
 use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered};
 use giftd_store::{CardFilter, Page};
 use serde::Deserialize;
@@ -88,6 +89,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unfreeze_card))
         .routes(routes!(deactivate_card))
         .routes(routes!(list_card_transactions))
+        .routes(routes!(transfer_card))
+        .routes(routes!(merge_cards))
         .routes(routes!(create_hold))
         .routes(routes!(get_hold))
         .routes(routes!(capture_hold))
@@ -111,6 +114,32 @@ fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
         Ok(Outcome::Card(card)) => serde_json::to_vec(&CardResponse::new(card)),
         Ok(Outcome::Transaction(transaction)) => serde_json::to_vec(&TransactionResponse::from(transaction)),
         Ok(Outcome::Hold(hold)) => serde_json::to_vec(&HoldResponse::from(hold)),
+        Ok(Outcome::Transfer(TransferOutcome::Transfer {
+            source,
+            target,
+            issued,
+            transfer_out,
+            transfer_in,
+        })) => serde_json::to_vec(&TransferResponse {
+            object: "transfer",
+            source: CardResponse::new(source),
+            target: match issued {
+                Some((number, security_code)) => CardResponse::issued(target, number, security_code),
+                None => CardResponse::new(target),
+            },
+            transfer_out: transfer_out.into(),
+            transfer_in: transfer_in.into(),
+        }),
+        Ok(Outcome::Transfer(TransferOutcome::Merge {
+            target,
+            sources,
+            transactions,
+        })) => serde_json::to_vec(&MergeResponse {
+            object: "merge",
+            card: CardResponse::new(target),
+            sources: sources.iter().map(CardResponse::new).collect(),
+            transactions: transactions.iter().map(TransactionResponse::from).collect(),
+        }),
         Ok(Outcome::Merchant(_) | Outcome::Clover(_) | Outcome::Nothing) => Ok(b"{}".to_vec()),
     };
     Rendered {
@@ -533,6 +562,74 @@ async fn list_card_transactions(
         |t| t.id.to_string(),
         |t| TransactionResponse::from(t),
     ))
+}
+
+// ---- transfers and merges ----
+
+/// Moves value to another card of the same currency, or to a new card, in one journal entry:
+/// both cards change or neither does.
+#[utoipa::path(post, path = "/v1/cards/{id}/transfer", tag = "cards", params(("id" = String, Path)),
+    request_body = TransferRequest,
+    responses((status = 200, body = TransferResponse), (status = "4XX", body = ErrorBody)))]
+async fn transfer_card(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    PathId(id): PathId,
+    body: Body<TransferRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let r = body.value;
+    let to_card_id = r
+        .to_card_id
+        .map(|to| {
+            CardId::parse(&to)
+                .ok_or_else(|| ApiError::invalid("to_card_id", "`to_card_id` is not a card id."))
+        })
+        .transpose()?;
+    let command = Command::Transfer(TransferCommand::Transfer {
+        card_id,
+        to_card_id,
+        amount: optional_amount(r.amount, "amount")?,
+        close_source: r.close_source.unwrap_or(false),
+        currency: optional_currency(r.currency.as_deref())?,
+        reference: reference(r.reference)?,
+    });
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
+}
+
+/// Moves the whole available balance of 1 to 10 source cards into this card, in one journal
+/// entry; the sources end closed with reason `combined`.
+#[utoipa::path(post, path = "/v1/cards/{id}/merge", tag = "cards", params(("id" = String, Path)),
+    request_body = MergeRequest,
+    responses((status = 200, body = MergeResponse), (status = "4XX", body = ErrorBody)))]
+async fn merge_cards(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    PathId(id): PathId,
+    body: Body<MergeRequest>,
+) -> Answer {
+    let card_id = path_id(&id, CardId::parse, "card")?;
+    let r = body.value;
+    if r.source_card_ids.is_empty() || r.source_card_ids.len() > giftd_domain::linked::MAX_MERGE_SOURCES {
+        return Err(ApiError::invalid(
+            "source_card_ids",
+            "`source_card_ids` must list 1 to 10 cards.",
+        ));
+    }
+    let source_card_ids = r
+        .source_card_ids
+        .iter()
+        .map(|id| {
+            CardId::parse(id)
+                .ok_or_else(|| ApiError::invalid("source_card_ids", format!("`{id}` is not a card id.")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let command = Command::Transfer(TransferCommand::Merge {
+        card_id,
+        source_card_ids,
+        reference: reference(r.reference)?,
+    });
+    run(&app, merchant, command, body.idempotency, StatusCode::OK).await
 }
 
 // ---- holds ----

@@ -120,6 +120,8 @@ pub struct CardResponse {
     pub held: i64,
     pub available: i64,
     pub expires_at: Option<String>,
+    /// `deactivated`, `combined` or `transferred` once the card is closed; null before.
+    pub closed_reason: Option<&'static str>,
     pub last4: String,
     pub created_at: String,
     /// Only in the response that creates the card.
@@ -144,6 +146,7 @@ impl CardResponse {
             held: s.held,
             available: s.available(),
             expires_at: s.expires_at.map(rfc3339),
+            closed_reason: card.closed_reason.map(|r| r.as_str()),
             last4: card.last4.clone(),
             created_at: rfc3339(card.created_at),
             number: None,
@@ -329,4 +332,48 @@ pub struct List<T> {
     pub data: Vec<T>,
     /// Pass as `?cursor=` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// Default: the source's whole available balance.
+    pub amount: Option<i64>,
+    /// An existing card of the same currency; without it, a new card of the source's program
+    /// is issued (its number and security code are in this response only).
+    pub to_card_id: Option<String>,
+    /// Close the source once the transfer leaves it empty. Default false.
+    pub close_source: Option<bool>,
+    /// When given, must be the source card's currency.
+    pub currency: Option<String>,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferResponse {
+    pub object: &'static str,
+    pub source: CardResponse,
+    /// With `number` and `security_code` when the transfer issued it.
+    pub target: CardResponse,
+    pub transfer_out: TransactionResponse,
+    pub transfer_in: TransactionResponse,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// 1 to 10 cards whose whole available balance moves into this one; they end closed.
+    pub source_card_ids: Vec<String>,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergeResponse {
+    pub object: &'static str,
+    /// The card that received the value.
+    pub card: CardResponse,
+    /// The source cards, now closed with reason `combined`.
+    pub sources: Vec<CardResponse>,
+    /// One `merge_out` per source, then the target's `merge_in`; one journal entry.
+    pub transactions: Vec<TransactionResponse>,
 }

@@ -51,6 +51,7 @@ CREATE TABLE cards (
     balance              BIGINT NOT NULL CHECK (balance >= 0),
     held                 BIGINT NOT NULL CHECK (held >= 0 AND held <= balance),
     expires_at           BIGINT,
+    closed_reason        TEXT CHECK (closed_reason IN ('deactivated', 'combined', 'transferred')),
     last4                TEXT NOT NULL,
     number_ciphertext    BYTEA NOT NULL,
     number_fingerprint   BYTEA NOT NULL,
@@ -61,7 +62,9 @@ CREATE TABLE cards (
 );
 CREATE INDEX cards_by_merchant ON cards (merchant_id, seq);
 
--- One row per business operation; each has exactly one journal entry (its postings).
+-- One row per business operation on one card. Its postings are part of exactly one journal
+-- entry (`entry_id`): its own, or, when an operation moves value between cards (transfer,
+-- merge), an entry shared with the other cards' transactions, so all change or none does.
 CREATE TABLE transactions (
     seq             BIGSERIAL PRIMARY KEY,
     id              TEXT NOT NULL UNIQUE,
@@ -78,6 +81,7 @@ CREATE TABLE transactions (
     reference       TEXT,
     reverses        TEXT REFERENCES transactions(id),
     hold_id         TEXT,
+    entry_id        TEXT NOT NULL,
     created_at      BIGINT NOT NULL
 );
 CREATE INDEX transactions_by_card ON transactions (card_id, seq);
@@ -88,6 +92,7 @@ CREATE UNIQUE INDEX transactions_one_void ON transactions (reverses) WHERE type 
 CREATE TABLE postings (
     id              BIGSERIAL PRIMARY KEY,
     transaction_id  TEXT NOT NULL REFERENCES transactions(id),
+    entry_id        TEXT NOT NULL,
     account_kind    TEXT NOT NULL CHECK (account_kind IN ('card_available', 'card_held',
                         'program_funding', 'program_redemption', 'program_cashout')),
     owner_id        TEXT NOT NULL,
@@ -95,6 +100,7 @@ CREATE TABLE postings (
     amount          BIGINT NOT NULL CHECK (amount <> 0)
 );
 CREATE INDEX postings_by_transaction ON postings (transaction_id);
+CREATE INDEX postings_by_entry ON postings (entry_id);
 CREATE INDEX postings_by_account ON postings (owner_id, account_kind);
 
 -- The ledger is append-only: the database itself refuses to change or remove an entry,

@@ -52,6 +52,7 @@ CREATE TABLE cards (
     balance              INTEGER NOT NULL CHECK (typeof(balance) = 'integer' AND balance >= 0),
     held                 INTEGER NOT NULL CHECK (typeof(held) = 'integer' AND held >= 0 AND held <= balance),
     expires_at           INTEGER,
+    closed_reason        TEXT CHECK (closed_reason IN ('deactivated', 'combined', 'transferred')),
     last4                TEXT NOT NULL,
     number_ciphertext    BLOB NOT NULL,
     number_fingerprint   BLOB NOT NULL,
@@ -62,7 +63,9 @@ CREATE TABLE cards (
 );
 CREATE INDEX cards_by_merchant ON cards (merchant_id, seq);
 
--- One row per business operation; each has exactly one journal entry (its postings).
+-- One row per business operation on one card. Its postings are part of exactly one journal
+-- entry (`entry_id`): its own, or, when an operation moves value between cards (transfer,
+-- merge), an entry shared with the other cards' transactions, so all change or none does.
 CREATE TABLE transactions (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     id              TEXT NOT NULL UNIQUE,
@@ -79,6 +82,7 @@ CREATE TABLE transactions (
     reference       TEXT,
     reverses        TEXT REFERENCES transactions(id),
     hold_id         TEXT,
+    entry_id        TEXT NOT NULL,
     created_at      INTEGER NOT NULL
 );
 CREATE INDEX transactions_by_card ON transactions (card_id, seq);
@@ -89,6 +93,7 @@ CREATE UNIQUE INDEX transactions_one_void ON transactions (reverses) WHERE type 
 CREATE TABLE postings (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     transaction_id  TEXT NOT NULL REFERENCES transactions(id),
+    entry_id        TEXT NOT NULL,
     account_kind    TEXT NOT NULL CHECK (account_kind IN ('card_available', 'card_held',
                         'program_funding', 'program_redemption', 'program_cashout')),
     owner_id        TEXT NOT NULL,
@@ -96,6 +101,7 @@ CREATE TABLE postings (
     amount          INTEGER NOT NULL CHECK (amount <> 0)
 );
 CREATE INDEX postings_by_transaction ON postings (transaction_id);
+CREATE INDEX postings_by_entry ON postings (entry_id);
 CREATE INDEX postings_by_account ON postings (owner_id, account_kind);
 
 -- The ledger is append-only: the database itself refuses to change or remove an entry.

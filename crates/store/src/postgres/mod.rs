@@ -23,7 +23,7 @@ use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
 use tokio::sync::Notify;
 
 use crate::rows;
-use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, POSTINGS_SQL, Pass};
+use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
     CardFilter, CardRecord, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
     VerifyReport, WriteJob,
@@ -363,6 +363,12 @@ impl Store for PgStore {
             let mut rows = sqlx::query(POSTINGS_SQL).fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
                 pass.posting(&row)?;
+            }
+        }
+        {
+            let mut rows = sqlx::query(ENTRIES_SQL).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                pass.entry_posting(&row)?;
             }
         }
         {

@@ -5,19 +5,18 @@
 //! rest. A conflict is an error the runner retries.
 
 use async_trait::async_trait;
+use giftd_domain::ledger::Posting;
 use giftd_domain::lockout::Attempts;
-use giftd_domain::operations::{CardSnapshot, Decision, HoldSnapshot, HoldState};
+use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::{
-    CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId, TransactionType,
+    CardId, CardState, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId,
+    TransactionType,
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::queries;
 use crate::rows;
-use crate::{
-    CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionMeta, TransactionRecord,
-    WriteTx,
-};
+use crate::{CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord, WriteTx};
 
 pub(crate) struct PgTx<'c> {
     pub(crate) conn: &'c mut PgConnection,
@@ -238,47 +237,36 @@ impl WriteTx for PgTx<'_> {
         to: CardState,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE cards SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
-            .bind(to.as_str())
-            .bind(now.unix_millis())
-            .bind(id.as_str())
-            .bind(from.as_str())
-            .execute(&mut *self.conn)
-            .await
-            .map_err(write_error)?;
+        // Closing through a state change (not a transfer or merge) is a deactivation.
+        let done = sqlx::query(
+            "UPDATE cards SET state = $1, updated_at = $2, \
+             closed_reason = CASE WHEN $1 = 'closed' THEN 'deactivated' ELSE closed_reason END \
+             WHERE id = $3 AND state = $4",
+        )
+        .bind(to.as_str())
+        .bind(now.unix_millis())
+        .bind(id.as_str())
+        .bind(from.as_str())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("card state"));
         }
         Ok(())
     }
 
-    async fn append(
+    async fn update_card(
         &mut self,
-        merchant: &MerchantId,
         card: &CardSnapshot,
-        decision: &Decision,
-        meta: &TransactionMeta,
-    ) -> StoreResult<TransactionRecord> {
-        let effect = &decision.card;
-        let record = TransactionRecord {
-            id: meta.id.clone(),
-            merchant_id: merchant.clone(),
-            card_id: card.id.clone(),
-            transaction_type: decision.transaction_type,
-            amount: decision.amount,
-            currency: card.currency.code().to_owned(),
-            balance_before: card.balance,
-            balance_after: decision.balance_after(card.balance),
-            reference: meta.reference.clone(),
-            reverses: meta.reverses.clone(),
-            hold_id: meta.hold_id.clone(),
-            created_at: meta.now,
-        };
+        effect: &CardEffect,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         // The guard: the card must still hold what the decision was taken on, and must not end
         // with negative available value. Anything else means the decision is stale.
         let updated = sqlx::query(
             "UPDATE cards SET balance = balance + $1, held = held + $2, \
-             state = COALESCE($3, state), \
+             state = COALESCE($3, state), closed_reason = COALESCE($10, closed_reason), \
              expires_at = CASE WHEN $4 THEN $5 ELSE expires_at END, updated_at = $6 \
              WHERE id = $7 AND balance = $8 AND held = $9 \
              AND (balance + $1) - (held + $2) >= 0 AND held + $2 >= 0",
@@ -288,22 +276,32 @@ impl WriteTx for PgTx<'_> {
         .bind(effect.new_state.map(CardState::as_str))
         .bind(effect.new_expires_at.is_some())
         .bind(effect.new_expires_at.flatten().map(Timestamp::unix_millis))
-        .bind(meta.now.unix_millis())
+        .bind(now.unix_millis())
         .bind(card.id.as_str())
         .bind(card.balance)
         .bind(card.held)
+        .bind(effect.close_reason.map(CloseReason::as_str))
         .execute(&mut *self.conn)
         .await
         .map_err(write_error)?;
         if updated.rows_affected() != 1 {
             return Err(StoreError::Conflict("card balance"));
         }
+        Ok(())
+    }
+
+    async fn insert_transaction(
+        &mut self,
+        record: &TransactionRecord,
+        entry_id: &TransactionId,
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
-             balance_after, reference, reverses, hold_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             balance_after, reference, reverses, hold_id, entry_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(record.id.as_str())
-        .bind(merchant.as_str())
+        .bind(record.merchant_id.as_str())
         .bind(record.card_id.as_str())
         .bind(record.transaction_type.as_str())
         .bind(record.amount)
@@ -313,24 +311,34 @@ impl WriteTx for PgTx<'_> {
         .bind(&record.reference)
         .bind(record.reverses.as_ref().map(TransactionId::as_str))
         .bind(record.hold_id.as_ref().map(HoldId::as_str))
+        .bind(entry_id.as_str())
         .bind(record.created_at.unix_millis())
         .execute(&mut *self.conn)
         .await
         .map_err(write_error)?;
-        for posting in decision.entry.postings() {
-            sqlx::query(
-                "INSERT INTO postings (transaction_id, account_kind, owner_id, currency, amount) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(record.id.as_str())
-            .bind(posting.account.kind())
-            .bind(posting.account.owner_id())
-            .bind(posting.currency.code())
-            .bind(posting.amount)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(write_error)?;
-        }
-        Ok(record)
+        Ok(())
+    }
+
+    async fn insert_posting(
+        &mut self,
+        transaction_id: &TransactionId,
+        entry_id: &TransactionId,
+        posting: &Posting,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(transaction_id.as_str())
+        .bind(entry_id.as_str())
+        .bind(posting.account.kind())
+        .bind(posting.account.owner_id())
+        .bind(posting.currency.code())
+        .bind(posting.amount)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(())
     }
 
     async fn insert_hold(
