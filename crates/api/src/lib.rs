@@ -1,13 +1,17 @@
 //! giftd's HTTP front-ends: the native API under `/v1` and the vendor facades beside it (the
-//! Clover Gift Card API under `/clover`), the OpenAPI document (of the native API only), health
+//! Clover Gift Card API under `/clover`, Adyen's Terminal API at `/sync` and its Stored Value
+//! API under `/pal/servlet/StoredValue/v46`), the OpenAPI document (of the native API only), health
 //! checks, and the middleware every request passes: request ids, one log line per request,
 //! timeouts.
 //!
 //! Handlers parse, call `giftd-service` and render. No SQL and no business rules live here,
 //! and no request body, card number or key is ever logged.
 
+pub mod adyen_stored_value;
+pub mod adyen_terminal;
 pub mod clover;
 pub mod native;
+pub mod wallet;
 
 use std::time::Duration;
 
@@ -60,6 +64,9 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/clover", clover::router())
+        .nest("/giftcard", wallet::router())
+        .merge(adyen_terminal::router())
+        .nest("/pal/servlet/StoredValue/v46", adyen_stored_value::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState {

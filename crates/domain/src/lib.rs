@@ -11,10 +11,13 @@ pub mod ids;
 pub mod ledger;
 pub mod linked;
 pub mod lockout;
+pub mod major_units;
 pub mod money;
 pub mod operations;
 pub mod program;
+pub mod stored_value;
 pub mod time;
+pub mod wallet;
 
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;

@@ -323,7 +323,7 @@ mod tests {
         let t = card("card_t", 0, 0);
         assert!(merge(&t, &program(), &[card("card_a", 1, 0), card("card_a", 1, 0)], NOW).is_err());
         assert!(merge(&t, &program(), &[card("card_a", 10, 5)], NOW).is_err());
-        assert!(merge(&t, &program(), &[t.clone()], NOW).is_err());
+        assert!(merge(&t, &program(), std::slice::from_ref(&t), NOW).is_err());
         assert!(merge(&t, &program(), &[], NOW).is_err());
     }
 }

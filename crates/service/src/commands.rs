@@ -12,11 +12,13 @@ use giftd_domain::{
 };
 use giftd_store::{CardRecord, HoldRecord, TransactionMeta, TransactionRecord, WriteTx};
 
+use crate::adyen::{self, AdyenCommand, AdyenOutcome};
 use crate::clover::{self, CloverCommand, CloverOutcome};
 use crate::crypto::{Keys, same_hash};
 use crate::error::{Failure, Refusal};
 use crate::ids;
 use crate::transfers::{self, TransferCommand, TransferOutcome};
+use crate::wallet::{self, WalletCommand, WalletOutcome};
 
 /// Attempts to draw an unused card number before giving up (a full number space).
 const NUMBER_ATTEMPTS: usize = 8;
@@ -108,8 +110,12 @@ pub enum Command {
     },
     /// A request of the Clover facade (`clover.rs`).
     Clover(CloverCommand),
+    /// A request of the Adyen facades (`adyen.rs`).
+    Adyen(AdyenCommand),
     /// Value between cards: transfers and merges (`transfers.rs`).
     Transfer(TransferCommand),
+    /// Customer wallets, gifts, and card operations of the wallet facade (`wallet.rs`).
+    Wallet(WalletCommand),
 }
 
 /// What a command produced, for the front-end to render. One exists per request and lives
@@ -130,7 +136,9 @@ pub enum Outcome {
     Transaction(TransactionRecord),
     Hold(HoldRecord),
     Clover(CloverOutcome),
+    Adyen(AdyenOutcome),
     Transfer(TransferOutcome),
+    Wallet(WalletOutcome),
     Nothing,
 }
 
@@ -327,7 +335,9 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
             .await
         }
         Command::Clover(command) => clover::execute(tx, cx, command).await,
+        Command::Adyen(command) => adyen::execute(tx, cx, command).await,
         Command::Transfer(command) => transfers::execute(tx, cx, command).await,
+        Command::Wallet(command) => wallet::execute(tx, cx, command).await,
     }
 }
 
@@ -339,10 +349,14 @@ pub(crate) async fn after_refusal(
     command: &Command,
     refusal: &Refusal,
 ) -> std::result::Result<(), giftd_store::StoreError> {
+    if let Command::Adyen(command) = command {
+        return adyen::after_refusal(tx, cx, command, refusal).await;
+    }
     let number = match command {
         Command::LookupCard { number, .. } | Command::Clover(CloverCommand::CreateToken { number, .. }) => {
             Some(number)
         }
+        Command::Wallet(command) => command.presented_number(),
         _ => None,
     };
     if let (Some(number), Refusal::Domain(DomainError::InvalidCard)) = (number, refusal) {

@@ -13,7 +13,8 @@ use crate::commands::{self, Command, Context, Outcome};
 use crate::crypto::Keys;
 use crate::error::{Failure, Refusal, ServiceError};
 
-/// How long an idempotency key is remembered.
+/// How long an idempotency key is remembered, unless its scope says otherwise
+/// ([`IdempotencyKey::retention_millis`]).
 pub const IDEMPOTENCY_RETENTION_MILLIS: i64 = 7 * 24 * 3600 * 1000;
 
 /// An answer as a front-end puts it on the wire: replayed byte for byte on a retry.
@@ -48,6 +49,18 @@ pub(crate) struct CommandJob {
     pub reply: Option<oneshot::Sender<Result<Rendered, ServiceError>>>,
 }
 
+impl IdempotencyKey {
+    /// How long this key and its answer are remembered: the Adyen Terminal API's keys (its
+    /// ServiceIDs) for the 48 hours Adyen holds them unique, every other key for
+    /// [`IDEMPOTENCY_RETENTION_MILLIS`]. Past it, the key may be used again for a new request.
+    pub fn retention_millis(&self) -> i64 {
+        match self.scope {
+            crate::adyen::TERMINAL_SCOPE => crate::adyen::SERVICE_ID_RETENTION_MILLIS,
+            _ => IDEMPOTENCY_RETENTION_MILLIS,
+        }
+    }
+}
+
 fn body_context(merchant: &MerchantId, key: &IdempotencyKey) -> Vec<u8> {
     [
         merchant.as_str().as_bytes(),
@@ -64,7 +77,11 @@ impl CommandJob {
         // A job may run more than once (a backend retries it after a conflict): start afresh.
         self.answer = None;
         let now = self.clock.now();
-        let not_before = Timestamp::from_unix_millis(now.unix_millis() - IDEMPOTENCY_RETENTION_MILLIS);
+        let retention = self
+            .idempotency
+            .as_ref()
+            .map_or(IDEMPOTENCY_RETENTION_MILLIS, IdempotencyKey::retention_millis);
+        let not_before = Timestamp::from_unix_millis(now.unix_millis() - retention);
         if let Some(key) = &self.idempotency
             && let Some(record) = tx
                 .idempotency_record(&self.merchant, key.scope, &key.key, not_before)

@@ -1,7 +1,8 @@
 //! giftd's use-cases: authenticate, read, and run commands through the store's writer. Every
-//! front-end (the native API and the vendor facades: `clover` holds the Clover facade's
-//! use-cases) calls this crate and nothing below it. No HTTP here, and no SQL.
+//! front-end (the native API and the vendor facades: `clover` and `adyen` hold the Clover and
+//! Adyen facades' use-cases) calls this crate and nothing below it. No HTTP here, and no SQL.
 
+pub mod adyen;
 pub mod clock;
 pub mod clover;
 mod commands;
@@ -10,6 +11,7 @@ mod error;
 pub mod ids;
 mod job;
 pub mod transfers;
+pub mod wallet;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,6 +194,25 @@ impl Service {
     ) -> Result<Vec<TransactionRecord>, ServiceError> {
         self.card(merchant, card).await?;
         Ok(self.store.card_transactions(merchant, card, page).await?)
+    }
+
+    /// A user's wallet as listed: each card with how the user holds it, oldest first, leaving
+    /// out cards without value, expired or closed. A user without cards has an empty wallet.
+    pub async fn wallet(
+        &self,
+        merchant: &MerchantId,
+        user: &giftd_domain::wallet::UserId,
+    ) -> Result<Vec<(giftd_domain::wallet::WalletCard, CardRecord)>, ServiceError> {
+        let now = self.now();
+        let mut listed = Vec::new();
+        for entry in self.store.wallet_cards(merchant, user).await? {
+            if let Some(card) = self.store.card(merchant, &entry.card_id, now).await?
+                && giftd_domain::wallet::listed(&card.snapshot, now)
+            {
+                listed.push((entry, card));
+            }
+        }
+        Ok(listed)
     }
 
     pub async fn verify(&self) -> Result<VerifyReport, ServiceError> {

@@ -33,6 +33,7 @@ pub enum TransferCommand {
 }
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per request, alive only until rendered
 pub enum TransferOutcome {
     Transfer {
         source: CardRecord,

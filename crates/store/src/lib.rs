@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use giftd_domain::ledger::{Account, JournalEntry, Posting};
 use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, Decision, HoldSnapshot, HoldState};
+use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
     CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId, TransactionType,
 };
@@ -291,6 +292,36 @@ pub trait WriteTx: Send {
         transaction_type: TransactionType,
     ) -> StoreResult<Option<TransactionRecord>>;
 
+    // ---- customer wallets ----
+
+    /// Locks a user's wallet for the rest of the transaction (creating it on first use), drops
+    /// the closed cards it still names, and returns its cards, oldest first. Every write that
+    /// changes a user's cards calls this first (several wallets: in user-id order), so that the
+    /// limit of 10 cards holds under concurrency.
+    async fn lock_wallet(
+        &mut self,
+        merchant: &MerchantId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<WalletCard>>;
+    /// Puts a card in its user's wallet, or changes its access when it is there already.
+    async fn put_wallet_card(&mut self, merchant: &MerchantId, card: &WalletCard) -> StoreResult<()>;
+    /// Takes a card out of one user's wallet, or with `user` None out of every wallet; answers
+    /// how many wallets held it.
+    async fn remove_wallet_card(
+        &mut self,
+        merchant: &MerchantId,
+        user: Option<&UserId>,
+        card: &CardId,
+    ) -> StoreResult<u64>;
+    /// Makes `card` the user's one preferred card; `false` when the wallet does not hold it.
+    async fn prefer_wallet_card(
+        &mut self,
+        merchant: &MerchantId,
+        user: &UserId,
+        card: &CardId,
+    ) -> StoreResult<bool>;
+
     // ---- the Clover facade ----
 
     /// Stores a Clover card token, by its keyed hash only.
@@ -326,6 +357,27 @@ pub trait WriteTx: Send {
     ) -> StoreResult<i64>;
     /// The `lock_id` of a hold placed through the Clover facade.
     async fn clover_lock_id(&mut self, hold: &HoldId) -> StoreResult<Option<i64>>;
+
+    // ---- the Adyen facades ----
+
+    /// Records that the reference an Adyen client was given (`api` is `terminal` for a
+    /// Terminal API `POITransactionID`, `stored_value` for a `pspReference`) names `transaction`.
+    async fn insert_adyen_reference(
+        &mut self,
+        merchant: &MerchantId,
+        api: &str,
+        reference: &str,
+        transaction: &TransactionId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// The transactions a reference names, in the order they were written. Not locked: the
+    /// caller locks their cards next.
+    async fn adyen_reference_transactions(
+        &mut self,
+        merchant: &MerchantId,
+        api: &str,
+        reference: &str,
+    ) -> StoreResult<Vec<TransactionRecord>>;
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.
@@ -369,6 +421,9 @@ pub trait Store: Send + Sync + 'static {
         card: &CardId,
         page: &Page,
     ) -> StoreResult<Vec<TransactionRecord>>;
+
+    /// A user's wallet, oldest card first (closed cards may still be named until the next write).
+    async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>>;
 
     /// Pending holds past their expiry, soonest expiry first, for the sweeper.
     async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>>;

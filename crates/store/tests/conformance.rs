@@ -2383,3 +2383,71 @@ async fn the_ledger_is_append_only_and_verify_finds_a_tampered_balance_on_every_
     })
     .await;
 }
+
+async fn adyen_references_name_their_transactions_per_merchant_and_api(b: &Backend, fx: &Fixture) {
+    chapter(b, "adyen_references_name_their_transactions_per_merchant_and_api");
+    let (card, issued) = issue_card(b, fx, "card_adyen", b"fp-adyen", 10_000).await;
+    let first = redeem(b, fx, &card.id, 100, "txn_adyen_b").await;
+    let second = redeem(b, fx, &card.id, 200, "txn_adyen_a").await;
+    let reads = b
+        .write(
+            (fx.clone(), issued.id.clone(), first.id.clone(), second.id.clone()),
+            |tx, (fx, issued, first, second)| {
+                Box::pin(async move {
+                    // One reference may name several transactions, recorded in any order.
+                    let reference = "REF0000000000001";
+                    tx.insert_adyen_reference(&fx.merchant, "terminal", reference, &second, T0)
+                        .await?;
+                    tx.insert_adyen_reference(&fx.merchant, "terminal", reference, &first, T0)
+                        .await?;
+                    tx.insert_adyen_reference(&fx.merchant, "stored_value", "REF0000000000002", &issued, T0)
+                        .await?;
+                    let named = tx
+                        .adyen_reference_transactions(&fx.merchant, "terminal", reference)
+                        .await?;
+                    let other_api = tx
+                        .adyen_reference_transactions(&fx.merchant, "stored_value", reference)
+                        .await?;
+                    let other_merchant = tx
+                        .adyen_reference_transactions(&fx.other, "terminal", reference)
+                        .await?;
+                    let unknown = tx
+                        .adyen_reference_transactions(&fx.merchant, "terminal", "REF9999999999999")
+                        .await?;
+                    Ok((named, other_api, other_merchant, unknown))
+                })
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = reads.0.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["txn_adyen_b", "txn_adyen_a"],
+        "in the order the transactions were written"
+    );
+    assert_eq!(reads.0[1], second);
+    assert!(reads.1.is_empty(), "a reference belongs to one API");
+    assert!(reads.2.is_empty(), "a reference belongs to one merchant");
+    assert!(reads.3.is_empty());
+    // And they were committed.
+    let committed = b
+        .write(fx.clone(), |tx, fx| {
+            Box::pin(async move {
+                tx.adyen_reference_transactions(&fx.merchant, "stored_value", "REF0000000000002")
+                    .await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed, vec![issued]);
+}
+
+#[tokio::test]
+async fn adyen_references_round_trip_per_merchant_and_api_on_every_backend() {
+    on_every_backend("adyen references", |b| async move {
+        let fx = setup(&b).await;
+        adyen_references_name_their_transactions_per_merchant_and_api(&b, &fx).await;
+    })
+    .await;
+}

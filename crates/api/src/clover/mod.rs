@@ -162,6 +162,8 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
             | Outcome::Transaction(_)
             | Outcome::Hold(_)
             | Outcome::Transfer(_)
+            | Outcome::Adyen(_)
+            | Outcome::Wallet(_)
             | Outcome::Nothing,
         ) => {
             tracing::error!("a Clover command produced an outcome the facade does not render");

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod wallet;
 pub mod wire;
 
 use axum::extract::{RawQuery, State};
@@ -98,6 +99,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_transaction))
         .routes(routes!(refund_transaction))
         .routes(routes!(void_transaction))
+        .routes(routes!(wallet::list_user_cards))
+        .routes(routes!(
+            wallet::save_user_card,
+            wallet::update_user_card,
+            wallet::delete_user_card
+        ))
+        .routes(routes!(wallet::share_user_card))
+        .routes(routes!(wallet::create_gift))
 }
 
 /// Renders a command's result the native way; `success` is the status of a success.
@@ -140,7 +149,13 @@ fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
             sources: sources.iter().map(CardResponse::new).collect(),
             transactions: transactions.iter().map(TransactionResponse::from).collect(),
         }),
-        Ok(Outcome::Merchant(_) | Outcome::Clover(_) | Outcome::Nothing) => Ok(b"{}".to_vec()),
+        Ok(
+            Outcome::Merchant(_)
+            | Outcome::Clover(_)
+            | Outcome::Adyen(_)
+            | Outcome::Wallet(_)
+            | Outcome::Nothing,
+        ) => Ok(b"{}".to_vec()),
     };
     Rendered {
         status: success.as_u16(),

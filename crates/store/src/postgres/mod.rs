@@ -9,6 +9,7 @@
 
 mod queries;
 mod tx;
+mod wallet;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
+use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use rand::RngExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -331,6 +333,10 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::transaction).collect()
+    }
+
+    async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>> {
+        wallet::cards(&self.pool, merchant, user).await
     }
 
     async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>> {

@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use giftd_domain::ledger::Posting;
 use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
+use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
     CardId, CardState, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId,
     TransactionType,
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use super::queries;
+use super::{queries, wallet};
 use crate::rows;
 use crate::{CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord, WriteTx};
 
@@ -532,6 +533,37 @@ impl WriteTx for PgTx<'_> {
         row.as_ref().map(rows::transaction).transpose()
     }
 
+    async fn lock_wallet(
+        &mut self,
+        merchant: &MerchantId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<WalletCard>> {
+        wallet::lock(&mut *self.conn, merchant, user, now).await
+    }
+
+    async fn put_wallet_card(&mut self, merchant: &MerchantId, card: &WalletCard) -> StoreResult<()> {
+        wallet::put(&mut *self.conn, merchant, card).await
+    }
+
+    async fn remove_wallet_card(
+        &mut self,
+        merchant: &MerchantId,
+        user: Option<&UserId>,
+        card: &CardId,
+    ) -> StoreResult<u64> {
+        wallet::remove(&mut *self.conn, merchant, user, card).await
+    }
+
+    async fn prefer_wallet_card(
+        &mut self,
+        merchant: &MerchantId,
+        user: &UserId,
+        card: &CardId,
+    ) -> StoreResult<bool> {
+        wallet::prefer(&mut *self.conn, merchant, user, card).await
+    }
+
     async fn insert_clover_token(
         &mut self,
         merchant: &MerchantId,
@@ -618,5 +650,49 @@ impl WriteTx for PgTx<'_> {
             .fetch_optional(&mut *self.conn)
             .await?;
         Ok(row.map(|r| r.try_get::<i64, _>("lock_id")).transpose()?)
+    }
+
+    async fn insert_adyen_reference(
+        &mut self,
+        merchant: &MerchantId,
+        api: &str,
+        reference: &str,
+        transaction: &TransactionId,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO adyen_references (merchant_id, api, reference, transaction_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(merchant.as_str())
+        .bind(api)
+        .bind(reference)
+        .bind(transaction.as_str())
+        .bind(now.unix_millis())
+        .execute(&mut *self.conn)
+        .await
+        .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn adyen_reference_transactions(
+        &mut self,
+        merchant: &MerchantId,
+        api: &str,
+        reference: &str,
+    ) -> StoreResult<Vec<TransactionRecord>> {
+        let sql = format!(
+            "SELECT {} FROM transactions WHERE merchant_id = $1 AND id IN \
+             (SELECT transaction_id FROM adyen_references \
+             WHERE merchant_id = $1 AND api = $2 AND reference = $3) ORDER BY seq",
+            rows::TRANSACTION_COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(merchant.as_str())
+            .bind(api)
+            .bind(reference)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(rows::transaction).collect()
     }
 }

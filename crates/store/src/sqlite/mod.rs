@@ -7,6 +7,7 @@
 
 mod queries;
 mod tx;
+mod wallet;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use std::panic::AssertUnwindSafe;
 
 use async_trait::async_trait;
 use futures::FutureExt;
+use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
@@ -303,6 +305,10 @@ impl Store for SqliteStore {
             .fetch_all(&self.reads)
             .await?;
         rows.iter().map(rows::transaction).collect()
+    }
+
+    async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>> {
+        wallet::cards(&self.reads, merchant, user).await
     }
 
     async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>> {

@@ -1,0 +1,136 @@
+//! Request extraction for the Stored Value API facade: the merchant behind the credentials
+//! (`X-API-Key`, or HTTP Basic as Adyen's web service users send it), the JSON body (lenient:
+//! unknown fields are ignored), and the `Idempotency-Key` with a digest of the request, in the
+//! facade's own idempotency scope.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use base64::Engine;
+use giftd_domain::MerchantId;
+use giftd_service::IdempotencyKey;
+use giftd_service::adyen::STORED_VALUE_SCOPE;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::error::{SvError, codes};
+use crate::AppState;
+
+/// Largest request body the facade reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Idempotency keys are 1 to 255 printable ASCII characters (Adyen allows up to 64; giftd
+/// takes what its other APIs take).
+pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
+/// The header Adyen takes an API key in (any case: Python's client sends `x-api-key` or
+/// `X-API-KEY`, depending on its HTTP library).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The authenticated merchant: a giftd merchant API key, sent as `X-API-Key: <key>` or as the
+/// password of HTTP Basic (`Authorization: Basic base64(user:key)`; the user name, Adyen's
+/// `ws@Company.X`, is not checked; a key given as the user with an empty password works too).
+pub struct SvMerchant(pub MerchantId);
+
+impl FromRequestParts<AppState> for SvMerchant {
+    type Rejection = SvError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let from_header = parts
+            .headers
+            .get(API_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        let from_basic = || {
+            let encoded = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
+            Some(if password.is_empty() { user } else { password }.to_owned())
+        };
+        let key = from_header.or_else(from_basic).unwrap_or_default();
+        Ok(Self(state.service.authenticate(&key).await?))
+    }
+}
+
+/// A JSON body of type `T` and the request's idempotency key, if any.
+pub struct SvBody<T> {
+    pub value: T,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for SvBody<T> {
+    type Rejection = SvError;
+
+    async fn from_request(request: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let key = idempotency_key(&parts)?;
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| SvError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                ..SvError::validation(
+                    codes::STRUCTURE,
+                    format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+                )
+            })?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            SvError::validation(codes::STRUCTURE, format!("The body is not valid JSON: {e}."))
+        })?;
+        if !json.is_object() {
+            return Err(SvError::validation(
+                codes::STRUCTURE,
+                "The body must be a JSON object.",
+            ));
+        }
+        let idempotency = key.map(|key| IdempotencyKey {
+            scope: STORED_VALUE_SCOPE,
+            key,
+            request_hash: request_hash(&parts.method, parts.uri.path(), &json),
+        });
+        let value = serde_path_to_error::deserialize(json).map_err(|error| {
+            let path = error.path().to_string();
+            SvError::validation(
+                codes::STRUCTURE,
+                format!("Invalid `{path}`: {}.", error.into_inner()),
+            )
+        })?;
+        Ok(Self { value, idempotency })
+    }
+}
+
+fn idempotency_key(parts: &Parts) -> Result<Option<String>, SvError> {
+    let Some(value) = parts.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY_LENGTH)
+        .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(|| {
+            SvError::validation(
+                codes::STRUCTURE,
+                "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
+            )
+        })
+}
+
+/// The digest that tells a retry (same request) from a reused key (another request): method,
+/// path and the body in canonical form (keys sorted, whitespace dropped).
+fn request_hash(method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
+    let mut digest = Sha256::new();
+    digest.update(method.as_str().as_bytes());
+    digest.update(b"\n");
+    digest.update(path.as_bytes());
+    digest.update(b"\n");
+    digest.update(body.to_string().as_bytes());
+    digest.finalize().to_vec()
+}

@@ -1,0 +1,428 @@
+//! Customer wallets: a merchant's users (named by the merchant's own ids) save cards with proof
+//! of possession, pick a preferred one, share a card (equal access) and give cards away, either
+//! one they own or a new one issued and funded for the gift. A user holds at most 10 cards.
+//! Also the card operations the wallet facade runs on a card named by its secrets or through a
+//! user's wallet.
+//!
+//! Locks: the wallets a command changes first (in user-id order), then cards. Every change of
+//! a wallet locks it, so the domain's count against the limit cannot move underneath it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use giftd_domain::wallet::{self, Access, UserId, WalletCard};
+use giftd_domain::{Amount, CardId, CardKind, CardNumber, CardState, DomainError, ProgramId, SecurityCode};
+use giftd_store::{CardRecord, TransactionRecord, WriteTx};
+
+use crate::commands::{self, Command, Context, Outcome, card_by_secret, issue_card, load_card};
+use crate::error::{Failure, Refusal};
+use crate::transfers::TransferCommand;
+
+#[derive(Debug, Clone)]
+pub enum WalletCommand {
+    /// Puts a card in a user's wallet as its owner. The number and security code prove
+    /// possession (under the lookup's lockout); `card_id`, when given, must be that card.
+    Save {
+        user_id: UserId,
+        card_id: Option<CardId>,
+        number: CardNumber,
+        security_code: SecurityCode,
+    },
+    /// Makes the card the user's one preferred card.
+    Prefer { user_id: UserId, card_id: CardId },
+    /// Takes the card out of the user's wallet (the card itself is untouched).
+    Unsave { user_id: UserId, card_id: CardId },
+    /// The owner gives `recipient_user_id` equal use of the card.
+    Share {
+        user_id: UserId,
+        card_id: CardId,
+        recipient_user_id: UserId,
+    },
+    /// The sender's card changes hands: it leaves every wallet and the recipient owns it.
+    GiftCard {
+        sender_user_id: UserId,
+        recipient_user_id: UserId,
+        card_id: CardId,
+    },
+    /// A new virtual card of `program_id`, funded with `amount` (paid for outside giftd, by
+    /// `funding_reference`), is issued to the recipient.
+    GiftNew {
+        sender_user_id: UserId,
+        recipient_user_id: UserId,
+        program_id: ProgramId,
+        amount: Amount,
+        funding_reference: String,
+    },
+    /// An operation on a card named by its secrets or through a user's wallet.
+    OnCard {
+        access: CardAccess,
+        operation: CardOperation,
+    },
+}
+
+/// How a request names the card it acts on.
+#[derive(Debug, Clone)]
+pub enum CardAccess {
+    /// Number and security code, under the lookup's lockout.
+    Secret {
+        number: CardNumber,
+        security_code: SecurityCode,
+    },
+    /// A card in this user's wallet, owned or shared.
+    User { user_id: UserId, card_id: CardId },
+    /// The card by id (the merchant's API key is the only credential).
+    Id(CardId),
+}
+
+#[derive(Debug, Clone)]
+pub enum CardOperation {
+    Balance,
+    Load {
+        amount: Amount,
+        reference: Option<String>,
+    },
+    Redeem {
+        amount: Amount,
+        allow_partial: bool,
+        reference: Option<String>,
+    },
+    /// Moves value (all of it by default) to a new card of the same program.
+    TransferToNewCard {
+        amount: Option<Amount>,
+        close_source: bool,
+        reference: Option<String>,
+    },
+}
+
+/// One exists per request and lives only until rendered, so the size difference between
+/// variants does not matter.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+pub enum WalletOutcome {
+    /// A user's wallet entry after a change, with its card.
+    Card { entry: WalletCard, card: CardRecord },
+    /// The card left the user's wallet.
+    Removed { user_id: UserId, card_id: CardId },
+    /// A gift: the recipient's entry and card; for a new card, its secrets (shown once) and
+    /// the transaction that funded it.
+    Gift {
+        entry: WalletCard,
+        card: CardRecord,
+        issued: Option<(CardNumber, SecurityCode)>,
+        transaction: Option<TransactionRecord>,
+    },
+}
+
+impl WalletCommand {
+    /// The card number the request presented, for the lockout to count a wrong code.
+    pub(crate) fn presented_number(&self) -> Option<&CardNumber> {
+        match self {
+            Self::Save { number, .. }
+            | Self::OnCard {
+                access: CardAccess::Secret { number, .. },
+                ..
+            } => Some(number),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+pub(crate) async fn execute(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    command: &WalletCommand,
+) -> Result<Outcome> {
+    match command {
+        WalletCommand::Save {
+            user_id,
+            card_id,
+            number,
+            security_code,
+        } => save(tx, cx, user_id, card_id.as_ref(), number, security_code).await,
+        WalletCommand::Prefer { user_id, card_id } => {
+            tx.lock_wallet(cx.merchant, user_id, cx.now).await?;
+            if !tx.prefer_wallet_card(cx.merchant, user_id, card_id).await? {
+                return Err(Refusal::NotFound("card").into());
+            }
+            entry_outcome(tx, cx, user_id, card_id).await
+        }
+        WalletCommand::Unsave { user_id, card_id } => {
+            tx.lock_wallet(cx.merchant, user_id, cx.now).await?;
+            if tx.remove_wallet_card(cx.merchant, Some(user_id), card_id).await? == 0 {
+                return Err(Refusal::NotFound("card").into());
+            }
+            Ok(Outcome::Wallet(WalletOutcome::Removed {
+                user_id: user_id.clone(),
+                card_id: card_id.clone(),
+            }))
+        }
+        WalletCommand::Share {
+            user_id,
+            card_id,
+            recipient_user_id,
+        } => share(tx, cx, user_id, card_id, recipient_user_id).await,
+        WalletCommand::GiftCard {
+            sender_user_id,
+            recipient_user_id,
+            card_id,
+        } => gift_card(tx, cx, sender_user_id, recipient_user_id, card_id).await,
+        WalletCommand::GiftNew {
+            recipient_user_id,
+            program_id,
+            amount,
+            funding_reference,
+            sender_user_id,
+        } => {
+            distinct(sender_user_id, recipient_user_id)?;
+            let entries = tx.lock_wallet(cx.merchant, recipient_user_id, cx.now).await?;
+            // Room first, so that a full wallet refuses before a card is issued.
+            wallet::check_room(&entries, &CardId::new("card_new"))?;
+            let Outcome::IssuedCard {
+                card,
+                number,
+                security_code,
+                transaction,
+            } = issue_card(
+                tx,
+                cx,
+                program_id,
+                CardKind::Virtual,
+                Some(*amount),
+                None,
+                &Some(funding_reference.clone()),
+            )
+            .await?
+            else {
+                unreachable!("issue_card answers with an issued card");
+            };
+            let entry = owner_entry(cx, recipient_user_id, &card.snapshot.id);
+            tx.put_wallet_card(cx.merchant, &entry).await?;
+            Ok(Outcome::Wallet(WalletOutcome::Gift {
+                entry,
+                card,
+                issued: Some((number, security_code)),
+                transaction,
+            }))
+        }
+        WalletCommand::OnCard { access, operation } => on_card(tx, cx, access, operation).await,
+    }
+}
+
+fn owner_entry(cx: &Context<'_>, user_id: &UserId, card_id: &CardId) -> WalletCard {
+    WalletCard {
+        user_id: user_id.clone(),
+        card_id: card_id.clone(),
+        access: Access::Owner,
+        preferred: false,
+        created_at: cx.now,
+    }
+}
+
+fn distinct(sender: &UserId, recipient: &UserId) -> Result<()> {
+    if sender == recipient {
+        return Err(Refusal::Invalid {
+            param: "recipient_user_id",
+            message: "the recipient must be another user".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Locks two wallets in user-id order; answers their cards in the order asked.
+async fn lock_two(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    first: &UserId,
+    second: &UserId,
+) -> Result<(Vec<WalletCard>, Vec<WalletCard>)> {
+    if first < second {
+        let a = tx.lock_wallet(cx.merchant, first, cx.now).await?;
+        let b = tx.lock_wallet(cx.merchant, second, cx.now).await?;
+        Ok((a, b))
+    } else {
+        let b = tx.lock_wallet(cx.merchant, second, cx.now).await?;
+        let a = tx.lock_wallet(cx.merchant, first, cx.now).await?;
+        Ok((a, b))
+    }
+}
+
+async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, id: &CardId) -> Result<CardRecord> {
+    Ok(tx.card(cx.merchant, id).await?.ok_or(Refusal::NotFound("card"))?)
+}
+
+async fn entry_outcome(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    user_id: &UserId,
+    card_id: &CardId,
+) -> Result<Outcome> {
+    let entries = tx.lock_wallet(cx.merchant, user_id, cx.now).await?;
+    let entry = entries
+        .into_iter()
+        .find(|e| &e.card_id == card_id)
+        .ok_or(Refusal::NotFound("card"))?;
+    let card = card_record(tx, cx, card_id).await?;
+    Ok(Outcome::Wallet(WalletOutcome::Card { entry, card }))
+}
+
+fn refuse_closed(card: &CardRecord) -> Result<()> {
+    if card.snapshot.state == CardState::Closed {
+        return Err(DomainError::CardNotActive {
+            state: CardState::Closed,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+async fn save(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    user_id: &UserId,
+    card_id: Option<&CardId>,
+    number: &CardNumber,
+    security_code: &SecurityCode,
+) -> Result<Outcome> {
+    let entries = tx.lock_wallet(cx.merchant, user_id, cx.now).await?;
+    let card = card_by_secret(tx, cx, number, security_code).await?;
+    if card_id.is_some_and(|id| id != &card.snapshot.id) {
+        // The secrets are of another card: as wrong as a wrong code.
+        return Err(DomainError::InvalidCard.into());
+    }
+    refuse_closed(&card)?;
+    wallet::check_room(&entries, &card.snapshot.id)?;
+    // Saving a card the user holds shared makes them an owner; saving twice changes nothing.
+    tx.put_wallet_card(cx.merchant, &owner_entry(cx, user_id, &card.snapshot.id))
+        .await?;
+    entry_outcome(tx, cx, user_id, &card.snapshot.id).await
+}
+
+async fn share(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    user_id: &UserId,
+    card_id: &CardId,
+    recipient: &UserId,
+) -> Result<Outcome> {
+    distinct(user_id, recipient)?;
+    let (mine, theirs) = lock_two(tx, cx, user_id, recipient).await?;
+    if !mine
+        .iter()
+        .any(|e| &e.card_id == card_id && e.access == Access::Owner)
+    {
+        return Err(Refusal::NotFound("card").into());
+    }
+    wallet::check_room(&theirs, card_id)?;
+    let card = card_record(tx, cx, card_id).await?;
+    refuse_closed(&card)?;
+    if !theirs.iter().any(|e| &e.card_id == card_id) {
+        let entry = WalletCard {
+            access: Access::Shared,
+            ..owner_entry(cx, recipient, card_id)
+        };
+        tx.put_wallet_card(cx.merchant, &entry).await?;
+    }
+    entry_outcome(tx, cx, recipient, card_id).await
+}
+
+async fn gift_card(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    sender: &UserId,
+    recipient: &UserId,
+    card_id: &CardId,
+) -> Result<Outcome> {
+    distinct(sender, recipient)?;
+    let (mine, theirs) = lock_two(tx, cx, sender, recipient).await?;
+    if !mine
+        .iter()
+        .any(|e| &e.card_id == card_id && e.access == Access::Owner)
+    {
+        return Err(Refusal::NotFound("card").into());
+    }
+    wallet::check_room(&theirs, card_id)?;
+    let card = card_record(tx, cx, card_id).await?;
+    refuse_closed(&card)?;
+    // A gift changes hands whole: whoever held the card (its owner and those it was shared
+    // with) loses it, and the recipient alone owns it.
+    tx.remove_wallet_card(cx.merchant, None, card_id).await?;
+    let entry = owner_entry(cx, recipient, card_id);
+    tx.put_wallet_card(cx.merchant, &entry).await?;
+    Ok(Outcome::Wallet(WalletOutcome::Gift {
+        entry,
+        card,
+        issued: None,
+        transaction: None,
+    }))
+}
+
+async fn on_card(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    access: &CardAccess,
+    operation: &CardOperation,
+) -> Result<Outcome> {
+    let card_id = match access {
+        CardAccess::Secret {
+            number,
+            security_code,
+        } => card_by_secret(tx, cx, number, security_code).await?.snapshot.id,
+        CardAccess::User { user_id, card_id } => {
+            let entries = tx.lock_wallet(cx.merchant, user_id, cx.now).await?;
+            if !entries.iter().any(|e| &e.card_id == card_id) {
+                return Err(Refusal::NotFound("card").into());
+            }
+            card_id.clone()
+        }
+        CardAccess::Id(card_id) => card_id.clone(),
+    };
+    let command = match operation {
+        CardOperation::Balance => {
+            // Expire due holds so the answer shows what is really available.
+            load_card(tx, cx, &card_id).await?;
+            return Ok(Outcome::Card(card_record(tx, cx, &card_id).await?));
+        }
+        CardOperation::Load { amount, reference } => Command::Load {
+            card_id,
+            amount: *amount,
+            currency: None,
+            reference: reference.clone(),
+        },
+        CardOperation::Redeem {
+            amount,
+            allow_partial,
+            reference,
+        } => Command::Redeem {
+            card_id,
+            amount: *amount,
+            allow_partial: *allow_partial,
+            currency: None,
+            reference: reference.clone(),
+        },
+        CardOperation::TransferToNewCard {
+            amount,
+            close_source,
+            reference,
+        } => Command::Transfer(TransferCommand::Transfer {
+            card_id,
+            to_card_id: None,
+            amount: *amount,
+            close_source: *close_source,
+            currency: None,
+            reference: reference.clone(),
+        }),
+    };
+    run_inner(tx, cx, &command).await
+}
+
+/// Runs another command in this one's transaction. Boxed: commands may nest.
+fn run_inner<'a>(
+    tx: &'a mut dyn WriteTx,
+    cx: &'a Context<'a>,
+    command: &'a Command,
+) -> Pin<Box<dyn Future<Output = Result<Outcome>> + Send + 'a>> {
+    Box::pin(commands::execute(tx, cx, command))
+}
