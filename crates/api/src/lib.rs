@@ -10,6 +10,7 @@
 pub mod adyen_stored_value;
 pub mod adyen_terminal;
 pub mod clover;
+pub mod idempotency;
 pub mod native;
 pub mod wallet;
 

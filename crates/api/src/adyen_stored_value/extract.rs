@@ -5,22 +5,18 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use base64::Engine;
 use giftd_domain::MerchantId;
 use giftd_service::IdempotencyKey;
 use giftd_service::adyen::STORED_VALUE_SCOPE;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use super::error::{SvError, codes};
 use crate::AppState;
 
 /// Largest request body the facade reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Idempotency keys are 1 to 255 printable ASCII characters (Adyen allows up to 64; giftd
-/// takes what its other APIs take).
-pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
 /// The header Adyen takes an API key in (any case: Python's client sends `x-api-key` or
 /// `X-API-KEY`, depending on its HTTP library).
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -92,7 +88,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SvBody<T> {
         let idempotency = key.map(|key| IdempotencyKey {
             scope: STORED_VALUE_SCOPE,
             key,
-            request_hash: request_hash(&parts.method, parts.uri.path(), &json),
+            request_hash: crate::idempotency::request_hash(&parts.method, parts.uri.path(), &json),
         });
         let value = serde_path_to_error::deserialize(json).map_err(|error| {
             let path = error.path().to_string();
@@ -106,31 +102,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SvBody<T> {
 }
 
 fn idempotency_key(parts: &Parts) -> Result<Option<String>, SvError> {
-    let Some(value) = parts.headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .filter(|v| !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY_LENGTH)
-        .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
-        .map(|key| Some(key.to_owned()))
-        .ok_or_else(|| {
-            SvError::validation(
-                codes::STRUCTURE,
-                "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
-            )
-        })
-}
-
-/// The digest that tells a retry (same request) from a reused key (another request): method,
-/// path and the body in canonical form (keys sorted, whitespace dropped).
-fn request_hash(method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
-    let mut digest = Sha256::new();
-    digest.update(method.as_str().as_bytes());
-    digest.update(b"\n");
-    digest.update(path.as_bytes());
-    digest.update(b"\n");
-    digest.update(body.to_string().as_bytes());
-    digest.finalize().to_vec()
+    crate::idempotency::header_key(parts).map_err(|_| {
+        SvError::validation(
+            codes::STRUCTURE,
+            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
+        )
+    })
 }

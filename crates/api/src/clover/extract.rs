@@ -5,11 +5,10 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use giftd_domain::{Amount, Currency, MerchantId};
 use giftd_service::IdempotencyKey;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use super::error::CloverError;
 use super::wire::WireAmount;
@@ -17,8 +16,6 @@ use crate::AppState;
 
 /// Largest request body the facade reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Idempotency keys are 1 to 255 printable ASCII characters.
-pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
 /// The idempotency scope of the Clover facade: a key means nothing to the native API.
 pub const SCOPE: &str = "clover";
 /// Clover refuses amounts above $999,999.99 with `amount_too_large`; giftd keeps that limit,
@@ -81,7 +78,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CloverBody<T> {
         let idempotency = key.map(|key| IdempotencyKey {
             scope: SCOPE,
             key,
-            request_hash: request_hash(&parts.method, parts.uri.path(), &json),
+            request_hash: crate::idempotency::request_hash(&parts.method, parts.uri.path(), &json),
         });
         let value = deserialize(json)?;
         Ok(Self { value, idempotency })
@@ -89,21 +86,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CloverBody<T> {
 }
 
 fn idempotency_key(parts: &Parts) -> Result<Option<String>, CloverError> {
-    let Some(value) = parts.headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .filter(|v| !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY_LENGTH)
-        .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
-        .map(|key| Some(key.to_owned()))
-        .ok_or_else(|| {
-            CloverError::invalid(
-                "Idempotency-Key",
-                "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
-            )
-        })
+    crate::idempotency::header_key(parts).map_err(|_| {
+        CloverError::invalid(
+            "Idempotency-Key",
+            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
+        )
+    })
 }
 
 fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, CloverError> {
@@ -116,18 +104,6 @@ fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, CloverError> {
         return Err(CloverError::invalid("body", "The body must be a JSON object."));
     }
     Ok(value)
-}
-
-/// The digest that tells a retry (same request) from a reused key (another request): method,
-/// path and the body in canonical form (keys sorted, whitespace dropped).
-fn request_hash(method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
-    let mut digest = Sha256::new();
-    digest.update(method.as_str().as_bytes());
-    digest.update(b"\n");
-    digest.update(path.as_bytes());
-    digest.update(b"\n");
-    digest.update(body.to_string().as_bytes());
-    digest.finalize().to_vec()
 }
 
 /// Fields whose errors are about an amount, answered with `invalid_charge_amount`.

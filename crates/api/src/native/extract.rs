@@ -5,21 +5,18 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use giftd_domain::{Amount, Currency, MerchantId};
 use giftd_service::IdempotencyKey;
 use giftd_store::Page;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::AppState;
 
 /// Largest request body the native API reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Idempotency keys are 1 to 255 printable ASCII characters.
-pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 255;
 /// List pages: `?limit=` from 1 to 100, 20 when not given.
 pub const MAX_PAGE_LIMIT: u32 = 100;
 pub const DEFAULT_PAGE_LIMIT: u32 = 20;
@@ -70,7 +67,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         let idempotency = key.map(|key| IdempotencyKey {
             scope: SCOPE,
             key,
-            request_hash: request_hash(&parts.method, parts.uri.path(), &json),
+            request_hash: crate::idempotency::request_hash(&parts.method, parts.uri.path(), &json),
         });
         let value = deserialize(json)?;
         Ok(Self { value, idempotency })
@@ -78,21 +75,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
 }
 
 fn idempotency_key(parts: &Parts) -> Result<Option<String>, ApiError> {
-    let Some(value) = parts.headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let valid = value
-        .to_str()
-        .ok()
-        .filter(|v| !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY_LENGTH)
-        .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)));
-    match valid {
-        Some(key) => Ok(Some(key.to_owned())),
-        None => Err(ApiError::invalid(
+    crate::idempotency::header_key(parts).map_err(|_| {
+        ApiError::invalid(
             "Idempotency-Key",
             "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
-        )),
-    }
+        )
+    })
 }
 
 fn parse_json(bytes: &Bytes) -> Result<serde_json::Value, ApiError> {
@@ -114,18 +102,6 @@ fn parse_json(bytes: &Bytes) -> Result<serde_json::Value, ApiError> {
         ));
     }
     Ok(value)
-}
-
-/// The digest that tells a retry (same request) from a reused key (another request): method,
-/// path and the body in canonical form (keys sorted, whitespace dropped).
-fn request_hash(method: &Method, path: &str, body: &serde_json::Value) -> Vec<u8> {
-    let mut digest = Sha256::new();
-    digest.update(method.as_str().as_bytes());
-    digest.update(b"\n");
-    digest.update(path.as_bytes());
-    digest.update(b"\n");
-    digest.update(body.to_string().as_bytes());
-    digest.finalize().to_vec()
 }
 
 /// Fields whose errors are about an amount, answered with `invalid_amount`.
