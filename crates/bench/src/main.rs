@@ -132,7 +132,7 @@ struct RunArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// With --url: the server's PostgreSQL database, for `giftd verify` and pgbench.
-    #[arg(long, hide_env_values = true)]
+    #[arg(long)]
     database_url: Option<String>,
     /// Cards to prepare.
     #[arg(long, default_value_t = 10_000)]
@@ -441,7 +441,13 @@ async fn bench_backend(
             if storage.is_none() {
                 eprintln!("note: without --data-dir or --database-url, `giftd verify` cannot run");
             }
-            suite(config, backend, url, key, None, storage, run_id, failures).await
+            let target = Target {
+                base_url: url.to_owned(),
+                api_key: key.to_owned(),
+                merchant_id: None,
+                storage,
+            };
+            suite(config, backend, target, run_id, failures).await
         }
         Backend::Sqlite => {
             let server = GiftdServer::start(&serve(config, None)).await?;
@@ -479,38 +485,41 @@ async fn serve_and_run(
     failures: &mut Vec<String>,
 ) -> anyhow::Result<BackendReport> {
     let (merchant_id, api_key) = server::create_merchant(&config.giftd, &server.storage).await?;
-    let result = suite(
-        config,
-        backend,
-        &server.base_url,
-        &api_key,
-        Some(merchant_id),
-        Some(server.storage.clone()),
-        run_id,
-        failures,
-    )
-    .await;
+    let target = Target {
+        base_url: server.base_url.clone(),
+        api_key,
+        merchant_id: Some(merchant_id),
+        storage: Some(server.storage.clone()),
+    };
+    let result = suite(config, backend, target, run_id, failures).await;
     if result.is_err() {
         eprintln!("giftd's last log lines:\n{}", server.log_tail());
     }
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The giftd a suite runs against.
+struct Target {
+    base_url: String,
+    api_key: String,
+    /// Known when the benchmark created the merchant.
+    merchant_id: Option<String>,
+    /// Where its data is, when known: for `giftd verify` and pgbench.
+    storage: Option<Storage>,
+}
+
+/// Prepares the cards, then runs the scenarios in order.
 async fn suite(
     config: &Config,
     backend: Backend,
-    base_url: &str,
-    api_key: &str,
-    merchant_id: Option<String>,
-    storage: Option<Storage>,
+    target: Target,
     run_id: &mut u64,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<BackendReport> {
     let args = &config.args;
     let api = Api::new(
-        base_url,
-        api_key,
+        &target.base_url,
+        &target.api_key,
         Duration::from_secs(args.request_timeout_seconds),
     )?;
     let setup_started = Instant::now();
@@ -528,8 +537,8 @@ async fn suite(
         config,
         api,
         cards: Arc::new(Cards::new(program_id, ids, starting)),
-        storage,
-        merchant_id,
+        storage: target.storage,
+        merchant_id: target.merchant_id,
         drain_card: spread_cards,
         work_dir: tempfile::Builder::new()
             .prefix("giftd-bench-pgbench-")

@@ -211,8 +211,13 @@ pub async fn run(options: &PgbenchRun<'_>) -> anyhow::Result<PgbenchResult> {
         .arg(format!("--log-prefix={}", log_dir.join("tx").display()))
         .arg("--file")
         .arg(&script_path)
-        .arg(options.database_url)
         .kill_on_drop(true);
+    // The password goes through the environment, never the command line.
+    let (url, password) = crate::server::split_password(options.database_url);
+    command.arg(url);
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
     // Bounded: pgbench stops by itself after --time; this is in case it cannot.
     let limit = options.duration + Duration::from_secs(60);
     let output = tokio::time::timeout(limit, command.output())

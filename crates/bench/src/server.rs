@@ -57,6 +57,26 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// The URL without its password, and the password: for tools that would otherwise show it in
+/// the process list (libpq reads `PGPASSWORD`).
+pub fn split_password(url: &str) -> (String, Option<String>) {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return (url.to_owned(), None);
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    match rest[..at].find(':') {
+        Some(colon) => (
+            format!("{}{}{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+            Some(rest[colon + 1..at].to_owned()),
+        ),
+        None => (url.to_owned(), None),
+    }
+}
+
 /// The same server URL with another database name.
 pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
@@ -317,6 +337,21 @@ mod tests {
         assert_eq!(
             redact("postgres://postgres@127.0.0.1:5432/postgres"),
             "postgres://postgres@127.0.0.1:5432/postgres"
+        );
+    }
+
+    #[test]
+    fn split_password_takes_the_password_out() {
+        assert_eq!(
+            split_password("postgres://giftd:secret@db:5432/giftd"),
+            (
+                "postgres://giftd@db:5432/giftd".to_owned(),
+                Some("secret".to_owned())
+            )
+        );
+        assert_eq!(
+            split_password("postgres://postgres@127.0.0.1/postgres"),
+            ("postgres://postgres@127.0.0.1/postgres".to_owned(), None)
         );
     }
 
