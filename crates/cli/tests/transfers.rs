@@ -374,3 +374,31 @@ async fn concurrent_merges_sharing_a_source_move_its_value_once() {
     }
     TestApp::assert_sound(&app.verify().await);
 }
+
+#[tokio::test]
+async fn a_refused_transfer_to_a_new_card_issues_no_card() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let a = id_of(&app.card(&program, 500).await);
+    let cards_before = app.get("/v1/cards?limit=100").await.body["data"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    transfer(&app, &a, json!({"amount": 501}))
+        .await
+        .assert_error(422, "insufficient_funds");
+    app.post(&format!("/v1/cards/{a}/freeze"), json!({}))
+        .await
+        .assert_status(200);
+    transfer(&app, &a, json!({}))
+        .await
+        .assert_error(422, "card_not_active");
+
+    let cards_after = app.get("/v1/cards?limit=100").await.body["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(cards_after, cards_before, "a refused transfer left a card behind");
+    TestApp::assert_sound(&app.verify().await);
+}
