@@ -99,6 +99,16 @@ struct ServeArgs {
         value_parser = clap::value_parser!(i64).range(1..=giftd_api::clover::MAX_LOCK_SECONDS)
     )]
     clover_lock_seconds: i64,
+    /// How long the checkout recovery loop leaves a checkout to the request driving it, in
+    /// seconds; after that, a checkout left mid-way (giftd stopped) is resumed or compensated.
+    /// Keep it above the payment processor's longest call.
+    #[arg(
+        long,
+        env = "GIFTD_CHECKOUT_LEASE_SECONDS",
+        default_value_t = giftd_service::checkout::DEFAULT_LEASE_SECONDS,
+        value_parser = clap::value_parser!(i64).range(1..=3600)
+    )]
+    checkout_lease_seconds: i64,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -217,7 +227,9 @@ async fn open(storage: &StorageArgs) -> anyhow::Result<Service> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let service = open(&args.storage).await?;
+    let service = open(&args.storage)
+        .await?
+        .with_checkout_lease_seconds(args.checkout_lease_seconds);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -230,6 +242,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let sweeper = tokio::spawn(service.clone().run_hold_sweeper(async {
         let _ = sweeper_stopped.await;
     }));
+    // Resumes checkouts a stopped giftd left mid-way, and retries failed processor calls.
+    let (stop_recovery, recovery_stopped) = tokio::sync::oneshot::channel::<()>();
+    let recovery = tokio::spawn(service.clone().run_checkout_recovery(async {
+        let _ = recovery_stopped.await;
+    }));
     let config = giftd_api::ApiConfig {
         clover: giftd_api::clover::CloverConfig {
             lock_seconds: args.clover_lock_seconds,
@@ -240,7 +257,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("the HTTP server failed")?;
     let _ = stop_sweeper.send(());
+    let _ = stop_recovery.send(());
     let _ = sweeper.await;
+    let _ = recovery.await;
     // Lets the writer finish what is queued before the process ends.
     service.store().close().await;
     tracing::info!("giftd stopped");

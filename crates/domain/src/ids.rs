@@ -37,6 +37,22 @@ macro_rules! id_type {
                 f.write_str(&self.0)
             }
         }
+
+        /// Stored state (a checkout's document) names ids as plain strings.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = String::deserialize(deserializer)?;
+                Self::parse(&value).ok_or_else(|| {
+                    serde::de::Error::custom(format!("not a {} id: {value}", $prefix))
+                })
+            }
+        }
     };
 }
 
@@ -49,3 +65,8 @@ id_type!(ProgramId, "prog_");
 id_type!(CardId, "card_");
 id_type!(HoldId, "hold_");
 id_type!(TransactionId, "txn_");
+id_type!(
+    /// A split-tender checkout.
+    CheckoutId,
+    "chk_"
+);

@@ -6,6 +6,7 @@
 //! Every value that exists is valid ("parse, don't validate"): constructors refuse bad input.
 
 pub mod card;
+pub mod checkout;
 pub mod error;
 pub mod ids;
 pub mod ledger;
@@ -21,7 +22,7 @@ pub mod wallet;
 
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
-pub use ids::{CardId, HoldId, MerchantId, ProgramId, TransactionId};
+pub use ids::{CardId, CheckoutId, HoldId, MerchantId, ProgramId, TransactionId};
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};
 pub use program::{NewProgram, Program};

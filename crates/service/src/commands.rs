@@ -4,6 +4,7 @@
 //! A command never commits or answers by itself; `job.rs` wraps it with idempotency and
 //! savepoints. Commands must only use the transaction (no other IO) so transactions stay short.
 
+use giftd_domain::checkout::Checkout;
 use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{self, CardSnapshot, Decision, HoldSnapshot, HoldState, OriginalTransaction};
 use giftd_domain::{
@@ -13,6 +14,7 @@ use giftd_domain::{
 use giftd_store::{CardRecord, HoldRecord, TransactionMeta, TransactionRecord, WriteTx};
 
 use crate::adyen::{self, AdyenCommand, AdyenOutcome};
+use crate::checkout::{self, CheckoutCommand};
 use crate::clover::{self, CloverCommand, CloverOutcome};
 use crate::crypto::{Keys, same_hash};
 use crate::error::{Failure, Refusal};
@@ -116,6 +118,8 @@ pub enum Command {
     Transfer(TransferCommand),
     /// Customer wallets, gifts, and card operations of the wallet facade (`wallet.rs`).
     Wallet(WalletCommand),
+    /// Split-tender checkouts, one step per job (`checkout.rs`).
+    Checkout(CheckoutCommand),
 }
 
 /// What a command produced, for the front-end to render. One exists per request and lives
@@ -139,6 +143,10 @@ pub enum Outcome {
     Adyen(AdyenOutcome),
     Transfer(TransferOutcome),
     Wallet(WalletOutcome),
+    /// A checkout's state after the step or request.
+    Checkout(Box<Checkout>),
+    /// Whether a placeholder answer was replaced (`CheckoutCommand::Seal`).
+    Sealed(bool),
     Nothing,
 }
 
@@ -338,6 +346,7 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
         Command::Adyen(command) => adyen::execute(tx, cx, command).await,
         Command::Transfer(command) => transfers::execute(tx, cx, command).await,
         Command::Wallet(command) => wallet::execute(tx, cx, command).await,
+        Command::Checkout(command) => checkout::execute(tx, cx, command).await,
     }
 }
 
@@ -351,6 +360,9 @@ pub(crate) async fn after_refusal(
 ) -> std::result::Result<(), giftd_store::StoreError> {
     if let Command::Adyen(command) = command {
         return adyen::after_refusal(tx, cx, command, refusal).await;
+    }
+    if let Command::Checkout(command) = command {
+        return checkout::after_refusal(tx, cx, command, refusal).await;
     }
     let number = match command {
         Command::LookupCard { number, .. } | Command::Clover(CloverCommand::CreateToken { number, .. }) => {

@@ -19,6 +19,9 @@ pub enum Refusal {
     /// A refusal only the Clover facade gives.
     #[error(transparent)]
     Clover(#[from] crate::clover::CloverRefusal),
+    /// A refusal only checkouts give.
+    #[error(transparent)]
+    Checkout(#[from] crate::checkout::CheckoutRefusal),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! New ids: a type prefix and a UUIDv7 in hex, so ids sort roughly by creation time and
 //! reveal nothing else.
 
-use giftd_domain::{CardId, HoldId, MerchantId, ProgramId, TransactionId};
+use giftd_domain::{CardId, CheckoutId, HoldId, MerchantId, ProgramId, TransactionId};
 
 fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::now_v7().simple())
@@ -25,4 +25,13 @@ pub fn hold() -> HoldId {
 
 pub fn transaction() -> TransactionId {
     TransactionId::new(new_id(TransactionId::PREFIX))
+}
+
+pub fn checkout() -> CheckoutId {
+    CheckoutId::new(new_id(CheckoutId::PREFIX))
+}
+
+/// An id inside a checkout (a tender, a refund): `prefix` and a UUIDv7.
+pub fn prefixed(prefix: &str) -> String {
+    new_id(prefix)
 }

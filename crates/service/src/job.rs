@@ -61,7 +61,7 @@ impl IdempotencyKey {
     }
 }
 
-fn body_context(merchant: &MerchantId, key: &IdempotencyKey) -> Vec<u8> {
+pub(crate) fn body_context(merchant: &MerchantId, key: &IdempotencyKey) -> Vec<u8> {
     [
         merchant.as_str().as_bytes(),
         b"\0",

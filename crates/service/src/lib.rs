@@ -3,6 +3,7 @@
 //! Adyen facades' use-cases) calls this crate and nothing below it. No HTTP here, and no SQL.
 
 pub mod adyen;
+pub mod checkout;
 pub mod clock;
 pub mod clover;
 mod commands;
@@ -10,6 +11,7 @@ pub mod crypto;
 mod error;
 pub mod ids;
 mod job;
+pub mod payments;
 pub mod transfers;
 pub mod wallet;
 
@@ -28,6 +30,7 @@ pub use error::{Refusal, ServiceError};
 pub use job::{IDEMPOTENCY_RETENTION_MILLIS, IdempotencyKey, Rendered, Renderer};
 
 use job::CommandJob;
+use payments::{PaymentConnector, Simulator};
 
 /// Holds the sweeper expires per round; the rest wait for the next round.
 pub const SWEEP_BATCH: u32 = 500;
@@ -46,15 +49,45 @@ pub struct Service {
     store: Arc<dyn Store>,
     keys: Arc<Keys>,
     clock: Arc<dyn Clock>,
+    payments: Arc<dyn PaymentConnector>,
+    checkout_lease_seconds: i64,
 }
 
 impl Service {
+    /// A service whose checkouts charge their regular payments through the built-in
+    /// [`Simulator`]; see [`Service::with_payment_connector`].
     pub fn new(store: Arc<dyn Store>, master_key: &MasterKey, clock: Arc<dyn Clock>) -> Self {
+        let simulator = Simulator::new(Arc::clone(&store), Arc::clone(&clock));
         Self {
             store,
             keys: Arc::new(Keys::derive(master_key)),
             clock,
+            payments: Arc::new(simulator),
+            checkout_lease_seconds: checkout::DEFAULT_LEASE_SECONDS,
         }
+    }
+
+    /// Charges checkouts' regular payments through `connector` (a real processor's).
+    pub fn with_payment_connector(mut self, connector: Arc<dyn PaymentConnector>) -> Self {
+        self.payments = connector;
+        self
+    }
+
+    /// How long the recovery loop leaves a checkout to the request driving it (at least 1 s;
+    /// keep it above the processor's longest call).
+    pub fn with_checkout_lease_seconds(mut self, seconds: i64) -> Self {
+        self.checkout_lease_seconds = seconds.max(1);
+        self
+    }
+
+    pub(crate) fn checkout_lease_seconds(&self) -> i64 {
+        self.checkout_lease_seconds
+    }
+
+    /// The built-in simulated processor (whatever connector checkouts use), to inspect what
+    /// it recorded.
+    pub fn simulator(&self) -> Simulator {
+        Simulator::new(Arc::clone(&self.store), Arc::clone(&self.clock))
     }
 
     pub fn now(&self) -> Timestamp {

@@ -89,7 +89,11 @@ pub(crate) async fn execute(
 
 /// Locks and loads the cards in id order (the one order every multi-card operation uses), and
 /// returns them in the order asked.
-async fn load_in_order(tx: &mut dyn WriteTx, cx: &Context<'_>, ids: &[&CardId]) -> Result<Vec<CardSnapshot>> {
+pub(crate) async fn load_in_order(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    ids: &[&CardId],
+) -> Result<Vec<CardSnapshot>> {
     let mut order: Vec<usize> = (0..ids.len()).collect();
     order.sort_by(|a, b| ids[*a].cmp(ids[*b]));
     let mut loaded: Vec<Option<CardSnapshot>> = vec![None; ids.len()];

@@ -22,12 +22,14 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    CardId, CardState, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId, TransactionType,
+    CardId, CardState, CheckoutId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId,
+    TransactionType,
 };
 
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use records::{
-    CardFilter, CardRecord, HoldRecord, IdempotencyRecord, Page, TransactionMeta, TransactionRecord,
+    CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
+    TransactionRecord,
 };
 pub use verify::VerifyReport;
 
@@ -378,6 +380,34 @@ pub trait WriteTx: Send {
         api: &str,
         reference: &str,
     ) -> StoreResult<Vec<TransactionRecord>>;
+
+    // ---- checkouts ----
+
+    /// Replaces the answer of an idempotent request if it still has status `expected` (a
+    /// placeholder written while the request's work went on); `false` if it does not.
+    async fn seal_idempotency_record(
+        &mut self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        expected: u16,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<bool>;
+    async fn insert_checkout(&mut self, row: &CheckoutRow) -> StoreResult<()>;
+    /// The checkout, locked for the rest of the transaction.
+    async fn checkout(&mut self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>>;
+    /// Writes `row` over the stored checkout if that is still at `row.version - 1` (else
+    /// `Conflict`).
+    async fn update_checkout(&mut self, row: &CheckoutRow) -> StoreResult<()>;
+    /// The simulated processor's payment with this reference (its JSON state), locked.
+    async fn simulated_payment(&mut self, reference: &str) -> StoreResult<Option<String>>;
+    async fn put_simulated_payment(
+        &mut self,
+        reference: &str,
+        state: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.
@@ -430,6 +460,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recomputes every cached balance from the ledger and checks every invariant.
     async fn verify(&self) -> StoreResult<VerifyReport>;
+
+    async fn checkout(&self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>>;
+    /// Checkouts with a step left to run whose lease has run out by `now`, oldest lease first.
+    async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>>;
 
     /// Stops taking jobs, finishes the queued ones and closes connections.
     async fn close(&self);

@@ -2,7 +2,8 @@
 
 use giftd_domain::operations::{CardSnapshot, HoldSnapshot};
 use giftd_domain::{
-    CardId, CardState, CloseReason, HoldId, MerchantId, ProgramId, Timestamp, TransactionId, TransactionType,
+    CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, ProgramId, Timestamp, TransactionId,
+    TransactionType,
 };
 
 /// A card as stored. The number is only ever here encrypted, the security code only hashed.
@@ -74,4 +75,20 @@ pub struct Page {
 pub struct CardFilter {
     pub state: Option<CardState>,
     pub program_id: Option<ProgramId>,
+}
+
+/// A checkout as stored: its state is a JSON document the service owns (the store neither
+/// reads nor decides anything in it); `version` guards concurrent drivers.
+#[derive(Debug, Clone)]
+pub struct CheckoutRow {
+    pub id: CheckoutId,
+    pub merchant_id: MerchantId,
+    pub state: String,
+    pub version: i64,
+    /// A step is left to run.
+    pub open: bool,
+    /// The recovery loop leaves the checkout alone until then.
+    pub lease_until: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }

@@ -240,6 +240,8 @@ pub fn refusal(refusal: &Refusal, code_presented: bool) -> SvRefusal {
         }
         // Only Clover commands give these; this facade never runs one.
         Refusal::Clover(refusal) => answer(ERROR, NOT_PERMITTED, refusal.to_string()),
+        // Only checkouts give these; this facade never runs one.
+        Refusal::Checkout(refusal) => answer(ERROR, NOT_PERMITTED, refusal.to_string()),
     }
 }
 

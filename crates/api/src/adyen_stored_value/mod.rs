@@ -561,6 +561,8 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
             | Outcome::Clover(_)
             | Outcome::Transfer(_)
             | Outcome::Wallet(_)
+            | Outcome::Checkout(_)
+            | Outcome::Sealed(_)
             | Outcome::Nothing,
         ) => return unexpected(view),
     };

@@ -147,6 +147,8 @@ pub fn failure(refusal: &Refusal, pin_presented: bool) -> TerminalFailure {
         ),
         // Only Clover commands give these; the Terminal API never runs one.
         Refusal::Clover(refusal) => TerminalFailure::new(C::NotAllowed, sentence(refusal.to_string())),
+        // Only checkouts give these; the Terminal API never runs one.
+        Refusal::Checkout(refusal) => TerminalFailure::new(C::NotAllowed, sentence(refusal.to_string())),
     }
 }
 

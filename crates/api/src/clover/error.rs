@@ -265,6 +265,8 @@ impl From<&Refusal> for CloverError {
         match refusal {
             Refusal::Domain(error) => error.into(),
             Refusal::Clover(refusal) => refusal.into(),
+            // Only checkouts give these; the Clover facade never runs one.
+            Refusal::Checkout(refusal) => Self::invalid("checkout", sentence(refusal.to_string())),
             Refusal::NotFound(what) => Self::missing(what, format!("No such {}.", what.replace('_', " "))),
             Refusal::CardNumberTaken => Self::invalid("number", "A card with this number already exists."),
             Refusal::Invalid { param, message } => Self::invalid(param, sentence(message.clone())),

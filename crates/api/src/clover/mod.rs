@@ -164,6 +164,8 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
             | Outcome::Transfer(_)
             | Outcome::Adyen(_)
             | Outcome::Wallet(_)
+            | Outcome::Checkout(_)
+            | Outcome::Sealed(_)
             | Outcome::Nothing,
         ) => {
             tracing::error!("a Clover command produced an outcome the facade does not render");

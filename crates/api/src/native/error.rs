@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use giftd_domain::DomainError;
+use giftd_service::checkout::CheckoutRefusal;
 use giftd_service::{Refusal, Rendered, ServiceError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -153,6 +154,21 @@ impl From<&Refusal> for ApiError {
                 StatusCode::CONFLICT,
                 "invalid_state",
                 sentence(refusal.to_string()),
+            ),
+            Refusal::Checkout(CheckoutRefusal::PaymentRefused { code, message }) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "payment_declined",
+                sentence(format!("{message} ({code})")),
+            ),
+            Refusal::Checkout(CheckoutRefusal::CaptureFailed { code, message }) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "capture_failed",
+                sentence(format!("{message} ({code})")),
+            ),
+            Refusal::Checkout(CheckoutRefusal::Stale) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_state",
+                "The checkout changed while this request ran; read it again.",
             ),
         }
     }

@@ -2,6 +2,7 @@
 //! service results into the contract's JSON. No SQL and no business rules here: a handler
 //! parses, calls the service, renders.
 
+pub mod checkouts;
 pub mod error;
 pub mod extract;
 pub mod wallet;
@@ -107,6 +108,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(wallet::share_user_card))
         .routes(routes!(wallet::create_gift))
+        .routes(routes!(checkouts::create_checkout))
+        .routes(routes!(checkouts::get_checkout))
+        .routes(routes!(checkouts::capture_checkout))
+        .routes(routes!(checkouts::void_checkout))
+        .routes(routes!(checkouts::refund_checkout))
+        .routes(routes!(checkouts::review_checkout))
+        .routes(routes!(checkouts::get_simulated_payment))
 }
 
 /// Renders a command's result the native way; `success` is the status of a success.
@@ -154,6 +162,8 @@ fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
             | Outcome::Clover(_)
             | Outcome::Adyen(_)
             | Outcome::Wallet(_)
+            | Outcome::Checkout(_)
+            | Outcome::Sealed(_)
             | Outcome::Nothing,
         ) => Ok(b"{}".to_vec()),
     };

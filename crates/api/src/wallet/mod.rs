@@ -231,6 +231,8 @@ fn render(result: &Result<Outcome, Refusal>) -> Rendered {
             | Outcome::Wallet(WalletOutcome::Removed { .. })
             | Outcome::Clover(_)
             | Outcome::Adyen(_)
+            | Outcome::Checkout(_)
+            | Outcome::Sealed(_)
             | Outcome::Nothing,
         ) => {
             tracing::error!("a wallet facade command produced an outcome the facade does not render");

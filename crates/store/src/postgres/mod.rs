@@ -7,6 +7,7 @@
 //! violations roll the job back and run it again after a jittered backoff, so the same code
 //! runs at READ COMMITTED, at SERIALIZABLE, and on PostgreSQL-compatible distributed engines.
 
+mod checkouts;
 mod queries;
 mod tx;
 mod wallet;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use giftd_domain::wallet::{UserId, WalletCard};
-use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
+use giftd_domain::{CardId, CheckoutId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use rand::RngExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
@@ -27,7 +28,7 @@ use tokio::sync::Notify;
 use crate::rows;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
-    CardFilter, CardRecord, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
+    CardFilter, CardRecord, CheckoutRow, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
     VerifyReport, WriteJob,
 };
 use tx::PgTx;
@@ -333,6 +334,14 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::transaction).collect()
+    }
+
+    async fn checkout(&self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>> {
+        checkouts::get(&self.pool, merchant, id, false).await
+    }
+
+    async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>> {
+        checkouts::open(&self.pool, now, limit).await
     }
 
     async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>> {

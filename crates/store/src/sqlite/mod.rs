@@ -5,6 +5,7 @@
 //! in one `BEGIN IMMEDIATE` transaction with a savepoint each, commits once, then finishes each
 //! job: group commit, so one fsync serves many requests while each still gets its own result.
 
+mod checkouts;
 mod queries;
 mod tx;
 mod wallet;
@@ -19,14 +20,14 @@ use std::panic::AssertUnwindSafe;
 use async_trait::async_trait;
 use futures::FutureExt;
 use giftd_domain::wallet::{UserId, WalletCard};
-use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
+use giftd_domain::{CardId, CheckoutId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::rows;
 use crate::{
-    CardFilter, CardRecord, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
+    CardFilter, CardRecord, CheckoutRow, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
     VerifyReport, WriteJob,
 };
 use tx::SqliteTx;
@@ -305,6 +306,14 @@ impl Store for SqliteStore {
             .fetch_all(&self.reads)
             .await?;
         rows.iter().map(rows::transaction).collect()
+    }
+
+    async fn checkout(&self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>> {
+        checkouts::get(&self.reads, merchant, id).await
+    }
+
+    async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>> {
+        checkouts::open(&self.reads, now, limit).await
     }
 
     async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>> {

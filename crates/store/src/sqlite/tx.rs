@@ -8,14 +8,17 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    CardId, CardState, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId,
-    TransactionType,
+    CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
+    TransactionId, TransactionType,
 };
 use sqlx::{AssertSqlSafe, Row, SqliteConnection};
 
-use super::{queries, wallet};
+use super::{checkouts, queries, wallet};
 use crate::rows;
-use crate::{CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord, WriteTx};
+use crate::{
+    CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
+    WriteTx,
+};
 
 pub(crate) struct SqliteTx<'c> {
     pub(crate) conn: &'c mut SqliteConnection,
@@ -683,5 +686,42 @@ impl WriteTx for SqliteTx<'_> {
             .fetch_all(&mut *self.conn)
             .await?;
         rows.iter().map(rows::transaction).collect()
+    }
+    async fn seal_idempotency_record(
+        &mut self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        expected: u16,
+        status: u16,
+        body: &[u8],
+    ) -> StoreResult<bool> {
+        checkouts::seal_idempotency_record(&mut *self.conn, merchant, scope, key, expected, status, body)
+            .await
+    }
+
+    async fn insert_checkout(&mut self, row: &CheckoutRow) -> StoreResult<()> {
+        checkouts::insert(&mut *self.conn, row).await
+    }
+
+    async fn checkout(&mut self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>> {
+        checkouts::get(&mut *self.conn, merchant, id).await
+    }
+
+    async fn update_checkout(&mut self, row: &CheckoutRow) -> StoreResult<()> {
+        checkouts::update(&mut *self.conn, row).await
+    }
+
+    async fn simulated_payment(&mut self, reference: &str) -> StoreResult<Option<String>> {
+        checkouts::simulated_payment(&mut *self.conn, reference).await
+    }
+
+    async fn put_simulated_payment(
+        &mut self,
+        reference: &str,
+        state: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        checkouts::put_simulated_payment(&mut *self.conn, reference, state, now).await
     }
 }

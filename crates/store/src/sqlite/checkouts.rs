@@ -1,0 +1,154 @@
+//! Checkouts and the simulated processor on SQLite: the SQL behind the checkout methods of
+//! [`crate::WriteTx`] and [`crate::Store`]. The single writer serializes every change; the
+//! version guard keeps the code path the same as PostgreSQL's. No decisions here.
+
+use giftd_domain::{CheckoutId, MerchantId, Timestamp};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqliteExecutor};
+
+use crate::{CheckoutRow, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, merchant_id, state, version, open, lease_until, created_at, updated_at";
+
+fn checkout_row(row: &SqliteRow) -> StoreResult<CheckoutRow> {
+    let id: String = row.try_get("id")?;
+    Ok(CheckoutRow {
+        id: CheckoutId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("checkout id {id}")))?,
+        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
+        state: row.try_get("state")?,
+        version: row.try_get("version")?,
+        open: row.try_get("open")?,
+        lease_until: Timestamp::from_unix_millis(row.try_get("lease_until")?),
+        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+    })
+}
+
+pub(crate) async fn get<'e>(
+    executor: impl SqliteExecutor<'e>,
+    merchant: &MerchantId,
+    id: &CheckoutId,
+) -> StoreResult<Option<CheckoutRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM checkouts WHERE merchant_id = ? AND id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(checkout_row).transpose()
+}
+
+pub(crate) async fn open<'e>(
+    executor: impl SqliteExecutor<'e>,
+    now: Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<(MerchantId, CheckoutId)>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE open = 1 AND lease_until <= ? ORDER BY lease_until LIMIT ?"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now.unix_millis())
+        .bind(i64::from(limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter()
+        .map(|row| checkout_row(row).map(|c| (c.merchant_id, c.id)))
+        .collect()
+}
+
+pub(crate) async fn insert(conn: &mut SqliteConnection, row: &CheckoutRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO checkouts (id, merchant_id, state, version, open, lease_until, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.id.as_str())
+    .bind(row.merchant_id.as_str())
+    .bind(&row.state)
+    .bind(row.version)
+    .bind(row.open)
+    .bind(row.lease_until.unix_millis())
+    .bind(row.created_at.unix_millis())
+    .bind(row.updated_at.unix_millis())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub(crate) async fn update(conn: &mut SqliteConnection, row: &CheckoutRow) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE checkouts SET state = ?, version = ?, open = ?, lease_until = ?, updated_at = ? \
+         WHERE merchant_id = ? AND id = ? AND version = ?",
+    )
+    .bind(&row.state)
+    .bind(row.version)
+    .bind(row.open)
+    .bind(row.lease_until.unix_millis())
+    .bind(row.updated_at.unix_millis())
+    .bind(row.merchant_id.as_str())
+    .bind(row.id.as_str())
+    .bind(row.version - 1)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict("checkout"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn seal_idempotency_record(
+    conn: &mut SqliteConnection,
+    merchant: &MerchantId,
+    scope: &str,
+    key: &str,
+    expected: u16,
+    status: u16,
+    body: &[u8],
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE idempotency_records SET status = ?, body = ? \
+         WHERE merchant_id = ? AND scope = ? AND key = ? AND status = ?",
+    )
+    .bind(i64::from(status))
+    .bind(body)
+    .bind(merchant.as_str())
+    .bind(scope)
+    .bind(key)
+    .bind(i64::from(expected))
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn simulated_payment(
+    conn: &mut SqliteConnection,
+    reference: &str,
+) -> StoreResult<Option<String>> {
+    let row = sqlx::query("SELECT state FROM simulated_payments WHERE reference = ?")
+        .bind(reference)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|row| row.try_get("state")).transpose()?)
+}
+
+pub(crate) async fn put_simulated_payment(
+    conn: &mut SqliteConnection,
+    reference: &str,
+    state: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO simulated_payments (reference, state, created_at, updated_at) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (reference) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(reference)
+    .bind(state)
+    .bind(now.unix_millis())
+    .bind(now.unix_millis())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
