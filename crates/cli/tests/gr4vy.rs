@@ -33,14 +33,18 @@ async fn store(app: &TestApp, buyer: &str, card: &Value) -> TestResponse {
 }
 
 async fn balances(app: &TestApp, items: Value) -> Vec<Value> {
-    let response = app.post("/gr4vy/gift-cards/balances", json!({ "items": items })).await;
+    let response = app
+        .post("/gr4vy/gift-cards/balances", json!({ "items": items }))
+        .await;
     response.assert_status(200);
     response.body["items"].as_array().expect("items").clone()
 }
 
 async fn buyer_cards(app: &TestApp, buyer: &str) -> Vec<Value> {
     let response = app
-        .get(&format!("/gr4vy/buyers/gift-cards?buyer_external_identifier={buyer}"))
+        .get(&format!(
+            "/gr4vy/buyers/gift-cards?buyer_external_identifier={buyer}"
+        ))
         .await;
     response.assert_status(200);
     response.body["items"].as_array().expect("items").clone()
@@ -134,7 +138,10 @@ async fn balances_answer_each_card_in_order_with_its_balance_or_why_not() {
     assert_eq!(items[4]["id"], stored["id"]);
     assert_eq!(items[4]["balance"], 1200);
     assert_eq!(items[4]["last4"], stored["last4"]);
-    assert!(items[4]["bin"].is_null(), "giftd does not decrypt numbers to show them");
+    assert!(
+        items[4]["bin"].is_null(),
+        "giftd does not decrypt numbers to show them"
+    );
 
     assert_eq!(items[5]["id"], "card_doesnotexist");
     assert!(items[5]["balance"].is_null());
@@ -166,7 +173,11 @@ async fn balances_take_one_to_ten_well_formed_items() {
     ] {
         let response = app.post("/gr4vy/gift-cards/balances", body.clone()).await;
         assert_envelope(&response, 400, "bad_request");
-        assert_eq!(response.body["details"].as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(
+            response.body["details"].as_array().map(Vec::len),
+            Some(1),
+            "{body}"
+        );
     }
     // A number that cannot be a card number is a card that cannot be checked.
     let items = balances(&app, json!([{"number": "not-digits", "pin": "1234"}])).await;
@@ -209,7 +220,11 @@ async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
 
     for query in ["buyer_external_identifier=buyer-42", "buyer_id=buyer-42"] {
         let listed = vault(&app, query).await;
-        assert_eq!(ids(listed["items"].as_array().unwrap()), [id_of(&card)], "{query}");
+        assert_eq!(
+            ids(listed["items"].as_array().unwrap()),
+            [id_of(&card)],
+            "{query}"
+        );
         assert_eq!(listed["limit"], 20);
         assert!(listed["next_cursor"].is_null());
         assert_eq!(listed["items"][0]["buyer"]["id"], "buyer-42");
@@ -224,7 +239,12 @@ async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
     let deleted = delete(&app, &format!("/gr4vy/gift-cards/{}", id_of(&card))).await;
     deleted.assert_status(204);
     assert!(deleted.text.is_empty());
-    assert!(vault(&app, "buyer_id=buyer-42").await["items"].as_array().unwrap().is_empty());
+    assert!(
+        vault(&app, "buyer_id=buyer-42").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     assert!(buyer_cards(&app, "buyer-42").await.is_empty());
     // The card itself is untouched.
     let still = app.get(&format!("/v1/cards/{}", id_of(&card))).await;
@@ -267,7 +287,12 @@ async fn storing_without_a_buyer_checks_the_pin_and_answers_the_card() {
 
     // Every wrong PIN counts toward the lookup's lockout, here as anywhere.
     for _ in 0..9 {
-        let wrong = store(&app, "eve", &json!({"number": card["number"], "security_code": "9999999"})).await;
+        let wrong = store(
+            &app,
+            "eve",
+            &json!({"number": card["number"], "security_code": "9999999"}),
+        )
+        .await;
         assert_eq!(detail_type(&wrong), "invalid_card");
     }
     let locked = store(&app, "eve", &card).await;
@@ -303,7 +328,11 @@ async fn the_eleventh_gift_card_of_a_buyer_is_refused_with_the_seed_message() {
     let first = vault(&app, "buyer_external_identifier=carol&limit=4").await;
     assert_eq!(first["limit"], 4);
     let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
-    let second = vault(&app, &format!("buyer_external_identifier=carol&limit=6&cursor={cursor}")).await;
+    let second = vault(
+        &app,
+        &format!("buyer_external_identifier=carol&limit=6&cursor={cursor}"),
+    )
+    .await;
     assert!(second["next_cursor"].is_null());
     let mut seen = ids(first["items"].as_array().unwrap());
     seen.extend(ids(second["items"].as_array().unwrap()));
@@ -323,9 +352,12 @@ async fn a_buyers_gift_cards_leave_out_and_clear_zero_balance_and_expired_cards(
     for card in [&full, &spent, &expiring] {
         store(&app, "bob", card).await.assert_status(201);
     }
-    app.post(&format!("/v1/cards/{}/redeem", id_of(&spent)), json!({"amount": 500}))
-        .await
-        .assert_status(200);
+    app.post(
+        &format!("/v1/cards/{}/redeem", id_of(&spent)),
+        json!({"amount": 500}),
+    )
+    .await
+    .assert_status(200);
 
     let listed = buyer_cards(&app, "bob").await;
     assert_eq!(ids(&listed), [id_of(&full), id_of(&expiring)]);
@@ -367,7 +399,9 @@ async fn another_merchants_gift_card_is_not_found() {
         .send(app.client.delete(app.url(&path)).bearer_auth(&other))
         .await;
     assert_envelope(&deleted, 404, "not_found");
-    let stored = app.post_as("/gr4vy/gift-cards", secrets(&card), &other, None).await;
+    let stored = app
+        .post_as("/gr4vy/gift-cards", secrets(&card), &other, None)
+        .await;
     assert_envelope(&stored, 400, "bad_request");
     assert_eq!(detail_type(&stored), "invalid_card");
     let checked = app
@@ -416,13 +450,12 @@ async fn without_a_buyer_the_vault_lists_every_card_of_the_merchant_in_pages() {
 #[tokio::test]
 async fn a_missing_or_wrong_bearer_key_is_401_in_gr4vys_envelope() {
     let app = TestApp::spawn().await;
-    let anonymous = app
-        .send(app.client.get(app.url("/gr4vy/gift-cards")))
-        .await;
+    let anonymous = app.send(app.client.get(app.url("/gr4vy/gift-cards"))).await;
     assert_envelope(&anonymous, 401, "unauthorized");
     assert_eq!(anonymous.body["details"], json!([]));
     assert_envelope(
-        &app.get_as("/gr4vy/buyers/gift-cards?buyer_id=x", "gk_wrong").await,
+        &app.get_as("/gr4vy/buyers/gift-cards?buyer_id=x", "gk_wrong")
+            .await,
         401,
         "unauthorized",
     );

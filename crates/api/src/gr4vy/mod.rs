@@ -165,9 +165,9 @@ fn answer(rendered: Rendered) -> Response {
 /// A command outcome this facade does not expect: a bug, answered as an opaque 500.
 fn unexpected() -> Rendered {
     tracing::error!("a gr4vy facade command produced an outcome the facade does not render");
-    Gr4vyError::from(giftd_service::ServiceError::Internal(giftd_store::StoreError::Corrupt(
-        "unexpected outcome".into(),
-    )))
+    Gr4vyError::from(giftd_service::ServiceError::Internal(
+        giftd_store::StoreError::Corrupt("unexpected outcome".into()),
+    ))
     .rendered()
 }
 
@@ -239,14 +239,16 @@ impl BalanceCheck {
                 };
                 match found {
                     Ok(Some(card)) => Gr4vyGiftCardSummary::of_card(&card, None, now),
-                    Ok(None) | Err(giftd_service::ServiceError::NotFound(_)) => Gr4vyGiftCardSummary::refused(
-                        merchant.as_str(),
-                        Some(id),
-                        None,
-                        Gr4vyGiftCardErrorCode::InvalidGiftCard,
-                        "not_found",
-                        "No such gift card.".into(),
-                    ),
+                    Ok(None) | Err(giftd_service::ServiceError::NotFound(_)) => {
+                        Gr4vyGiftCardSummary::refused(
+                            merchant.as_str(),
+                            Some(id),
+                            None,
+                            Gr4vyGiftCardErrorCode::InvalidGiftCard,
+                            "not_found",
+                            "No such gift card.".into(),
+                        )
+                    }
                     Err(other) => return Err(other.into()),
                 }
             }
@@ -315,9 +317,10 @@ fn render_balance(
                 Refusal::Domain(DomainError::CardLocked { .. }) => Gr4vyGiftCardErrorCode::SuspectedFraud,
                 Refusal::Domain(DomainError::CardExpired) => Gr4vyGiftCardErrorCode::ExpiredCard,
                 Refusal::Domain(DomainError::CardNotActive { .. }) => Gr4vyGiftCardErrorCode::InactiveCard,
-                Refusal::Domain(_) | Refusal::CardNumberTaken | Refusal::Invalid { .. } | Refusal::Clover(_) => {
-                    Gr4vyGiftCardErrorCode::UnknownError
-                }
+                Refusal::Domain(_)
+                | Refusal::CardNumberTaken
+                | Refusal::Invalid { .. }
+                | Refusal::Clover(_) => Gr4vyGiftCardErrorCode::UnknownError,
             };
             let error = ApiError::from(refusal);
             Gr4vyGiftCardSummary::refused(
@@ -349,7 +352,11 @@ async fn create_gift_card(
     let r = body.value;
     let number = required(r.number, "body", "number")?;
     let pin = required(r.pin, "body", "pin")?;
-    let buyer = buyer(r.buyer_id.as_deref(), r.buyer_external_identifier.as_deref(), "body")?;
+    let buyer = buyer(
+        r.buyer_id.as_deref(),
+        r.buyer_external_identifier.as_deref(),
+        "body",
+    )?;
     if CardNumber::parse(&number).is_none() {
         return Err(Gr4vyError::invalid(
             "body",
@@ -358,7 +365,9 @@ async fn create_gift_card(
         ));
     }
     let Some((number, security_code)) = secrets(&number, &pin) else {
-        return Err(Gr4vyError::from_refusal(&Refusal::Domain(DomainError::InvalidCard)));
+        return Err(Gr4vyError::from_refusal(&Refusal::Domain(
+            DomainError::InvalidCard,
+        )));
     };
     let command = match buyer {
         Some(user_id) => WalletCommand::Save {
@@ -424,7 +433,11 @@ async fn list_gift_cards(
     .page()
     .map_err(|e| Gr4vyError::from_native(e, "query"))?;
     let limit = page.limit - 1;
-    let buyer = buyer(q.buyer_id.as_deref(), q.buyer_external_identifier.as_deref(), "query")?;
+    let buyer = buyer(
+        q.buyer_id.as_deref(),
+        q.buyer_external_identifier.as_deref(),
+        "query",
+    )?;
     let (items, next_cursor) = match buyer {
         Some(user_id) => {
             let entries = app.service.wallet_entries(&merchant, &user_id).await?;
@@ -452,14 +465,20 @@ async fn list_gift_cards(
             (items, next)
         }
         None => {
-            let mut cards = app.service.cards(&merchant, &CardFilter::default(), &page).await?;
+            let mut cards = app
+                .service
+                .cards(&merchant, &CardFilter::default(), &page)
+                .await?;
             let next = if cards.len() > limit as usize {
                 cards.truncate(limit as usize);
                 cards.last().map(|card| card.snapshot.id.to_string())
             } else {
                 None
             };
-            let items = cards.iter().map(|card| Gr4vyGiftCard::new(card, None, None)).collect();
+            let items = cards
+                .iter()
+                .map(|card| Gr4vyGiftCard::new(card, None, None))
+                .collect();
             (items, next)
         }
     };
@@ -529,14 +548,18 @@ async fn list_buyer_gift_cards(
     RawQuery(raw): RawQuery,
 ) -> Answer {
     let q: Gr4vyBuyerGiftCardsQuery = query(raw.as_deref())?;
-    let user_id = buyer(q.buyer_id.as_deref(), q.buyer_external_identifier.as_deref(), "query")?
-        .ok_or_else(|| {
-            Gr4vyError::invalid(
-                "query",
-                "buyer_external_identifier",
-                "Name the buyer with `buyer_id` or `buyer_external_identifier`.",
-            )
-        })?;
+    let user_id = buyer(
+        q.buyer_id.as_deref(),
+        q.buyer_external_identifier.as_deref(),
+        "query",
+    )?
+    .ok_or_else(|| {
+        Gr4vyError::invalid(
+            "query",
+            "buyer_external_identifier",
+            "Name the buyer with `buyer_id` or `buyer_external_identifier`.",
+        )
+    })?;
     let now = app.service.now();
     let entries = app.service.wallet_entries(&merchant, &user_id).await?;
     // Only a wallet with something to clear out is written to.
