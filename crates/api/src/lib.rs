@@ -10,6 +10,7 @@
 pub mod adyen_stored_value;
 pub mod adyen_terminal;
 pub mod clover;
+pub mod gr4vy;
 pub mod idempotency;
 pub mod native;
 pub mod wallet;
@@ -66,6 +67,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         .route("/readyz", get(readyz))
         .nest("/clover", clover::router())
         .nest("/giftcard", wallet::router())
+        .nest("/gr4vy", gr4vy::router())
         .merge(adyen_terminal::router())
         .nest("/pal/servlet/StoredValue/v46", adyen_stored_value::router())
         .fallback(not_found)

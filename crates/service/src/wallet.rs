@@ -32,6 +32,12 @@ pub enum WalletCommand {
     Prefer { user_id: UserId, card_id: CardId },
     /// Takes the card out of the user's wallet (the card itself is untouched).
     Unsave { user_id: UserId, card_id: CardId },
+    /// Takes the card out of every wallet that holds it (the card itself is untouched); a card
+    /// of the merchant that no wallet holds is not an error.
+    UnsaveEverywhere { card_id: CardId },
+    /// Takes out of the user's wallet the cards a listing would not show (no value left,
+    /// expired, closed), so that they stop counting against the limit.
+    Prune { user_id: UserId },
     /// The owner gives `recipient_user_id` equal use of the card.
     Share {
         user_id: UserId,
@@ -157,6 +163,22 @@ pub(crate) async fn execute(
                 user_id: user_id.clone(),
                 card_id: card_id.clone(),
             }))
+        }
+        WalletCommand::UnsaveEverywhere { card_id } => {
+            // Removing never adds to a wallet, so the limit needs no wallet lock here.
+            let card = card_record(tx, cx, card_id).await?;
+            tx.remove_wallet_card(cx.merchant, None, card_id).await?;
+            Ok(Outcome::Card(card))
+        }
+        WalletCommand::Prune { user_id } => {
+            for entry in tx.lock_wallet(cx.merchant, user_id, cx.now).await? {
+                let card = card_record(tx, cx, &entry.card_id).await?;
+                if !wallet::listed(&card.snapshot, cx.now) {
+                    tx.remove_wallet_card(cx.merchant, Some(user_id), &entry.card_id)
+                        .await?;
+                }
+            }
+            Ok(Outcome::Nothing)
         }
         WalletCommand::Share {
             user_id,
@@ -425,4 +447,23 @@ fn run_inner<'a>(
     command: &'a Command,
 ) -> Pin<Box<dyn Future<Output = Result<Outcome>> + Send + 'a>> {
     Box::pin(commands::execute(tx, cx, command))
+}
+
+impl crate::Service {
+    /// Every card in a user's wallet, oldest first, whether or not a listing would show it.
+    /// A user without cards has an empty wallet.
+    pub async fn wallet_entries(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        user: &UserId,
+    ) -> std::result::Result<Vec<(WalletCard, CardRecord)>, crate::ServiceError> {
+        let now = self.now();
+        let mut entries = Vec::new();
+        for entry in self.store().wallet_cards(merchant, user).await? {
+            if let Some(card) = self.store().card(merchant, &entry.card_id, now).await? {
+                entries.push((entry, card));
+            }
+        }
+        Ok(entries)
+    }
 }

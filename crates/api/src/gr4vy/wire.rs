@@ -1,0 +1,338 @@
+//! Gr4vy's wire format for gift cards: requests as Gr4vy integrations send them and answers as
+//! Gr4vy gives them, field for field (snake_case, `type` discriminators, enums spelled as in
+//! Gr4vy's schemas). Requests are lenient: unknown fields are ignored and every field is read
+//! as optional, so that a missing one is refused by the handler with a message naming it.
+//! Amounts are integers of minor units. Nothing here is seen below the API.
+
+use giftd_domain::wallet::WalletCard;
+use giftd_domain::{CardNumber, CardState, Timestamp};
+use giftd_store::CardRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::native::wire::rfc3339;
+
+/// Gr4vy's `GiftCardServiceProvider` of every card giftd answers for. `mock-gift-card` is the
+/// one value that every official Gr4vy client accepts (some parse the enum closed) and that
+/// names no third-party processor; `display_name` says giftd.
+pub const GIFT_CARD_SERVICE_DEFINITION_ID: &str = "mock-gift-card";
+pub const GIFT_CARD_SERVICE_DISPLAY_NAME: &str = "giftd";
+/// A fixed id for giftd as a gift card service (Gr4vy's schema wants a UUID here).
+pub const GIFT_CARD_SERVICE_ID: &str = "6a1f2d0e-8c4b-4f6e-9d2a-67696674640a";
+
+// ---- requests ----
+
+/// `GiftCardBalanceRequest`: `{items: [GiftCardRequest | GiftCardStoredRequest]}`.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyGiftCardBalanceRequest {
+    pub items: Option<Vec<Gr4vyGiftCardBalanceItem>>,
+}
+
+/// One item: `{number, pin}` (`GiftCardRequest`) or `{id}` (`GiftCardStoredRequest`).
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyGiftCardBalanceItem {
+    pub id: Option<String>,
+    pub number: Option<String>,
+    pub pin: Option<String>,
+}
+
+/// `GiftCardCreate`: store a gift card, for a buyer or not.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyGiftCardCreate {
+    pub number: Option<String>,
+    pub pin: Option<String>,
+    pub buyer_id: Option<String>,
+    pub buyer_external_identifier: Option<String>,
+}
+
+/// The query of `GET /gift-cards`.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyGiftCardListQuery {
+    pub buyer_id: Option<String>,
+    pub buyer_external_identifier: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// The query of `GET /buyers/gift-cards` (`sort_by` and `order_by` are read and ignored: the
+/// cards come oldest stored first).
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyBuyerGiftCardsQuery {
+    pub buyer_id: Option<String>,
+    pub buyer_external_identifier: Option<String>,
+}
+
+// ---- answers ----
+
+/// `GiftCardService`: which service a card belongs to; always giftd.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyGiftCardService {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: &'static str,
+    pub gift_card_service_definition_id: &'static str,
+    pub display_name: &'static str,
+}
+
+impl Gr4vyGiftCardService {
+    pub fn giftd() -> Self {
+        Self {
+            kind: "gift-card-service",
+            id: GIFT_CARD_SERVICE_ID,
+            gift_card_service_definition_id: GIFT_CARD_SERVICE_DEFINITION_ID,
+            display_name: GIFT_CARD_SERVICE_DISPLAY_NAME,
+        }
+    }
+}
+
+/// `Buyer`: giftd has no buyer records of its own; a buyer is a wallet user, whose id (the
+/// merchant's own id for its customer) is both `id` and `external_identifier`.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyBuyer {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub merchant_account_id: String,
+    pub display_name: Option<String>,
+    pub external_identifier: String,
+    pub billing_details: Option<()>,
+    pub account_number: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Gr4vyBuyer {
+    /// The buyer as seen from one of its stored cards: giftd keeps no buyer timestamps, so
+    /// `created_at` and `updated_at` are when that card was stored.
+    fn of(entry: &WalletCard, merchant_account_id: &str) -> Self {
+        Self {
+            kind: "buyer",
+            id: entry.user_id.to_string(),
+            merchant_account_id: merchant_account_id.to_owned(),
+            display_name: None,
+            external_identifier: entry.user_id.to_string(),
+            billing_details: None,
+            account_number: None,
+            created_at: rfc3339(entry.created_at),
+            updated_at: rfc3339(entry.created_at),
+        }
+    }
+}
+
+/// The first 6 digits and the 3 after them, known only from a number the request carried
+/// (giftd keeps numbers encrypted and does not decrypt them to display them). A number too
+/// short to keep these apart from its last 4 digits shows neither.
+pub fn bin_and_sub_bin(number: Option<&CardNumber>) -> (Option<String>, Option<String>) {
+    match number.map(CardNumber::expose) {
+        Some(digits) if digits.len() >= 13 => (Some(digits[..6].to_owned()), Some(digits[6..9].to_owned())),
+        _ => (None, None),
+    }
+}
+
+/// `GiftCard`: a gift card as stored (the vault's view).
+#[derive(Debug, Serialize)]
+pub struct Gr4vyGiftCard {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub merchant_account_id: String,
+    pub gift_card_service: Gr4vyGiftCardService,
+    pub bin: Option<String>,
+    pub sub_bin: Option<String>,
+    pub last4: String,
+    pub expiration_date: Option<String>,
+    pub buyer: Option<Gr4vyBuyer>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_used_at: Option<String>,
+    pub usage_count: i64,
+    pub cit_last_used_at: Option<String>,
+    pub cit_usage_count: i64,
+}
+
+impl Gr4vyGiftCard {
+    /// `entry`: the buyer's wallet entry, when the card is shown as stored for a buyer (its
+    /// `created_at` is then when it was stored); `number`: the number the request carried.
+    pub fn new(card: &CardRecord, entry: Option<&WalletCard>, number: Option<&CardNumber>) -> Self {
+        let merchant_account_id = card.merchant_id.to_string();
+        let (bin, sub_bin) = bin_and_sub_bin(number);
+        let stored_at = entry.map_or(card.created_at, |e| e.created_at);
+        Self {
+            kind: "gift-card",
+            id: card.snapshot.id.to_string(),
+            gift_card_service: Gr4vyGiftCardService::giftd(),
+            bin,
+            sub_bin,
+            last4: card.last4.clone(),
+            expiration_date: card.snapshot.expires_at.map(rfc3339),
+            buyer: entry.map(|e| Gr4vyBuyer::of(e, &merchant_account_id)),
+            created_at: rfc3339(stored_at),
+            updated_at: rfc3339(stored_at),
+            // giftd counts no uses per stored card.
+            last_used_at: None,
+            usage_count: 0,
+            cit_last_used_at: None,
+            cit_usage_count: 0,
+            merchant_account_id,
+        }
+    }
+}
+
+/// `GiftCards`: a page of stored gift cards.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyGiftCards {
+    pub items: Vec<Gr4vyGiftCard>,
+    pub limit: u32,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+}
+
+/// Gr4vy's `GiftCardErrorCode`, the values giftd gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gr4vyGiftCardErrorCode {
+    InvalidGiftCard,
+    ExpiredCard,
+    InactiveCard,
+    SuspectedFraud,
+    UnknownError,
+}
+
+/// `GiftCardSummary`: a card with its balance, or why the balance could not be given.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyGiftCardSummary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub merchant_account_id: String,
+    pub bin: Option<String>,
+    pub sub_bin: Option<String>,
+    pub last4: Option<String>,
+    pub currency: Option<String>,
+    pub expiration_date: Option<String>,
+    pub balance: Option<i64>,
+    pub balance_error_code: Option<Gr4vyGiftCardErrorCode>,
+    pub balance_raw_error_code: Option<String>,
+    pub balance_raw_error_message: Option<String>,
+    pub last_used_at: Option<String>,
+    pub usage_count: i64,
+    pub cit_last_used_at: Option<String>,
+    pub cit_usage_count: i64,
+}
+
+impl Gr4vyGiftCardSummary {
+    /// A card giftd found. Its balance is what can be spent now (held value excluded); an
+    /// expired card, or one that is not active, has none to give.
+    pub fn of_card(card: &CardRecord, number: Option<&CardNumber>, now: Timestamp) -> Self {
+        let (bin, sub_bin) = bin_and_sub_bin(number);
+        let refusal = if card.snapshot.is_expired(now) {
+            Some((
+                Gr4vyGiftCardErrorCode::ExpiredCard,
+                "card_expired",
+                "The card has expired.",
+            ))
+        } else {
+            match card.snapshot.state {
+                CardState::Active => None,
+                CardState::Inactive => Some((
+                    Gr4vyGiftCardErrorCode::InactiveCard,
+                    "card_not_active",
+                    "The card is inactive.",
+                )),
+                CardState::Frozen => Some((
+                    Gr4vyGiftCardErrorCode::InactiveCard,
+                    "card_not_active",
+                    "The card is frozen.",
+                )),
+                CardState::Closed => Some((
+                    Gr4vyGiftCardErrorCode::InactiveCard,
+                    "card_not_active",
+                    "The card is closed.",
+                )),
+            }
+        };
+        let mut summary = Self {
+            kind: "gift-card",
+            id: Some(card.snapshot.id.to_string()),
+            merchant_account_id: card.merchant_id.to_string(),
+            bin,
+            sub_bin,
+            last4: Some(card.last4.clone()),
+            currency: Some(card.snapshot.currency.code().to_owned()),
+            expiration_date: card.snapshot.expires_at.map(rfc3339),
+            balance: Some(card.snapshot.available()),
+            balance_error_code: None,
+            balance_raw_error_code: None,
+            balance_raw_error_message: None,
+            last_used_at: None,
+            usage_count: 0,
+            cit_last_used_at: None,
+            cit_usage_count: 0,
+        };
+        if let Some((code, raw_code, message)) = refusal {
+            summary.balance = None;
+            summary.balance_error_code = Some(code);
+            summary.balance_raw_error_code = Some(raw_code.to_owned());
+            summary.balance_raw_error_message = Some(message.to_owned());
+        }
+        summary
+    }
+
+    /// A card whose balance could not be given at all (unknown, wrong PIN, locked, ...):
+    /// what the request said of it, and why. `raw_code` and `raw_message` are giftd's own.
+    pub fn refused(
+        merchant_account_id: &str,
+        id: Option<String>,
+        number: Option<&CardNumber>,
+        code: Gr4vyGiftCardErrorCode,
+        raw_code: &str,
+        raw_message: String,
+    ) -> Self {
+        let (bin, sub_bin) = bin_and_sub_bin(number);
+        Self {
+            kind: "gift-card",
+            id,
+            merchant_account_id: merchant_account_id.to_owned(),
+            bin,
+            sub_bin,
+            last4: number.map(CardNumber::last4),
+            currency: None,
+            expiration_date: None,
+            balance: None,
+            balance_error_code: Some(code),
+            balance_raw_error_code: Some(raw_code.to_owned()),
+            balance_raw_error_message: Some(raw_message),
+            last_used_at: None,
+            usage_count: 0,
+            cit_last_used_at: None,
+            cit_usage_count: 0,
+        }
+    }
+}
+
+/// `GiftCardSummaries`.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyGiftCardSummaries {
+    pub items: Vec<Gr4vyGiftCardSummary>,
+}
+
+/// Gr4vy's error envelope (`Error400`, `Error401`, ...): `details` elaborate on the error.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyErrorBody<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub code: &'static str,
+    pub status: u16,
+    pub message: &'a str,
+    pub details: &'a [Gr4vyErrorDetail],
+}
+
+/// `ErrorDetail`: where in the request (`location`: body, query, path or header; `pointer`:
+/// a JSON pointer or parameter name), what is wrong, and giftd's own error code as `type`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gr4vyErrorDetail {
+    pub location: &'static str,
+    pub pointer: String,
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}

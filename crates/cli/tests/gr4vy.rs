@@ -1,0 +1,556 @@
+//! The Gr4vy-style facade under `/gr4vy` (seed 002, docs/GR4VY.md): gift card balances, the
+//! vault of stored gift cards, a buyer's gift cards with the ones that cannot pay cleared out,
+//! the limit of 10 cards per buyer with the seed's exact answer, tenant isolation, and Gr4vy's
+//! error envelope for every refusal.
+
+use giftd_testkit::{TestApp, TestResponse};
+use serde_json::{Value, json};
+
+const LIMIT_MESSAGE: &str =
+    "The buyer's gift card count has already reached the maximum limit of 10 gift cards";
+
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_owned()
+}
+
+/// The body a client sends to name a card by its secrets.
+fn secrets(card: &Value) -> Value {
+    json!({"number": card["number"], "pin": card["security_code"]})
+}
+
+async fn delete(app: &TestApp, path: &str) -> TestResponse {
+    app.send(app.client.delete(app.url(path)).bearer_auth(&app.api_key))
+        .await
+}
+
+/// Stores `card` (as created, with its secrets) for the buyer with this external identifier.
+async fn store(app: &TestApp, buyer: &str, card: &Value) -> TestResponse {
+    app.post(
+        "/gr4vy/gift-cards",
+        json!({"number": card["number"], "pin": card["security_code"], "buyer_external_identifier": buyer}),
+    )
+    .await
+}
+
+async fn balances(app: &TestApp, items: Value) -> Vec<Value> {
+    let response = app
+        .post("/gr4vy/gift-cards/balances", json!({ "items": items }))
+        .await;
+    response.assert_status(200);
+    response.body["items"].as_array().expect("items").clone()
+}
+
+async fn buyer_cards(app: &TestApp, buyer: &str) -> Vec<Value> {
+    let response = app
+        .get(&format!(
+            "/gr4vy/buyers/gift-cards?buyer_external_identifier={buyer}"
+        ))
+        .await;
+    response.assert_status(200);
+    response.body["items"].as_array().expect("items").clone()
+}
+
+async fn vault(app: &TestApp, query: &str) -> Value {
+    let response = app.get(&format!("/gr4vy/gift-cards?{query}")).await;
+    response.assert_status(200);
+    response.body
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items.iter().map(id_of).collect()
+}
+
+/// Gr4vy's error envelope with this status and code; answers its message.
+#[track_caller]
+fn assert_envelope(response: &TestResponse, status: u16, code: &str) -> String {
+    assert_eq!(response.status.as_u16(), status, "body: {}", response.text);
+    assert_eq!(response.body["type"], "error", "body: {}", response.text);
+    assert_eq!(response.body["code"], code, "body: {}", response.text);
+    assert_eq!(response.body["status"], status, "body: {}", response.text);
+    assert!(response.body["details"].is_array(), "body: {}", response.text);
+    response.body["message"].as_str().expect("a message").to_owned()
+}
+
+/// The giftd code a 400 carries in its first detail.
+fn detail_type(response: &TestResponse) -> &str {
+    response.body["details"][0]["type"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn balances_answer_each_card_in_order_with_its_balance_or_why_not() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let promo = app
+        .program(json!({"name": "Promo", "currency": "USD", "promotional": true, "expiry_months": 1}))
+        .await;
+    let known = app.card(&program, 5000).await;
+    let stored = app.card(&program, 1200).await;
+    let expiring = app.card(&promo, 700).await;
+    let inactive = app
+        .post("/v1/cards", json!({"program_id": program, "kind": "physical"}))
+        .await;
+    inactive.assert_status(201);
+    let inactive = inactive.body;
+    app.clock.advance_seconds(40 * 24 * 3600);
+
+    let number = known["number"].as_str().unwrap();
+    let items = balances(
+        &app,
+        json!([
+            secrets(&known),
+            {"number": known["number"], "pin": "0000000"},
+            secrets(&inactive),
+            secrets(&expiring),
+            {"id": id_of(&stored)},
+            {"id": "card_doesnotexist"},
+        ]),
+    )
+    .await;
+    assert_eq!(items.len(), 6);
+
+    let ok = &items[0];
+    assert_eq!(ok["type"], "gift-card");
+    assert_eq!(ok["id"], known["id"]);
+    assert_eq!(ok["merchant_account_id"], app.merchant_id.as_str());
+    assert_eq!(ok["balance"], 5000);
+    assert_eq!(ok["currency"], "USD");
+    assert_eq!(ok["bin"], number[..6]);
+    assert_eq!(ok["sub_bin"], number[6..9]);
+    assert_eq!(ok["last4"], number[number.len() - 4..]);
+    assert!(ok["balance_error_code"].is_null());
+    assert_eq!(ok["usage_count"], 0);
+
+    let wrong_pin = &items[1];
+    assert!(wrong_pin["balance"].is_null());
+    assert!(wrong_pin["id"].is_null(), "a wrong PIN tells nothing of the card");
+    assert_eq!(wrong_pin["balance_error_code"], "invalid_gift_card");
+    assert_eq!(wrong_pin["balance_raw_error_code"], "invalid_card");
+    assert_eq!(wrong_pin["last4"], number[number.len() - 4..]);
+
+    assert!(items[2]["balance"].is_null());
+    assert_eq!(items[2]["balance_error_code"], "inactive_card");
+    assert_eq!(items[2]["id"], inactive["id"]);
+
+    assert!(items[3]["balance"].is_null());
+    assert_eq!(items[3]["balance_error_code"], "expired_card");
+    assert!(items[3]["expiration_date"].is_string());
+
+    assert_eq!(items[4]["id"], stored["id"]);
+    assert_eq!(items[4]["balance"], 1200);
+    assert_eq!(items[4]["last4"], stored["last4"]);
+    assert!(
+        items[4]["bin"].is_null(),
+        "giftd does not decrypt numbers to show them"
+    );
+
+    assert_eq!(items[5]["id"], "card_doesnotexist");
+    assert!(items[5]["balance"].is_null());
+    assert_eq!(items[5]["balance_error_code"], "invalid_gift_card");
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn balances_take_one_to_ten_well_formed_items() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(100).await;
+    let eleven: Vec<Value> = (0..11).map(|_| secrets(&card)).collect();
+    let response = app
+        .post("/gr4vy/gift-cards/balances", json!({ "items": eleven }))
+        .await;
+    assert_envelope(&response, 400, "bad_request");
+    assert_eq!(response.body["details"][0]["pointer"], "/items");
+    let ten: Vec<Value> = (0..10).map(|_| secrets(&card)).collect();
+    assert_eq!(balances(&app, json!(ten)).await.len(), 10);
+
+    for body in [
+        json!({}),
+        json!({"items": []}),
+        json!({"items": "all of them"}),
+        json!({"items": [{"pin": "1234"}]}),
+        json!({"items": [{"number": card["number"]}]}),
+        json!({"items": [{"number": card["number"], "pin": "1234", "id": id_of(&card)}]}),
+        json!({"items": [{"number": 4_111_111_111_111_111_i64, "pin": "1234"}]}),
+    ] {
+        let response = app.post("/gr4vy/gift-cards/balances", body.clone()).await;
+        assert_envelope(&response, 400, "bad_request");
+        assert_eq!(
+            response.body["details"].as_array().map(Vec::len),
+            Some(1),
+            "{body}"
+        );
+    }
+    // A number that cannot be a card number is a card that cannot be checked.
+    let items = balances(&app, json!([{"number": "not-digits", "pin": "1234"}])).await;
+    assert_eq!(items[0]["balance_error_code"], "invalid_gift_card");
+}
+
+#[tokio::test]
+async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(2500).await;
+    let number = card["number"].as_str().unwrap();
+
+    let stored = store(&app, "buyer-42", &card).await;
+    stored.assert_status(201);
+    let body = &stored.body;
+    assert_eq!(body["type"], "gift-card");
+    assert_eq!(body["id"], card["id"]);
+    assert_eq!(body["merchant_account_id"], app.merchant_id.as_str());
+    assert_eq!(body["bin"], number[..6]);
+    assert_eq!(body["sub_bin"], number[6..9]);
+    assert_eq!(body["last4"], card["last4"]);
+    assert_eq!(body["gift_card_service"]["type"], "gift-card-service");
+    assert_eq!(
+        body["gift_card_service"]["gift_card_service_definition_id"],
+        "mock-gift-card"
+    );
+    assert_eq!(body["gift_card_service"]["display_name"], "giftd");
+    assert_eq!(body["buyer"]["type"], "buyer");
+    assert_eq!(body["buyer"]["id"], "buyer-42");
+    assert_eq!(body["buyer"]["external_identifier"], "buyer-42");
+    assert!(body["created_at"].is_string() && body["updated_at"].is_string());
+    assert!(body.get("number").is_none() && body.get("pin").is_none());
+    // Storing twice changes nothing.
+    store(&app, "buyer-42", &card).await.assert_status(201);
+
+    // The buyer is the giftd wallet user of that id.
+    let native = app.get("/v1/users/buyer-42/cards").await;
+    native.assert_status(200);
+    assert_eq!(ids(native.body["data"].as_array().unwrap()), [id_of(&card)]);
+
+    for query in ["buyer_external_identifier=buyer-42", "buyer_id=buyer-42"] {
+        let listed = vault(&app, query).await;
+        assert_eq!(
+            ids(listed["items"].as_array().unwrap()),
+            [id_of(&card)],
+            "{query}"
+        );
+        assert_eq!(listed["limit"], 20);
+        assert!(listed["next_cursor"].is_null());
+        assert_eq!(listed["items"][0]["buyer"]["id"], "buyer-42");
+    }
+    assert_eq!(buyer_cards(&app, "buyer-42").await[0]["balance"], 2500);
+
+    let fetched = app.get(&format!("/gr4vy/gift-cards/{}", id_of(&card))).await;
+    fetched.assert_status(200);
+    assert_eq!(fetched.body["id"], card["id"]);
+    assert_eq!(fetched.body["last4"], card["last4"]);
+
+    let deleted = delete(&app, &format!("/gr4vy/gift-cards/{}", id_of(&card))).await;
+    deleted.assert_status(204);
+    assert!(deleted.text.is_empty());
+    assert!(
+        vault(&app, "buyer_id=buyer-42").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(buyer_cards(&app, "buyer-42").await.is_empty());
+    // The card itself is untouched.
+    let still = app.get(&format!("/v1/cards/{}", id_of(&card))).await;
+    still.assert_status(200);
+    assert_eq!(still.body["balance"], 2500);
+    // Deleting a card no buyer holds is no error; an unknown card is.
+    delete(&app, &format!("/gr4vy/gift-cards/{}", id_of(&card)))
+        .await
+        .assert_status(204);
+    assert_envelope(
+        &delete(&app, "/gr4vy/gift-cards/card_doesnotexist").await,
+        404,
+        "not_found",
+    );
+    assert_envelope(
+        &app.get("/gr4vy/gift-cards/card_doesnotexist").await,
+        404,
+        "not_found",
+    );
+    assert_envelope(&app.get("/gr4vy/gift-cards/not-an-id").await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn storing_without_a_buyer_checks_the_pin_and_answers_the_card() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(900).await;
+    let stored = app.post("/gr4vy/gift-cards", secrets(&card)).await;
+    stored.assert_status(201);
+    assert_eq!(stored.body["id"], card["id"]);
+    assert!(stored.body["buyer"].is_null());
+
+    let wrong = app
+        .post(
+            "/gr4vy/gift-cards",
+            json!({"number": card["number"], "pin": "9999999"}),
+        )
+        .await;
+    assert_envelope(&wrong, 400, "bad_request");
+    assert_eq!(detail_type(&wrong), "invalid_card");
+
+    // Every wrong PIN counts toward the lookup's lockout, here as anywhere.
+    for _ in 0..9 {
+        let wrong = store(
+            &app,
+            "eve",
+            &json!({"number": card["number"], "security_code": "9999999"}),
+        )
+        .await;
+        assert_eq!(detail_type(&wrong), "invalid_card");
+    }
+    let locked = store(&app, "eve", &card).await;
+    assert_envelope(&locked, 400, "bad_request");
+    assert_eq!(detail_type(&locked), "card_locked");
+    let items = balances(&app, json!([secrets(&card)])).await;
+    assert_eq!(items[0]["balance_error_code"], "suspected_fraud");
+    assert!(items[0]["balance"].is_null());
+}
+
+#[tokio::test]
+async fn the_eleventh_gift_card_of_a_buyer_is_refused_with_the_seed_message() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let mut cards = Vec::new();
+    for _ in 0..11 {
+        cards.push(app.card(&program, 100).await);
+    }
+    for card in &cards[..10] {
+        store(&app, "carol", card).await.assert_status(201);
+    }
+    let refused = store(&app, "carol", &cards[10]).await;
+    assert_eq!(refused.status.as_u16(), 400);
+    assert_eq!(
+        refused.body,
+        json!({"type": "error", "code": "bad_request", "status": 400, "message": LIMIT_MESSAGE, "details": []})
+    );
+    // A card already stored takes no new room; another buyer has room of its own.
+    store(&app, "carol", &cards[3]).await.assert_status(201);
+    store(&app, "dave", &cards[10]).await.assert_status(201);
+
+    // Paging through the buyer's ten cards, oldest first.
+    let first = vault(&app, "buyer_external_identifier=carol&limit=4").await;
+    assert_eq!(first["limit"], 4);
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let second = vault(
+        &app,
+        &format!("buyer_external_identifier=carol&limit=6&cursor={cursor}"),
+    )
+    .await;
+    assert!(second["next_cursor"].is_null());
+    let mut seen = ids(first["items"].as_array().unwrap());
+    seen.extend(ids(second["items"].as_array().unwrap()));
+    assert_eq!(seen, ids(&cards[..10]));
+}
+
+#[tokio::test]
+async fn a_buyers_gift_cards_leave_out_and_clear_zero_balance_and_expired_cards() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let promo = app
+        .program(json!({"name": "Promo", "currency": "USD", "promotional": true, "expiry_months": 1}))
+        .await;
+    let full = app.card(&program, 1000).await;
+    let spent = app.card(&program, 500).await;
+    let expiring = app.card(&promo, 700).await;
+    for card in [&full, &spent, &expiring] {
+        store(&app, "bob", card).await.assert_status(201);
+    }
+    app.post(
+        &format!("/v1/cards/{}/redeem", id_of(&spent)),
+        json!({"amount": 500}),
+    )
+    .await
+    .assert_status(200);
+
+    let listed = buyer_cards(&app, "bob").await;
+    assert_eq!(ids(&listed), [id_of(&full), id_of(&expiring)]);
+    assert_eq!(listed[0]["balance"], 1000);
+    assert_eq!(listed[1]["balance"], 700);
+    assert_eq!(listed[0]["currency"], "USD");
+    // Listing cleared the spent card out of the buyer's storage.
+    assert_eq!(
+        ids(vault(&app, "buyer_id=bob").await["items"].as_array().unwrap()),
+        [id_of(&full), id_of(&expiring)]
+    );
+
+    app.clock.advance_seconds(40 * 24 * 3600);
+    assert_eq!(
+        ids(vault(&app, "buyer_id=bob").await["items"].as_array().unwrap()),
+        [id_of(&full), id_of(&expiring)],
+        "stored until the buyer's cards are listed"
+    );
+    assert_eq!(ids(&buyer_cards(&app, "bob").await), [id_of(&full)]);
+    assert_eq!(
+        ids(vault(&app, "buyer_id=bob").await["items"].as_array().unwrap()),
+        [id_of(&full)]
+    );
+    // A buyer without cards has none.
+    assert!(buyer_cards(&app, "nobody").await.is_empty());
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn another_merchants_gift_card_is_not_found() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(300).await;
+    store(&app, "zoe", &card).await.assert_status(201);
+    let other = app.another_merchant().await;
+    let path = format!("/gr4vy/gift-cards/{}", id_of(&card));
+
+    assert_envelope(&app.get_as(&path, &other).await, 404, "not_found");
+    let deleted = app
+        .send(app.client.delete(app.url(&path)).bearer_auth(&other))
+        .await;
+    assert_envelope(&deleted, 404, "not_found");
+    let stored = app
+        .post_as("/gr4vy/gift-cards", secrets(&card), &other, None)
+        .await;
+    assert_envelope(&stored, 400, "bad_request");
+    assert_eq!(detail_type(&stored), "invalid_card");
+    let checked = app
+        .post_as(
+            "/gr4vy/gift-cards/balances",
+            json!({"items": [{"id": id_of(&card)}, secrets(&card)]}),
+            &other,
+            None,
+        )
+        .await;
+    checked.assert_status(200);
+    for item in checked.body["items"].as_array().unwrap() {
+        assert_eq!(item["balance_error_code"], "invalid_gift_card");
+        assert!(item["balance"].is_null());
+    }
+    let theirs = app
+        .get_as("/gr4vy/buyers/gift-cards?buyer_external_identifier=zoe", &other)
+        .await;
+    theirs.assert_status(200);
+    assert_eq!(theirs.body["items"], json!([]));
+    let all = app.get_as("/gr4vy/gift-cards", &other).await;
+    assert_eq!(all.body["items"], json!([]));
+    // The owner still has it.
+    assert_eq!(ids(&buyer_cards(&app, "zoe").await), [id_of(&card)]);
+}
+
+#[tokio::test]
+async fn without_a_buyer_the_vault_lists_every_card_of_the_merchant_in_pages() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let a = app.card(&program, 100).await;
+    let b = app.card(&program, 200).await;
+    let first = vault(&app, "limit=1").await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    assert!(first["items"][0]["buyer"].is_null());
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = vault(&app, &format!("limit=1&cursor={cursor}")).await;
+    let mut seen = ids(first["items"].as_array().unwrap());
+    seen.extend(ids(second["items"].as_array().unwrap()));
+    seen.sort();
+    let mut expected = vec![id_of(&a), id_of(&b)];
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_bearer_key_is_401_in_gr4vys_envelope() {
+    let app = TestApp::spawn().await;
+    let anonymous = app.send(app.client.get(app.url("/gr4vy/gift-cards"))).await;
+    assert_envelope(&anonymous, 401, "unauthorized");
+    assert_eq!(anonymous.body["details"], json!([]));
+    assert_envelope(
+        &app.get_as("/gr4vy/buyers/gift-cards?buyer_id=x", "gk_wrong")
+            .await,
+        401,
+        "unauthorized",
+    );
+    let posted = app
+        .post_as(
+            "/gr4vy/gift-cards/balances",
+            json!({"items": [{"id": "card_x"}]}),
+            "gk_wrong",
+            None,
+        )
+        .await;
+    assert_envelope(&posted, 401, "unauthorized");
+    let basic = app
+        .send(
+            app.client
+                .delete(app.url("/gr4vy/gift-cards/card_x"))
+                .header("Authorization", format!("Basic {}", app.api_key)),
+        )
+        .await;
+    assert_envelope(&basic, 401, "unauthorized");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_in_gr4vys_envelope_never_500() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(100).await;
+    for body in ["{not json", "[]", "\"text\"", "{\"number\": 12, \"pin\": \"1\"}"] {
+        for path in ["/gr4vy/gift-cards", "/gr4vy/gift-cards/balances"] {
+            let response = app.post_raw(path, body).await;
+            assert_envelope(&response, 400, "bad_request");
+        }
+    }
+    let long = "x".repeat(65);
+    for (body, field) in [
+        (json!({"pin": "1234"}), "/number"),
+        (json!({"number": card["number"]}), "/pin"),
+        (json!({"number": "12ab", "pin": "1234"}), "/number"),
+        (
+            json!({"number": card["number"], "pin": card["security_code"], "buyer_id": "a", "buyer_external_identifier": "a"}),
+            "/buyer_external_identifier",
+        ),
+        (
+            json!({"number": card["number"], "pin": card["security_code"], "buyer_external_identifier": long}),
+            "/buyer_external_identifier",
+        ),
+        (
+            json!({"number": card["number"], "pin": card["security_code"], "buyer_id": "a/b"}),
+            "/buyer_id",
+        ),
+    ] {
+        let response = app.post("/gr4vy/gift-cards", body.clone()).await;
+        assert_envelope(&response, 400, "bad_request");
+        assert_eq!(response.body["details"][0]["pointer"], field, "{body}");
+        assert_eq!(response.body["details"][0]["location"], "body", "{body}");
+    }
+    // Unknown fields are ignored, as Gr4vy's clients may send more than giftd reads.
+    let lenient = app
+        .post(
+            "/gr4vy/gift-cards",
+            json!({"number": card["number"], "pin": card["security_code"], "metadata": {"a": 1}}),
+        )
+        .await;
+    lenient.assert_status(201);
+
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=ten",
+        "cursor=nope!",
+        "buyer_id=a&buyer_external_identifier=b",
+        "buyer_id=a&cursor=card_unknown",
+    ] {
+        let response = app.get(&format!("/gr4vy/gift-cards?{query}")).await;
+        assert_envelope(&response, 400, "bad_request");
+        assert_eq!(response.body["details"][0]["location"], "query", "{query}");
+    }
+    assert_envelope(&app.get("/gr4vy/buyers/gift-cards").await, 400, "bad_request");
+    assert_envelope(&app.get("/gr4vy/no-such-thing").await, 404, "not_found");
+    let put = app
+        .send(
+            app.client
+                .put(app.url("/gr4vy/gift-cards"))
+                .bearer_auth(&app.api_key)
+                .json(&json!({})),
+        )
+        .await;
+    assert_envelope(&put, 405, "method_not_allowed");
+    let key = app
+        .send(
+            app.client
+                .post(app.url("/gr4vy/gift-cards"))
+                .bearer_auth(&app.api_key)
+                .header("Idempotency-Key", "")
+                .json(&secrets(&card)),
+        )
+        .await;
+    assert_envelope(&key, 400, "bad_request");
+}
