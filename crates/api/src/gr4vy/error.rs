@@ -84,9 +84,10 @@ impl Gr4vyError {
             }
             Refusal::Domain(error) => Self::refused(error),
             Refusal::NotFound(what) => Self::not_found(gr4vy_name(what)),
-            Refusal::CardNumberTaken | Refusal::Invalid { .. } | Refusal::Clover(_) => {
-                Self::from_native(ApiError::from(refusal), "body")
-            }
+            Refusal::CardNumberTaken
+            | Refusal::Invalid { .. }
+            | Refusal::Clover(_)
+            | Refusal::Checkout(_) => Self::from_native(ApiError::from(refusal), "body"),
         }
     }
 

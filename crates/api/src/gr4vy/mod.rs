@@ -320,7 +320,8 @@ fn render_balance(
                 Refusal::Domain(_)
                 | Refusal::CardNumberTaken
                 | Refusal::Invalid { .. }
-                | Refusal::Clover(_) => Gr4vyGiftCardErrorCode::UnknownError,
+                | Refusal::Clover(_)
+                | Refusal::Checkout(_) => Gr4vyGiftCardErrorCode::UnknownError,
             };
             let error = ApiError::from(refusal);
             Gr4vyGiftCardSummary::refused(
