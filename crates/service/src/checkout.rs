@@ -626,11 +626,11 @@ async fn refund(
 
 /// Aborts the process at a named point when `GIFTD_FAILPOINT` names it: a test aid that kills
 /// giftd between two steps of a checkout, exactly where a crash could happen.
-fn failpoint(name: &str) {
+fn failpoint(name: &str, checkout: &CheckoutId) {
     static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let armed = ARMED.get_or_init(|| std::env::var("GIFTD_FAILPOINT").ok());
     if armed.as_deref() == Some(name) {
-        eprintln!("giftd: failpoint {name} reached; aborting");
+        eprintln!("giftd: failpoint {name} reached in {checkout}; aborting");
         std::process::abort();
     }
 }
@@ -754,9 +754,9 @@ impl Service {
             .ok_or_else(|| {
                 giftd_store::StoreError::Corrupt("a checkout placeholder without its id".into())
             })?;
-        failpoint("checkout.after_begin");
+        failpoint("checkout.after_begin", &id);
         let checkout = self.drive_checkout(&merchant, &id, card.as_ref()).await?;
-        failpoint("checkout.before_answer");
+        failpoint("checkout.before_answer", &id);
         // A capture that did not happen is answered as a refusal (the checkout shows why).
         let result = match (&checkout.problem, capture, checkout.status) {
             (Some(problem), true, Status::Authorized) => {
@@ -823,9 +823,9 @@ impl Service {
             let Some(step) = checkout.next_step().filter(|_| checkout.due(now)) else {
                 return Ok(checkout);
             };
-            failpoint(&format!("checkout.before_{}", step_name(step)));
+            failpoint(&format!("checkout.before_{}", step_name(step)), id);
             let result = self.run_step(merchant, &checkout, step, card).await?;
-            failpoint(&format!("checkout.after_call_{}", step_name(step)));
+            failpoint(&format!("checkout.after_call_{}", step_name(step)), id);
             let command = CheckoutCommand::Advance {
                 id: id.clone(),
                 version: row.version,
@@ -858,7 +858,7 @@ impl Service {
                     .into());
                 }
             }
-            failpoint(&format!("checkout.after_{}", step_name(step)));
+            failpoint(&format!("checkout.after_{}", step_name(step)), id);
         }
     }
 
