@@ -1360,3 +1360,81 @@ async fn the_postgres_ledger_refuses_updates_deletes_and_truncates() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkouts_racing_over_two_processes_never_overdraw_a_gift_card() {
+    const TEST: &str = "checkouts_racing_over_two_processes_never_overdraw_a_gift_card";
+    const CHECKOUTS: usize = 60;
+    const BALANCE: i64 = 1000;
+    const AMOUNT: i64 = 100;
+    let Some(admin_url) = postgres_or_skip(TEST) else {
+        return;
+    };
+    let _one_at_a_time = SERIAL.lock().await;
+    let cluster = Cluster::start(&admin_url, &[]).await;
+    let program = cluster.program().await;
+    let card = cluster.cards(&program, 1, BALANCE).await.remove(0);
+
+    // Each checkout charges a simulated card and takes AMOUNT from the one gift card; half go
+    // to each process. The gift card can pay for BALANCE / AMOUNT of them.
+    let answers = join_all((0..CHECKOUTS).map(|i| {
+        let cluster = &cluster;
+        let card = &card;
+        async move {
+            let body = json!({
+                "amount": AMOUNT + 500, "currency": "USD", "intent": "capture",
+                "gift_cards": [{"card_id": card, "amount": AMOUNT}],
+                "payment_method": {"type": "card", "number": "4242424242424242"},
+            });
+            cluster
+                .server(i)
+                .post(&cluster.api_key, "/v1/checkouts", body)
+                .await
+        }
+    }))
+    .await;
+    let mut succeeded = 0;
+    for (i, answer) in answers.iter().enumerate() {
+        let checkout = cluster.expect(answer, 201, "POST /v1/checkouts");
+        let payment = checkout["tenders"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["type"] == "card"))
+            .expect("a card tender");
+        let sim = cluster
+            .server(i + 1)
+            .get(
+                &cluster.api_key,
+                &format!("/v1/simulator/payments/{}", payment["id"].as_str().expect("id")),
+            )
+            .await;
+        let sim = cluster.expect(&sim, 200, "GET the simulated payment");
+        match checkout["intent_outcome"].as_str() {
+            Some("succeeded") => {
+                succeeded += 1;
+                assert_eq!(
+                    (sim["captured_amount"].as_i64(), sim["refunded_amount"].as_i64()),
+                    (Some(500), Some(0))
+                );
+            }
+            Some("failed") => {
+                assert_eq!(payment["status"], "refunded", "{checkout}");
+                assert_eq!(
+                    (sim["captured_amount"].as_i64(), sim["refunded_amount"].as_i64()),
+                    (Some(500), Some(500))
+                );
+            }
+            other => panic!("checkout {i} ended {other:?}: {checkout}"),
+        }
+    }
+    assert_eq!(succeeded as i64, BALANCE / AMOUNT, "{}", cluster.logs());
+    let answer = cluster
+        .a
+        .get(&cluster.api_key, &format!("/v1/cards/{card}"))
+        .await;
+    let after = cluster.expect(&answer, 200, "GET the gift card");
+    assert_eq!(
+        (after["balance"].as_i64(), after["available"].as_i64()),
+        (Some(0), Some(0))
+    );
+    cluster.assert_verify_passes().await;
+}
