@@ -1,11 +1,16 @@
 //! PostgreSQL, for production and for several giftd processes sharing one database.
 //!
-//! Each job runs in its own transaction on a pooled connection, in a task of its own (so a
-//! client that disconnects does not cut a transaction short). Correctness comes from the
-//! database, never from this process: row locks taken card first, guarded updates, unique keys.
-//! Serialization failures and deadlocks (SQLSTATE 40001, 40P01), guard conflicts and unique
-//! violations roll the job back and run it again after a jittered backoff, so the same code
-//! runs at READ COMMITTED, at SERIALIZABLE, and on PostgreSQL-compatible distributed engines.
+//! Group commit: a few committer tasks (half the pool) take the jobs waiting in one queue, up
+//! to [`MAX_JOBS_PER_TRANSACTION`] at a time, and run them in ONE transaction on a pooled
+//! connection, each under its own savepoint; the commit answers them all, so one WAL flush
+//! serves many requests while each keeps its own result. Jobs run in these tasks, not in the
+//! request's, so a client that disconnects does not cut a transaction short. Correctness comes
+//! from the database, never from this process: row locks taken card first, guarded updates,
+//! unique keys. A job whose guard conflicts or whose unique key is taken (another process won a
+//! race) is rolled back to its savepoint and queued again after a jittered backoff; a
+//! serialization failure or deadlock (SQLSTATE 40001, 40P01) anywhere, or a failed commit,
+//! queues the whole batch again. So the same code runs at READ COMMITTED, at SERIALIZABLE, and
+//! on PostgreSQL-compatible distributed engines.
 
 mod checkouts;
 mod queries;
@@ -23,7 +28,7 @@ use giftd_domain::{CardId, CheckoutId, HoldId, MerchantId, Program, ProgramId, T
 use rand::RngExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::rows;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
@@ -45,6 +50,10 @@ pub const BACKOFF_BASE: Duration = Duration::from_millis(2);
 pub const BACKOFF_CAP: Duration = Duration::from_millis(250);
 /// How long to wait for a pooled connection before failing the request.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Jobs one write transaction takes at most.
+pub const MAX_JOBS_PER_TRANSACTION: usize = 64;
+/// Jobs waiting for a committer at most; `submit` waits when the queue is full.
+pub const QUEUE_CAPACITY: usize = 8192;
 
 /// The isolation level of write transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,8 +82,17 @@ impl Default for PgOptions {
 
 pub struct PgStore {
     pool: PgPool,
-    isolation: Isolation,
     jobs: Arc<Jobs>,
+    queue: mpsc::Sender<Queued>,
+}
+
+/// A job waiting for a committer, with the attempts it has had.
+struct Queued {
+    job: Box<dyn WriteJob>,
+    attempt: u32,
+    /// Run in a transaction of its own: its batch failed as a whole, and only a failure of its
+    /// own should count against its attempts.
+    alone: bool,
 }
 
 /// The jobs submitted and not yet finished, so that `close` can let them finish first.
@@ -123,11 +141,21 @@ impl PgStore {
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Arc::new(Self {
-            pool,
-            isolation: options.isolation,
-            jobs: Arc::default(),
-        }))
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let jobs: Arc<Jobs> = Arc::default();
+        // Half the pool commits; the other half serves reads.
+        for _ in 0..(options.pool_size / 2).max(1) {
+            let committer = Committer {
+                pool: pool.clone(),
+                isolation: options.isolation,
+                receiver: Arc::clone(&receiver),
+                queue: queue.clone(),
+                jobs: Arc::clone(&jobs),
+            };
+            tokio::spawn(committer.run());
+        }
+        Ok(Arc::new(Self { pool, jobs, queue }))
     }
 
     pub async fn migrate(url: &str) -> StoreResult<()> {
@@ -154,39 +182,147 @@ fn backoff(attempt: u32) -> Duration {
     ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
 }
 
-async fn run_job(pool: PgPool, isolation: Isolation, mut job: Box<dyn WriteJob>) {
-    let mut attempt = 1;
-    let result = loop {
-        match attempt_job(&pool, isolation, job.as_mut()).await {
-            Err(error) if is_retryable(&error) && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(error = %error, attempt, "write conflicted; running it again");
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-            other => break other,
-        }
-    };
-    job.finish(result);
+/// One committer: takes waiting jobs in batches and runs each batch in one transaction.
+struct Committer {
+    pool: PgPool,
+    isolation: Isolation,
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+    /// To queue a job again after a conflict (past `close`'s check: it was submitted before).
+    queue: mpsc::Sender<Queued>,
+    jobs: Arc<Jobs>,
 }
 
-async fn attempt_job(pool: &PgPool, isolation: Isolation, job: &mut dyn WriteJob) -> StoreResult<()> {
-    let mut tx = pool.begin().await?;
-    if isolation == Isolation::Serializable {
-        sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-            .execute(&mut *tx)
-            .await?;
+/// What became of one job of a batch.
+enum Ran {
+    Done(StoreResult<()>),
+    Again,
+}
+
+/// Whether an error leaves the transaction unusable past the job's savepoint.
+fn breaks_transaction(error: &StoreError) -> bool {
+    matches!(error, StoreError::Database(sqlx::Error::Database(db))
+        if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
+impl Committer {
+    async fn run(self) {
+        let mut batch = Vec::with_capacity(MAX_JOBS_PER_TRANSACTION);
+        loop {
+            let received = {
+                let mut receiver = self.receiver.lock().await;
+                receiver.recv_many(&mut batch, MAX_JOBS_PER_TRANSACTION).await
+            };
+            if received == 0 {
+                return;
+            }
+            let (alone, grouped): (Vec<Queued>, Vec<Queued>) =
+                std::mem::take(&mut batch).into_iter().partition(|q| q.alone);
+            if !grouped.is_empty() {
+                self.run_batch(grouped).await;
+            }
+            for queued in alone {
+                self.run_batch(vec![queued]).await;
+            }
+        }
     }
-    match job.run(&mut PgTx { conn: &mut tx }).await {
-        Ok(()) => {
-            tx.commit().await.map_err(StoreError::from_write)?;
-            Ok(())
+
+    async fn run_batch(&self, mut batch: Vec<Queued>) {
+        let outcome = match self.attempt(&mut batch).await {
+            Ok(ran) => ran,
+            // The transaction failed as a whole: nothing of it was kept. Each job of a batch
+            // runs again alone, without the failure counting against it.
+            Err(error) if (is_retryable(&error) || breaks_transaction(&error)) && batch.len() > 1 => {
+                tracing::debug!(error = %error, jobs = batch.len(), "write transaction conflicted; running its jobs again, alone");
+                for queued in batch {
+                    self.requeue(Queued {
+                        alone: true,
+                        ..queued
+                    });
+                }
+                return;
+            }
+            Err(error) if is_retryable(&error) || breaks_transaction(&error) => {
+                tracing::debug!(error = %error, "write conflicted; running it again");
+                batch.iter().map(|_| Ran::Again).collect()
+            }
+            Err(error) => {
+                tracing::error!(error = %error, jobs = batch.len(), "write transaction failed; nothing of it was kept");
+                let message = error.to_string();
+                batch
+                    .iter()
+                    .map(|_| Ran::Done(Err(StoreError::TransactionFailed(message.clone()))))
+                    .collect()
+            }
+        };
+        for (queued, ran) in batch.into_iter().zip(outcome) {
+            match ran {
+                Ran::Again if queued.attempt < MAX_ATTEMPTS => self.again(queued),
+                Ran::Again => {
+                    queued
+                        .job
+                        .finish(Err(StoreError::Conflict("write conflicted too often")));
+                    self.jobs.done();
+                }
+                Ran::Done(result) => {
+                    queued.job.finish(result);
+                    self.jobs.done();
+                }
+            }
         }
-        Err(error) => {
-            // Dropping the transaction would roll back too; doing it here returns the connection
-            // clean before the retry.
-            let _ = tx.rollback().await;
-            Err(error)
+    }
+
+    /// Queues a job again after a jittered backoff, counting the attempt it failed.
+    fn again(&self, mut queued: Queued) {
+        queued.attempt += 1;
+        self.requeue(queued);
+    }
+
+    fn requeue(&self, queued: Queued) {
+        let queue = self.queue.clone();
+        let jobs = Arc::clone(&self.jobs);
+        let delay = backoff(queued.attempt);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(mpsc::error::SendError(queued)) = queue.send(queued).await {
+                queued.job.finish(Err(StoreError::Closed));
+                jobs.done();
+            }
+        });
+    }
+
+    /// Runs the batch in one transaction and commits it; answers what became of each job.
+    async fn attempt(&self, batch: &mut [Queued]) -> StoreResult<Vec<Ran>> {
+        let mut tx = self.pool.begin().await?;
+        if self.isolation == Isolation::Serializable {
+            sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                .execute(&mut *tx)
+                .await?;
         }
+        let mut ran = Vec::with_capacity(batch.len());
+        for queued in batch.iter_mut() {
+            sqlx::raw_sql("SAVEPOINT giftd_job").execute(&mut *tx).await?;
+            match queued.job.run(&mut PgTx { conn: &mut tx }).await {
+                Ok(()) => {
+                    sqlx::raw_sql("RELEASE SAVEPOINT giftd_job")
+                        .execute(&mut *tx)
+                        .await?;
+                    ran.push(Ran::Done(Ok(())));
+                }
+                Err(error) if breaks_transaction(&error) => return Err(error),
+                Err(error) => {
+                    sqlx::raw_sql("ROLLBACK TO SAVEPOINT giftd_job; RELEASE SAVEPOINT giftd_job")
+                        .execute(&mut *tx)
+                        .await?;
+                    ran.push(if is_retryable(&error) {
+                        Ran::Again
+                    } else {
+                        Ran::Done(Err(error))
+                    });
+                }
+            }
+        }
+        tx.commit().await.map_err(StoreError::from_write)?;
+        Ok(ran)
     }
 }
 
@@ -211,12 +347,15 @@ impl Store for PgStore {
             job.finish(Err(StoreError::Closed));
             return;
         }
-        let jobs = Arc::clone(&self.jobs);
-        let (pool, isolation) = (self.pool.clone(), self.isolation);
-        tokio::spawn(async move {
-            run_job(pool, isolation, job).await;
-            jobs.done();
-        });
+        let queued = Queued {
+            job,
+            attempt: 1,
+            alone: false,
+        };
+        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued).await {
+            self.jobs.done();
+            queued.job.finish(Err(StoreError::Closed));
+        }
     }
 
     async fn ping(&self) -> StoreResult<()> {
