@@ -238,7 +238,10 @@ impl BalanceCheck {
                     None => Ok(None),
                 };
                 match found {
-                    Ok(Some(card)) => Gr4vyGiftCardSummary::of_card(&card, None, now),
+                    Ok(Some(card)) => {
+                        let prefix = app.service.card_number_prefix(&card);
+                        Gr4vyGiftCardSummary::of_card(&card, prefix.as_deref(), now)
+                    }
                     Ok(None) | Err(giftd_service::ServiceError::NotFound(_)) => {
                         Gr4vyGiftCardSummary::refused(
                             merchant.as_str(),
@@ -307,7 +310,7 @@ fn render_balance(
     now: giftd_domain::Timestamp,
 ) -> Rendered {
     let summary = match result {
-        Ok(Outcome::Card(card)) => Gr4vyGiftCardSummary::of_card(card, Some(number), now),
+        Ok(Outcome::Card(card)) => Gr4vyGiftCardSummary::of_card(card, number_prefix(number).as_deref(), now),
         Ok(_) => return unexpected(),
         Err(refusal) => {
             let code = match refusal {
@@ -401,7 +404,7 @@ fn render_stored(result: &Result<Outcome, Refusal>, number: &CardNumber) -> Rend
     let gift_card = match result {
         Err(refusal) => return Gr4vyError::from_refusal(refusal).rendered(),
         Ok(Outcome::Wallet(WalletOutcome::Card { entry, card })) => {
-            Gr4vyGiftCard::new(card, Some(entry), Some(number))
+            Gr4vyGiftCard::new(card, Some(entry), number_prefix(number).as_deref())
         }
         // A closed card cannot be stored, for a buyer (the wallet refuses it) or not.
         Ok(Outcome::Card(card)) if card.snapshot.state == CardState::Closed => {
@@ -410,7 +413,7 @@ fn render_stored(result: &Result<Outcome, Refusal>, number: &CardNumber) -> Rend
             }))
             .rendered();
         }
-        Ok(Outcome::Card(card)) => Gr4vyGiftCard::new(card, None, Some(number)),
+        Ok(Outcome::Card(card)) => Gr4vyGiftCard::new(card, None, number_prefix(number).as_deref()),
         Ok(_) => return unexpected(),
     };
     Rendered {
@@ -461,7 +464,10 @@ async fn list_gift_cards(
                 .flatten();
             let items = shown
                 .iter()
-                .map(|(entry, card)| Gr4vyGiftCard::new(card, Some(entry), None))
+                .map(|(entry, card)| {
+                    let prefix = app.service.card_number_prefix(card);
+                    Gr4vyGiftCard::new(card, Some(entry), prefix.as_deref())
+                })
                 .collect();
             (items, next)
         }
@@ -478,7 +484,7 @@ async fn list_gift_cards(
             };
             let items = cards
                 .iter()
-                .map(|card| Gr4vyGiftCard::new(card, None, None))
+                .map(|card| Gr4vyGiftCard::new(card, None, app.service.card_number_prefix(card).as_deref()))
                 .collect();
             (items, next)
         }
@@ -502,7 +508,11 @@ async fn get_gift_card(
 ) -> Answer {
     let card_id = gift_card_id(&path_id(path)?)?;
     let card = app.service.card(&merchant, &card_id).await?;
-    Ok(ok_json(StatusCode::OK, &Gr4vyGiftCard::new(&card, None, None)))
+    let prefix = app.service.card_number_prefix(&card);
+    Ok(ok_json(
+        StatusCode::OK,
+        &Gr4vyGiftCard::new(&card, None, prefix.as_deref()),
+    ))
 }
 
 /// `DELETE /gift-cards/{gift_card_id}`: the card leaves every buyer's wallet; the card itself
@@ -595,7 +605,10 @@ async fn list_buyer_gift_cards(
         .wallet(&merchant, &user_id)
         .await?
         .iter()
-        .map(|(_, card)| Gr4vyGiftCardSummary::of_card(card, None, now))
+        .map(|(_, card)| {
+            let prefix = app.service.card_number_prefix(card);
+            Gr4vyGiftCardSummary::of_card(card, prefix.as_deref(), now)
+        })
         .collect();
     Ok(ok_json(StatusCode::OK, &Gr4vyGiftCardSummaries { items }))
 }

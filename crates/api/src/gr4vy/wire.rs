@@ -6,6 +6,7 @@
 
 use giftd_domain::wallet::WalletCard;
 use giftd_domain::{CardNumber, CardState, Timestamp};
+use giftd_service::gr4vy::{MIN_DIGITS_FOR_PREFIX, NUMBER_PREFIX_DIGITS};
 use giftd_store::CardRecord;
 use serde::{Deserialize, Serialize};
 
@@ -118,12 +119,20 @@ impl Gr4vyBuyer {
     }
 }
 
-/// The first 6 digits and the 3 after them, known only from a number the request carried
-/// (giftd keeps numbers encrypted and does not decrypt them to display them). A number too
-/// short to keep these apart from its last 4 digits shows neither.
-pub fn bin_and_sub_bin(number: Option<&CardNumber>) -> (Option<String>, Option<String>) {
-    match number.map(CardNumber::expose) {
-        Some(digits) if digits.len() >= 13 => (Some(digits[..6].to_owned()), Some(digits[6..9].to_owned())),
+/// The first 9 digits of a number the request carried (Gr4vy's `bin` and `sub_bin`), as the
+/// service gives them for a stored card (`Service::card_number_prefix`): none for a number
+/// too short to keep them apart from its last 4 digits.
+pub fn number_prefix(number: &CardNumber) -> Option<String> {
+    let digits = number.expose();
+    (digits.len() >= MIN_DIGITS_FOR_PREFIX).then(|| digits[..NUMBER_PREFIX_DIGITS].to_owned())
+}
+
+/// `bin` (the first 6 digits) and `sub_bin` (the 3 after them) from a number's first 9 digits.
+pub fn bin_and_sub_bin(prefix: Option<&str>) -> (Option<String>, Option<String>) {
+    match prefix {
+        Some(digits) if digits.len() == NUMBER_PREFIX_DIGITS => {
+            (Some(digits[..6].to_owned()), Some(digits[6..].to_owned()))
+        }
         _ => (None, None),
     }
 }
@@ -151,10 +160,10 @@ pub struct Gr4vyGiftCard {
 
 impl Gr4vyGiftCard {
     /// `entry`: the buyer's wallet entry, when the card is shown as stored for a buyer (its
-    /// `created_at` is then when it was stored); `number`: the number the request carried.
-    pub fn new(card: &CardRecord, entry: Option<&WalletCard>, number: Option<&CardNumber>) -> Self {
+    /// `created_at` is then when it was stored); `prefix`: the first 9 digits of its number.
+    pub fn new(card: &CardRecord, entry: Option<&WalletCard>, prefix: Option<&str>) -> Self {
         let merchant_account_id = card.merchant_id.to_string();
-        let (bin, sub_bin) = bin_and_sub_bin(number);
+        let (bin, sub_bin) = bin_and_sub_bin(prefix);
         let stored_at = entry.map_or(card.created_at, |e| e.created_at);
         Self {
             kind: "gift-card",
@@ -222,8 +231,9 @@ pub struct Gr4vyGiftCardSummary {
 impl Gr4vyGiftCardSummary {
     /// A card giftd found. Its balance is what can be spent now (held value excluded); an
     /// expired card, or one that is not active, has none to give.
-    pub fn of_card(card: &CardRecord, number: Option<&CardNumber>, now: Timestamp) -> Self {
-        let (bin, sub_bin) = bin_and_sub_bin(number);
+    /// `prefix`: the first 9 digits of its number.
+    pub fn of_card(card: &CardRecord, prefix: Option<&str>, now: Timestamp) -> Self {
+        let (bin, sub_bin) = bin_and_sub_bin(prefix);
         let refusal = if card.snapshot.is_expired(now) {
             Some((
                 Gr4vyGiftCardErrorCode::ExpiredCard,
@@ -287,7 +297,7 @@ impl Gr4vyGiftCardSummary {
         raw_code: &str,
         raw_message: String,
     ) -> Self {
-        let (bin, sub_bin) = bin_and_sub_bin(number);
+        let (bin, sub_bin) = bin_and_sub_bin(number.and_then(number_prefix).as_deref());
         Self {
             kind: "gift-card",
             id,
