@@ -1,6 +1,7 @@
 //! The Gr4vy-style facade under `/gr4vy`: the gift card parts of Gr4vy's API (seed 002) —
 //! balances of up to 10 gift cards, gift cards stored in the vault (for a buyer or not), and a
-//! buyer's stored gift cards with the ones that cannot pay any more cleared out. snake_case
+//! buyer's stored gift cards with the ones that cannot pay any more cleared out, and
+//! transactions with gift cards over giftd's checkouts (`transactions.rs`). snake_case
 //! JSON in Gr4vy's shapes, lenient about extra fields; amounts in minor units. Auth is a giftd
 //! merchant API key as the bearer token (where Gr4vy takes a JWT). A buyer is a giftd wallet
 //! user; a stored gift card is a card in that user's wallet. Each request becomes a service
@@ -8,6 +9,7 @@
 //! See docs/GR4VY.md. No SQL, no business rules.
 
 pub mod error;
+pub mod transactions;
 pub mod wire;
 
 use axum::Router;
@@ -44,8 +46,28 @@ pub fn router() -> Router<AppState> {
             get(get_gift_card).delete(delete_gift_card),
         )
         .route("/buyers/gift-cards", get(list_buyer_gift_cards))
-        // Transactions with gift cards (`/transactions`, their capture, void and refunds) are
-        // routed here too, beside the gift card routes above.
+        // Transactions with gift cards: giftd's checkouts (`transactions.rs`).
+        .route("/transactions", post(transactions::create_transaction))
+        .route(
+            "/transactions/{transaction_id}",
+            get(transactions::get_transaction),
+        )
+        .route(
+            "/transactions/{transaction_id}/capture",
+            post(transactions::capture_transaction),
+        )
+        .route(
+            "/transactions/{transaction_id}/void",
+            post(transactions::void_transaction),
+        )
+        .route(
+            "/transactions/{transaction_id}/refunds",
+            post(transactions::create_transaction_refund).get(transactions::list_transaction_refunds),
+        )
+        .route(
+            "/transactions/{transaction_id}/refunds/all",
+            post(transactions::create_full_transaction_refund),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
