@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 const APPROVE: &str = "4111111111111111";
 const DECLINE: &str = "4000000000000002";
+const FAIL_CAPTURE: &str = "4000000000000341";
 
 /// Every field Gr4vy's `Transaction` schema requires.
 const REQUIRED_TRANSACTION_FIELDS: [&str; 22] = [
@@ -548,6 +549,110 @@ async fn one_gift_card_short_fails_every_redemption_and_reverts_the_payment() {
         }
         sound(&app).await;
     }
+}
+
+#[tokio::test]
+async fn a_frozen_gift_card_fails_the_transaction_with_inactive_card() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let frozen = app.card(&program, 1000).await;
+    let fine = app.card(&program, 1000).await;
+    app.post(&format!("/v1/cards/{}/freeze", id_of(&frozen)), json!({}))
+        .await
+        .assert_status(200);
+    let body = created(
+        &app,
+        json!({
+            "amount": 1000, "currency": "USD", "intent": "capture",
+            "gift_cards": [by_id(&fine, 500), by_secret(&frozen, 500)],
+        }),
+    )
+    .await;
+    assert_eq!(body["status"], "authorization_failed");
+    assert_eq!(body["intent_outcome"], "failed");
+    assert_eq!(body["error_code"], "card_not_active");
+    assert_eq!(statuses(&body), ["failed", "failed"]);
+    assert_eq!(redemptions(&body)[1]["error_code"], "inactive_card");
+    assert_eq!(redemptions(&body)[1]["raw_error_code"], "card_not_active");
+    assert_eq!(redemptions(&body)[0]["error_code"], "operation_canceled");
+    assert_eq!(balance(&app, &fine).await, (1000, 1000));
+    sound(&app).await;
+}
+
+#[tokio::test]
+async fn a_capture_the_processor_refuses_leaves_the_transaction_authorized() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(1000).await;
+    let body = created(
+        &app,
+        json!({
+            "amount": 1500, "currency": "USD",
+            "payment_method": card_payment(FAIL_CAPTURE),
+            "gift_cards": [by_id(&card, 500)],
+        }),
+    )
+    .await;
+    let id = id_of(&body);
+    let refused = app
+        .post(&format!("/gr4vy/transactions/{id}/capture"), json!({}))
+        .await;
+    assert_envelope(&refused, 400, "bad_request");
+    assert_eq!(refused.body["details"][0]["type"], "payment_declined");
+    let after = fetch(&app, &id).await;
+    assert_eq!(after["status"], "authorization_succeeded");
+    assert_eq!(after["intent_outcome"], "succeeded");
+    assert_eq!(after["error_code"], "capture_failed");
+    assert_eq!(statuses(&after), ["succeeded"]);
+    assert_eq!(balance(&app, &card).await, (1000, 500));
+    // It can still be voided.
+    let voided = app
+        .post(&format!("/gr4vy/transactions/{id}/void"), json!({}))
+        .await;
+    voided.assert_status(200);
+    assert_eq!(voided.body["status"], "authorization_voided");
+    assert_eq!(balance(&app, &card).await, (1000, 1000));
+    sound(&app).await;
+}
+
+#[tokio::test]
+async fn a_gift_card_frozen_before_the_capture_fails_it_and_refunds_the_payment() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let a = app.card(&program, 1000).await;
+    let b = app.card(&program, 1000).await;
+    let body = created(
+        &app,
+        json!({
+            "amount": 2000, "currency": "USD",
+            "payment_method": card_payment(APPROVE),
+            "gift_cards": [by_id(&a, 400), by_id(&b, 600)],
+        }),
+    )
+    .await;
+    let id = id_of(&body);
+    app.post(&format!("/v1/cards/{}/freeze", id_of(&b)), json!({}))
+        .await
+        .assert_status(200);
+    let refused = app
+        .post(&format!("/gr4vy/transactions/{id}/capture"), json!({}))
+        .await;
+    assert_envelope(&refused, 400, "bad_request");
+    assert_eq!(refused.body["details"][0]["type"], "capture_failed");
+    let after = fetch(&app, &id).await;
+    // The payment was captured first, then refunded when the gift card could not be.
+    assert_eq!(after["status"], "capture_succeeded");
+    assert_eq!(after["captured_amount"], 1000);
+    assert_eq!(after["refunded_amount"], 1000);
+    assert_eq!(
+        after["intent_outcome"], "succeeded",
+        "met at authorization, final"
+    );
+    assert_eq!(statuses(&after), ["skipped", "failed"]);
+    assert_eq!(redemptions(&after)[1]["error_code"], "inactive_card");
+    assert_eq!(balance(&app, &a).await, (1000, 1000));
+    let sim = processor(&app, &body).await;
+    assert_eq!(sim["refunded_amount"], 1000);
+    sound(&app).await;
 }
 
 #[tokio::test]
