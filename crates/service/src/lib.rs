@@ -9,6 +9,7 @@ pub mod clover;
 mod commands;
 pub mod crypto;
 mod error;
+pub mod gr4vy;
 pub mod ids;
 mod job;
 pub mod payments;

@@ -145,6 +145,7 @@ impl Gr4vyError {
 fn gr4vy_name(what: &str) -> &str {
     match what {
         "card" => "gift card",
+        "checkout" => "transaction",
         other => other,
     }
 }

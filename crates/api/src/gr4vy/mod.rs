@@ -1,6 +1,7 @@
 //! The Gr4vy-style facade under `/gr4vy`: the gift card parts of Gr4vy's API (seed 002) —
 //! balances of up to 10 gift cards, gift cards stored in the vault (for a buyer or not), and a
-//! buyer's stored gift cards with the ones that cannot pay any more cleared out. snake_case
+//! buyer's stored gift cards with the ones that cannot pay any more cleared out, and
+//! transactions with gift cards over giftd's checkouts (`transactions.rs`). snake_case
 //! JSON in Gr4vy's shapes, lenient about extra fields; amounts in minor units. Auth is a giftd
 //! merchant API key as the bearer token (where Gr4vy takes a JWT). A buyer is a giftd wallet
 //! user; a stored gift card is a card in that user's wallet. Each request becomes a service
@@ -8,6 +9,7 @@
 //! See docs/GR4VY.md. No SQL, no business rules.
 
 pub mod error;
+pub mod transactions;
 pub mod wire;
 
 use axum::Router;
@@ -44,8 +46,28 @@ pub fn router() -> Router<AppState> {
             get(get_gift_card).delete(delete_gift_card),
         )
         .route("/buyers/gift-cards", get(list_buyer_gift_cards))
-        // Transactions with gift cards (`/transactions`, their capture, void and refunds) are
-        // routed here too, beside the gift card routes above.
+        // Transactions with gift cards: giftd's checkouts (`transactions.rs`).
+        .route("/transactions", post(transactions::create_transaction))
+        .route(
+            "/transactions/{transaction_id}",
+            get(transactions::get_transaction),
+        )
+        .route(
+            "/transactions/{transaction_id}/capture",
+            post(transactions::capture_transaction),
+        )
+        .route(
+            "/transactions/{transaction_id}/void",
+            post(transactions::void_transaction),
+        )
+        .route(
+            "/transactions/{transaction_id}/refunds",
+            post(transactions::create_transaction_refund).get(transactions::list_transaction_refunds),
+        )
+        .route(
+            "/transactions/{transaction_id}/refunds/all",
+            post(transactions::create_full_transaction_refund),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -238,7 +260,10 @@ impl BalanceCheck {
                     None => Ok(None),
                 };
                 match found {
-                    Ok(Some(card)) => Gr4vyGiftCardSummary::of_card(&card, None, now),
+                    Ok(Some(card)) => {
+                        let prefix = app.service.card_number_prefix(&card);
+                        Gr4vyGiftCardSummary::of_card(&card, prefix.as_deref(), now)
+                    }
                     Ok(None) | Err(giftd_service::ServiceError::NotFound(_)) => {
                         Gr4vyGiftCardSummary::refused(
                             merchant.as_str(),
@@ -307,7 +332,7 @@ fn render_balance(
     now: giftd_domain::Timestamp,
 ) -> Rendered {
     let summary = match result {
-        Ok(Outcome::Card(card)) => Gr4vyGiftCardSummary::of_card(card, Some(number), now),
+        Ok(Outcome::Card(card)) => Gr4vyGiftCardSummary::of_card(card, number_prefix(number).as_deref(), now),
         Ok(_) => return unexpected(),
         Err(refusal) => {
             let code = match refusal {
@@ -401,7 +426,7 @@ fn render_stored(result: &Result<Outcome, Refusal>, number: &CardNumber) -> Rend
     let gift_card = match result {
         Err(refusal) => return Gr4vyError::from_refusal(refusal).rendered(),
         Ok(Outcome::Wallet(WalletOutcome::Card { entry, card })) => {
-            Gr4vyGiftCard::new(card, Some(entry), Some(number))
+            Gr4vyGiftCard::new(card, Some(entry), number_prefix(number).as_deref())
         }
         // A closed card cannot be stored, for a buyer (the wallet refuses it) or not.
         Ok(Outcome::Card(card)) if card.snapshot.state == CardState::Closed => {
@@ -410,7 +435,7 @@ fn render_stored(result: &Result<Outcome, Refusal>, number: &CardNumber) -> Rend
             }))
             .rendered();
         }
-        Ok(Outcome::Card(card)) => Gr4vyGiftCard::new(card, None, Some(number)),
+        Ok(Outcome::Card(card)) => Gr4vyGiftCard::new(card, None, number_prefix(number).as_deref()),
         Ok(_) => return unexpected(),
     };
     Rendered {
@@ -461,7 +486,10 @@ async fn list_gift_cards(
                 .flatten();
             let items = shown
                 .iter()
-                .map(|(entry, card)| Gr4vyGiftCard::new(card, Some(entry), None))
+                .map(|(entry, card)| {
+                    let prefix = app.service.card_number_prefix(card);
+                    Gr4vyGiftCard::new(card, Some(entry), prefix.as_deref())
+                })
                 .collect();
             (items, next)
         }
@@ -478,7 +506,7 @@ async fn list_gift_cards(
             };
             let items = cards
                 .iter()
-                .map(|card| Gr4vyGiftCard::new(card, None, None))
+                .map(|card| Gr4vyGiftCard::new(card, None, app.service.card_number_prefix(card).as_deref()))
                 .collect();
             (items, next)
         }
@@ -502,7 +530,11 @@ async fn get_gift_card(
 ) -> Answer {
     let card_id = gift_card_id(&path_id(path)?)?;
     let card = app.service.card(&merchant, &card_id).await?;
-    Ok(ok_json(StatusCode::OK, &Gr4vyGiftCard::new(&card, None, None)))
+    let prefix = app.service.card_number_prefix(&card);
+    Ok(ok_json(
+        StatusCode::OK,
+        &Gr4vyGiftCard::new(&card, None, prefix.as_deref()),
+    ))
 }
 
 /// `DELETE /gift-cards/{gift_card_id}`: the card leaves every buyer's wallet; the card itself
@@ -595,7 +627,10 @@ async fn list_buyer_gift_cards(
         .wallet(&merchant, &user_id)
         .await?
         .iter()
-        .map(|(_, card)| Gr4vyGiftCardSummary::of_card(card, None, now))
+        .map(|(_, card)| {
+            let prefix = app.service.card_number_prefix(card);
+            Gr4vyGiftCardSummary::of_card(card, prefix.as_deref(), now)
+        })
         .collect();
     Ok(ok_json(StatusCode::OK, &Gr4vyGiftCardSummaries { items }))
 }

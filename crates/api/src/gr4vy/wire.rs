@@ -6,6 +6,7 @@
 
 use giftd_domain::wallet::WalletCard;
 use giftd_domain::{CardNumber, CardState, Timestamp};
+use giftd_service::gr4vy::{MIN_DIGITS_FOR_PREFIX, NUMBER_PREFIX_DIGITS};
 use giftd_store::CardRecord;
 use serde::{Deserialize, Serialize};
 
@@ -118,12 +119,20 @@ impl Gr4vyBuyer {
     }
 }
 
-/// The first 6 digits and the 3 after them, known only from a number the request carried
-/// (giftd keeps numbers encrypted and does not decrypt them to display them). A number too
-/// short to keep these apart from its last 4 digits shows neither.
-pub fn bin_and_sub_bin(number: Option<&CardNumber>) -> (Option<String>, Option<String>) {
-    match number.map(CardNumber::expose) {
-        Some(digits) if digits.len() >= 13 => (Some(digits[..6].to_owned()), Some(digits[6..9].to_owned())),
+/// The first 9 digits of a number the request carried (Gr4vy's `bin` and `sub_bin`), as the
+/// service gives them for a stored card (`Service::card_number_prefix`): none for a number
+/// too short to keep them apart from its last 4 digits.
+pub fn number_prefix(number: &CardNumber) -> Option<String> {
+    let digits = number.expose();
+    (digits.len() >= MIN_DIGITS_FOR_PREFIX).then(|| digits[..NUMBER_PREFIX_DIGITS].to_owned())
+}
+
+/// `bin` (the first 6 digits) and `sub_bin` (the 3 after them) from a number's first 9 digits.
+pub fn bin_and_sub_bin(prefix: Option<&str>) -> (Option<String>, Option<String>) {
+    match prefix {
+        Some(digits) if digits.len() == NUMBER_PREFIX_DIGITS => {
+            (Some(digits[..6].to_owned()), Some(digits[6..].to_owned()))
+        }
         _ => (None, None),
     }
 }
@@ -151,10 +160,10 @@ pub struct Gr4vyGiftCard {
 
 impl Gr4vyGiftCard {
     /// `entry`: the buyer's wallet entry, when the card is shown as stored for a buyer (its
-    /// `created_at` is then when it was stored); `number`: the number the request carried.
-    pub fn new(card: &CardRecord, entry: Option<&WalletCard>, number: Option<&CardNumber>) -> Self {
+    /// `created_at` is then when it was stored); `prefix`: the first 9 digits of its number.
+    pub fn new(card: &CardRecord, entry: Option<&WalletCard>, prefix: Option<&str>) -> Self {
         let merchant_account_id = card.merchant_id.to_string();
-        let (bin, sub_bin) = bin_and_sub_bin(number);
+        let (bin, sub_bin) = bin_and_sub_bin(prefix);
         let stored_at = entry.map_or(card.created_at, |e| e.created_at);
         Self {
             kind: "gift-card",
@@ -194,6 +203,11 @@ pub enum Gr4vyGiftCardErrorCode {
     ExpiredCard,
     InactiveCard,
     SuspectedFraud,
+    InsufficientFunds,
+    IncorrectCurrency,
+    InvalidAmount,
+    UnexpectedState,
+    OperationCanceled,
     UnknownError,
 }
 
@@ -222,8 +236,9 @@ pub struct Gr4vyGiftCardSummary {
 impl Gr4vyGiftCardSummary {
     /// A card giftd found. Its balance is what can be spent now (held value excluded); an
     /// expired card, or one that is not active, has none to give.
-    pub fn of_card(card: &CardRecord, number: Option<&CardNumber>, now: Timestamp) -> Self {
-        let (bin, sub_bin) = bin_and_sub_bin(number);
+    /// `prefix`: the first 9 digits of its number.
+    pub fn of_card(card: &CardRecord, prefix: Option<&str>, now: Timestamp) -> Self {
+        let (bin, sub_bin) = bin_and_sub_bin(prefix);
         let refusal = if card.snapshot.is_expired(now) {
             Some((
                 Gr4vyGiftCardErrorCode::ExpiredCard,
@@ -287,7 +302,7 @@ impl Gr4vyGiftCardSummary {
         raw_code: &str,
         raw_message: String,
     ) -> Self {
-        let (bin, sub_bin) = bin_and_sub_bin(number);
+        let (bin, sub_bin) = bin_and_sub_bin(number.and_then(number_prefix).as_deref());
         Self {
             kind: "gift-card",
             id,
@@ -335,4 +350,220 @@ pub struct Gr4vyErrorDetail {
     pub message: String,
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+// ---- transactions ----
+
+/// `TransactionCreate`, the fields giftd reads (the others are accepted and ignored).
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyTransactionCreate {
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub intent: Option<String>,
+    pub payment_method: Option<Gr4vyPaymentMethodCreate>,
+    pub gift_cards: Option<Vec<Gr4vyTransactionGiftCard>>,
+    pub external_identifier: Option<String>,
+}
+
+/// `CardWithUrlPaymentMethodCreate`: the one payment method giftd charges.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyPaymentMethodCreate {
+    pub method: Option<String>,
+    pub number: Option<String>,
+    pub expiration_date: Option<String>,
+    pub security_code: Option<String>,
+}
+
+/// `GiftCardTransactionCreate` (`number`, `pin`) or `GiftCardTokenTransactionCreate` (`id`),
+/// each with its `amount`.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyTransactionGiftCard {
+    pub id: Option<String>,
+    pub number: Option<String>,
+    pub pin: Option<String>,
+    pub amount: Option<i64>,
+}
+
+/// `TransactionCaptureCreate`: only the full amount can be captured.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyTransactionCapture {
+    pub amount: Option<i64>,
+}
+
+/// The body of `POST /transactions/{id}/void` and `/refunds/all`: nothing is read from it.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyEmpty {}
+
+/// `TransactionRefundCreate`.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyTransactionRefundCreate {
+    pub amount: Option<i64>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub reason: Option<String>,
+    pub external_identifier: Option<String>,
+}
+
+/// `TransactionGiftCard`: the card of one redemption.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyRedeemedGiftCard {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub bin: Option<String>,
+    pub sub_bin: Option<String>,
+    pub last4: String,
+}
+
+/// `GiftCardRedemption`: one gift card's part of a transaction.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyGiftCardRedemption {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    /// `created`, `succeeded`, `failed`, `skipped`.
+    pub status: &'static str,
+    pub amount: i64,
+    pub refunded_amount: i64,
+    pub gift_card_service_redemption_id: Option<String>,
+    pub error_code: Option<Gr4vyGiftCardErrorCode>,
+    pub raw_error_code: Option<String>,
+    pub raw_error_message: Option<String>,
+    pub gift_card: Gr4vyRedeemedGiftCard,
+}
+
+/// `TransactionPaymentMethod`: what giftd keeps of the card it charged.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyTransactionPaymentMethod {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub method: &'static str,
+    pub mode: &'static str,
+    pub scheme: Option<String>,
+    pub label: Option<String>,
+    pub expiration_date: Option<String>,
+    pub fingerprint: Option<String>,
+    pub approval_url: Option<String>,
+    pub country: Option<String>,
+    pub currency: Option<String>,
+    pub details: Option<()>,
+    pub external_identifier: Option<String>,
+}
+
+/// `Transaction`: a giftd checkout in Gr4vy's words. Fields giftd has nothing for are null
+/// (or false, 0, `{}` where Gr4vy's schema wants a value).
+#[derive(Debug, Serialize)]
+pub struct Gr4vyTransaction {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub reconciliation_id: String,
+    pub merchant_account_id: String,
+    pub currency: &'static str,
+    pub amount: i64,
+    pub status: &'static str,
+    pub authorized_amount: i64,
+    pub captured_amount: i64,
+    pub refunded_amount: i64,
+    pub settled_currency: Option<()>,
+    pub settled_amount: i64,
+    pub settled: bool,
+    pub country: Option<()>,
+    pub external_identifier: Option<String>,
+    pub intent: &'static str,
+    pub payment_method: Option<Gr4vyTransactionPaymentMethod>,
+    pub method: Option<&'static str>,
+    pub instrument_type: Option<()>,
+    pub error_code: Option<String>,
+    pub payment_service: Option<()>,
+    pub pending_review: bool,
+    pub buyer: Option<()>,
+    pub raw_response_code: Option<String>,
+    pub raw_response_description: Option<String>,
+    pub shipping_details: Option<()>,
+    pub checkout_session_id: Option<()>,
+    pub gift_card_redemptions: Vec<Gr4vyGiftCardRedemption>,
+    pub gift_card_service: Option<Gr4vyGiftCardService>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub disputed: bool,
+    pub reauthorized_from_transaction_id: Option<()>,
+    pub airline: Option<()>,
+    pub auth_response_code: Option<()>,
+    pub avs_response_code: Option<()>,
+    pub cvv_response_code: Option<()>,
+    pub anti_fraud_decision: Option<()>,
+    pub payment_source: &'static str,
+    pub merchant_initiated: bool,
+    pub is_subsequent_payment: bool,
+    pub cart_items: Option<()>,
+    pub statement_descriptor: Option<()>,
+    pub scheme_transaction_id: Option<()>,
+    pub transaction_link_id: Option<()>,
+    pub three_d_secure: Option<()>,
+    pub payment_service_transaction_id: Option<String>,
+    pub additional_identifiers: std::collections::BTreeMap<String, String>,
+    pub metadata: Option<()>,
+    pub authorized_at: Option<()>,
+    pub captured_at: Option<()>,
+    pub voided_at: Option<()>,
+    pub canceled_at: Option<()>,
+    pub approval_expires_at: Option<()>,
+    pub buyer_approval_timedout_at: Option<()>,
+    /// `pending`, `succeeded`, `failed`: final once reached.
+    pub intent_outcome: &'static str,
+    pub multi_tender: bool,
+    pub account_funding_transaction: bool,
+    pub recipient: Option<()>,
+    pub merchant_advice_code: Option<()>,
+    pub installment_count: Option<()>,
+    pub session_token: Option<()>,
+    pub tax_amount: Option<()>,
+    pub merchant_tax_id: Option<()>,
+    pub purchase_order_number: Option<()>,
+    pub customer_reference_number: Option<()>,
+    pub amount_includes_tax: Option<()>,
+    pub supplier_order_number: Option<()>,
+    pub duty_amount: Option<()>,
+    pub shipping_amount: Option<()>,
+    pub iso_response_code: Option<()>,
+}
+
+/// `Refund`: one tender's part of a giftd checkout refund.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyRefund {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub transaction_id: String,
+    pub payment_service_refund_id: Option<String>,
+    pub merchant_account_id: String,
+    /// `processing` (the processor has not confirmed it yet) or `succeeded`.
+    pub status: &'static str,
+    pub currency: &'static str,
+    pub amount: i64,
+    /// `payment-method` or `gift-card-redemption`.
+    pub target_type: &'static str,
+    pub target_id: String,
+    pub reason: Option<()>,
+    pub reconciliation_id: String,
+    pub transaction_reconciliation_id: String,
+    pub external_identifier: Option<String>,
+    pub transaction_external_identifier: Option<String>,
+    pub creator: Option<()>,
+    pub error_code: Option<()>,
+    pub raw_response_code: Option<()>,
+    pub raw_response_description: Option<()>,
+    pub settled: bool,
+    pub settled_currency: Option<()>,
+    pub settled_amount: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `{"items": [Refund]}`.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyRefunds {
+    pub items: Vec<Gr4vyRefund>,
 }
