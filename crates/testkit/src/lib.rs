@@ -375,5 +375,7 @@ impl Drop for TestApp {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
+    // With the peer address, as `giftd serve` runs it: the per-address rate limit needs it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let _ = axum::serve(listener, app).await;
 }

@@ -8,6 +8,7 @@
 //! runs at READ COMMITTED, at SERIALIZABLE, and on PostgreSQL-compatible distributed engines.
 
 mod checkouts;
+mod ops;
 mod queries;
 mod tx;
 mod wallet;
@@ -24,7 +25,9 @@ use rand::RngExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
+use crate::ops::Written;
 use crate::rows;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
@@ -176,9 +179,16 @@ async fn attempt_job(pool: &PgPool, isolation: Isolation, job: &mut dyn WriteJob
             .execute(&mut *tx)
             .await?;
     }
-    match job.run(&mut PgTx { conn: &mut tx }).await {
+    let mut job_tx = PgTx {
+        conn: &mut tx,
+        written: Written::default(),
+    };
+    let outcome = job.run(&mut job_tx).await;
+    let written = job_tx.written;
+    match outcome {
         Ok(()) => {
             tx.commit().await.map_err(StoreError::from_write)?;
+            written.count_committed();
             Ok(())
         }
         Err(error) => {
@@ -213,10 +223,15 @@ impl Store for PgStore {
         }
         let jobs = Arc::clone(&self.jobs);
         let (pool, isolation) = (self.pool.clone(), self.isolation);
-        tokio::spawn(async move {
-            run_job(pool, isolation, job).await;
-            jobs.done();
-        });
+        // The job runs in a task of its own, inside the submitting request's span, so its log
+        // lines carry that request's id.
+        tokio::spawn(
+            async move {
+                run_job(pool, isolation, job).await;
+                jobs.done();
+            }
+            .instrument(tracing::Span::current()),
+        );
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -407,5 +422,13 @@ impl Store for PgStore {
         // Jobs already submitted finish (and commit) first; later ones are refused.
         self.jobs.close().await;
         self.pool.close().await;
+    }
+
+    async fn pending_hold_count(&self, now: Timestamp) -> StoreResult<i64> {
+        ops::pending_hold_count(&self.pool, now).await
+    }
+
+    fn pool_stats(&self) -> crate::PoolStats {
+        ops::pool_stats(&self.pool)
     }
 }
