@@ -271,11 +271,10 @@ fn presents_field(value: &serde_json::Value, names: &[&str]) -> bool {
 /// Whether a native request is a lookup or a save by number and security code.
 fn native_counts(method: &Method, path: &str) -> bool {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["", "v1", "cards", "lookup"]) => true,
-        (&Method::PUT, ["", "v1", "users", _, "cards", _]) => true,
-        _ => false,
-    }
+    matches!(
+        (method, segments.as_slice()),
+        (&Method::POST, ["", "v1", "cards", "lookup"]) | (&Method::PUT, ["", "v1", "users", _, "cards", _])
+    )
 }
 
 /// The rate limit middleware.

@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Serve the HTTP API (migrations are applied first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(StorageArgs),
     /// Recompute every balance from the ledger and check its invariants; exit 1 on any violation.
@@ -68,7 +68,7 @@ enum ConfigCommands {
     Example,
     /// Print the configuration `giftd serve` would run with (same flags), secrets redacted,
     /// each setting with where its value came from.
-    Show(ServeArgs),
+    Show(Box<ServeArgs>),
 }
 
 #[derive(Subcommand)]
@@ -215,8 +215,8 @@ impl Commands {
     /// The flags given that set a configuration setting.
     fn flags(&self) -> Vec<(&'static str, Option<String>)> {
         match self {
-            Self::Serve(args)
-            | Self::Config {
+            Self::Serve(args) => args.flags(),
+            Self::Config {
                 command: ConfigCommands::Show(args),
             } => args.flags(),
             Self::Migrate(storage)
