@@ -274,3 +274,40 @@ async fn body_and_header_limits_follow_the_configuration() {
         .await
         .assert_status(200);
 }
+
+#[tokio::test]
+async fn a_request_whose_body_does_not_arrive_within_the_configured_timeout_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn_with(ApiConfig {
+        limits: Limits {
+            request_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..ApiConfig::default()
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    // Headers announce a body that never comes: the server waits for it until the timeout.
+    let head = format!(
+        "POST /v1/programs HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        app.api_key
+    );
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("an answer before the test gives up")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "answered after {:?}",
+        started.elapsed()
+    );
+}
