@@ -3,10 +3,11 @@
 //! key and per client address, on top of the per-card lockout that the service keeps.
 //!
 //! Which requests count: the native `POST /v1/cards/lookup` and `PUT /v1/users/{user_id}/cards/
-//! {card_id}` (saving a card by number and security code), and every request to a vendor facade
-//! whose JSON body presents a security code (`passcode` under `/giftcard`, `security_code` or
-//! `foreign_access_code` under `/clover`, `securityCode` under the Stored Value API,
-//! `SecurityCode` at the Terminal API's `/sync`). A refused request answers 429 with
+//! {card_id}` (saving a card by number and security code), a native checkout whose body presents
+//! a `security_code`, and every request to a vendor facade whose JSON body presents a security
+//! code (`passcode` under `/giftcard`, `security_code` or `foreign_access_code` under `/clover`,
+//! `securityCode` under the Stored Value API, `SecurityCode` at the Terminal API's `/sync`,
+//! `pin` under `/gr4vy`). A refused request answers 429 with
 //! `Retry-After` (whole seconds) in the shape of the front-end it was sent to.
 //!
 //! The limits are kept in this process's memory (GCRA, from the `governor` crate): with several
@@ -91,6 +92,7 @@ enum FrontEnd {
     Clover,
     AdyenTerminal,
     AdyenStoredValue,
+    Gr4vy,
 }
 
 impl FrontEnd {
@@ -105,6 +107,8 @@ impl FrontEnd {
             Some(Self::AdyenTerminal)
         } else if path.starts_with("/pal/servlet/StoredValue/") {
             Some(Self::AdyenStoredValue)
+        } else if path.starts_with("/gr4vy/") {
+            Some(Self::Gr4vy)
         } else {
             None
         }
@@ -113,11 +117,12 @@ impl FrontEnd {
     /// The body fields in which this front-end takes a security code.
     fn code_fields(self) -> &'static [&'static str] {
         match self {
-            Self::Native => &[],
+            Self::Native => &["security_code"],
             Self::Wallet => &["passcode"],
             Self::Clover => &["security_code", "foreign_access_code"],
             Self::AdyenTerminal => &["SecurityCode"],
             Self::AdyenStoredValue => &["securityCode"],
+            Self::Gr4vy => &["pin"],
         }
     }
 
@@ -130,6 +135,7 @@ impl FrontEnd {
             Self::AdyenStoredValue => {
                 crate::adyen_stored_value::error::SvError::edge(status, message).into_response()
             }
+            Self::Gr4vy => crate::gr4vy::error::Gr4vyError::new(status, message).into_response(),
         }
     }
 }
@@ -285,26 +291,41 @@ pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next:
     if guard.per_key.is_none() && guard.per_address.is_none() {
         return next.run(request).await;
     }
-    let (counts, request) = if front_end == FrontEnd::Native {
-        (native_counts(request.method(), request.uri().path()), request)
-    } else if matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH) {
-        let (parts, body) = request.into_parts();
-        match axum::body::to_bytes(body, guard.max_body_bytes).await {
-            Ok(bytes) => {
-                let counts = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .is_ok_and(|json| presents_field(&json, front_end.code_fields()));
-                (counts, Request::from_parts(parts, Body::from(bytes)))
-            }
-            // Too large (or cut short): the front-end's own extractor answers it, as it would
-            // without this layer, from a body that fails the same way.
-            Err(_) => (
-                false,
-                Request::from_parts(parts, Body::from_stream(failing_body())),
-            ),
+    let inspect_body = match front_end {
+        // Of the native API's other writes, only checkouts take cards by number and code; card
+        // imports (`POST /v1/cards`) carry codes but check none.
+        FrontEnd::Native => {
+            *request.method() == Method::POST && request.uri().path().starts_with("/v1/checkouts")
         }
-    } else {
-        (false, request)
+        FrontEnd::Wallet
+        | FrontEnd::Clover
+        | FrontEnd::AdyenTerminal
+        | FrontEnd::AdyenStoredValue
+        | FrontEnd::Gr4vy => {
+            matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH)
+        }
     };
+    let (counts, request) =
+        if front_end == FrontEnd::Native && native_counts(request.method(), request.uri().path()) {
+            (true, request)
+        } else if inspect_body {
+            let (parts, body) = request.into_parts();
+            match axum::body::to_bytes(body, guard.max_body_bytes).await {
+                Ok(bytes) => {
+                    let counts = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .is_ok_and(|json| presents_field(&json, front_end.code_fields()));
+                    (counts, Request::from_parts(parts, Body::from(bytes)))
+                }
+                // Too large (or cut short): the front-end's own extractor answers it, as it would
+                // without this layer, from a body that fails the same way.
+                Err(_) => (
+                    false,
+                    Request::from_parts(parts, Body::from_stream(failing_body())),
+                ),
+            }
+        } else {
+            (false, request)
+        };
     if !counts {
         return next.run(request).await;
     }

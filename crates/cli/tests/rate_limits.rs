@@ -220,6 +220,34 @@ async fn each_front_end_answers_429_in_its_own_error_shape() {
     assert_rate_limited(&terminal);
     assert_eq!(terminal.body["status"], 429, "{}", terminal.text);
     assert_eq!(terminal.body["errorType"], "security", "{}", terminal.text);
+
+    let key = app.another_merchant().await;
+    let bearer = format!("Bearer {key}");
+    let gr4vy = second_of_two(
+        &app,
+        "/gr4vy/gift-cards/balances",
+        &[("authorization", &bearer)],
+        json!({"items": [{"number": number, "pin": "12345678"}]}),
+    )
+    .await;
+    assert_rate_limited(&gr4vy);
+    assert_eq!(gr4vy.body["type"], "error", "{}", gr4vy.text);
+    assert_eq!(gr4vy.body["code"], "too_many_requests", "{}", gr4vy.text);
+    assert_eq!(gr4vy.body["status"], 429, "{}", gr4vy.text);
+
+    // A native checkout that names a card by number and security code counts too.
+    let key = app.another_merchant().await;
+    let bearer = format!("Bearer {key}");
+    let checkout = second_of_two(
+        &app,
+        "/v1/checkouts",
+        &[("authorization", &bearer)],
+        json!({"amount": 100, "currency": "USD", "intent": "capture",
+               "gift_cards": [{"number": number, "security_code": "12345678", "amount": 100}]}),
+    )
+    .await;
+    assert_rate_limited(&checkout);
+    assert_eq!(checkout.code(), "rate_limited", "{}", checkout.text);
 }
 
 #[tokio::test]
