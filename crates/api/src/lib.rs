@@ -11,9 +11,13 @@ pub mod adyen_stored_value;
 pub mod adyen_terminal;
 pub mod clover;
 pub mod gr4vy;
+pub mod guard;
 pub mod idempotency;
 pub mod native;
+pub mod telemetry;
 pub mod wallet;
+
+pub use guard::{Limits, RateLimits};
 
 use std::time::Duration;
 
@@ -31,7 +35,8 @@ use tracing::Span;
 use native::error::ApiError;
 
 /// A request that has not been answered by then gets 408 and its work is abandoned (an effect
-/// already committed stays; a retry with the same Idempotency-Key gets its answer).
+/// already committed stays; a retry with the same Idempotency-Key gets its answer). The default
+/// of [`Limits::request_timeout`].
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -39,12 +44,15 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct AppState {
     pub service: Service,
     pub clover: clover::CloverConfig,
+    pub limits: Limits,
 }
 
 /// What the front-ends may be told at start-up.
 #[derive(Debug, Clone, Default)]
 pub struct ApiConfig {
     pub clover: clover::CloverConfig,
+    pub limits: Limits,
+    pub rate_limits: RateLimits,
 }
 
 /// The whole HTTP application, with the default configuration.
@@ -75,12 +83,22 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         .with_state(AppState {
             service,
             clover: config.clover,
+            limits: config.limits.clone(),
         })
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Guard::new(&config.rate_limits, config.limits.max_body_bytes),
+            guard::rate_limit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            config.limits.request_timeout,
         ))
         .layer(axum::middleware::map_response(timeout_as_json))
+        .layer(axum::middleware::from_fn_with_state(
+            config.limits.max_header_bytes,
+            guard::limit_header_size,
+        ))
+        .layer(axum::middleware::from_fn(telemetry::record))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

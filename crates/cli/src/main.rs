@@ -1,8 +1,11 @@
-//! The `giftd` binary: `serve`, `migrate`, `verify` and `merchants create`. It wires
-//! configuration (flags, then `GIFTD_*` environment variables, then defaults) to the store,
-//! the service and the HTTP app; it holds no business logic of its own.
+//! The `giftd` binary: `serve`, `migrate`, `verify`, `merchants create` and `config`. It wires
+//! configuration (flags, then `GIFTD_*` environment variables, then the `--config` file, then
+//! defaults: see `config.rs`) to the store, the service and the HTTP app; it holds no business
+//! logic of its own.
 
-use std::net::SocketAddr;
+mod config;
+mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,9 +14,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use giftd_service::{MasterKey, Service, SystemClock};
 use giftd_store::Backend;
-use giftd_store::postgres::{DEFAULT_POOL_SIZE, Isolation, PgOptions};
-use giftd_store::sqlite::Durability;
-use tokio::net::TcpListener;
+use giftd_store::postgres::PgOptions;
+
+use config::{Config, Layers, LogFormat, Storage};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +25,10 @@ use tokio::net::TcpListener;
     about = "A self-hosted gift card platform over a double-entry ledger"
 )]
 struct Cli {
+    /// A TOML configuration file (`giftd config example` prints one). Flags and `GIFTD_*`
+    /// variables override it.
+    #[arg(long, global = true, env = "GIFTD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -29,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Serve the HTTP API (migrations are applied first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(StorageArgs),
     /// Recompute every balance from the ledger and check its invariants; exit 1 on any violation.
@@ -48,6 +55,20 @@ enum Commands {
         #[command(subcommand)]
         command: MerchantCommands,
     },
+    /// Print an example configuration file, or the configuration in effect.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommands,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommands {
+    /// Print a commented example configuration file with every setting and its default.
+    Example,
+    /// Print the configuration `giftd serve` would run with (same flags), secrets redacted,
+    /// each setting with where its value came from.
+    Show(Box<ServeArgs>),
 }
 
 #[derive(Subcommand)]
@@ -63,66 +84,185 @@ enum MerchantCommands {
     },
 }
 
-#[derive(Args, Clone)]
+/// Storage flags, on every command that opens the database. Each overrides its `GIFTD_*`
+/// variable and the configuration file (see `giftd config example` for the settings).
+#[derive(Args, Clone, Default)]
 struct StorageArgs {
-    /// Folder for the embedded database and the generated master key.
-    #[arg(long, env = "GIFTD_DATA_DIR", default_value = "giftd-data")]
-    data_dir: PathBuf,
+    /// Folder for the embedded database and the generated master key [GIFTD_DATA_DIR; default
+    /// giftd-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
     /// `postgres://user:password@host:port/database` to use PostgreSQL instead of SQLite in the
-    /// data folder. Never printed with its password.
-    #[arg(long, env = "GIFTD_DATABASE_URL", hide_env_values = true)]
+    /// data folder [GIFTD_DATABASE_URL]. Never printed with its password.
+    #[arg(long, value_name = "URL")]
     database_url: Option<String>,
-    /// PostgreSQL connections this process may open.
-    #[arg(long, env = "GIFTD_PG_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE)]
-    pg_pool_size: u32,
+    /// PostgreSQL connections this process may open [GIFTD_PG_POOL_SIZE; default 16].
+    #[arg(long, value_name = "N")]
+    pg_pool_size: Option<String>,
     /// Isolation of PostgreSQL write transactions: `read-committed` (default) or
-    /// `serializable` (conflicts are retried).
-    #[arg(long, env = "GIFTD_PG_ISOLATION", default_value = "read-committed")]
-    pg_isolation: Isolation,
+    /// `serializable` (conflicts are retried) [GIFTD_PG_ISOLATION].
+    #[arg(long, value_name = "LEVEL")]
+    pg_isolation: Option<String>,
     /// `full` (default): an answered request survives power loss. `normal`: faster, but the
-    /// last commits may be lost on power loss (never on a crash of giftd alone).
-    #[arg(long, env = "GIFTD_DURABILITY", default_value = "full")]
-    durability: Durability,
+    /// last commits may be lost on power loss (never on a crash of giftd alone)
+    /// [GIFTD_DURABILITY].
+    #[arg(long, value_name = "MODE")]
+    durability: Option<String>,
 }
 
-#[derive(Args)]
+impl StorageArgs {
+    fn flags(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            ("data_dir", self.data_dir.clone()),
+            ("database_url", self.database_url.clone()),
+            ("postgres.pool_size", self.pg_pool_size.clone()),
+            ("postgres.isolation", self.pg_isolation.clone()),
+            ("sqlite.durability", self.durability.clone()),
+        ]
+    }
+}
+
+/// `giftd serve`'s flags. Each overrides its `GIFTD_*` variable and the configuration file.
+#[derive(Args, Clone, Default)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "GIFTD_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address to listen on [GIFTD_LISTEN; default 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDRESS")]
+    listen: Option<String>,
     /// How long a lock of the Clover facade (a charge with `capture: false`) reserves value,
-    /// in seconds (1 to 604800).
-    #[arg(
-        long,
-        env = "GIFTD_CLOVER_LOCK_SECONDS",
-        default_value_t = giftd_api::clover::DEFAULT_LOCK_SECONDS,
-        value_parser = clap::value_parser!(i64).range(1..=giftd_api::clover::MAX_LOCK_SECONDS)
-    )]
-    clover_lock_seconds: i64,
+    /// in seconds, 1 to 604800 [GIFTD_CLOVER_LOCK_SECONDS; default 900].
+    #[arg(long, value_name = "SECONDS")]
+    clover_lock_seconds: Option<String>,
     /// How long the checkout recovery loop leaves a checkout to the request driving it, in
-    /// seconds; after that, a checkout left mid-way (giftd stopped) is resumed or compensated.
-    /// Keep it above the payment processor's longest call.
-    #[arg(
-        long,
-        env = "GIFTD_CHECKOUT_LEASE_SECONDS",
-        default_value_t = giftd_service::checkout::DEFAULT_LEASE_SECONDS,
-        value_parser = clap::value_parser!(i64).range(1..=3600)
-    )]
-    checkout_lease_seconds: i64,
+    /// seconds, 1 to 3600; after that, a checkout left mid-way (giftd stopped) is resumed or
+    /// compensated. Keep it above the payment processor's longest call
+    /// [GIFTD_CHECKOUT_LEASE_SECONDS].
+    #[arg(long, value_name = "SECONDS")]
+    checkout_lease_seconds: Option<String>,
+    /// PEM certificate chain; with --tls-key, giftd serves HTTPS [GIFTD_TLS_CERT].
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+    /// PEM private key of --tls-cert [GIFTD_TLS_KEY].
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
+    /// `text` (default) or `json`, one object per line [GIFTD_LOG_FORMAT].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Serve GET /metrics on this address only (plain HTTP) instead of on --listen
+    /// [GIFTD_METRICS_LISTEN].
+    #[arg(long, value_name = "ADDRESS")]
+    metrics_listen: Option<String>,
+    /// Seconds before an unanswered request gets 408 [GIFTD_REQUEST_TIMEOUT_SECONDS; default 30].
+    #[arg(long, value_name = "SECONDS")]
+    request_timeout_seconds: Option<String>,
+    /// Largest request body in bytes [GIFTD_MAX_BODY_BYTES; default 65536].
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<String>,
+    /// Largest total of header names and values in bytes [GIFTD_MAX_HEADER_BYTES; default 16384].
+    #[arg(long, value_name = "BYTES")]
+    max_header_bytes: Option<String>,
+    /// Card lookups and security-code checks per API key per period, 0 for none
+    /// [GIFTD_RATE_LIMIT_PER_KEY; default 600].
+    #[arg(long, value_name = "N")]
+    rate_limit_per_key: Option<String>,
+    /// Card lookups and security-code checks per client address per period, 0 for none
+    /// [GIFTD_RATE_LIMIT_PER_ADDRESS; default 120].
+    #[arg(long, value_name = "N")]
+    rate_limit_per_address: Option<String>,
+    /// The rate limits' period in seconds [GIFTD_RATE_LIMIT_PERIOD_SECONDS; default 60].
+    #[arg(long, value_name = "SECONDS")]
+    rate_limit_period_seconds: Option<String>,
+    /// Header a trusted proxy puts the client address in, e.g. x-forwarded-for
+    /// [GIFTD_CLIENT_ADDRESS_HEADER].
+    #[arg(long, value_name = "NAME")]
+    client_address_header: Option<String>,
     #[command(flatten)]
     storage: StorageArgs,
 }
 
+impl ServeArgs {
+    fn flags(&self) -> Vec<(&'static str, Option<String>)> {
+        let mut flags = vec![
+            ("listen", self.listen.clone()),
+            ("clover.lock_seconds", self.clover_lock_seconds.clone()),
+            ("checkout.lease_seconds", self.checkout_lease_seconds.clone()),
+            ("tls.cert", self.tls_cert.clone()),
+            ("tls.key", self.tls_key.clone()),
+            ("log.format", self.log_format.clone()),
+            ("metrics.listen", self.metrics_listen.clone()),
+            (
+                "limits.request_timeout_seconds",
+                self.request_timeout_seconds.clone(),
+            ),
+            ("limits.max_body_bytes", self.max_body_bytes.clone()),
+            ("limits.max_header_bytes", self.max_header_bytes.clone()),
+            ("rate_limit.per_key", self.rate_limit_per_key.clone()),
+            ("rate_limit.per_address", self.rate_limit_per_address.clone()),
+            (
+                "rate_limit.period_seconds",
+                self.rate_limit_period_seconds.clone(),
+            ),
+            (
+                "rate_limit.client_address_header",
+                self.client_address_header.clone(),
+            ),
+        ];
+        flags.extend(self.storage.flags());
+        flags
+    }
+}
+
+impl Commands {
+    /// The flags given that set a configuration setting.
+    fn flags(&self) -> Vec<(&'static str, Option<String>)> {
+        match self {
+            Self::Serve(args) => args.flags(),
+            Self::Config {
+                command: ConfigCommands::Show(args),
+            } => args.flags(),
+            Self::Migrate(storage)
+            | Self::Verify(storage)
+            | Self::Backup { storage, .. }
+            | Self::Merchants {
+                command: MerchantCommands::Create { storage, .. },
+            } => storage.flags(),
+            Self::Config {
+                command: ConfigCommands::Example,
+            } => Vec::new(),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
-        .init();
+    if let Commands::Config {
+        command: ConfigCommands::Example,
+    } = &cli.command
+    {
+        print!("{}", config::example());
+        return ExitCode::SUCCESS;
+    }
+    // Every setting is checked before anything starts: a bad one stops giftd here, named.
+    let checked = Layers::resolve(
+        cli.config.as_deref(),
+        |name| std::env::var(name).ok(),
+        &cli.command.flags(),
+    )
+    .and_then(|layers| Config::from_layers(&layers).map(|config| (layers, config)));
+    let (layers, config) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            eprintln!("giftd: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Commands::Config {
+        command: ConfigCommands::Show(_),
+    } = &cli.command
+    {
+        print!("{}", layers.show());
+        return ExitCode::SUCCESS;
+    }
+    init_logs(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -130,7 +270,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli.command, config)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("giftd: {error:#}");
@@ -139,11 +279,31 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Commands::Serve(args) => serve(args).await,
-        Commands::Migrate(storage) => {
-            let backend = storage.backend()?;
+/// Log lines go to stderr, as text or as one JSON object per line. Each line written while a
+/// request is handled carries its `request_id` (text: in the `request{...}` prefix; JSON: in
+/// `span` and `spans`).
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
+    }
+}
+
+async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
+    let storage = &config.storage;
+    match command {
+        Commands::Serve(_) => serve(&config).await,
+        // Handled before the runtime starts.
+        Commands::Config { .. } => Ok(ExitCode::SUCCESS),
+        Commands::Migrate(_) => {
+            let backend = backend(storage)?;
             if matches!(backend, Backend::Sqlite { .. }) {
                 prepare_data_dir(&storage.data_dir)?;
             }
@@ -151,9 +311,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("migrations applied to {}", backend.describe());
             Ok(ExitCode::SUCCESS)
         }
-        Commands::Verify(storage) => verify(storage).await,
-        Commands::Backup { out, storage } => {
-            let backend = storage.backend()?;
+        Commands::Verify(_) => verify(storage).await,
+        Commands::Backup { out, .. } => {
+            let backend = backend(storage)?;
             backend.backup(&out).await?;
             println!("backed up {} to {}", backend.describe(), out.display());
             println!(
@@ -162,9 +322,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Merchants {
-            command: MerchantCommands::Create { name, json, storage },
+            command: MerchantCommands::Create { name, json, .. },
         } => {
-            let service = open(&storage).await?;
+            let service = open(storage).await?;
             let created = service.create_merchant(&name).await;
             service.store().close().await;
             let created = created?;
@@ -195,30 +355,31 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl StorageArgs {
-    fn backend(&self) -> anyhow::Result<Backend> {
-        let options = PgOptions {
-            pool_size: self.pg_pool_size,
-            isolation: self.pg_isolation,
-        };
-        Ok(Backend::choose(
-            self.database_url.as_deref(),
-            &self.data_dir,
-            self.durability,
-            options,
-        )?)
-    }
+fn backend(storage: &Storage) -> anyhow::Result<Backend> {
+    let options = PgOptions {
+        pool_size: storage.pg_pool_size,
+        isolation: storage.pg_isolation,
+    };
+    Ok(Backend::choose(
+        storage
+            .database_url
+            .as_ref()
+            .map(giftd_store::DatabaseUrl::expose),
+        &storage.data_dir,
+        storage.durability,
+        options,
+    )?)
 }
 
-async fn open(storage: &StorageArgs) -> anyhow::Result<Service> {
-    let environment_key = std::env::var("GIFTD_MASTER_KEY").ok().filter(|k| !k.is_empty());
-    let backend = storage.backend()?;
-    // The data folder holds the SQLite database and, without GIFTD_MASTER_KEY, the key file;
-    // PostgreSQL with the key in the environment needs no folder at all.
-    if matches!(backend, Backend::Sqlite { .. }) || environment_key.is_none() {
+async fn open(storage: &Storage) -> anyhow::Result<Service> {
+    let configured_key = storage.master_key.as_ref().map(|key| key.0.as_str());
+    let backend = backend(storage)?;
+    // The data folder holds the SQLite database and, without a configured master key, the key
+    // file; PostgreSQL with the key configured needs no folder at all.
+    if matches!(backend, Backend::Sqlite { .. }) || configured_key.is_none() {
         prepare_data_dir(&storage.data_dir)?;
     }
-    let master_key = MasterKey::load(environment_key.as_deref(), &storage.data_dir)?;
+    let master_key = MasterKey::load(configured_key, &storage.data_dir)?;
     let store = backend
         .open()
         .await
@@ -226,18 +387,10 @@ async fn open(storage: &StorageArgs) -> anyhow::Result<Service> {
     Ok(Service::new(store, &master_key, Arc::new(SystemClock)))
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let service = open(&args.storage)
+async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let service = open(&config.storage)
         .await?
-        .with_checkout_lease_seconds(args.checkout_lease_seconds);
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(
-        address = %listener.local_addr()?,
-        database = %args.storage.backend()?.describe(),
-        "giftd is serving"
-    );
+        .with_checkout_lease_seconds(config.serve.checkout_lease_seconds);
     let (stop_sweeper, sweeper_stopped) = tokio::sync::oneshot::channel::<()>();
     let sweeper = tokio::spawn(service.clone().run_hold_sweeper(async {
         let _ = sweeper_stopped.await;
@@ -247,21 +400,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let recovery = tokio::spawn(service.clone().run_checkout_recovery(async {
         let _ = recovery_stopped.await;
     }));
-    let config = giftd_api::ApiConfig {
-        clover: giftd_api::clover::CloverConfig {
-            lock_seconds: args.clover_lock_seconds,
-        },
-    };
-    axum::serve(listener, giftd_api::app_with_config(service.clone(), config))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    let description = backend(&config.storage)?.describe();
+    let served = serve::run(service.clone(), &config.serve, &description, shutdown_signal()).await;
     let _ = stop_sweeper.send(());
     let _ = stop_recovery.send(());
     let _ = sweeper.await;
     let _ = recovery.await;
     // Lets the writer finish what is queued before the process ends.
     service.store().close().await;
+    served?;
     tracing::info!("giftd stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -288,8 +435,8 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-async fn verify(storage: StorageArgs) -> anyhow::Result<ExitCode> {
-    let service = open(&storage).await?;
+async fn verify(storage: &Storage) -> anyhow::Result<ExitCode> {
+    let service = open(storage).await?;
     let report = service.verify().await;
     service.store().close().await;
     let report = report?;

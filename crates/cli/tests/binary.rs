@@ -30,6 +30,11 @@ fn giftd() -> Command {
         "GIFTD_DATABASE_URL",
         "GIFTD_PG_POOL_SIZE",
         "GIFTD_PG_ISOLATION",
+        "GIFTD_CONFIG",
+        "GIFTD_TLS_CERT",
+        "GIFTD_TLS_KEY",
+        "GIFTD_LOG_FORMAT",
+        "GIFTD_METRICS_LISTEN",
         "RUST_LOG",
     ] {
         command.env_remove(variable);

@@ -7,6 +7,7 @@
 //! takes no business decisions (the domain does) and never sees a clear card number or secret.
 
 mod backend;
+mod ops;
 pub mod postgres;
 mod records;
 mod rows;
@@ -27,6 +28,7 @@ use giftd_domain::{
 };
 
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
+pub use ops::{LEDGER_TRANSACTIONS_TOTAL, PoolStats};
 pub use records::{
     CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
     TransactionRecord,
@@ -467,4 +469,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stops taking jobs, finishes the queued ones and closes connections.
     async fn close(&self);
+
+    // ---- operations: read at metrics scrape time ----
+
+    /// Holds still pending at `now` (placed, and neither captured, released nor expired).
+    async fn pending_hold_count(&self, now: Timestamp) -> StoreResult<i64>;
+    /// How busy the connections are.
+    fn pool_stats(&self) -> PoolStats;
 }

@@ -159,6 +159,11 @@ impl TestResponse {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(giftd_api::ApiConfig::default()).await
+    }
+
+    /// Like [`TestApp::spawn`], with the front-ends configured (limits, rate limits, ...).
+    pub async fn spawn_with(config: giftd_api::ApiConfig) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary folder");
         let (store, postgres): (Arc<dyn Store>, _) = if testing_postgres() {
             let admin_url = test_pg_url().expect("GIFTD_TEST_BACKEND=postgres needs GIFTD_TEST_PG_URL");
@@ -184,7 +189,7 @@ impl TestApp {
             .await
             .expect("bind port 0");
         let address = format!("http://{}", listener.local_addr().expect("local address"));
-        let app = giftd_api::app(service.clone());
+        let app = giftd_api::app_with_config(service.clone(), config);
         let server = tokio::spawn(async move {
             axum_serve(listener, app).await;
         });
@@ -375,5 +380,7 @@ impl Drop for TestApp {
 }
 
 async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
+    // With the peer address, as `giftd serve` runs it: the per-address rate limit needs it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let _ = axum::serve(listener, app).await;
 }

@@ -80,6 +80,16 @@ impl SvError {
         )
     }
 
+    /// A refusal at the edge, before the request is read: 429 (`security`) or 431.
+    pub fn edge(status: StatusCode, message: String) -> Self {
+        let error_type = if status == StatusCode::TOO_MANY_REQUESTS {
+            "security"
+        } else {
+            "validation"
+        };
+        Self::new(status, codes::GENERAL, error_type, message)
+    }
+
     pub fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -15,8 +15,6 @@ use serde::de::DeserializeOwned;
 use super::error::{SvError, codes};
 use crate::AppState;
 
-/// Largest request body the facade reads.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The header Adyen takes an API key in (any case: Python's client sends `x-api-key` or
 /// `X-API-KEY`, depending on its HTTP library).
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -64,16 +62,17 @@ pub struct SvBody<T> {
 impl<T: DeserializeOwned> FromRequest<AppState> for SvBody<T> {
     type Rejection = SvError;
 
-    async fn from_request(request: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let key = idempotency_key(&parts)?;
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        let max_body_bytes = state.limits.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, max_body_bytes)
             .await
             .map_err(|_| SvError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 ..SvError::validation(
                     codes::STRUCTURE,
-                    format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+                    format!("The request body is larger than {max_body_bytes} bytes."),
                 )
             })?;
         let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {

@@ -155,14 +155,14 @@ pub fn failure(refusal: &Refusal, pin_presented: bool) -> TerminalFailure {
 /// Adyen's error body for the HTTP-level failures of the cloud endpoint.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ServiceErrorBody {
+struct ServiceErrorBody<'a> {
     status: u16,
     error_code: &'static str,
-    message: &'static str,
+    message: &'a str,
     error_type: &'static str,
 }
 
-fn service_error_body(status: StatusCode, error_type: &'static str, message: &'static str) -> Vec<u8> {
+fn service_error_body(status: StatusCode, error_type: &'static str, message: &str) -> Vec<u8> {
     let body = ServiceErrorBody {
         status: status.as_u16(),
         error_code: "000",
@@ -173,6 +173,17 @@ fn service_error_body(status: StatusCode, error_type: &'static str, message: &'s
 }
 
 fn service_error(status: StatusCode, error_type: &'static str, message: &'static str) -> Response {
+    crate::json_response(status, service_error_body(status, error_type, message))
+}
+
+/// A refusal at the edge, before the message is read (429 rate limited, 431 headers too
+/// large), in the shape of the endpoint's other HTTP-level errors.
+pub fn edge(status: StatusCode, message: &str) -> Response {
+    let error_type = if status == StatusCode::TOO_MANY_REQUESTS {
+        "security"
+    } else {
+        "validation"
+    };
     crate::json_response(status, service_error_body(status, error_type, message))
 }
 

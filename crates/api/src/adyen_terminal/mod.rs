@@ -38,8 +38,6 @@ use crate::AppState;
 use error::{ErrorCondition, TerminalError, TerminalFailure};
 use wire::*;
 
-/// Largest message the endpoint reads.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The header Adyen's cloud takes the API key in (any case).
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// Longest `ServiceID`: nexo's pattern is `^.{1,10}$`.
@@ -154,8 +152,9 @@ async fn sync(
     body: Body,
 ) -> Response {
     let now = app.service.now();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        let details = format!("The message is larger than {MAX_BODY_BYTES} bytes.");
+    let max_body_bytes = app.limits.max_body_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, max_body_bytes).await else {
+        let details = format!("The message is larger than {max_body_bytes} bytes.");
         return error::reject(None, &details, None, now);
     };
     match handle(&app, merchant, &bytes, now).await {

@@ -129,6 +129,15 @@ impl CloverError {
         )
     }
 
+    /// A refusal at the edge, before the request is read: 429 (`rate_limit_error`) or 431.
+    pub fn edge(status: StatusCode, message: String) -> Self {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            Self::new(status, "rate_limit_error", "rate_limit", message)
+        } else {
+            Self::new(status, INVALID_REQUEST, "invalid_request", message)
+        }
+    }
+
     pub fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

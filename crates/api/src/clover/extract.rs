@@ -14,8 +14,6 @@ use super::error::CloverError;
 use super::wire::WireAmount;
 use crate::AppState;
 
-/// Largest request body the facade reads.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The idempotency scope of the Clover facade: a key means nothing to the native API.
 pub const SCOPE: &str = "clover";
 /// Clover refuses amounts above $999,999.99 with `amount_too_large`; giftd keeps that limit,
@@ -62,16 +60,17 @@ pub struct CloverBody<T> {
 impl<T: DeserializeOwned> FromRequest<AppState> for CloverBody<T> {
     type Rejection = CloverError;
 
-    async fn from_request(request: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let key = idempotency_key(&parts)?;
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        let max_body_bytes = state.limits.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, max_body_bytes)
             .await
             .map_err(|_| CloverError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 ..CloverError::invalid(
                     "body",
-                    format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+                    format!("The request body is larger than {max_body_bytes} bytes."),
                 )
             })?;
         let json = parse_json(&bytes)?;

@@ -15,8 +15,6 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::AppState;
 
-/// Largest request body the native API reads.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// List pages: `?limit=` from 1 to 100, 20 when not given.
 pub const MAX_PAGE_LIMIT: u32 = 100;
 pub const DEFAULT_PAGE_LIMIT: u32 = 20;
@@ -53,14 +51,15 @@ pub struct Body<T> {
 impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
         let key = idempotency_key(&parts)?;
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        let max_body_bytes = state.limits.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
-                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+                format!("The request body is larger than {max_body_bytes} bytes."),
             )
         })?;
         let json = parse_json(&bytes)?;

@@ -13,6 +13,7 @@
 //! on PostgreSQL-compatible distributed engines.
 
 mod checkouts;
+mod ops;
 mod queries;
 mod tx;
 mod wallet;
@@ -29,7 +30,9 @@ use rand::RngExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
 use tokio::sync::{Notify, mpsc};
+use tracing::Instrument;
 
+use crate::ops::Written;
 use crate::rows;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
@@ -93,6 +96,8 @@ struct Queued {
     /// Run in a transaction of its own: its batch failed as a whole, and only a failure of its
     /// own should count against its attempts.
     alone: bool,
+    /// The submitting request's span, so the job's log lines carry that request's id.
+    span: tracing::Span,
 }
 
 /// The jobs submitted and not yet finished, so that `close` can let them finish first.
@@ -299,13 +304,21 @@ impl Committer {
                 .await?;
         }
         let mut ran = Vec::with_capacity(batch.len());
+        let mut written = Vec::with_capacity(batch.len());
         for queued in batch.iter_mut() {
             sqlx::raw_sql("SAVEPOINT giftd_job").execute(&mut *tx).await?;
-            match queued.job.run(&mut PgTx { conn: &mut tx }).await {
+            let mut job_tx = PgTx {
+                conn: &mut tx,
+                written: Written::default(),
+            };
+            let outcome = queued.job.run(&mut job_tx).instrument(queued.span.clone()).await;
+            let job_written = job_tx.written;
+            match outcome {
                 Ok(()) => {
                     sqlx::raw_sql("RELEASE SAVEPOINT giftd_job")
                         .execute(&mut *tx)
                         .await?;
+                    written.push(job_written);
                     ran.push(Ran::Done(Ok(())));
                 }
                 Err(error) if breaks_transaction(&error) => return Err(error),
@@ -322,6 +335,10 @@ impl Committer {
             }
         }
         tx.commit().await.map_err(StoreError::from_write)?;
+        // Counted only now that the commit kept them.
+        for job_written in written {
+            job_written.count_committed();
+        }
         Ok(ran)
     }
 }
@@ -351,6 +368,7 @@ impl Store for PgStore {
             job,
             attempt: 1,
             alone: false,
+            span: tracing::Span::current(),
         };
         if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued).await {
             self.jobs.done();
@@ -546,5 +564,13 @@ impl Store for PgStore {
         // Jobs already submitted finish (and commit) first; later ones are refused.
         self.jobs.close().await;
         self.pool.close().await;
+    }
+
+    async fn pending_hold_count(&self, now: Timestamp) -> StoreResult<i64> {
+        ops::pending_hold_count(&self.pool, now).await
+    }
+
+    fn pool_stats(&self) -> crate::PoolStats {
+        ops::pool_stats(&self.pool)
     }
 }

@@ -24,6 +24,8 @@ use crate::{
 
 pub(crate) struct PgTx<'c> {
     pub(crate) conn: &'c mut PgConnection,
+    /// The ledger transactions written, counted once the transaction commits.
+    pub(crate) written: crate::ops::Written,
 }
 
 fn write_error(error: sqlx::Error) -> StoreError {
@@ -36,6 +38,7 @@ impl WriteTx for PgTx<'_> {
         sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {name}")))
             .execute(&mut *self.conn)
             .await?;
+        self.written.savepoint(name);
         Ok(())
     }
 
@@ -43,6 +46,7 @@ impl WriteTx for PgTx<'_> {
         sqlx::raw_sql(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}")))
             .execute(&mut *self.conn)
             .await?;
+        self.written.release_savepoint(name);
         Ok(())
     }
 
@@ -53,6 +57,7 @@ impl WriteTx for PgTx<'_> {
         )))
         .execute(&mut *self.conn)
         .await?;
+        self.written.rollback_to_savepoint(name);
         Ok(())
     }
 
@@ -320,6 +325,7 @@ impl WriteTx for PgTx<'_> {
         .execute(&mut *self.conn)
         .await
         .map_err(write_error)?;
+        self.written.transaction(record.transaction_type);
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! job: group commit, so one fsync serves many requests while each still gets its own result.
 
 mod checkouts;
+mod ops;
 mod queries;
 mod tx;
 mod wallet;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::ops::Written;
 use crate::rows;
 use crate::{
     CardFilter, CardRecord, CheckoutRow, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
@@ -137,9 +139,15 @@ async fn run_batch(
 ) -> Result<Vec<StoreResult<()>>, StoreError> {
     sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let mut results = Vec::with_capacity(batch.len());
+    let mut written = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
         match run_job(conn, job.as_mut()).await {
-            Ok(result) => results.push(result),
+            Ok((result, job_written)) => {
+                if result.is_ok() {
+                    written.push(job_written);
+                }
+                results.push(result);
+            }
             Err(fatal) => {
                 let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
                 return Err(fatal);
@@ -150,6 +158,9 @@ async fn run_batch(
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
         return Err(error.into());
     }
+    for job_written in written {
+        job_written.count_committed();
+    }
     Ok(results)
 }
 
@@ -157,20 +168,28 @@ async fn run_batch(
 /// the savepoint itself could not be opened or closed, which happens only when SQLite has
 /// rolled back the whole transaction on its own (disk full, I/O error): the batch must stop
 /// there, before any later statement runs outside a transaction.
-async fn run_job(conn: &mut SqliteConnection, job: &mut dyn WriteJob) -> Result<StoreResult<()>, StoreError> {
+async fn run_job(
+    conn: &mut SqliteConnection,
+    job: &mut dyn WriteJob,
+) -> Result<(StoreResult<()>, Written), StoreError> {
     sqlx::raw_sql("SAVEPOINT job").execute(&mut *conn).await?;
+    let mut tx = SqliteTx {
+        conn: &mut *conn,
+        written: Written::default(),
+    };
     // A panic in a job (a bug) fails that job alone instead of killing the writer.
-    let result = AssertUnwindSafe(job.run(&mut SqliteTx { conn: &mut *conn }))
+    let result = AssertUnwindSafe(job.run(&mut tx))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| Err(StoreError::Corrupt("a write job panicked".into())));
+    let written = tx.written;
     let end = if result.is_ok() {
         "RELEASE SAVEPOINT job"
     } else {
         "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
     };
     sqlx::raw_sql(end).execute(&mut *conn).await?;
-    Ok(result)
+    Ok((result, written))
 }
 
 #[async_trait]
@@ -358,6 +377,20 @@ impl Store for SqliteStore {
             let _ = handle.await;
         }
         self.reads.close().await;
+    }
+
+    async fn pending_hold_count(&self, now: Timestamp) -> StoreResult<i64> {
+        ops::pending_hold_count(&self.reads, now).await
+    }
+
+    fn pool_stats(&self) -> crate::PoolStats {
+        let free = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(mpsc::Sender::capacity);
+        ops::pool_stats(&self.reads, free)
     }
 }
 

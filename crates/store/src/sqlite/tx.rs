@@ -22,6 +22,8 @@ use crate::{
 
 pub(crate) struct SqliteTx<'c> {
     pub(crate) conn: &'c mut SqliteConnection,
+    /// The ledger transactions written, counted once the transaction commits.
+    pub(crate) written: crate::ops::Written,
 }
 
 fn write_error(error: sqlx::Error) -> StoreError {
@@ -34,6 +36,7 @@ impl WriteTx for SqliteTx<'_> {
         sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {name}")))
             .execute(&mut *self.conn)
             .await?;
+        self.written.savepoint(name);
         Ok(())
     }
 
@@ -41,6 +44,7 @@ impl WriteTx for SqliteTx<'_> {
         sqlx::raw_sql(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}")))
             .execute(&mut *self.conn)
             .await?;
+        self.written.release_savepoint(name);
         Ok(())
     }
 
@@ -51,6 +55,7 @@ impl WriteTx for SqliteTx<'_> {
         )))
         .execute(&mut *self.conn)
         .await?;
+        self.written.rollback_to_savepoint(name);
         Ok(())
     }
 
@@ -318,6 +323,7 @@ impl WriteTx for SqliteTx<'_> {
         .execute(&mut *self.conn)
         .await
         .map_err(write_error)?;
+        self.written.transaction(record.transaction_type);
         Ok(())
     }
 

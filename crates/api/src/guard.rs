@@ -1,0 +1,390 @@
+//! Abuse protection at the edge, before any handler runs: a limit on the size of a request's
+//! headers, and rate limits on the requests that try card numbers and security codes, per API
+//! key and per client address, on top of the per-card lockout that the service keeps.
+//!
+//! Which requests count: the native `POST /v1/cards/lookup` and `PUT /v1/users/{user_id}/cards/
+//! {card_id}` (saving a card by number and security code), a native checkout whose body presents
+//! a `security_code`, and every request to a vendor facade whose JSON body presents a security
+//! code (`passcode` under `/giftcard`, `security_code` or `foreign_access_code` under `/clover`,
+//! `securityCode` under the Stored Value API, `SecurityCode` at the Terminal API's `/sync`,
+//! `pin` under `/gr4vy`). A refused request answers 429 with
+//! `Retry-After` (whole seconds) in the shape of the front-end it was sent to.
+//!
+//! The limits are kept in this process's memory (GCRA, from the `governor` crate): with several
+//! giftd processes behind a load balancer each counts on its own. Nothing here logs or keeps a
+//! key or a card number: API keys are counted by their SHA-256 digest.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+
+use crate::native::error::ApiError;
+
+/// Sizes and times every request is held to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// A request not answered by then gets 408; its work is abandoned (an effect already
+    /// committed stays; a retry with the same Idempotency-Key gets its answer).
+    pub request_timeout: Duration,
+    /// The largest request body; larger is 413.
+    pub max_body_bytes: usize,
+    /// The largest total of a request's header names and values; larger is 431.
+    pub max_header_bytes: usize,
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: crate::REQUEST_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+}
+
+/// How many card lookups and security-code checks a key and an address may make per period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per API key (0: no limit).
+    pub per_key: u32,
+    /// Per client address (0: no limit).
+    pub per_address: u32,
+    /// The allowance comes back evenly over this period: a client that used all of it has all
+    /// of it again one period later.
+    pub period: Duration,
+    /// Behind a proxy giftd trusts: the header that proxy writes the client's address in (the
+    /// last address in it is used, the one the nearest proxy added). `None`: the connection's
+    /// peer address.
+    pub client_address_header: Option<HeaderName>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_key: 600,
+            per_address: 120,
+            period: Duration::from_secs(60),
+            client_address_header: None,
+        }
+    }
+}
+
+/// The front-end a request is for, which decides the shape of the refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrontEnd {
+    Native,
+    Wallet,
+    Clover,
+    AdyenTerminal,
+    AdyenStoredValue,
+    Gr4vy,
+}
+
+impl FrontEnd {
+    fn of(path: &str) -> Option<Self> {
+        if path.starts_with("/v1/") {
+            Some(Self::Native)
+        } else if path.starts_with("/giftcard/") {
+            Some(Self::Wallet)
+        } else if path.starts_with("/clover/") {
+            Some(Self::Clover)
+        } else if path == "/sync" {
+            Some(Self::AdyenTerminal)
+        } else if path.starts_with("/pal/servlet/StoredValue/") {
+            Some(Self::AdyenStoredValue)
+        } else if path.starts_with("/gr4vy/") {
+            Some(Self::Gr4vy)
+        } else {
+            None
+        }
+    }
+
+    /// The body fields in which this front-end takes a security code.
+    fn code_fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Native => &["security_code"],
+            Self::Wallet => &["passcode"],
+            Self::Clover => &["security_code", "foreign_access_code"],
+            Self::AdyenTerminal => &["SecurityCode"],
+            Self::AdyenStoredValue => &["securityCode"],
+            Self::Gr4vy => &["pin"],
+        }
+    }
+
+    fn refusal(self, status: StatusCode, code: &'static str, message: String) -> Response {
+        match self {
+            Self::Native => ApiError::new(status, code, message).into_response(),
+            Self::Wallet => crate::wallet::WalletError(ApiError::new(status, code, message)).into_response(),
+            Self::Clover => crate::clover::error::CloverError::edge(status, message).into_response(),
+            Self::AdyenTerminal => crate::adyen_terminal::error::edge(status, &message),
+            Self::AdyenStoredValue => {
+                crate::adyen_stored_value::error::SvError::edge(status, message).into_response()
+            }
+            Self::Gr4vy => crate::gr4vy::error::Gr4vyError::new(status, message).into_response(),
+        }
+    }
+}
+
+/// Refuses a request whose header names and values add up to more than the limit (431).
+pub async fn limit_header_size(
+    State(max_header_bytes): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > max_header_bytes {
+        let front_end = FrontEnd::of(request.uri().path()).unwrap_or(FrontEnd::Native);
+        return front_end.refusal(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "invalid_request",
+            format!("The request's headers are larger than {max_header_bytes} bytes."),
+        );
+    }
+    next.run(request).await
+}
+
+type KeyedLimiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
+
+/// Checks between two sweeps of keys that have regained their whole allowance.
+const SWEEP_EVERY: u64 = 4096;
+
+/// The rate limiters of one app.
+pub struct Guard {
+    per_key: Option<KeyedLimiter<[u8; 32]>>,
+    per_address: Option<KeyedLimiter<IpAddr>>,
+    client_address_header: Option<HeaderName>,
+    max_body_bytes: usize,
+    clock: DefaultClock,
+    checks: AtomicU64,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(count: u32, period: Duration) -> Option<KeyedLimiter<K>> {
+    let count = NonZeroU32::new(count)?;
+    let interval = (period / count.get()).max(Duration::from_nanos(1));
+    let quota = Quota::with_period(interval)?.allow_burst(count);
+    Some(RateLimiter::keyed(quota))
+}
+
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy)]
+enum Exceeded {
+    Key,
+    Address,
+}
+
+impl Guard {
+    pub fn new(limits: &RateLimits, max_body_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_key: limiter(limits.per_key, limits.period),
+            per_address: limiter(limits.per_address, limits.period),
+            client_address_header: limits.client_address_header.clone(),
+            max_body_bytes,
+            clock: DefaultClock::default(),
+            checks: AtomicU64::new(0),
+        })
+    }
+
+    fn client_address(&self, request: &Request) -> Option<IpAddr> {
+        let from_header = self.client_address_header.as_ref().and_then(|name| {
+            let value = request.headers().get(name)?.to_str().ok()?;
+            value.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+        });
+        from_header.or_else(|| {
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(address)| address.ip())
+        })
+    }
+
+    /// Takes one from each allowance the request falls under, or says which is spent and how
+    /// long until it has one again.
+    fn check(&self, key: Option<[u8; 32]>, address: Option<IpAddr>) -> Result<(), (Exceeded, Duration)> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            for limiter in self.per_key.iter() {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+            for limiter in self.per_address.iter() {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        }
+        if let (Some(limiter), Some(address)) = (&self.per_address, address) {
+            limiter
+                .check_key(&address)
+                .map_err(|not_until| (Exceeded::Address, not_until.wait_time_from(self.clock.now())))?;
+        }
+        if let (Some(limiter), Some(key)) = (&self.per_key, key) {
+            limiter
+                .check_key(&key)
+                .map_err(|not_until| (Exceeded::Key, not_until.wait_time_from(self.clock.now())))?;
+        }
+        Ok(())
+    }
+}
+
+/// The digest of the API key a request presents (as a bearer token, Basic credentials, or in
+/// Adyen's `X-API-Key` or Clover's `apikey` header), whether or not it turns out to be valid. The
+/// same key counts as one however it is sent.
+fn credential_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let key = ["x-api-key", "apikey"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .map(HeaderValue::as_bytes)
+        .or_else(|| {
+            let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+            Some(
+                value
+                    .strip_prefix(b"Bearer ")
+                    .or_else(|| value.strip_prefix(b"bearer "))
+                    .unwrap_or(value),
+            )
+        })?;
+    Some(Sha256::digest(key.trim_ascii()).into())
+}
+
+/// Whether the JSON has a non-null field with one of these names, at any depth.
+fn presents_field(value: &serde_json::Value, names: &[&str]) -> bool {
+    match value {
+        serde_json::Value::Object(map) => map.iter().any(|(name, inner)| {
+            (names.contains(&name.as_str()) && !inner.is_null()) || presents_field(inner, names)
+        }),
+        serde_json::Value::Array(items) => items.iter().any(|item| presents_field(item, names)),
+        _ => false,
+    }
+}
+
+/// Whether a native request is a lookup or a save by number and security code.
+fn native_counts(method: &Method, path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(
+        (method, segments.as_slice()),
+        (&Method::POST, ["", "v1", "cards", "lookup"]) | (&Method::PUT, ["", "v1", "users", _, "cards", _])
+    )
+}
+
+/// The rate limit middleware.
+pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let Some(front_end) = FrontEnd::of(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    if guard.per_key.is_none() && guard.per_address.is_none() {
+        return next.run(request).await;
+    }
+    let inspect_body = match front_end {
+        // Of the native API's other writes, only checkouts take cards by number and code; card
+        // imports (`POST /v1/cards`) carry codes but check none.
+        FrontEnd::Native => {
+            *request.method() == Method::POST && request.uri().path().starts_with("/v1/checkouts")
+        }
+        FrontEnd::Wallet
+        | FrontEnd::Clover
+        | FrontEnd::AdyenTerminal
+        | FrontEnd::AdyenStoredValue
+        | FrontEnd::Gr4vy => {
+            matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH)
+        }
+    };
+    let (counts, request) =
+        if front_end == FrontEnd::Native && native_counts(request.method(), request.uri().path()) {
+            (true, request)
+        } else if inspect_body {
+            let (parts, body) = request.into_parts();
+            match axum::body::to_bytes(body, guard.max_body_bytes).await {
+                Ok(bytes) => {
+                    let counts = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .is_ok_and(|json| presents_field(&json, front_end.code_fields()));
+                    (counts, Request::from_parts(parts, Body::from(bytes)))
+                }
+                // Too large (or cut short): the front-end's own extractor answers it, as it would
+                // without this layer, from a body that fails the same way.
+                Err(_) => (
+                    false,
+                    Request::from_parts(parts, Body::from_stream(failing_body())),
+                ),
+            }
+        } else {
+            (false, request)
+        };
+    if !counts {
+        return next.run(request).await;
+    }
+    let key = credential_digest(request.headers());
+    let address = guard.client_address(&request);
+    match guard.check(key, address) {
+        Ok(()) => next.run(request).await,
+        Err((exceeded, wait)) => {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let seconds = seconds.max(1);
+            let whom = match exceeded {
+                Exceeded::Key => "this API key",
+                Exceeded::Address => "this client address",
+            };
+            let limit = match exceeded {
+                Exceeded::Key => "key",
+                Exceeded::Address => "address",
+            };
+            tracing::warn!(limit, retry_after_seconds = seconds, "rate limited");
+            ::metrics::counter!(crate::telemetry::RATE_LIMITED_TOTAL, "limit" => limit).increment(1);
+            let mut response = front_end.refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "Too many card lookups and security-code checks from {whom}; retry after {seconds} s."
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+    }
+}
+
+/// A body that fails at once, standing in for one that was too large to buffer.
+fn failing_body() -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::once(async { Err(std::io::Error::other("the request body is too large")) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_fields_are_found_at_any_depth_and_null_does_not_count() {
+        let json: serde_json::Value =
+            serde_json::from_str(r#"{"gift_card":{"number":"6036","security_code":"1234"}}"#).expect("json");
+        assert!(presents_field(&json, FrontEnd::Clover.code_fields()));
+        let json: serde_json::Value =
+            serde_json::from_str(r#"{"giftCardId":"c_1","passcode":null}"#).expect("json");
+        assert!(!presents_field(&json, FrontEnd::Wallet.code_fields()));
+    }
+
+    #[test]
+    fn native_lookups_and_saves_count_and_imports_do_not() {
+        assert!(native_counts(&Method::POST, "/v1/cards/lookup"));
+        assert!(native_counts(&Method::PUT, "/v1/users/u1/cards/card_1"));
+        assert!(!native_counts(&Method::POST, "/v1/cards"));
+        assert!(!native_counts(&Method::GET, "/v1/users/u1/cards"));
+    }
+}
