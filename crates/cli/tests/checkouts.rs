@@ -189,9 +189,14 @@ async fn authorize_holds_the_gift_cards_and_capture_takes_them() {
     assert_eq!(processor(&app, &body).await["captured_amount"], 1000);
 
     // Captured once: a second capture is a state conflict and changes nothing.
-    app.post(&format!("/v1/checkouts/{}/capture", id_of(&body)), json!({}))
-        .await
-        .assert_error(409, "invalid_state");
+    let again = app
+        .post(&format!("/v1/checkouts/{}/capture", id_of(&body)), json!({}))
+        .await;
+    again.assert_error(409, "invalid_state");
+    assert_eq!(
+        again.body["error"]["message"],
+        "The checkout is captured; it cannot be captured."
+    );
     sound(&app).await;
 }
 

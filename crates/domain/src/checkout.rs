@@ -257,8 +257,7 @@ pub fn gift_card_error_code(error: &DomainError) -> &'static str {
 }
 
 fn refuse(reason: impl Into<String>) -> DomainError {
-    DomainError::InvalidState {
-        state: crate::card::CardState::Active,
+    DomainError::CheckoutState {
         reason: reason.into(),
     }
 }

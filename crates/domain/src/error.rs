@@ -37,6 +37,9 @@ pub enum DomainError {
     NotRefundable { transaction_type: TransactionType },
     #[error("the card is {state}; {reason}")]
     InvalidState { state: CardState, reason: String },
+    /// A checkout's state does not allow what was asked (capture a voided checkout, ...).
+    #[error("{reason}")]
+    CheckoutState { reason: String },
     #[error("the card still holds {balance} (of which {held} held); deactivate with cashout")]
     CardNotEmpty { balance: i64, held: i64 },
     #[error("invalid transfer: {reason}")]

@@ -229,6 +229,7 @@ pub fn refusal(refusal: &Refusal, code_presented: bool) -> SvRefusal {
                 | DomainError::NotReversible { .. }
                 | DomainError::NotRefundable { .. }
                 | DomainError::InvalidState { .. }
+                | DomainError::CheckoutState { .. }
                 | DomainError::CardNotEmpty { .. }
                 | DomainError::InvalidTransfer { .. } => answer(REFUSED, NOT_PERMITTED, detail),
                 DomainError::InvalidProgram { .. } => answer(ERROR, "Invalid program", detail),

@@ -131,6 +131,7 @@ pub fn failure(refusal: &Refusal, pin_presented: bool) -> TerminalFailure {
                 | DomainError::NotReversible { .. }
                 | DomainError::NotRefundable { .. }
                 | DomainError::InvalidState { .. }
+                | DomainError::CheckoutState { .. }
                 | DomainError::CardNotEmpty { .. }
                 | DomainError::InvalidTransfer { .. } => C::NotAllowed,
                 DomainError::InvalidProgram { .. } => C::MessageFormat,

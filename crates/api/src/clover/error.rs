@@ -235,6 +235,8 @@ impl From<&DomainError> for CloverError {
             DomainError::RefundExceedsAmount { .. } => Self::amount_too_large("amount", message),
             DomainError::NotRefundable { .. } => Self::invalid("charge", message),
             DomainError::InvalidState { .. } => Self::declined("invalid_card_state", message),
+            // Only checkouts give this; the Clover facade never runs one.
+            DomainError::CheckoutState { .. } => Self::declined("invalid_state", message),
             DomainError::CardNotEmpty { .. } => Self::declined("card_not_empty", message),
             DomainError::InvalidProgram { param, .. } => Self::invalid(param, message),
             DomainError::InvalidTransfer { .. } => Self::invalid("source", message),

@@ -108,6 +108,7 @@ impl Gr4vyError {
             | DomainError::RefundExceedsAmount { .. }
             | DomainError::NotRefundable { .. }
             | DomainError::InvalidState { .. }
+            | DomainError::CheckoutState { .. }
             | DomainError::CardNotEmpty { .. }
             | DomainError::InvalidTransfer { .. }
             | DomainError::InvalidProgram { .. } => "",

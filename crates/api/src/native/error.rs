@@ -124,7 +124,9 @@ impl From<&DomainError> for ApiError {
             DomainError::RefundExceedsAmount { .. } => {
                 (S::UNPROCESSABLE_ENTITY, "refund_exceeds_amount", Some("amount"))
             }
-            DomainError::InvalidState { .. } => (S::CONFLICT, "invalid_state", None),
+            DomainError::InvalidState { .. } | DomainError::CheckoutState { .. } => {
+                (S::CONFLICT, "invalid_state", None)
+            }
             DomainError::CardNotEmpty { .. } => (S::CONFLICT, "card_not_empty", None),
             DomainError::InvalidProgram { param, .. } => (S::BAD_REQUEST, "invalid_request", Some(*param)),
             DomainError::InvalidTransfer { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_transfer", None),
