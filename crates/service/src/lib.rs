@@ -3,6 +3,7 @@
 //! Adyen facades' use-cases) calls this crate and nothing below it. No HTTP here, and no SQL.
 
 pub mod adyen;
+mod auth;
 pub mod checkout;
 pub mod clock;
 pub mod clover;
@@ -49,6 +50,7 @@ pub struct NewMerchant {
 pub struct Service {
     store: Arc<dyn Store>,
     keys: Arc<Keys>,
+    api_keys: Arc<auth::ApiKeyCache>,
     clock: Arc<dyn Clock>,
     payments: Arc<dyn PaymentConnector>,
     checkout_lease_seconds: i64,
@@ -62,6 +64,7 @@ impl Service {
         Self {
             store,
             keys: Arc::new(Keys::derive(master_key)),
+            api_keys: Arc::default(),
             clock,
             payments: Arc::new(simulator),
             checkout_lease_seconds: checkout::DEFAULT_LEASE_SECONDS,
@@ -159,15 +162,23 @@ impl Service {
         Ok(NewMerchant { merchant_id, api_key })
     }
 
-    /// The merchant an API key belongs to.
+    /// The merchant an API key belongs to (a key checked in the last minute is not looked up
+    /// again; see `auth.rs`).
     pub async fn authenticate(&self, api_key: &str) -> Result<MerchantId, ServiceError> {
         if api_key.is_empty() || api_key.len() > 256 {
             return Err(ServiceError::Unauthorized);
         }
-        self.store
-            .merchant_for_api_key(&self.keys.api_key_hash(api_key))
+        let key_hash = self.keys.api_key_hash(api_key);
+        if let Some(merchant) = self.api_keys.get(&key_hash) {
+            return Ok(merchant);
+        }
+        let merchant = self
+            .store
+            .merchant_for_api_key(&key_hash)
             .await?
-            .ok_or(ServiceError::Unauthorized)
+            .ok_or(ServiceError::Unauthorized)?;
+        self.api_keys.put(key_hash, merchant.clone());
+        Ok(merchant)
     }
 
     pub async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> Result<Program, ServiceError> {

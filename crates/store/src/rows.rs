@@ -34,32 +34,34 @@ pub(crate) trait Columns {
 }
 
 macro_rules! columns_for {
-    ($row:ty) => {
+    ($row:ty, $get:ident) => {
         impl Columns for $row {
             fn text(&self, column: &str) -> StoreResult<String> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn optional_text(&self, column: &str) -> StoreResult<Option<String>> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn integer(&self, column: &str) -> StoreResult<i64> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn boolean(&self, column: &str) -> StoreResult<bool> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
         }
     };
 }
 
-columns_for!(SqliteRow);
-columns_for!(PgRow);
+columns_for!(SqliteRow, try_get);
+columns_for!(PgRow, try_get);
+// The SQLite writer's rows (rusqlite), decoded by the same functions as the pools' rows.
+columns_for!(rusqlite::Row<'_>, get);
 
 fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {value}"))

@@ -3,24 +3,30 @@
 //! version guard keeps the code path the same as PostgreSQL's. No decisions here.
 
 use giftd_domain::{CheckoutId, MerchantId, Timestamp};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqliteExecutor};
+use rusqlite::{Connection, params};
+use sqlx::SqliteExecutor;
 
+use super::tx::{execute, query_optional};
+use crate::rows::Columns;
 use crate::{CheckoutRow, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, merchant_id, state, version, open, lease_until, created_at, updated_at";
 
-fn checkout_row(row: &SqliteRow) -> StoreResult<CheckoutRow> {
-    let id: String = row.try_get("id")?;
+fn get_sql() -> String {
+    format!("SELECT {COLUMNS} FROM checkouts WHERE merchant_id = ? AND id = ?")
+}
+
+fn checkout_row(row: &impl Columns) -> StoreResult<CheckoutRow> {
+    let id = row.text("id")?;
     Ok(CheckoutRow {
         id: CheckoutId::parse(&id).ok_or_else(|| StoreError::Corrupt(format!("checkout id {id}")))?,
-        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-        state: row.try_get("state")?,
-        version: row.try_get("version")?,
-        open: row.try_get("open")?,
-        lease_until: Timestamp::from_unix_millis(row.try_get("lease_until")?),
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        state: row.text("state")?,
+        version: row.integer("version")?,
+        open: row.boolean("open")?,
+        lease_until: Timestamp::from_unix_millis(row.integer("lease_until")?),
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        updated_at: Timestamp::from_unix_millis(row.integer("updated_at")?),
     })
 }
 
@@ -29,8 +35,7 @@ pub(crate) async fn get<'e>(
     merchant: &MerchantId,
     id: &CheckoutId,
 ) -> StoreResult<Option<CheckoutRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM checkouts WHERE merchant_id = ? AND id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row = sqlx::query(sqlx::AssertSqlSafe(get_sql()))
         .bind(merchant.as_str())
         .bind(id.as_str())
         .fetch_optional(executor)
@@ -56,49 +61,60 @@ pub(crate) async fn open<'e>(
         .collect()
 }
 
-pub(crate) async fn insert(conn: &mut SqliteConnection, row: &CheckoutRow) -> StoreResult<()> {
-    sqlx::query(
+/// The checkout, in the writer's transaction (the single writer is its lock).
+pub(crate) fn get_for_update(
+    conn: &Connection,
+    merchant: &MerchantId,
+    id: &CheckoutId,
+) -> StoreResult<Option<CheckoutRow>> {
+    query_optional(conn, &get_sql(), params![merchant.as_str(), id.as_str()], |row| {
+        checkout_row(row)
+    })
+}
+
+pub(crate) fn insert(conn: &Connection, row: &CheckoutRow) -> StoreResult<()> {
+    execute(
+        conn,
         "INSERT INTO checkouts (id, merchant_id, state, version, open, lease_until, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(row.id.as_str())
-    .bind(row.merchant_id.as_str())
-    .bind(&row.state)
-    .bind(row.version)
-    .bind(row.open)
-    .bind(row.lease_until.unix_millis())
-    .bind(row.created_at.unix_millis())
-    .bind(row.updated_at.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![
+            row.id.as_str(),
+            row.merchant_id.as_str(),
+            row.state,
+            row.version,
+            row.open,
+            row.lease_until.unix_millis(),
+            row.created_at.unix_millis(),
+            row.updated_at.unix_millis(),
+        ],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn update(conn: &mut SqliteConnection, row: &CheckoutRow) -> StoreResult<()> {
-    let done = sqlx::query(
+pub(crate) fn update(conn: &Connection, row: &CheckoutRow) -> StoreResult<()> {
+    let done = execute(
+        conn,
         "UPDATE checkouts SET state = ?, version = ?, open = ?, lease_until = ?, updated_at = ? \
          WHERE merchant_id = ? AND id = ? AND version = ?",
-    )
-    .bind(&row.state)
-    .bind(row.version)
-    .bind(row.open)
-    .bind(row.lease_until.unix_millis())
-    .bind(row.updated_at.unix_millis())
-    .bind(row.merchant_id.as_str())
-    .bind(row.id.as_str())
-    .bind(row.version - 1)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    if done.rows_affected() != 1 {
+        params![
+            row.state,
+            row.version,
+            row.open,
+            row.lease_until.unix_millis(),
+            row.updated_at.unix_millis(),
+            row.merchant_id.as_str(),
+            row.id.as_str(),
+            row.version - 1,
+        ],
+    )?;
+    if done != 1 {
         return Err(StoreError::Conflict("checkout"));
     }
     Ok(())
 }
 
-pub(crate) async fn seal_idempotency_record(
-    conn: &mut SqliteConnection,
+pub(crate) fn seal_idempotency_record(
+    conn: &Connection,
     merchant: &MerchantId,
     scope: &str,
     key: &str,
@@ -106,49 +122,42 @@ pub(crate) async fn seal_idempotency_record(
     status: u16,
     body: &[u8],
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let done = execute(
+        conn,
         "UPDATE idempotency_records SET status = ?, body = ? \
          WHERE merchant_id = ? AND scope = ? AND key = ? AND status = ?",
+        params![
+            i64::from(status),
+            body,
+            merchant.as_str(),
+            scope,
+            key,
+            i64::from(expected),
+        ],
+    )?;
+    Ok(done == 1)
+}
+
+pub(crate) fn simulated_payment(conn: &Connection, reference: &str) -> StoreResult<Option<String>> {
+    query_optional(
+        conn,
+        "SELECT state FROM simulated_payments WHERE reference = ?",
+        params![reference],
+        |row| Ok(row.get("state")?),
     )
-    .bind(i64::from(status))
-    .bind(body)
-    .bind(merchant.as_str())
-    .bind(scope)
-    .bind(key)
-    .bind(i64::from(expected))
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(done.rows_affected() == 1)
 }
 
-pub(crate) async fn simulated_payment(
-    conn: &mut SqliteConnection,
-    reference: &str,
-) -> StoreResult<Option<String>> {
-    let row = sqlx::query("SELECT state FROM simulated_payments WHERE reference = ?")
-        .bind(reference)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|row| row.try_get("state")).transpose()?)
-}
-
-pub(crate) async fn put_simulated_payment(
-    conn: &mut SqliteConnection,
+pub(crate) fn put_simulated_payment(
+    conn: &Connection,
     reference: &str,
     state: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO simulated_payments (reference, state, created_at, updated_at) VALUES (?, ?, ?, ?) \
          ON CONFLICT (reference) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-    )
-    .bind(reference)
-    .bind(state)
-    .bind(now.unix_millis())
-    .bind(now.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![reference, state, now.unix_millis(), now.unix_millis()],
+    )?;
     Ok(())
 }

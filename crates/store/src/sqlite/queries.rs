@@ -1,5 +1,5 @@
-//! Lookups that both the read pool and the writer's transaction make, written once and run on
-//! either executor.
+//! Lookups that both the read pool and the writer's transaction make: the SQL is written once,
+//! and run through sqlx on the read pool or through rusqlite on the writer's connection.
 
 use giftd_domain::{HoldId, MerchantId, Program, ProgramId, TransactionId};
 use sqlx::{AssertSqlSafe, SqliteExecutor};
@@ -7,16 +7,36 @@ use sqlx::{AssertSqlSafe, SqliteExecutor};
 use crate::rows;
 use crate::{HoldRecord, StoreResult, TransactionRecord};
 
+/// A program by merchant and id.
+pub(crate) fn program_sql() -> String {
+    format!(
+        "SELECT {} FROM programs WHERE merchant_id = ? AND id = ?",
+        rows::PROGRAM_COLUMNS
+    )
+}
+
+/// A hold by merchant and id.
+pub(crate) fn hold_sql() -> String {
+    format!(
+        "SELECT {} FROM holds WHERE merchant_id = ? AND id = ?",
+        rows::HOLD_COLUMNS
+    )
+}
+
+/// A transaction by merchant and id.
+pub(crate) fn transaction_sql() -> String {
+    format!(
+        "SELECT {} FROM transactions WHERE merchant_id = ? AND id = ?",
+        rows::TRANSACTION_COLUMNS
+    )
+}
+
 pub(crate) async fn program<'e>(
     executor: impl SqliteExecutor<'e>,
     merchant: &MerchantId,
     id: &ProgramId,
 ) -> StoreResult<Option<Program>> {
-    let sql = format!(
-        "SELECT {} FROM programs WHERE merchant_id = ? AND id = ?",
-        rows::PROGRAM_COLUMNS
-    );
-    let row = sqlx::query(AssertSqlSafe(sql))
+    let row = sqlx::query(AssertSqlSafe(program_sql()))
         .bind(merchant.as_str())
         .bind(id.as_str())
         .fetch_optional(executor)
@@ -29,11 +49,7 @@ pub(crate) async fn hold<'e>(
     merchant: &MerchantId,
     id: &HoldId,
 ) -> StoreResult<Option<HoldRecord>> {
-    let sql = format!(
-        "SELECT {} FROM holds WHERE merchant_id = ? AND id = ?",
-        rows::HOLD_COLUMNS
-    );
-    let row = sqlx::query(AssertSqlSafe(sql))
+    let row = sqlx::query(AssertSqlSafe(hold_sql()))
         .bind(merchant.as_str())
         .bind(id.as_str())
         .fetch_optional(executor)
@@ -46,11 +62,7 @@ pub(crate) async fn transaction<'e>(
     merchant: &MerchantId,
     id: &TransactionId,
 ) -> StoreResult<Option<TransactionRecord>> {
-    let sql = format!(
-        "SELECT {} FROM transactions WHERE merchant_id = ? AND id = ?",
-        rows::TRANSACTION_COLUMNS
-    );
-    let row = sqlx::query(AssertSqlSafe(sql))
+    let row = sqlx::query(AssertSqlSafe(transaction_sql()))
         .bind(merchant.as_str())
         .bind(id.as_str())
         .fetch_optional(executor)

@@ -1,6 +1,10 @@
 //! The writer's side of SQLite: [`WriteTx`] over the single writer connection, inside the
 //! transaction the writer opened with `BEGIN IMMEDIATE`. Being the only writer is what
 //! serializes operations on a card here; the guarded updates are the second line of defence.
+//!
+//! The writer's connection is rusqlite's, used on the writer's own thread: each statement runs
+//! right there (prepared once and cached), with no hand-off to another thread and back. The
+//! methods are `async` only because the trait is; none of them ever waits.
 
 use async_trait::async_trait;
 use giftd_domain::ledger::Posting;
@@ -11,7 +15,7 @@ use giftd_domain::{
     CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
     TransactionId, TransactionType,
 };
-use sqlx::{AssertSqlSafe, Row, SqliteConnection};
+use rusqlite::{Connection, Params, Row, params};
 
 use super::{checkouts, queries, wallet};
 use crate::rows;
@@ -21,40 +25,77 @@ use crate::{
 };
 
 pub(crate) struct SqliteTx<'c> {
-    pub(crate) conn: &'c mut SqliteConnection,
+    pub(crate) conn: &'c mut Connection,
     /// The ledger transactions written, counted once the transaction commits.
     pub(crate) written: crate::ops::Written,
 }
 
-fn write_error(error: sqlx::Error) -> StoreError {
-    StoreError::from_write(error)
+/// A refused write: a unique key's refusal becomes `UniqueViolation`, as on the other backend.
+pub(super) fn write_error(error: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, message) = &error
+        && matches!(
+            failure.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    {
+        return StoreError::UniqueViolation(message.clone().unwrap_or_else(|| failure.to_string()));
+    }
+    StoreError::Sqlite(error)
+}
+
+/// Runs a write statement (prepared once per connection) and answers the rows it changed.
+pub(super) fn execute(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usize> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
+        .map_err(write_error)
+}
+
+/// The first row a query answers, decoded, if there is one.
+pub(super) fn query_optional<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl FnOnce(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    rows.next()?.map(decode).transpose()
+}
+
+/// Every row a query answers, decoded.
+pub(super) fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    mut decode: impl FnMut(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        all.push(decode(row)?);
+    }
+    Ok(all)
 }
 
 #[async_trait]
 impl WriteTx for SqliteTx<'_> {
     async fn savepoint(&mut self, name: &'static str) -> StoreResult<()> {
-        sqlx::raw_sql(AssertSqlSafe(format!("SAVEPOINT {name}")))
-            .execute(&mut *self.conn)
-            .await?;
+        self.conn.execute_batch(&format!("SAVEPOINT {name}"))?;
         self.written.savepoint(name);
         Ok(())
     }
 
     async fn release_savepoint(&mut self, name: &'static str) -> StoreResult<()> {
-        sqlx::raw_sql(AssertSqlSafe(format!("RELEASE SAVEPOINT {name}")))
-            .execute(&mut *self.conn)
-            .await?;
+        self.conn.execute_batch(&format!("RELEASE SAVEPOINT {name}"))?;
         self.written.release_savepoint(name);
         Ok(())
     }
 
     async fn rollback_to_savepoint(&mut self, name: &'static str) -> StoreResult<()> {
         // ROLLBACK TO leaves the savepoint open; release it so the nesting stays balanced.
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
-        )))
-        .execute(&mut *self.conn)
-        .await?;
+        self.conn
+            .execute_batch(&format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"))?;
         self.written.rollback_to_savepoint(name);
         Ok(())
     }
@@ -66,27 +107,22 @@ impl WriteTx for SqliteTx<'_> {
         key: &str,
         not_before: Timestamp,
     ) -> StoreResult<Option<IdempotencyRecord>> {
-        let row = sqlx::query(
+        query_optional(
+            self.conn,
             "SELECT request_hash, status, body, created_at FROM idempotency_records \
              WHERE merchant_id = ? AND scope = ? AND key = ? AND created_at >= ?",
+            params![merchant.as_str(), scope, key, not_before.unix_millis()],
+            |row| {
+                let status: i64 = row.get("status")?;
+                Ok(IdempotencyRecord {
+                    request_hash: row.get("request_hash")?,
+                    status: u16::try_from(status)
+                        .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+                    body: row.get("body")?,
+                    created_at: Timestamp::from_unix_millis(row.get("created_at")?),
+                })
+            },
         )
-        .bind(merchant.as_str())
-        .bind(scope)
-        .bind(key)
-        .bind(not_before.unix_millis())
-        .fetch_optional(&mut *self.conn)
-        .await?;
-        row.map(|row| {
-            let status: i64 = row.try_get("status")?;
-            Ok(IdempotencyRecord {
-                request_hash: row.try_get("request_hash")?,
-                status: u16::try_from(status)
-                    .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
-                body: row.try_get("body")?,
-                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-            })
-        })
-        .transpose()
     }
 
     async fn put_idempotency_record(
@@ -97,38 +133,36 @@ impl WriteTx for SqliteTx<'_> {
         record: &IdempotencyRecord,
         replace_older_than: Timestamp,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
+        let done = execute(
+            self.conn,
             "INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, status, body, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
              ON CONFLICT (merchant_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
              status = excluded.status, body = excluded.body, created_at = excluded.created_at \
              WHERE idempotency_records.created_at < ?8",
-        )
-        .bind(merchant.as_str())
-        .bind(scope)
-        .bind(key)
-        .bind(&record.request_hash)
-        .bind(i64::from(record.status))
-        .bind(&record.body)
-        .bind(record.created_at.unix_millis())
-        .bind(replace_older_than.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
-        if done.rows_affected() != 1 {
+            params![
+                merchant.as_str(),
+                scope,
+                key,
+                record.request_hash,
+                i64::from(record.status),
+                record.body,
+                record.created_at.unix_millis(),
+                replace_older_than.unix_millis(),
+            ],
+        )?;
+        if done != 1 {
             return Err(StoreError::Conflict("idempotency key"));
         }
         Ok(())
     }
 
     async fn insert_merchant(&mut self, id: &MerchantId, name: &str, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("INSERT INTO merchants (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(id.as_str())
-            .bind(name)
-            .bind(now.unix_millis())
-            .execute(&mut *self.conn)
-            .await
-            .map_err(write_error)?;
+        execute(
+            self.conn,
+            "INSERT INTO merchants (id, name, created_at) VALUES (?, ?, ?)",
+            params![id.as_str(), name, now.unix_millis()],
+        )?;
         Ok(())
     }
 
@@ -138,47 +172,50 @@ impl WriteTx for SqliteTx<'_> {
         key_hash: &[u8],
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO api_keys (key_hash, merchant_id, created_at) VALUES (?, ?, ?)")
-            .bind(key_hash)
-            .bind(merchant.as_str())
-            .bind(now.unix_millis())
-            .execute(&mut *self.conn)
-            .await
-            .map_err(write_error)?;
+        execute(
+            self.conn,
+            "INSERT INTO api_keys (key_hash, merchant_id, created_at) VALUES (?, ?, ?)",
+            params![key_hash, merchant.as_str(), now.unix_millis()],
+        )?;
         Ok(())
     }
 
     async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()> {
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO programs (id, merchant_id, name, currency, denominations, min_load, max_load, \
              max_balance, reloadable, expiry_months, promotional, number_prefix, number_length, \
              security_code_length, promotion_code, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(program.id.as_str())
-        .bind(merchant.as_str())
-        .bind(&program.name)
-        .bind(program.currency.code())
-        .bind(rows::denominations_text(program))
-        .bind(program.min_load.map(|a| a.minor()))
-        .bind(program.max_load.map(|a| a.minor()))
-        .bind(program.max_balance.map(|a| a.minor()))
-        .bind(program.reloadable)
-        .bind(program.expiry_months.map(i64::from))
-        .bind(program.promotional)
-        .bind(&program.number_prefix)
-        .bind(i64::from(program.number_length))
-        .bind(i64::from(program.security_code_length))
-        .bind(&program.promotion_code)
-        .bind(program.created_at.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![
+                program.id.as_str(),
+                merchant.as_str(),
+                program.name,
+                program.currency.code(),
+                rows::denominations_text(program),
+                program.min_load.map(|a| a.minor()),
+                program.max_load.map(|a| a.minor()),
+                program.max_balance.map(|a| a.minor()),
+                program.reloadable,
+                program.expiry_months.map(i64::from),
+                program.promotional,
+                program.number_prefix,
+                i64::from(program.number_length),
+                i64::from(program.security_code_length),
+                program.promotion_code,
+                program.created_at.unix_millis(),
+            ],
+        )?;
         Ok(())
     }
 
     async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
-        queries::program(&mut *self.conn, merchant, id).await
+        query_optional(
+            self.conn,
+            &queries::program_sql(),
+            params![merchant.as_str(), id.as_str()],
+            |row| rows::program(row),
+        )
     }
 
     async fn card(&mut self, merchant: &MerchantId, id: &CardId) -> StoreResult<Option<CardRecord>> {
@@ -186,12 +223,9 @@ impl WriteTx for SqliteTx<'_> {
             "SELECT {} FROM cards WHERE merchant_id = ? AND id = ?",
             rows::CARD_COLUMNS
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        row.as_ref().map(rows::card).transpose()
+        query_optional(self.conn, &sql, params![merchant.as_str(), id.as_str()], |row| {
+            rows::card(row)
+        })
     }
 
     async fn card_by_fingerprint(
@@ -203,37 +237,34 @@ impl WriteTx for SqliteTx<'_> {
             "SELECT {} FROM cards WHERE merchant_id = ? AND number_fingerprint = ?",
             rows::CARD_COLUMNS
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(fingerprint)
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        row.as_ref().map(rows::card).transpose()
+        query_optional(self.conn, &sql, params![merchant.as_str(), fingerprint], |row| {
+            rows::card(row)
+        })
     }
 
     async fn insert_card(&mut self, card: &CardRecord) -> StoreResult<()> {
         let s = &card.snapshot;
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO cards (id, merchant_id, program_id, kind, state, currency, balance, held, \
              expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(s.id.as_str())
-        .bind(card.merchant_id.as_str())
-        .bind(s.program_id.as_str())
-        .bind(s.kind.as_str())
-        .bind(s.state.as_str())
-        .bind(s.currency.code())
-        .bind(s.expires_at.map(Timestamp::unix_millis))
-        .bind(&card.last4)
-        .bind(&card.number_ciphertext)
-        .bind(&card.number_fingerprint)
-        .bind(&card.security_code_hash)
-        .bind(card.created_at.unix_millis())
-        .bind(card.created_at.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![
+                s.id.as_str(),
+                card.merchant_id.as_str(),
+                s.program_id.as_str(),
+                s.kind.as_str(),
+                s.state.as_str(),
+                s.currency.code(),
+                s.expires_at.map(Timestamp::unix_millis),
+                card.last4,
+                card.number_ciphertext,
+                card.number_fingerprint,
+                card.security_code_hash,
+                card.created_at.unix_millis(),
+                card.created_at.unix_millis(),
+            ],
+        )?;
         Ok(())
     }
 
@@ -245,19 +276,14 @@ impl WriteTx for SqliteTx<'_> {
         now: Timestamp,
     ) -> StoreResult<()> {
         // Closing through a state change (not a transfer or merge) is a deactivation.
-        let done = sqlx::query(
+        let done = execute(
+            self.conn,
             "UPDATE cards SET state = ?1, updated_at = ?2, \
              closed_reason = CASE WHEN ?1 = 'closed' THEN 'deactivated' ELSE closed_reason END \
              WHERE id = ?3 AND state = ?4",
-        )
-        .bind(to.as_str())
-        .bind(now.unix_millis())
-        .bind(id.as_str())
-        .bind(from.as_str())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
-        if done.rows_affected() != 1 {
+            params![to.as_str(), now.unix_millis(), id.as_str(), from.as_str()],
+        )?;
+        if done != 1 {
             return Err(StoreError::Conflict("card state"));
         }
         Ok(())
@@ -271,27 +297,27 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         // The guard: the card must still hold what the decision was taken on, and must not end
         // with negative available value. Anything else means the decision is stale.
-        let updated = sqlx::query(
+        let updated = execute(
+            self.conn,
             "UPDATE cards SET balance = balance + ?1, held = held + ?2, \
              state = COALESCE(?3, state), closed_reason = COALESCE(?10, closed_reason), \
              expires_at = CASE WHEN ?4 THEN ?5 ELSE expires_at END, updated_at = ?6 \
              WHERE id = ?7 AND balance = ?8 AND held = ?9 \
              AND (balance + ?1) - (held + ?2) >= 0 AND held + ?2 >= 0",
-        )
-        .bind(effect.balance_delta)
-        .bind(effect.held_delta)
-        .bind(effect.new_state.map(CardState::as_str))
-        .bind(effect.new_expires_at.is_some())
-        .bind(effect.new_expires_at.flatten().map(Timestamp::unix_millis))
-        .bind(now.unix_millis())
-        .bind(card.id.as_str())
-        .bind(card.balance)
-        .bind(card.held)
-        .bind(effect.close_reason.map(CloseReason::as_str))
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
-        if updated.rows_affected() != 1 {
+            params![
+                effect.balance_delta,
+                effect.held_delta,
+                effect.new_state.map(CardState::as_str),
+                effect.new_expires_at.is_some(),
+                effect.new_expires_at.flatten().map(Timestamp::unix_millis),
+                now.unix_millis(),
+                card.id.as_str(),
+                card.balance,
+                card.held,
+                effect.close_reason.map(CloseReason::as_str),
+            ],
+        )?;
+        if updated != 1 {
             return Err(StoreError::Conflict("card balance"));
         }
         Ok(())
@@ -302,27 +328,27 @@ impl WriteTx for SqliteTx<'_> {
         record: &TransactionRecord,
         entry_id: &TransactionId,
     ) -> StoreResult<()> {
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
              balance_after, reference, reverses, hold_id, entry_id, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(record.id.as_str())
-        .bind(record.merchant_id.as_str())
-        .bind(record.card_id.as_str())
-        .bind(record.transaction_type.as_str())
-        .bind(record.amount)
-        .bind(&record.currency)
-        .bind(record.balance_before)
-        .bind(record.balance_after)
-        .bind(&record.reference)
-        .bind(record.reverses.as_ref().map(TransactionId::as_str))
-        .bind(record.hold_id.as_ref().map(HoldId::as_str))
-        .bind(entry_id.as_str())
-        .bind(record.created_at.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![
+                record.id.as_str(),
+                record.merchant_id.as_str(),
+                record.card_id.as_str(),
+                record.transaction_type.as_str(),
+                record.amount,
+                record.currency,
+                record.balance_before,
+                record.balance_after,
+                record.reference,
+                record.reverses.as_ref().map(TransactionId::as_str),
+                record.hold_id.as_ref().map(HoldId::as_str),
+                entry_id.as_str(),
+                record.created_at.unix_millis(),
+            ],
+        )?;
         self.written.transaction(record.transaction_type);
         Ok(())
     }
@@ -333,19 +359,19 @@ impl WriteTx for SqliteTx<'_> {
         entry_id: &TransactionId,
         posting: &Posting,
     ) -> StoreResult<()> {
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
              VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(transaction_id.as_str())
-        .bind(entry_id.as_str())
-        .bind(posting.account.kind())
-        .bind(posting.account.owner_id())
-        .bind(posting.currency.code())
-        .bind(posting.amount)
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![
+                transaction_id.as_str(),
+                entry_id.as_str(),
+                posting.account.kind(),
+                posting.account.owner_id(),
+                posting.currency.code(),
+                posting.amount,
+            ],
+        )?;
         Ok(())
     }
 
@@ -356,26 +382,31 @@ impl WriteTx for SqliteTx<'_> {
         transaction_id: &TransactionId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO holds (id, merchant_id, card_id, transaction_id, amount, state, expires_at, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(hold.id.as_str())
-        .bind(merchant.as_str())
-        .bind(hold.card_id.as_str())
-        .bind(transaction_id.as_str())
-        .bind(hold.amount)
-        .bind(hold.state.as_str())
-        .bind(hold.expires_at.unix_millis())
-        .bind(now.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![
+                hold.id.as_str(),
+                merchant.as_str(),
+                hold.card_id.as_str(),
+                transaction_id.as_str(),
+                hold.amount,
+                hold.state.as_str(),
+                hold.expires_at.unix_millis(),
+                now.unix_millis(),
+            ],
+        )?;
         Ok(())
     }
 
     async fn hold(&mut self, merchant: &MerchantId, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
-        queries::hold(&mut *self.conn, merchant, id).await
+        query_optional(
+            self.conn,
+            &queries::hold_sql(),
+            params![merchant.as_str(), id.as_str()],
+            |row| rows::hold(row),
+        )
     }
 
     async fn finish_hold(
@@ -385,17 +416,12 @@ impl WriteTx for SqliteTx<'_> {
         captured_amount: i64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
+        let done = execute(
+            self.conn,
             "UPDATE holds SET state = ?, captured_amount = ?, finished_at = ? WHERE id = ? AND state = 'pending'",
-        )
-        .bind(state.as_str())
-        .bind(captured_amount)
-        .bind(now.unix_millis())
-        .bind(id.as_str())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
-        if done.rows_affected() != 1 {
+            params![state.as_str(), captured_amount, now.unix_millis(), id.as_str()],
+        )?;
+        if done != 1 {
             return Err(StoreError::Conflict("hold state"));
         }
         Ok(())
@@ -411,12 +437,12 @@ impl WriteTx for SqliteTx<'_> {
              ORDER BY expires_at, seq",
             rows::HOLD_COLUMNS
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(card.as_str())
-            .bind(due_at.map_or(i64::MAX, Timestamp::unix_millis))
-            .fetch_all(&mut *self.conn)
-            .await?;
-        rows.iter().map(rows::hold_snapshot).collect()
+        query_all(
+            self.conn,
+            &sql,
+            params![card.as_str(), due_at.map_or(i64::MAX, Timestamp::unix_millis)],
+            |row| rows::hold_snapshot(row),
+        )
     }
 
     async fn transaction(
@@ -424,46 +450,49 @@ impl WriteTx for SqliteTx<'_> {
         merchant: &MerchantId,
         id: &TransactionId,
     ) -> StoreResult<Option<TransactionRecord>> {
-        queries::transaction(&mut *self.conn, merchant, id).await
+        query_optional(
+            self.conn,
+            &queries::transaction_sql(),
+            params![merchant.as_str(), id.as_str()],
+            |row| rows::transaction(row),
+        )
     }
 
     async fn reversal_totals(&mut self, original: &TransactionId) -> StoreResult<(i64, bool)> {
-        let row = sqlx::query(
+        let totals = query_optional(
+            self.conn,
             "SELECT \
                COALESCE(SUM(CASE WHEN r.type = 'refund' AND NOT EXISTS \
                  (SELECT 1 FROM transactions v WHERE v.reverses = r.id AND v.type = 'void') \
                  THEN r.amount END), 0) AS refunded, \
                COALESCE(MAX(r.type = 'void'), 0) AS voided \
              FROM transactions r WHERE r.reverses = ?",
-        )
-        .bind(original.as_str())
-        .fetch_one(&mut *self.conn)
-        .await?;
-        Ok((row.try_get("refunded")?, row.try_get("voided")?))
+            params![original.as_str()],
+            |row| Ok((row.get("refunded")?, row.get("voided")?)),
+        )?;
+        Ok(totals.unwrap_or((0, false)))
     }
 
     async fn attempts(&mut self, merchant: &MerchantId, fingerprint: &[u8]) -> StoreResult<Attempts> {
-        let row = sqlx::query(
+        let attempts = query_optional(
+            self.conn,
             "SELECT failures, window_started_at, locked_until FROM code_attempts \
              WHERE merchant_id = ? AND fingerprint = ?",
-        )
-        .bind(merchant.as_str())
-        .bind(fingerprint)
-        .fetch_optional(&mut *self.conn)
-        .await?;
-        let Some(row) = row else {
-            return Ok(Attempts::default());
-        };
-        let failures: i64 = row.try_get("failures")?;
-        Ok(Attempts {
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
-            window_started_at: row
-                .try_get::<Option<i64>, _>("window_started_at")?
-                .map(Timestamp::from_unix_millis),
-            locked_until: row
-                .try_get::<Option<i64>, _>("locked_until")?
-                .map(Timestamp::from_unix_millis),
-        })
+            params![merchant.as_str(), fingerprint],
+            |row| {
+                let failures: i64 = row.get("failures")?;
+                Ok(Attempts {
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    window_started_at: row
+                        .get::<_, Option<i64>>("window_started_at")?
+                        .map(Timestamp::from_unix_millis),
+                    locked_until: row
+                        .get::<_, Option<i64>>("locked_until")?
+                        .map(Timestamp::from_unix_millis),
+                })
+            },
+        )?;
+        Ok(attempts.unwrap_or_default())
     }
 
     async fn put_attempts(
@@ -472,20 +501,20 @@ impl WriteTx for SqliteTx<'_> {
         fingerprint: &[u8],
         attempts: &Attempts,
     ) -> StoreResult<()> {
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO code_attempts (merchant_id, fingerprint, failures, window_started_at, locked_until) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (merchant_id, fingerprint) DO UPDATE SET \
              failures = excluded.failures, window_started_at = excluded.window_started_at, \
              locked_until = excluded.locked_until",
-        )
-        .bind(merchant.as_str())
-        .bind(fingerprint)
-        .bind(i64::from(attempts.failures))
-        .bind(attempts.window_started_at.map(Timestamp::unix_millis))
-        .bind(attempts.locked_until.map(Timestamp::unix_millis))
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![
+                merchant.as_str(),
+                fingerprint,
+                i64::from(attempts.failures),
+                attempts.window_started_at.map(Timestamp::unix_millis),
+                attempts.locked_until.map(Timestamp::unix_millis),
+            ],
+        )?;
         Ok(())
     }
 
@@ -499,13 +528,12 @@ impl WriteTx for SqliteTx<'_> {
             "SELECT {} FROM programs WHERE merchant_id = ? AND promotion_code = ? ORDER BY seq LIMIT ?",
             rows::PROGRAM_COLUMNS
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(promotion_code)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *self.conn)
-            .await?;
-        rows.iter().map(rows::program).collect()
+        query_all(
+            self.conn,
+            &sql,
+            params![merchant.as_str(), promotion_code, i64::from(limit)],
+            |row| rows::program(row),
+        )
     }
 
     async fn transaction_of_hold(
@@ -520,14 +548,17 @@ impl WriteTx for SqliteTx<'_> {
              ORDER BY seq LIMIT 1",
             rows::TRANSACTION_COLUMNS
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(card.as_str())
-            .bind(hold.as_str())
-            .bind(transaction_type.as_str())
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        row.as_ref().map(rows::transaction).transpose()
+        query_optional(
+            self.conn,
+            &sql,
+            params![
+                merchant.as_str(),
+                card.as_str(),
+                hold.as_str(),
+                transaction_type.as_str()
+            ],
+            |row| rows::transaction(row),
+        )
     }
 
     async fn lock_wallet(
@@ -536,11 +567,11 @@ impl WriteTx for SqliteTx<'_> {
         user: &UserId,
         now: Timestamp,
     ) -> StoreResult<Vec<WalletCard>> {
-        wallet::lock(&mut *self.conn, merchant, user, now).await
+        wallet::lock(self.conn, merchant, user, now)
     }
 
     async fn put_wallet_card(&mut self, merchant: &MerchantId, card: &WalletCard) -> StoreResult<()> {
-        wallet::put(&mut *self.conn, merchant, card).await
+        wallet::put(self.conn, merchant, card)
     }
 
     async fn remove_wallet_card(
@@ -549,7 +580,7 @@ impl WriteTx for SqliteTx<'_> {
         user: Option<&UserId>,
         card: &CardId,
     ) -> StoreResult<u64> {
-        wallet::remove(&mut *self.conn, merchant, user, card).await
+        wallet::remove(self.conn, merchant, user, card)
     }
 
     async fn prefer_wallet_card(
@@ -558,7 +589,7 @@ impl WriteTx for SqliteTx<'_> {
         user: &UserId,
         card: &CardId,
     ) -> StoreResult<bool> {
-        wallet::prefer(&mut *self.conn, merchant, user, card).await
+        wallet::prefer(self.conn, merchant, user, card)
     }
 
     async fn insert_clover_token(
@@ -568,16 +599,11 @@ impl WriteTx for SqliteTx<'_> {
         card: &CardId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO clover_tokens (token_hash, merchant_id, card_id, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(token_hash)
-        .bind(merchant.as_str())
-        .bind(card.as_str())
-        .bind(now.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![token_hash, merchant.as_str(), card.as_str(), now.unix_millis()],
+        )?;
         Ok(())
     }
 
@@ -586,18 +612,13 @@ impl WriteTx for SqliteTx<'_> {
         merchant: &MerchantId,
         token_hash: &[u8],
     ) -> StoreResult<Option<CardId>> {
-        let row = sqlx::query(
+        query_optional(
+            self.conn,
             "SELECT card_id FROM clover_tokens \
              WHERE token_hash = ? AND merchant_id = ? AND revoked_at IS NULL",
+            params![token_hash, merchant.as_str()],
+            |row| Ok(CardId::new(row.get::<_, String>("card_id")?)),
         )
-        .bind(token_hash)
-        .bind(merchant.as_str())
-        .fetch_optional(&mut *self.conn)
-        .await?;
-        Ok(row
-            .map(|r| r.try_get::<String, _>("card_id"))
-            .transpose()?
-            .map(CardId::new))
     }
 
     async fn revoke_clover_token(
@@ -606,17 +627,13 @@ impl WriteTx for SqliteTx<'_> {
         token_hash: &[u8],
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = execute(
+            self.conn,
             "UPDATE clover_tokens SET revoked_at = ? \
              WHERE token_hash = ? AND merchant_id = ? AND revoked_at IS NULL",
-        )
-        .bind(now.unix_millis())
-        .bind(token_hash)
-        .bind(merchant.as_str())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
-        Ok(done.rows_affected() == 1)
+            params![now.unix_millis(), token_hash, merchant.as_str()],
+        )?;
+        Ok(done == 1)
     }
 
     async fn insert_clover_lock(
@@ -626,27 +643,28 @@ impl WriteTx for SqliteTx<'_> {
         hold: &HoldId,
         now: Timestamp,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "INSERT INTO clover_locks (hold_id, merchant_id, card_id, lock_id, created_at) \
-             VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(lock_id), 0) + 1 FROM clover_locks WHERE card_id = ?3), ?4) \
-             RETURNING lock_id",
-        )
-        .bind(hold.as_str())
-        .bind(merchant.as_str())
-        .bind(card.as_str())
-        .bind(now.unix_millis())
-        .fetch_one(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
-        Ok(row.try_get("lock_id")?)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO clover_locks (hold_id, merchant_id, card_id, lock_id, created_at) \
+                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(lock_id), 0) + 1 FROM clover_locks WHERE card_id = ?3), ?4) \
+                 RETURNING lock_id",
+            )
+            .and_then(|mut statement| {
+                statement.query_row(
+                    params![hold.as_str(), merchant.as_str(), card.as_str(), now.unix_millis()],
+                    |row| row.get("lock_id"),
+                )
+            })
+            .map_err(write_error)
     }
 
     async fn clover_lock_id(&mut self, hold: &HoldId) -> StoreResult<Option<i64>> {
-        let row = sqlx::query("SELECT lock_id FROM clover_locks WHERE hold_id = ?")
-            .bind(hold.as_str())
-            .fetch_optional(&mut *self.conn)
-            .await?;
-        Ok(row.map(|r| r.try_get::<i64, _>("lock_id")).transpose()?)
+        query_optional(
+            self.conn,
+            "SELECT lock_id FROM clover_locks WHERE hold_id = ?",
+            params![hold.as_str()],
+            |row| Ok(row.get("lock_id")?),
+        )
     }
 
     async fn insert_adyen_reference(
@@ -657,18 +675,18 @@ impl WriteTx for SqliteTx<'_> {
         transaction: &TransactionId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
+        execute(
+            self.conn,
             "INSERT INTO adyen_references (merchant_id, api, reference, transaction_id, created_at) \
              VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(merchant.as_str())
-        .bind(api)
-        .bind(reference)
-        .bind(transaction.as_str())
-        .bind(now.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+            params![
+                merchant.as_str(),
+                api,
+                reference,
+                transaction.as_str(),
+                now.unix_millis()
+            ],
+        )?;
         Ok(())
     }
 
@@ -684,15 +702,14 @@ impl WriteTx for SqliteTx<'_> {
              WHERE merchant_id = ? AND api = ? AND reference = ?) ORDER BY seq",
             rows::TRANSACTION_COLUMNS
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(merchant.as_str())
-            .bind(merchant.as_str())
-            .bind(api)
-            .bind(reference)
-            .fetch_all(&mut *self.conn)
-            .await?;
-        rows.iter().map(rows::transaction).collect()
+        query_all(
+            self.conn,
+            &sql,
+            params![merchant.as_str(), merchant.as_str(), api, reference],
+            |row| rows::transaction(row),
+        )
     }
+
     async fn seal_idempotency_record(
         &mut self,
         merchant: &MerchantId,
@@ -702,24 +719,23 @@ impl WriteTx for SqliteTx<'_> {
         status: u16,
         body: &[u8],
     ) -> StoreResult<bool> {
-        checkouts::seal_idempotency_record(&mut *self.conn, merchant, scope, key, expected, status, body)
-            .await
+        checkouts::seal_idempotency_record(self.conn, merchant, scope, key, expected, status, body)
     }
 
     async fn insert_checkout(&mut self, row: &CheckoutRow) -> StoreResult<()> {
-        checkouts::insert(&mut *self.conn, row).await
+        checkouts::insert(self.conn, row)
     }
 
     async fn checkout(&mut self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>> {
-        checkouts::get(&mut *self.conn, merchant, id).await
+        checkouts::get_for_update(self.conn, merchant, id)
     }
 
     async fn update_checkout(&mut self, row: &CheckoutRow) -> StoreResult<()> {
-        checkouts::update(&mut *self.conn, row).await
+        checkouts::update(self.conn, row)
     }
 
     async fn simulated_payment(&mut self, reference: &str) -> StoreResult<Option<String>> {
-        checkouts::simulated_payment(&mut *self.conn, reference).await
+        checkouts::simulated_payment(self.conn, reference)
     }
 
     async fn put_simulated_payment(
@@ -728,6 +744,6 @@ impl WriteTx for SqliteTx<'_> {
         state: &str,
         now: Timestamp,
     ) -> StoreResult<()> {
-        checkouts::put_simulated_payment(&mut *self.conn, reference, state, now).await
+        checkouts::put_simulated_payment(self.conn, reference, state, now)
     }
 }

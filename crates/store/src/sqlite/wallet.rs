@@ -4,22 +4,31 @@
 
 use giftd_domain::wallet::{Access, UserId, WalletCard};
 use giftd_domain::{CardId, MerchantId, Timestamp};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqliteExecutor};
+use rusqlite::{Connection, params};
+use sqlx::SqliteExecutor;
 
+use super::tx::{execute, query_all};
+use crate::rows::Columns;
 use crate::{StoreError, StoreResult};
 
 const COLUMNS: &str = "user_id, card_id, access, preferred, created_at";
 
-fn wallet_card(row: &SqliteRow) -> StoreResult<WalletCard> {
-    let access: String = row.try_get("access")?;
+/// A user's cards, oldest first; the first `?` is the merchant, the second the user.
+fn cards_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM wallet_cards WHERE merchant_id = ? AND user_id = ? ORDER BY created_at, card_id"
+    )
+}
+
+fn wallet_card(row: &impl Columns) -> StoreResult<WalletCard> {
+    let access = row.text("access")?;
     Ok(WalletCard {
-        user_id: UserId::new(row.try_get::<String, _>("user_id")?),
-        card_id: CardId::new(row.try_get::<String, _>("card_id")?),
+        user_id: UserId::new(row.text("user_id")?),
+        card_id: CardId::new(row.text("card_id")?),
         access: Access::parse(&access)
             .ok_or_else(|| StoreError::Corrupt(format!("wallet access {access}")))?,
-        preferred: row.try_get("preferred")?,
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+        preferred: row.boolean("preferred")?,
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
     })
 }
 
@@ -28,10 +37,7 @@ pub(crate) async fn cards<'e>(
     merchant: &MerchantId,
     user: &UserId,
 ) -> StoreResult<Vec<WalletCard>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM wallet_cards WHERE merchant_id = ? AND user_id = ? ORDER BY created_at, card_id"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(cards_sql()))
         .bind(merchant.as_str())
         .bind(user.as_str())
         .fetch_all(executor)
@@ -39,98 +45,82 @@ pub(crate) async fn cards<'e>(
     rows.iter().map(wallet_card).collect()
 }
 
-pub(crate) async fn lock(
-    conn: &mut SqliteConnection,
+/// Locks a user's wallet (the single writer holds every lock already; the row is made so that
+/// the code path matches PostgreSQL's) and answers its cards.
+pub(crate) fn lock(
+    conn: &Connection,
     merchant: &MerchantId,
     user: &UserId,
     now: Timestamp,
 ) -> StoreResult<Vec<WalletCard>> {
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO wallet_users (merchant_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(merchant.as_str())
-    .bind(user.as_str())
-    .bind(now.unix_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![merchant.as_str(), user.as_str(), now.unix_millis()],
+    )?;
     // A closed card is closed for good: it leaves every wallet that still lists it.
-    sqlx::query(
+    execute(
+        conn,
         "DELETE FROM wallet_cards WHERE merchant_id = ? AND user_id = ? \
          AND card_id IN (SELECT id FROM cards WHERE state = 'closed')",
+        params![merchant.as_str(), user.as_str()],
+    )?;
+    query_all(
+        conn,
+        &cards_sql(),
+        params![merchant.as_str(), user.as_str()],
+        |row| wallet_card(row),
     )
-    .bind(merchant.as_str())
-    .bind(user.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    cards(&mut *conn, merchant, user).await
 }
 
-pub(crate) async fn put(
-    conn: &mut SqliteConnection,
-    merchant: &MerchantId,
-    card: &WalletCard,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(crate) fn put(conn: &Connection, merchant: &MerchantId, card: &WalletCard) -> StoreResult<()> {
+    execute(
+        conn,
         "INSERT INTO wallet_cards (merchant_id, user_id, card_id, access, preferred, created_at) \
          VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (merchant_id, user_id, card_id) DO UPDATE SET access = excluded.access",
-    )
-    .bind(merchant.as_str())
-    .bind(card.user_id.as_str())
-    .bind(card.card_id.as_str())
-    .bind(card.access.as_str())
-    .bind(card.preferred)
-    .bind(card.created_at.unix_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![
+            merchant.as_str(),
+            card.user_id.as_str(),
+            card.card_id.as_str(),
+            card.access.as_str(),
+            card.preferred,
+            card.created_at.unix_millis(),
+        ],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn remove(
-    conn: &mut SqliteConnection,
+pub(crate) fn remove(
+    conn: &Connection,
     merchant: &MerchantId,
     user: Option<&UserId>,
     card: &CardId,
 ) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "DELETE FROM wallet_cards WHERE merchant_id = ? AND card_id = ? AND (? IS NULL OR user_id = ?)",
-    )
-    .bind(merchant.as_str())
-    .bind(card.as_str())
-    .bind(user.map(UserId::as_str))
-    .bind(user.map(UserId::as_str))
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(done.rows_affected())
+    let done = execute(
+        conn,
+        "DELETE FROM wallet_cards WHERE merchant_id = ?1 AND card_id = ?2 AND (?3 IS NULL OR user_id = ?3)",
+        params![merchant.as_str(), card.as_str(), user.map(UserId::as_str)],
+    )?;
+    Ok(done as u64)
 }
 
-pub(crate) async fn prefer(
-    conn: &mut SqliteConnection,
+pub(crate) fn prefer(
+    conn: &Connection,
     merchant: &MerchantId,
     user: &UserId,
     card: &CardId,
 ) -> StoreResult<bool> {
     // Clear first, then set: the unique index allows one preferred card at every moment.
-    sqlx::query(
+    execute(
+        conn,
         "UPDATE wallet_cards SET preferred = 0 WHERE merchant_id = ? AND user_id = ? AND preferred = 1",
-    )
-    .bind(merchant.as_str())
-    .bind(user.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    let done = sqlx::query(
+        params![merchant.as_str(), user.as_str()],
+    )?;
+    let done = execute(
+        conn,
         "UPDATE wallet_cards SET preferred = 1 WHERE merchant_id = ? AND user_id = ? AND card_id = ?",
-    )
-    .bind(merchant.as_str())
-    .bind(user.as_str())
-    .bind(card.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(done.rows_affected() == 1)
+        params![merchant.as_str(), user.as_str(), card.as_str()],
+    )?;
+    Ok(done == 1)
 }

@@ -1,0 +1,78 @@
+//! Remembering API keys already checked: every request presents its merchant's key, and
+//! looking it up in the database each time would cost a read (on SQLite a hand-off to a reader
+//! thread) for an answer that almost never changes. Keys are remembered by their keyed hash
+//! only, for [`API_KEY_CACHE_SECONDS`]; a key revoked in the database stops working within that
+//! time. Unknown keys are never remembered, so a caller trying keys cannot fill the cache, and
+//! each wrong key still costs a lookup. No IO here.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use giftd_domain::MerchantId;
+
+/// How long a checked key is trusted without asking the database again.
+pub const API_KEY_CACHE_SECONDS: u64 = 60;
+/// Keys remembered at most; past it the expired ones go, or, if none has expired, all of them.
+pub const API_KEY_CACHE_ENTRIES: usize = 10_000;
+
+#[derive(Default)]
+pub(crate) struct ApiKeyCache {
+    entries: Mutex<HashMap<Vec<u8>, (MerchantId, Instant)>>,
+}
+
+impl ApiKeyCache {
+    const TTL: Duration = Duration::from_secs(API_KEY_CACHE_SECONDS);
+
+    /// The merchant of a key checked less than [`API_KEY_CACHE_SECONDS`] ago.
+    pub(crate) fn get(&self, key_hash: &[u8]) -> Option<MerchantId> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(key_hash)
+            .filter(|(_, checked_at)| checked_at.elapsed() < Self::TTL)
+            .map(|(merchant, _)| merchant.clone())
+    }
+
+    /// Remembers a key the database has just confirmed.
+    pub(crate) fn put(&self, key_hash: Vec<u8>, merchant: MerchantId) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= API_KEY_CACHE_ENTRIES && !entries.contains_key(&key_hash) {
+            entries.retain(|_, (_, checked_at)| checked_at.elapsed() < Self::TTL);
+            if entries.len() >= API_KEY_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key_hash, (merchant, Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_key_answers_its_merchant_and_an_unknown_key_nothing() {
+        let cache = ApiKeyCache::default();
+        cache.put(vec![1; 32], MerchantId::new("mer_a"));
+        assert_eq!(cache.get(&[1; 32]), Some(MerchantId::new("mer_a")));
+        assert_eq!(cache.get(&[2; 32]), None);
+    }
+
+    #[test]
+    fn a_full_cache_makes_room_instead_of_growing() {
+        let cache = ApiKeyCache::default();
+        for i in 0..=API_KEY_CACHE_ENTRIES {
+            cache.put(i.to_be_bytes().to_vec(), MerchantId::new("mer_a"));
+        }
+        let size = cache.entries.lock().unwrap().len();
+        assert!(size <= API_KEY_CACHE_ENTRIES, "{size} entries");
+        let last = API_KEY_CACHE_ENTRIES.to_be_bytes();
+        assert_eq!(cache.get(&last), Some(MerchantId::new("mer_a")));
+    }
+}
