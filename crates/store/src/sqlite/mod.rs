@@ -50,6 +50,9 @@ pub const WRITER_QUEUE_LENGTH: usize = 8192;
 pub const READ_POOL_SIZE: u32 = 4;
 /// How long a connection waits for another process's write lock (the CLI, say) before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the checkpointer copies the write-ahead log into the database file. The writer
+/// never checkpoints itself, so that a commit never waits for a checkpoint's writes and fsync.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 /// Prepared statements the writer keeps: more than it has distinct statements, so that each is
 /// prepared once.
 const WRITER_STATEMENT_CACHE: usize = 128;
@@ -93,6 +96,7 @@ impl SqliteStore {
     pub async fn open(path: &Path, durability: Durability) -> StoreResult<Arc<Self>> {
         Self::migrate_with(path, durability).await?;
         let writer = writer_connection(path.to_path_buf(), durability).await?;
+        let checkpoints = writer_connection(path.to_path_buf(), durability).await?;
         let reads = SqlitePoolOptions::new()
             .max_connections(READ_POOL_SIZE)
             .connect_with(options(path, durability).read_only(true))
@@ -101,11 +105,18 @@ impl SqliteStore {
         let (stopped, writer_stopped) = oneshot::channel();
         // Jobs may use tokio (timers, channels): the writer thread enters this runtime.
         let runtime = tokio::runtime::Handle::current();
+        let (stop_checkpoints, checkpoints_stopping) = std::sync::mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("giftd-sqlite-checkpoints".into())
+            .spawn(move || run_checkpoints(&checkpoints, &checkpoints_stopping))
+            .map_err(sqlx::Error::Io)?;
         std::thread::Builder::new()
             .name("giftd-sqlite-writer".into())
             .spawn(move || {
                 let _runtime = runtime.enter();
                 futures::executor::block_on(run_writer(writer, receiver));
+                drop(stop_checkpoints);
+                let _ = checkpointer.join();
                 let _ = stopped.send(());
             })
             .map_err(sqlx::Error::Io)?;
@@ -147,13 +158,29 @@ async fn writer_connection(path: PathBuf, durability: Durability) -> StoreResult
             Durability::Normal => "NORMAL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
+             PRAGMA wal_autocheckpoint = 0;"
         ))?;
         Ok(conn)
     };
     tokio::task::spawn_blocking(open)
         .await
         .map_err(|error| StoreError::TransactionFailed(format!("opening the writer failed: {error}")))?
+}
+
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_INTERVAL`] until the
+/// writer stops, on a connection of its own: a passive checkpoint never blocks the writer or a
+/// reader, and does what it can (a reader on an old snapshot may hold part of it back).
+fn run_checkpoints(conn: &rusqlite::Connection, stopping: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopping.recv_timeout(CHECKPOINT_INTERVAL) {
+        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %error, "checkpoint did not run; trying again");
+        }
+    }
+    // The last one: leave the log empty for whoever opens the database next.
+    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!(error = %error, "final checkpoint did not run");
+    }
 }
 
 async fn run_writer(mut conn: rusqlite::Connection, mut receiver: mpsc::Receiver<Box<dyn WriteJob>>) {
