@@ -53,6 +53,12 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the checkpointer copies the write-ahead log into the database file. The writer
 /// never checkpoints itself, so that a commit never waits for a checkpoint's writes and fsync.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// A log longer than this (4 KiB pages; 16 MiB) is started over by the checkpointer.
+pub const CHECKPOINT_RESTART_FRAMES: i64 = 4096;
+/// What the log file is cut back to when it starts over, if it grew past it.
+const LOG_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+/// The writer's page cache, in KiB: room for the largest batch's changed pages.
+const WRITER_CACHE_KIB: u32 = 65_536;
 /// Prepared statements the writer keeps: more than it has distinct statements, so that each is
 /// prepared once.
 const WRITER_STATEMENT_CACHE: usize = 128;
@@ -157,9 +163,13 @@ async fn writer_connection(path: PathBuf, durability: Durability) -> StoreResult
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
+        // temp_store: a savepoint keeps the pages it changes in a journal of its own, which
+        // would otherwise spill to a temporary file; cache_size: a batch's changed pages stay in
+        // memory until its commit instead of spilling into the log half-way.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; \
-             PRAGMA wal_autocheckpoint = 0;"
+             PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY; \
+             PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA journal_size_limit = {LOG_SIZE_LIMIT_BYTES};"
         ))?;
         Ok(conn)
     };
@@ -169,16 +179,30 @@ async fn writer_connection(path: PathBuf, durability: Durability) -> StoreResult
 }
 
 /// Copies the write-ahead log into the database file every [`CHECKPOINT_INTERVAL`] until the
-/// writer stops, on a connection of its own: a passive checkpoint never blocks the writer or a
-/// reader, and does what it can (a reader on an old snapshot may hold part of it back).
+/// writer stops, on a connection of its own. A passive checkpoint never blocks the writer or a
+/// reader, but under a steady stream of commits it never catches up with the end of the log,
+/// and SQLite only starts the log over once a checkpoint has: so once the log is longer than
+/// [`CHECKPOINT_RESTART_FRAMES`], a restarting checkpoint waits for the current commit, copies
+/// the little that the passive ones left, and makes the next commit write from the log's start
+/// again (over pages the file already has) instead of growing the file for ever.
 fn run_checkpoints(conn: &rusqlite::Connection, stopping: &std::sync::mpsc::Receiver<()>) {
+    let checkpoint = |mode: &str| -> rusqlite::Result<i64> {
+        // Answers (busy, frames in the log, frames copied).
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get(1))
+    };
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopping.recv_timeout(CHECKPOINT_INTERVAL) {
-        if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        let outcome = checkpoint("PASSIVE").and_then(|frames| {
+            if frames > CHECKPOINT_RESTART_FRAMES {
+                checkpoint("RESTART")?;
+            }
+            Ok(())
+        });
+        if let Err(error) = outcome {
             tracing::debug!(error = %error, "checkpoint did not run; trying again");
         }
     }
     // The last one: leave the log empty for whoever opens the database next.
-    if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+    if let Err(error) = checkpoint("TRUNCATE") {
         tracing::debug!(error = %error, "final checkpoint did not run");
     }
 }
