@@ -271,7 +271,11 @@ pub(crate) struct Before {
 pub(crate) async fn before(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Command) -> StoreResult<Before> {
     let id = match command {
         Command::Checkout(CheckoutCommand::Request { id, .. } | CheckoutCommand::Advance { id, .. }) => id,
-        _ => return Ok(Before { checkout_status: None }),
+        _ => {
+            return Ok(Before {
+                checkout_status: None,
+            });
+        }
     };
     let status = match tx.checkout(cx.merchant, id).await? {
         Some(row) => Some(crate::checkout::parse(&row)?.status),
@@ -311,7 +315,9 @@ pub(crate) async fn after(
             }
         }
         Outcome::Clover(CloverOutcome::Movement(movement)) => transactions.push(movement.transaction.clone()),
-        Outcome::Clover(CloverOutcome::Token { .. } | CloverOutcome::TokenRevoked { .. } | CloverOutcome::Balance { .. }) => {}
+        Outcome::Clover(
+            CloverOutcome::Token { .. } | CloverOutcome::TokenRevoked { .. } | CloverOutcome::Balance { .. },
+        ) => {}
         Outcome::Adyen(crate::adyen::AdyenOutcome::Done { movements, .. }) => {
             transactions.extend(movements.iter().filter_map(|m| m.transaction.clone()));
         }
@@ -324,8 +330,12 @@ pub(crate) async fn after(
             transactions.push(transfer_out.clone());
             transactions.push(transfer_in.clone());
         }
-        Outcome::Transfer(TransferOutcome::Merge { transactions: t, .. }) => transactions.extend(t.iter().cloned()),
-        Outcome::Wallet(WalletOutcome::Gift { transaction, .. }) => transactions.extend(transaction.iter().cloned()),
+        Outcome::Transfer(TransferOutcome::Merge { transactions: t, .. }) => {
+            transactions.extend(t.iter().cloned())
+        }
+        Outcome::Wallet(WalletOutcome::Gift { transaction, .. }) => {
+            transactions.extend(transaction.iter().cloned())
+        }
         Outcome::Wallet(WalletOutcome::Card { .. } | WalletOutcome::Removed { .. }) => {}
         Outcome::Checkout(checkout) => {
             if before.checkout_status != Some(checkout.status)
@@ -346,7 +356,11 @@ pub(crate) async fn after(
                 ));
             }
         }
-        Outcome::Merchant(_) | Outcome::Program(_) | Outcome::Card(_) | Outcome::Sealed(_) | Outcome::Nothing => {}
+        Outcome::Merchant(_)
+        | Outcome::Program(_)
+        | Outcome::Card(_)
+        | Outcome::Sealed(_)
+        | Outcome::Nothing => {}
     }
     for t in &transactions {
         if let Some(event_type) = EventType::of_transaction(t.transaction_type) {
@@ -378,7 +392,10 @@ async fn low_balance(
         e.low_balance_threshold
             .is_some_and(|threshold| t.balance_before >= threshold && t.balance_after < threshold)
     };
-    if !endpoints.iter().any(|e| subscribes(e, EventType::CardLowBalance) && crossed(e)) {
+    if !endpoints
+        .iter()
+        .any(|e| subscribes(e, EventType::CardLowBalance) && crossed(e))
+    {
         return Ok(());
     }
     let data = json!({
@@ -467,10 +484,22 @@ async fn write_event(
 
 enum Op {
     Create(Box<WebhookEndpointRow>),
-    Disable { merchant: MerchantId, id: String },
-    Retry { merchant: MerchantId, id: String },
-    Claim { lease_until: Timestamp, limit: u32 },
-    Record { attempt: AttemptRow, update: DeliveryUpdate },
+    Disable {
+        merchant: MerchantId,
+        id: String,
+    },
+    Retry {
+        merchant: MerchantId,
+        id: String,
+    },
+    Claim {
+        lease_until: Timestamp,
+        limit: u32,
+    },
+    Record {
+        attempt: AttemptRow,
+        update: DeliveryUpdate,
+    },
 }
 
 enum Done {
@@ -498,11 +527,16 @@ impl WebhookJob {
                     Done::Flag(true)
                 }
             }
-            Op::Disable { merchant, id } => Done::Flag(tx.disable_webhook_endpoint(merchant, id, self.now).await?),
-            Op::Retry { merchant, id } => Done::Flag(tx.retry_webhook_delivery(merchant, id, self.now).await?),
-            Op::Claim { lease_until, limit } => {
-                Done::Claimed(tx.claim_webhook_deliveries(self.now, *lease_until, *limit).await?)
+            Op::Disable { merchant, id } => {
+                Done::Flag(tx.disable_webhook_endpoint(merchant, id, self.now).await?)
             }
+            Op::Retry { merchant, id } => {
+                Done::Flag(tx.retry_webhook_delivery(merchant, id, self.now).await?)
+            }
+            Op::Claim { lease_until, limit } => Done::Claimed(
+                tx.claim_webhook_deliveries(self.now, *lease_until, *limit)
+                    .await?,
+            ),
             Op::Record { attempt, update } => Done::Flag(tx.record_webhook_attempt(attempt, update).await?),
         };
         self.done = Some(done);
@@ -578,7 +612,10 @@ impl Service {
     ) -> Result<(Endpoint, String), ServiceError> {
         check_url(&new.url)?;
         if new.event_types.is_empty() {
-            return Err(invalid("event_types", "`event_types` must name at least one event type"));
+            return Err(invalid(
+                "event_types",
+                "`event_types` must name at least one event type",
+            ));
         }
         if new.low_balance_threshold.is_some_and(|t| t < 0) {
             return Err(invalid(
@@ -623,7 +660,11 @@ impl Service {
         }
     }
 
-    pub async fn webhook_endpoints(&self, merchant: &MerchantId, page: &Page) -> Result<Vec<Endpoint>, ServiceError> {
+    pub async fn webhook_endpoints(
+        &self,
+        merchant: &MerchantId,
+        page: &Page,
+    ) -> Result<Vec<Endpoint>, ServiceError> {
         let rows = self.store().webhook_endpoints(merchant, page).await?;
         Ok(rows.iter().map(endpoint).collect())
     }
@@ -638,7 +679,11 @@ impl Service {
 
     /// Disables an endpoint: it gets no new deliveries, and its pending ones fail. An endpoint
     /// already disabled is left as it is.
-    pub async fn disable_webhook_endpoint(&self, merchant: &MerchantId, id: &str) -> Result<Endpoint, ServiceError> {
+    pub async fn disable_webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+    ) -> Result<Endpoint, ServiceError> {
         let found = self.webhook_endpoint(merchant, id).await?;
         if found.enabled {
             self.webhook_job(Op::Disable {
@@ -672,7 +717,11 @@ impl Service {
         let deliveries = deliveries
             .into_iter()
             .map(|d| {
-                let mine = attempts.iter().filter(|a| a.delivery_id == d.id).cloned().collect();
+                let mine = attempts
+                    .iter()
+                    .filter(|a| a.delivery_id == d.id)
+                    .cloned()
+                    .collect();
                 (d, mine)
             })
             .collect();
@@ -712,7 +761,9 @@ impl Service {
             Done::Flag(_) => Vec::new(),
         };
         let count = claimed.len();
-        let attempts = claimed.into_iter().map(|delivery| self.attempt(client, policy, delivery));
+        let attempts = claimed
+            .into_iter()
+            .map(|delivery| self.attempt(client, policy, delivery));
         for result in futures::future::join_all(attempts).await {
             result?;
         }
@@ -731,7 +782,11 @@ impl Service {
             .ok_or_else(|| StoreError::Corrupt(format!("the secret of endpoint {}", delivery.endpoint_id)))?;
         let attempted_at = self.now();
         let started = Instant::now();
-        let signed = signature(&secret, attempted_at.unix_millis().div_euclid(1000), delivery.payload.as_bytes());
+        let signed = signature(
+            &secret,
+            attempted_at.unix_millis().div_euclid(1000),
+            delivery.payload.as_bytes(),
+        );
         let sent = client
             .post(&delivery.url)
             .timeout(policy.timeout)
@@ -770,7 +825,8 @@ impl Service {
             duration_ms,
             "webhook delivery attempted"
         );
-        let error = error.or_else(|| (!delivered).then(|| format!("HTTP status {}", status.unwrap_or_default())));
+        let error =
+            error.or_else(|| (!delivered).then(|| format!("HTTP status {}", status.unwrap_or_default())));
         self.webhook_job(Op::Record {
             attempt: AttemptRow {
                 delivery_id: delivery.delivery_id.clone(),
@@ -795,7 +851,11 @@ impl Service {
 
     /// Runs the dispatcher until `shutdown` resolves: a round every `policy.interval`, at once
     /// again while rounds come back full.
-    pub async fn run_webhook_dispatcher(self, policy: DeliveryPolicy, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run_webhook_dispatcher(
+        self,
+        policy: DeliveryPolicy,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         let client = match reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -35,9 +35,7 @@ pub use records::{
     TransactionRecord,
 };
 pub use verify::VerifyReport;
-pub use webhooks::{
-    AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, WebhookEndpointRow,
-};
+pub use webhooks::{AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, WebhookEndpointRow};
 
 /// One card's side of a journal entry, as `WriteTx::append_entry` takes it.
 #[derive(Debug, Clone, Copy)]
@@ -427,7 +425,10 @@ pub trait WriteTx: Send {
         now: Timestamp,
     ) -> StoreResult<bool>;
     /// The merchant's enabled endpoints, oldest first: whom a new event fans out to.
-    async fn enabled_webhook_endpoints(&mut self, merchant: &MerchantId) -> StoreResult<Vec<WebhookEndpointRow>>;
+    async fn enabled_webhook_endpoints(
+        &mut self,
+        merchant: &MerchantId,
+    ) -> StoreResult<Vec<WebhookEndpointRow>>;
     /// Appends an event to the outbox.
     async fn insert_event(&mut self, event: &EventRow) -> StoreResult<()>;
     async fn insert_webhook_delivery(&mut self, delivery: &DeliveryRow) -> StoreResult<()>;
@@ -442,7 +443,11 @@ pub trait WriteTx: Send {
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and, if the delivery is still pending with the attempts its claim
     /// saw, applies `update` to it; answers whether it did.
-    async fn record_webhook_attempt(&mut self, attempt: &AttemptRow, update: &DeliveryUpdate) -> StoreResult<bool>;
+    async fn record_webhook_attempt(
+        &mut self,
+        attempt: &AttemptRow,
+        update: &DeliveryUpdate,
+    ) -> StoreResult<bool>;
     /// Makes a delivery of the merchant whose endpoint is enabled pending and due at `now`
     /// again; `false` when there is no such delivery.
     async fn retry_webhook_delivery(
@@ -514,8 +519,16 @@ pub trait Store: Send + Sync + 'static {
     // ---- webhooks ----
 
     /// The merchant's endpoints, newest first, after the `cursor` endpoint id.
-    async fn webhook_endpoints(&self, merchant: &MerchantId, page: &Page) -> StoreResult<Vec<WebhookEndpointRow>>;
-    async fn webhook_endpoint(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<WebhookEndpointRow>>;
+    async fn webhook_endpoints(
+        &self,
+        merchant: &MerchantId,
+        page: &Page,
+    ) -> StoreResult<Vec<WebhookEndpointRow>>;
+    async fn webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpointRow>>;
     /// The merchant's events, newest first, after the `cursor` event id, of one type if asked.
     async fn events(
         &self,

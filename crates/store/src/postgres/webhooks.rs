@@ -5,7 +5,7 @@
 
 use giftd_domain::{MerchantId, Timestamp};
 use sqlx::postgres::PgRow;
-use sqlx::{Row, PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Row};
 
 use crate::{
     AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError, StoreResult,

@@ -70,7 +70,10 @@ fn attempt_row(row: &SqliteRow) -> StoreResult<AttemptRow> {
 
 // ---- the writer's side ----
 
-pub(crate) async fn insert_endpoint(conn: &mut SqliteConnection, row: &WebhookEndpointRow) -> StoreResult<()> {
+pub(crate) async fn insert_endpoint(
+    conn: &mut SqliteConnection,
+    row: &WebhookEndpointRow,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, event_types, low_balance_threshold, \
          enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
