@@ -429,6 +429,10 @@ async fn bad_webhook_input_is_refused_with_400() {
         ),
         (json!({"url": "not a url", "event_types": ["card.loaded"]}), "url"),
         (
+            json!({"url": "https://example.com/hook", "event_types": ["card.loaded"]}),
+            "url",
+        ),
+        (
             json!({"url": "http://user:pw@example.com/", "event_types": ["card.loaded"]}),
             "url",
         ),

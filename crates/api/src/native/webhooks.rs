@@ -20,7 +20,7 @@ use crate::{AppState, json_response};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookEndpointRequest {
-    /// Where events are POSTed: an `http` or `https` URL (see docs/WEBHOOKS.md for https).
+    /// Where events are POSTed: an `http` URL (https: see docs/WEBHOOKS.md).
     pub url: String,
     /// At least one of: card.activated, card.loaded, card.redeemed, card.refunded,
     /// card.cashed_out, card.low_balance, transaction.voided, hold.expired,
