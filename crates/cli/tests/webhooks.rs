@@ -417,6 +417,37 @@ async fn an_expired_hold_is_reported_when_the_sweeper_releases_it() {
     assert_eq!(body["data"]["hold"]["amount"], 300);
 }
 
+#[tokio::test]
+async fn a_captured_checkout_is_reported_once() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(0).await;
+    endpoint(
+        &app,
+        &receiver.url,
+        &["checkout.captured", "checkout.failed"],
+        None,
+    )
+    .await;
+    let card = app.funded_card(3000).await;
+    let response = app
+        .post(
+            "/v1/checkouts",
+            json!({
+                "amount": 2500, "currency": "USD", "intent": "capture", "reference": "order-1",
+                "gift_cards": [{"card_id": card["id"], "amount": 2500}],
+            }),
+        )
+        .await;
+    response.assert_status(201);
+    assert_eq!(response.body["status"], "captured", "{}", response.text);
+    assert_eq!(dispatch(&app, &policy(5)).await, 1);
+    assert_eq!(receiver.types(), ["checkout.captured"]);
+    let body: Value = serde_json::from_str(&receiver.received()[0].body).expect("JSON");
+    assert_eq!(body["data"]["checkout"]["id"], response.body["id"]);
+    assert_eq!(body["data"]["checkout"]["amount"], 2500);
+    assert_eq!(body["data"]["checkout"]["reference"], "order-1");
+}
+
 // ---- bad input ----
 
 #[tokio::test]

@@ -269,13 +269,13 @@ pub(crate) struct Before {
 }
 
 pub(crate) async fn before(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Command) -> StoreResult<Before> {
-    let id = match command {
-        Command::Checkout(CheckoutCommand::Request { id, .. } | CheckoutCommand::Advance { id, .. }) => id,
-        _ => {
-            return Ok(Before {
-                checkout_status: None,
-            });
-        }
+    // Only a step of an existing checkout can move it from one status to another.
+    let Command::Checkout(CheckoutCommand::Request { id, .. } | CheckoutCommand::Advance { id, .. }) =
+        command
+    else {
+        return Ok(Before {
+            checkout_status: None,
+        });
     };
     let status = match tx.checkout(cx.merchant, id).await? {
         Some(row) => Some(crate::checkout::parse(&row)?.status),
