@@ -110,6 +110,15 @@ pub const SETTINGS: &[Setting] = &[
     setting("checkout.lease_seconds", "GIFTD_CHECKOUT_LEASE_SECONDS", Some("--checkout-lease-seconds"), Kind::Integer)
         .default(CHECKOUT_LEASE_SECONDS_TEXT)
         .help("How long checkout recovery leaves a checkout to the request driving it, 1 to 3600 seconds; keep it above the payment processor's longest call."),
+    setting("webhooks.max_attempts", "GIFTD_WEBHOOKS_MAX_ATTEMPTS", None, Kind::Integer)
+        .default("15")
+        .help("Attempts of a webhook delivery before it is failed, 1 to 100."),
+    setting("webhooks.first_retry_seconds", "GIFTD_WEBHOOKS_FIRST_RETRY_SECONDS", None, Kind::Integer)
+        .default("1")
+        .help("Wait before a webhook delivery's first retry, 1 to 3600 seconds; each next wait doubles."),
+    setting("webhooks.max_retry_seconds", "GIFTD_WEBHOOKS_MAX_RETRY_SECONDS", None, Kind::Integer)
+        .default("3600")
+        .help("Longest wait between two attempts of a webhook delivery, 1 to 86400 seconds."),
     setting("tls.cert", "GIFTD_TLS_CERT", Some("--tls-cert"), Kind::Text)
         .example("/etc/giftd/cert.pem")
         .help("PEM certificate chain: with tls.key, giftd serves HTTPS itself."),
@@ -421,6 +430,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub clover_lock_seconds: i64,
     pub checkout_lease_seconds: i64,
+    pub webhooks: giftd_service::webhooks::DeliveryPolicy,
     pub tls: Option<Tls>,
     pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
@@ -449,6 +459,17 @@ impl Config {
         let max_lock = u64::try_from(giftd_api::clover::MAX_LOCK_SECONDS).unwrap_or(u64::MAX);
         let clover_lock_seconds = layers.ranged("clover.lock_seconds", 1..=max_lock)?;
         let checkout_lease_seconds = layers.ranged("checkout.lease_seconds", 1..=3600)?;
+        let first_retry_seconds = layers.ranged("webhooks.first_retry_seconds", 1..=3600)?;
+        let max_retry_seconds = layers.ranged("webhooks.max_retry_seconds", 1..=86_400)?;
+        if max_retry_seconds < first_retry_seconds {
+            bail!("the setting webhooks.max_retry_seconds is below webhooks.first_retry_seconds");
+        }
+        let webhooks = giftd_service::webhooks::DeliveryPolicy {
+            max_attempts: i64::try_from(layers.ranged("webhooks.max_attempts", 1..=100)?).unwrap_or(100),
+            first_retry_millis: i64::try_from(first_retry_seconds * 1000).unwrap_or(i64::MAX),
+            max_retry_millis: i64::try_from(max_retry_seconds * 1000).unwrap_or(i64::MAX),
+            ..giftd_service::webhooks::DeliveryPolicy::default()
+        };
         let tls = match (
             layers.parse::<PathBuf>("tls.cert")?,
             layers.parse::<PathBuf>("tls.key")?,
@@ -487,6 +508,7 @@ impl Config {
                 listen: layers.required("listen")?,
                 clover_lock_seconds: i64::try_from(clover_lock_seconds).unwrap_or(i64::MAX),
                 checkout_lease_seconds: i64::try_from(checkout_lease_seconds).unwrap_or(i64::MAX),
+                webhooks,
                 tls,
                 metrics_listen: layers.parse("metrics.listen")?,
                 limits,

@@ -400,12 +400,22 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let recovery = tokio::spawn(service.clone().run_checkout_recovery(async {
         let _ = recovery_stopped.await;
     }));
+    // Delivers webhook events from the outbox (docs/WEBHOOKS.md).
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let webhooks = tokio::spawn(service.clone().run_webhook_dispatcher(
+        config.serve.webhooks.clone(),
+        async {
+            let _ = webhooks_stopped.await;
+        },
+    ));
     let description = backend(&config.storage)?.describe();
     let served = serve::run(service.clone(), &config.serve, &description, shutdown_signal()).await;
     let _ = stop_sweeper.send(());
     let _ = stop_recovery.send(());
     let _ = sweeper.await;
     let _ = recovery.await;
+    let _ = stop_webhooks.send(());
+    let _ = webhooks.await;
     // Lets the writer finish what is queued before the process ends.
     service.store().close().await;
     served?;

@@ -426,7 +426,8 @@ pub(crate) async fn load_card(
         let decision = operations::release(&card, &hold);
         tx.finish_hold(&hold.id, HoldState::Expired, 0, cx.now).await?;
         let meta = meta(cx, None, None, Some(hold.id.clone()));
-        tx.append(cx.merchant, &card, &decision, &meta).await?;
+        let release = tx.append(cx.merchant, &card, &decision, &meta).await?;
+        crate::webhooks::hold_expired(tx, cx, &hold, &release).await?;
         card.apply(&decision.card);
     }
     Ok(card)

@@ -95,10 +95,13 @@ impl CommandJob {
             merchant: &self.merchant,
             now,
         };
+        let before = crate::webhooks::before(tx, &cx, &self.command).await?;
         tx.savepoint("command").await?;
         let result = match commands::execute(tx, &cx, &self.command).await {
             Ok(outcome) => {
                 tx.release_savepoint("command").await?;
+                // The outbox: the command's events commit with it or not at all.
+                crate::webhooks::after(tx, &cx, &outcome, before).await?;
                 Ok(outcome)
             }
             Err(Failure::Refused(refusal)) => {

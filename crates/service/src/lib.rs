@@ -16,6 +16,7 @@ mod job;
 pub mod payments;
 pub mod transfers;
 pub mod wallet;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,6 +13,7 @@ mod records;
 mod rows;
 pub mod sqlite;
 mod verify;
+mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +35,7 @@ pub use records::{
     TransactionRecord,
 };
 pub use verify::VerifyReport;
+pub use webhooks::{AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, WebhookEndpointRow};
 
 /// One card's side of a journal entry, as `WriteTx::append_entry` takes it.
 #[derive(Debug, Clone, Copy)]
@@ -413,6 +415,50 @@ pub trait WriteTx: Send {
         state: &str,
         now: Timestamp,
     ) -> StoreResult<()>;
+
+    // ---- webhooks (`sqlite/webhooks.rs`, `postgres/webhooks.rs`) ----
+
+    async fn insert_webhook_endpoint(&mut self, row: &WebhookEndpointRow) -> StoreResult<()>;
+    /// Disables an enabled endpoint of the merchant and fails its pending deliveries; `false`
+    /// when there is no such enabled endpoint.
+    async fn disable_webhook_endpoint(
+        &mut self,
+        merchant: &MerchantId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The merchant's enabled endpoints, oldest first: whom a new event fans out to.
+    async fn enabled_webhook_endpoints(
+        &mut self,
+        merchant: &MerchantId,
+    ) -> StoreResult<Vec<WebhookEndpointRow>>;
+    /// Appends an event to the outbox.
+    async fn insert_event(&mut self, event: &EventRow) -> StoreResult<()>;
+    async fn insert_webhook_delivery(&mut self, delivery: &DeliveryRow) -> StoreResult<()>;
+    /// Claims up to `limit` pending deliveries due by `now` whose endpoint is enabled, soonest
+    /// first, by moving their `next_attempt_at` to `lease_until`: until then no other
+    /// dispatcher (in any process) takes them. Rows another transaction holds are skipped.
+    async fn claim_webhook_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt and, if the delivery is still pending with the attempts its claim
+    /// saw, applies `update` to it; answers whether it did.
+    async fn record_webhook_attempt(
+        &mut self,
+        attempt: &AttemptRow,
+        update: &DeliveryUpdate,
+    ) -> StoreResult<bool>;
+    /// Makes a delivery of the merchant whose endpoint is enabled pending and due at `now`
+    /// again; `false` when there is no such delivery.
+    async fn retry_webhook_delivery(
+        &mut self,
+        merchant: &MerchantId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.
@@ -472,6 +518,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stops taking jobs, finishes the queued ones and closes connections.
     async fn close(&self);
+
+    // ---- webhooks ----
+
+    /// The merchant's endpoints, newest first, after the `cursor` endpoint id.
+    async fn webhook_endpoints(
+        &self,
+        merchant: &MerchantId,
+        page: &Page,
+    ) -> StoreResult<Vec<WebhookEndpointRow>>;
+    async fn webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+    ) -> StoreResult<Option<WebhookEndpointRow>>;
+    /// The merchant's events, newest first, after the `cursor` event id, of one type if asked.
+    async fn events(
+        &self,
+        merchant: &MerchantId,
+        event_type: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<EventRow>>;
+    async fn event(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<EventRow>>;
+    /// An event's deliveries, oldest first, and all their attempts, oldest first.
+    async fn event_deliveries(
+        &self,
+        merchant: &MerchantId,
+        event_id: &str,
+    ) -> StoreResult<(Vec<DeliveryRow>, Vec<AttemptRow>)>;
 
     // ---- operations: read at metrics scrape time ----
 

@@ -6,6 +6,7 @@ pub mod checkouts;
 pub mod error;
 pub mod extract;
 pub mod wallet;
+pub mod webhooks;
 pub mod wire;
 
 use axum::extract::{RawQuery, State};
@@ -115,6 +116,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(checkouts::refund_checkout))
         .routes(routes!(checkouts::review_checkout))
         .routes(routes!(checkouts::get_simulated_payment))
+        .routes(routes!(
+            webhooks::create_webhook_endpoint,
+            webhooks::list_webhook_endpoints
+        ))
+        .routes(routes!(
+            webhooks::get_webhook_endpoint,
+            webhooks::delete_webhook_endpoint
+        ))
+        .routes(routes!(webhooks::list_events))
+        .routes(routes!(webhooks::get_event))
+        .routes(routes!(webhooks::retry_webhook_delivery))
 }
 
 /// Renders a command's result the native way; `success` is the status of a success.

@@ -17,6 +17,7 @@ mod ops;
 mod queries;
 mod tx;
 mod wallet;
+mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -558,6 +559,43 @@ impl Store for PgStore {
         let report = pass.finish(&counts);
         let _ = tx.rollback().await;
         report
+    }
+
+    async fn webhook_endpoints(
+        &self,
+        merchant: &MerchantId,
+        page: &crate::Page,
+    ) -> StoreResult<Vec<crate::WebhookEndpointRow>> {
+        webhooks::endpoints(&self.pool, merchant, page).await
+    }
+
+    async fn webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+    ) -> StoreResult<Option<crate::WebhookEndpointRow>> {
+        webhooks::endpoint(&self.pool, merchant, id).await
+    }
+
+    async fn events(
+        &self,
+        merchant: &MerchantId,
+        event_type: Option<&str>,
+        page: &crate::Page,
+    ) -> StoreResult<Vec<crate::EventRow>> {
+        webhooks::events(&self.pool, merchant, event_type, page).await
+    }
+
+    async fn event(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<crate::EventRow>> {
+        webhooks::event(&self.pool, merchant, id).await
+    }
+
+    async fn event_deliveries(
+        &self,
+        merchant: &MerchantId,
+        event_id: &str,
+    ) -> StoreResult<(Vec<crate::DeliveryRow>, Vec<crate::AttemptRow>)> {
+        webhooks::deliveries(&self.pool, merchant, event_id).await
     }
 
     async fn close(&self) {

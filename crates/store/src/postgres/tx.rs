@@ -15,7 +15,7 @@ use giftd_domain::{
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use super::{checkouts, queries, wallet};
+use super::{checkouts, queries, wallet, webhooks};
 use crate::rows;
 use crate::{
     CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
@@ -740,5 +740,59 @@ impl WriteTx for PgTx<'_> {
         now: Timestamp,
     ) -> StoreResult<()> {
         checkouts::put_simulated_payment(&mut *self.conn, reference, state, now).await
+    }
+
+    async fn insert_webhook_endpoint(&mut self, row: &crate::WebhookEndpointRow) -> StoreResult<()> {
+        webhooks::insert_endpoint(&mut *self.conn, row).await
+    }
+
+    async fn disable_webhook_endpoint(
+        &mut self,
+        merchant: &MerchantId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        webhooks::disable_endpoint(&mut *self.conn, merchant, id, now).await
+    }
+
+    async fn enabled_webhook_endpoints(
+        &mut self,
+        merchant: &MerchantId,
+    ) -> StoreResult<Vec<crate::WebhookEndpointRow>> {
+        webhooks::enabled_endpoints(&mut *self.conn, merchant).await
+    }
+
+    async fn insert_event(&mut self, event: &crate::EventRow) -> StoreResult<()> {
+        webhooks::insert_event(&mut *self.conn, event).await
+    }
+
+    async fn insert_webhook_delivery(&mut self, delivery: &crate::DeliveryRow) -> StoreResult<()> {
+        webhooks::insert_delivery(&mut *self.conn, delivery).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::ClaimedDelivery>> {
+        webhooks::claim_deliveries(&mut *self.conn, now, lease_until, limit).await
+    }
+
+    async fn record_webhook_attempt(
+        &mut self,
+        attempt: &crate::AttemptRow,
+        update: &crate::DeliveryUpdate,
+    ) -> StoreResult<bool> {
+        webhooks::record_attempt(&mut *self.conn, attempt, update).await
+    }
+
+    async fn retry_webhook_delivery(
+        &mut self,
+        merchant: &MerchantId,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        webhooks::retry_delivery(&mut *self.conn, merchant, id, now).await
     }
 }

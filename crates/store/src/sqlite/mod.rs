@@ -16,6 +16,7 @@ mod ops;
 mod queries;
 mod tx;
 mod wallet;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -464,6 +465,43 @@ impl Store for SqliteStore {
         let report = crate::verify::run_sqlite(&mut conn).await;
         let _ = sqlx::raw_sql("COMMIT").execute(&mut *conn).await;
         report
+    }
+
+    async fn webhook_endpoints(
+        &self,
+        merchant: &MerchantId,
+        page: &crate::Page,
+    ) -> StoreResult<Vec<crate::WebhookEndpointRow>> {
+        webhooks::endpoints(&self.reads, merchant, page).await
+    }
+
+    async fn webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+    ) -> StoreResult<Option<crate::WebhookEndpointRow>> {
+        webhooks::endpoint(&self.reads, merchant, id).await
+    }
+
+    async fn events(
+        &self,
+        merchant: &MerchantId,
+        event_type: Option<&str>,
+        page: &crate::Page,
+    ) -> StoreResult<Vec<crate::EventRow>> {
+        webhooks::events(&self.reads, merchant, event_type, page).await
+    }
+
+    async fn event(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<crate::EventRow>> {
+        webhooks::event(&self.reads, merchant, id).await
+    }
+
+    async fn event_deliveries(
+        &self,
+        merchant: &MerchantId,
+        event_id: &str,
+    ) -> StoreResult<(Vec<crate::DeliveryRow>, Vec<crate::AttemptRow>)> {
+        webhooks::deliveries(&self.reads, merchant, event_id).await
     }
 
     async fn close(&self) {

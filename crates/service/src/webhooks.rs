@@ -1,0 +1,913 @@
+//! Webhooks: the event types a merchant can subscribe to, the outbox (events written by the
+//! write job whose effect they report, fanned out to the subscribed endpoints in the same
+//! transaction), the endpoints' use-cases, and the dispatcher that delivers them at least once,
+//! signed with HMAC-SHA-256, retried with exponential backoff.
+//!
+//! Events are derived from what a committed command produced (its transactions, a checkout's
+//! new status), never from the request, so a refused command writes none. HTTP calls happen in
+//! the dispatcher only, between write jobs, never inside a transaction. No SQL here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use giftd_domain::checkout::Status;
+use giftd_domain::operations::HoldSnapshot;
+use giftd_domain::{MerchantId, Timestamp, TransactionType};
+use giftd_store::{
+    AttemptRow, BoxFuture, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError,
+    StoreResult, TransactionRecord, WebhookEndpointRow, WriteJob, WriteTx,
+};
+use hmac::{KeyInit, Mac};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::checkout::CheckoutCommand;
+use crate::clover::CloverOutcome;
+use crate::commands::{Command, Context, Outcome};
+use crate::crypto::Keys;
+use crate::error::ServiceError;
+use crate::transfers::TransferOutcome;
+use crate::wallet::WalletOutcome;
+use crate::{Service, ids};
+
+/// Endpoints one merchant may have enabled at once: every event is fanned out to each of them
+/// inside the write transaction, so their number bounds that work.
+pub const MAX_ENDPOINTS: usize = 16;
+/// The longest endpoint URL accepted.
+pub const MAX_URL_BYTES: usize = 2048;
+/// The header carrying `t=<unix seconds>,v1=<hex HMAC-SHA-256 of "<t>.<body>">`.
+pub const SIGNATURE_HEADER: &str = "Giftd-Signature";
+pub const EVENT_ID_HEADER: &str = "Giftd-Event-Id";
+pub const EVENT_TYPE_HEADER: &str = "Giftd-Event-Type";
+pub const DELIVERY_ID_HEADER: &str = "Giftd-Delivery-Id";
+
+/// What happened, as a subscriber names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    CardActivated,
+    CardLoaded,
+    /// A redemption, or the capture of a hold (value spent).
+    CardRedeemed,
+    CardRefunded,
+    CardCashedOut,
+    /// A card's balance fell below the endpoint's `low_balance_threshold`.
+    CardLowBalance,
+    TransactionVoided,
+    HoldExpired,
+    CheckoutAuthorized,
+    CheckoutCaptured,
+    CheckoutVoided,
+    CheckoutFailed,
+}
+
+impl EventType {
+    pub const ALL: [Self; 12] = [
+        Self::CardActivated,
+        Self::CardLoaded,
+        Self::CardRedeemed,
+        Self::CardRefunded,
+        Self::CardCashedOut,
+        Self::CardLowBalance,
+        Self::TransactionVoided,
+        Self::HoldExpired,
+        Self::CheckoutAuthorized,
+        Self::CheckoutCaptured,
+        Self::CheckoutVoided,
+        Self::CheckoutFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CardActivated => "card.activated",
+            Self::CardLoaded => "card.loaded",
+            Self::CardRedeemed => "card.redeemed",
+            Self::CardRefunded => "card.refunded",
+            Self::CardCashedOut => "card.cashed_out",
+            Self::CardLowBalance => "card.low_balance",
+            Self::TransactionVoided => "transaction.voided",
+            Self::HoldExpired => "hold.expired",
+            Self::CheckoutAuthorized => "checkout.authorized",
+            Self::CheckoutCaptured => "checkout.captured",
+            Self::CheckoutVoided => "checkout.voided",
+            Self::CheckoutFailed => "checkout.failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    /// The event a ledger transaction of this type reports, if any.
+    fn of_transaction(transaction_type: TransactionType) -> Option<Self> {
+        match transaction_type {
+            TransactionType::Activation => Some(Self::CardActivated),
+            TransactionType::Load => Some(Self::CardLoaded),
+            TransactionType::Redemption | TransactionType::Capture => Some(Self::CardRedeemed),
+            TransactionType::Refund => Some(Self::CardRefunded),
+            TransactionType::Cashout => Some(Self::CardCashedOut),
+            TransactionType::Void => Some(Self::TransactionVoided),
+            // Hold expiry is reported where it is written (`hold_expired`), with its hold.
+            TransactionType::Issue
+            | TransactionType::Hold
+            | TransactionType::Release
+            | TransactionType::TransferOut
+            | TransactionType::TransferIn
+            | TransactionType::MergeOut
+            | TransactionType::MergeIn
+            | TransactionType::Adjustment
+            | TransactionType::Expiry => None,
+        }
+    }
+
+    /// The event a checkout reaching `status` reports, if any.
+    fn of_checkout(status: Status) -> Option<Self> {
+        match status {
+            Status::Authorized => Some(Self::CheckoutAuthorized),
+            Status::Captured => Some(Self::CheckoutCaptured),
+            Status::Voided => Some(Self::CheckoutVoided),
+            Status::Failed => Some(Self::CheckoutFailed),
+            Status::Processing | Status::InReview | Status::Capturing | Status::Voiding => None,
+        }
+    }
+}
+
+/// How the dispatcher retries: the first retry after `first_retry_millis`, each next one after
+/// twice the last, at most `max_retry_millis`; after `max_attempts` attempts a delivery is
+/// `failed`.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    pub first_retry_millis: i64,
+    pub max_retry_millis: i64,
+    pub max_attempts: i64,
+    /// How long one HTTP attempt may take.
+    pub timeout: Duration,
+    /// Deliveries one dispatcher round claims.
+    pub batch: u32,
+    /// How often the dispatcher looks for due deliveries.
+    pub interval: Duration,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            first_retry_millis: 1_000,
+            max_retry_millis: 3_600_000,
+            max_attempts: 15,
+            timeout: Duration::from_secs(10),
+            batch: 50,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// The wait after the `attempts`-th failed attempt (1, 2, ...).
+    pub fn retry_delay_millis(&self, attempts: i64) -> i64 {
+        let doublings = u32::try_from((attempts - 1).clamp(0, 40)).unwrap_or(40);
+        self.first_retry_millis
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_retry_millis)
+    }
+
+    /// A claim lasts as long as an attempt may, plus a margin; a dispatcher that dies mid-way
+    /// leaves the delivery to be claimed again after it.
+    fn lease_millis(&self) -> i64 {
+        i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX / 4) + 30_000
+    }
+}
+
+/// A new endpoint as the API asks for it.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub event_types: Vec<EventType>,
+    pub low_balance_threshold: Option<i64>,
+}
+
+/// An endpoint as the API shows it (never its secret, but once at creation).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub url: String,
+    pub event_types: Vec<EventType>,
+    pub low_balance_threshold: Option<i64>,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An event with its deliveries and each one's attempts.
+#[derive(Debug, Clone)]
+pub struct EventDetail {
+    pub event: EventRow,
+    pub deliveries: Vec<(DeliveryRow, Vec<AttemptRow>)>,
+}
+
+fn endpoint(row: &WebhookEndpointRow) -> Endpoint {
+    Endpoint {
+        id: row.id.clone(),
+        url: row.url.clone(),
+        event_types: parse_types(&row.event_types),
+        low_balance_threshold: row.low_balance_threshold,
+        enabled: row.enabled,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+fn parse_types(list: &str) -> Vec<EventType> {
+    list.split(',').filter_map(EventType::parse).collect()
+}
+
+fn secret_context(endpoint_id: &str) -> Vec<u8> {
+    [b"webhook endpoint secret\0".as_slice(), endpoint_id.as_bytes()].concat()
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA-256 of "<t>.<body>" under the secret>`.
+pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn rfc3339(at: Timestamp) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.unix_millis()) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
+}
+
+fn transaction_json(t: &TransactionRecord) -> Value {
+    json!({
+        "object": "transaction",
+        "id": t.id.as_str(),
+        "card_id": t.card_id.as_str(),
+        "type": t.transaction_type.as_str(),
+        "amount": t.amount,
+        "currency": t.currency,
+        "balance_before": t.balance_before,
+        "balance_after": t.balance_after,
+        "reference": t.reference,
+        "reverses": t.reverses.as_ref().map(|id| id.as_str()),
+        "hold_id": t.hold_id.as_ref().map(|id| id.as_str()),
+        "created_at": rfc3339(t.created_at),
+    })
+}
+
+// ---- the outbox: written inside the command's job ----
+
+/// What a job must know before its command runs to tell afterwards what changed: a
+/// checkout's status.
+pub(crate) struct Before {
+    checkout_status: Option<Status>,
+}
+
+pub(crate) async fn before(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Command) -> StoreResult<Before> {
+    // Only a step of an existing checkout can move it from one status to another.
+    let Command::Checkout(CheckoutCommand::Request { id, .. } | CheckoutCommand::Advance { id, .. }) =
+        command
+    else {
+        return Ok(Before {
+            checkout_status: None,
+        });
+    };
+    let status = match tx.checkout(cx.merchant, id).await? {
+        Some(row) => Some(crate::checkout::parse(&row)?.status),
+        None => None,
+    };
+    Ok(Before {
+        checkout_status: status,
+    })
+}
+
+/// Writes the events of a command that succeeded, in its transaction.
+pub(crate) async fn after(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    outcome: &Outcome,
+    before: Before,
+) -> StoreResult<()> {
+    let mut transactions: Vec<TransactionRecord> = Vec::new();
+    let mut events: Vec<(EventType, Value)> = Vec::new();
+    match outcome {
+        Outcome::IssuedCard { transaction, .. } => transactions.extend(transaction.iter().cloned()),
+        Outcome::Transaction(t) => transactions.push(t.clone()),
+        Outcome::Hold(hold) => {
+            // A capture answers with its hold; the capture's transaction is the event.
+            if hold.snapshot.state == giftd_domain::operations::HoldState::Captured
+                && let Some(t) = tx
+                    .transaction_of_hold(
+                        cx.merchant,
+                        &hold.snapshot.card_id,
+                        &hold.snapshot.id,
+                        TransactionType::Capture,
+                    )
+                    .await?
+                && t.created_at == cx.now
+            {
+                transactions.push(t);
+            }
+        }
+        Outcome::Clover(CloverOutcome::Movement(movement)) => transactions.push(movement.transaction.clone()),
+        Outcome::Clover(
+            CloverOutcome::Token { .. } | CloverOutcome::TokenRevoked { .. } | CloverOutcome::Balance { .. },
+        ) => {}
+        Outcome::Adyen(crate::adyen::AdyenOutcome::Done { movements, .. }) => {
+            transactions.extend(movements.iter().filter_map(|m| m.transaction.clone()));
+        }
+        Outcome::Adyen(crate::adyen::AdyenOutcome::Balance { .. }) => {}
+        Outcome::Transfer(TransferOutcome::Transfer {
+            transfer_out,
+            transfer_in,
+            ..
+        }) => {
+            transactions.push(transfer_out.clone());
+            transactions.push(transfer_in.clone());
+        }
+        Outcome::Transfer(TransferOutcome::Merge { transactions: t, .. }) => {
+            transactions.extend(t.iter().cloned())
+        }
+        Outcome::Wallet(WalletOutcome::Gift { transaction, .. }) => {
+            transactions.extend(transaction.iter().cloned())
+        }
+        Outcome::Wallet(WalletOutcome::Card { .. } | WalletOutcome::Removed { .. }) => {}
+        Outcome::Checkout(checkout) => {
+            if before.checkout_status != Some(checkout.status)
+                && let Some(event_type) = EventType::of_checkout(checkout.status)
+            {
+                events.push((
+                    event_type,
+                    json!({
+                        "checkout": {
+                            "object": "checkout",
+                            "id": checkout.id.as_str(),
+                            "status": checkout.status.as_str(),
+                            "amount": checkout.amount,
+                            "currency": checkout.currency.code(),
+                            "reference": checkout.reference,
+                        }
+                    }),
+                ));
+            }
+        }
+        Outcome::Merchant(_)
+        | Outcome::Program(_)
+        | Outcome::Card(_)
+        | Outcome::Sealed(_)
+        | Outcome::Nothing => {}
+    }
+    for t in &transactions {
+        if let Some(event_type) = EventType::of_transaction(t.transaction_type) {
+            events.push((event_type, json!({ "transaction": transaction_json(t) })));
+        }
+    }
+    if events.is_empty() && transactions.iter().all(|t| t.balance_after >= t.balance_before) {
+        return Ok(());
+    }
+    let endpoints = tx.enabled_webhook_endpoints(cx.merchant).await?;
+    for (event_type, data) in events {
+        write_event(tx, cx, &endpoints, event_type, data, |_| true).await?;
+    }
+    for t in transactions.iter().filter(|t| t.balance_after < t.balance_before) {
+        low_balance(tx, cx, &endpoints, t).await?;
+    }
+    Ok(())
+}
+
+/// `card.low_balance`, once per endpoint whose threshold the balance crossed downwards; written
+/// only when there is such an endpoint, since the threshold is the endpoint's.
+async fn low_balance(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    endpoints: &[WebhookEndpointRow],
+    t: &TransactionRecord,
+) -> StoreResult<()> {
+    let crossed = |e: &WebhookEndpointRow| {
+        e.low_balance_threshold
+            .is_some_and(|threshold| t.balance_before >= threshold && t.balance_after < threshold)
+    };
+    if !endpoints
+        .iter()
+        .any(|e| subscribes(e, EventType::CardLowBalance) && crossed(e))
+    {
+        return Ok(());
+    }
+    let data = json!({
+        "card": {
+            "object": "card",
+            "id": t.card_id.as_str(),
+            "balance": t.balance_after,
+            "currency": t.currency,
+        },
+        "transaction": transaction_json(t),
+    });
+    write_event(tx, cx, endpoints, EventType::CardLowBalance, data, crossed).await
+}
+
+/// `hold.expired`, written where an expired hold's release is (the sweeper's job, or any write
+/// that loads the card first).
+pub(crate) async fn hold_expired(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    hold: &HoldSnapshot,
+    release: &TransactionRecord,
+) -> StoreResult<()> {
+    let endpoints = tx.enabled_webhook_endpoints(cx.merchant).await?;
+    let data = json!({
+        "hold": {
+            "object": "hold",
+            "id": hold.id.as_str(),
+            "card_id": hold.card_id.as_str(),
+            "amount": hold.amount,
+            "state": "expired",
+            "expires_at": rfc3339(hold.expires_at),
+        },
+        "transaction": transaction_json(release),
+    });
+    write_event(tx, cx, &endpoints, EventType::HoldExpired, data, |_| true).await
+}
+
+fn subscribes(endpoint: &WebhookEndpointRow, event_type: EventType) -> bool {
+    endpoint.event_types.split(',').any(|t| t == event_type.as_str())
+}
+
+async fn write_event(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    endpoints: &[WebhookEndpointRow],
+    event_type: EventType,
+    data: Value,
+    also: impl Fn(&WebhookEndpointRow) -> bool,
+) -> StoreResult<()> {
+    let id = ids::prefixed("evt_");
+    let payload = json!({
+        "object": "event",
+        "id": id,
+        "type": event_type.as_str(),
+        "created_at": rfc3339(cx.now),
+        "data": data,
+    });
+    let event = EventRow {
+        id,
+        merchant_id: cx.merchant.clone(),
+        event_type: event_type.as_str().to_owned(),
+        payload: payload.to_string(),
+        created_at: cx.now,
+    };
+    tx.insert_event(&event).await?;
+    for endpoint in endpoints.iter().filter(|e| subscribes(e, event_type) && also(e)) {
+        tx.insert_webhook_delivery(&DeliveryRow {
+            id: ids::prefixed("whd_"),
+            merchant_id: cx.merchant.clone(),
+            event_id: event.id.clone(),
+            endpoint_id: endpoint.id.clone(),
+            state: "pending".to_owned(),
+            attempts: 0,
+            next_attempt_at: cx.now,
+            last_status: None,
+            last_error: None,
+            created_at: cx.now,
+            updated_at: cx.now,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+// ---- write jobs of the endpoints and the dispatcher ----
+
+enum Op {
+    Create(Box<WebhookEndpointRow>),
+    Disable {
+        merchant: MerchantId,
+        id: String,
+    },
+    Retry {
+        merchant: MerchantId,
+        id: String,
+    },
+    Claim {
+        lease_until: Timestamp,
+        limit: u32,
+    },
+    Record {
+        attempt: AttemptRow,
+        update: DeliveryUpdate,
+    },
+}
+
+enum Done {
+    Flag(bool),
+    Claimed(Vec<ClaimedDelivery>),
+}
+
+struct WebhookJob {
+    op: Op,
+    now: Timestamp,
+    done: Option<Done>,
+    reply: Option<oneshot::Sender<StoreResult<Done>>>,
+}
+
+impl WebhookJob {
+    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
+        self.done = None;
+        let done = match &self.op {
+            Op::Create(row) => {
+                let enabled = tx.enabled_webhook_endpoints(&row.merchant_id).await?;
+                if enabled.len() >= MAX_ENDPOINTS {
+                    Done::Flag(false)
+                } else {
+                    tx.insert_webhook_endpoint(row).await?;
+                    Done::Flag(true)
+                }
+            }
+            Op::Disable { merchant, id } => {
+                Done::Flag(tx.disable_webhook_endpoint(merchant, id, self.now).await?)
+            }
+            Op::Retry { merchant, id } => {
+                Done::Flag(tx.retry_webhook_delivery(merchant, id, self.now).await?)
+            }
+            Op::Claim { lease_until, limit } => Done::Claimed(
+                tx.claim_webhook_deliveries(self.now, *lease_until, *limit)
+                    .await?,
+            ),
+            Op::Record { attempt, update } => Done::Flag(tx.record_webhook_attempt(attempt, update).await?),
+        };
+        self.done = Some(done);
+        Ok(())
+    }
+}
+
+impl WriteJob for WebhookJob {
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.execute(tx))
+    }
+
+    fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
+        let answer = committed.and_then(|()| {
+            self.done
+                .take()
+                .ok_or_else(|| StoreError::Corrupt("a committed webhook job left no answer".into()))
+        });
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+fn invalid(param: &'static str, message: &str) -> ServiceError {
+    ServiceError::Invalid {
+        param,
+        message: message.to_owned(),
+    }
+}
+
+/// An `http` URL with a host and no credentials in it.
+fn check_url(url: &str) -> Result<(), ServiceError> {
+    let refused = || {
+        invalid(
+            "url",
+            "`url` must be an http or https URL with a host, without user or password",
+        )
+    };
+    if url.len() > MAX_URL_BYTES {
+        return Err(refused());
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|_| refused())?;
+    if parsed.scheme() == "https" {
+        // giftd's HTTP client is built without TLS (no TLS client in its dependencies yet):
+        // an https endpoint would fail every attempt, so it is refused now rather than later.
+        return Err(invalid(
+            "url",
+            "this giftd delivers webhooks over http only; see docs/WEBHOOKS.md for https endpoints",
+        ));
+    }
+    let fits = parsed.scheme() == "http"
+        && parsed.host_str().is_some_and(|host| !host.is_empty())
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    if fits { Ok(()) } else { Err(refused()) }
+}
+
+impl Service {
+    async fn webhook_job(&self, op: Op) -> Result<Done, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        let job = WebhookJob {
+            op,
+            now: self.now(),
+            done: None,
+            reply: Some(reply),
+        };
+        self.store().submit(Box::new(job)).await;
+        Ok(answer.await.unwrap_or(Err(StoreError::Closed))?)
+    }
+
+    fn keys(&self) -> &Arc<Keys> {
+        &self.keys
+    }
+
+    /// Registers an endpoint; answers it with its signing secret, shown this once.
+    pub async fn create_webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        new: NewEndpoint,
+    ) -> Result<(Endpoint, String), ServiceError> {
+        check_url(&new.url)?;
+        if new.event_types.is_empty() {
+            return Err(invalid(
+                "event_types",
+                "`event_types` must name at least one event type",
+            ));
+        }
+        if new.low_balance_threshold.is_some_and(|t| t < 0) {
+            return Err(invalid(
+                "low_balance_threshold",
+                "`low_balance_threshold` must be 0 or more minor units",
+            ));
+        }
+        if new.event_types.contains(&EventType::CardLowBalance) && new.low_balance_threshold.is_none() {
+            return Err(invalid(
+                "low_balance_threshold",
+                "subscribing to card.low_balance takes a `low_balance_threshold`",
+            ));
+        }
+        let mut types: Vec<&str> = Vec::new();
+        for t in &new.event_types {
+            if !types.contains(&t.as_str()) {
+                types.push(t.as_str());
+            }
+        }
+        let mut secret_bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret_bytes);
+        let secret = format!("whsec_{}", hex::encode(secret_bytes));
+        let id = ids::prefixed("whe_");
+        let now = self.now();
+        let row = WebhookEndpointRow {
+            secret: self.keys().encrypt(secret.as_bytes(), &secret_context(&id)),
+            id,
+            merchant_id: merchant.clone(),
+            url: new.url,
+            event_types: types.join(","),
+            low_balance_threshold: new.low_balance_threshold,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.webhook_job(Op::Create(Box::new(row.clone()))).await? {
+            Done::Flag(true) => Ok((endpoint(&row), secret)),
+            Done::Flag(false) | Done::Claimed(_) => Err(invalid(
+                "url",
+                "a merchant may have at most 16 enabled webhook endpoints; disable one first",
+            )),
+        }
+    }
+
+    pub async fn webhook_endpoints(
+        &self,
+        merchant: &MerchantId,
+        page: &Page,
+    ) -> Result<Vec<Endpoint>, ServiceError> {
+        let rows = self.store().webhook_endpoints(merchant, page).await?;
+        Ok(rows.iter().map(endpoint).collect())
+    }
+
+    pub async fn webhook_endpoint(&self, merchant: &MerchantId, id: &str) -> Result<Endpoint, ServiceError> {
+        self.store()
+            .webhook_endpoint(merchant, id)
+            .await?
+            .map(|row| endpoint(&row))
+            .ok_or(ServiceError::NotFound("webhook_endpoint"))
+    }
+
+    /// Disables an endpoint: it gets no new deliveries, and its pending ones fail. An endpoint
+    /// already disabled is left as it is.
+    pub async fn disable_webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+    ) -> Result<Endpoint, ServiceError> {
+        let found = self.webhook_endpoint(merchant, id).await?;
+        if found.enabled {
+            self.webhook_job(Op::Disable {
+                merchant: merchant.clone(),
+                id: id.to_owned(),
+            })
+            .await?;
+        }
+        self.webhook_endpoint(merchant, id).await
+    }
+
+    pub async fn events(
+        &self,
+        merchant: &MerchantId,
+        event_type: Option<EventType>,
+        page: &Page,
+    ) -> Result<Vec<EventRow>, ServiceError> {
+        Ok(self
+            .store()
+            .events(merchant, event_type.map(EventType::as_str), page)
+            .await?)
+    }
+
+    pub async fn event(&self, merchant: &MerchantId, id: &str) -> Result<EventDetail, ServiceError> {
+        let event = self
+            .store()
+            .event(merchant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("event"))?;
+        let (deliveries, attempts) = self.store().event_deliveries(merchant, id).await?;
+        let deliveries = deliveries
+            .into_iter()
+            .map(|d| {
+                let mine = attempts
+                    .iter()
+                    .filter(|a| a.delivery_id == d.id)
+                    .cloned()
+                    .collect();
+                (d, mine)
+            })
+            .collect();
+        Ok(EventDetail { event, deliveries })
+    }
+
+    /// Makes a delivery pending and due now again (after it failed, or to send it once more).
+    pub async fn retry_webhook_delivery(&self, merchant: &MerchantId, id: &str) -> Result<(), ServiceError> {
+        match self
+            .webhook_job(Op::Retry {
+                merchant: merchant.clone(),
+                id: id.to_owned(),
+            })
+            .await?
+        {
+            Done::Flag(true) => Ok(()),
+            Done::Flag(false) | Done::Claimed(_) => Err(ServiceError::NotFound("webhook_delivery")),
+        }
+    }
+
+    /// One dispatcher round: claims the deliveries due now, attempts them all at once, records
+    /// each attempt. Answers how many it attempted.
+    pub async fn dispatch_webhooks(
+        &self,
+        client: &reqwest::Client,
+        policy: &DeliveryPolicy,
+    ) -> Result<usize, ServiceError> {
+        let now = self.now();
+        let claimed = match self
+            .webhook_job(Op::Claim {
+                lease_until: now.plus_millis(policy.lease_millis()),
+                limit: policy.batch,
+            })
+            .await?
+        {
+            Done::Claimed(claimed) => claimed,
+            Done::Flag(_) => Vec::new(),
+        };
+        let count = claimed.len();
+        let attempts = claimed
+            .into_iter()
+            .map(|delivery| self.attempt(client, policy, delivery));
+        for result in futures::future::join_all(attempts).await {
+            result?;
+        }
+        Ok(count)
+    }
+
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        policy: &DeliveryPolicy,
+        delivery: ClaimedDelivery,
+    ) -> Result<(), ServiceError> {
+        let secret = self
+            .keys()
+            .decrypt(&delivery.secret, &secret_context(&delivery.endpoint_id))
+            .ok_or_else(|| StoreError::Corrupt(format!("the secret of endpoint {}", delivery.endpoint_id)))?;
+        let attempted_at = self.now();
+        let started = Instant::now();
+        let signed = signature(
+            &secret,
+            attempted_at.unix_millis().div_euclid(1000),
+            delivery.payload.as_bytes(),
+        );
+        let sent = client
+            .post(&delivery.url)
+            .timeout(policy.timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::USER_AGENT, "giftd-webhooks")
+            .header(SIGNATURE_HEADER, signed)
+            .header(EVENT_ID_HEADER, &delivery.event_id)
+            .header(EVENT_TYPE_HEADER, &delivery.event_type)
+            .header(DELIVERY_ID_HEADER, &delivery.delivery_id)
+            .body(delivery.payload.clone())
+            .send()
+            .await;
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (status, error) = match sent {
+            Ok(response) => (Some(i64::from(response.status().as_u16())), None),
+            // The error's text names the URL and the cause, never the secret or the body.
+            Err(error) => (None, Some(describe(&error))),
+        };
+        let delivered = status.is_some_and(|s| (200..300).contains(&s));
+        let attempts = delivery.attempts + 1;
+        let now = self.now();
+        let (state, next_attempt_at) = if delivered {
+            ("delivered", now)
+        } else if attempts >= policy.max_attempts {
+            ("failed", now)
+        } else {
+            ("pending", now.plus_millis(policy.retry_delay_millis(attempts)))
+        };
+        tracing::info!(
+            webhook.delivery_id = %delivery.delivery_id,
+            webhook.event_id = %delivery.event_id,
+            webhook.endpoint_id = %delivery.endpoint_id,
+            http.status = status,
+            attempt = attempts,
+            state,
+            duration_ms,
+            "webhook delivery attempted"
+        );
+        let error =
+            error.or_else(|| (!delivered).then(|| format!("HTTP status {}", status.unwrap_or_default())));
+        self.webhook_job(Op::Record {
+            attempt: AttemptRow {
+                delivery_id: delivery.delivery_id.clone(),
+                attempted_at,
+                status,
+                error: error.clone(),
+                duration_ms,
+            },
+            update: DeliveryUpdate {
+                delivery_id: delivery.delivery_id,
+                claimed_attempts: delivery.attempts,
+                state: state.to_owned(),
+                next_attempt_at,
+                last_status: status,
+                last_error: error,
+                now,
+            },
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Runs the dispatcher until `shutdown` resolves: a round every `policy.interval`, at once
+    /// again while rounds come back full.
+    pub async fn run_webhook_dispatcher(
+        self,
+        policy: DeliveryPolicy,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let client = match reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+        {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::error!(error = %error, "cannot build the webhook HTTP client; webhooks stay queued");
+                return;
+            }
+        };
+        tokio::pin!(shutdown);
+        let mut interval = tokio::time::interval(policy.interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = interval.tick() => {
+                    loop {
+                        match self.dispatch_webhooks(&client, &policy).await {
+                            Ok(count) if count == policy.batch as usize => continue,
+                            Ok(_) => break,
+                            Err(error) => {
+                                tracing::error!(error = %error, "webhook dispatch failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_builder() {
+        "unsupported URL"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("{kind}: {error}");
+    text.truncate(500);
+    text
+}

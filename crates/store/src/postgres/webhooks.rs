@@ -1,0 +1,378 @@
+//! Webhooks on PostgreSQL: the SQL behind the webhook methods of [`crate::WriteTx`] and
+//! [`crate::Store`] (endpoints, the event outbox, deliveries and their attempts). Each
+//! statement is a small function over one connection or executor. Claims lock with
+//! `FOR UPDATE SKIP LOCKED`, so dispatchers in several processes share the work. No decisions here.
+
+use giftd_domain::{MerchantId, Timestamp};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgExecutor, Row};
+
+use crate::{
+    AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError, StoreResult,
+    WebhookEndpointRow,
+};
+
+const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, secret, event_types, low_balance_threshold, enabled, \
+     created_at, updated_at";
+const EVENT_COLUMNS: &str = "id, merchant_id, type, payload, created_at";
+const DELIVERY_COLUMNS: &str = "id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, \
+     last_status, last_error, created_at, updated_at";
+
+fn endpoint_row(row: &PgRow) -> StoreResult<WebhookEndpointRow> {
+    Ok(WebhookEndpointRow {
+        id: row.try_get("id")?,
+        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
+        url: row.try_get("url")?,
+        secret: row.try_get("secret")?,
+        event_types: row.try_get("event_types")?,
+        low_balance_threshold: row.try_get("low_balance_threshold")?,
+        enabled: row.try_get("enabled")?,
+        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+    })
+}
+
+fn event_row(row: &PgRow) -> StoreResult<EventRow> {
+    Ok(EventRow {
+        id: row.try_get("id")?,
+        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
+        event_type: row.try_get("type")?,
+        payload: row.try_get("payload")?,
+        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+    })
+}
+
+fn delivery_row(row: &PgRow) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: row.try_get("id")?,
+        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
+        event_id: row.try_get("event_id")?,
+        endpoint_id: row.try_get("endpoint_id")?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: Timestamp::from_unix_millis(row.try_get("next_attempt_at")?),
+        last_status: row.try_get("last_status")?,
+        last_error: row.try_get("last_error")?,
+        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+    })
+}
+
+fn attempt_row(row: &PgRow) -> StoreResult<AttemptRow> {
+    Ok(AttemptRow {
+        delivery_id: row.try_get("delivery_id")?,
+        attempted_at: Timestamp::from_unix_millis(row.try_get("attempted_at")?),
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        duration_ms: row.try_get("duration_ms")?,
+    })
+}
+
+// ---- the writer's side ----
+
+pub(crate) async fn insert_endpoint(conn: &mut PgConnection, row: &WebhookEndpointRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, event_types, low_balance_threshold, \
+         enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&row.id)
+    .bind(row.merchant_id.as_str())
+    .bind(&row.url)
+    .bind(&row.secret)
+    .bind(&row.event_types)
+    .bind(row.low_balance_threshold)
+    .bind(row.enabled)
+    .bind(row.created_at.unix_millis())
+    .bind(row.updated_at.unix_millis())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub(crate) async fn disable_endpoint(
+    conn: &mut PgConnection,
+    merchant: &MerchantId,
+    id: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE webhook_endpoints SET enabled = $1, updated_at = $2 \
+         WHERE merchant_id = $3 AND id = $4 AND enabled = $5",
+    )
+    .bind(false)
+    .bind(now.unix_millis())
+    .bind(merchant.as_str())
+    .bind(id)
+    .bind(true)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    // Nothing will be sent to a disabled endpoint: say so rather than leave them pending.
+    sqlx::query(
+        "UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled', updated_at = $1 \
+         WHERE endpoint_id = $2 AND state = 'pending'",
+    )
+    .bind(now.unix_millis())
+    .bind(id)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(true)
+}
+
+pub(crate) async fn enabled_endpoints(
+    conn: &mut PgConnection,
+    merchant: &MerchantId,
+) -> StoreResult<Vec<WebhookEndpointRow>> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = $1 AND enabled = $2 ORDER BY seq"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(true)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(endpoint_row).collect()
+}
+
+pub(crate) async fn insert_event(conn: &mut PgConnection, event: &EventRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (id, merchant_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&event.id)
+    .bind(event.merchant_id.as_str())
+    .bind(&event.event_type)
+    .bind(&event.payload)
+    .bind(event.created_at.unix_millis())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub(crate) async fn insert_delivery(conn: &mut PgConnection, delivery: &DeliveryRow) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, state, attempts, \
+         next_attempt_at, last_status, last_error, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&delivery.id)
+    .bind(delivery.merchant_id.as_str())
+    .bind(&delivery.event_id)
+    .bind(&delivery.endpoint_id)
+    .bind(&delivery.state)
+    .bind(delivery.attempts)
+    .bind(delivery.next_attempt_at.unix_millis())
+    .bind(delivery.last_status)
+    .bind(&delivery.last_error)
+    .bind(delivery.created_at.unix_millis())
+    .bind(delivery.updated_at.unix_millis())
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
+}
+
+pub(crate) async fn claim_deliveries(
+    conn: &mut PgConnection,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    // Several giftd processes claim at once: each locks the rows it reads and skips the rows
+    // another has locked, so a due delivery goes to one dispatcher; the lease it then writes
+    // keeps it there after this transaction commits.
+    let rows = sqlx::query(
+        "SELECT d.id AS delivery_id, d.merchant_id, d.event_id, v.type, v.payload, d.endpoint_id, e.url, \
+         e.secret, d.attempts FROM webhook_deliveries d \
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN events v ON v.id = d.event_id \
+         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND e.enabled = $2 \
+         ORDER BY d.next_attempt_at, d.seq LIMIT $3 FOR UPDATE OF d SKIP LOCKED",
+    )
+    .bind(now.unix_millis())
+    .bind(true)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        claimed.push(ClaimedDelivery {
+            delivery_id: row.try_get("delivery_id")?,
+            merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
+            event_id: row.try_get("event_id")?,
+            event_type: row.try_get("type")?,
+            payload: row.try_get("payload")?,
+            endpoint_id: row.try_get("endpoint_id")?,
+            url: row.try_get("url")?,
+            secret: row.try_get("secret")?,
+            attempts: row.try_get("attempts")?,
+        });
+    }
+    for delivery in &claimed {
+        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $2 WHERE id = $3")
+            .bind(lease_until.unix_millis())
+            .bind(now.unix_millis())
+            .bind(&delivery.delivery_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+    }
+    Ok(claimed)
+}
+
+pub(crate) async fn record_attempt(
+    conn: &mut PgConnection,
+    attempt: &AttemptRow,
+    update: &DeliveryUpdate,
+) -> StoreResult<bool> {
+    sqlx::query(
+        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&attempt.delivery_id)
+    .bind(attempt.attempted_at.unix_millis())
+    .bind(attempt.status)
+    .bind(&attempt.error)
+    .bind(attempt.duration_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
+         last_status = $3, last_error = $4, updated_at = $5 \
+         WHERE id = $6 AND state = 'pending' AND attempts = $7",
+    )
+    .bind(&update.state)
+    .bind(update.next_attempt_at.unix_millis())
+    .bind(update.last_status)
+    .bind(&update.last_error)
+    .bind(update.now.unix_millis())
+    .bind(&update.delivery_id)
+    .bind(update.claimed_attempts)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn retry_delivery(
+    conn: &mut PgConnection,
+    merchant: &MerchantId,
+    id: &str,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+         WHERE merchant_id = $2 AND id = $3 \
+         AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = $4)",
+    )
+    .bind(now.unix_millis())
+    .bind(merchant.as_str())
+    .bind(id)
+    .bind(true)
+    .execute(conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(done.rows_affected() == 1)
+}
+
+// ---- reads ----
+
+pub(crate) async fn endpoints<'e>(
+    executor: impl PgExecutor<'e>,
+    merchant: &MerchantId,
+    page: &Page,
+) -> StoreResult<Vec<WebhookEndpointRow>> {
+    let sql = format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = $1 \
+         AND ($2::TEXT IS NULL OR seq < (SELECT seq FROM webhook_endpoints WHERE id = $2 AND merchant_id = $1)) \
+         ORDER BY seq DESC LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(page.cursor.as_deref())
+        .bind(i64::from(page.limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(endpoint_row).collect()
+}
+
+pub(crate) async fn endpoint<'e>(
+    executor: impl PgExecutor<'e>,
+    merchant: &MerchantId,
+    id: &str,
+) -> StoreResult<Option<WebhookEndpointRow>> {
+    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = $1 AND id = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(endpoint_row).transpose()
+}
+
+pub(crate) async fn events<'e>(
+    executor: impl PgExecutor<'e>,
+    merchant: &MerchantId,
+    event_type: Option<&str>,
+    page: &Page,
+) -> StoreResult<Vec<EventRow>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND ($2::TEXT IS NULL OR type = $2) \
+         AND ($3::TEXT IS NULL OR seq < (SELECT seq FROM events WHERE id = $3 AND merchant_id = $1)) \
+         ORDER BY seq DESC LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(event_type)
+        .bind(page.cursor.as_deref())
+        .bind(i64::from(page.limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(event_row).collect()
+}
+
+pub(crate) async fn event<'e>(
+    executor: impl PgExecutor<'e>,
+    merchant: &MerchantId,
+    id: &str,
+) -> StoreResult<Option<EventRow>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND id = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(event_row).transpose()
+}
+
+pub(crate) async fn deliveries<'e>(
+    executor: impl PgExecutor<'e> + Copy,
+    merchant: &MerchantId,
+    event_id: &str,
+) -> StoreResult<(Vec<DeliveryRow>, Vec<AttemptRow>)> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE merchant_id = $1 AND event_id = $2 ORDER BY seq"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(event_id)
+        .fetch_all(executor)
+        .await?;
+    let deliveries = rows.iter().map(delivery_row).collect::<StoreResult<Vec<_>>>()?;
+    let rows = sqlx::query(
+        "SELECT a.delivery_id, a.attempted_at, a.status, a.error, a.duration_ms FROM webhook_attempts a \
+         JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.merchant_id = $1 AND d.event_id = $2 \
+         ORDER BY a.seq",
+    )
+    .bind(merchant.as_str())
+    .bind(event_id)
+    .fetch_all(executor)
+    .await?;
+    let attempts = rows.iter().map(attempt_row).collect::<StoreResult<Vec<_>>>()?;
+    Ok((deliveries, attempts))
+}
