@@ -748,7 +748,7 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     async fn insert_webhook_endpoint(&mut self, row: &crate::WebhookEndpointRow) -> StoreResult<()> {
-        webhooks::insert_endpoint(&mut *self.conn, row).await
+        webhooks::insert_endpoint(self.conn, row)
     }
 
     async fn disable_webhook_endpoint(
@@ -757,22 +757,22 @@ impl WriteTx for SqliteTx<'_> {
         id: &str,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        webhooks::disable_endpoint(&mut *self.conn, merchant, id, now).await
+        webhooks::disable_endpoint(self.conn, merchant, id, now)
     }
 
     async fn enabled_webhook_endpoints(
         &mut self,
         merchant: &MerchantId,
     ) -> StoreResult<Vec<crate::WebhookEndpointRow>> {
-        webhooks::enabled_endpoints(&mut *self.conn, merchant).await
+        webhooks::enabled_endpoints(self.conn, merchant)
     }
 
     async fn insert_event(&mut self, event: &crate::EventRow) -> StoreResult<()> {
-        webhooks::insert_event(&mut *self.conn, event).await
+        webhooks::insert_event(self.conn, event)
     }
 
     async fn insert_webhook_delivery(&mut self, delivery: &crate::DeliveryRow) -> StoreResult<()> {
-        webhooks::insert_delivery(&mut *self.conn, delivery).await
+        webhooks::insert_delivery(self.conn, delivery)
     }
 
     async fn claim_webhook_deliveries(
@@ -781,7 +781,7 @@ impl WriteTx for SqliteTx<'_> {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<crate::ClaimedDelivery>> {
-        webhooks::claim_deliveries(&mut *self.conn, now, lease_until, limit).await
+        webhooks::claim_deliveries(self.conn, now, lease_until, limit)
     }
 
     async fn record_webhook_attempt(
@@ -789,7 +789,7 @@ impl WriteTx for SqliteTx<'_> {
         attempt: &crate::AttemptRow,
         update: &crate::DeliveryUpdate,
     ) -> StoreResult<bool> {
-        webhooks::record_attempt(&mut *self.conn, attempt, update).await
+        webhooks::record_attempt(self.conn, attempt, update)
     }
 
     async fn retry_webhook_delivery(
@@ -798,6 +798,6 @@ impl WriteTx for SqliteTx<'_> {
         id: &str,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        webhooks::retry_delivery(&mut *self.conn, merchant, id, now).await
+        webhooks::retry_delivery(self.conn, merchant, id, now)
     }
 }

@@ -1,15 +1,18 @@
 //! Webhooks on SQLite: the SQL behind the webhook methods of [`crate::WriteTx`] and
-//! [`crate::Store`] (endpoints, the event outbox, deliveries and their attempts). Each
-//! statement is a small function over one connection or executor, so that the writer's side
-//! can move to another driver one function at a time. No decisions here.
+//! [`crate::Store`] (endpoints, the event outbox, deliveries and their attempts): the writer's
+//! side over its rusqlite connection, the reads over sqlx's pool, rows decoded once for both.
+//! No decisions here.
 
 use giftd_domain::{MerchantId, Timestamp};
+use rusqlite::{Connection, params};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqliteExecutor};
+use sqlx::{Row, SqliteExecutor};
+
+use super::tx::{execute, query_all};
+use crate::rows::Columns;
 
 use crate::{
-    AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError, StoreResult,
-    WebhookEndpointRow,
+    AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreResult, WebhookEndpointRow,
 };
 
 const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, secret, event_types, low_balance_threshold, enabled, \
@@ -18,17 +21,17 @@ const EVENT_COLUMNS: &str = "id, merchant_id, type, payload, created_at";
 const DELIVERY_COLUMNS: &str = "id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, \
      last_status, last_error, created_at, updated_at";
 
-fn endpoint_row(row: &SqliteRow) -> StoreResult<WebhookEndpointRow> {
+fn endpoint_row(row: &impl Columns) -> StoreResult<WebhookEndpointRow> {
     Ok(WebhookEndpointRow {
-        id: row.try_get("id")?,
-        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-        url: row.try_get("url")?,
-        secret: row.try_get("secret")?,
-        event_types: row.try_get("event_types")?,
-        low_balance_threshold: row.try_get("low_balance_threshold")?,
-        enabled: row.try_get("enabled")?,
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
+        id: row.text("id")?,
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        url: row.text("url")?,
+        secret: row.bytes("secret")?,
+        event_types: row.text("event_types")?,
+        low_balance_threshold: row.optional_integer("low_balance_threshold")?,
+        enabled: row.boolean("enabled")?,
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        updated_at: Timestamp::from_unix_millis(row.integer("updated_at")?),
     })
 }
 
@@ -70,216 +73,190 @@ fn attempt_row(row: &SqliteRow) -> StoreResult<AttemptRow> {
 
 // ---- the writer's side ----
 
-pub(crate) async fn insert_endpoint(
-    conn: &mut SqliteConnection,
-    row: &WebhookEndpointRow,
-) -> StoreResult<()> {
-    sqlx::query(
+pub(crate) fn insert_endpoint(conn: &Connection, row: &WebhookEndpointRow) -> StoreResult<()> {
+    execute(
+        conn,
         "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, event_types, low_balance_threshold, \
          enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .bind(&row.id)
-    .bind(row.merchant_id.as_str())
-    .bind(&row.url)
-    .bind(&row.secret)
-    .bind(&row.event_types)
-    .bind(row.low_balance_threshold)
-    .bind(row.enabled)
-    .bind(row.created_at.unix_millis())
-    .bind(row.updated_at.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![
+            row.id,
+            row.merchant_id.as_str(),
+            row.url,
+            row.secret,
+            row.event_types,
+            row.low_balance_threshold,
+            row.enabled,
+            row.created_at.unix_millis(),
+            row.updated_at.unix_millis(),
+        ],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn disable_endpoint(
-    conn: &mut SqliteConnection,
+pub(crate) fn disable_endpoint(
+    conn: &Connection,
     merchant: &MerchantId,
     id: &str,
     now: Timestamp,
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let done = execute(
+        conn,
         "UPDATE webhook_endpoints SET enabled = ?1, updated_at = ?2 \
          WHERE merchant_id = ?3 AND id = ?4 AND enabled = ?5",
-    )
-    .bind(false)
-    .bind(now.unix_millis())
-    .bind(merchant.as_str())
-    .bind(id)
-    .bind(true)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    if done.rows_affected() != 1 {
+        params![false, now.unix_millis(), merchant.as_str(), id, true],
+    )?;
+    if done != 1 {
         return Ok(false);
     }
     // Nothing will be sent to a disabled endpoint: say so rather than leave them pending.
-    sqlx::query(
+    execute(
+        conn,
         "UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled', updated_at = ?1 \
          WHERE endpoint_id = ?2 AND state = 'pending'",
-    )
-    .bind(now.unix_millis())
-    .bind(id)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![now.unix_millis(), id],
+    )?;
     Ok(true)
 }
 
-pub(crate) async fn enabled_endpoints(
-    conn: &mut SqliteConnection,
+pub(crate) fn enabled_endpoints(
+    conn: &Connection,
     merchant: &MerchantId,
 ) -> StoreResult<Vec<WebhookEndpointRow>> {
     let sql = format!(
         "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = ?1 AND enabled = ?2 ORDER BY seq"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(merchant.as_str())
-        .bind(true)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(endpoint_row).collect()
+    query_all(conn, &sql, params![merchant.as_str(), true], |row| {
+        endpoint_row(row)
+    })
 }
 
-pub(crate) async fn insert_event(conn: &mut SqliteConnection, event: &EventRow) -> StoreResult<()> {
-    sqlx::query(
+pub(crate) fn insert_event(conn: &Connection, event: &EventRow) -> StoreResult<()> {
+    execute(
+        conn,
         "INSERT INTO events (id, merchant_id, type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .bind(&event.id)
-    .bind(event.merchant_id.as_str())
-    .bind(&event.event_type)
-    .bind(&event.payload)
-    .bind(event.created_at.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![
+            event.id,
+            event.merchant_id.as_str(),
+            event.event_type,
+            event.payload,
+            event.created_at.unix_millis(),
+        ],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn insert_delivery(conn: &mut SqliteConnection, delivery: &DeliveryRow) -> StoreResult<()> {
-    sqlx::query(
+pub(crate) fn insert_delivery(conn: &Connection, delivery: &DeliveryRow) -> StoreResult<()> {
+    execute(
+        conn,
         "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, state, attempts, \
          next_attempt_at, last_status, last_error, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .bind(&delivery.id)
-    .bind(delivery.merchant_id.as_str())
-    .bind(&delivery.event_id)
-    .bind(&delivery.endpoint_id)
-    .bind(&delivery.state)
-    .bind(delivery.attempts)
-    .bind(delivery.next_attempt_at.unix_millis())
-    .bind(delivery.last_status)
-    .bind(&delivery.last_error)
-    .bind(delivery.created_at.unix_millis())
-    .bind(delivery.updated_at.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+        params![
+            delivery.id,
+            delivery.merchant_id.as_str(),
+            delivery.event_id,
+            delivery.endpoint_id,
+            delivery.state,
+            delivery.attempts,
+            delivery.next_attempt_at.unix_millis(),
+            delivery.last_status,
+            delivery.last_error,
+            delivery.created_at.unix_millis(),
+            delivery.updated_at.unix_millis(),
+        ],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn claim_deliveries(
-    conn: &mut SqliteConnection,
+pub(crate) fn claim_deliveries(
+    conn: &Connection,
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     // The single writer runs this: no other claim can interleave between the read and the
     // updates that move the claimed rows out of reach.
-    let rows = sqlx::query(
+    let claimed = query_all(
+        conn,
         "SELECT d.id AS delivery_id, d.merchant_id, d.event_id, v.type, v.payload, d.endpoint_id, e.url, \
          e.secret, d.attempts FROM webhook_deliveries d \
          JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN events v ON v.id = d.event_id \
          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = ?2 \
          ORDER BY d.next_attempt_at, d.seq LIMIT ?3",
-    )
-    .bind(now.unix_millis())
-    .bind(true)
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        claimed.push(ClaimedDelivery {
-            delivery_id: row.try_get("delivery_id")?,
-            merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-            event_id: row.try_get("event_id")?,
-            event_type: row.try_get("type")?,
-            payload: row.try_get("payload")?,
-            endpoint_id: row.try_get("endpoint_id")?,
-            url: row.try_get("url")?,
-            secret: row.try_get("secret")?,
-            attempts: row.try_get("attempts")?,
-        });
-    }
+        params![now.unix_millis(), true, i64::from(limit)],
+        |row| {
+            Ok(ClaimedDelivery {
+                delivery_id: row.text("delivery_id")?,
+                merchant_id: MerchantId::new(row.text("merchant_id")?),
+                event_id: row.text("event_id")?,
+                event_type: row.text("type")?,
+                payload: row.text("payload")?,
+                endpoint_id: row.text("endpoint_id")?,
+                url: row.text("url")?,
+                secret: row.bytes("secret")?,
+                attempts: row.integer("attempts")?,
+            })
+        },
+    )?;
     for delivery in &claimed {
-        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = ?1, updated_at = ?2 WHERE id = ?3")
-            .bind(lease_until.unix_millis())
-            .bind(now.unix_millis())
-            .bind(&delivery.delivery_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::from_write)?;
+        execute(
+            conn,
+            "UPDATE webhook_deliveries SET next_attempt_at = ?1, updated_at = ?2 WHERE id = ?3",
+            params![lease_until.unix_millis(), now.unix_millis(), delivery.delivery_id],
+        )?;
     }
     Ok(claimed)
 }
 
-pub(crate) async fn record_attempt(
-    conn: &mut SqliteConnection,
+pub(crate) fn record_attempt(
+    conn: &Connection,
     attempt: &AttemptRow,
     update: &DeliveryUpdate,
 ) -> StoreResult<bool> {
-    sqlx::query(
+    execute(
+        conn,
         "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .bind(&attempt.delivery_id)
-    .bind(attempt.attempted_at.unix_millis())
-    .bind(attempt.status)
-    .bind(&attempt.error)
-    .bind(attempt.duration_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    let done = sqlx::query(
+        params![
+            attempt.delivery_id,
+            attempt.attempted_at.unix_millis(),
+            attempt.status,
+            attempt.error,
+            attempt.duration_ms,
+        ],
+    )?;
+    let done = execute(
+        conn,
         "UPDATE webhook_deliveries SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2, \
          last_status = ?3, last_error = ?4, updated_at = ?5 \
          WHERE id = ?6 AND state = 'pending' AND attempts = ?7",
-    )
-    .bind(&update.state)
-    .bind(update.next_attempt_at.unix_millis())
-    .bind(update.last_status)
-    .bind(&update.last_error)
-    .bind(update.now.unix_millis())
-    .bind(&update.delivery_id)
-    .bind(update.claimed_attempts)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(done.rows_affected() == 1)
+        params![
+            update.state,
+            update.next_attempt_at.unix_millis(),
+            update.last_status,
+            update.last_error,
+            update.now.unix_millis(),
+            update.delivery_id,
+            update.claimed_attempts,
+        ],
+    )?;
+    Ok(done == 1)
 }
 
-pub(crate) async fn retry_delivery(
-    conn: &mut SqliteConnection,
+pub(crate) fn retry_delivery(
+    conn: &Connection,
     merchant: &MerchantId,
     id: &str,
     now: Timestamp,
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let done = execute(
+        conn,
         "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?1, updated_at = ?1 \
          WHERE merchant_id = ?2 AND id = ?3 \
          AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = ?4)",
-    )
-    .bind(now.unix_millis())
-    .bind(merchant.as_str())
-    .bind(id)
-    .bind(true)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(done.rows_affected() == 1)
+        params![now.unix_millis(), merchant.as_str(), id, true],
+    )?;
+    Ok(done == 1)
 }
 
 // ---- reads ----
