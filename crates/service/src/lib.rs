@@ -13,6 +13,8 @@ pub mod gr4vy;
 pub mod ids;
 mod job;
 pub mod payments;
+pub mod reports;
+pub mod stock;
 pub mod transfers;
 pub mod wallet;
 

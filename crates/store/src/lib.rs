@@ -507,6 +507,8 @@ pub trait Store: Send + Sync + 'static {
     /// none. A unique key taken (a number already issued, or the same import file) is
     /// `UniqueViolation` and nothing is kept.
     async fn insert_card_stock(&self, batch: &StockBatch) -> StoreResult<()>;
+    /// The merchant owning a program (the CLI names programs without their merchant).
+    async fn program_owner(&self, program: &ProgramId) -> StoreResult<Option<MerchantId>>;
     /// The batch written from a source with this digest, if any (a completed import).
     async fn card_stock_batch(
         &self,

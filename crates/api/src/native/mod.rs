@@ -5,6 +5,7 @@
 pub mod checkouts;
 pub mod error;
 pub mod extract;
+pub mod reports;
 pub mod wallet;
 pub mod wire;
 
@@ -115,6 +116,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(checkouts::refund_checkout))
         .routes(routes!(checkouts::review_checkout))
         .routes(routes!(checkouts::get_simulated_payment))
+        .routes(routes!(reports::get_liability_report))
+        .routes(routes!(reports::get_activity_report))
+        .routes(routes!(reports::get_dormant_report))
 }
 
 /// Renders a command's result the native way; `success` is the status of a success.

@@ -593,6 +593,10 @@ impl Store for PgStore {
         stock::insert(&self.pool, batch).await
     }
 
+    async fn program_owner(&self, program: &ProgramId) -> StoreResult<Option<MerchantId>> {
+        stock::program_owner(&self.pool, program).await
+    }
+
     async fn card_stock_batch(
         &self,
         merchant: &MerchantId,

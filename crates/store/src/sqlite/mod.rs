@@ -408,6 +408,10 @@ impl Store for SqliteStore {
         written
     }
 
+    async fn program_owner(&self, program: &ProgramId) -> StoreResult<Option<MerchantId>> {
+        stock::program_owner(&self.reads, program).await
+    }
+
     async fn card_stock_batch(
         &self,
         merchant: &MerchantId,

@@ -176,3 +176,14 @@ pub(super) async fn existing_fingerprints(
     }
     Ok(found)
 }
+
+pub(super) async fn program_owner(
+    pool: &sqlx::SqlitePool,
+    program: &giftd_domain::ProgramId,
+) -> StoreResult<Option<giftd_domain::MerchantId>> {
+    let merchant: Option<String> = sqlx::query_scalar("SELECT merchant_id FROM programs WHERE id = ?")
+        .bind(program.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(merchant.map(giftd_domain::MerchantId::new))
+}
