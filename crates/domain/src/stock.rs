@@ -74,3 +74,120 @@ pub fn import(
         value,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Account;
+    use crate::money::Currency;
+    use crate::program::NewProgram;
+
+    fn program(max_balance: Option<i64>) -> Program {
+        NewProgram {
+            name: "Migrated".into(),
+            currency: Currency::parse("USD").unwrap(),
+            denominations: Some(vec![Amount::new(300).unwrap()]),
+            min_load: None,
+            max_load: None,
+            max_balance: max_balance.map(|m| Amount::new(m).unwrap()),
+            reloadable: true,
+            expiry_months: None,
+            promotional: false,
+            number_prefix: "6036".into(),
+            number_length: 16,
+            security_code_length: 8,
+            promotion_code: None,
+        }
+        .validate(
+            crate::ids::ProgramId::new("prog_1"),
+            Timestamp::from_unix_millis(0),
+        )
+        .unwrap()
+    }
+
+    fn card() -> CardId {
+        CardId::new("card_1")
+    }
+
+    #[test]
+    fn an_imported_balance_is_an_issue_from_program_funding_whatever_the_denominations() {
+        let program = program(None);
+        let amount = Amount::new(1_234).unwrap();
+        let now = Timestamp::from_unix_millis(0);
+        let issued = import(
+            &program,
+            &card(),
+            CardKind::Physical,
+            CardState::Active,
+            Some(amount),
+            None,
+            now,
+        )
+        .unwrap();
+        let decision = issued.value.unwrap();
+        assert_eq!(decision.transaction_type, TransactionType::Issue);
+        assert_eq!(decision.card.balance_delta, 1_234);
+        assert_eq!(decision.entry.delta(&Account::CardAvailable(card())), 1_234);
+        assert_eq!(
+            decision.entry.delta(&Account::ProgramFunding(program.id.clone())),
+            -1_234
+        );
+        assert_eq!(issued.state, CardState::Active);
+    }
+
+    #[test]
+    fn import_refuses_value_on_inactive_cards_closed_cards_and_balances_over_the_maximum() {
+        let now = Timestamp::from_unix_millis(0);
+        let amount = Some(Amount::new(500).unwrap());
+        let open = program(None);
+        assert!(
+            import(
+                &open,
+                &card(),
+                CardKind::Physical,
+                CardState::Inactive,
+                amount,
+                None,
+                now
+            )
+            .is_err()
+        );
+        assert!(
+            import(
+                &open,
+                &card(),
+                CardKind::Physical,
+                CardState::Inactive,
+                None,
+                None,
+                now
+            )
+            .is_ok()
+        );
+        assert!(
+            import(
+                &open,
+                &card(),
+                CardKind::Physical,
+                CardState::Closed,
+                None,
+                None,
+                now
+            )
+            .is_err()
+        );
+        let capped = program(Some(400));
+        assert!(matches!(
+            import(
+                &capped,
+                &card(),
+                CardKind::Virtual,
+                CardState::Active,
+                amount,
+                None,
+                now
+            ),
+            Err(DomainError::LimitExceeded { .. })
+        ));
+    }
+}
