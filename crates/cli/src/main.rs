@@ -1,10 +1,12 @@
-//! The `giftd` binary: `serve`, `migrate`, `verify`, `merchants create` and `config`. It wires
+//! The `giftd` binary: `serve`, `migrate`, `verify`, `backup`, `merchants create`, `report`,
+//! `cards generate|import` and `config`. It wires
 //! configuration (flags, then `GIFTD_*` environment variables, then the `--config` file, then
 //! defaults: see `config.rs`) to the store, the service and the HTTP app; it holds no business
 //! logic of its own.
 
 mod config;
 mod serve;
+mod stock;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +57,16 @@ enum Commands {
         #[command(subcommand)]
         command: MerchantCommands,
     },
+    /// Finance reports from the ledger (not the cached balances), as JSON or --csv.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommands,
+    },
+    /// Card stock in bulk: generate inactive cards for a printer, or import migrated cards.
+    Cards {
+        #[command(subcommand)]
+        command: CardCommands,
+    },
     /// Print an example configuration file, or the configuration in effect.
     Config {
         #[command(subcommand)]
@@ -79,6 +91,79 @@ enum MerchantCommands {
         /// Print `{"merchant_id", "api_key"}` as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommands {
+    /// Outstanding liability per program and currency at the end of a day (UTC).
+    Liability {
+        /// YYYY-MM-DD; default today.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Transactions per day (UTC), program, currency and type, FROM to TO included.
+    Activity {
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        #[arg(long, value_name = "DATE")]
+        to: String,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Cards with value and no transaction for MONTHS months before the day: breakage and
+    /// escheatment candidates.
+    Dormant {
+        #[arg(long, value_name = "MONTHS")]
+        months: u32,
+        /// YYYY-MM-DD; default today.
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct ReportArgs {
+    /// CSV with a header line instead of JSON.
+    #[arg(long)]
+    csv: bool,
+    /// Only this merchant's cards (default: every merchant).
+    #[arg(long, value_name = "ID")]
+    merchant: Option<String>,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+#[derive(Subcommand)]
+enum CardCommands {
+    /// Create COUNT inactive physical cards of a program in one transaction (all or nothing)
+    /// and write their numbers and security codes, once, to a new CSV file (mode 0600).
+    Generate {
+        #[arg(long, value_name = "PROGRAM_ID")]
+        program: String,
+        #[arg(long, value_name = "N")]
+        count: usize,
+        /// The new file for the card printer.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Import cards migrated from another processor, with their balances as ledger entries:
+    /// every row is checked first, then all are written in one transaction (all or nothing);
+    /// the same file imported again is recognised and not written twice.
+    Import {
+        /// CSV with a header: number, security_code, and optionally balance, currency, state,
+        /// kind, expires_at (docs/OPERATIONS.md).
+        file: PathBuf,
+        #[arg(long, value_name = "PROGRAM_ID")]
+        program: String,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -224,7 +309,16 @@ impl Commands {
             | Self::Backup { storage, .. }
             | Self::Merchants {
                 command: MerchantCommands::Create { storage, .. },
+            }
+            | Self::Cards {
+                command: CardCommands::Generate { storage, .. } | CardCommands::Import { storage, .. },
             } => storage.flags(),
+            Self::Report {
+                command:
+                    ReportCommands::Liability { report, .. }
+                    | ReportCommands::Activity { report, .. }
+                    | ReportCommands::Dormant { report, .. },
+            } => report.storage.flags(),
             Self::Config {
                 command: ConfigCommands::Example,
             } => Vec::new(),
@@ -321,6 +415,24 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Commands::Report { command } => {
+            let service = open(storage).await?;
+            let done = report(&service, command).await;
+            service.store().close().await;
+            done?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Cards { command } => {
+            let service = open(storage).await?;
+            let done = match command {
+                CardCommands::Generate {
+                    program, count, out, ..
+                } => stock::generate(&service, &program, count, &out).await,
+                CardCommands::Import { file, program, .. } => stock::import(&service, &program, &file).await,
+            };
+            service.store().close().await;
+            done
+        }
         Commands::Merchants {
             command: MerchantCommands::Create { name, json, .. },
         } => {
@@ -338,6 +450,31 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn report(service: &Service, command: ReportCommands) -> anyhow::Result<()> {
+    match command {
+        ReportCommands::Liability { as_of, report } => {
+            let merchant = stock::merchant(report.merchant.as_deref())?;
+            let as_of = stock::date(as_of.as_deref(), "as-of")?;
+            stock::liability(service, merchant.as_ref(), as_of, report.csv).await
+        }
+        ReportCommands::Activity { from, to, report } => {
+            let merchant = stock::merchant(report.merchant.as_deref())?;
+            let from = stock::date(Some(&from), "from")?;
+            let to = stock::date(Some(&to), "to")?;
+            stock::activity(service, merchant.as_ref(), from, to, report.csv).await
+        }
+        ReportCommands::Dormant {
+            months,
+            as_of,
+            report,
+        } => {
+            let merchant = stock::merchant(report.merchant.as_deref())?;
+            let as_of = stock::date(as_of.as_deref(), "as-of")?;
+            stock::dormant(service, merchant.as_ref(), months, as_of, report.csv).await
         }
     }
 }

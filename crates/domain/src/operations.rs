@@ -276,7 +276,7 @@ pub fn issue(
     })
 }
 
-fn value_decision(
+pub(crate) fn value_decision(
     transaction_type: TransactionType,
     program: &Program,
     card: &CardSnapshot,

@@ -31,15 +31,88 @@ impl Timestamp {
     /// The same wall-clock time `months` calendar months later; a day past the end of the
     /// target month is clamped to its last day (Jan 31 + 1 month = Feb 28 or 29).
     pub fn plus_months(self, months: u32) -> Self {
+        self.shift_months(i64::from(months))
+    }
+
+    /// The same wall-clock time `months` calendar months earlier, clamped like
+    /// [`Timestamp::plus_months`] (Mar 31 − 1 month = Feb 28 or 29). Dormancy reports count
+    /// back from their as-of date with it.
+    pub fn minus_months(self, months: u32) -> Self {
+        self.shift_months(-i64::from(months))
+    }
+
+    fn shift_months(self, months: i64) -> Self {
         let days = self.0.div_euclid(MILLIS_PER_DAY);
         let millis_of_day = self.0.rem_euclid(MILLIS_PER_DAY);
         let (year, month, day) = civil_from_days(days);
-        let total = i64::from(year) * 12 + i64::from(month - 1) + i64::from(months);
+        let total = i64::from(year) * 12 + i64::from(month - 1) + months;
         let new_year = total.div_euclid(12) as i32;
         let new_month = (total.rem_euclid(12) + 1) as u32;
         let new_day = day.min(days_in_month(new_year, new_month));
         let new_days = days_from_civil(new_year, new_month, new_day);
         Self(new_days * MILLIS_PER_DAY + millis_of_day)
+    }
+}
+
+/// A calendar day in UTC, as reports name them (`2026-12-31`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    year: i32,
+    month: u32,
+    day: u32,
+}
+
+impl Date {
+    /// `YYYY-MM-DD`, a real day of the proleptic Gregorian calendar, years 1970 to 9999.
+    pub fn parse(value: &str) -> Option<Self> {
+        let bytes = value.as_bytes();
+        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+            return None;
+        }
+        let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+            let part = &value[range];
+            part.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| part.parse().ok())?
+        };
+        let year = i32::try_from(digits(0..4)?).ok()?;
+        let month = digits(5..7)?;
+        let day = digits(8..10)?;
+        if year < 1970 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        Some(Self { year, month, day })
+    }
+
+    /// The day a timestamp falls on, in UTC.
+    pub fn of(at: Timestamp) -> Self {
+        Self::from_days(at.0.div_euclid(MILLIS_PER_DAY))
+    }
+
+    /// Days since 1970-01-01 (day 0).
+    pub fn from_days(days: i64) -> Self {
+        let (year, month, day) = civil_from_days(days);
+        Self { year, month, day }
+    }
+
+    pub fn days(self) -> i64 {
+        days_from_civil(self.year, self.month, self.day)
+    }
+
+    /// 00:00:00.000 of the day.
+    pub fn start(self) -> Timestamp {
+        Timestamp(self.days() * MILLIS_PER_DAY)
+    }
+
+    /// The last millisecond of the day: "as of 2026-12-31" includes all of that day.
+    pub fn end(self) -> Timestamp {
+        Timestamp((self.days() + 1) * MILLIS_PER_DAY - 1)
+    }
+}
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
     }
 }
 
@@ -99,6 +172,37 @@ mod tests {
         let later = Timestamp::from_unix_millis(JAN_31_2024).plus_months(60);
         // 2029-01-31T12:00:00Z
         assert_eq!(later.unix_millis(), 1_864_555_200_000);
+    }
+
+    #[test]
+    fn dates_parse_strictly_and_cover_their_whole_day() {
+        let day = Date::parse("2024-02-29").expect("a leap day");
+        assert_eq!(day.to_string(), "2024-02-29");
+        assert_eq!(
+            day.end().unix_millis() - day.start().unix_millis(),
+            MILLIS_PER_DAY - 1
+        );
+        assert_eq!(Date::of(day.end()), day);
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "24-01-01",
+            "2024-01-00",
+            "2024-01-01T",
+            "+024-01-01",
+        ] {
+            assert_eq!(Date::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn minus_months_undoes_plus_months_on_safe_days() {
+        let at = Date::parse("2024-01-15").unwrap().start().plus_seconds(3_600);
+        assert_eq!(at.plus_months(13).minus_months(13), at);
+        // 2024-03-31 minus one month clamps to 2024-02-29.
+        let march = Date::parse("2024-03-31").unwrap().start();
+        assert_eq!(Date::of(march.minus_months(1)).to_string(), "2024-02-29");
     }
 
     #[test]

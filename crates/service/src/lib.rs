@@ -14,6 +14,8 @@ pub mod gr4vy;
 pub mod ids;
 mod job;
 pub mod payments;
+pub mod reports;
+pub mod stock;
 pub mod transfers;
 pub mod wallet;
 pub mod webhooks;

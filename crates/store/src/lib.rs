@@ -10,6 +10,7 @@ mod backend;
 mod ops;
 pub mod postgres;
 mod records;
+pub mod reports;
 mod rows;
 pub mod sqlite;
 mod verify;
@@ -33,6 +34,9 @@ pub use ops::{LEDGER_TRANSACTIONS_TOTAL, PoolStats};
 pub use records::{
     CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
     TransactionRecord,
+};
+pub use reports::{
+    ActivityLine, DormantCard, LiabilityLine, StockBatch, StockBatchRecord, StockCard, StockSource,
 };
 pub use verify::VerifyReport;
 pub use webhooks::{AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, WebhookEndpointRow};
@@ -515,6 +519,57 @@ pub trait Store: Send + Sync + 'static {
     async fn checkout(&self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>>;
     /// Checkouts with a step left to run whose lease has run out by `now`, oldest lease first.
     async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>>;
+
+    // ---- reports (`reports.rs`): computed from the ledger, not from cached balances ----
+
+    /// Outstanding liability per program and currency from postings made at or before
+    /// `as_of`; one merchant's, or every merchant's with `None`. Programs without value left
+    /// out.
+    async fn liability(
+        &self,
+        merchant: Option<&MerchantId>,
+        as_of: Timestamp,
+    ) -> StoreResult<Vec<LiabilityLine>>;
+    /// Transactions created in `[from, until)` counted and summed per UTC day, program,
+    /// currency and type, oldest day first.
+    async fn activity(
+        &self,
+        merchant: Option<&MerchantId>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ActivityLine>>;
+    /// Cards with a positive ledger balance at `as_of` whose last transaction at or before
+    /// `as_of` is older than `quiet_since`, in card creation order; `page.cursor` is the last
+    /// card id of the previous page.
+    async fn dormant_cards(
+        &self,
+        merchant: Option<&MerchantId>,
+        quiet_since: Timestamp,
+        as_of: Timestamp,
+        page: &Page,
+    ) -> StoreResult<Vec<DormantCard>>;
+
+    // ---- card stock (`reports.rs` types): the CLI's bulk writes ----
+
+    /// Writes a whole batch of cards (and the issue entries of imported balances) in one
+    /// transaction of its own, outside the job queue, with multi-row inserts: every card or
+    /// none. A unique key taken (a number already issued, or the same import file) is
+    /// `UniqueViolation` and nothing is kept.
+    async fn insert_card_stock(&self, batch: &StockBatch) -> StoreResult<()>;
+    /// The merchant owning a program (the CLI names programs without their merchant).
+    async fn program_owner(&self, program: &ProgramId) -> StoreResult<Option<MerchantId>>;
+    /// The batch written from a source with this digest, if any (a completed import).
+    async fn card_stock_batch(
+        &self,
+        merchant: &MerchantId,
+        source_digest: &[u8],
+    ) -> StoreResult<Option<StockBatchRecord>>;
+    /// Which of these fingerprints the merchant's cards already have.
+    async fn existing_fingerprints(
+        &self,
+        merchant: &MerchantId,
+        fingerprints: &[Vec<u8>],
+    ) -> StoreResult<Vec<Vec<u8>>>;
 
     /// Stops taking jobs, finishes the queued ones and closes connections.
     async fn close(&self);

@@ -5,6 +5,7 @@
 pub mod checkouts;
 pub mod error;
 pub mod extract;
+pub mod reports;
 pub mod wallet;
 pub mod webhooks;
 pub mod wire;
@@ -127,6 +128,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_events))
         .routes(routes!(webhooks::get_event))
         .routes(routes!(webhooks::retry_webhook_delivery))
+        .routes(routes!(reports::get_liability_report))
+        .routes(routes!(reports::get_activity_report))
+        .routes(routes!(reports::get_dormant_report))
 }
 
 /// Renders a command's result the native way; `success` is the status of a success.

@@ -15,6 +15,8 @@
 mod checkouts;
 mod ops;
 mod queries;
+mod reports;
+mod stock;
 mod tx;
 mod wallet;
 mod webhooks;
@@ -37,8 +39,8 @@ use crate::ops::Written;
 use crate::rows;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
-    CardFilter, CardRecord, CheckoutRow, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
-    VerifyReport, WriteJob,
+    ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, LiabilityLine, Page,
+    StockBatch, StockBatchRecord, Store, StoreError, StoreResult, TransactionRecord, VerifyReport, WriteJob,
 };
 use tx::PgTx;
 
@@ -596,6 +598,57 @@ impl Store for PgStore {
         event_id: &str,
     ) -> StoreResult<(Vec<crate::DeliveryRow>, Vec<crate::AttemptRow>)> {
         webhooks::deliveries(&self.pool, merchant, event_id).await
+    }
+
+    async fn liability(
+        &self,
+        merchant: Option<&MerchantId>,
+        as_of: Timestamp,
+    ) -> StoreResult<Vec<LiabilityLine>> {
+        reports::liability(&self.pool, merchant, as_of).await
+    }
+
+    async fn activity(
+        &self,
+        merchant: Option<&MerchantId>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ActivityLine>> {
+        reports::activity(&self.pool, merchant, from, until).await
+    }
+
+    async fn dormant_cards(
+        &self,
+        merchant: Option<&MerchantId>,
+        quiet_since: Timestamp,
+        as_of: Timestamp,
+        page: &Page,
+    ) -> StoreResult<Vec<DormantCard>> {
+        reports::dormant(&self.pool, merchant, quiet_since, as_of, page).await
+    }
+
+    async fn insert_card_stock(&self, batch: &StockBatch) -> StoreResult<()> {
+        stock::insert(&self.pool, batch).await
+    }
+
+    async fn program_owner(&self, program: &ProgramId) -> StoreResult<Option<MerchantId>> {
+        stock::program_owner(&self.pool, program).await
+    }
+
+    async fn card_stock_batch(
+        &self,
+        merchant: &MerchantId,
+        source_digest: &[u8],
+    ) -> StoreResult<Option<StockBatchRecord>> {
+        stock::batch_by_digest(&self.pool, merchant, source_digest).await
+    }
+
+    async fn existing_fingerprints(
+        &self,
+        merchant: &MerchantId,
+        fingerprints: &[Vec<u8>],
+    ) -> StoreResult<Vec<Vec<u8>>> {
+        stock::existing_fingerprints(&self.pool, merchant, fingerprints).await
     }
 
     async fn close(&self) {

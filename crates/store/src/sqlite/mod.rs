@@ -14,6 +14,8 @@
 mod checkouts;
 mod ops;
 mod queries;
+mod reports;
+mod stock;
 mod tx;
 mod wallet;
 mod webhooks;
@@ -37,8 +39,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use crate::ops::Written;
 use crate::rows;
 use crate::{
-    CardFilter, CardRecord, CheckoutRow, HoldRecord, Page, Store, StoreError, StoreResult, TransactionRecord,
-    VerifyReport, WriteJob,
+    ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, LiabilityLine, Page,
+    StockBatch, StockBatchRecord, Store, StoreError, StoreResult, TransactionRecord, VerifyReport, WriteJob,
 };
 use tx::SqliteTx;
 
@@ -78,6 +80,9 @@ pub enum Durability {
 }
 
 pub struct SqliteStore {
+    /// The file and its settings, for connections of their own (bulk card stock writes).
+    path: std::path::PathBuf,
+    durability: Durability,
     reads: SqlitePool,
     jobs: std::sync::Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
     /// Answered when the writer thread has finished the queue and closed its connection.
@@ -128,6 +133,8 @@ impl SqliteStore {
             })
             .map_err(sqlx::Error::Io)?;
         Ok(Arc::new(Self {
+            path: path.to_path_buf(),
+            durability,
             reads,
             jobs: std::sync::Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer_stopped)),
@@ -502,6 +509,60 @@ impl Store for SqliteStore {
         event_id: &str,
     ) -> StoreResult<(Vec<crate::DeliveryRow>, Vec<crate::AttemptRow>)> {
         webhooks::deliveries(&self.reads, merchant, event_id).await
+    }
+
+    async fn liability(
+        &self,
+        merchant: Option<&MerchantId>,
+        as_of: Timestamp,
+    ) -> StoreResult<Vec<LiabilityLine>> {
+        reports::liability(&self.reads, merchant, as_of).await
+    }
+
+    async fn activity(
+        &self,
+        merchant: Option<&MerchantId>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ActivityLine>> {
+        reports::activity(&self.reads, merchant, from, until).await
+    }
+
+    async fn dormant_cards(
+        &self,
+        merchant: Option<&MerchantId>,
+        quiet_since: Timestamp,
+        as_of: Timestamp,
+        page: &Page,
+    ) -> StoreResult<Vec<DormantCard>> {
+        reports::dormant(&self.reads, merchant, quiet_since, as_of, page).await
+    }
+
+    async fn insert_card_stock(&self, batch: &StockBatch) -> StoreResult<()> {
+        let mut conn = options(&self.path, self.durability).connect().await?;
+        let written = stock::insert(&mut conn, batch).await;
+        let _ = conn.close().await;
+        written
+    }
+
+    async fn program_owner(&self, program: &ProgramId) -> StoreResult<Option<MerchantId>> {
+        stock::program_owner(&self.reads, program).await
+    }
+
+    async fn card_stock_batch(
+        &self,
+        merchant: &MerchantId,
+        source_digest: &[u8],
+    ) -> StoreResult<Option<StockBatchRecord>> {
+        stock::batch_by_digest(&self.reads, merchant, source_digest).await
+    }
+
+    async fn existing_fingerprints(
+        &self,
+        merchant: &MerchantId,
+        fingerprints: &[Vec<u8>],
+    ) -> StoreResult<Vec<Vec<u8>>> {
+        stock::existing_fingerprints(&self.reads, merchant, fingerprints).await
     }
 
     async fn close(&self) {

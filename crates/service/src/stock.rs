@@ -1,0 +1,541 @@
+//! Card stock in bulk: generating inactive physical cards for a card printer, and importing
+//! cards migrated from another processor with their balances. A batch is prepared here in
+//! memory (numbers drawn, encrypted, fingerprinted and hashed exactly as `POST /v1/cards`
+//! does, imported balances decided by the domain as `issue` entries) and then written by the
+//! store in one transaction: every card of the batch or none.
+//!
+//! The clear numbers and codes of a generated batch are handed back once, for the caller to
+//! write to the printer's file; they are never logged. Reading and writing files is the CLI's
+//! job, as is the order of file and commit (docs/OPERATIONS.md).
+
+use std::collections::{HashMap, HashSet};
+
+use giftd_domain::ledger::TransactionType;
+use giftd_domain::operations::{self, CardSnapshot};
+use giftd_domain::{
+    Amount, CardId, CardKind, CardNumber, CardState, Currency, Date, DomainError, MerchantId, Program,
+    ProgramId, SecurityCode, Timestamp,
+};
+use giftd_store::{CardRecord, StockBatch, StockBatchRecord, StockCard, StockSource, TransactionRecord};
+use sha2::{Digest, Sha256};
+
+use crate::{Service, ServiceError, ids};
+
+/// Most cards in one batch: a batch is held in memory whole (about 1 KB a card while it is
+/// prepared), and written in one transaction.
+pub const MAX_STOCK_CARDS: usize = 1_000_000;
+/// Rounds of redrawing numbers that collide with existing cards before giving up (a full
+/// number space).
+const NUMBER_ROUNDS: usize = 8;
+/// Line errors reported at most; the rest are counted.
+pub const MAX_REPORTED_LINE_ERRORS: usize = 20;
+
+/// A generated card's secrets, for the card printer's file: here once, never stored in clear.
+pub struct StockSecret {
+    pub card_id: CardId,
+    pub number: CardNumber,
+    pub security_code: SecurityCode,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A batch ready to write, with the secrets of generated cards (none for an import, whose
+/// numbers the caller already has).
+pub struct PreparedStock {
+    pub batch: StockBatch,
+    pub secrets: Vec<StockSecret>,
+    pub program: Program,
+}
+
+impl PreparedStock {
+    /// Sum of the imported balances, minor units.
+    pub fn value_minor(&self) -> i64 {
+        self.batch
+            .cards
+            .iter()
+            .filter_map(|card| card.issue.as_ref().map(|(t, _)| t.amount))
+            .sum()
+    }
+}
+
+/// One problem of an import file, by its line (1 is the header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The file has bad rows; nothing was written. At most [`MAX_REPORTED_LINE_ERRORS`] are
+    /// listed, `total` counts them all.
+    #[error("{} bad line(s), nothing imported; first: {}", total, lines.first().map(ToString::to_string).unwrap_or_default())]
+    Lines { lines: Vec<LineError>, total: usize },
+}
+
+/// One row of an import file, parsed.
+#[derive(Clone)]
+pub struct ImportRow {
+    pub line: usize,
+    pub number: CardNumber,
+    pub security_code: SecurityCode,
+    pub balance: Option<Amount>,
+    pub currency: Option<Currency>,
+    pub state: CardState,
+    pub kind: CardKind,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The columns an import file may have; `number` and `security_code` are required.
+pub const IMPORT_COLUMNS: [&str; 7] = [
+    "number",
+    "security_code",
+    "balance",
+    "currency",
+    "state",
+    "kind",
+    "expires_at",
+];
+
+/// SHA-256 of an import file: a completed import of the same bytes is recognised by it.
+pub fn digest(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+struct Lines {
+    errors: Vec<LineError>,
+    total: usize,
+}
+
+impl Lines {
+    fn push(&mut self, line: usize, message: impl Into<String>) {
+        self.total += 1;
+        if self.errors.len() < MAX_REPORTED_LINE_ERRORS {
+            self.errors.push(LineError {
+                line,
+                message: message.into(),
+            });
+        }
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, StockError> {
+        if self.total == 0 {
+            Ok(value)
+        } else {
+            Err(StockError::Lines {
+                lines: self.errors,
+                total: self.total,
+            })
+        }
+    }
+}
+
+/// Parses an import file: a header naming the columns (any order, [`IMPORT_COLUMNS`]), then
+/// one card per line, fields separated by commas, no quoting (no field may contain a comma).
+/// Blank lines are skipped. Every line is checked, and every bad one is reported with its
+/// number; duplicate numbers within the file are refused here too.
+pub fn parse_import(text: &str) -> Result<Vec<ImportRow>, StockError> {
+    let mut lines = Lines {
+        errors: Vec::new(),
+        total: 0,
+    };
+    let mut rows = Vec::new();
+    let mut iter = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let Some((_, header)) = iter.next() else {
+        lines.push(1, "the file is empty; it needs a header line");
+        return lines.finish(rows);
+    };
+    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let mut index = HashMap::new();
+    for (i, name) in columns.iter().enumerate() {
+        if !IMPORT_COLUMNS.contains(name) {
+            lines.push(
+                1,
+                format!(
+                    "unknown column {name:?}; columns are {}",
+                    IMPORT_COLUMNS.join(", ")
+                ),
+            );
+        } else if index.insert(*name, i).is_some() {
+            lines.push(1, format!("column {name:?} appears twice"));
+        }
+    }
+    for required in ["number", "security_code"] {
+        if !index.contains_key(required) {
+            lines.push(1, format!("the header has no {required:?} column"));
+        }
+    }
+    if lines.total > 0 {
+        return lines.finish(rows);
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (line, text) in iter {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+        if fields.len() != columns.len() {
+            lines.push(
+                line,
+                format!("{} fields, the header has {}", fields.len(), columns.len()),
+            );
+            continue;
+        }
+        let field = |name: &str| index.get(name).map(|&i| fields[i]).filter(|v| !v.is_empty());
+        match parse_row(line, &field) {
+            Ok(row) => {
+                if let Some(first) = seen.insert(row.number.expose().to_owned(), line) {
+                    lines.push(line, format!("the same card number is on line {first}"));
+                } else {
+                    rows.push(row);
+                }
+            }
+            Err(message) => lines.push(line, message),
+        }
+    }
+    lines.finish(rows)
+}
+
+fn parse_row<'a>(line: usize, field: &dyn Fn(&str) -> Option<&'a str>) -> Result<ImportRow, String> {
+    let number = field("number")
+        .and_then(CardNumber::parse)
+        .ok_or("`number` must be 6 to 21 digits")?;
+    let security_code = field("security_code")
+        .and_then(SecurityCode::parse)
+        .ok_or("`security_code` must be 3 to 16 letters or digits")?;
+    let balance = match field("balance") {
+        None | Some("0") => None,
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .and_then(|minor| Amount::new(minor).ok())
+                .ok_or("`balance` must be a non-negative integer of minor units")?,
+        ),
+    };
+    let currency = match field("currency") {
+        None => None,
+        Some(code) => Some(Currency::parse(code).ok_or_else(|| format!("unknown currency {code:?}"))?),
+    };
+    let state = match field("state") {
+        None => CardState::Active,
+        Some(text) => CardState::parse(text).ok_or("`state` must be active, inactive or frozen")?,
+    };
+    let kind = match field("kind") {
+        None => CardKind::Physical,
+        Some(text) => CardKind::parse(text).ok_or("`kind` must be physical or virtual")?,
+    };
+    let expires_at = match field("expires_at") {
+        None => None,
+        Some(text) => Some(
+            Date::parse(text)
+                .ok_or("`expires_at` must be a date, YYYY-MM-DD")?
+                .end(),
+        ),
+    };
+    Ok(ImportRow {
+        line,
+        number,
+        security_code,
+        balance,
+        currency,
+        state,
+        kind,
+        expires_at,
+    })
+}
+
+fn refusal(error: &DomainError) -> String {
+    error.to_string()
+}
+
+impl Service {
+    /// The merchant that owns a program: the CLI names a program only.
+    pub async fn program_owner(&self, program: &ProgramId) -> Result<(MerchantId, Program), ServiceError> {
+        let merchant = self
+            .store
+            .program_owner(program)
+            .await?
+            .ok_or(ServiceError::NotFound("program"))?;
+        let program = self.program(&merchant, program).await?;
+        Ok((merchant, program))
+    }
+
+    /// The import already written from a file with this digest.
+    pub async fn completed_import(
+        &self,
+        merchant: &MerchantId,
+        source_digest: &[u8],
+    ) -> Result<Option<StockBatchRecord>, ServiceError> {
+        Ok(self.store.card_stock_batch(merchant, source_digest).await?)
+    }
+
+    /// Draws `count` new inactive physical cards of `program`: Luhn-valid numbers from its
+    /// prefix and length that no card of the merchant has, random security codes, stored as
+    /// `POST /v1/cards` stores them. `progress` is told of each card prepared.
+    pub async fn prepare_generated_stock(
+        &self,
+        program_id: &ProgramId,
+        count: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<PreparedStock, ServiceError> {
+        if !(1..=MAX_STOCK_CARDS).contains(&count) {
+            return Err(ServiceError::Invalid {
+                param: "count",
+                message: format!("a batch has 1 to {MAX_STOCK_CARDS} cards"),
+            });
+        }
+        let (merchant, program) = self.program_owner(program_id).await?;
+        let now = self.now();
+        let mut rng = rand::rng();
+        let mut numbers: Vec<CardNumber> = Vec::with_capacity(count);
+        let mut taken: HashSet<String> = HashSet::with_capacity(count);
+        for _ in 0..NUMBER_ROUNDS {
+            // Draw what is missing, unique within the batch...
+            let mut attempts = 0usize;
+            while numbers.len() < count {
+                let number = CardNumber::generate(&program.number_prefix, program.number_length, &mut rng);
+                if taken.insert(number.expose().to_owned()) {
+                    numbers.push(number);
+                } else {
+                    attempts += 1;
+                    if attempts > count.saturating_mul(4) {
+                        break;
+                    }
+                }
+            }
+            // ...then drop those an existing card has, and draw again for them.
+            let fingerprints: Vec<Vec<u8>> = numbers
+                .iter()
+                .map(|n| self.keys.card_fingerprint(merchant.as_str(), n.expose()))
+                .collect();
+            let existing: HashSet<Vec<u8>> = self
+                .store
+                .existing_fingerprints(&merchant, &fingerprints)
+                .await?
+                .into_iter()
+                .collect();
+            if existing.is_empty() && numbers.len() == count {
+                break;
+            }
+            let kept: Vec<CardNumber> = numbers
+                .into_iter()
+                .zip(fingerprints)
+                .filter(|(_, f)| !existing.contains(f))
+                .map(|(n, _)| n)
+                .collect();
+            numbers = kept;
+        }
+        if numbers.len() < count {
+            return Err(ServiceError::Invalid {
+                param: "count",
+                message: "the program's number space is too full for this many new cards; use a longer number_length"
+                    .into(),
+            });
+        }
+        let mut cards = Vec::with_capacity(count);
+        let mut secrets = Vec::with_capacity(count);
+        for (done, number) in numbers.into_iter().enumerate() {
+            let card_id = ids::card();
+            let issued =
+                operations::issue(&program, &card_id, CardKind::Physical, None, now).map_err(|error| {
+                    ServiceError::Invalid {
+                        param: "program",
+                        message: refusal(&error),
+                    }
+                })?;
+            let security_code = SecurityCode::generate(program.security_code_length, &mut rng);
+            let snapshot = CardSnapshot {
+                id: card_id.clone(),
+                program_id: program.id.clone(),
+                kind: CardKind::Physical,
+                state: issued.state,
+                currency: program.currency,
+                balance: 0,
+                held: 0,
+                expires_at: issued.expires_at,
+            };
+            cards.push(StockCard {
+                record: self.card_record(&merchant, snapshot, &number, &security_code, now),
+                issue: None,
+            });
+            secrets.push(StockSecret {
+                card_id,
+                number,
+                security_code,
+                expires_at: issued.expires_at,
+            });
+            progress(done as u64 + 1);
+        }
+        Ok(PreparedStock {
+            batch: StockBatch {
+                id: ids::prefixed("stk_"),
+                merchant_id: merchant,
+                program_id: program.id.clone(),
+                source: StockSource::Generated,
+                // Unique per batch, so generated batches never look like a repeated import.
+                source_digest: digest(ids::prefixed("generated_").as_bytes()),
+                cards,
+                now,
+            },
+            secrets,
+            program,
+        })
+    }
+
+    /// Checks every row of an import against the program and the existing cards, and
+    /// prepares the batch; any bad row refuses the whole import, each named by its line.
+    pub async fn prepare_imported_stock(
+        &self,
+        program_id: &ProgramId,
+        rows: Vec<ImportRow>,
+        source_digest: Vec<u8>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<PreparedStock, StockError> {
+        if rows.len() > MAX_STOCK_CARDS {
+            return Err(ServiceError::Invalid {
+                param: "file",
+                message: format!("an import has at most {MAX_STOCK_CARDS} cards; split the file"),
+            }
+            .into());
+        }
+        let (merchant, program) = self.program_owner(program_id).await?;
+        let now = self.now();
+        let mut lines = Lines {
+            errors: Vec::new(),
+            total: 0,
+        };
+        let fingerprints: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|row| self.keys.card_fingerprint(merchant.as_str(), row.number.expose()))
+            .collect();
+        let existing: HashSet<Vec<u8>> = self
+            .store
+            .existing_fingerprints(&merchant, &fingerprints)
+            .await
+            .map_err(ServiceError::from)?
+            .into_iter()
+            .collect();
+        let mut cards = Vec::with_capacity(rows.len());
+        for (done, (row, fingerprint)) in rows.into_iter().zip(fingerprints).enumerate() {
+            progress(done as u64 + 1);
+            if existing.contains(&fingerprint) {
+                lines.push(row.line, "a card with this number already exists");
+                continue;
+            }
+            if let Some(currency) = row.currency
+                && currency != program.currency
+            {
+                lines.push(
+                    row.line,
+                    format!(
+                        "currency {} is not the program's ({})",
+                        currency.code(),
+                        program.currency.code()
+                    ),
+                );
+                continue;
+            }
+            let card_id = ids::card();
+            let issued = match giftd_domain::stock::import(
+                &program,
+                &card_id,
+                row.kind,
+                row.state,
+                row.balance,
+                row.expires_at,
+                now,
+            ) {
+                Ok(issued) => issued,
+                Err(error) => {
+                    lines.push(row.line, refusal(&error));
+                    continue;
+                }
+            };
+            let mut snapshot = CardSnapshot {
+                id: card_id.clone(),
+                program_id: program.id.clone(),
+                kind: row.kind,
+                state: issued.state,
+                currency: program.currency,
+                balance: 0,
+                held: 0,
+                expires_at: issued.expires_at,
+            };
+            let issue = issued.value.map(|decision| {
+                let transaction_id = ids::transaction();
+                let record = TransactionRecord {
+                    id: transaction_id,
+                    merchant_id: merchant.clone(),
+                    card_id: card_id.clone(),
+                    transaction_type: TransactionType::Issue,
+                    amount: decision.amount,
+                    currency: program.currency.code().to_owned(),
+                    balance_before: 0,
+                    balance_after: decision.balance_after(0),
+                    reference: Some("import".to_owned()),
+                    reverses: None,
+                    hold_id: None,
+                    created_at: now,
+                };
+                snapshot.apply(&decision.card);
+                (record, decision.entry.postings().to_vec())
+            });
+            cards.push(StockCard {
+                record: self.card_record(&merchant, snapshot, &row.number, &row.security_code, now),
+                issue,
+            });
+        }
+        let batch = lines.finish(cards)?;
+        Ok(PreparedStock {
+            batch: StockBatch {
+                id: ids::prefixed("stk_"),
+                merchant_id: merchant,
+                program_id: program.id.clone(),
+                source: StockSource::Imported,
+                source_digest,
+                cards: batch,
+                now,
+            },
+            secrets: Vec::new(),
+            program,
+        })
+    }
+
+    /// Writes a prepared batch in one transaction: every card or none.
+    pub async fn write_stock(&self, prepared: &PreparedStock) -> Result<(), ServiceError> {
+        Ok(self.store.insert_card_stock(&prepared.batch).await?)
+    }
+
+    /// A card row exactly as `POST /v1/cards` writes it: the number encrypted with the card id
+    /// as associated data, its per-merchant fingerprint, the security code's keyed hash.
+    fn card_record(
+        &self,
+        merchant: &MerchantId,
+        snapshot: CardSnapshot,
+        number: &CardNumber,
+        security_code: &SecurityCode,
+        now: Timestamp,
+    ) -> CardRecord {
+        let card_id = snapshot.id.as_str().to_owned();
+        CardRecord {
+            merchant_id: merchant.clone(),
+            closed_reason: None,
+            last4: number.last4(),
+            number_ciphertext: self.keys.encrypt(number.expose().as_bytes(), card_id.as_bytes()),
+            number_fingerprint: self.keys.card_fingerprint(merchant.as_str(), number.expose()),
+            security_code_hash: self.keys.security_code_hash(&card_id, security_code.expose()),
+            created_at: now,
+            snapshot,
+        }
+    }
+}
