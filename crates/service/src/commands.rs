@@ -122,6 +122,39 @@ pub enum Command {
     Checkout(CheckoutCommand),
 }
 
+impl Command {
+    /// The object the command mostly locks, as the store's writer affinity: jobs on one card
+    /// (or hold, or transaction) then run in one writer's transactions and never wait for each
+    /// other's row locks. Commands across several cards or none name nothing.
+    pub(crate) fn affinity(&self) -> Option<&str> {
+        match self {
+            Command::Activate { card_id, .. }
+            | Command::Load { card_id, .. }
+            | Command::Redeem { card_id, .. }
+            | Command::Cashout { card_id, .. }
+            | Command::Freeze { card_id }
+            | Command::Unfreeze { card_id }
+            | Command::Deactivate { card_id, .. }
+            | Command::PlaceHold { card_id, .. } => Some(card_id.as_str()),
+            Command::CaptureHold { hold_id, .. }
+            | Command::ReleaseHold { hold_id }
+            | Command::ExpireHold { hold_id } => Some(hold_id.as_str()),
+            Command::Refund { transaction_id, .. } | Command::Void { transaction_id, .. } => {
+                Some(transaction_id.as_str())
+            }
+            Command::CreateMerchant { .. }
+            | Command::CreateProgram(_)
+            | Command::IssueCard { .. }
+            | Command::LookupCard { .. }
+            | Command::Clover(_)
+            | Command::Adyen(_)
+            | Command::Transfer(_)
+            | Command::Wallet(_)
+            | Command::Checkout(_) => None,
+        }
+    }
+}
+
 /// What a command produced, for the front-end to render. One exists per request and lives
 /// only until rendered, so the size difference between variants does not matter.
 #[derive(Debug, Clone)]

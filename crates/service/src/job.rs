@@ -148,6 +148,10 @@ impl WriteJob for CommandJob {
         Box::pin(self.execute(tx))
     }
 
+    fn affinity(&self) -> Option<&str> {
+        self.command.affinity()
+    }
+
     fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
         let answer = match committed {
             Ok(()) => self

@@ -100,6 +100,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait WriteJob: Send + 'static {
     fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>>;
     fn finish(self: Box<Self>, committed: StoreResult<()>);
+    /// What the job mostly locks (a card's id, say), if it knows: a backend with several
+    /// writers gives jobs with the same affinity to the same writer, so that in one process
+    /// they share a transaction instead of waiting for each other's row locks. Only a hint:
+    /// correctness never depends on it.
+    fn affinity(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The operations a job may perform inside the writer's transaction. Reads here see the

@@ -1,10 +1,14 @@
 //! PostgreSQL, for production and for several giftd processes sharing one database.
 //!
-//! Group commit: a few committer tasks (half the pool) take the jobs waiting in one queue, up
-//! to [`MAX_JOBS_PER_TRANSACTION`] at a time, and run them in ONE transaction on a pooled
+//! Group commit: a few committer tasks (half the pool) take the jobs waiting in their queues,
+//! up to [`MAX_JOBS_PER_TRANSACTION`] at a time, and run them in ONE transaction on a pooled
 //! connection, each under its own savepoint; the commit answers them all, so one WAL flush
 //! serves many requests while each keeps its own result. Jobs run in these tasks, not in the
-//! request's, so a client that disconnects does not cut a transaction short. Correctness comes
+//! request's, so a client that disconnects does not cut a transaction short. Each committer has
+//! a queue of its own, and jobs on the same card (their [`WriteJob::affinity`]) always go to
+//! the same one: a batch holds its cards' row locks until it commits, so two committers sharing
+//! a card would make one batch wait for the other's whole transaction (or deadlock with it, and
+//! wait for PostgreSQL's deadlock timeout). Correctness comes
 //! from the database, never from this process: row locks taken card first, guarded updates,
 //! unique keys. A job whose guard conflicts or whose unique key is taken (another process won a
 //! race) is rolled back to its savepoint and queued again after a jittered backoff; a
@@ -56,10 +60,13 @@ pub const BACKOFF_BASE: Duration = Duration::from_millis(2);
 pub const BACKOFF_CAP: Duration = Duration::from_millis(250);
 /// How long to wait for a pooled connection before failing the request.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Jobs one write transaction takes at most.
-pub const MAX_JOBS_PER_TRANSACTION: usize = 64;
-/// Jobs waiting for a committer at most; `submit` waits when the queue is full.
-pub const QUEUE_CAPACITY: usize = 8192;
+/// Jobs one write transaction takes at most. Each job's savepoints are subtransactions of it,
+/// and PostgreSQL keeps only 64 of a transaction's subtransactions in shared memory; past that
+/// every other session's visibility checks must look them up on disk (`pg_subtrans`). A job
+/// has two or three, so a batch stays under 64.
+pub const MAX_JOBS_PER_TRANSACTION: usize = 16;
+/// Jobs waiting for one committer at most; `submit` waits when its queue is full.
+pub const QUEUE_CAPACITY: usize = 2048;
 
 /// The isolation level of write transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -89,7 +96,35 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     jobs: Arc<Jobs>,
-    queue: mpsc::Sender<Queued>,
+    queues: Arc<Queues>,
+}
+
+/// The committers' queues, and which one a job goes to.
+struct Queues {
+    senders: Vec<mpsc::Sender<Queued>>,
+    /// For jobs without an affinity: taken in turn.
+    next: AtomicUsize,
+}
+
+impl Queues {
+    fn route(&self, job: &dyn WriteJob) -> &mpsc::Sender<Queued> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let index = match job.affinity() {
+            // A fixed hasher: the same card goes to the same committer for the process's life.
+            Some(key) => BuildHasherDefault::<DefaultHasher>::default().hash_one(key) as usize,
+            None => self.next.fetch_add(1, Ordering::Relaxed),
+        };
+        &self.senders[index % self.senders.len()]
+    }
+
+    /// Queues a job; `Err` gives it back when the committers have stopped.
+    async fn send(&self, queued: Queued) -> Result<(), Queued> {
+        let sender = self.route(queued.job.as_ref()).clone();
+        sender
+            .send(queued)
+            .await
+            .map_err(|mpsc::error::SendError(queued)| queued)
+    }
 }
 
 /// A job waiting for a committer, with the attempts it has had.
@@ -149,21 +184,26 @@ impl PgStore {
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let jobs: Arc<Jobs> = Arc::default();
         // Half the pool commits; the other half serves reads.
-        for _ in 0..(options.pool_size / 2).max(1) {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..(options.pool_size / 2).max(1))
+            .map(|_| mpsc::channel(QUEUE_CAPACITY))
+            .unzip();
+        let queues = Arc::new(Queues {
+            senders,
+            next: AtomicUsize::new(0),
+        });
+        for receiver in receivers {
             let committer = Committer {
                 pool: pool.clone(),
                 isolation: options.isolation,
-                receiver: Arc::clone(&receiver),
-                queue: queue.clone(),
+                receiver,
+                queues: Arc::clone(&queues),
                 jobs: Arc::clone(&jobs),
             };
             tokio::spawn(committer.run());
         }
-        Ok(Arc::new(Self { pool, jobs, queue }))
+        Ok(Arc::new(Self { pool, jobs, queues }))
     }
 
     pub async fn migrate(url: &str) -> StoreResult<()> {
@@ -194,9 +234,9 @@ fn backoff(attempt: u32) -> Duration {
 struct Committer {
     pool: PgPool,
     isolation: Isolation,
-    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
+    receiver: mpsc::Receiver<Queued>,
     /// To queue a job again after a conflict (past `close`'s check: it was submitted before).
-    queue: mpsc::Sender<Queued>,
+    queues: Arc<Queues>,
     jobs: Arc<Jobs>,
 }
 
@@ -213,13 +253,13 @@ fn breaks_transaction(error: &StoreError) -> bool {
 }
 
 impl Committer {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_JOBS_PER_TRANSACTION);
         loop {
-            let received = {
-                let mut receiver = self.receiver.lock().await;
-                receiver.recv_many(&mut batch, MAX_JOBS_PER_TRANSACTION).await
-            };
+            let received = self
+                .receiver
+                .recv_many(&mut batch, MAX_JOBS_PER_TRANSACTION)
+                .await;
             if received == 0 {
                 return;
             }
@@ -286,12 +326,12 @@ impl Committer {
     }
 
     fn requeue(&self, queued: Queued) {
-        let queue = self.queue.clone();
+        let queues = Arc::clone(&self.queues);
         let jobs = Arc::clone(&self.jobs);
         let delay = backoff(queued.attempt);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if let Err(mpsc::error::SendError(queued)) = queue.send(queued).await {
+            if let Err(queued) = queues.send(queued).await {
                 queued.job.finish(Err(StoreError::Closed));
                 jobs.done();
             }
@@ -373,7 +413,7 @@ impl Store for PgStore {
             alone: false,
             span: tracing::Span::current(),
         };
-        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued).await {
+        if let Err(queued) = self.queues.send(queued).await {
             self.jobs.done();
             queued.job.finish(Err(StoreError::Closed));
         }
