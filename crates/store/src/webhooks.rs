@@ -86,3 +86,73 @@ pub struct DeliveryUpdate {
     pub last_error: Option<String>,
     pub now: Timestamp,
 }
+
+// ---- decoding, shared by both backends' rows ----
+
+use crate::StoreResult;
+use crate::rows::Columns;
+
+pub(crate) fn endpoint_row(row: &impl Columns) -> StoreResult<WebhookEndpointRow> {
+    Ok(WebhookEndpointRow {
+        id: row.text("id")?,
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        url: row.text("url")?,
+        secret: row.bytes("secret")?,
+        event_types: row.text("event_types")?,
+        low_balance_threshold: row.optional_integer("low_balance_threshold")?,
+        enabled: row.boolean("enabled")?,
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        updated_at: Timestamp::from_unix_millis(row.integer("updated_at")?),
+    })
+}
+
+pub(crate) fn event_row(row: &impl Columns) -> StoreResult<EventRow> {
+    Ok(EventRow {
+        id: row.text("id")?,
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        event_type: row.text("type")?,
+        payload: row.text("payload")?,
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+    })
+}
+
+pub(crate) fn delivery_row(row: &impl Columns) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: row.text("id")?,
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        event_id: row.text("event_id")?,
+        endpoint_id: row.text("endpoint_id")?,
+        state: row.text("state")?,
+        attempts: row.integer("attempts")?,
+        next_attempt_at: Timestamp::from_unix_millis(row.integer("next_attempt_at")?),
+        last_status: row.optional_integer("last_status")?,
+        last_error: row.optional_text("last_error")?,
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        updated_at: Timestamp::from_unix_millis(row.integer("updated_at")?),
+    })
+}
+
+pub(crate) fn attempt_row(row: &impl Columns) -> StoreResult<AttemptRow> {
+    Ok(AttemptRow {
+        delivery_id: row.text("delivery_id")?,
+        attempted_at: Timestamp::from_unix_millis(row.integer("attempted_at")?),
+        status: row.optional_integer("status")?,
+        error: row.optional_text("error")?,
+        duration_ms: row.integer("duration_ms")?,
+    })
+}
+
+/// A claimed delivery with what sending it needs (the dispatcher's claim query).
+pub(crate) fn claimed_delivery(row: &impl Columns) -> StoreResult<ClaimedDelivery> {
+    Ok(ClaimedDelivery {
+        delivery_id: row.text("delivery_id")?,
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        event_id: row.text("event_id")?,
+        event_type: row.text("type")?,
+        payload: row.text("payload")?,
+        endpoint_id: row.text("endpoint_id")?,
+        url: row.text("url")?,
+        secret: row.bytes("secret")?,
+        attempts: row.integer("attempts")?,
+    })
+}

@@ -4,9 +4,9 @@
 //! `FOR UPDATE SKIP LOCKED`, so dispatchers in several processes share the work. No decisions here.
 
 use giftd_domain::{MerchantId, Timestamp};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgExecutor, Row};
+use sqlx::{PgConnection, PgExecutor};
 
+use crate::webhooks::{attempt_row, claimed_delivery, delivery_row, endpoint_row, event_row};
 use crate::{
     AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError, StoreResult,
     WebhookEndpointRow,
@@ -17,56 +17,6 @@ const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, secret, event_types, low_b
 const EVENT_COLUMNS: &str = "id, merchant_id, type, payload, created_at";
 const DELIVERY_COLUMNS: &str = "id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, \
      last_status, last_error, created_at, updated_at";
-
-fn endpoint_row(row: &PgRow) -> StoreResult<WebhookEndpointRow> {
-    Ok(WebhookEndpointRow {
-        id: row.try_get("id")?,
-        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-        url: row.try_get("url")?,
-        secret: row.try_get("secret")?,
-        event_types: row.try_get("event_types")?,
-        low_balance_threshold: row.try_get("low_balance_threshold")?,
-        enabled: row.try_get("enabled")?,
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
-    })
-}
-
-fn event_row(row: &PgRow) -> StoreResult<EventRow> {
-    Ok(EventRow {
-        id: row.try_get("id")?,
-        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-        event_type: row.try_get("type")?,
-        payload: row.try_get("payload")?,
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-    })
-}
-
-fn delivery_row(row: &PgRow) -> StoreResult<DeliveryRow> {
-    Ok(DeliveryRow {
-        id: row.try_get("id")?,
-        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-        event_id: row.try_get("event_id")?,
-        endpoint_id: row.try_get("endpoint_id")?,
-        state: row.try_get("state")?,
-        attempts: row.try_get("attempts")?,
-        next_attempt_at: Timestamp::from_unix_millis(row.try_get("next_attempt_at")?),
-        last_status: row.try_get("last_status")?,
-        last_error: row.try_get("last_error")?,
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
-    })
-}
-
-fn attempt_row(row: &PgRow) -> StoreResult<AttemptRow> {
-    Ok(AttemptRow {
-        delivery_id: row.try_get("delivery_id")?,
-        attempted_at: Timestamp::from_unix_millis(row.try_get("attempted_at")?),
-        status: row.try_get("status")?,
-        error: row.try_get("error")?,
-        duration_ms: row.try_get("duration_ms")?,
-    })
-}
 
 // ---- the writer's side ----
 
@@ -198,20 +148,10 @@ pub(crate) async fn claim_deliveries(
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        claimed.push(ClaimedDelivery {
-            delivery_id: row.try_get("delivery_id")?,
-            merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-            event_id: row.try_get("event_id")?,
-            event_type: row.try_get("type")?,
-            payload: row.try_get("payload")?,
-            endpoint_id: row.try_get("endpoint_id")?,
-            url: row.try_get("url")?,
-            secret: row.try_get("secret")?,
-            attempts: row.try_get("attempts")?,
-        });
-    }
+    let claimed = rows
+        .iter()
+        .map(claimed_delivery)
+        .collect::<StoreResult<Vec<_>>>()?;
     for delivery in &claimed {
         sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $2 WHERE id = $3")
             .bind(lease_until.unix_millis())

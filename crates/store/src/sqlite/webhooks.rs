@@ -5,11 +5,10 @@
 
 use giftd_domain::{MerchantId, Timestamp};
 use rusqlite::{Connection, params};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteExecutor};
+use sqlx::SqliteExecutor;
 
 use super::tx::{execute, query_all};
-use crate::rows::Columns;
+use crate::webhooks::{attempt_row, claimed_delivery, delivery_row, endpoint_row, event_row};
 
 use crate::{
     AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreResult, WebhookEndpointRow,
@@ -20,56 +19,6 @@ const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, secret, event_types, low_b
 const EVENT_COLUMNS: &str = "id, merchant_id, type, payload, created_at";
 const DELIVERY_COLUMNS: &str = "id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, \
      last_status, last_error, created_at, updated_at";
-
-fn endpoint_row(row: &impl Columns) -> StoreResult<WebhookEndpointRow> {
-    Ok(WebhookEndpointRow {
-        id: row.text("id")?,
-        merchant_id: MerchantId::new(row.text("merchant_id")?),
-        url: row.text("url")?,
-        secret: row.bytes("secret")?,
-        event_types: row.text("event_types")?,
-        low_balance_threshold: row.optional_integer("low_balance_threshold")?,
-        enabled: row.boolean("enabled")?,
-        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
-        updated_at: Timestamp::from_unix_millis(row.integer("updated_at")?),
-    })
-}
-
-fn event_row(row: &SqliteRow) -> StoreResult<EventRow> {
-    Ok(EventRow {
-        id: row.try_get("id")?,
-        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-        event_type: row.try_get("type")?,
-        payload: row.try_get("payload")?,
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-    })
-}
-
-fn delivery_row(row: &SqliteRow) -> StoreResult<DeliveryRow> {
-    Ok(DeliveryRow {
-        id: row.try_get("id")?,
-        merchant_id: MerchantId::new(row.try_get::<String, _>("merchant_id")?),
-        event_id: row.try_get("event_id")?,
-        endpoint_id: row.try_get("endpoint_id")?,
-        state: row.try_get("state")?,
-        attempts: row.try_get("attempts")?,
-        next_attempt_at: Timestamp::from_unix_millis(row.try_get("next_attempt_at")?),
-        last_status: row.try_get("last_status")?,
-        last_error: row.try_get("last_error")?,
-        created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-        updated_at: Timestamp::from_unix_millis(row.try_get("updated_at")?),
-    })
-}
-
-fn attempt_row(row: &SqliteRow) -> StoreResult<AttemptRow> {
-    Ok(AttemptRow {
-        delivery_id: row.try_get("delivery_id")?,
-        attempted_at: Timestamp::from_unix_millis(row.try_get("attempted_at")?),
-        status: row.try_get("status")?,
-        error: row.try_get("error")?,
-        duration_ms: row.try_get("duration_ms")?,
-    })
-}
 
 // ---- the writer's side ----
 
@@ -184,19 +133,7 @@ pub(crate) fn claim_deliveries(
          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = ?2 \
          ORDER BY d.next_attempt_at, d.seq LIMIT ?3",
         params![now.unix_millis(), true, i64::from(limit)],
-        |row| {
-            Ok(ClaimedDelivery {
-                delivery_id: row.text("delivery_id")?,
-                merchant_id: MerchantId::new(row.text("merchant_id")?),
-                event_id: row.text("event_id")?,
-                event_type: row.text("type")?,
-                payload: row.text("payload")?,
-                endpoint_id: row.text("endpoint_id")?,
-                url: row.text("url")?,
-                secret: row.bytes("secret")?,
-                attempts: row.integer("attempts")?,
-            })
-        },
+        |row| claimed_delivery(row),
     )?;
     for delivery in &claimed {
         execute(
