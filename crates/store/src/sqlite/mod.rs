@@ -56,6 +56,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the checkpointer copies the write-ahead log into the database file. The writer
 /// never checkpoints itself, so that a commit never waits for a checkpoint's writes and fsync.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a restarting checkpoint waits for readers on older snapshots before giving up.
+pub const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 /// A log longer than this (4 KiB pages; 16 MiB) is started over by the checkpointer.
 pub const CHECKPOINT_RESTART_FRAMES: i64 = 4096;
 /// What the log file is cut back to when it starts over, if it grew past it.
@@ -109,6 +111,9 @@ impl SqliteStore {
         Self::migrate_with(path, durability).await?;
         let writer = writer_connection(path.to_path_buf(), durability).await?;
         let checkpoints = writer_connection(path.to_path_buf(), durability).await?;
+        // A restarting checkpoint holds new writes back while it waits for readers of old
+        // snapshots: it gives up soon rather than stall the writer (it runs again next round).
+        checkpoints.busy_timeout(CHECKPOINT_BUSY_TIMEOUT)?;
         let reads = SqlitePoolOptions::new()
             .max_connections(READ_POOL_SIZE)
             .connect_with(options(path, durability).read_only(true))
