@@ -192,6 +192,9 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // reqwest is built without a TLS provider of its own (giftd's webhooks bring ring); every
+    // client this process builds needs one installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -119,6 +119,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("webhooks.max_retry_seconds", "GIFTD_WEBHOOKS_MAX_RETRY_SECONDS", None, Kind::Integer)
         .default("3600")
         .help("Longest wait between two attempts of a webhook delivery, 1 to 86400 seconds."),
+    setting("webhooks.ca_file", "GIFTD_WEBHOOKS_CA_FILE", None, Kind::Text)
+        .example("/etc/giftd/webhook-ca.pem")
+        .help("PEM certificates trusted for https webhook endpoints besides the system's roots (a private CA)."),
     setting("tls.cert", "GIFTD_TLS_CERT", Some("--tls-cert"), Kind::Text)
         .example("/etc/giftd/cert.pem")
         .help("PEM certificate chain: with tls.key, giftd serves HTTPS itself."),
@@ -424,6 +427,19 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
+/// The certificates of `webhooks.ca_file`: at least one, each a PEM `CERTIFICATE`.
+fn webhook_roots(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let invalid =
+        |why: String| anyhow::anyhow!("invalid setting webhooks.ca_file = {}: {why}", path.display());
+    let pem = std::fs::read(path).map_err(|error| invalid(format!("cannot read it ({error})")))?;
+    let roots =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| invalid("not PEM certificates".into()))?;
+    if roots.is_empty() {
+        return Err(invalid("it holds no PEM certificate".into()));
+    }
+    Ok(roots)
+}
+
 /// Everything `giftd serve` needs, checked.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -431,6 +447,8 @@ pub struct ServeConfig {
     pub clover_lock_seconds: i64,
     pub checkout_lease_seconds: i64,
     pub webhooks: giftd_service::webhooks::DeliveryPolicy,
+    /// Extra roots for https webhook endpoints, read from `webhooks.ca_file`.
+    pub webhook_roots: Vec<reqwest::Certificate>,
     pub tls: Option<Tls>,
     pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
@@ -469,6 +487,10 @@ impl Config {
             first_retry_millis: i64::try_from(first_retry_seconds * 1000).unwrap_or(i64::MAX),
             max_retry_millis: i64::try_from(max_retry_seconds * 1000).unwrap_or(i64::MAX),
             ..giftd_service::webhooks::DeliveryPolicy::default()
+        };
+        let webhook_roots = match layers.parse::<PathBuf>("webhooks.ca_file")? {
+            None => Vec::new(),
+            Some(path) => webhook_roots(&path)?,
         };
         let tls = match (
             layers.parse::<PathBuf>("tls.cert")?,
@@ -509,6 +531,7 @@ impl Config {
                 clover_lock_seconds: i64::try_from(clover_lock_seconds).unwrap_or(i64::MAX),
                 checkout_lease_seconds: i64::try_from(checkout_lease_seconds).unwrap_or(i64::MAX),
                 webhooks,
+                webhook_roots,
                 tls,
                 metrics_listen: layers.parse("metrics.listen")?,
                 limits,
@@ -574,7 +597,14 @@ mod tests {
             })
             .collect::<String>()
             .replace("\"64 hex digits\"", &format!("\"{}\"", "ab".repeat(32)));
+        // The CA file is read at start: point the example's at a real one.
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let ca_file = dir.path().join("webhook-ca.pem");
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).expect("a certificate");
+        std::fs::write(&ca_file, ca.cert.pem()).expect("write the CA file");
+        let uncommented = uncommented.replace("/etc/giftd/webhook-ca.pem", &ca_file.to_string_lossy());
         let config = resolve(&uncommented, &[], &[]).expect("the uncommented example parses");
+        assert_eq!(config.serve.webhook_roots.len(), 1);
         assert!(config.serve.tls.is_some());
         assert!(config.serve.metrics_listen.is_some());
         assert!(config.storage.database_url.is_some());
@@ -629,6 +659,14 @@ mod tests {
         assert!(format!("{error:#}").contains("postgres.pool_size"), "{error:#}");
         let error = resolve("[tls]\ncert = \"c.pem\"\n", &[], &[]).expect_err("refused");
         assert!(format!("{error:#}").contains("tls.key"), "{error:#}");
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "hello").expect("write the file");
+        for path in [dir.path().join("missing.pem"), not_pem] {
+            let file = format!("[webhooks]\nca_file = {:?}\n", path.to_string_lossy());
+            let error = resolve(&file, &[], &[]).expect_err("refused");
+            assert!(format!("{error:#}").contains("webhooks.ca_file"), "{error:#}");
+        }
     }
 
     #[test]

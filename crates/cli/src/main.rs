@@ -525,6 +525,9 @@ async fn open(storage: &Storage) -> anyhow::Result<Service> {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    // Webhook deliveries go out on this client (docs/WEBHOOKS.md).
+    let client = giftd_service::webhooks::delivery_client(&config.serve.webhook_roots)
+        .context("cannot build the webhook HTTP client")?;
     let service = open(&config.storage)
         .await?
         .with_checkout_lease_seconds(config.serve.checkout_lease_seconds);
@@ -540,6 +543,7 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     // Delivers webhook events from the outbox (docs/WEBHOOKS.md).
     let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
     let webhooks = tokio::spawn(service.clone().run_webhook_dispatcher(
+        client,
         config.serve.webhooks.clone(),
         async {
             let _ = webhooks_stopped.await;

@@ -80,7 +80,7 @@ impl Server {
             base_url: format!("http://{address}"),
             log,
         };
-        let client = reqwest::Client::new();
+        let client = giftd_testkit::http_client();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = server.child.try_wait().expect("poll the server") {
@@ -109,7 +109,7 @@ impl Server {
     }
 
     async fn post(&self, api_key: &str, path: &str, body: Value) -> Value {
-        let response = reqwest::Client::new()
+        let response = giftd_testkit::http_client()
             .post(format!("{}{path}", self.base_url))
             .bearer_auth(api_key)
             .json(&body)

@@ -150,7 +150,7 @@ impl Server {
             child,
             base_url: format!("http://{address}"),
             log_path: log_path.to_owned(),
-            client: reqwest::Client::new(),
+            client: giftd_testkit::http_client(),
         };
         server.wait_until_healthy().await;
         server

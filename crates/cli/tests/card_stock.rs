@@ -66,7 +66,7 @@ impl Setup {
             database_url,
             _postgres: postgres,
             service,
-            client: reqwest::Client::new(),
+            client: giftd_testkit::http_client(),
             address,
             api_key: merchant.api_key,
             program_id: String::new(),

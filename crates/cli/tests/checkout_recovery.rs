@@ -117,7 +117,7 @@ impl Setup {
             child: command.spawn().expect("start giftd"),
             base: format!("http://127.0.0.1:{port}"),
             api_key: self.api_key.clone(),
-            client: reqwest::Client::new(),
+            client: giftd_testkit::http_client(),
         };
         let deadline = Instant::now() + TIMEOUT;
         loop {

@@ -1,6 +1,6 @@
 //! Running giftd in production, with the real binary: the configuration file and its checks,
-//! HTTPS with a certificate made here, JSON logs that carry the request id, and the Prometheus
-//! metrics. The database is SQLite in a temporary folder, or a fresh PostgreSQL database with
+//! HTTPS with a certificate made here, JSON logs that carry the request id, the Prometheus
+//! metrics, and webhooks to HTTPS endpoints trusted through `webhooks.ca_file`. The database is SQLite in a temporary folder, or a fresh PostgreSQL database with
 //! `GIFTD_TEST_BACKEND=postgres`. Every server started here is killed by a guard.
 
 use std::fs::File;
@@ -10,6 +10,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use giftd_testkit::receiver::{Identity, PrivateCa, Receiver};
 use giftd_testkit::{PgTestDatabase, test_pg_url, testing_postgres};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -196,7 +197,7 @@ impl Server {
 }
 
 async fn healthy(base: &str) -> bool {
-    let answer = reqwest::Client::new()
+    let answer = giftd_testkit::http_client()
         .get(format!("{base}/healthz"))
         .timeout(Duration::from_millis(500))
         .send()
@@ -411,7 +412,7 @@ async fn json_logs_carry_the_request_id_on_every_line_written_for_a_request() {
         ],
     )
     .await;
-    let client = reqwest::Client::new();
+    let client = giftd_testkit::http_client();
     let lookup = || {
         client
             .post(server.url("/v1/cards/lookup"))
@@ -493,7 +494,7 @@ async fn metrics_count_requests_ledger_operations_and_pending_holds_without_card
     let storage = Storage::new().await;
     let api_key = storage.create_merchant();
     let server = Server::start_plain(&storage, &[]).await;
-    let client = reqwest::Client::new();
+    let client = giftd_testkit::http_client();
     let post = |path: &str, body: Value| {
         client
             .post(server.url(path))
@@ -611,7 +612,7 @@ async fn metrics_listen_serves_metrics_on_its_own_address_only() {
     let storage = Storage::new().await;
     let metrics_address = free_address();
     let server = Server::start_plain(&storage, &["--metrics-listen", &metrics_address.to_string()]).await;
-    let client = reqwest::Client::new();
+    let client = giftd_testkit::http_client();
     let on_api = client
         .get(server.url("/metrics"))
         .send()
@@ -626,4 +627,106 @@ async fn metrics_listen_serves_metrics_on_its_own_address_only() {
     assert_eq!(on_own.status(), 200);
     let text = on_own.text().await.expect("text");
     assert!(text.contains("giftd_holds_pending 0"), "{text}");
+}
+
+#[tokio::test]
+async fn the_server_delivers_webhooks_to_https_endpoints_its_ca_file_trusts_and_no_others() {
+    let storage = Storage::new().await;
+    let ca = PrivateCa::new();
+    let ca_file = storage.path("webhook-ca.pem");
+    std::fs::write(&ca_file, &ca.root_pem).expect("write the CA file");
+    let config_file = storage.path("giftd.toml");
+    std::fs::write(
+        &config_file,
+        format!("[webhooks]\nca_file = {:?}\n", ca_file.to_string_lossy()),
+    )
+    .expect("write the configuration");
+    let trusted = Receiver::start_https(0, &ca.identity).await;
+    let untrusted = Receiver::start_https(0, &Identity::self_signed()).await;
+    let api_key = storage.create_merchant();
+    let config_arg = config_file.to_string_lossy().into_owned();
+    let server = Server::start_plain(&storage, &["--config", &config_arg]).await;
+    let client = giftd_testkit::http_client();
+    let post = async |path: &str, body: Value| -> Value {
+        let answer = client
+            .post(server.url(path))
+            .bearer_auth(&api_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("an answer");
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        answer.json().await.expect("JSON")
+    };
+    for receiver in [&trusted, &untrusted] {
+        post(
+            "/v1/webhook_endpoints",
+            json!({"url": receiver.url, "event_types": ["card.redeemed"]}),
+        )
+        .await;
+    }
+    let program = post("/v1/programs", json!({"name": "Bakery", "currency": "USD"})).await;
+    let card = post(
+        "/v1/cards",
+        json!({"program_id": program["id"], "kind": "virtual", "amount": 5000}),
+    )
+    .await;
+    let card_id = card["id"].as_str().expect("card id");
+    post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 1200})).await;
+
+    // The dispatcher looks every second; give it a few.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while trusted.received().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no delivery to the trusted endpoint; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(trusted.types(), ["card.redeemed"]);
+    assert!(
+        untrusted.received().is_empty(),
+        "nothing reaches a certificate that does not verify"
+    );
+
+    // Both attempts are on record: delivered, and refused for the certificate (to be retried).
+    let get = async |path: &str| -> Value {
+        client
+            .get(server.url(path))
+            .bearer_auth(&api_key)
+            .send()
+            .await
+            .expect("an answer")
+            .json()
+            .await
+            .expect("JSON")
+    };
+    let events = get("/v1/events").await;
+    assert_eq!(events["data"].as_array().map(Vec::len), Some(1), "{events}");
+    let event_path = format!("/v1/events/{}", events["data"][0]["id"].as_str().expect("an id"));
+    let states = loop {
+        let event = get(&event_path).await;
+        let deliveries = event["deliveries"].as_array().cloned().unwrap_or_default();
+        let mut states: Vec<(String, String)> = deliveries
+            .iter()
+            .filter(|d| d["attempts"].as_i64() >= Some(1))
+            .map(|d| {
+                let error = d["attempt_log"][0]["error"].as_str().unwrap_or_default();
+                (
+                    d["state"].as_str().unwrap_or_default().to_owned(),
+                    error.to_owned(),
+                )
+            })
+            .collect();
+        if states.len() == 2 {
+            states.sort();
+            break states;
+        }
+        assert!(Instant::now() < deadline, "attempts not recorded: {event}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(states[0].0, "delivered");
+    assert_eq!(states[1].0, "pending");
+    assert!(states[1].1.contains("certificate"), "{states:?}");
 }

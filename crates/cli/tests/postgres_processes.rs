@@ -201,7 +201,7 @@ impl Server {
             child,
             base_url: format!("http://{address}"),
             log_path,
-            client: reqwest::Client::builder()
+            client: giftd_testkit::http_client_builder()
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .expect("an HTTP client"),

@@ -26,7 +26,7 @@ fn config(per_key: u32, per_address: u32) -> ApiConfig {
 
 /// A client whose connections come from `127.0.0.<last>`.
 fn client_from(last: u8) -> reqwest::Client {
-    reqwest::Client::builder()
+    giftd_testkit::http_client_builder()
         .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
         .build()
         .expect("a client")

@@ -1,96 +1,21 @@
-//! Webhooks over HTTP, in process: a receiver that fails and then recovers gets the event again
-//! with backoff until it answers 2xx, each delivery signed so the receiver can verify it, and
-//! every attempt visible through the API; events only for committed effects, only to their
-//! merchant's endpoints, only of the subscribed types; low balance, hold expiry, failing after
-//! the last attempt and a retry; and the 400s of bad input.
+//! Webhooks over HTTP and HTTPS, in process: a receiver that fails and then recovers gets the
+//! event again with backoff until it answers 2xx, each delivery signed so the receiver can verify
+//! it, and every attempt visible through the API; an https receiver is sent events only when its
+//! certificate verifies (against a private CA given as an extra root), never when it does not;
+//! events only for committed effects, only to their merchant's endpoints, only of the subscribed
+//! types; low balance, hold expiry, failing after the last attempt and a retry; and the 400s of
+//! bad input.
 //!
 //! The tests drive the dispatcher themselves (one round per call) and move the manual clock
 //! past each backoff, so nothing sleeps.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 
-use axum::http::{HeaderMap, StatusCode};
 use giftd_service::webhooks::DeliveryPolicy;
 use giftd_testkit::TestApp;
+use giftd_testkit::receiver::{Identity, PrivateCa, Received, Receiver};
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
-
-// ---- a receiver ----
-
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
-}
-
-/// An HTTP endpoint on port 0 that answers 500 to its first `failures` requests, then 200.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    failures_left: Arc<AtomicUsize>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(failures: usize) -> Self {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let failures_left = Arc::new(AtomicUsize::new(failures));
-        let (log, left) = (Arc::clone(&received), Arc::clone(&failures_left));
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let (log, left) = (Arc::clone(&log), Arc::clone(&left));
-                async move {
-                    log.lock().expect("the log").push(Received { headers, body });
-                    let failing = left
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                        .is_ok();
-                    if failing {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    } else {
-                        StatusCode::OK
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
-        let url = format!("http://{}/hook", listener.local_addr().expect("local address"));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            url,
-            received,
-            failures_left,
-            server,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("the log").clone()
-    }
-
-    fn types(&self) -> Vec<String> {
-        self.received()
-            .iter()
-            .map(|r| {
-                serde_json::from_str::<Value>(&r.body).expect("a JSON body")["type"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
 
 // ---- helpers ----
 
@@ -103,10 +28,16 @@ fn policy(max_attempts: i64) -> DeliveryPolicy {
     }
 }
 
-/// One dispatcher round; answers how many deliveries it attempted.
+/// One dispatcher round on giftd's own delivery client; answers how many deliveries it attempted.
 async fn dispatch(app: &TestApp, policy: &DeliveryPolicy) -> usize {
+    dispatch_trusting(app, policy, &[]).await
+}
+
+/// A dispatcher round whose client also trusts `roots`, as `webhooks.ca_file` makes it.
+async fn dispatch_trusting(app: &TestApp, policy: &DeliveryPolicy, roots: &[reqwest::Certificate]) -> usize {
+    let client = giftd_service::webhooks::delivery_client(roots).expect("the delivery client");
     app.service
-        .dispatch_webhooks(&reqwest::Client::new(), policy)
+        .dispatch_webhooks(&client, policy)
         .await
         .expect("a dispatcher round")
 }
@@ -231,6 +162,106 @@ async fn a_failing_receiver_gets_the_event_again_until_it_recovers_and_the_signa
 }
 
 #[tokio::test]
+async fn an_https_receiver_whose_certificate_chains_to_a_trusted_root_gets_signed_deliveries() {
+    let app = TestApp::spawn().await;
+    let ca = PrivateCa::new();
+    let root = ca.root();
+    let receiver = Receiver::start_https(1, &ca.identity).await;
+    assert!(receiver.url.starts_with("https://"), "{}", receiver.url);
+    let created = endpoint(&app, &receiver.url, &["card.loaded"], None).await;
+    let secret = created["secret"].as_str().expect("the secret").to_owned();
+    let card = app.funded_card(1000).await;
+    let card_id = card["id"].as_str().expect("a card id");
+    app.post(&format!("/v1/cards/{card_id}/load"), json!({"amount": 250}))
+        .await
+        .assert_status(200);
+    let policy = policy(5);
+
+    // A 500 over TLS is an HTTP answer like any other: retried after the backoff.
+    assert_eq!(
+        dispatch_trusting(&app, &policy, std::slice::from_ref(&root)).await,
+        1
+    );
+    app.clock.advance_seconds(1);
+    assert_eq!(
+        dispatch_trusting(&app, &policy, std::slice::from_ref(&root)).await,
+        1
+    );
+    app.clock.advance_seconds(60);
+    assert_eq!(dispatch_trusting(&app, &policy, &[root]).await, 0, "delivered");
+
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    for attempt in &received {
+        assert_signed(attempt, &secret);
+        assert_eq!(attempt.headers["user-agent"], "giftd-webhooks");
+    }
+    let body: Value = serde_json::from_str(&received[1].body).expect("a JSON body");
+    assert_eq!(body["type"], "card.loaded");
+    assert_eq!(body["data"]["transaction"]["amount"], 250);
+    let event = app
+        .get(&format!(
+            "/v1/events/{}",
+            body["id"].as_str().expect("an event id")
+        ))
+        .await;
+    event.assert_status(200);
+    let delivery = &event.body["deliveries"][0];
+    assert_eq!(delivery["state"], "delivered", "{}", event.text);
+    assert_eq!(delivery["last_status"], 200);
+}
+
+#[tokio::test]
+async fn an_https_receiver_whose_certificate_does_not_verify_is_never_sent_the_event() {
+    let app = TestApp::spawn().await;
+    // Trusted: one private CA. Served: a self-signed certificate, and one from another CA.
+    let trusted = PrivateCa::new();
+    let receivers = [
+        Receiver::start_https(0, &Identity::self_signed()).await,
+        Receiver::start_https(0, &PrivateCa::new().identity).await,
+    ];
+    for receiver in &receivers {
+        endpoint(&app, &receiver.url, &["card.redeemed"], None).await;
+    }
+    let card = app.funded_card(1000).await;
+    let card_id = card["id"].as_str().expect("a card id");
+    let redemption = redeem(&app, card_id, 100).await;
+    redemption.assert_status(200);
+    let policy = policy(5);
+
+    assert_eq!(dispatch_trusting(&app, &policy, &[trusted.root()]).await, 2);
+    for receiver in &receivers {
+        assert!(
+            receiver.received().is_empty(),
+            "no request reached {}",
+            receiver.url
+        );
+    }
+    let events = events(&app, "?type=card.redeemed").await;
+    assert_eq!(events.len(), 1);
+    let event = app
+        .get(&format!(
+            "/v1/events/{}",
+            events[0]["id"].as_str().expect("an event id")
+        ))
+        .await;
+    event.assert_status(200);
+    let deliveries = event.body["deliveries"].as_array().expect("deliveries");
+    assert_eq!(deliveries.len(), 2, "{}", event.text);
+    for delivery in deliveries {
+        // Not delivered: pending, to be tried again once the endpoint's certificate is fixed.
+        assert_eq!(delivery["state"], "pending", "{}", event.text);
+        let attempt = &delivery["attempt_log"][0];
+        assert_eq!(attempt["status"], Value::Null, "no HTTP answer: {}", event.text);
+        let error = attempt["error"].as_str().expect("the attempt's error");
+        assert!(
+            error.contains("certificate"),
+            "the error names the certificate: {error}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_delivery_that_keeps_failing_fails_after_its_last_attempt_and_can_be_retried() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(usize::MAX).await;
@@ -259,10 +290,10 @@ async fn a_delivery_that_keeps_failing_fails_after_its_last_attempt_and_can_be_r
     // The receiver is fixed; a retry sends it once more.
     receiver.failures_left.store(0, Ordering::SeqCst);
     let delivery_id = delivery["id"].as_str().expect("an id");
-    let retried = app
-        .post(&format!("/v1/webhook_deliveries/{delivery_id}/retry"), json!({}))
-        .await;
+    let retry_path = format!("/v1/webhook_deliveries/{delivery_id}/retry");
+    let retried = app.post_idempotent(&retry_path, json!({}), "retry-1").await;
     retried.assert_status(202);
+    assert_eq!(retried.body["state"], "pending", "{}", retried.text);
     assert_eq!(dispatch(&app, &policy).await, 1);
     let event = app.get(&format!("/v1/events/{event_id}")).await;
     assert_eq!(
@@ -270,6 +301,11 @@ async fn a_delivery_that_keeps_failing_fails_after_its_last_attempt_and_can_be_r
         "{}",
         event.text
     );
+    assert_eq!(receiver.received().len(), 4);
+    // The same request again with its key is answered as before and sends nothing more.
+    let replayed = app.post_idempotent(&retry_path, json!({}), "retry-1").await;
+    assert_eq!((replayed.status, &replayed.text), (retried.status, &retried.text));
+    assert_eq!(dispatch(&app, &policy).await, 0, "the retry was not applied twice");
     assert_eq!(receiver.received().len(), 4);
     app.post("/v1/webhook_deliveries/whd_0123/retry", json!({}))
         .await
@@ -448,6 +484,75 @@ async fn a_captured_checkout_is_reported_once() {
     assert_eq!(body["data"]["checkout"]["reference"], "order-1");
 }
 
+// ---- idempotency ----
+
+#[tokio::test]
+async fn a_retried_registration_with_its_idempotency_key_answers_the_same_endpoint_and_secret() {
+    let app = TestApp::spawn().await;
+    let body = json!({"url": "https://hooks.example.com/giftd", "event_types": ["card.loaded"]});
+    let first = app
+        .post_idempotent("/v1/webhook_endpoints", body.clone(), "whe-key-1")
+        .await;
+    first.assert_status(201);
+    let again = app
+        .post_idempotent("/v1/webhook_endpoints", body.clone(), "whe-key-1")
+        .await;
+    again.assert_status(201);
+    assert_eq!(
+        again.text, first.text,
+        "the first answer, secret included, byte for byte"
+    );
+    assert!(
+        first.body["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_"))
+    );
+
+    // The same key with another request is refused; another key registers another endpoint.
+    let other = json!({"url": "https://hooks.example.com/other", "event_types": ["card.loaded"]});
+    app.post_idempotent("/v1/webhook_endpoints", other.clone(), "whe-key-1")
+        .await
+        .assert_error(409, "idempotency_key_reused");
+    let second = app
+        .post_idempotent("/v1/webhook_endpoints", other, "whe-key-2")
+        .await;
+    second.assert_status(201);
+    assert_ne!(second.body["id"], first.body["id"]);
+
+    let listed = app.get("/v1/webhook_endpoints").await;
+    listed.assert_status(200);
+    assert_eq!(
+        listed.body["data"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        listed.text
+    );
+}
+
+#[tokio::test]
+async fn the_seventeenth_enabled_endpoint_is_refused_and_the_refusal_is_replayed() {
+    let app = TestApp::spawn().await;
+    for n in 0..16 {
+        app.post(
+            "/v1/webhook_endpoints",
+            json!({"url": format!("http://hooks.example.com/{n}"), "event_types": ["card.loaded"]}),
+        )
+        .await
+        .assert_status(201);
+    }
+    let body = json!({"url": "http://hooks.example.com/16", "event_types": ["card.loaded"]});
+    let refused = app
+        .post_idempotent("/v1/webhook_endpoints", body.clone(), "whe-17")
+        .await;
+    refused.assert_error(400, "invalid_request");
+    assert_eq!(refused.body["error"]["param"], "url", "{}", refused.text);
+    let replayed = app.post_idempotent("/v1/webhook_endpoints", body, "whe-17").await;
+    assert_eq!(replayed.status, refused.status);
+    assert_eq!(replayed.text, refused.text);
+    let listed = app.get("/v1/webhook_endpoints?limit=100").await;
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(16));
+}
+
 // ---- bad input ----
 
 #[tokio::test]
@@ -460,7 +565,7 @@ async fn bad_webhook_input_is_refused_with_400() {
         ),
         (json!({"url": "not a url", "event_types": ["card.loaded"]}), "url"),
         (
-            json!({"url": "https://example.com/hook", "event_types": ["card.loaded"]}),
+            json!({"url": "https://user@example.com/hook", "event_types": ["card.loaded"]}),
             "url",
         ),
         (

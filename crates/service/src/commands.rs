@@ -21,6 +21,7 @@ use crate::error::{Failure, Refusal};
 use crate::ids;
 use crate::transfers::{self, TransferCommand, TransferOutcome};
 use crate::wallet::{self, WalletCommand, WalletOutcome};
+use crate::webhooks::{self, Endpoint, EndpointCreation, WebhookSecret};
 
 /// Attempts to draw an unused card number before giving up (a full number space).
 const NUMBER_ATTEMPTS: usize = 8;
@@ -120,6 +121,12 @@ pub enum Command {
     Wallet(WalletCommand),
     /// Split-tender checkouts, one step per job (`checkout.rs`).
     Checkout(CheckoutCommand),
+    /// Registers a webhook endpoint (`webhooks.rs`).
+    CreateWebhookEndpoint(Box<EndpointCreation>),
+    /// Makes a webhook delivery due now (`webhooks.rs`).
+    RetryWebhookDelivery {
+        id: String,
+    },
 }
 
 impl Command {
@@ -150,7 +157,9 @@ impl Command {
             | Command::Adyen(_)
             | Command::Transfer(_)
             | Command::Wallet(_)
-            | Command::Checkout(_) => None,
+            | Command::Checkout(_)
+            | Command::CreateWebhookEndpoint(_)
+            | Command::RetryWebhookDelivery { .. } => None,
         }
     }
 }
@@ -180,6 +189,15 @@ pub enum Outcome {
     Checkout(Box<Checkout>),
     /// Whether a placeholder answer was replaced (`CheckoutCommand::Seal`).
     Sealed(bool),
+    /// A new webhook endpoint; the only time its signing secret leaves giftd.
+    WebhookEndpoint {
+        endpoint: Endpoint,
+        secret: WebhookSecret,
+    },
+    /// A webhook delivery made due now.
+    WebhookDeliveryRetried {
+        id: String,
+    },
     Nothing,
 }
 
@@ -380,6 +398,8 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
         Command::Transfer(command) => transfers::execute(tx, cx, command).await,
         Command::Wallet(command) => wallet::execute(tx, cx, command).await,
         Command::Checkout(command) => checkout::execute(tx, cx, command).await,
+        Command::CreateWebhookEndpoint(creation) => webhooks::create_endpoint(tx, cx, creation).await,
+        Command::RetryWebhookDelivery { id } => webhooks::retry_delivery(tx, cx, id).await,
     }
 }
 

@@ -26,7 +26,7 @@ use crate::checkout::CheckoutCommand;
 use crate::clover::CloverOutcome;
 use crate::commands::{Command, Context, Outcome};
 use crate::crypto::Keys;
-use crate::error::ServiceError;
+use crate::error::{Failure, Refusal, ServiceError};
 use crate::transfers::TransferOutcome;
 use crate::wallet::WalletOutcome;
 use crate::{Service, ids};
@@ -360,6 +360,8 @@ pub(crate) async fn after(
         | Outcome::Program(_)
         | Outcome::Card(_)
         | Outcome::Sealed(_)
+        | Outcome::WebhookEndpoint { .. }
+        | Outcome::WebhookDeliveryRetried { .. }
         | Outcome::Nothing => {}
     }
     for t in &transactions {
@@ -480,15 +482,86 @@ async fn write_event(
     Ok(())
 }
 
+// ---- registering an endpoint, retrying a delivery: commands, so that an Idempotency-Key is honoured ----
+
+/// An endpoint's signing secret in clear: in the creation answer only, never in `Debug` output.
+#[derive(Clone)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(redacted)")
+    }
+}
+
+/// `Command::CreateWebhookEndpoint`: an endpoint as checked by
+/// [`Service::webhook_endpoint_command`], its secret drawn and encrypted.
+#[derive(Debug, Clone)]
+pub struct EndpointCreation {
+    id: String,
+    url: String,
+    event_types: String,
+    low_balance_threshold: Option<i64>,
+    encrypted_secret: Vec<u8>,
+    secret: WebhookSecret,
+}
+
+/// Runs inside the command's job: refused past [`MAX_ENDPOINTS`] enabled endpoints.
+pub(crate) async fn create_endpoint(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    creation: &EndpointCreation,
+) -> Result<Outcome, Failure> {
+    if tx.enabled_webhook_endpoints(cx.merchant).await?.len() >= MAX_ENDPOINTS {
+        return Err(Failure::Refused(Refusal::Invalid {
+            param: "url",
+            message: format!(
+                "a merchant may have at most {MAX_ENDPOINTS} enabled webhook endpoints; disable one first"
+            ),
+        }));
+    }
+    let row = WebhookEndpointRow {
+        id: creation.id.clone(),
+        merchant_id: cx.merchant.clone(),
+        url: creation.url.clone(),
+        secret: creation.encrypted_secret.clone(),
+        event_types: creation.event_types.clone(),
+        low_balance_threshold: creation.low_balance_threshold,
+        enabled: true,
+        created_at: cx.now,
+        updated_at: cx.now,
+    };
+    tx.insert_webhook_endpoint(&row).await?;
+    Ok(Outcome::WebhookEndpoint {
+        endpoint: endpoint(&row),
+        secret: creation.secret.clone(),
+    })
+}
+
+/// `Command::RetryWebhookDelivery`: the delivery is pending and due now (a delivered one is sent
+/// again, a failed one gets one more attempt).
+pub(crate) async fn retry_delivery(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    id: &str,
+) -> Result<Outcome, Failure> {
+    if tx.retry_webhook_delivery(cx.merchant, id, cx.now).await? {
+        Ok(Outcome::WebhookDeliveryRetried { id: id.to_owned() })
+    } else {
+        Err(Failure::Refused(Refusal::NotFound("webhook_delivery")))
+    }
+}
+
 // ---- write jobs of the endpoints and the dispatcher ----
 
 enum Op {
-    Create(Box<WebhookEndpointRow>),
     Disable {
-        merchant: MerchantId,
-        id: String,
-    },
-    Retry {
         merchant: MerchantId,
         id: String,
     },
@@ -503,7 +576,7 @@ enum Op {
 }
 
 enum Done {
-    Flag(bool),
+    Written,
     Claimed(Vec<ClaimedDelivery>),
 }
 
@@ -518,26 +591,20 @@ impl WebhookJob {
     async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
         self.done = None;
         let done = match &self.op {
-            Op::Create(row) => {
-                let enabled = tx.enabled_webhook_endpoints(&row.merchant_id).await?;
-                if enabled.len() >= MAX_ENDPOINTS {
-                    Done::Flag(false)
-                } else {
-                    tx.insert_webhook_endpoint(row).await?;
-                    Done::Flag(true)
-                }
-            }
             Op::Disable { merchant, id } => {
-                Done::Flag(tx.disable_webhook_endpoint(merchant, id, self.now).await?)
-            }
-            Op::Retry { merchant, id } => {
-                Done::Flag(tx.retry_webhook_delivery(merchant, id, self.now).await?)
+                tx.disable_webhook_endpoint(merchant, id, self.now).await?;
+                Done::Written
             }
             Op::Claim { lease_until, limit } => Done::Claimed(
                 tx.claim_webhook_deliveries(self.now, *lease_until, *limit)
                     .await?,
             ),
-            Op::Record { attempt, update } => Done::Flag(tx.record_webhook_attempt(attempt, update).await?),
+            Op::Record { attempt, update } => {
+                // Not applied when the delivery moved on meanwhile (a lease that ran out and
+                // another attempt recorded first); the attempt row is kept either way.
+                tx.record_webhook_attempt(attempt, update).await?;
+                Done::Written
+            }
         };
         self.done = Some(done);
         Ok(())
@@ -568,7 +635,7 @@ fn invalid(param: &'static str, message: &str) -> ServiceError {
     }
 }
 
-/// An `http` URL with a host and no credentials in it.
+/// An `http` or `https` URL with a host and no credentials in it.
 fn check_url(url: &str) -> Result<(), ServiceError> {
     let refused = || {
         invalid(
@@ -580,19 +647,36 @@ fn check_url(url: &str) -> Result<(), ServiceError> {
         return Err(refused());
     }
     let parsed = reqwest::Url::parse(url).map_err(|_| refused())?;
-    if parsed.scheme() == "https" {
-        // giftd's HTTP client is built without TLS (no TLS client in its dependencies yet):
-        // an https endpoint would fail every attempt, so it is refused now rather than later.
-        return Err(invalid(
-            "url",
-            "this giftd delivers webhooks over http only; see docs/WEBHOOKS.md for https endpoints",
-        ));
-    }
-    let fits = parsed.scheme() == "http"
+    let fits = matches!(parsed.scheme(), "http" | "https")
         && parsed.host_str().is_some_and(|host| !host.is_empty())
         && parsed.username().is_empty()
         && parsed.password().is_none();
     if fits { Ok(()) } else { Err(refused()) }
+}
+
+/// Makes ring rustls's process-wide crypto provider, once. Every reqwest client in a giftd
+/// process (and in its tests and benchmark) verifies TLS through it; building one before this
+/// runs panics, as reqwest is built without a provider of its own.
+pub fn install_tls_provider() {
+    // Installing fails only when a provider is already installed, which is what is wanted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The HTTP client deliveries go out on: redirects are not followed (a 3xx is a failed attempt),
+/// and an `https` endpoint's certificate must verify against the system's trusted roots or one
+/// of `extra_roots` (PEM certificates, for a private CA; see docs/WEBHOOKS.md).
+pub fn delivery_client(extra_roots: &[reqwest::Certificate]) -> Result<reqwest::Client, reqwest::Error> {
+    install_tls_provider();
+    extra_roots
+        .iter()
+        .cloned()
+        .fold(
+            reqwest::Client::builder(),
+            reqwest::ClientBuilder::add_root_certificate,
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("giftd-webhooks")
+        .build()
 }
 
 impl Service {
@@ -612,12 +696,10 @@ impl Service {
         &self.keys
     }
 
-    /// Registers an endpoint; answers it with its signing secret, shown this once.
-    pub async fn create_webhook_endpoint(
-        &self,
-        merchant: &MerchantId,
-        new: NewEndpoint,
-    ) -> Result<(Endpoint, String), ServiceError> {
+    /// The command that registers an endpoint, checked and with its signing secret drawn; run
+    /// it with [`Service::execute`] (an `Idempotency-Key` then replays the first answer, secret
+    /// included, instead of registering a second endpoint).
+    pub fn webhook_endpoint_command(&self, new: NewEndpoint) -> Result<Command, ServiceError> {
         check_url(&new.url)?;
         if new.event_types.is_empty() {
             return Err(invalid(
@@ -645,27 +727,16 @@ impl Service {
         }
         let mut secret_bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut secret_bytes);
-        let secret = format!("whsec_{}", hex::encode(secret_bytes));
+        let secret = WebhookSecret(format!("whsec_{}", hex::encode(secret_bytes)));
         let id = ids::prefixed("whe_");
-        let now = self.now();
-        let row = WebhookEndpointRow {
-            secret: self.keys().encrypt(secret.as_bytes(), &secret_context(&id)),
+        Ok(Command::CreateWebhookEndpoint(Box::new(EndpointCreation {
+            encrypted_secret: self.keys().encrypt(secret.0.as_bytes(), &secret_context(&id)),
             id,
-            merchant_id: merchant.clone(),
             url: new.url,
             event_types: types.join(","),
             low_balance_threshold: new.low_balance_threshold,
-            enabled: true,
-            created_at: now,
-            updated_at: now,
-        };
-        match self.webhook_job(Op::Create(Box::new(row.clone()))).await? {
-            Done::Flag(true) => Ok((endpoint(&row), secret)),
-            Done::Flag(false) | Done::Claimed(_) => Err(invalid(
-                "url",
-                "a merchant may have at most 16 enabled webhook endpoints; disable one first",
-            )),
-        }
+            secret,
+        })))
     }
 
     pub async fn webhook_endpoints(
@@ -736,20 +807,6 @@ impl Service {
         Ok(EventDetail { event, deliveries })
     }
 
-    /// Makes a delivery pending and due now again (after it failed, or to send it once more).
-    pub async fn retry_webhook_delivery(&self, merchant: &MerchantId, id: &str) -> Result<(), ServiceError> {
-        match self
-            .webhook_job(Op::Retry {
-                merchant: merchant.clone(),
-                id: id.to_owned(),
-            })
-            .await?
-        {
-            Done::Flag(true) => Ok(()),
-            Done::Flag(false) | Done::Claimed(_) => Err(ServiceError::NotFound("webhook_delivery")),
-        }
-    }
-
     /// One dispatcher round: claims the deliveries due now, attempts them all at once, records
     /// each attempt. Answers how many it attempted.
     pub async fn dispatch_webhooks(
@@ -766,7 +823,7 @@ impl Service {
             .await?
         {
             Done::Claimed(claimed) => claimed,
-            Done::Flag(_) => Vec::new(),
+            Done::Written => Vec::new(),
         };
         let count = claimed.len();
         let attempts = claimed
@@ -799,7 +856,6 @@ impl Service {
             .post(&delivery.url)
             .timeout(policy.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::USER_AGENT, "giftd-webhooks")
             .header(SIGNATURE_HEADER, signed)
             .header(EVENT_ID_HEADER, &delivery.event_id)
             .header(EVENT_TYPE_HEADER, &delivery.event_type)
@@ -858,22 +914,13 @@ impl Service {
     }
 
     /// Runs the dispatcher until `shutdown` resolves: a round every `policy.interval`, at once
-    /// again while rounds come back full.
+    /// again while rounds come back full. `client` comes from [`delivery_client`].
     pub async fn run_webhook_dispatcher(
         self,
+        client: reqwest::Client,
         policy: DeliveryPolicy,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        let client = match reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::error!(error = %error, "cannot build the webhook HTTP client; webhooks stay queued");
-                return;
-            }
-        };
         tokio::pin!(shutdown);
         let mut interval = tokio::time::interval(policy.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -897,6 +944,8 @@ impl Service {
     }
 }
 
+/// What went wrong with an attempt, with its causes (a refused certificate shows only there), in
+/// at most 500 bytes. It names the URL and the cause, never the secret or the body.
 fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timeout"
@@ -908,6 +957,21 @@ fn describe(error: &reqwest::Error) -> String {
         "request failed"
     };
     let mut text = format!("{kind}: {error}");
-    text.truncate(500);
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    if text.len() > 500 {
+        let mut end = 500;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
     text
 }

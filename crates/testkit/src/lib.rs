@@ -5,6 +5,10 @@
 //! The database is SQLite in a temporary folder, or, with `GIFTD_TEST_BACKEND=postgres`, a new
 //! PostgreSQL database on the server named by `GIFTD_TEST_PG_URL`, dropped when the test ends.
 //! That is how one HTTP suite proves both backends behave the same.
+//!
+//! [`receiver`] is a webhook receiver over HTTP or HTTPS, with the certificates for the latter.
+
+pub mod receiver;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +22,18 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub const DATABASE_FILE: &str = "giftd.db";
+
+/// A reqwest client builder, after installing the TLS provider every giftd process uses (reqwest
+/// is built without one of its own and panics without it).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    giftd_service::webhooks::install_tls_provider();
+    reqwest::Client::builder()
+}
+
+/// A default reqwest client; see [`http_client_builder`].
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("a reqwest client")
+}
 
 /// The PostgreSQL server for tests, when `GIFTD_TEST_BACKEND=postgres` or for PostgreSQL-only
 /// tests: `GIFTD_TEST_PG_URL`, e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
@@ -195,7 +211,7 @@ impl TestApp {
         });
         Self {
             address,
-            client: reqwest::Client::new(),
+            client: http_client(),
             api_key: merchant.api_key,
             merchant_id: merchant.merchant_id.to_string(),
             clock,

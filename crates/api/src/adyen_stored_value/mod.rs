@@ -563,6 +563,8 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
             | Outcome::Wallet(_)
             | Outcome::Checkout(_)
             | Outcome::Sealed(_)
+            | Outcome::WebhookEndpoint { .. }
+            | Outcome::WebhookDeliveryRetried { .. }
             | Outcome::Nothing,
         ) => return unexpected(view),
     };

@@ -166,6 +166,8 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
             | Outcome::Wallet(_)
             | Outcome::Checkout(_)
             | Outcome::Sealed(_)
+            | Outcome::WebhookEndpoint { .. }
+            | Outcome::WebhookDeliveryRetried { .. }
             | Outcome::Nothing,
         ) => {
             tracing::error!("a Clover command produced an outcome the facade does not render");

@@ -173,6 +173,14 @@ fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
             sources: sources.iter().map(CardResponse::new).collect(),
             transactions: transactions.iter().map(TransactionResponse::from).collect(),
         }),
+        Ok(Outcome::WebhookEndpoint { endpoint, secret }) => serde_json::to_vec(
+            &webhooks::WebhookEndpointResponse::new(endpoint, Some(secret.expose().to_owned())),
+        ),
+        Ok(Outcome::WebhookDeliveryRetried { id }) => serde_json::to_vec(&webhooks::RetryResponse {
+            object: "webhook_delivery",
+            id: id.clone(),
+            state: "pending",
+        }),
         Ok(
             Outcome::Merchant(_)
             | Outcome::Clover(_)

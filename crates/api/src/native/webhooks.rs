@@ -4,6 +4,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use giftd_service::Command;
 use giftd_service::webhooks::{Endpoint, EventDetail, EventType, NewEndpoint};
 use giftd_store::{AttemptRow, DeliveryRow, EventRow};
 use serde::{Deserialize, Serialize};
@@ -11,9 +12,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, PageQuery, PathId, query};
-use super::wire::{List, rfc3339};
+use super::wire::{List, StateChangeRequest, rfc3339};
 use super::{Answer, list, ok};
-use crate::{AppState, json_response};
+use crate::AppState;
 
 // ---- wire types ----
 
@@ -49,7 +50,7 @@ pub struct WebhookEndpointResponse {
 }
 
 impl WebhookEndpointResponse {
-    fn new(endpoint: &Endpoint, secret: Option<String>) -> Self {
+    pub(super) fn new(endpoint: &Endpoint, secret: Option<String>) -> Self {
         Self {
             object: "webhook_endpoint",
             id: endpoint.id.clone(),
@@ -160,8 +161,8 @@ fn object_id(value: &str, prefix: &str, what: &str) -> Result<String, ApiError> 
 
 // ---- handlers ----
 
-/// The answer carries the endpoint's signing `secret`, shown this once. The
-/// `Idempotency-Key` header is not honoured here (see docs/WEBHOOKS.md).
+/// The answer carries the endpoint's signing `secret`, shown this once (and replayed, byte for
+/// byte, to a retry with the same `Idempotency-Key`).
 #[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "webhooks", request_body = CreateWebhookEndpointRequest,
     responses((status = 201, body = WebhookEndpointResponse), (status = "4XX", body = ErrorBody)))]
 pub(super) async fn create_webhook_endpoint(
@@ -190,12 +191,8 @@ pub(super) async fn create_webhook_endpoint(
         event_types,
         low_balance_threshold: r.low_balance_threshold,
     };
-    let (endpoint, secret) = app.service.create_webhook_endpoint(&merchant, new).await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        serde_json::to_vec(&WebhookEndpointResponse::new(&endpoint, Some(secret)))
-            .expect("response types always serialize"),
-    ))
+    let command = app.service.webhook_endpoint_command(new)?;
+    super::run(&app, merchant, command, body.idempotency, StatusCode::CREATED).await
 }
 
 fn truncated(text: &str) -> String {
@@ -317,16 +314,15 @@ pub(super) async fn retry_webhook_delivery(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
     PathId(id): PathId,
+    body: Body<StateChangeRequest>,
 ) -> Answer {
     let id = object_id(&id, "whd_", "webhook_delivery")?;
-    app.service.retry_webhook_delivery(&merchant, &id).await?;
-    Ok(json_response(
+    super::run(
+        &app,
+        merchant,
+        Command::RetryWebhookDelivery { id },
+        body.idempotency,
         StatusCode::ACCEPTED,
-        serde_json::to_vec(&RetryResponse {
-            object: "webhook_delivery",
-            id,
-            state: "pending",
-        })
-        .expect("response types always serialize"),
-    ))
+    )
+    .await
 }

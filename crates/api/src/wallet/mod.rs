@@ -233,6 +233,8 @@ fn render(result: &Result<Outcome, Refusal>) -> Rendered {
             | Outcome::Adyen(_)
             | Outcome::Checkout(_)
             | Outcome::Sealed(_)
+            | Outcome::WebhookEndpoint { .. }
+            | Outcome::WebhookDeliveryRetried { .. }
             | Outcome::Nothing,
         ) => {
             tracing::error!("a wallet facade command produced an outcome the facade does not render");
