@@ -119,6 +119,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("webhooks.max_retry_seconds", "GIFTD_WEBHOOKS_MAX_RETRY_SECONDS", None, Kind::Integer)
         .default("3600")
         .help("Longest wait between two attempts of a webhook delivery, 1 to 86400 seconds."),
+    setting("webhooks.retention_days", "GIFTD_WEBHOOKS_RETENTION_DAYS", None, Kind::Integer)
+        .default("30")
+        .help("Days webhook events, their deliveries and attempts are kept once none is pending, 1 to 3650."),
     setting("webhooks.ca_file", "GIFTD_WEBHOOKS_CA_FILE", None, Kind::Text)
         .example("/etc/giftd/webhook-ca.pem")
         .help("PEM certificates trusted for https webhook endpoints besides the system's roots (a private CA)."),
@@ -449,6 +452,7 @@ pub struct ServeConfig {
     pub webhooks: giftd_service::webhooks::DeliveryPolicy,
     /// Extra roots for https webhook endpoints, read from `webhooks.ca_file`.
     pub webhook_roots: Vec<reqwest::Certificate>,
+    pub retention: giftd_service::retention::RetentionPolicy,
     pub tls: Option<Tls>,
     pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
@@ -487,6 +491,9 @@ impl Config {
             first_retry_millis: i64::try_from(first_retry_seconds * 1000).unwrap_or(i64::MAX),
             max_retry_millis: i64::try_from(max_retry_seconds * 1000).unwrap_or(i64::MAX),
             ..giftd_service::webhooks::DeliveryPolicy::default()
+        };
+        let retention = giftd_service::retention::RetentionPolicy {
+            events_days: i64::try_from(layers.ranged("webhooks.retention_days", 1..=3650)?).unwrap_or(3650),
         };
         let webhook_roots = match layers.parse::<PathBuf>("webhooks.ca_file")? {
             None => Vec::new(),
@@ -532,6 +539,7 @@ impl Config {
                 checkout_lease_seconds: i64::try_from(checkout_lease_seconds).unwrap_or(i64::MAX),
                 webhooks,
                 webhook_roots,
+                retention,
                 tls,
                 metrics_listen: layers.parse("metrics.listen")?,
                 limits,

@@ -549,6 +549,11 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
             let _ = webhooks_stopped.await;
         },
     ));
+    // Deletes what retention no longer keeps (docs/OPERATIONS.md#retention).
+    let (stop_pruner, pruner_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pruner = tokio::spawn(service.clone().run_pruner(config.serve.retention, async {
+        let _ = pruner_stopped.await;
+    }));
     let description = backend(&config.storage)?.describe();
     let served = serve::run(service.clone(), &config.serve, &description, shutdown_signal()).await;
     let _ = stop_sweeper.send(());
@@ -557,6 +562,8 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let _ = recovery.await;
     let _ = stop_webhooks.send(());
     let _ = webhooks.await;
+    let _ = stop_pruner.send(());
+    let _ = pruner.await;
     // Lets the writer finish what is queued before the process ends.
     service.store().close().await;
     served?;

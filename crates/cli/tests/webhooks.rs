@@ -305,7 +305,11 @@ async fn a_delivery_that_keeps_failing_fails_after_its_last_attempt_and_can_be_r
     // The same request again with its key is answered as before and sends nothing more.
     let replayed = app.post_idempotent(&retry_path, json!({}), "retry-1").await;
     assert_eq!((replayed.status, &replayed.text), (retried.status, &retried.text));
-    assert_eq!(dispatch(&app, &policy).await, 0, "the retry was not applied twice");
+    assert_eq!(
+        dispatch(&app, &policy).await,
+        0,
+        "the retry was not applied twice"
+    );
     assert_eq!(receiver.received().len(), 4);
     app.post("/v1/webhook_deliveries/whd_0123/retry", json!({}))
         .await

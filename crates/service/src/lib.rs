@@ -15,6 +15,7 @@ pub mod ids;
 mod job;
 pub mod payments;
 pub mod reports;
+pub mod retention;
 pub mod stock;
 pub mod transfers;
 pub mod wallet;

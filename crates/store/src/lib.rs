@@ -470,6 +470,16 @@ pub trait WriteTx: Send {
         id: &str,
         now: Timestamp,
     ) -> StoreResult<bool>;
+
+    // ---- retention ----
+
+    /// Deletes up to `limit` of the oldest idempotency records created before `before`;
+    /// answers how many.
+    async fn prune_idempotency_records(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` of the oldest events created before `before` none of whose
+    /// deliveries is pending, with their deliveries and those deliveries' attempts; answers how
+    /// many events.
+    async fn prune_events(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64>;
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.

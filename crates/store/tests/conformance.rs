@@ -1614,6 +1614,83 @@ async fn an_idempotency_record_is_kept_until_its_retention_ends(b: &Backend, fx:
     assert_same_idempotency_record(&read.expect("the new record"), &later);
 }
 
+async fn idempotency_records_are_pruned_oldest_first_a_batch_at_a_time(b: &Backend, fx: &Fixture) {
+    chapter(b, "idempotency_records_are_pruned_oldest_first_a_batch_at_a_time");
+    // Records of both merchants made 9 and 8 days before T0 + 10 days, and one made at its
+    // cut-off exactly (kept: the cut-off is exclusive), and one a day old.
+    let base = T0.plus_millis(10 * DAY_MILLIS);
+    let cut_off = Timestamp::from_unix_millis(base.unix_millis() - RETENTION_MILLIS);
+    let made = [
+        ("prune-a", &fx.merchant, base.unix_millis() - 9 * DAY_MILLIS),
+        ("prune-b", &fx.other, base.unix_millis() - 8 * DAY_MILLIS),
+        ("prune-c", &fx.merchant, cut_off.unix_millis()),
+        ("prune-d", &fx.merchant, base.unix_millis() - DAY_MILLIS),
+    ];
+    for (key, merchant, at) in made {
+        let record = IdempotencyRecord {
+            request_hash: vec![4],
+            status: 200,
+            body: key.as_bytes().to_vec(),
+            created_at: Timestamp::from_unix_millis(at),
+        };
+        let merchant = merchant.clone();
+        b.write((merchant, record), move |tx, (merchant, record)| {
+            Box::pin(async move {
+                tx.put_idempotency_record(&merchant, "native", key, &record, Timestamp::from_unix_millis(0))
+                    .await
+            })
+        })
+        .await
+        .expect("the record is stored");
+    }
+    // The chapter before left key-1 (of both merchants) made at T0 + 8 days: younger, kept.
+    let mut pruned = Vec::new();
+    loop {
+        let deleted = b
+            .write((), move |tx, ()| {
+                Box::pin(async move { tx.prune_idempotency_records(cut_off, 1).await })
+            })
+            .await
+            .expect("a prune");
+        if deleted == 0 {
+            break;
+        }
+        assert_eq!(deleted, 1, "at most the batch");
+        pruned.push(deleted);
+    }
+    assert_eq!(pruned.len(), 2, "prune-a and prune-b, one per batch");
+    let kept = b
+        .write(fx.clone(), |tx, fx| {
+            Box::pin(async move {
+                let any_age = Timestamp::from_unix_millis(0);
+                let mut kept = Vec::new();
+                for (key, merchant) in [
+                    ("prune-a", &fx.merchant),
+                    ("prune-b", &fx.other),
+                    ("prune-c", &fx.merchant),
+                    ("prune-d", &fx.merchant),
+                    ("key-1", &fx.merchant),
+                ] {
+                    if tx
+                        .idempotency_record(merchant, "native", key, any_age)
+                        .await?
+                        .is_some()
+                    {
+                        kept.push(key);
+                    }
+                }
+                Ok(kept)
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        ["prune-c", "prune-d", "key-1"],
+        "only what was made at or after the cut-off"
+    );
+}
+
 async fn security_code_attempts_round_trip_per_merchant(b: &Backend, fx: &Fixture) {
     chapter(b, "security_code_attempts_round_trip_per_merchant");
     let counting = Attempts {
@@ -2339,6 +2416,7 @@ async fn idempotency_records_and_code_attempts_are_kept_per_merchant_on_every_ba
     on_every_backend("idempotency and attempts", |b| async move {
         let fx = setup(&b).await;
         an_idempotency_record_is_kept_until_its_retention_ends(&b, &fx).await;
+        idempotency_records_are_pruned_oldest_first_a_batch_at_a_time(&b, &fx).await;
         security_code_attempts_round_trip_per_merchant(&b, &fx).await;
     })
     .await;

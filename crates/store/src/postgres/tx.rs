@@ -15,7 +15,7 @@ use giftd_domain::{
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use super::{checkouts, queries, wallet, webhooks};
+use super::{checkouts, queries, retention, wallet, webhooks};
 use crate::rows;
 use crate::{
     CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
@@ -794,5 +794,13 @@ impl WriteTx for PgTx<'_> {
         now: Timestamp,
     ) -> StoreResult<bool> {
         webhooks::retry_delivery(&mut *self.conn, merchant, id, now).await
+    }
+
+    async fn prune_idempotency_records(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        retention::prune_idempotency_records(&mut *self.conn, before, limit).await
+    }
+
+    async fn prune_events(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        retention::prune_events(&mut *self.conn, before, limit).await
     }
 }

@@ -15,6 +15,7 @@ mod checkouts;
 mod ops;
 mod queries;
 mod reports;
+mod retention;
 mod stock;
 mod tx;
 mod wallet;

@@ -17,7 +17,7 @@ use giftd_domain::{
 };
 use rusqlite::{Connection, Params, Row, params};
 
-use super::{checkouts, queries, wallet, webhooks};
+use super::{checkouts, queries, retention, wallet, webhooks};
 use crate::rows;
 use crate::{
     CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
@@ -799,5 +799,13 @@ impl WriteTx for SqliteTx<'_> {
         now: Timestamp,
     ) -> StoreResult<bool> {
         webhooks::retry_delivery(self.conn, merchant, id, now)
+    }
+
+    async fn prune_idempotency_records(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        retention::prune_idempotency_records(self.conn, before, limit)
+    }
+
+    async fn prune_events(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        retention::prune_events(self.conn, before, limit)
     }
 }

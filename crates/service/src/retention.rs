@@ -1,0 +1,133 @@
+//! Retention: what giftd forgets, and when. Idempotency records go once no lookup can use them
+//! any more (past the longest window, [`IDEMPOTENCY_RETENTION_MILLIS`]); webhook events, with
+//! their deliveries and attempts, after [`RetentionPolicy::events_days`] unless a delivery is
+//! still pending. The ledger, cards and everything else are kept for ever.
+//!
+//! The pruner deletes in batches of [`PRUNE_BATCH`] rows, each batch a write job of its own,
+//! so the writer is never held for long.
+
+use std::time::Duration;
+
+use giftd_domain::Timestamp;
+use giftd_store::{BoxFuture, StoreError, StoreResult, WriteJob, WriteTx};
+use tokio::sync::oneshot;
+
+use crate::job::IDEMPOTENCY_RETENTION_MILLIS;
+use crate::{Service, ServiceError};
+
+/// Rows one prune job deletes at most, of each kind.
+pub const PRUNE_BATCH: u32 = 1000;
+/// How often `giftd serve` prunes.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+const DAY_MILLIS: i64 = 24 * 3600 * 1000;
+
+// One cut-off serves every front-end's keys only while no window is longer than the native one.
+const _: () = assert!(crate::adyen::SERVICE_ID_RETENTION_MILLIS <= IDEMPOTENCY_RETENTION_MILLIS);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Days a webhook event (and its deliveries and attempts) is kept, once none of its
+    /// deliveries is pending.
+    pub events_days: i64,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self { events_days: 30 }
+    }
+}
+
+/// What one prune deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub idempotency_records: u64,
+    pub events: u64,
+}
+
+struct PruneJob {
+    idempotency_before: Timestamp,
+    events_before: Timestamp,
+    done: Option<Pruned>,
+    reply: Option<oneshot::Sender<StoreResult<Pruned>>>,
+}
+
+impl PruneJob {
+    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
+        self.done = None;
+        let idempotency_records = tx
+            .prune_idempotency_records(self.idempotency_before, PRUNE_BATCH)
+            .await?;
+        let events = tx.prune_events(self.events_before, PRUNE_BATCH).await?;
+        self.done = Some(Pruned {
+            idempotency_records,
+            events,
+        });
+        Ok(())
+    }
+}
+
+impl WriteJob for PruneJob {
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.execute(tx))
+    }
+
+    fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
+        let answer = committed.and_then(|()| {
+            self.done
+                .take()
+                .ok_or_else(|| StoreError::Corrupt("a committed prune job left no answer".into()))
+        });
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+impl Service {
+    /// Deletes what retention no longer keeps, a batch per write job until a batch comes back
+    /// short; answers what it deleted in all.
+    pub async fn prune(&self, policy: &RetentionPolicy) -> Result<Pruned, ServiceError> {
+        let now = self.now().unix_millis();
+        let idempotency_before = Timestamp::from_unix_millis(now - IDEMPOTENCY_RETENTION_MILLIS);
+        let events_before = Timestamp::from_unix_millis(now - policy.events_days.max(1) * DAY_MILLIS);
+        let mut total = Pruned::default();
+        loop {
+            let (reply, answer) = oneshot::channel();
+            let job = PruneJob {
+                idempotency_before,
+                events_before,
+                done: None,
+                reply: Some(reply),
+            };
+            self.store().submit(Box::new(job)).await;
+            let batch = answer.await.unwrap_or(Err(StoreError::Closed))?;
+            total.idempotency_records += batch.idempotency_records;
+            total.events += batch.events;
+            let full = u64::from(PRUNE_BATCH);
+            if batch.idempotency_records < full && batch.events < full {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Prunes every [`PRUNE_INTERVAL`] (and once at start) until `shutdown` resolves.
+    pub async fn run_pruner(self, policy: RetentionPolicy, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut interval = tokio::time::interval(PRUNE_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = interval.tick() => match self.prune(&policy).await {
+                    Ok(pruned) if pruned != Pruned::default() => tracing::info!(
+                        idempotency_records = pruned.idempotency_records,
+                        events = pruned.events,
+                        "pruned what retention no longer keeps"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(error = %error, "pruning failed"),
+                },
+            }
+        }
+    }
+}
