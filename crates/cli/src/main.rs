@@ -423,6 +423,7 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Cards { command } => {
+            let _lock = claim_sqlite_folder(storage, "giftd cards")?;
             let service = open(storage).await?;
             let done = match command {
                 CardCommands::Generate {
@@ -508,6 +509,37 @@ fn backend(storage: &Storage) -> anyhow::Result<Backend> {
     )?)
 }
 
+/// The lock file in a SQLite data folder: held by `giftd serve` and the card stock commands
+/// while they run, so that only one of them writes the database at a time.
+const LOCK_FILE: &str = "giftd.lock";
+
+/// On SQLite, takes the data folder's lock for as long as the answer lives, or says who holds
+/// it; on PostgreSQL (where processes share the database) there is nothing to take.
+fn claim_sqlite_folder(storage: &Storage, command: &str) -> anyhow::Result<Option<std::fs::File>> {
+    if !matches!(backend(storage)?, Backend::Sqlite { .. }) {
+        return Ok(None);
+    }
+    prepare_data_dir(&storage.data_dir)?;
+    let path = storage.data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another giftd (giftd serve, or giftd cards) is using the SQLite database in {}; \
+             stop it before {command}: one process at a time writes the embedded database",
+            storage.data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 async fn open(storage: &Storage) -> anyhow::Result<Service> {
     let configured_key = storage.master_key.as_ref().map(|key| key.0.as_str());
     let backend = backend(storage)?;
@@ -528,6 +560,7 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     // Webhook deliveries go out on this client (docs/WEBHOOKS.md).
     let client = giftd_service::webhooks::delivery_client(&config.serve.webhook_roots)
         .context("cannot build the webhook HTTP client")?;
+    let _lock = claim_sqlite_folder(&config.storage, "giftd serve")?;
     let service = open(&config.storage)
         .await?
         .with_checkout_lease_seconds(config.serve.checkout_lease_seconds);

@@ -730,3 +730,74 @@ async fn the_server_delivers_webhooks_to_https_endpoints_its_ca_file_trusts_and_
     assert_eq!(states[1].0, "pending");
     assert!(states[1].1.contains("certificate"), "{states:?}");
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_writes_a_sqlite_folder() {
+    if testing_postgres() {
+        // Processes share a PostgreSQL database by design (tests/postgres_processes.rs).
+        return;
+    }
+    let storage = Storage::new().await;
+    let api_key = storage.create_merchant();
+    let mut server = Server::start_plain(&storage, &[]).await;
+    let program: Value = giftd_testkit::http_client()
+        .post(server.url("/v1/programs"))
+        .bearer_auth(&api_key)
+        .json(&json!({"name": "Bakery", "currency": "USD"}))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    let program_id = program["id"].as_str().expect("a program id").to_owned();
+    let out = storage.path("cards.csv");
+    let generate = |storage: &Storage| {
+        let mut command = giftd();
+        command
+            .args([
+                "cards",
+                "generate",
+                "--program",
+                &program_id,
+                "--count",
+                "3",
+                "--out",
+            ])
+            .arg(&out);
+        storage.apply(&mut command);
+        run(&mut command)
+    };
+
+    // While giftd serve runs: a second server and a card stock command are refused, naming why.
+    let mut second = giftd();
+    second.args(["serve", "--listen", &free_address().to_string()]);
+    storage.apply(&mut second);
+    let refused = [run(&mut second), generate(&storage)];
+    for output in &refused {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("another giftd") && stderr.contains("is using the SQLite database"),
+            "{stderr}"
+        );
+    }
+    assert!(!out.exists(), "no card file from a refused run");
+    let health = giftd_testkit::http_client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("the first server still answers");
+    assert_eq!(health.status(), 200);
+
+    // Once it stops, the command runs.
+    assert!(server.terminate().success());
+    let output = generate(&storage);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = std::fs::read_to_string(&out).expect("the card file");
+    assert_eq!(file.lines().count(), 4, "a header and three cards: {file}");
+}
