@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use giftd_domain::{MerchantId, Timestamp};
-use giftd_store::{BoxFuture, IdempotencyRecord, StoreError, StoreResult, WriteJob, WriteTx};
+use giftd_store::{BoxFuture, IdempotencyRecord, Store, StoreError, StoreResult, WriteJob, WriteTx};
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
@@ -165,4 +165,52 @@ impl WriteJob for CommandJob {
             let _ = reply.send(answer);
         }
     }
+}
+
+/// Work done inside the writer's transaction whose caller awaits its answer. It may run more
+/// than once (a backend retries a job after a conflict), so it starts afresh each time.
+pub(crate) trait TxWork: Send + 'static {
+    type Answer: Send + 'static;
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<Self::Answer>>;
+}
+
+/// A [`TxWork`] as a job: the answer of its last run, sent only once the transaction committed.
+struct AnsweredJob<W: TxWork> {
+    work: W,
+    answer: Option<W::Answer>,
+    reply: Option<oneshot::Sender<StoreResult<W::Answer>>>,
+}
+
+impl<W: TxWork> WriteJob for AnsweredJob<W> {
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.answer = None;
+            self.answer = Some(self.work.run(tx).await?);
+            Ok(())
+        })
+    }
+
+    fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
+        let answer = committed.and_then(|()| {
+            self.answer
+                .take()
+                .ok_or_else(|| StoreError::Corrupt("a committed job left no answer".into()))
+        });
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// Runs `work` through the store's writer; answers after the commit.
+pub(crate) async fn run_answered<W: TxWork>(store: &dyn Store, work: W) -> StoreResult<W::Answer> {
+    let (reply, answer) = oneshot::channel();
+    store
+        .submit(Box::new(AnsweredJob {
+            work,
+            answer: None,
+            reply: Some(reply),
+        }))
+        .await;
+    answer.await.unwrap_or(Err(StoreError::Closed))
 }

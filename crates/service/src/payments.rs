@@ -15,12 +15,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use giftd_domain::checkout::PaymentResult;
 use giftd_domain::{Currency, MerchantId, Timestamp};
-use giftd_store::{BoxFuture, Store, StoreError, StoreResult, WriteJob, WriteTx};
+use giftd_store::{BoxFuture, Store, StoreError, StoreResult, WriteTx};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use crate::clock::Clock;
+use crate::job::{TxWork, run_answered};
 
 /// A payment card as a checkout request brings it. Its `Debug` shows only the last four digits.
 #[derive(Clone)]
@@ -233,8 +233,6 @@ struct SimulatorJob {
     reference: String,
     call: SimulatorCall,
     now: Timestamp,
-    answer: Option<CallResult>,
-    reply: Option<oneshot::Sender<StoreResult<CallResult>>>,
 }
 
 fn declined(code: &str, message: &str) -> ProcessorError {
@@ -245,8 +243,7 @@ fn declined(code: &str, message: &str) -> ProcessorError {
 }
 
 impl SimulatorJob {
-    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
-        self.answer = None;
+    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<CallResult> {
         let stored = match tx.simulated_payment(&self.reference).await? {
             Some(state) => Some(
                 serde_json::from_str::<SimulatedPayment>(&state)
@@ -261,8 +258,7 @@ impl SimulatorJob {
             tx.put_simulated_payment(&self.reference, &state, self.now)
                 .await?;
         }
-        self.answer = Some(result);
-        Ok(())
+        Ok(result)
     }
 }
 
@@ -388,20 +384,11 @@ fn already_done(call: &SimulatorCall, payment: &SimulatedPayment) -> bool {
     }
 }
 
-impl WriteJob for SimulatorJob {
-    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(self.execute(tx))
-    }
+impl TxWork for SimulatorJob {
+    type Answer = CallResult;
 
-    fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
-        let answer = committed.and_then(|()| {
-            self.answer
-                .take()
-                .ok_or_else(|| StoreError::Corrupt("a simulator job left no answer".into()))
-        });
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(answer);
-        }
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<CallResult>> {
+        Box::pin(self.execute(tx))
     }
 }
 
@@ -414,21 +401,17 @@ impl Simulator {
     }
 
     async fn call(&self, reference: &str, call: SimulatorCall) -> CallResult {
-        let (reply, answer) = oneshot::channel();
         let job = SimulatorJob {
             reference: reference.to_owned(),
             call,
             now: self.clock.now(),
-            answer: None,
-            reply: Some(reply),
         };
-        self.store.submit(Box::new(job)).await;
-        match answer.await {
-            Ok(Ok(result)) => result,
-            Ok(Err(error)) => Err(ProcessorError::Unavailable(error.to_string())),
-            Err(_) => Err(ProcessorError::Unavailable(
+        match run_answered(self.store.as_ref(), job).await {
+            Ok(result) => result,
+            Err(StoreError::Closed) => Err(ProcessorError::Unavailable(
                 "the simulator's store is closed".into(),
             )),
+            Err(error) => Err(ProcessorError::Unavailable(error.to_string())),
         }
     }
 

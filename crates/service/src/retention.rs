@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use giftd_domain::Timestamp;
-use giftd_store::{BoxFuture, StoreError, StoreResult, WriteJob, WriteTx};
-use tokio::sync::oneshot;
+use giftd_store::{BoxFuture, StoreResult, WriteTx};
 
-use crate::job::IDEMPOTENCY_RETENTION_MILLIS;
+use crate::job::{IDEMPOTENCY_RETENTION_MILLIS, TxWork, run_answered};
 use crate::{Service, ServiceError};
 
 /// Rows one prune job deletes at most, of each kind.
@@ -47,39 +46,26 @@ pub struct Pruned {
 struct PruneJob {
     idempotency_before: Timestamp,
     events_before: Timestamp,
-    done: Option<Pruned>,
-    reply: Option<oneshot::Sender<StoreResult<Pruned>>>,
 }
 
 impl PruneJob {
-    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
-        self.done = None;
+    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<Pruned> {
         let idempotency_records = tx
             .prune_idempotency_records(self.idempotency_before, PRUNE_BATCH)
             .await?;
         let events = tx.prune_events(self.events_before, PRUNE_BATCH).await?;
-        self.done = Some(Pruned {
+        Ok(Pruned {
             idempotency_records,
             events,
-        });
-        Ok(())
+        })
     }
 }
 
-impl WriteJob for PruneJob {
-    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(self.execute(tx))
-    }
+impl TxWork for PruneJob {
+    type Answer = Pruned;
 
-    fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
-        let answer = committed.and_then(|()| {
-            self.done
-                .take()
-                .ok_or_else(|| StoreError::Corrupt("a committed prune job left no answer".into()))
-        });
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(answer);
-        }
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<Pruned>> {
+        Box::pin(self.execute(tx))
     }
 }
 
@@ -92,15 +78,11 @@ impl Service {
         let events_before = Timestamp::from_unix_millis(now - policy.events_days.max(1) * DAY_MILLIS);
         let mut total = Pruned::default();
         loop {
-            let (reply, answer) = oneshot::channel();
             let job = PruneJob {
                 idempotency_before,
                 events_before,
-                done: None,
-                reply: Some(reply),
             };
-            self.store().submit(Box::new(job)).await;
-            let batch = answer.await.unwrap_or(Err(StoreError::Closed))?;
+            let batch = run_answered(self.store().as_ref(), job).await?;
             total.idempotency_records += batch.idempotency_records;
             total.events += batch.events;
             let full = u64::from(PRUNE_BATCH);

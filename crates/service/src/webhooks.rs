@@ -15,18 +15,18 @@ use giftd_domain::operations::HoldSnapshot;
 use giftd_domain::{MerchantId, Timestamp, TransactionType};
 use giftd_store::{
     AttemptRow, BoxFuture, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError,
-    StoreResult, TransactionRecord, WebhookEndpointRow, WriteJob, WriteTx,
+    StoreResult, TransactionRecord, WebhookEndpointRow, WriteTx,
 };
 use hmac::{KeyInit, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 use crate::checkout::CheckoutCommand;
 use crate::clover::CloverOutcome;
 use crate::commands::{Command, Context, Outcome};
 use crate::crypto::Keys;
 use crate::error::{Failure, Refusal, ServiceError};
+use crate::job::{TxWork, run_answered};
 use crate::transfers::TransferOutcome;
 use crate::wallet::WalletOutcome;
 use crate::{Service, ids};
@@ -583,14 +583,11 @@ enum Done {
 struct WebhookJob {
     op: Op,
     now: Timestamp,
-    done: Option<Done>,
-    reply: Option<oneshot::Sender<StoreResult<Done>>>,
 }
 
 impl WebhookJob {
-    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
-        self.done = None;
-        let done = match &self.op {
+    async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<Done> {
+        Ok(match &self.op {
             Op::Disable { merchant, id } => {
                 tx.disable_webhook_endpoint(merchant, id, self.now).await?;
                 Done::Written
@@ -605,26 +602,15 @@ impl WebhookJob {
                 tx.record_webhook_attempt(attempt, update).await?;
                 Done::Written
             }
-        };
-        self.done = Some(done);
-        Ok(())
+        })
     }
 }
 
-impl WriteJob for WebhookJob {
-    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(self.execute(tx))
-    }
+impl TxWork for WebhookJob {
+    type Answer = Done;
 
-    fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
-        let answer = committed.and_then(|()| {
-            self.done
-                .take()
-                .ok_or_else(|| StoreError::Corrupt("a committed webhook job left no answer".into()))
-        });
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(answer);
-        }
+    fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<Done>> {
+        Box::pin(self.execute(tx))
     }
 }
 
@@ -681,15 +667,8 @@ pub fn delivery_client(extra_roots: &[reqwest::Certificate]) -> Result<reqwest::
 
 impl Service {
     async fn webhook_job(&self, op: Op) -> Result<Done, ServiceError> {
-        let (reply, answer) = oneshot::channel();
-        let job = WebhookJob {
-            op,
-            now: self.now(),
-            done: None,
-            reply: Some(reply),
-        };
-        self.store().submit(Box::new(job)).await;
-        Ok(answer.await.unwrap_or(Err(StoreError::Closed))?)
+        let job = WebhookJob { op, now: self.now() };
+        Ok(run_answered(self.store().as_ref(), job).await?)
     }
 
     fn keys(&self) -> &Arc<Keys> {
