@@ -21,6 +21,7 @@ pub const HTTP_REQUESTS_TOTAL: &str = "giftd_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "giftd_http_request_duration_seconds";
 pub const RATE_LIMITED_TOTAL: &str = "giftd_rate_limited_total";
 pub const HOLDS_PENDING: &str = "giftd_holds_pending";
+pub const WEBHOOK_DELIVERIES_PENDING: &str = "giftd_webhook_deliveries_pending";
 pub const DB_CONNECTIONS: &str = "giftd_db_connections";
 pub const DB_CONNECTIONS_IDLE: &str = "giftd_db_connections_idle";
 pub const DB_CONNECTIONS_MAX: &str = "giftd_db_connections_max";
@@ -60,6 +61,10 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     metrics::describe_gauge!(
         HOLDS_PENDING,
         "Holds pending now (read from the database at scrape time)."
+    );
+    metrics::describe_gauge!(
+        WEBHOOK_DELIVERIES_PENDING,
+        "Webhook deliveries waiting for an attempt or a retry (read from the database at scrape time)."
     );
     metrics::describe_gauge!(DB_CONNECTIONS, "Database connections open, by backend and pool.");
     metrics::describe_gauge!(
@@ -131,6 +136,11 @@ async fn scrape(State(state): State<MetricsState>) -> Response {
         Ok(pending) => metrics::gauge!(HOLDS_PENDING).set(pending as f64),
         // The other metrics are still worth serving; the gauge keeps its last value.
         Err(error) => tracing::warn!(error = %error, "cannot count pending holds for /metrics"),
+    }
+    match store.pending_webhook_delivery_count().await {
+        #[allow(clippy::cast_precision_loss)] // as for holds
+        Ok(pending) => metrics::gauge!(WEBHOOK_DELIVERIES_PENDING).set(pending as f64),
+        Err(error) => tracing::warn!(error = %error, "cannot count pending webhook deliveries for /metrics"),
     }
     record_pools(store.pool_stats());
     state.handle.run_upkeep();

@@ -519,6 +519,18 @@ async fn metrics_count_requests_ledger_operations_and_pending_holds_without_card
     .await
     .expect("JSON");
     let card_id = card["id"].as_str().expect("card id");
+    // A load for an endpoint nobody listens on: its delivery stays pending (retried later).
+    let endpoint = post(
+        "/v1/webhook_endpoints",
+        json!({"url": "http://127.0.0.1:9/hook", "event_types": ["card.loaded"]}),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(endpoint.status(), 201);
+    let load = post(&format!("/v1/cards/{card_id}/load"), json!({"amount": 100}))
+        .await
+        .expect("an answer");
+    assert_eq!(load.status(), 200);
     for amount in [1000, 500] {
         let hold = post(&format!("/v1/cards/{card_id}/holds"), json!({"amount": amount}))
             .await
@@ -577,6 +589,11 @@ async fn metrics_count_requests_ledger_operations_and_pending_holds_without_card
         "{text}"
     );
     assert_eq!(sample(&text, "giftd_holds_pending"), Some(2.0), "{text}");
+    assert_eq!(
+        sample(&text, "giftd_webhook_deliveries_pending"),
+        Some(1.0),
+        "{text}"
+    );
     if storage.postgres.is_some() {
         assert!(
             sample(

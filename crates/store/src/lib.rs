@@ -623,6 +623,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Holds still pending at `now` (placed, and neither captured, released nor expired).
     async fn pending_hold_count(&self, now: Timestamp) -> StoreResult<i64>;
+    /// Webhook deliveries not yet delivered nor failed (the dispatcher's backlog).
+    async fn pending_webhook_delivery_count(&self) -> StoreResult<i64>;
     /// How busy the connections are.
     fn pool_stats(&self) -> PoolStats;
 }

@@ -702,6 +702,10 @@ impl Store for PgStore {
         ops::pending_hold_count(&self.pool, now).await
     }
 
+    async fn pending_webhook_delivery_count(&self) -> StoreResult<i64> {
+        ops::pending_webhook_delivery_count(&self.pool).await
+    }
+
     fn pool_stats(&self) -> crate::PoolStats {
         ops::pool_stats(&self.pool)
     }

@@ -14,6 +14,13 @@ pub(super) async fn pending_hold_count(pool: &PgPool, now: Timestamp) -> StoreRe
     Ok(row.try_get("pending")?)
 }
 
+pub(super) async fn pending_webhook_delivery_count(pool: &PgPool) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS pending FROM webhook_deliveries WHERE state = 'pending'")
+        .fetch_one(pool)
+        .await?;
+    Ok(row.try_get("pending")?)
+}
+
 pub(super) fn pool_stats(pool: &PgPool) -> PoolStats {
     PoolStats::Postgres {
         connections: pool.size(),

@@ -587,6 +587,10 @@ impl Store for SqliteStore {
         ops::pending_hold_count(&self.reads, now).await
     }
 
+    async fn pending_webhook_delivery_count(&self) -> StoreResult<i64> {
+        ops::pending_webhook_delivery_count(&self.reads).await
+    }
+
     fn pool_stats(&self) -> crate::PoolStats {
         let free = self
             .jobs

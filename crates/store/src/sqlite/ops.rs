@@ -13,6 +13,13 @@ pub(super) async fn pending_hold_count(reads: &SqlitePool, now: Timestamp) -> St
     Ok(row.try_get("pending")?)
 }
 
+pub(super) async fn pending_webhook_delivery_count(reads: &SqlitePool) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS pending FROM webhook_deliveries WHERE state = 'pending'")
+        .fetch_one(reads)
+        .await?;
+    Ok(row.try_get("pending")?)
+}
+
 /// `queue_free`: the free slots of the writer's queue, `None` once it is closed.
 pub(super) fn pool_stats(reads: &SqlitePool, queue_free: Option<usize>) -> PoolStats {
     let capacity = super::WRITER_QUEUE_LENGTH;
