@@ -110,6 +110,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("checkout.lease_seconds", "GIFTD_CHECKOUT_LEASE_SECONDS", Some("--checkout-lease-seconds"), Kind::Integer)
         .default(CHECKOUT_LEASE_SECONDS_TEXT)
         .help("How long checkout recovery leaves a checkout to the request driving it, 1 to 3600 seconds; keep it above the payment processor's longest call."),
+    setting("idempotency.retention_days", "GIFTD_IDEMPOTENCY_RETENTION_DAYS", None, Kind::Integer)
+        .default("7")
+        .help("Days an Idempotency-Key replays its first answer (Adyen Terminal ServiceIDs: 48 h regardless), 1 to 3650."),
     setting("webhooks.max_attempts", "GIFTD_WEBHOOKS_MAX_ATTEMPTS", None, Kind::Integer)
         .default("15")
         .help("Attempts of a webhook delivery before it is failed, 1 to 100."),
@@ -453,6 +456,7 @@ pub struct ServeConfig {
     /// Extra roots for https webhook endpoints, read from `webhooks.ca_file`.
     pub webhook_roots: Vec<reqwest::Certificate>,
     pub retention: giftd_service::retention::RetentionPolicy,
+    pub idempotency_retention_days: i64,
     pub tls: Option<Tls>,
     pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
@@ -540,6 +544,10 @@ impl Config {
                 webhooks,
                 webhook_roots,
                 retention,
+                idempotency_retention_days: i64::try_from(
+                    layers.ranged("idempotency.retention_days", 1..=3650)?,
+                )
+                .unwrap_or(3650),
                 tls,
                 metrics_listen: layers.parse("metrics.listen")?,
                 limits,

@@ -563,7 +563,8 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let _lock = claim_sqlite_folder(&config.storage, "giftd serve")?;
     let service = open(&config.storage)
         .await?
-        .with_checkout_lease_seconds(config.serve.checkout_lease_seconds);
+        .with_checkout_lease_seconds(config.serve.checkout_lease_seconds)
+        .with_idempotency_retention_days(config.serve.idempotency_retention_days);
     let (stop_sweeper, sweeper_stopped) = tokio::sync::oneshot::channel::<()>();
     let sweeper = tokio::spawn(service.clone().run_hold_sweeper(async {
         let _ = sweeper_stopped.await;

@@ -108,6 +108,34 @@ async fn idempotency_records_go_after_seven_days_and_younger_ones_stay() {
     TestApp::assert_sound(&app.verify().await);
 }
 
+#[tokio::test]
+async fn a_shorter_configured_window_replays_and_keeps_records_for_that_long_only() {
+    let app = TestApp::spawn_configured(giftd_api::ApiConfig::default(), |service| {
+        service.with_idempotency_retention_days(2)
+    })
+    .await;
+    let program = app.usd_program().await;
+    let card = app.card(&program, 5000).await;
+    let card_id = card["id"].as_str().expect("a card id");
+    let path = format!("/v1/cards/{card_id}/redeem");
+    let first = app.post_idempotent(&path, json!({"amount": 100}), "k").await;
+    first.assert_status(200);
+    app.clock.advance_seconds(2 * DAY - 1);
+    let replayed = app.post_idempotent(&path, json!({"amount": 100}), "k").await;
+    assert_eq!(replayed.text, first.text, "within the window: the first answer");
+    assert_eq!(prune(&app).await.idempotency_records, 0);
+    app.clock.advance_seconds(2);
+    assert_eq!(prune(&app).await.idempotency_records, 1, "past the 2 days");
+    let again = app.post_idempotent(&path, json!({"amount": 100}), "k").await;
+    again.assert_status(200);
+    assert_ne!(
+        again.body["id"], first.body["id"],
+        "past the window the key is new"
+    );
+    let card_now = app.get(&format!("/v1/cards/{card_id}")).await;
+    assert_eq!(card_now.body["balance"], 4800, "{}", card_now.text);
+}
+
 async fn endpoint(app: &TestApp, url: &str, types: &[&str]) -> String {
     let response = app
         .post("/v1/webhook_endpoints", json!({"url": url, "event_types": types}))

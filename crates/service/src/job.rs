@@ -13,8 +13,8 @@ use crate::commands::{self, Command, Context, Outcome};
 use crate::crypto::Keys;
 use crate::error::{Failure, Refusal, ServiceError};
 
-/// How long an idempotency key is remembered, unless its scope says otherwise
-/// ([`IdempotencyKey::retention_millis`]).
+/// How long an idempotency key is remembered by default, unless its scope says otherwise
+/// ([`IdempotencyKey::retention_millis`]); `Service::with_idempotency_retention_days` changes it.
 pub const IDEMPOTENCY_RETENTION_MILLIS: i64 = 7 * 24 * 3600 * 1000;
 
 /// An answer as a front-end puts it on the wire: replayed byte for byte on a retry.
@@ -44,6 +44,8 @@ pub(crate) struct CommandJob {
     pub merchant: MerchantId,
     pub command: Command,
     pub idempotency: Option<IdempotencyKey>,
+    /// How long the key's earlier answer counts ([`IdempotencyKey::retention_millis`]).
+    pub retention_millis: i64,
     pub render: Renderer,
     pub answer: Option<Result<Rendered, ServiceError>>,
     pub reply: Option<oneshot::Sender<Result<Rendered, ServiceError>>>,
@@ -51,12 +53,13 @@ pub(crate) struct CommandJob {
 
 impl IdempotencyKey {
     /// How long this key and its answer are remembered: the Adyen Terminal API's keys (its
-    /// ServiceIDs) for the 48 hours Adyen holds them unique, every other key for
-    /// [`IDEMPOTENCY_RETENTION_MILLIS`]. Past it, the key may be used again for a new request.
-    pub fn retention_millis(&self) -> i64 {
+    /// ServiceIDs) for the 48 hours Adyen holds them unique, every other key for `configured`
+    /// (by default [`IDEMPOTENCY_RETENTION_MILLIS`]). Past it, the key may be used again for a
+    /// new request.
+    pub fn retention_millis(&self, configured: i64) -> i64 {
         match self.scope {
             crate::adyen::TERMINAL_SCOPE => crate::adyen::SERVICE_ID_RETENTION_MILLIS,
-            _ => IDEMPOTENCY_RETENTION_MILLIS,
+            _ => configured,
         }
     }
 }
@@ -77,11 +80,7 @@ impl CommandJob {
         // A job may run more than once (a backend retries it after a conflict): start afresh.
         self.answer = None;
         let now = self.clock.now();
-        let retention = self
-            .idempotency
-            .as_ref()
-            .map_or(IDEMPOTENCY_RETENTION_MILLIS, IdempotencyKey::retention_millis);
-        let not_before = Timestamp::from_unix_millis(now.unix_millis() - retention);
+        let not_before = Timestamp::from_unix_millis(now.unix_millis() - self.retention_millis);
         if let Some(key) = &self.idempotency
             && let Some(record) = tx
                 .idempotency_record(&self.merchant, key.scope, &key.key, not_before)

@@ -58,6 +58,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     payments: Arc<dyn PaymentConnector>,
     checkout_lease_seconds: i64,
+    idempotency_retention_millis: i64,
 }
 
 impl Service {
@@ -72,6 +73,7 @@ impl Service {
             clock,
             payments: Arc::new(simulator),
             checkout_lease_seconds: checkout::DEFAULT_LEASE_SECONDS,
+            idempotency_retention_millis: IDEMPOTENCY_RETENTION_MILLIS,
         }
     }
 
@@ -86,6 +88,17 @@ impl Service {
     pub fn with_checkout_lease_seconds(mut self, seconds: i64) -> Self {
         self.checkout_lease_seconds = seconds.max(1);
         self
+    }
+
+    /// How long an `Idempotency-Key` (of every front-end but Adyen's Terminal API, whose
+    /// ServiceIDs count 48 hours) replays its first answer: at least a day; 7 days by default.
+    pub fn with_idempotency_retention_days(mut self, days: i64) -> Self {
+        self.idempotency_retention_millis = days.clamp(1, 3650) * 24 * 3600 * 1000;
+        self
+    }
+
+    pub(crate) fn idempotency_retention_millis(&self) -> i64 {
+        self.idempotency_retention_millis
     }
 
     pub(crate) fn checkout_lease_seconds(&self) -> i64 {
@@ -116,12 +129,18 @@ impl Service {
         render: Renderer,
     ) -> Result<Rendered, ServiceError> {
         let (reply, answer) = oneshot::channel();
+        let retention_millis = idempotency
+            .as_ref()
+            .map_or(self.idempotency_retention_millis, |key| {
+                key.retention_millis(self.idempotency_retention_millis)
+            });
         let job = CommandJob {
             keys: Arc::clone(&self.keys),
             clock: Arc::clone(&self.clock),
             merchant,
             command,
             idempotency,
+            retention_millis,
             render,
             answer: None,
             reply: Some(reply),

@@ -1,5 +1,6 @@
 //! Retention: what giftd forgets, and when. Idempotency records go once no lookup can use them
-//! any more (past the longest window, [`IDEMPOTENCY_RETENTION_MILLIS`]); webhook events, with
+//! any more (past the longest window: the configured one, 7 days by default, or the Adyen
+//! Terminal API's 48 hours if that is longer); webhook events, with
 //! their deliveries and attempts, after [`RetentionPolicy::events_days`] unless a delivery is
 //! still pending. The ledger, cards and everything else are kept for ever.
 //!
@@ -11,7 +12,7 @@ use std::time::Duration;
 use giftd_domain::Timestamp;
 use giftd_store::{BoxFuture, StoreResult, WriteTx};
 
-use crate::job::{IDEMPOTENCY_RETENTION_MILLIS, TxWork, run_answered};
+use crate::job::{TxWork, run_answered};
 use crate::{Service, ServiceError};
 
 /// Rows one prune job deletes at most, of each kind.
@@ -19,9 +20,6 @@ pub const PRUNE_BATCH: u32 = 1000;
 /// How often `giftd serve` prunes.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 const DAY_MILLIS: i64 = 24 * 3600 * 1000;
-
-// One cut-off serves every front-end's keys only while no window is longer than the native one.
-const _: () = assert!(crate::adyen::SERVICE_ID_RETENTION_MILLIS <= IDEMPOTENCY_RETENTION_MILLIS);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -74,7 +72,10 @@ impl Service {
     /// short; answers what it deleted in all.
     pub async fn prune(&self, policy: &RetentionPolicy) -> Result<Pruned, ServiceError> {
         let now = self.now().unix_millis();
-        let idempotency_before = Timestamp::from_unix_millis(now - IDEMPOTENCY_RETENTION_MILLIS);
+        let window = self
+            .idempotency_retention_millis()
+            .max(crate::adyen::SERVICE_ID_RETENTION_MILLIS);
+        let idempotency_before = Timestamp::from_unix_millis(now - window);
         let events_before = Timestamp::from_unix_millis(now - policy.events_days.max(1) * DAY_MILLIS);
         let mut total = Pruned::default();
         loop {

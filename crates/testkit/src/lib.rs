@@ -180,6 +180,14 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with the front-ends configured (limits, rate limits, ...).
     pub async fn spawn_with(config: giftd_api::ApiConfig) -> Self {
+        Self::spawn_configured(config, |service| service).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with the service configured too (`with_...` settings).
+    pub async fn spawn_configured(
+        config: giftd_api::ApiConfig,
+        configure: impl FnOnce(Service) -> Service,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("temporary folder");
         let (store, postgres): (Arc<dyn Store>, _) = if testing_postgres() {
             let admin_url = test_pg_url().expect("GIFTD_TEST_BACKEND=postgres needs GIFTD_TEST_PG_URL");
@@ -196,7 +204,11 @@ impl TestApp {
             (store, None)
         };
         let clock = ManualClock::default();
-        let service = Service::new(store, &MasterKey::generate(), Arc::new(clock.clone()));
+        let service = configure(Service::new(
+            store,
+            &MasterKey::generate(),
+            Arc::new(clock.clone()),
+        ));
         let merchant = service
             .create_merchant("Test Merchant")
             .await
