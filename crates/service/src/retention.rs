@@ -2,14 +2,15 @@
 //! any more (past the longest window: the configured one, 7 days by default, or the Adyen
 //! Terminal API's 48 hours if that is longer); webhook events, with
 //! their deliveries and attempts, after [`RetentionPolicy::events_days`] unless a delivery is
-//! still pending. The ledger, cards and everything else are kept for ever.
+//! still pending; security-code attempt records once their window has closed and their lock
+//! ended (they then count for nothing). The ledger, cards and everything else are kept for ever.
 //!
 //! The pruner deletes in batches of [`PRUNE_BATCH`] rows, each batch a write job of its own,
 //! so the writer is never held for long.
 
 use std::time::Duration;
 
-use giftd_domain::Timestamp;
+use giftd_domain::{Timestamp, lockout};
 use giftd_store::{BoxFuture, StoreResult, WriteTx};
 
 use crate::job::{TxWork, run_answered};
@@ -39,9 +40,12 @@ impl Default for RetentionPolicy {
 pub struct Pruned {
     pub idempotency_records: u64,
     pub events: u64,
+    /// Security-code attempt records that count for nothing any more.
+    pub code_attempts: u64,
 }
 
 struct PruneJob {
+    now: Timestamp,
     idempotency_before: Timestamp,
     events_before: Timestamp,
 }
@@ -52,9 +56,16 @@ impl PruneJob {
             .prune_idempotency_records(self.idempotency_before, PRUNE_BATCH)
             .await?;
         let events = tx.prune_events(self.events_before, PRUNE_BATCH).await?;
+        // Failures whose window has closed and locks that have ended count for nothing: such a
+        // record and no record at all mean the same to the lockout.
+        let window_before = Timestamp::from_unix_millis(self.now.unix_millis() - lockout::WINDOW_MILLIS);
+        let code_attempts = tx
+            .prune_code_attempts(window_before, self.now, PRUNE_BATCH)
+            .await?;
         Ok(Pruned {
             idempotency_records,
             events,
+            code_attempts,
         })
     }
 }
@@ -80,14 +91,16 @@ impl Service {
         let mut total = Pruned::default();
         loop {
             let job = PruneJob {
+                now: Timestamp::from_unix_millis(now),
                 idempotency_before,
                 events_before,
             };
             let batch = run_answered(self.store().as_ref(), job).await?;
             total.idempotency_records += batch.idempotency_records;
             total.events += batch.events;
+            total.code_attempts += batch.code_attempts;
             let full = u64::from(PRUNE_BATCH);
-            if batch.idempotency_records < full && batch.events < full {
+            if batch.idempotency_records < full && batch.events < full && batch.code_attempts < full {
                 return Ok(total);
             }
         }
@@ -105,6 +118,7 @@ impl Service {
                     Ok(pruned) if pruned != Pruned::default() => tracing::info!(
                         idempotency_records = pruned.idempotency_records,
                         events = pruned.events,
+                        code_attempts = pruned.code_attempts,
                         "pruned what retention no longer keeps"
                     ),
                     Ok(_) => {}

@@ -480,6 +480,15 @@ pub trait WriteTx: Send {
     /// deliveries is pending, with their deliveries and those deliveries' attempts; answers how
     /// many events.
     async fn prune_events(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` security-code attempt records that count for nothing any more:
+    /// their window started before `window_before` (or never) and their lock, if any, ended by
+    /// `unlocked_at`. Answers how many.
+    async fn prune_code_attempts(
+        &mut self,
+        window_before: Timestamp,
+        unlocked_at: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.

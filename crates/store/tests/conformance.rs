@@ -1732,6 +1732,97 @@ async fn security_code_attempts_round_trip_per_merchant(b: &Backend, fx: &Fixtur
     assert_eq!(committed, locked);
 }
 
+async fn spent_security_code_attempts_are_pruned_and_live_ones_kept(b: &Backend, fx: &Fixture) {
+    chapter(b, "spent_security_code_attempts_are_pruned_and_live_ones_kept");
+    let now = T0.plus_millis(DAY_MILLIS);
+    let minutes = |m: i64| m * 60 * SECOND_MILLIS;
+    /// Prunes what is spent at `now` (a 30-minute window).
+    async fn prune(tx: &mut dyn WriteTx, now: Timestamp) -> StoreResult<u64> {
+        let window_before = Timestamp::from_unix_millis(now.unix_millis() - 30 * 60 * SECOND_MILLIS);
+        tx.prune_code_attempts(window_before, now, 1000).await
+    }
+    // What earlier chapters left that is spent by `now` goes first (PostgreSQL also keeps an
+    // empty row for every number looked up), so the count below is this chapter's alone.
+    b.write((), move |tx, ()| Box::pin(async move { prune(tx, now).await }))
+        .await
+        .expect("a prune");
+    let at = |offset: i64| Some(Timestamp::from_unix_millis(now.unix_millis() + offset));
+    let rows = [
+        (
+            20,
+            Attempts {
+                failures: 3,
+                window_started_at: at(-minutes(10)),
+                locked_until: None,
+            },
+            true,
+        ),
+        (
+            21,
+            Attempts {
+                failures: 9,
+                window_started_at: at(-minutes(31)),
+                locked_until: None,
+            },
+            false,
+        ),
+        (
+            22,
+            Attempts {
+                failures: 0,
+                window_started_at: None,
+                locked_until: at(minutes(1)),
+            },
+            true,
+        ),
+        (
+            23,
+            Attempts {
+                failures: 0,
+                window_started_at: None,
+                locked_until: at(0),
+            },
+            false,
+        ),
+        (24, Attempts::default(), false),
+    ];
+    b.write((fx.clone(), rows), |tx, (fx, rows)| {
+        Box::pin(async move {
+            for (seed, attempts, _) in rows {
+                tx.put_attempts(&fx.merchant, &awkward_bytes(seed), &attempts)
+                    .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+    .expect("the records are stored");
+    let (pruned, again) = b
+        .write((), move |tx, ()| {
+            Box::pin(async move { Ok((prune(&mut *tx, now).await?, prune(tx, now).await?)) })
+        })
+        .await
+        .expect("two prunes");
+    assert_eq!(
+        (pruned, again),
+        (3, 0),
+        "the closed window, the ended lock, the empty record"
+    );
+    let kept = b
+        .write(fx.clone(), move |tx, fx| {
+            Box::pin(async move {
+                let mut kept = Vec::new();
+                for (seed, _, _) in rows.iter().filter(|(_, _, live)| *live) {
+                    kept.push(tx.attempts(&fx.merchant, &awkward_bytes(*seed)).await?);
+                }
+                Ok(kept)
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept, [rows[0].1, rows[2].1], "live records are untouched");
+}
+
 async fn rolling_back_to_a_savepoint_undoes_only_its_writes(b: &Backend, fx: &Fixture) {
     chapter(b, "rolling_back_to_a_savepoint_undoes_only_its_writes");
     let (card, _) = issue_card(b, fx, "card_sp", b"fp-sp", 10_000).await;
@@ -2418,6 +2509,7 @@ async fn idempotency_records_and_code_attempts_are_kept_per_merchant_on_every_ba
         an_idempotency_record_is_kept_until_its_retention_ends(&b, &fx).await;
         idempotency_records_are_pruned_oldest_first_a_batch_at_a_time(&b, &fx).await;
         security_code_attempts_round_trip_per_merchant(&b, &fx).await;
+        spent_security_code_attempts_are_pruned_and_live_ones_kept(&b, &fx).await;
     })
     .await;
 }

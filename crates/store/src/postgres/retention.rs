@@ -1,5 +1,5 @@
 //! Retention on PostgreSQL: deletes of rows past their time (idempotency records, webhook
-//! events with their deliveries and attempts), a bounded batch per call so that a write
+//! events with their deliveries and attempts, spent security-code attempts), a bounded batch per call so that a write
 //! transaction stays short. No decisions here: the service says what is old.
 
 use giftd_domain::Timestamp;
@@ -57,6 +57,27 @@ pub(crate) async fn prune_events(conn: &mut PgConnection, before: Timestamp, lim
     )
     .bind(&ids)
     .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn prune_code_attempts(
+    conn: &mut PgConnection,
+    window_before: Timestamp,
+    unlocked_at: Timestamp,
+    limit: u32,
+) -> StoreResult<u64> {
+    // A lookup holds its number's row (FOR UPDATE) while it runs: such rows are skipped.
+    let done = sqlx::query(
+        "DELETE FROM code_attempts WHERE ctid = ANY(ARRAY(SELECT ctid FROM code_attempts \
+         WHERE (window_started_at IS NULL OR window_started_at < $1) \
+         AND (locked_until IS NULL OR locked_until <= $2) LIMIT $3 FOR UPDATE SKIP LOCKED))",
+    )
+    .bind(window_before.unix_millis())
+    .bind(unlocked_at.unix_millis())
+    .bind(i64::from(limit))
+    .execute(conn)
     .await
     .map_err(StoreError::from_write)?;
     Ok(done.rows_affected())

@@ -803,4 +803,13 @@ impl WriteTx for PgTx<'_> {
     async fn prune_events(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         retention::prune_events(&mut *self.conn, before, limit).await
     }
+
+    async fn prune_code_attempts(
+        &mut self,
+        window_before: Timestamp,
+        unlocked_at: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        retention::prune_code_attempts(&mut *self.conn, window_before, unlocked_at, limit).await
+    }
 }

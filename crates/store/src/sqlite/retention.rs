@@ -1,5 +1,5 @@
 //! Retention on SQLite: the writer's deletes of rows past their time (idempotency records,
-//! webhook events with their deliveries and attempts), a bounded batch per call so that a
+//! webhook events with their deliveries and attempts, spent security-code attempts), a bounded batch per call so that a
 //! write transaction stays short. No decisions here: the service says what is old.
 
 use giftd_domain::Timestamp;
@@ -46,4 +46,20 @@ pub(crate) fn prune_events(conn: &Connection, before: Timestamp, limit: u32) -> 
         execute(conn, "DELETE FROM events WHERE id = ?1", params![id])?;
     }
     Ok(ids.len() as u64)
+}
+
+pub(crate) fn prune_code_attempts(
+    conn: &Connection,
+    window_before: Timestamp,
+    unlocked_at: Timestamp,
+    limit: u32,
+) -> StoreResult<u64> {
+    let deleted = execute(
+        conn,
+        "DELETE FROM code_attempts WHERE rowid IN (SELECT rowid FROM code_attempts \
+         WHERE (window_started_at IS NULL OR window_started_at < ?1) \
+         AND (locked_until IS NULL OR locked_until <= ?2) LIMIT ?3)",
+        params![window_before.unix_millis(), unlocked_at.unix_millis(), limit],
+    )?;
+    Ok(deleted as u64)
 }

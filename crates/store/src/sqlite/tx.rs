@@ -808,4 +808,13 @@ impl WriteTx for SqliteTx<'_> {
     async fn prune_events(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {
         retention::prune_events(self.conn, before, limit)
     }
+
+    async fn prune_code_attempts(
+        &mut self,
+        window_before: Timestamp,
+        unlocked_at: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        retention::prune_code_attempts(self.conn, window_before, unlocked_at, limit)
+    }
 }
