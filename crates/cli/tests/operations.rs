@@ -1,7 +1,8 @@
 //! Running giftd in production, with the real binary: the configuration file and its checks,
 //! HTTPS with a certificate made here, JSON logs that carry the request id, the Prometheus
-//! metrics, and webhooks to HTTPS endpoints trusted through `webhooks.ca_file`. The database is SQLite in a temporary folder, or a fresh PostgreSQL database with
-//! `GIFTD_TEST_BACKEND=postgres`. Every server started here is killed by a guard.
+//! metrics, webhooks to HTTPS endpoints trusted through `webhooks.ca_file`, and one writer per
+//! SQLite data folder. The database is SQLite in a temporary folder, or a fresh PostgreSQL
+//! database with `GIFTD_TEST_BACKEND=postgres`. Every server started here is killed by a guard.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};

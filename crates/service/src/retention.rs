@@ -1,9 +1,9 @@
 //! Retention: what giftd forgets, and when. Idempotency records go once no lookup can use them
 //! any more (past the longest window: the configured one, 7 days by default, or the Adyen
-//! Terminal API's 48 hours if that is longer); webhook events, with
-//! their deliveries and attempts, after [`RetentionPolicy::events_days`] unless a delivery is
-//! still pending; security-code attempt records once their window has closed and their lock
-//! ended (they then count for nothing). The ledger, cards and everything else are kept for ever.
+//! Terminal API's 48 hours if that is longer); webhook events, with their deliveries and
+//! attempts, after [`RetentionPolicy::events_days`] unless a delivery is still pending;
+//! security-code attempt records once their window has closed and their lock ended (they then
+//! count for nothing). The ledger, cards and everything else are kept for ever.
 //!
 //! The pruner deletes in batches of [`PRUNE_BATCH`] rows, each batch a write job of its own,
 //! so the writer is never held for long.

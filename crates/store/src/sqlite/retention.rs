@@ -1,6 +1,7 @@
 //! Retention on SQLite: the writer's deletes of rows past their time (idempotency records,
-//! webhook events with their deliveries and attempts, spent security-code attempts), a bounded batch per call so that a
-//! write transaction stays short. No decisions here: the service says what is old.
+//! webhook events with their deliveries and attempts, spent security-code attempts), a bounded
+//! batch per call so that a write transaction stays short. No decisions here: the service says
+//! what is old.
 
 use giftd_domain::Timestamp;
 use rusqlite::{Connection, params};
