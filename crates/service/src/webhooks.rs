@@ -945,12 +945,6 @@ fn describe(error: &reqwest::Error) -> String {
         }
         cause = inner.source();
     }
-    if text.len() > 500 {
-        let mut end = 500;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    text.truncate(text.floor_char_boundary(500));
     text
 }
