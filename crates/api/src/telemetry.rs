@@ -58,6 +58,10 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         giftd_store::LEDGER_TRANSACTIONS_TOTAL,
         "Ledger transactions committed, by transaction type."
     );
+    metrics::describe_counter!(
+        giftd_store::WRITE_JOBS_TOTAL,
+        "Write jobs committed, by path: decided in memory with their batch, or on their own."
+    );
     metrics::describe_gauge!(
         HOLDS_PENDING,
         "Holds pending now (read from the database at scrape time)."

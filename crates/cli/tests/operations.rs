@@ -590,6 +590,18 @@ async fn metrics_count_requests_ledger_operations_and_pending_holds_without_card
         "{text}"
     );
     assert_eq!(sample(&text, "giftd_holds_pending"), Some(2.0), "{text}");
+    // The load, both holds and the refused redemption were decided in memory and written with
+    // their batch (the delivery pending below is the load's, written set-wise); creating the
+    // program, the card and the endpoint took the per-job path.
+    assert_eq!(
+        sample(&text, "giftd_write_jobs_total{path=\"in_memory\"}"),
+        Some(4.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "giftd_write_jobs_total{path=\"per_job\"}").is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
     assert_eq!(
         sample(&text, "giftd_webhook_deliveries_pending"),
         Some(1.0),

@@ -164,6 +164,40 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The card a command reads and changes, and whether it reads that card's program too,
+    /// when that is all it reads: such a command may be decided in memory with others of its
+    /// batch and written with them set-wise (the store's `batch.rs`). Should it need more once
+    /// it runs (a card with holds to expire, say), it falls back to the per-job path by itself.
+    pub(crate) fn batch_reads(&self) -> Option<(&CardId, bool)> {
+        match self {
+            Command::Redeem { card_id, .. }
+            | Command::PlaceHold { card_id, .. }
+            | Command::Cashout { card_id, .. } => Some((card_id, false)),
+            Command::Load { card_id, .. } | Command::Activate { card_id, .. } => Some((card_id, true)),
+            Command::CreateMerchant { .. }
+            | Command::CreateProgram(_)
+            | Command::IssueCard { .. }
+            | Command::LookupCard { .. }
+            | Command::Freeze { .. }
+            | Command::Unfreeze { .. }
+            | Command::Deactivate { .. }
+            | Command::CaptureHold { .. }
+            | Command::ReleaseHold { .. }
+            | Command::ExpireHold { .. }
+            | Command::Refund { .. }
+            | Command::Void { .. }
+            | Command::Clover(_)
+            | Command::Adyen(_)
+            | Command::Transfer(_)
+            | Command::Wallet(_)
+            | Command::Checkout(_)
+            | Command::CreateWebhookEndpoint(_)
+            | Command::RetryWebhookDelivery { .. } => None,
+        }
+    }
+}
+
 /// What a command produced, for the front-end to render. One exists per request and lives
 /// only until rendered, so the size difference between variants does not matter.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use giftd_domain::{MerchantId, Timestamp};
-use giftd_store::{BoxFuture, IdempotencyRecord, Store, StoreError, StoreResult, WriteJob, WriteTx};
+use giftd_store::{BoxFuture, IdempotencyRecord, ReadSet, Store, StoreError, StoreResult, WriteJob, WriteTx};
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
@@ -149,6 +149,19 @@ impl WriteJob for CommandJob {
 
     fn affinity(&self) -> Option<&str> {
         self.command.affinity()
+    }
+
+    fn read_set(&self) -> Option<ReadSet> {
+        let (card, program) = self.command.batch_reads()?;
+        Some(ReadSet {
+            merchant: self.merchant.clone(),
+            card: card.clone(),
+            program,
+            idempotency: self
+                .idempotency
+                .as_ref()
+                .map(|key| (key.scope.to_owned(), key.key.clone())),
+        })
     }
 
     fn finish(mut self: Box<Self>, committed: StoreResult<()>) {

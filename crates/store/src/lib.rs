@@ -7,6 +7,7 @@
 //! takes no business decisions (the domain does) and never sees a clear card number or secret.
 
 mod backend;
+pub mod batch;
 mod ops;
 pub mod postgres;
 mod records;
@@ -30,7 +31,8 @@ use giftd_domain::{
 };
 
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
-pub use ops::{LEDGER_TRANSACTIONS_TOTAL, PoolStats};
+pub use batch::{BatchWrites, ReadSet};
+pub use ops::{LEDGER_TRANSACTIONS_TOTAL, PoolStats, WRITE_JOBS_TOTAL};
 pub use records::{
     CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
     TransactionRecord,
@@ -78,6 +80,10 @@ pub enum StoreError {
     /// The writer has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// A job decided in memory asked for what its batch did not read; the runner runs it on
+    /// the per-job path instead (`batch.rs`). Never reaches a job's `finish`.
+    #[error("not in the batch's memory: {0}")]
+    NotInMemory(&'static str),
 }
 
 impl StoreError {
@@ -105,6 +111,12 @@ pub trait WriteJob: Send + 'static {
     /// they share a transaction instead of waiting for each other's row locks. Only a hint:
     /// correctness never depends on it.
     fn affinity(&self) -> Option<&str> {
+        None
+    }
+    /// What the job reads, when that is one card (and perhaps its program) and its idempotency
+    /// key: the runner may then read it for many jobs at once, decide the job in memory and
+    /// write it with them set-wise (`batch.rs`). `None`: the job runs on the per-job path.
+    fn read_set(&self) -> Option<ReadSet> {
         None
     }
 }
@@ -489,6 +501,23 @@ pub trait WriteTx: Send {
         unlocked_at: Timestamp,
         limit: u32,
     ) -> StoreResult<u64>;
+
+    // ---- batches decided in memory (`batch.rs`) ----
+
+    /// The cards with these ids, whoever their merchant, locked for the rest of the
+    /// transaction (in id order), each with the soonest expiry of its pending holds.
+    async fn batch_cards(&mut self, ids: &[CardId]) -> StoreResult<Vec<(CardRecord, Option<Timestamp>)>>;
+    /// The idempotency records of these keys (merchant, scope, key), whatever their age.
+    async fn batch_idempotency_records(
+        &mut self,
+        keys: &[(MerchantId, String, String)],
+    ) -> StoreResult<Vec<((MerchantId, String, String), IdempotencyRecord)>>;
+    /// Writes what a batch's jobs decided in memory. All of it or, as an `Err`, a transaction
+    /// the runner must give up: a card not as read or an idempotency key another process took
+    /// first is `Conflict`.
+    async fn write_batch(&mut self, writes: &BatchWrites) -> StoreResult<()> {
+        batch::write_rows(self, writes).await
+    }
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.

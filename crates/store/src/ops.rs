@@ -10,6 +10,21 @@ use giftd_domain::TransactionType;
 /// The counter of committed ledger transactions, labelled `type`.
 pub const LEDGER_TRANSACTIONS_TOTAL: &str = "giftd_ledger_transactions_total";
 
+/// The counter of write jobs in committed transactions, labelled `path`: `in_memory` (decided
+/// with their batch in memory and written set-wise) or `per_job` (their own savepoint and
+/// statements). A rising share of `per_job` among redemptions means batches fall back.
+pub const WRITE_JOBS_TOTAL: &str = "giftd_write_jobs_total";
+
+/// Counts the jobs of a committed transaction by the path they took.
+pub(crate) fn count_jobs(in_memory: usize, per_job: usize) {
+    if in_memory > 0 {
+        metrics::counter!(WRITE_JOBS_TOTAL, "path" => "in_memory").increment(in_memory as u64);
+    }
+    if per_job > 0 {
+        metrics::counter!(WRITE_JOBS_TOTAL, "path" => "per_job").increment(per_job as u64);
+    }
+}
+
 /// How busy the database connections are, read at scrape time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolStats {
@@ -58,6 +73,16 @@ impl Written {
             self.types.truncate(length);
             self.savepoints.truncate(position);
         }
+    }
+
+    /// How many transactions were written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    /// Forgets the transactions written after the first `length`.
+    pub(crate) fn truncate(&mut self, length: usize) {
+        self.types.truncate(length);
     }
 
     /// Counts what was written; call only once the transaction holding it has committed.

@@ -16,6 +16,7 @@
 //! queues the whole batch again. So the same code runs at READ COMMITTED, at SERIALIZABLE, and
 //! on PostgreSQL-compatible distributed engines.
 
+mod batch;
 mod checkouts;
 mod ops;
 mod queries;
@@ -347,9 +348,30 @@ impl Committer {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut ran = Vec::with_capacity(batch.len());
+        let mut ran: Vec<Option<Ran>> = batch.iter().map(|_| None).collect();
         let mut written = Vec::with_capacity(batch.len());
-        for queued in batch.iter_mut() {
+        // Decided in memory and written set-wise, unless the job runs alone after its batch
+        // failed: then it takes the per-job path, so that only its own failure counts.
+        let mut in_memory = 0;
+        if !batch.iter().all(|queued| queued.alone) {
+            let mut jobs: Vec<&mut dyn WriteJob> = batch.iter_mut().map(|q| q.job.as_mut()).collect();
+            let mut batch_tx = PgTx {
+                conn: &mut tx,
+                written: Written::default(),
+            };
+            let (done, batch_written) = crate::batch::run(&mut batch_tx, &mut jobs).await?;
+            written.push(batch_written);
+            in_memory = done.iter().filter(|done| **done).count();
+            for (ran, done) in ran.iter_mut().zip(done) {
+                if done {
+                    *ran = Some(Ran::Done(Ok(())));
+                }
+            }
+        }
+        for (queued, ran) in batch.iter_mut().zip(ran.iter_mut()) {
+            if ran.is_some() {
+                continue;
+            }
             sqlx::raw_sql("SAVEPOINT giftd_job").execute(&mut *tx).await?;
             let mut job_tx = PgTx {
                 conn: &mut tx,
@@ -363,14 +385,14 @@ impl Committer {
                         .execute(&mut *tx)
                         .await?;
                     written.push(job_written);
-                    ran.push(Ran::Done(Ok(())));
+                    *ran = Some(Ran::Done(Ok(())));
                 }
                 Err(error) if breaks_transaction(&error) => return Err(error),
                 Err(error) => {
                     sqlx::raw_sql("ROLLBACK TO SAVEPOINT giftd_job; RELEASE SAVEPOINT giftd_job")
                         .execute(&mut *tx)
                         .await?;
-                    ran.push(if is_retryable(&error) {
+                    *ran = Some(if is_retryable(&error) {
                         Ran::Again
                     } else {
                         Ran::Done(Err(error))
@@ -383,7 +405,11 @@ impl Committer {
         for job_written in written {
             job_written.count_committed();
         }
-        Ok(ran)
+        crate::ops::count_jobs(in_memory, batch.len() - in_memory);
+        Ok(ran
+            .into_iter()
+            .map(|ran| ran.unwrap_or_else(|| Ran::Done(Err(StoreError::Corrupt("a job was not run".into())))))
+            .collect())
     }
 }
 

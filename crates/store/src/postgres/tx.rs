@@ -812,4 +812,19 @@ impl WriteTx for PgTx<'_> {
     ) -> StoreResult<u64> {
         retention::prune_code_attempts(&mut *self.conn, window_before, unlocked_at, limit).await
     }
+
+    async fn batch_cards(&mut self, ids: &[CardId]) -> StoreResult<Vec<(CardRecord, Option<Timestamp>)>> {
+        super::batch::cards(&mut *self.conn, ids).await
+    }
+
+    async fn batch_idempotency_records(
+        &mut self,
+        keys: &[(MerchantId, String, String)],
+    ) -> StoreResult<Vec<((MerchantId, String, String), IdempotencyRecord)>> {
+        super::batch::idempotency_records(&mut *self.conn, keys).await
+    }
+
+    async fn write_batch(&mut self, writes: &crate::BatchWrites) -> StoreResult<()> {
+        super::batch::write(&mut *self.conn, writes).await
+    }
 }

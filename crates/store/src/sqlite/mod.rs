@@ -246,35 +246,106 @@ async fn run_writer(mut conn: rusqlite::Connection, mut receiver: mpsc::Receiver
 
 /// Runs the jobs in one transaction. `Ok` holds each job's own result after a commit; `Err`
 /// means the transaction as a whole failed and nothing of it was kept.
+///
+/// The jobs that name their reads are decided in memory and written together (`batch.rs`);
+/// the others run each under its own savepoint after them. Should the batch's own writes fail,
+/// the transaction is rolled back and every job runs again on the per-job path.
 async fn run_batch(
     conn: &mut rusqlite::Connection,
     batch: &mut [Box<dyn WriteJob>],
 ) -> Result<Vec<StoreResult<()>>, StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let mut results = Vec::with_capacity(batch.len());
+    match run_transaction(conn, batch, true).await {
+        Err(Failed::InMemory(error)) => {
+            tracing::debug!(error = %error, jobs = batch.len(), "a batch's writes failed; running its jobs one by one");
+            run_transaction(conn, batch, false)
+                .await
+                .map_err(Failed::into_error)
+        }
+        result => result.map_err(Failed::into_error),
+    }
+}
+
+/// How a write transaction failed; nothing of it was kept either way.
+enum Failed {
+    /// In the part decided in memory: the jobs may still run one by one.
+    InMemory(StoreError),
+    Transaction(StoreError),
+}
+
+impl Failed {
+    fn into_error(self) -> StoreError {
+        match self {
+            Failed::InMemory(error) | Failed::Transaction(error) => error,
+        }
+    }
+}
+
+async fn run_transaction(
+    conn: &mut rusqlite::Connection,
+    batch: &mut [Box<dyn WriteJob>],
+    in_memory: bool,
+) -> Result<Vec<StoreResult<()>>, Failed> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| Failed::Transaction(e.into()))?;
+    let mut results: Vec<Option<StoreResult<()>>> = batch.iter().map(|_| None).collect();
     let mut written = Vec::with_capacity(batch.len());
-    for job in batch.iter_mut() {
+    let mut in_memory_jobs = 0;
+    if in_memory {
+        let mut jobs: Vec<&mut dyn WriteJob> = batch.iter_mut().map(|job| job.as_mut()).collect();
+        let mut tx = SqliteTx {
+            conn: &mut *conn,
+            written: Written::default(),
+        };
+        // A panic in a job (a bug) must not kill the writer: the batch then runs job by job.
+        let outcome = AssertUnwindSafe(crate::batch::run(&mut tx, &mut jobs))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Corrupt("a write job panicked in memory".into())));
+        match outcome {
+            Ok((done, batch_written)) => {
+                written.push(batch_written);
+                in_memory_jobs = done.iter().filter(|done| **done).count();
+                for (result, done) in results.iter_mut().zip(done) {
+                    if done {
+                        *result = Some(Ok(()));
+                    }
+                }
+            }
+            Err(error) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(Failed::InMemory(error));
+            }
+        }
+    }
+    for (job, result) in batch.iter_mut().zip(results.iter_mut()) {
+        if result.is_some() {
+            continue;
+        }
         match run_job(conn, job.as_mut()).await {
-            Ok((result, job_written)) => {
-                if result.is_ok() {
+            Ok((job_result, job_written)) => {
+                if job_result.is_ok() {
                     written.push(job_written);
                 }
-                results.push(result);
+                *result = Some(job_result);
             }
             Err(fatal) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return Err(fatal);
+                return Err(Failed::Transaction(fatal));
             }
         }
     }
     if let Err(error) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
-        return Err(error.into());
+        return Err(Failed::Transaction(error.into()));
     }
     for job_written in written {
         job_written.count_committed();
     }
-    Ok(results)
+    crate::ops::count_jobs(in_memory_jobs, batch.len() - in_memory_jobs);
+    Ok(results
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err(StoreError::Corrupt("a job was not run".into()))))
+        .collect())
 }
 
 /// Runs one job under its own savepoint. The inner result is the job's; the outer `Err` means

@@ -817,4 +817,36 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<u64> {
         retention::prune_code_attempts(self.conn, window_before, unlocked_at, limit)
     }
+
+    async fn batch_cards(&mut self, ids: &[CardId]) -> StoreResult<Vec<(CardRecord, Option<Timestamp>)>> {
+        // The single writer already excludes every other write: nothing to lock.
+        let sql = format!(
+            "SELECT {}, (SELECT MIN(h.expires_at) FROM holds h WHERE h.card_id = cards.id \
+             AND h.state = 'pending') AS next_hold_expiry FROM cards WHERE id = ?",
+            rows::CARD_COLUMNS
+        );
+        let mut cards = Vec::with_capacity(ids.len());
+        for id in ids {
+            let card = query_optional(self.conn, &sql, params![id.as_str()], |row| {
+                let expiry: Option<i64> = row.get("next_hold_expiry")?;
+                Ok((rows::card(row)?, expiry.map(Timestamp::from_unix_millis)))
+            })?;
+            cards.extend(card);
+        }
+        Ok(cards)
+    }
+
+    async fn batch_idempotency_records(
+        &mut self,
+        keys: &[(MerchantId, String, String)],
+    ) -> StoreResult<Vec<((MerchantId, String, String), IdempotencyRecord)>> {
+        let mut records = Vec::new();
+        for (merchant, scope, key) in keys {
+            let record = self
+                .idempotency_record(merchant, scope, key, Timestamp::from_unix_millis(i64::MIN))
+                .await?;
+            records.extend(record.map(|r| ((merchant.clone(), scope.clone(), key.clone()), r)));
+        }
+        Ok(records)
+    }
 }
