@@ -15,7 +15,7 @@
 //! same transaction. From then on its card and its idempotency key are no longer known in
 //! memory, so later jobs on either fall back too and see the database as it then is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use giftd_domain::ledger::Posting;
@@ -60,14 +60,35 @@ pub struct BatchCard {
 
 type IdempotencySlot = (MerchantId, String, String);
 
-/// What a batch read before deciding. A key that is absent was not read (or is no longer known
-/// in memory, after a job on it fell back); `None` means read and not there.
+/// What a batch read before deciding. A key that is absent was not read; `None` means read and
+/// not there.
 #[derive(Debug, Default)]
 pub struct BatchState {
     cards: HashMap<CardId, Option<BatchCard>>,
     programs: HashMap<ProgramId, Option<(MerchantId, Program)>>,
     idempotency: HashMap<IdempotencySlot, Option<IdempotencyRecord>>,
     endpoints: HashMap<MerchantId, Vec<WebhookEndpointRow>>,
+    /// Cards and keys of jobs that fell back: no longer known in memory, since those jobs run
+    /// after the batch's writes. What earlier jobs did to such a card is still written.
+    forgotten_cards: HashSet<CardId>,
+    forgotten_keys: HashSet<IdempotencySlot>,
+}
+
+impl BatchState {
+    /// The card as the batch has it, unless it was not read or is forgotten.
+    fn card(&self, id: &CardId) -> Option<&Option<BatchCard>> {
+        if self.forgotten_cards.contains(id) {
+            return None;
+        }
+        self.cards.get(id)
+    }
+
+    fn idempotency(&self, slot: &IdempotencySlot) -> Option<&Option<IdempotencyRecord>> {
+        if self.forgotten_keys.contains(slot) {
+            return None;
+        }
+        self.idempotency.get(slot)
+    }
 }
 
 /// A card's change by a whole batch: guarded by what was read, set to what the jobs left.
@@ -315,10 +336,8 @@ async fn run_in_memory(
         .idempotency
         .as_ref()
         .map(|(scope, key)| (set.merchant.clone(), scope.clone(), key.clone()));
-    let known = state.cards.contains_key(&set.card)
-        && slot
-            .as_ref()
-            .is_none_or(|slot| state.idempotency.contains_key(slot));
+    let known =
+        state.card(&set.card).is_some() && slot.as_ref().is_none_or(|slot| state.idempotency(slot).is_some());
     if known {
         let start = writes.mark();
         let mut tx = MemoryTx {
@@ -338,9 +357,9 @@ async fn run_in_memory(
             }
         }
     }
-    state.cards.remove(&set.card);
+    state.forgotten_cards.insert(set.card.clone());
     if let Some(slot) = slot {
-        state.idempotency.remove(&slot);
+        state.forgotten_keys.insert(slot);
     }
     false
 }
@@ -404,7 +423,7 @@ impl MemoryTx<'_> {
 
     /// The card as the batch has it, to change; its previous state goes to the undo log.
     fn card_mut(&mut self, id: &CardId) -> StoreResult<&mut BatchCard> {
-        let Some(Some(card)) = self.state.cards.get(id) else {
+        let Some(Some(card)) = self.state.card(id) else {
             return not_in_memory("card");
         };
         self.undo
@@ -448,7 +467,7 @@ impl WriteTx for MemoryTx<'_> {
         not_before: Timestamp,
     ) -> StoreResult<Option<IdempotencyRecord>> {
         let slot = (merchant.clone(), scope.to_owned(), key.to_owned());
-        match self.state.idempotency.get(&slot) {
+        match self.state.idempotency(&slot) {
             None => not_in_memory("idempotency record"),
             Some(record) => Ok(record.as_ref().filter(|r| r.created_at >= not_before).cloned()),
         }
@@ -463,7 +482,7 @@ impl WriteTx for MemoryTx<'_> {
         replace_older_than: Timestamp,
     ) -> StoreResult<()> {
         let slot = (merchant.clone(), scope.to_owned(), key.to_owned());
-        let Some(existing) = self.state.idempotency.get(&slot) else {
+        let Some(existing) = self.state.idempotency(&slot) else {
             return not_in_memory("idempotency record");
         };
         if existing
@@ -509,7 +528,7 @@ impl WriteTx for MemoryTx<'_> {
     }
 
     async fn card(&mut self, merchant: &MerchantId, id: &CardId) -> StoreResult<Option<CardRecord>> {
-        match self.state.cards.get(id) {
+        match self.state.card(id) {
             None => not_in_memory("card"),
             Some(card) => Ok(card
                 .as_ref()
@@ -618,7 +637,7 @@ impl WriteTx for MemoryTx<'_> {
         card: &CardId,
         due_at: Option<Timestamp>,
     ) -> StoreResult<Vec<HoldSnapshot>> {
-        let Some(Some(card)) = self.state.cards.get(card) else {
+        let Some(Some(card)) = self.state.card(card) else {
             return not_in_memory("card");
         };
         match (card.next_hold_expiry, due_at) {

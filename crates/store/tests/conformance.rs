@@ -27,8 +27,8 @@ use giftd_domain::{
 use giftd_store::postgres::{PgOptions, PgStore};
 use giftd_store::sqlite::{Durability, SqliteStore};
 use giftd_store::{
-    BoxFuture, CardFilter, CardRecord, HoldRecord, IdempotencyRecord, Page, Store, StoreError, StoreResult,
-    TransactionMeta, TransactionRecord, WriteJob, WriteTx,
+    BoxFuture, CardFilter, CardRecord, HoldRecord, IdempotencyRecord, Page, ReadSet, Store, StoreError,
+    StoreResult, TransactionMeta, TransactionRecord, WriteJob, WriteTx,
 };
 use sqlx::Connection;
 use tokio::sync::oneshot;
@@ -218,6 +218,8 @@ type Step<C, T> = dyn for<'a> FnMut(&'a mut dyn WriteTx, C) -> BoxFuture<'a, Sto
 struct StepJob<C, T> {
     context: C,
     step: Box<Step<C, T>>,
+    /// What the step declares it reads: the runner may then decide it in memory with its batch.
+    read_set: Option<ReadSet>,
     output: Option<T>,
     reply: Option<oneshot::Sender<StoreResult<T>>>,
 }
@@ -235,6 +237,15 @@ where
             self.output = Some(step.await?);
             Ok(())
         })
+    }
+
+    fn read_set(&self) -> Option<ReadSet> {
+        self.read_set.clone()
+    }
+
+    /// Steps on one card go to one PostgreSQL committer, as the service's do, so they batch.
+    fn affinity(&self) -> Option<&str> {
+        self.read_set.as_ref().map(|set| set.card.as_str())
     }
 
     fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
@@ -258,11 +269,27 @@ impl Backend {
         T: Send + 'static,
         F: for<'a> FnMut(&'a mut dyn WriteTx, C) -> BoxFuture<'a, StoreResult<T>> + Send + 'static,
     {
+        self.queue_reading(None, context, step).await
+    }
+
+    /// Queues a step that declares what it reads (`read_set`), as the service's commands do.
+    async fn queue_reading<C, T, F>(
+        &self,
+        read_set: Option<ReadSet>,
+        context: C,
+        step: F,
+    ) -> oneshot::Receiver<StoreResult<T>>
+    where
+        C: Clone + Send + 'static,
+        T: Send + 'static,
+        F: for<'a> FnMut(&'a mut dyn WriteTx, C) -> BoxFuture<'a, StoreResult<T>> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         self.store
             .submit(Box::new(StepJob {
                 context,
                 step: Box::new(step),
+                read_set,
                 output: None,
                 reply: Some(reply),
             }))
@@ -2618,6 +2645,243 @@ async fn adyen_references_round_trip_per_merchant_and_api_on_every_backend() {
     on_every_backend("adyen references", |b| async move {
         let fx = setup(&b).await;
         adyen_references_name_their_transactions_per_merchant_and_api(&b, &fx).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches decided in memory
+// ---------------------------------------------------------------------------------------------
+
+/// What a redemption step did: its transaction, or the refusal it answered without writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Redeemed {
+    Done(TransactionRecord),
+    Refused,
+    Replayed(Vec<u8>),
+}
+
+#[derive(Clone)]
+struct RedeemStep {
+    merchant: MerchantId,
+    card: CardId,
+    value: i64,
+    now: Timestamp,
+    key: Option<String>,
+    /// Asks for a hold too, which a batch never reads: the step must then fall back.
+    also_read_a_hold: bool,
+    /// Counts the step's runs: once when decided in memory, twice when it fell back.
+    runs: Arc<AtomicU64>,
+}
+
+impl RedeemStep {
+    fn new(fx: &Fixture, card: &CardId, value: i64) -> Self {
+        Self {
+            merchant: fx.merchant.clone(),
+            card: card.clone(),
+            value,
+            now: T0,
+            key: None,
+            also_read_a_hold: false,
+            runs: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn read_set(&self) -> ReadSet {
+        ReadSet {
+            merchant: self.merchant.clone(),
+            card: self.card.clone(),
+            program: false,
+            idempotency: self.key.clone().map(|key| ("conformance".to_owned(), key)),
+        }
+    }
+}
+
+/// A redemption as the service runs one: the idempotency record first, the card, the domain's
+/// decision under a savepoint (rolled back when refused), the record of the answer.
+async fn queue_redemption(b: &Backend, step: RedeemStep) -> oneshot::Receiver<StoreResult<Redeemed>> {
+    b.queue_reading(Some(step.read_set()), step, |tx, step| {
+        Box::pin(async move {
+            step.runs.fetch_add(1, Ordering::SeqCst);
+            let not_before = Timestamp::from_unix_millis(step.now.unix_millis() - RETENTION_MILLIS);
+            if let Some(key) = &step.key
+                && let Some(record) = tx
+                    .idempotency_record(&step.merchant, "conformance", key, not_before)
+                    .await?
+            {
+                return Ok(Redeemed::Replayed(record.body));
+            }
+            if step.also_read_a_hold {
+                tx.hold(&step.merchant, &HoldId::new("hold_none")).await?;
+            }
+            let card = locked_card(tx, &step.merchant, &step.card).await?;
+            if !tx.pending_holds(&card.id, Some(step.now)).await?.is_empty() {
+                // Not retryable: the step reports it at once.
+                return Err(StoreError::Corrupt("the step expires no hold".into()));
+            }
+            tx.savepoint("command").await?;
+            let redeemed = match operations::redeem(&card, amount(step.value), false, None, step.now) {
+                Ok(decision) => {
+                    let id = format!("txn_{}", uuid_like(&step.runs));
+                    let record = tx
+                        .append(&step.merchant, &card, &decision, &meta(&id, step.now))
+                        .await?;
+                    tx.release_savepoint("command").await?;
+                    Redeemed::Done(record)
+                }
+                Err(_) => {
+                    tx.rollback_to_savepoint("command").await?;
+                    Redeemed::Refused
+                }
+            };
+            if let Some(key) = &step.key {
+                let body = format!("{redeemed:?}").into_bytes();
+                let record = IdempotencyRecord {
+                    request_hash: b"hash".to_vec(),
+                    status: 200,
+                    body,
+                    created_at: step.now,
+                };
+                tx.put_idempotency_record(&step.merchant, "conformance", key, &record, not_before)
+                    .await?;
+            }
+            Ok(redeemed)
+        })
+    })
+    .await
+}
+
+/// A transaction id of its own for each run of each step.
+fn uuid_like(runs: &AtomicU64) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}_{}",
+        NEXT.fetch_add(1, Ordering::SeqCst),
+        runs.load(Ordering::SeqCst)
+    )
+}
+
+async fn jobs_on_one_card_fold_in_memory_and_never_overdraw(b: &Backend, fx: &Fixture) {
+    chapter(b, "jobs_on_one_card_fold_in_memory_and_never_overdraw");
+    let (card, _) = issue_card(b, fx, "card_fold", b"fp-fold", 5_000).await;
+    let steps: Vec<RedeemStep> = (0..20).map(|_| RedeemStep::new(fx, &card.id, 500)).collect();
+    let mut answers = Vec::new();
+    for step in &steps {
+        answers.push(queue_redemption(b, step.clone()).await);
+    }
+    let mut done = Vec::new();
+    let mut refused = 0;
+    for answer in answers {
+        match outcome(answer).await.expect("a redemption commits") {
+            Redeemed::Done(record) => done.push(record),
+            Redeemed::Refused => refused += 1,
+            Redeemed::Replayed(_) => panic!("no key, no replay"),
+        }
+    }
+    assert_eq!((done.len(), refused), (10, 10));
+    // Each one was decided once: in memory, never falling back.
+    for step in &steps {
+        assert_eq!(step.runs.load(Ordering::SeqCst), 1);
+    }
+    // The balances chain in the order the jobs were decided.
+    let mut afters: Vec<i64> = done.iter().map(|t| t.balance_after).collect();
+    afters.sort_unstable();
+    assert_eq!(afters, (0..10).map(|n| n * 500).collect::<Vec<_>>());
+    for t in &done {
+        assert_eq!(t.balance_before - t.balance_after, 500);
+    }
+    assert_eq!(read_card(b, &fx.merchant, &card.id, T0).await.balance, 0);
+    let listed = transaction_ids(b, &fx.merchant, &card.id, &page(100, None)).await;
+    assert_eq!(listed.len(), 11, "the issue and ten redemptions");
+    assert_sound(b).await;
+}
+
+async fn a_job_that_needs_more_than_its_batch_read_falls_back_and_is_written_once(b: &Backend, fx: &Fixture) {
+    chapter(
+        b,
+        "a_job_that_needs_more_than_its_batch_read_falls_back_and_is_written_once",
+    );
+    let (card, _) = issue_card(b, fx, "card_back", b"fp-back", 10_000).await;
+    let plain = RedeemStep::new(fx, &card.id, 1_000);
+    let needy = RedeemStep {
+        also_read_a_hold: true,
+        ..RedeemStep::new(fx, &card.id, 2_000)
+    };
+    let after = RedeemStep::new(fx, &card.id, 3_000);
+    let answers = [
+        queue_redemption(b, plain.clone()).await,
+        queue_redemption(b, needy.clone()).await,
+        queue_redemption(b, after.clone()).await,
+    ];
+    for answer in answers {
+        assert!(matches!(outcome(answer).await, Ok(Redeemed::Done(_))));
+    }
+    assert_eq!(plain.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(needy.runs.load(Ordering::SeqCst), 2, "in memory, then on its own");
+    assert_eq!(read_card(b, &fx.merchant, &card.id, T0).await.balance, 4_000);
+    let listed = transaction_ids(b, &fx.merchant, &card.id, &page(100, None)).await;
+    assert_eq!(listed.len(), 4, "the issue and three redemptions, none twice");
+
+    // A card with a hold due by the job's time: the job falls back to expire it on its own.
+    place_hold(b, &fx.merchant, &card.id, "hold_due", 500, at_seconds(5)).await;
+    let late = RedeemStep {
+        now: at_seconds(10),
+        ..RedeemStep::new(fx, &card.id, 100)
+    };
+    let answer = queue_redemption(b, late.clone()).await;
+    // The step itself expires nothing, so on the per-job path it finds the hold still due.
+    let fell_back = outcome(answer).await;
+    assert!(fell_back.is_err(), "{fell_back:?}");
+    assert_eq!(late.runs.load(Ordering::SeqCst), 2, "in memory, then on its own");
+    assert_sound(b).await;
+}
+
+async fn one_idempotency_key_twice_in_a_batch_is_decided_once(b: &Backend, fx: &Fixture) {
+    chapter(b, "one_idempotency_key_twice_in_a_batch_is_decided_once");
+    let (card, _) = issue_card(b, fx, "card_key", b"fp-key", 10_000).await;
+    let first = RedeemStep {
+        key: Some("key-twice".into()),
+        ..RedeemStep::new(fx, &card.id, 700)
+    };
+    let second = RedeemStep {
+        runs: Arc::new(AtomicU64::new(0)),
+        ..first.clone()
+    };
+    let answers = [
+        queue_redemption(b, first).await,
+        queue_redemption(b, second).await,
+    ];
+    let mut results = Vec::new();
+    for answer in answers {
+        results.push(outcome(answer).await.expect("both commit"));
+    }
+    let done = results.iter().filter(|r| matches!(r, Redeemed::Done(_))).count();
+    let replayed = results
+        .iter()
+        .filter(|r| matches!(r, Redeemed::Replayed(_)))
+        .count();
+    assert_eq!((done, replayed), (1, 1), "{results:?}");
+    assert_eq!(read_card(b, &fx.merchant, &card.id, T0).await.balance, 9_300);
+    // A key whose record is past its window is used again, and its record replaced.
+    let later = RedeemStep {
+        key: Some("key-twice".into()),
+        now: Timestamp::from_unix_millis(T0.unix_millis() + RETENTION_MILLIS + DAY_MILLIS),
+        ..RedeemStep::new(fx, &card.id, 300)
+    };
+    let again = outcome(queue_redemption(b, later.clone()).await).await;
+    assert!(matches!(again, Ok(Redeemed::Done(_))), "{again:?}");
+    assert_eq!(later.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(read_card(b, &fx.merchant, &card.id, T0).await.balance, 9_000);
+    assert_sound(b).await;
+}
+
+#[tokio::test]
+async fn batches_are_decided_in_memory_fold_fall_back_and_keep_keys_once_on_every_backend() {
+    on_every_backend("batches in memory", |b| async move {
+        let fx = setup(&b).await;
+        jobs_on_one_card_fold_in_memory_and_never_overdraw(&b, &fx).await;
+        a_job_that_needs_more_than_its_batch_read_falls_back_and_is_written_once(&b, &fx).await;
+        one_idempotency_key_twice_in_a_batch_is_decided_once(&b, &fx).await;
     })
     .await;
 }

@@ -62,11 +62,14 @@ pub const BACKOFF_BASE: Duration = Duration::from_millis(2);
 pub const BACKOFF_CAP: Duration = Duration::from_millis(250);
 /// How long to wait for a pooled connection before failing the request.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Jobs one write transaction takes at most. Each job's savepoints are subtransactions of it,
-/// and PostgreSQL keeps only 64 of a transaction's subtransactions in shared memory; past that
-/// every other session's visibility checks must look them up on disk (`pg_subtrans`). A job
-/// has two or three, so a batch stays under 64.
-pub const MAX_JOBS_PER_TRANSACTION: usize = 16;
+/// Jobs one write transaction takes at most. A batch's jobs decided in memory take no
+/// savepoint; each job on the per-job path takes two or three, which are subtransactions, and
+/// PostgreSQL keeps only 64 of a transaction's subtransactions in shared memory (past that every
+/// other session's visibility checks look them up on disk, `pg_subtrans`). 32 keeps a batch
+/// with a few jobs falling back well under that, and still bounds the latency of the first.
+pub const MAX_JOBS_PER_TRANSACTION: usize = 32;
+/// Committer tasks per process, each with its own queue and connection.
+pub const MAX_COMMITTERS: u32 = 4;
 /// Jobs waiting for one committer at most; `submit` waits when its queue is full.
 pub const QUEUE_CAPACITY: usize = 2048;
 
@@ -183,14 +186,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No `SELECT 1` before each checkout: a broken connection fails its statement, and
+            // its transaction is run again like any other that failed.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
         let jobs: Arc<Jobs> = Arc::default();
-        // Half the pool commits; the other half serves reads.
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..(options.pool_size / 2).max(1))
-            .map(|_| mpsc::channel(QUEUE_CAPACITY))
-            .unzip();
+        // A few committers (at most half the pool; the rest serves reads): a batch is decided in
+        // memory and written in a handful of statements, so more committers would only make
+        // smaller batches.
+        let committers = (options.pool_size / 2).clamp(1, MAX_COMMITTERS);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..committers).map(|_| mpsc::channel(QUEUE_CAPACITY)).unzip();
         let queues = Arc::new(Queues {
             senders,
             next: AtomicUsize::new(0),
