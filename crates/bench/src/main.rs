@@ -1,16 +1,19 @@
 //! `giftd-bench`: how many durable redemptions per second giftd serves over HTTP, at what
-//! latency, compared with PostgreSQL's own pgbench doing the same SQL work, and whether every
-//! run left the books right.
+//! latency, compared with baselines measured in the same invocation (on PostgreSQL, pgbench
+//! doing the same SQL work one redemption per transaction and batched, and pgbench's built-in
+//! simple-update; on SQLite, one bare SQLite connection), and whether every run left the books
+//! right.
 //!
 //! By default it starts the `giftd` binary itself on a free port of 127.0.0.1 with a fresh data
 //! folder (SQLite, durability full) or a fresh PostgreSQL database (dropped afterwards),
 //! prepares a program and N cards with large balances, and runs the scenarios: redemptions
 //! spread over all cards at fixed concurrencies (closed loop) and at a fixed arrival rate (open
 //! loop), a hot card, holds placed then captured, a drain check (one small card redeemed past
-//! empty from many clients at once) and, on PostgreSQL, pgbench. After every run it runs
-//! `giftd verify` and compares every card's balance with the debits giftd acknowledged,
-//! failing loudly on any difference. `--smoke` runs it all for a few seconds at small N and
-//! asserts correctness only, never speed.
+//! empty from many clients at once), on PostgreSQL the pgbench baselines and on SQLite the
+//! bare-connection baseline. After every run it runs `giftd verify` and compares every card's
+//! balance with the debits giftd acknowledged (and each baseline checks its own books), failing
+//! loudly on any difference. `--smoke` runs it all for a few seconds at small N and asserts
+//! correctness only, never speed.
 //!
 //! It must not target anything but 127.0.0.1 (and the PostgreSQL server it is given), and every
 //! loop in it is bounded in count and time.
@@ -22,6 +25,7 @@ mod machine;
 mod pgbench;
 mod report;
 mod server;
+mod sqlite_baseline;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,7 +37,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::api::{Api, Cards};
 use crate::load::{Pace, Pick, Plan, Workload};
-use crate::report::{BackendReport, Latency, Ratio, Report, RunResult, Settings, WalUse};
+use crate::pgbench::Script;
+use crate::report::{
+    BackendReport, BaselineRatio, Latency, Ratio, Report, RunResult, Settings, SqliteBaselineResult, WalUse,
+};
 use crate::server::{GiftdServer, PgDatabase, ServeOptions, Storage};
 
 /// The drain check: a card of `DRAIN_AMOUNT × DRAIN_SUCCESSES` redeemed `DRAIN_AMOUNT` at a time,
@@ -44,6 +51,8 @@ const DRAIN_ATTEMPTS: u64 = 1000;
 const DRAIN_CONCURRENCY: u32 = 16;
 /// A bound on the drain check's time; it normally takes a second or two.
 const DRAIN_TIME_LIMIT: Duration = Duration::from_secs(120);
+/// Clients of each pgbench baseline in `--smoke`.
+const SMOKE_PGBENCH_CONCURRENCY: u32 = 2;
 /// The default PostgreSQL server for `--backend postgres`.
 const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -51,7 +60,7 @@ const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 #[command(
     name = "giftd-bench",
     version,
-    about = "Benchmark giftd: durable redemptions over HTTP, holds, a hot card, and pgbench doing the same SQL work; checks the books after every run",
+    about = "Benchmark giftd: durable redemptions over HTTP, holds, a hot card, against baselines (pgbench doing the same SQL work one by one and batched, pgbench -N, a bare SQLite connection); checks the books after every run",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -99,9 +108,14 @@ enum Scenario {
     Holds,
     /// One small card redeemed past empty by many clients at once (correctness only).
     Drain,
-    /// pgbench doing the same SQL work, at each --concurrency (PostgreSQL only). With `spread`,
-    /// each pgbench run comes right after giftd's spread run at the same concurrency.
+    /// pgbench baselines at each --concurrency (PostgreSQL only): the same SQL work one
+    /// redemption per transaction, pgbench -N on its own tables, and 16 redemptions batched
+    /// set-wise per transaction (the database's ceiling). With `spread`, they run right after
+    /// giftd's spread run at the same concurrency.
     Pgbench,
+    /// One bare SQLite connection (WAL, synchronous=FULL, one thread) doing one UPDATE and two
+    /// INSERTs per commit on random cards of a fresh file (SQLite only).
+    SqliteBaseline,
 }
 
 #[derive(Args, Clone)]
@@ -164,7 +178,7 @@ struct RunArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "spread,open,hot,holds,drain,pgbench"
+        default_value = "spread,open,hot,holds,drain,pgbench,sqlite-baseline"
     )]
     scenarios: Vec<Scenario>,
     /// giftd's --durability.
@@ -405,6 +419,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What the pgbench baselines run with, once prepared.
+struct PgbenchPlan {
+    /// The merchant the `bench_*` rows belong to.
+    merchant_id: String,
+    /// Whether the batched script can run (pgbench with `permute()`, enough cards).
+    batched: bool,
+}
+
 /// Everything one backend's runs share.
 struct Bench<'a> {
     config: &'a Config,
@@ -552,12 +574,17 @@ async fn suite(
         runs: Vec::new(),
         pgbench: Vec::new(),
         ratios: Vec::new(),
+        pgbench_simple_update: Vec::new(),
+        pgbench_batched: Vec::new(),
+        sqlite_baseline: None,
+        baseline_ratios: Vec::new(),
+        notes: Vec::new(),
         setup_seconds,
     };
-    // On PostgreSQL, pgbench runs right after giftd's spread run at each concurrency, so that
-    // both see the same background load on a shared machine.
-    let pgbench_merchant = if backend != Backend::Sqlite && args.scenarios.contains(&Scenario::Pgbench) {
-        bench.pgbench_prepare().await?
+    // On PostgreSQL, the pgbench baselines run right after giftd's spread run at each
+    // concurrency, so that both see the same background load on a shared machine.
+    let pgbench_plan = if backend != Backend::Sqlite && args.scenarios.contains(&Scenario::Pgbench) {
+        bench.pgbench_prepare(&mut result.notes).await?
     } else {
         None
     };
@@ -590,10 +617,11 @@ async fn suite(
                     result.runs.push(run);
                     if *scenario == Scenario::Spread
                         && !args.smoke
-                        && let Some(merchant_id) = &pgbench_merchant
+                        && let Some(plan) = &pgbench_plan
                     {
-                        let run = bench.pgbench_run(merchant_id, concurrency, failures).await?;
-                        result.pgbench.push(run);
+                        bench
+                            .pgbench_baselines(plan, concurrency, &mut result, failures)
+                            .await?;
                     }
                 }
             }
@@ -649,12 +677,18 @@ async fn suite(
                 result.runs.push(run);
             }
             Scenario::Pgbench => {
-                let Some(merchant_id) = &pgbench_merchant else {
+                let Some(plan) = &pgbench_plan else {
                     continue;
                 };
                 // The concurrencies not already run right after giftd's spread runs.
                 let concurrencies = if args.smoke {
-                    vec![2]
+                    let note = format!(
+                        "smoke: pgbench baselines at {SMOKE_PGBENCH_CONCURRENCY} clients for {} s each, not after the spread runs (correctness only)",
+                        config.pgbench_duration.as_secs()
+                    );
+                    eprintln!("{note}");
+                    result.notes.push(note);
+                    vec![SMOKE_PGBENCH_CONCURRENCY]
                 } else {
                     config.concurrency.clone()
                 };
@@ -662,10 +696,27 @@ async fn suite(
                     if result.pgbench.iter().any(|p| p.concurrency == concurrency) {
                         continue;
                     }
-                    let run = bench.pgbench_run(merchant_id, concurrency, failures).await?;
-                    result.pgbench.push(run);
+                    bench
+                        .pgbench_baselines(plan, concurrency, &mut result, failures)
+                        .await?;
                 }
                 bench.pgbench_check(failures).await?;
+            }
+            Scenario::SqliteBaseline => {
+                if backend != Backend::Sqlite {
+                    eprintln!("sqlite-baseline skipped: SQLite backend only");
+                    continue;
+                }
+                if args.smoke {
+                    let note = format!(
+                        "smoke: bare SQLite baseline for {:.1} s (correctness only)",
+                        config.duration.as_secs_f64()
+                    );
+                    eprintln!("{note}");
+                    result.notes.push(note);
+                }
+                *run_id += 1;
+                result.sqlite_baseline = Some(bench.sqlite_baseline(*run_id, failures).await?);
             }
         }
     }
@@ -685,7 +736,48 @@ async fn suite(
             });
         }
     }
+    result.baseline_ratios = baseline_ratios(&result);
     Ok(result)
+}
+
+/// giftd's closed-loop spread throughput over each baseline: pgbench -N and the batched
+/// ceiling at the same concurrency, the bare SQLite connection against giftd's best.
+fn baseline_ratios(result: &BackendReport) -> Vec<BaselineRatio> {
+    let spread: Vec<(u32, f64)> = result
+        .runs
+        .iter()
+        .filter(|r| r.scenario == "spread" && r.mode == "closed")
+        .filter_map(|r| Some((r.concurrency?, r.throughput_per_second)))
+        .collect();
+    let ratio = |baseline: &str, (concurrency, giftd): (u32, f64), per_second: f64| {
+        (per_second > 0.0).then(|| BaselineRatio {
+            baseline: baseline.into(),
+            giftd_concurrency: concurrency,
+            giftd_per_second: giftd,
+            baseline_per_second: per_second,
+            ratio: giftd / per_second,
+        })
+    };
+    let mut out = Vec::new();
+    for (name, runs) in [
+        ("pgbench_simple_update", &result.pgbench_simple_update),
+        ("pgbench_batched_ceiling", &result.pgbench_batched),
+    ] {
+        for pg in runs {
+            if let Some(&giftd) = spread.iter().find(|(c, _)| *c == pg.concurrency) {
+                out.extend(ratio(name, giftd, pg.per_second()));
+            }
+        }
+    }
+    let best = spread.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+    if let (Some(baseline), Some(best)) = (&result.sqlite_baseline, best) {
+        out.extend(ratio(
+            "sqlite_bare_connection",
+            best,
+            baseline.redemptions_per_second,
+        ));
+    }
+    out
 }
 
 impl Bench<'_> {
@@ -838,22 +930,23 @@ impl Bench<'_> {
         Some(WalUse::new(wal_syncs, commits, writes))
     }
 
-    /// Prepares pgbench's tables when pgbench is to run here: the merchant their rows belong to,
-    /// or `None` when there is no PostgreSQL database (or, in smoke mode, no pgbench).
-    async fn pgbench_prepare(&self) -> anyhow::Result<Option<String>> {
+    /// Prepares pgbench's tables when pgbench is to run here (the `bench_*` tables, and
+    /// `pgbench -i`'s for `pgbench -N`): what the baselines run with, or `None` when there is
+    /// no PostgreSQL database (or, in smoke mode, no pgbench).
+    async fn pgbench_prepare(&self, notes: &mut Vec<String>) -> anyhow::Result<Option<PgbenchPlan>> {
         let Some(database_url) = self.database_url() else {
             eprintln!("pgbench skipped: no PostgreSQL database");
             return Ok(None);
         };
         let args = &self.config.args;
-        if !pgbench::available(&args.pgbench).await {
+        let Some(version) = pgbench::major_version(&args.pgbench).await else {
             let text = format!("pgbench not found at {}", args.pgbench.display());
             if args.smoke {
                 eprintln!("pgbench skipped: {text}");
                 return Ok(None);
             }
             bail!(text);
-        }
+        };
         let merchant_id = pgbench::prepare(
             database_url,
             self.merchant_id.as_deref(),
@@ -862,13 +955,72 @@ impl Bench<'_> {
             args.balance,
         )
         .await?;
-        Ok(Some(merchant_id))
+        let mut note = |text: String| {
+            eprintln!("{text}");
+            notes.push(text);
+        };
+        let batched = if version < pgbench::BATCHED_MIN_PGBENCH_MAJOR {
+            note(format!(
+                "batched ceiling skipped: pgbench {version} has no permute() (needs {})",
+                pgbench::BATCHED_MIN_PGBENCH_MAJOR
+            ));
+            false
+        } else if self.config.cards < pgbench::BATCH_REDEMPTIONS {
+            note(format!(
+                "batched ceiling skipped: it needs at least {} cards",
+                pgbench::BATCH_REDEMPTIONS
+            ));
+            false
+        } else {
+            true
+        };
+        let scale = if args.smoke {
+            note(format!(
+                "smoke: pgbench -N on scale {} instead of {}",
+                pgbench::SIMPLE_UPDATE_SMOKE_SCALE,
+                pgbench::SIMPLE_UPDATE_SCALE
+            ));
+            pgbench::SIMPLE_UPDATE_SMOKE_SCALE
+        } else {
+            pgbench::SIMPLE_UPDATE_SCALE
+        };
+        eprintln!("pgbench -i -s {scale} (tables for pgbench -N) ...");
+        let seconds = pgbench::init_simple_update(&args.pgbench, database_url, scale).await?;
+        eprintln!("pgbench -i done in {seconds:.1} s");
+        Ok(Some(PgbenchPlan { merchant_id, batched }))
+    }
+
+    /// The pgbench baselines at this concurrency, one after the other: the same SQL work one
+    /// redemption per transaction, pgbench -N, and the batched ceiling.
+    async fn pgbench_baselines(
+        &self,
+        plan: &PgbenchPlan,
+        concurrency: u32,
+        result: &mut BackendReport,
+        failures: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let run = self
+            .pgbench_run(plan, Script::SameSql, concurrency, failures)
+            .await?;
+        result.pgbench.push(run);
+        let run = self
+            .pgbench_run(plan, Script::SimpleUpdate, concurrency, failures)
+            .await?;
+        result.pgbench_simple_update.push(run);
+        if plan.batched {
+            let run = self
+                .pgbench_run(plan, Script::Batched, concurrency, failures)
+                .await?;
+            result.pgbench_batched.push(run);
+        }
+        Ok(())
     }
 
     /// One pgbench run at this concurrency; a failed pgbench transaction is a failure.
     async fn pgbench_run(
         &self,
-        merchant_id: &str,
+        plan: &PgbenchPlan,
+        script: Script,
         concurrency: u32,
         failures: &mut Vec<String>,
     ) -> anyhow::Result<report::PgbenchResult> {
@@ -876,9 +1028,10 @@ impl Bench<'_> {
         let database_url = self.database_url().context("pgbench needs PostgreSQL")?;
         let wal_before = self.wal_counters().await;
         let mut result = pgbench::run(&pgbench::PgbenchRun {
+            script,
             pgbench: &args.pgbench,
             database_url,
-            merchant_id,
+            merchant_id: &plan.merchant_id,
             program_id: &self.cards.program_id,
             cards: self.config.cards,
             amount: args.amount,
@@ -887,25 +1040,69 @@ impl Bench<'_> {
             work_dir: self.work_dir.path(),
         })
         .await?;
-        result.wal = self.wal_since(wal_before, result.transactions).await;
-        eprintln!(
-            "{:>28}: {:>8.0} tps    p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  failed {}",
-            format!("pgbench c={concurrency}"),
-            result.tps,
-            result.latency_ms.p50,
-            result.latency_ms.p99,
-            result.latency_ms.p999,
-            result.failed
-        );
+        // Writes are redemptions where the script does redemptions, else pgbench transactions.
+        let writes = result.transactions * u64::from(script.redemptions_per_transaction().unwrap_or(1));
+        result.wal = self.wal_since(wal_before, writes).await;
+        let label = format!("{} c={concurrency}", script.label());
+        match result.redemptions_per_second {
+            Some(per_second) if script == Script::Batched => eprintln!(
+                "{label:>28}: {per_second:>8.0} redemptions/s ({:.0} tps)  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  failed {}",
+                result.tps,
+                result.latency_ms.p50,
+                result.latency_ms.p99,
+                result.latency_ms.p999,
+                result.failed
+            ),
+            _ => eprintln!(
+                "{label:>28}: {:>8.0} tps    p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  failed {}",
+                result.tps,
+                result.latency_ms.p50,
+                result.latency_ms.p99,
+                result.latency_ms.p999,
+                result.failed
+            ),
+        }
         if result.failed > 0 || result.transactions == 0 {
-            let text = format!(
-                "pgbench c={concurrency}: {} failed, {} done",
-                result.failed, result.transactions
-            );
+            let text = format!("{label}: {} failed, {} done", result.failed, result.transactions);
             eprintln!("FAILED {text}");
             failures.push(text);
         }
         Ok(result)
+    }
+
+    /// The bare SQLite connection for giftd's warm-up and measured window, then its own books.
+    async fn sqlite_baseline(
+        &self,
+        run_id: u64,
+        failures: &mut Vec<String>,
+    ) -> anyhow::Result<SqliteBaselineResult> {
+        let options = sqlite_baseline::BaselineOptions {
+            parent_dir: std::env::temp_dir(),
+            cards: self.config.cards,
+            balance: self.config.args.balance,
+            amount: self.config.args.amount,
+            warmup: self.config.warmup,
+            duration: self.config.duration,
+            seed: run_id.wrapping_mul(0x9E37_79B9),
+        };
+        let outcome = tokio::task::spawn_blocking(move || sqlite_baseline::run(&options))
+            .await
+            .context("the SQLite baseline's thread failed")??;
+        let b = &outcome.result;
+        eprintln!(
+            "{:>28}: {:>8.0} ops/s  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  ok {}",
+            "sqlite bare connection c=1",
+            b.redemptions_per_second,
+            b.latency_ms.p50,
+            b.latency_ms.p99,
+            b.latency_ms.p999,
+            b.redemptions
+        );
+        for problem in outcome.problems {
+            eprintln!("FAILED {problem}");
+            failures.push(problem);
+        }
+        Ok(outcome.result)
     }
 
     /// No bench card overdrawn or out of step with its postings after pgbench.
@@ -917,5 +1114,74 @@ impl Bench<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spread(concurrency: u32, per_second: f64) -> RunResult {
+        RunResult {
+            scenario: "spread".into(),
+            mode: "closed".into(),
+            concurrency: Some(concurrency),
+            rate_per_second: None,
+            measured_seconds: 1.0,
+            ok: 0,
+            client_errors: 0,
+            server_errors: 0,
+            transport_errors: 0,
+            throughput_per_second: per_second,
+            latency_ms: Latency::default(),
+            requests_per_operation: 1,
+            error_samples: Vec::new(),
+            checks: Vec::new(),
+            wal: None,
+        }
+    }
+
+    #[test]
+    fn baseline_ratios_pair_concurrencies_and_take_giftds_best_for_sqlite() {
+        let batched = report::PgbenchResult {
+            script: "batched".into(),
+            concurrency: 16,
+            measured_seconds: 1.0,
+            transactions: 100,
+            failed: 0,
+            tps: 100.0,
+            latency_ms: Latency::default(),
+            redemptions_per_transaction: Some(16),
+            redemptions_per_second: Some(1600.0),
+            wal: None,
+        };
+        let result = BackendReport {
+            backend: "x".into(),
+            runs: vec![spread(4, 300.0), spread(16, 800.0)],
+            pgbench: Vec::new(),
+            ratios: Vec::new(),
+            pgbench_simple_update: Vec::new(),
+            pgbench_batched: vec![batched],
+            sqlite_baseline: Some(SqliteBaselineResult {
+                journal_mode: "wal".into(),
+                synchronous: "full".into(),
+                connections: 1,
+                cards: 1,
+                measured_seconds: 1.0,
+                redemptions: 1000,
+                redemptions_per_second: 1000.0,
+                latency_ms: Latency::default(),
+                checks: Vec::new(),
+            }),
+            baseline_ratios: Vec::new(),
+            notes: Vec::new(),
+            setup_seconds: 0.0,
+        };
+        let ratios = baseline_ratios(&result);
+        assert_eq!(ratios.len(), 2);
+        assert_eq!(ratios[0].baseline, "pgbench_batched_ceiling");
+        assert_eq!((ratios[0].giftd_concurrency, ratios[0].ratio), (16, 0.5));
+        assert_eq!(ratios[1].baseline, "sqlite_bare_connection");
+        assert_eq!((ratios[1].giftd_concurrency, ratios[1].ratio), (16, 0.8));
     }
 }

@@ -47,9 +47,30 @@ pub struct BackendReport {
     /// `sqlite`, `postgres` or `external`.
     pub backend: String,
     pub runs: Vec<RunResult>,
+    /// pgbench with the script doing one redemption's SQL per transaction (`bench_*` tables).
     pub pgbench: Vec<PgbenchResult>,
     /// giftd's closed-loop spread throughput over pgbench's, per concurrency.
     pub ratios: Vec<Ratio>,
+    /// PostgreSQL only: pgbench's built-in simple-update script (`pgbench -N`) on its own
+    /// `pgbench -i` tables, at each concurrency.
+    #[serde(default)]
+    pub pgbench_simple_update: Vec<PgbenchResult>,
+    /// PostgreSQL only: pgbench with the batched script, several redemptions set-wise per
+    /// transaction on the `bench_*` tables: the database's own ceiling for giftd's work done as
+    /// giftd's batches do it (`redemptions_per_second` = tps × redemptions per transaction).
+    #[serde(default)]
+    pub pgbench_batched: Vec<PgbenchResult>,
+    /// SQLite only: one bare SQLite connection doing a redemption's minimal writes per commit.
+    #[serde(default)]
+    pub sqlite_baseline: Option<SqliteBaselineResult>,
+    /// giftd's closed-loop spread throughput over each baseline's redemptions (or transactions)
+    /// per second: pgbench -N and the batched ceiling at the same concurrency, the bare SQLite
+    /// connection against giftd's best concurrency.
+    #[serde(default)]
+    pub baseline_ratios: Vec<BaselineRatio>,
+    /// What was shortened or skipped, and why (e.g. in `--smoke`).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// How long preparing the program and cards took.
     pub setup_seconds: f64,
 }
@@ -142,14 +163,70 @@ impl Latency {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PgbenchResult {
+    /// `same_sql` (one redemption's SQL per transaction), `simple_update` (`pgbench -N`) or
+    /// `batched` (several redemptions set-wise per transaction). Empty in older reports, where
+    /// it was always `same_sql`.
+    #[serde(default)]
+    pub script: String,
     pub concurrency: u32,
     pub measured_seconds: f64,
     pub transactions: u64,
     pub failed: u64,
+    /// pgbench transactions per second.
     pub tps: f64,
+    /// Latency of one pgbench transaction (of all its redemptions, for `batched`).
     pub latency_ms: Latency,
+    /// Redemptions one pgbench transaction does (none for `simple_update`).
+    #[serde(default)]
+    pub redemptions_per_transaction: Option<u32>,
+    /// tps × redemptions per transaction (none for `simple_update`).
+    #[serde(default)]
+    pub redemptions_per_second: Option<f64>,
+    /// For `batched`, `writes` counts redemptions, not pgbench transactions.
     #[serde(default)]
     pub wal: Option<WalUse>,
+}
+
+impl PgbenchResult {
+    /// What giftd's redemptions are compared with: redemptions per second where the script
+    /// does redemptions, else pgbench transactions per second.
+    pub fn per_second(&self) -> f64 {
+        self.redemptions_per_second.unwrap_or(self.tps)
+    }
+}
+
+/// One bare SQLite connection (WAL, `synchronous=FULL`) on a fresh file, one thread, one
+/// transaction and one commit per redemption: a guarded `UPDATE` of the card and two
+/// `INSERT`s (the transaction and its posting).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SqliteBaselineResult {
+    pub journal_mode: String,
+    pub synchronous: String,
+    pub connections: u32,
+    pub cards: u32,
+    pub measured_seconds: f64,
+    /// Redemptions committed in the measured window.
+    pub redemptions: u64,
+    pub redemptions_per_second: f64,
+    pub latency_ms: Latency,
+    /// The checks on its own tables afterwards.
+    pub checks: Vec<String>,
+}
+
+/// giftd against a baseline measured in the same invocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BaselineRatio {
+    /// `pgbench_simple_update` (`pgbench -N`, transactions per second),
+    /// `pgbench_batched_ceiling` (redemptions per second) or `sqlite_bare_connection`
+    /// (redemptions per second).
+    pub baseline: String,
+    /// The concurrency of giftd's closed-loop spread run compared (the baseline's too, except
+    /// for the single-connection SQLite baseline, compared with giftd's best concurrency).
+    pub giftd_concurrency: u32,
+    pub giftd_per_second: f64,
+    pub baseline_per_second: f64,
+    /// giftd_per_second / baseline_per_second.
+    pub ratio: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,6 +328,75 @@ pub fn table(report: &Report) -> String {
                 r.concurrency, r.giftd_per_second, r.pgbench_tps, r.ratio
             );
         }
+        if !backend.pgbench_simple_update.is_empty() {
+            let _ = writeln!(
+                out,
+                "pgbench -N (built-in simple-update, its own pgbench -i tables):"
+            );
+            for p in &backend.pgbench_simple_update {
+                let _ = writeln!(
+                    out,
+                    "  concurrency {:>3}: {:>8.0} tps, p50 {:.2} ms, p99 {:.2} ms, failed {}; {}",
+                    p.concurrency,
+                    p.tps,
+                    p.latency_ms.p50,
+                    p.latency_ms.p99,
+                    p.failed,
+                    wal_note(p.wal.as_ref())
+                );
+            }
+        }
+        if !backend.pgbench_batched.is_empty() {
+            let _ = writeln!(
+                out,
+                "batched ceiling, pgbench with {} redemptions set-wise per transaction (bench_* tables):",
+                backend.pgbench_batched[0]
+                    .redemptions_per_transaction
+                    .unwrap_or(1)
+            );
+            for p in &backend.pgbench_batched {
+                let _ = writeln!(
+                    out,
+                    "  concurrency {:>3}: {:>8.0} redemptions/s ({:.0} tps), p50 {:.2} ms, p99 {:.2} ms per transaction, failed {}; {}",
+                    p.concurrency,
+                    p.per_second(),
+                    p.tps,
+                    p.latency_ms.p50,
+                    p.latency_ms.p99,
+                    p.failed,
+                    wal_note(p.wal.as_ref())
+                );
+            }
+        }
+        if let Some(b) = &backend.sqlite_baseline {
+            let _ = writeln!(
+                out,
+                "bare SQLite connection ({} journal, synchronous={}, {} thread, 1 UPDATE + 2 INSERT per commit):\n  {:>8.0} redemptions/s, p50 {:.2} ms, p99 {:.2} ms, {} in {:.1} s; {}",
+                b.journal_mode,
+                b.synchronous,
+                b.connections,
+                b.redemptions_per_second,
+                b.latency_ms.p50,
+                b.latency_ms.p99,
+                b.redemptions,
+                b.measured_seconds,
+                b.checks.join("; ")
+            );
+        }
+        for r in &backend.baseline_ratios {
+            let _ = writeln!(
+                out,
+                "  giftd spread c={} / {}: {:.0} / {:.0} = {:.2}x",
+                r.giftd_concurrency,
+                baseline_label(&r.baseline),
+                r.giftd_per_second,
+                r.baseline_per_second,
+                r.ratio
+            );
+        }
+        for note in &backend.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
     }
     if report.failures.is_empty() {
         let _ = writeln!(out, "\nall checks passed");
@@ -261,6 +407,16 @@ pub fn table(report: &Report) -> String {
         }
     }
     out
+}
+
+/// How a baseline is named in the table.
+fn baseline_label(baseline: &str) -> &str {
+    match baseline {
+        "pgbench_simple_update" => "pgbench -N",
+        "pgbench_batched_ceiling" => "batched ceiling",
+        "sqlite_bare_connection" => "bare SQLite",
+        other => other,
+    }
 }
 
 fn wal_note(wal: Option<&WalUse>) -> String {
@@ -286,6 +442,65 @@ mod tests {
         assert!((latency.p50 - 5.0).abs() < 0.05, "{latency:?}");
         assert!((latency.p99 - 9.9).abs() < 0.05, "{latency:?}");
         assert!((latency.max - 10.0).abs() < 0.05, "{latency:?}");
+    }
+
+    fn pgbench_result(script: &str, tps: f64, per_transaction: Option<u32>) -> PgbenchResult {
+        PgbenchResult {
+            script: script.into(),
+            concurrency: 16,
+            measured_seconds: 3.0,
+            transactions: (tps * 3.0) as u64,
+            failed: 0,
+            tps,
+            latency_ms: Latency::default(),
+            redemptions_per_transaction: per_transaction,
+            redemptions_per_second: per_transaction.map(|n| tps * f64::from(n)),
+            wal: None,
+        }
+    }
+
+    #[test]
+    fn per_second_counts_redemptions_where_the_script_does_them() {
+        assert_eq!(pgbench_result("batched", 400.0, Some(16)).per_second(), 6400.0);
+        assert_eq!(pgbench_result("simple_update", 1800.0, None).per_second(), 1800.0);
+    }
+
+    #[test]
+    fn a_report_without_the_baselines_still_reads_and_the_table_shows_them() {
+        let old = r#"{"tool":"giftd-bench 0.1.0","started_at_unix_seconds":1,
+            "machine":{"cpus":2,"cpu_model":"x","memory_total_kib":1024,"load_average_at_start":"0",
+              "load_average_at_end":"0","kernel":"k"},
+            "settings":{"smoke":false,"cards":10,"starting_balance_minor":100,"amount_minor":1,
+              "duration_seconds":1.0,"warmup_seconds":1.0,"concurrency":[16],"durability":"full",
+              "idempotency_keys":true},
+            "backends":[{"backend":"postgres","runs":[],"ratios":[],"setup_seconds":1.0,
+              "pgbench":[{"concurrency":16,"measured_seconds":1.0,"transactions":5,"failed":0,
+                "tps":5.0,"latency_ms":{"p50":1.0,"p90":1.0,"p99":1.0,"p999":1.0,"max":1.0,"mean":1.0}}]}],
+            "failures":[]}"#;
+        let mut report: Report = serde_json::from_str(old).unwrap();
+        let backend = &mut report.backends[0];
+        assert!(backend.pgbench_batched.is_empty() && backend.sqlite_baseline.is_none());
+        assert_eq!(backend.pgbench[0].script, "");
+        backend
+            .pgbench_batched
+            .push(pgbench_result("batched", 400.0, Some(16)));
+        backend
+            .pgbench_simple_update
+            .push(pgbench_result("simple_update", 1800.0, None));
+        backend.baseline_ratios.push(BaselineRatio {
+            baseline: "pgbench_batched_ceiling".into(),
+            giftd_concurrency: 16,
+            giftd_per_second: 3200.0,
+            baseline_per_second: 6400.0,
+            ratio: 0.5,
+        });
+        let table = table(&report);
+        assert!(table.contains("6400 redemptions/s (400 tps)"), "{table}");
+        assert!(table.contains("pgbench -N"), "{table}");
+        assert!(
+            table.contains("giftd spread c=16 / batched ceiling: 3200 / 6400 = 0.50x"),
+            "{table}"
+        );
     }
 
     #[test]
