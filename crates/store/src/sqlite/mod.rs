@@ -293,7 +293,7 @@ async fn run_writer(
     while receiver.recv_many(&mut batch, MAX_JOBS_PER_TRANSACTION).await > 0 {
         let outcome = run_batch(&mut conn, &mut batch).await;
         let committed = Committed {
-            jobs: batch.drain(..).collect(),
+            jobs: std::mem::replace(&mut batch, Vec::with_capacity(MAX_JOBS_PER_TRANSACTION)),
             outcome,
         };
         match &syncer {
