@@ -1,6 +1,14 @@
 //! A batch decided in memory, read and written set-wise (`crate::batch`): its cards locked in
 //! one statement, its idempotency records read in another, and each table written with one
 //! `UNNEST` statement, so a batch of jobs costs a handful of round trips instead of a dozen a job.
+//!
+//! Plans must not depend on how big PostgreSQL believes a table or an array is: its estimates
+//! lag a fast-growing table (autovacuum analyzes at most once a minute), and a plan made while
+//! `idempotency_records` looked small joined the keys by hashing a sequential scan of the whole
+//! table, for every batch (measured: most of PostgreSQL's CPU). So every lookup is shaped to
+//! use its unique index whatever the estimates: the keys are probed one by one (`LATERAL …
+//! OFFSET 0`, which the planner cannot turn into a hash join) and the cards are named by
+//! `id = ANY(…)`.
 
 use giftd_domain::{CardId, CloseReason, HoldId, MerchantId, Timestamp, TransactionId};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
@@ -43,8 +51,10 @@ pub(super) async fn idempotency_records(
     let scopes: Vec<&str> = keys.iter().map(|(_, s, _)| s.as_str()).collect();
     let names: Vec<&str> = keys.iter().map(|(_, _, k)| k.as_str()).collect();
     let found = sqlx::query(
-        "SELECT merchant_id, scope, key, request_hash, status, body, created_at FROM idempotency_records \
-         WHERE (merchant_id, scope, key) IN (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]))",
+        "SELECT r.merchant_id, r.scope, r.key, r.request_hash, r.status, r.body, r.created_at \
+         FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS k(merchant_id, scope, key) \
+         CROSS JOIN LATERAL (SELECT * FROM idempotency_records i WHERE i.merchant_id = k.merchant_id \
+         AND i.scope = k.scope AND i.key = k.key OFFSET 0) AS r",
     )
     .bind(merchants)
     .bind(scopes)
@@ -96,7 +106,8 @@ async fn update_cards(conn: &mut PgConnection, writes: &BatchWrites) -> StoreRes
          FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], \
          $7::TEXT[], $8::BIGINT[], $9::BIGINT[]) \
          AS u(id, read_balance, read_held, balance, held, state, closed_reason, expires_at, updated_at) \
-         WHERE cards.id = u.id AND cards.balance = u.read_balance AND cards.held = u.read_held",
+         WHERE cards.id = ANY($1) AND cards.id = u.id AND cards.balance = u.read_balance \
+         AND cards.held = u.read_held",
     )
     .bind(cards.iter().map(|c| c.read.id.as_str()).collect::<Vec<_>>())
     .bind(cards.iter().map(|c| c.read.balance).collect::<Vec<_>>())
@@ -342,7 +353,7 @@ async fn insert_idempotency_records(conn: &mut PgConnection, writes: &BatchWrite
         .bind(new.iter().map(|w| i64::from(w.record.status)).collect::<Vec<_>>())
         .bind(new.iter().map(|w| w.record.body.as_slice()).collect::<Vec<_>>())
         .bind(new.iter().map(|w| w.record.created_at.unix_millis()).collect::<Vec<_>>())
-        .execute(&mut *conn)
+    .execute(&mut *conn)
         .await
         .map_err(StoreError::from_write)?;
         if inserted.rows_affected() != new.len() as u64 {
