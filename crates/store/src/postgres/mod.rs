@@ -1,9 +1,11 @@
 //! PostgreSQL, for production and for several giftd processes sharing one database.
 //!
-//! Group commit: a few committer tasks (half the pool) take the jobs waiting in their queues,
-//! up to [`MAX_JOBS_PER_TRANSACTION`] at a time, and run them in ONE transaction on a pooled
-//! connection, each under its own savepoint; the commit answers them all, so one WAL flush
-//! serves many requests while each keeps its own result. Jobs run in these tasks, not in the
+//! Group commit: a few committer tasks (at most [`MAX_COMMITTERS`]) take the jobs waiting in
+//! their queues, up to [`MAX_JOBS_PER_TRANSACTION`] at a time, and run them in ONE transaction
+//! on a pooled connection: the jobs that name their reads decided in memory and written
+//! set-wise (`crate::batch`, `batch.rs` here), the others each under its own savepoint; the
+//! commit answers them all, so one WAL flush serves many requests while each keeps its own
+//! result. Jobs run in these tasks, not in the
 //! request's, so a client that disconnects does not cut a transaction short. Each committer has
 //! a queue of its own, and jobs on the same card (their [`WriteJob::affinity`]) always go to
 //! the same one: a batch holds its cards' row locks until it commits, so two committers sharing

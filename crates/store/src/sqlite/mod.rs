@@ -1,16 +1,20 @@
-//! The embedded default: SQLite in WAL mode with `synchronous=FULL`, one writer connection fed
-//! by a channel, and a small pool of read-only connections.
+//! The embedded default: SQLite in WAL mode, one writer connection fed by a channel, and a
+//! small pool of read-only connections.
 //!
-//! The writer takes the jobs that are waiting (up to [`MAX_JOBS_PER_TRANSACTION`]), runs them
-//! in one `BEGIN IMMEDIATE` transaction with a savepoint each, commits once, then finishes each
-//! job: group commit, so one fsync serves many requests while each still gets its own result.
+//! The writer takes the jobs that are waiting (up to [`MAX_JOBS_PER_TRANSACTION`]) and runs them
+//! in one `BEGIN IMMEDIATE` transaction: those that name their reads are decided in memory and
+//! written together (`crate::batch`), the others each under a savepoint of its own. It commits
+//! once, then finishes each job: group commit, so one fsync serves many requests while each
+//! still gets its own result. With full durability the fsync is not the commit's own: a syncer
+//! thread makes the log durable and answers the batch while the writer already runs the next
+//! one ([`run_syncer`]).
 //!
 //! The writer is a thread of its own with a rusqlite connection: its statements run right
 //! where the jobs run, without a hand-off to another thread for each (sqlx runs SQLite on a
 //! worker thread of its own, which for the writer cost more than the statements themselves).
-//! While it waits for a commit's fsync, the next jobs gather in its queue. Reads, migrations,
-//! `verify` and backups use sqlx.
+//! Reads, migrations, `verify` and backups use sqlx.
 
+mod batch;
 mod checkouts;
 mod ops;
 mod queries;

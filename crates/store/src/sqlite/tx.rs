@@ -849,4 +849,8 @@ impl WriteTx for SqliteTx<'_> {
         }
         Ok(records)
     }
+
+    async fn write_batch(&mut self, writes: &crate::BatchWrites) -> StoreResult<()> {
+        super::batch::write(self, writes).await
+    }
 }
