@@ -2722,7 +2722,7 @@ async fn queue_redemption(b: &Backend, step: RedeemStep) -> oneshot::Receiver<St
             tx.savepoint("command").await?;
             let redeemed = match operations::redeem(&card, amount(step.value), false, None, step.now) {
                 Ok(decision) => {
-                    let id = format!("txn_{}", uuid_like(&step.runs));
+                    let id = format!("txn_{}", fresh_transaction_id(&step.runs));
                     let record = tx
                         .append(&step.merchant, &card, &decision, &meta(&id, step.now))
                         .await?;
@@ -2752,7 +2752,7 @@ async fn queue_redemption(b: &Backend, step: RedeemStep) -> oneshot::Receiver<St
 }
 
 /// A transaction id of its own for each run of each step.
-fn uuid_like(runs: &AtomicU64) -> String {
+fn fresh_transaction_id(runs: &AtomicU64) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "{}_{}",
