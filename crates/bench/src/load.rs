@@ -64,6 +64,8 @@ pub struct Plan {
     pub budget: Option<u64>,
     /// Makes the idempotency keys of this run unique within the invocation.
     pub run_id: u64,
+    /// Whether each operation carries an `Idempotency-Key`.
+    pub idempotency_keys: bool,
 }
 
 /// What a run measured (warm-up excluded, except in `refusal_codes` and the books).
@@ -185,9 +187,11 @@ impl Worker {
         }
     }
 
-    fn next_key(&mut self) -> String {
+    fn next_key(&mut self) -> Option<String> {
         self.sequence += 1;
-        format!("bench-{}-{}-{}", self.plan.run_id, self.id, self.sequence)
+        self.plan
+            .idempotency_keys
+            .then(|| format!("bench-{}-{}-{}", self.plan.run_id, self.id, self.sequence))
     }
 
     fn pick(&mut self) -> usize {
@@ -207,13 +211,13 @@ impl Worker {
             Workload::Redeem => {
                 let key = self.next_key();
                 let path = format!("/v1/cards/{}/redeem", self.cards.ids[index]);
-                let answer = self.api.post(&path, body, Some(&key)).await;
+                let answer = self.api.post(&path, body, key.as_deref()).await;
                 self.book_debit(index, amount, answer, 200)
             }
             Workload::HoldThenCapture => {
                 let key = self.next_key();
                 let path = format!("/v1/cards/{}/holds", self.cards.ids[index]);
-                let hold_id = match self.api.post(&path, body, Some(&key)).await {
+                let hold_id = match self.api.post(&path, body, key.as_deref()).await {
                     Answer::Http { status: 201, body } => {
                         match serde_json::from_slice::<serde_json::Value>(&body)
                             .ok()
@@ -235,7 +239,7 @@ impl Worker {
                 };
                 let key = self.next_key();
                 let path = format!("/v1/holds/{hold_id}/capture");
-                let answer = self.api.post(&path, "{}".into(), Some(&key)).await;
+                let answer = self.api.post(&path, "{}".into(), key.as_deref()).await;
                 self.book_debit(index, amount, answer, 200)
             }
         }

@@ -196,6 +196,10 @@ struct RunArgs {
     /// The pgbench binary.
     #[arg(long, default_value = "pgbench")]
     pgbench: PathBuf,
+    /// Send no `Idempotency-Key` with the operations (by default every one carries a unique
+    /// key, as a real point of sale sends), to measure what the keys cost.
+    #[arg(long)]
+    no_idempotency_keys: bool,
     /// Print the results as JSON on standard output (the table goes to standard error).
     #[arg(long)]
     json: bool,
@@ -369,7 +373,7 @@ impl Config {
             warmup_seconds: self.warmup.as_secs_f64(),
             concurrency: self.concurrency.clone(),
             durability: self.args.durability.clone(),
-            idempotency_keys: true,
+            idempotency_keys: !self.args.no_idempotency_keys,
         }
     }
 }
@@ -612,6 +616,7 @@ async fn suite(
                         duration: config.duration,
                         budget: None,
                         run_id: *run_id,
+                        idempotency_keys: !args.no_idempotency_keys,
                     };
                     let run = bench.measure(name, plan, failures).await?;
                     result.runs.push(run);
@@ -654,6 +659,7 @@ async fn suite(
                     duration: config.duration,
                     budget: None,
                     run_id: *run_id,
+                    idempotency_keys: !args.no_idempotency_keys,
                 };
                 let run = bench.measure("spread", plan, failures).await?;
                 result.runs.push(run);
@@ -672,6 +678,7 @@ async fn suite(
                     duration: DRAIN_TIME_LIMIT,
                     budget: Some(DRAIN_ATTEMPTS),
                     run_id: *run_id,
+                    idempotency_keys: !args.no_idempotency_keys,
                 };
                 let run = bench.measure("drain", plan, failures).await?;
                 result.runs.push(run);
