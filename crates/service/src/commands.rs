@@ -162,9 +162,7 @@ impl Command {
             | Command::RetryWebhookDelivery { .. } => None,
         }
     }
-}
 
-impl Command {
     /// The card a command reads and changes, and whether it reads that card's program too,
     /// when that is all it reads: such a command may be decided in memory with others of its
     /// batch and written with them set-wise (the store's `batch.rs`). Should it need more once

@@ -200,8 +200,9 @@ impl BatchWrites {
     }
 }
 
-/// Writes a batch row by row through the transaction's own statements: the default for a
-/// backend without round trips to save (SQLite); PostgreSQL writes each table in one statement.
+/// Writes a batch row by row through the transaction's own statements: `write_batch`'s default,
+/// for a backend without a set-wise writer of its own (SQLite's uses multi-row `INSERT`s,
+/// PostgreSQL's one `UNNEST` statement per table).
 pub(crate) async fn write_rows<T: WriteTx + ?Sized>(tx: &mut T, writes: &BatchWrites) -> StoreResult<()> {
     for card in &writes.cards {
         tx.update_card(&card.read, &card.effect(), card.updated_at)
