@@ -47,7 +47,7 @@ pub struct ReadSet {
 
 /// A card as the batch read it (locked), and as the batch's jobs have changed it so far.
 #[derive(Debug, Clone)]
-pub struct BatchCard {
+pub(crate) struct BatchCard {
     pub record: CardRecord,
     /// The card as read: the guard of the batch's update.
     pub read: CardSnapshot,
@@ -63,7 +63,7 @@ type IdempotencySlot = (MerchantId, String, String);
 /// What a batch read before deciding. A key that is absent was not read; `None` means read and
 /// not there.
 #[derive(Debug, Default)]
-pub struct BatchState {
+pub(crate) struct BatchState {
     cards: HashMap<CardId, Option<BatchCard>>,
     programs: HashMap<ProgramId, Option<(MerchantId, Program)>>,
     idempotency: HashMap<IdempotencySlot, Option<IdempotencyRecord>>,
@@ -198,43 +198,6 @@ impl BatchWrites {
     pub(crate) fn take_written(&mut self) -> Written {
         std::mem::take(&mut self.written)
     }
-}
-
-/// Writes a batch row by row through the transaction's own statements: `write_batch`'s default,
-/// for a backend without a set-wise writer of its own (SQLite's uses multi-row `INSERT`s,
-/// PostgreSQL's one `UNNEST` statement per table).
-pub(crate) async fn write_rows<T: WriteTx + ?Sized>(tx: &mut T, writes: &BatchWrites) -> StoreResult<()> {
-    for card in &writes.cards {
-        tx.update_card(&card.read, &card.effect(), card.updated_at)
-            .await?;
-    }
-    for (record, entry_id) in &writes.transactions {
-        tx.insert_transaction(record, entry_id).await?;
-    }
-    for (transaction_id, entry_id, posting) in &writes.postings {
-        tx.insert_posting(transaction_id, entry_id, posting).await?;
-    }
-    for hold in &writes.holds {
-        tx.insert_hold(&hold.merchant, &hold.hold, &hold.transaction_id, hold.created_at)
-            .await?;
-    }
-    for event in &writes.events {
-        tx.insert_event(event).await?;
-    }
-    for delivery in &writes.deliveries {
-        tx.insert_webhook_delivery(delivery).await?;
-    }
-    for write in &writes.idempotency {
-        tx.put_idempotency_record(
-            &write.merchant,
-            &write.scope,
-            &write.key,
-            &write.record,
-            write.replace_older_than,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Decides in memory every job of the batch that names its reads, in order, and writes what

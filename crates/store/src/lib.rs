@@ -515,9 +515,7 @@ pub trait WriteTx: Send {
     /// Writes what a batch's jobs decided in memory. All of it or, as an `Err`, a transaction
     /// the runner must give up: a card not as read or an idempotency key another process took
     /// first is `Conflict`.
-    async fn write_batch(&mut self, writes: &BatchWrites) -> StoreResult<()> {
-        batch::write_rows(self, writes).await
-    }
+    async fn write_batch(&mut self, writes: &BatchWrites) -> StoreResult<()>;
 }
 
 /// The storage that the service uses: reads straight from the database, writes through jobs.

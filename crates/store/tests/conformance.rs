@@ -2670,6 +2670,8 @@ struct RedeemStep {
     key: Option<String>,
     /// Asks for a hold too, which a batch never reads: the step must then fall back.
     also_read_a_hold: bool,
+    /// The transaction's id, when the story needs one that collides; else a fresh one per run.
+    transaction_id: Option<String>,
     /// Counts the step's runs: once when decided in memory, twice when it fell back.
     runs: Arc<AtomicU64>,
 }
@@ -2683,6 +2685,7 @@ impl RedeemStep {
             now: T0,
             key: None,
             also_read_a_hold: false,
+            transaction_id: None,
             runs: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -2722,7 +2725,10 @@ async fn queue_redemption(b: &Backend, step: RedeemStep) -> oneshot::Receiver<St
             tx.savepoint("command").await?;
             let redeemed = match operations::redeem(&card, amount(step.value), false, None, step.now) {
                 Ok(decision) => {
-                    let id = format!("txn_{}", fresh_transaction_id(&step.runs));
+                    let id = step
+                        .transaction_id
+                        .clone()
+                        .unwrap_or_else(|| format!("txn_{}", fresh_transaction_id(&step.runs)));
                     let record = tx
                         .append(&step.merchant, &card, &decision, &meta(&id, step.now))
                         .await?;
@@ -2875,6 +2881,43 @@ async fn one_idempotency_key_twice_in_a_batch_is_decided_once(b: &Backend, fx: &
     assert_sound(b).await;
 }
 
+async fn a_batch_whose_write_is_refused_runs_its_jobs_again_one_by_one(b: &Backend, fx: &Fixture) {
+    chapter(b, "a_batch_whose_write_is_refused_runs_its_jobs_again_one_by_one");
+    let (card, _) = issue_card(b, fx, "card_clash", b"fp-clash", 10_000).await;
+    // Two redemptions that write the same transaction id: nothing in memory checks it, so the
+    // batch's write is refused by the unique key, and nothing of the batch may stay.
+    let clashing = |value| RedeemStep {
+        transaction_id: Some("txn_clash".into()),
+        ..RedeemStep::new(fx, &card.id, value)
+    };
+    let (first, second) = (clashing(1_000), clashing(2_000));
+    let plain = RedeemStep::new(fx, &card.id, 500);
+    let answers = [
+        queue_redemption(b, first.clone()).await,
+        queue_redemption(b, plain.clone()).await,
+        queue_redemption(b, second.clone()).await,
+    ];
+    let mut results = Vec::new();
+    for answer in answers {
+        results.push(outcome(answer).await);
+    }
+    // The plain one and exactly one of the clashing ones commit; the other fails by itself.
+    assert!(matches!(results[1], Ok(Redeemed::Done(_))), "{results:?}");
+    let clash: Vec<_> = [&results[0], &results[2]]
+        .into_iter()
+        .map(|r| matches!(r, Ok(Redeemed::Done(_))))
+        .collect();
+    assert_eq!(clash.iter().filter(|done| **done).count(), 1, "{results:?}");
+    let taken = if clash[0] { 1_000 } else { 2_000 };
+    assert_eq!(
+        read_card(b, &fx.merchant, &card.id, T0).await.balance,
+        10_000 - 500 - taken
+    );
+    let listed = transaction_ids(b, &fx.merchant, &card.id, &page(100, None)).await;
+    assert_eq!(listed.len(), 3, "the issue and two redemptions: {listed:?}");
+    assert_sound(b).await;
+}
+
 #[tokio::test]
 async fn batches_are_decided_in_memory_fold_fall_back_and_keep_keys_once_on_every_backend() {
     on_every_backend("batches in memory", |b| async move {
@@ -2882,6 +2925,7 @@ async fn batches_are_decided_in_memory_fold_fall_back_and_keep_keys_once_on_ever
         jobs_on_one_card_fold_in_memory_and_never_overdraw(&b, &fx).await;
         a_job_that_needs_more_than_its_batch_read_falls_back_and_is_written_once(&b, &fx).await;
         one_idempotency_key_twice_in_a_batch_is_decided_once(&b, &fx).await;
+        a_batch_whose_write_is_refused_runs_its_jobs_again_one_by_one(&b, &fx).await;
     })
     .await;
 }

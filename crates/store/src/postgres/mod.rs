@@ -188,8 +188,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            // No `SELECT 1` before each checkout: a broken connection fails its statement, and
-            // its transaction is run again like any other that failed.
+            // No `SELECT 1` before each checkout: a connection that broke while idle fails the
+            // transaction it is given, whose clients get an error (as when the database restarts
+            // under them; nothing of it was kept), and the pool replaces it.
             .test_before_acquire(false)
             .connect_with(connect)
             .await?;
