@@ -52,6 +52,30 @@ pub(crate) const CHECKS: &[(&str, &str)] = &[
            WHERE r.reverses = o.id AND r.type = 'refund' \
            AND NOT EXISTS (SELECT 1 FROM transactions v WHERE v.reverses = r.id AND v.type = 'void'))",
     ),
+    // The references of the append-only rows, which carry no foreign keys (migration 0009):
+    // their writers check them; this finds a row that escaped or was forged.
+    (
+        "transaction names a card that does not exist or is another merchant's",
+        "SELECT t.id || ' names card ' || t.card_id || ' of merchant ' || t.merchant_id \
+         FROM transactions t LEFT JOIN cards c ON c.id = t.card_id \
+         WHERE c.id IS NULL OR c.merchant_id <> t.merchant_id",
+    ),
+    (
+        "transaction reverses a transaction that does not exist or is another merchant's",
+        "SELECT t.id || ' reverses ' || t.reverses FROM transactions t \
+         LEFT JOIN transactions o ON o.id = t.reverses \
+         WHERE t.reverses IS NOT NULL AND (o.id IS NULL OR o.merchant_id <> t.merchant_id)",
+    ),
+    (
+        "posting belongs to no transaction",
+        "SELECT 'posting ' || p.id || ' names ' || p.transaction_id FROM postings p \
+         LEFT JOIN transactions t ON t.id = p.transaction_id WHERE t.id IS NULL",
+    ),
+    (
+        "event names a merchant that does not exist",
+        "SELECT e.id || ' names ' || e.merchant_id FROM events e \
+         LEFT JOIN merchants m ON m.id = e.merchant_id WHERE m.id IS NULL",
+    ),
     (
         "hold captured more than it held",
         "SELECT id || ': held ' || amount || ', captured ' || captured_amount FROM holds \

@@ -2313,11 +2313,46 @@ async fn verify_finds_the_story_sound_and_a_tampered_balance_unsound(b: &Backend
     )
     .await
     .expect("a forged refund is inserted");
+    // The ledger's append-only rows carry no foreign keys (migration 0009): verify checks
+    // their references instead, and finds rows that name nothing.
+    b.raw_execute(
+        "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
+         balance_after, reverses, entry_id, created_at) VALUES ('txn_orphan', 'mer_acme', 'card_nowhere', \
+         'void', 0, 'USD', 0, 0, 'txn_nowhere', 'txn_orphan', 0)",
+    )
+    .await
+    .expect("a transaction of no card is inserted");
+    b.raw_execute(
+        "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
+         VALUES ('txn_nowhere', 'txn_nowhere', 'program_funding', 'prg_nowhere', 'USD', 1)",
+    )
+    .await
+    .expect("a posting of no transaction is inserted");
+    b.raw_execute(
+        "INSERT INTO events (id, merchant_id, type, payload, created_at) \
+         VALUES ('evt_orphan', 'mer_nowhere', 'card.redeemed', '{}', 0)",
+    )
+    .await
+    .expect("an event of no merchant is inserted");
     let report = b.store.verify().await.unwrap();
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.starts_with("posting belongs to no transaction: posting ")
+                && v.ends_with(" names txn_nowhere")),
+        "missing the orphan posting in {:?}",
+        report.violations
+    );
     for expected in [
         "card account posted in another currency than the card's: txn_verify_load posts EUR to card_verify in USD",
         "journal entry does not balance: txn_verify_load EUR sums to 5",
         "refunds exceed the original transaction: txn_verify_redeem: amount 1500, refunded more",
+        "transaction names a card that does not exist or is another merchant's: txn_orphan names card \
+         card_nowhere of merchant mer_acme",
+        "transaction reverses a transaction that does not exist or is another merchant's: txn_orphan reverses \
+         txn_nowhere",
+        "event names a merchant that does not exist: evt_orphan names mer_nowhere",
     ] {
         assert!(
             report.violations.iter().any(|v| v == expected),

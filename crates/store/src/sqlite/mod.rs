@@ -16,6 +16,8 @@
 
 mod batch;
 mod checkouts;
+#[cfg(test)]
+mod lean_migration_tests;
 mod ops;
 mod queries;
 mod reports;
@@ -180,9 +182,22 @@ impl SqliteStore {
     }
 
     async fn migrate_with(path: &Path, durability: Durability) -> StoreResult<()> {
-        let mut conn = options(path, durability).connect().await?;
+        // SQLite changes a constraint by rebuilding the table (0009_lean_ledger.sql), which
+        // needs foreign key enforcement off, and that cannot change inside the transaction each
+        // migration runs in; so the migrating connection goes without, and checks afterwards.
+        let mut conn = options(path, durability).foreign_keys(false).connect().await?;
         MIGRATOR.run(&mut conn).await?;
+        let broken: Vec<(String, String)> =
+            sqlx::query_as("SELECT \"table\", parent FROM pragma_foreign_key_check")
+                .fetch_all(&mut conn)
+                .await?;
         conn.close().await?;
+        if let Some((table, parent)) = broken.first() {
+            return Err(StoreError::Corrupt(format!(
+                "after migrating, {} rows name missing parents (first: {table} -> {parent})",
+                broken.len()
+            )));
+        }
         Ok(())
     }
 
