@@ -149,6 +149,15 @@ pub const SETTINGS: &[Setting] = &[
     setting("limits.max_header_bytes", "GIFTD_MAX_HEADER_BYTES", Some("--max-header-bytes"), Kind::Integer)
         .default("16384")
         .help("Largest total size of a request's header names and values, in bytes (1024 to 1048576); larger is 431."),
+    setting("limits.header_read_timeout_seconds", "GIFTD_HEADER_READ_TIMEOUT_SECONDS", Some("--header-read-timeout-seconds"), Kind::Integer)
+        .default(HEADER_READ_TIMEOUT_SECONDS_TEXT)
+        .help("Time a connection has to send a whole request head (1 to 3600 seconds): from its accept, TLS handshake included, and on a kept-alive connection from the next request's first byte. Then it is closed."),
+    setting("limits.idle_timeout_seconds", "GIFTD_IDLE_TIMEOUT_SECONDS", Some("--idle-timeout-seconds"), Kind::Integer)
+        .default(IDLE_TIMEOUT_SECONDS_TEXT)
+        .help("Time a kept-alive connection may wait for its next request before it is closed (1 to 3600 seconds); behind a load balancer, keep it above the balancer's idle timeout."),
+    setting("limits.max_connections", "GIFTD_MAX_CONNECTIONS", Some("--max-connections"), Kind::Integer)
+        .example("1000")
+        .help("Connections the API's address holds at once (1 to 1000000); more are closed as soon as they are accepted. Unset: what the open-file limit leaves after giftd's own files, at most 10000. A value that does not fit under the open-file limit stops the start."),
     setting("rate_limit.per_key", "GIFTD_RATE_LIMIT_PER_KEY", Some("--rate-limit-per-key"), Kind::Integer)
         .default("600")
         .help("Card lookups and security-code checks one API key may make per period (0: no limit)."),
@@ -166,6 +175,14 @@ pub const SETTINGS: &[Setting] = &[
 const DEFAULT_POOL_SIZE_TEXT: &str = "16";
 const CLOVER_LOCK_SECONDS_TEXT: &str = "900";
 const CHECKOUT_LEASE_SECONDS_TEXT: &str = "30";
+/// A client on a slow mobile link sends a request head (a few hundred bytes) in well under a
+/// second; ten leave room for a TLS handshake over a bad link and still free, soon, a connection
+/// held by a client that sends nothing.
+const HEADER_READ_TIMEOUT_SECONDS_TEXT: &str = "10";
+/// Above the 60 s idle timeout of common load balancers (AWS's, nginx's upstream keep-alive),
+/// so that the balancer, not giftd, closes an idle connection, and never sends a request on one
+/// giftd has just closed.
+const IDLE_TIMEOUT_SECONDS_TEXT: &str = "75";
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -460,6 +477,12 @@ pub struct ServeConfig {
     pub tls: Option<Tls>,
     pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
+    /// See [`crate::listener::Limits`].
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// `None`: derived from the open-file limit when giftd serves
+    /// ([`crate::listener::max_connections`]).
+    pub max_connections: Option<u64>,
     pub rate_limits: RateLimits,
 }
 
@@ -551,6 +574,14 @@ impl Config {
                 tls,
                 metrics_listen: layers.parse("metrics.listen")?,
                 limits,
+                header_read_timeout: Duration::from_secs(
+                    layers.ranged("limits.header_read_timeout_seconds", 1..=3600)?,
+                ),
+                idle_timeout: Duration::from_secs(layers.ranged("limits.idle_timeout_seconds", 1..=3600)?),
+                max_connections: match layers.raw("limits.max_connections") {
+                    None => None,
+                    Some(_) => Some(layers.ranged("limits.max_connections", 1..=1_000_000)?),
+                },
                 rate_limits,
             },
         })
@@ -601,6 +632,12 @@ mod tests {
             giftd_service::checkout::DEFAULT_LEASE_SECONDS
         );
         assert_eq!(config.serve.limits, Limits::default());
+        assert_eq!(config.serve.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.serve.idle_timeout, Duration::from_secs(75));
+        assert_eq!(
+            config.serve.max_connections, None,
+            "by default the limit comes from the open-file limit"
+        );
     }
 
     #[test]
@@ -624,6 +661,35 @@ mod tests {
         assert!(config.serve.tls.is_some());
         assert!(config.serve.metrics_listen.is_some());
         assert!(config.storage.database_url.is_some());
+        assert_eq!(config.serve.max_connections, Some(1000));
+    }
+
+    #[test]
+    fn connection_timeouts_and_the_connection_limit_are_read_from_every_layer_and_refuse_zero() {
+        let config = resolve(
+            "[limits]\nheader_read_timeout_seconds = 5\n",
+            &[("GIFTD_IDLE_TIMEOUT_SECONDS", "30")],
+            &[("limits.max_connections", Some("200".into()))],
+        )
+        .expect("parses");
+        assert_eq!(config.serve.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.serve.idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.serve.max_connections, Some(200));
+        for (key, environment) in [
+            (
+                "limits.header_read_timeout_seconds",
+                "GIFTD_HEADER_READ_TIMEOUT_SECONDS",
+            ),
+            ("limits.idle_timeout_seconds", "GIFTD_IDLE_TIMEOUT_SECONDS"),
+            ("limits.max_connections", "GIFTD_MAX_CONNECTIONS"),
+        ] {
+            let error = resolve("", &[(environment, "0")], &[]).expect_err("zero is refused");
+            let message = format!("{error:#}");
+            assert!(
+                message.contains(&format!("{key} = 0")) && message.contains("must be from 1"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

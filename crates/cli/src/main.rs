@@ -5,6 +5,7 @@
 //! logic of its own.
 
 mod config;
+mod listener;
 mod serve;
 mod stock;
 
@@ -245,6 +246,18 @@ struct ServeArgs {
     /// Largest total of header names and values in bytes [GIFTD_MAX_HEADER_BYTES; default 16384].
     #[arg(long, value_name = "BYTES")]
     max_header_bytes: Option<String>,
+    /// Seconds a connection has to send a whole request head, TLS handshake included
+    /// [GIFTD_HEADER_READ_TIMEOUT_SECONDS; default 10].
+    #[arg(long, value_name = "SECONDS")]
+    header_read_timeout_seconds: Option<String>,
+    /// Seconds a kept-alive connection may wait for its next request
+    /// [GIFTD_IDLE_TIMEOUT_SECONDS; default 75].
+    #[arg(long, value_name = "SECONDS")]
+    idle_timeout_seconds: Option<String>,
+    /// Connections held at once; more are closed at once [GIFTD_MAX_CONNECTIONS; default: what
+    /// the open-file limit leaves, at most 10000].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<String>,
     /// Card lookups and security-code checks per API key per period, 0 for none
     /// [GIFTD_RATE_LIMIT_PER_KEY; default 600].
     #[arg(long, value_name = "N")]
@@ -280,6 +293,12 @@ impl ServeArgs {
             ),
             ("limits.max_body_bytes", self.max_body_bytes.clone()),
             ("limits.max_header_bytes", self.max_header_bytes.clone()),
+            (
+                "limits.header_read_timeout_seconds",
+                self.header_read_timeout_seconds.clone(),
+            ),
+            ("limits.idle_timeout_seconds", self.idle_timeout_seconds.clone()),
+            ("limits.max_connections", self.max_connections.clone()),
             ("rate_limit.per_key", self.rate_limit_per_key.clone()),
             ("rate_limit.per_address", self.rate_limit_per_address.clone()),
             (
@@ -557,6 +576,12 @@ async fn open(storage: &Storage) -> anyhow::Result<Service> {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    // Checked before anything is opened: a limit that does not fit stops the start.
+    let max_connections = listener::max_connections(
+        config.serve.max_connections,
+        files_besides_connections(config),
+        listener::open_file_limit(),
+    )?;
     // Webhook deliveries go out on this client (docs/WEBHOOKS.md).
     let client = giftd_service::webhooks::delivery_client(&config.serve.webhook_roots)
         .context("cannot build the webhook HTTP client")?;
@@ -589,7 +614,14 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         let _ = pruner_stopped.await;
     }));
     let description = backend(&config.storage)?.describe();
-    let served = serve::run(service.clone(), &config.serve, &description, shutdown_signal()).await;
+    let served = serve::run(
+        service.clone(),
+        &config.serve,
+        max_connections,
+        &description,
+        shutdown_signal(),
+    )
+    .await;
     let _ = stop_sweeper.send(());
     let _ = stop_recovery.send(());
     let _ = sweeper.await;
@@ -603,6 +635,19 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     served?;
     tracing::info!("giftd stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Files `giftd serve` holds open besides its connections and [`listener::FILE_RESERVE`]: the
+/// database's (PostgreSQL: one socket per pooled connection; SQLite: the read pool, the writer
+/// and the checkpointer, each with the database, its write-ahead log and its shared memory open,
+/// and the syncer's handle on the log) and one socket per webhook delivery of a batch.
+fn files_besides_connections(config: &Config) -> u64 {
+    let database = if config.storage.database_url.is_some() {
+        u64::from(config.storage.pg_pool_size)
+    } else {
+        (u64::from(giftd_store::sqlite::READ_POOL_SIZE) + 2) * 3 + 1
+    };
+    database + u64::from(config.serve.webhooks.batch)
 }
 
 async fn shutdown_signal() {

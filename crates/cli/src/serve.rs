@@ -1,23 +1,25 @@
 //! `giftd serve`'s listeners: the API over plain HTTP or over HTTPS (rustls, from PEM files),
-//! and `/metrics` either beside the API or on a listener of its own. All of them stop together
-//! on the shutdown signal, after finishing the requests in flight.
+//! and `/metrics` either beside the API or on a listener of its own, each on the accept loop of
+//! [`crate::listener`] with its timeouts and connection limit. All of them stop together on the
+//! shutdown signal, after finishing the requests in flight.
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use axum::Router;
 use giftd_api::ApiConfig;
 use giftd_service::Service;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{ServeConfig, Tls};
+use crate::listener::{self, Limits, Listener};
 
-/// Serves until `shutdown` completes and every listener has finished its requests.
+/// Serves until `shutdown` completes and every listener has finished its requests. The API's
+/// listener takes up to `max_connections` connections at once.
 pub async fn run(
     service: Service,
     config: &ServeConfig,
+    max_connections: usize,
     database: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -31,6 +33,11 @@ pub async fn run(
     };
     let mut app = giftd_api::app_with_config(service.clone(), api);
     let metrics_router = giftd_api::telemetry::router(service, metrics);
+    let limits = Limits {
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections,
+    };
 
     // One signal, several listeners: each waits on the same flag.
     let (stop, stopped) = watch::channel(false);
@@ -38,9 +45,6 @@ pub async fn run(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
 
     let metrics_server = match config.metrics_listen {
         None => {
@@ -48,55 +52,60 @@ pub async fn run(
             None
         }
         Some(address) => {
-            let listener = TcpListener::bind(address)
+            let tcp = TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address} (metrics.listen)"))?;
-            tracing::info!(address = %listener.local_addr()?, "serving /metrics");
-            let signal = until_stopped(stopped.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(listener, metrics_router)
-                    .with_graceful_shutdown(signal)
-                    .await
-            }))
+            tracing::info!(address = %tcp.local_addr()?, "serving /metrics");
+            let listener = Listener {
+                name: "metrics",
+                tcp,
+                tls: None,
+                limits: Limits {
+                    max_connections: listener::METRICS_MAX_CONNECTIONS,
+                    ..limits
+                },
+            };
+            Some(tokio::spawn(listener::serve(
+                listener,
+                metrics_router,
+                stopped.clone(),
+            )))
         }
     };
 
-    let served = match &config.tls {
-        None => serve_plain(app, config.listen, database, until_stopped(stopped.clone())).await,
-        Some(tls) => serve_tls(app, config.listen, tls, database, until_stopped(stopped.clone())).await,
+    let tls = match &config.tls {
+        None => None,
+        Some(tls) => Some(tls_acceptor(tls).await?),
     };
+    let tcp = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        address = %tcp.local_addr()?,
+        scheme,
+        database,
+        max_connections,
+        header_read_timeout_seconds = limits.header_read_timeout.as_secs(),
+        idle_timeout_seconds = limits.idle_timeout.as_secs(),
+        "giftd is serving"
+    );
+    let listener = Listener {
+        name: "api",
+        tcp,
+        tls,
+        limits,
+    };
+    listener::serve(listener, app, stopped).await;
     if let Some(metrics_server) = metrics_server {
-        metrics_server
-            .await
-            .context("the metrics listener panicked")?
-            .context("the metrics listener failed")?;
+        metrics_server.await.context("the metrics listener panicked")?;
     }
-    served
+    Ok(())
 }
 
-async fn serve_plain(
-    app: Router,
-    listen: SocketAddr,
-    database: &str,
-    signal: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(address = %listener.local_addr()?, scheme = "http", database, "giftd is serving");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal)
-        .await
-        .context("the HTTP server failed")
-}
-
-async fn serve_tls(
-    app: Router,
-    listen: SocketAddr,
-    tls: &Tls,
-    database: &str,
-    signal: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// The TLS side of HTTPS: the certificate chain and key from their PEM files, HTTP/2 and
+/// HTTP/1.1 offered by ALPN.
+async fn tls_acceptor(tls: &Tls) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     // giftd links one rustls provider (ring); installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
@@ -108,20 +117,5 @@ async fn serve_tls(
                 tls.key.display()
             )
         })?;
-    let listener =
-        std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
-    listener.set_nonblocking(true)?;
-    tracing::info!(address = %listener.local_addr()?, scheme = "https", database, "giftd is serving");
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        signal.await;
-        // No deadline, as for plain HTTP: requests in flight are bounded by the request timeout.
-        stopper.graceful_shutdown(None);
-    });
-    axum_server::from_tcp_rustls(listener, rustls)?
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .context("the HTTPS server failed")
+    Ok(tokio_rustls::TlsAcceptor::from(rustls.get_inner()))
 }

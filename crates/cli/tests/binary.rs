@@ -1,9 +1,11 @@
 //! The real `giftd` binary, run as an operator would: `merchants create`, `serve` (start-up,
-//! data folder, master key, logs, graceful shutdown), `verify` and `migrate`, each in a fresh
-//! temporary folder. Every server started here is killed by a guard, even when a test fails.
+//! data folder, master key, logs, graceful shutdown, connections that send nothing or too
+//! slowly under a lowered open-file limit), `verify` and `migrate`, each in a fresh temporary
+//! folder. Every server started here is killed by a guard, even when a test fails.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +24,23 @@ const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// The `giftd` binary with no `GIFTD_*` or `RUST_LOG` setting inherited from the caller.
 fn giftd() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_giftd"));
+    without_inherited_settings(&mut command);
+    command
+}
+
+/// `giftd` as [`giftd`] gives it, run by util-linux's `prlimit` with `open_files` as both its soft
+/// and hard limit on open files (prlimit sets the limit, then runs giftd in its own place, so
+/// the child's pid is giftd's).
+fn giftd_with_open_file_limit(open_files: u64) -> Command {
+    let mut command = Command::new("prlimit");
+    command
+        .arg(format!("--nofile={open_files}:{open_files}"))
+        .arg(env!("CARGO_BIN_EXE_giftd"));
+    without_inherited_settings(&mut command);
+    command
+}
+
+fn without_inherited_settings(command: &mut Command) {
     for variable in [
         "GIFTD_DATA_DIR",
         "GIFTD_LISTEN",
@@ -35,12 +54,14 @@ fn giftd() -> Command {
         "GIFTD_TLS_KEY",
         "GIFTD_LOG_FORMAT",
         "GIFTD_METRICS_LISTEN",
+        "GIFTD_HEADER_READ_TIMEOUT_SECONDS",
+        "GIFTD_IDLE_TIMEOUT_SECONDS",
+        "GIFTD_MAX_CONNECTIONS",
         "RUST_LOG",
     ] {
         command.env_remove(variable);
     }
     command.stdin(Stdio::null());
-    command
 }
 
 /// A port that was free a moment ago.
@@ -116,6 +137,7 @@ fn create_merchant(data_dir: &Path, master_key: Option<&str>) -> (String, String
 /// A running `giftd serve`; dropping it kills the process.
 struct Server {
     child: Child,
+    address: SocketAddr,
     base_url: String,
     log_path: PathBuf,
     client: reqwest::Client,
@@ -134,20 +156,29 @@ impl Server {
     /// Starts `giftd serve` with the data folder given by `GIFTD_DATA_DIR` and waits until
     /// `/healthz` answers. Stderr goes to `log_path`.
     async fn start(data_dir: &Path, log_path: &Path, master_key: Option<&str>) -> Self {
+        let mut command = giftd();
+        if let Some(key) = master_key {
+            command.env("GIFTD_MASTER_KEY", key);
+        }
+        Self::start_command(command, data_dir, log_path).await
+    }
+
+    /// Starts `command` (`giftd`, possibly under `prlimit`) as `giftd serve` with the data folder
+    /// `data_dir` and waits until `/healthz` answers. Stderr goes to `log_path`.
+    async fn start_command(mut command: Command, data_dir: &Path, log_path: &Path) -> Self {
         let address = free_address();
         let log = File::create(log_path).expect("create the log file");
-        let mut command = giftd();
         command
             .args(["serve", "--listen", &address.to_string()])
             .env("GIFTD_DATA_DIR", data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
-        if let Some(key) = master_key {
-            command.env("GIFTD_MASTER_KEY", key);
-        }
-        let child = command.spawn().expect("start giftd serve");
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {:?} serve: {e}", command.get_program()));
         let mut server = Self {
             child,
+            address,
             base_url: format!("http://{address}"),
             log_path: log_path.to_owned(),
             client: giftd_testkit::http_client(),
@@ -695,4 +726,280 @@ async fn backup_copies_a_served_database_into_a_file_that_verifies_on_its_own() 
         "{}",
         stdout_of(&output)
     );
+}
+
+// ---- connections that send nothing, or too slowly ----
+
+/// giftd's open-file limit in these tests: low enough that a flood a test can open exceeds it.
+const OPEN_FILE_LIMIT: u64 = 256;
+/// Idle sockets in the flood: more than giftd could hold open if it accepted them all.
+const FLOOD_SOCKETS: usize = 300;
+/// A short timeout, so that the tests are quick; the timeout a test does not exercise is set to
+/// [`LONG_TIMEOUT_SECONDS`] so that only the one under test can close a connection in time.
+const SHORT_TIMEOUT_SECONDS: u64 = 2;
+const LONG_TIMEOUT_SECONDS: u64 = 120;
+/// How long after its timeout a connection may still be open: generous, for a loaded machine.
+const CUT_OFF_MARGIN: Duration = Duration::from_secs(10);
+/// A trickling client's pause between two header lines: well inside any read-inactivity limit.
+const TRICKLE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// `giftd serve` under [`OPEN_FILE_LIMIT`] with the given header-read and idle timeouts, set
+/// through the environment as an operator would.
+async fn start_with_timeouts(temp: &TempDir, header_read_seconds: u64, idle_seconds: u64) -> Server {
+    let mut command = giftd_with_open_file_limit(OPEN_FILE_LIMIT);
+    command
+        .env(
+            "GIFTD_HEADER_READ_TIMEOUT_SECONDS",
+            header_read_seconds.to_string(),
+        )
+        .env("GIFTD_IDLE_TIMEOUT_SECONDS", idle_seconds.to_string());
+    Server::start_command(command, &temp.path().join("data"), &temp.path().join("serve.log")).await
+}
+
+/// Whether the server closes `stream` (end of file, or a reset) before `deadline`. Whatever
+/// the server sends before closing is read and dropped.
+fn closed_by_server_before(mut stream: &TcpStream, deadline: Instant) -> bool {
+    let mut buffer = [0_u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream
+            .set_read_timeout(Some(left.min(Duration::from_millis(200))))
+            .expect("set a read timeout");
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// One `GET /healthz` over a connection of its own, bounded: whether it answered 200.
+async fn healthz_on_a_fresh_connection(server: &Server) -> bool {
+    let client = giftd_testkit::http_client_builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("a client");
+    client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == StatusCode::OK)
+}
+
+#[tokio::test]
+async fn an_idle_flood_beyond_the_open_file_limit_is_cut_off_while_healthz_still_answers() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let mut server = start_with_timeouts(&temp, SHORT_TIMEOUT_SECONDS, LONG_TIMEOUT_SECONDS).await;
+
+    // The attacker connects and sends nothing, and keeps every socket until the end.
+    let flooded = Instant::now();
+    let mut flood = Vec::with_capacity(FLOOD_SOCKETS);
+    for _ in 0..FLOOD_SOCKETS {
+        let stream = TcpStream::connect_timeout(&server.address, Duration::from_secs(5))
+            .expect("the kernel completes a connection to a listening socket");
+        flood.push(stream);
+    }
+
+    // A fresh client gets its answer while the flood is held.
+    let deadline = Instant::now() + Duration::from_secs(SHORT_TIMEOUT_SECONDS) + CUT_OFF_MARGIN;
+    let mut answered = false;
+    while !answered && Instant::now() < deadline {
+        answered = healthz_on_a_fresh_connection(&server).await;
+        if !answered {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(
+        answered,
+        "/healthz did not answer within {:?} while {FLOOD_SOCKETS} idle sockets were held; log:\n{}",
+        deadline - flooded,
+        tail(&server.log())
+    );
+
+    // Every idle socket of the flood has been closed by the server, none left hanging.
+    let deadline = flooded + Duration::from_secs(SHORT_TIMEOUT_SECONDS) + CUT_OFF_MARGIN;
+    let open = flood
+        .iter()
+        .filter(|stream| !closed_by_server_before(stream, deadline))
+        .count();
+    assert_eq!(
+        open,
+        0,
+        "{open} of {FLOOD_SOCKETS} idle sockets were still open {:?} after they connected; log:\n{}",
+        deadline - flooded,
+        tail(&server.log())
+    );
+    let log = server.log();
+    assert!(
+        !log.contains("Too many open files"),
+        "giftd ran out of file descriptors:\n{}",
+        tail(&log)
+    );
+
+    assert!(healthz_on_a_fresh_connection(&server).await);
+    let status = server.terminate();
+    assert!(status.success(), "exit {status}; log:\n{}", tail(&server.log()));
+    drop(flood);
+}
+
+#[tokio::test]
+async fn a_client_trickling_header_lines_is_cut_off_at_the_header_read_timeout() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let mut server = start_with_timeouts(&temp, SHORT_TIMEOUT_SECONDS, LONG_TIMEOUT_SECONDS).await;
+
+    let mut stream = TcpStream::connect(server.address).expect("connect");
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: giftd\r\n")
+        .expect("send the request line");
+    // One more header line every TRICKLE_INTERVAL, never the blank line that ends the head.
+    let deadline = started + Duration::from_secs(SHORT_TIMEOUT_SECONDS) + CUT_OFF_MARGIN;
+    let mut lines = 0_u32;
+    let cut_off = loop {
+        if closed_by_server_before(&stream, (Instant::now() + TRICKLE_INTERVAL).min(deadline)) {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        lines += 1;
+        if stream
+            .write_all(format!("X-Trickle-{lines}: a\r\n").as_bytes())
+            .is_err()
+        {
+            break true;
+        }
+    };
+    assert!(
+        cut_off,
+        "a client that sent {lines} header lines, one every {TRICKLE_INTERVAL:?}, was still \
+         connected {:?} after it started; log:\n{}",
+        deadline - started,
+        tail(&server.log())
+    );
+    assert!(
+        lines >= 1,
+        "the server closed the connection before the trickle began"
+    );
+    assert!(healthz_on_a_fresh_connection(&server).await);
+    assert!(server.terminate().success(), "log:\n{}", tail(&server.log()));
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_left_idle_after_a_request_is_closed_after_the_idle_timeout() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let mut server = start_with_timeouts(&temp, LONG_TIMEOUT_SECONDS, SHORT_TIMEOUT_SECONDS).await;
+
+    let mut stream = TcpStream::connect(server.address).expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: giftd\r\n\r\n")
+        .expect("send a request");
+    let answer = read_one_response(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection: close"),
+        "the server did not keep the connection alive: {answer}"
+    );
+    let answered = Instant::now();
+
+    let deadline = answered + Duration::from_secs(SHORT_TIMEOUT_SECONDS) + CUT_OFF_MARGIN;
+    assert!(
+        closed_by_server_before(&stream, deadline),
+        "an idle keep-alive connection was still open {:?} after its answer; log:\n{}",
+        deadline - answered,
+        tail(&server.log())
+    );
+    assert!(server.terminate().success(), "log:\n{}", tail(&server.log()));
+}
+
+#[test]
+fn serve_refuses_a_connection_limit_that_leaves_no_room_under_the_open_file_limit() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let mut command = giftd_with_open_file_limit(OPEN_FILE_LIMIT);
+    command
+        .args(["serve", "--listen", &free_address().to_string()])
+        .env("GIFTD_DATA_DIR", temp.path().join("data"))
+        .env("GIFTD_MAX_CONNECTIONS", OPEN_FILE_LIMIT.to_string());
+    let output = run(&mut command);
+    assert!(!output.status.success(), "serve started");
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("limits.max_connections") && stderr.contains(&OPEN_FILE_LIMIT.to_string()),
+        "the message names neither the setting nor the open-file limit: {stderr}"
+    );
+}
+
+/// One HTTP/1.1 response with a `Content-Length` body, read whole from `stream`.
+fn read_one_response(stream: &mut TcpStream) -> String {
+    stream
+        .set_read_timeout(Some(EXIT_TIMEOUT))
+        .expect("set a read timeout");
+    let mut received = Vec::new();
+    let mut buffer = [0_u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .expect("a Content-Length");
+            if received.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let read = stream.read(&mut buffer).expect("read the response");
+        assert!(read > 0, "the connection closed mid-response: {text}");
+        received.extend_from_slice(&buffer[..read]);
+    }
+}
+
+/// The last lines of a log, enough to see why a test failed without drowning it.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+#[tokio::test]
+async fn the_per_address_rate_limit_counts_each_connection_by_the_address_it_comes_from() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("data");
+    let (_, api_key) = create_merchant(&data_dir, None);
+    let mut command = giftd();
+    command.env("GIFTD_RATE_LIMIT_PER_ADDRESS", "1");
+    let mut server = Server::start_command(command, &data_dir, &temp.path().join("serve.log")).await;
+    let lookup = async |from: [u8; 4], key: &str| {
+        let client = giftd_testkit::http_client_builder()
+            .local_address(std::net::IpAddr::from(from))
+            .build()
+            .expect("a client");
+        let response = client
+            .post(server.url("/v1/cards/lookup"))
+            .bearer_auth(key)
+            .json(&json!({"number": "6000000000000000", "security_code": "1234"}))
+            .send()
+            .await
+            .expect("the request reaches the server");
+        Answer::from(response).await
+    };
+
+    let first = lookup([127, 0, 0, 2], &api_key).await;
+    assert_ne!(first.status, 429, "{}", first.text);
+    // Another key from the same address: the address's allowance is spent.
+    let refused = lookup([127, 0, 0, 2], "gk_another_key").await;
+    refused.expect(429);
+    assert!(refused.text.contains("client address"), "{}", refused.text);
+    // The same key from another address is not refused.
+    let elsewhere = lookup([127, 0, 0, 3], &api_key).await;
+    assert_ne!(elsewhere.status, 429, "{}", elsewhere.text);
+    assert!(server.terminate().success(), "log:\n{}", tail(&server.log()));
 }

@@ -1,5 +1,5 @@
 //! Running giftd in production, with the real binary: the configuration file and its checks,
-//! HTTPS with a certificate made here, JSON logs that carry the request id, the Prometheus
+//! HTTPS with a certificate made here, the header-read timeout on every listener, JSON logs that carry the request id, the Prometheus
 //! metrics, webhooks to HTTPS endpoints trusted through `webhooks.ca_file`, and one writer per
 //! SQLite data folder. The database is SQLite in a temporary folder, or a fresh PostgreSQL
 //! database with `GIFTD_TEST_BACKEND=postgres`. Every server started here is killed by a guard.
@@ -138,6 +138,16 @@ impl Drop for Server {
 impl Server {
     /// Starts `giftd serve --listen <free port> ARGS` and waits until `ready` says it answers.
     async fn start(storage: &Storage, args: &[&str], ready: impl AsyncFn(SocketAddr) -> bool) -> Self {
+        Self::start_with_environment(storage, args, &[], ready).await
+    }
+
+    /// [`Server::start`] with `environment` (`GIFTD_*` settings) set for the server.
+    async fn start_with_environment(
+        storage: &Storage,
+        args: &[&str],
+        environment: &[(&str, &str)],
+        ready: impl AsyncFn(SocketAddr) -> bool,
+    ) -> Self {
         let address = free_address();
         let log_path = storage.path(&format!("serve-{}.log", address.port()));
         let log = File::create(&log_path).expect("create the log file");
@@ -145,6 +155,7 @@ impl Server {
         command
             .args(["serve", "--listen", &address.to_string()])
             .args(args)
+            .envs(environment.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
         storage.apply(&mut command);
@@ -383,6 +394,98 @@ async fn giftd_serves_https_with_the_given_certificate_and_still_stops_gracefull
     let status = server.terminate();
     assert!(status.success(), "exit {status}; log:\n{}", server.log());
     assert!(server.log().contains("giftd stopped"), "{}", server.log());
+}
+
+/// Whether the server closes `stream` (end of file, a reset, or a TLS error) before `timeout`.
+async fn closed_by_server_within(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    timeout: Duration,
+) -> bool {
+    let mut buffer = [0_u8; 1024];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(stream, &mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_listener_closes_a_connection_that_sends_no_request_within_the_header_read_timeout() {
+    // A short header-read timeout and a long idle one: only the former can close in time.
+    const HEADER_READ_TIMEOUT_SECONDS: u64 = 2;
+    const CUT_OFF_MARGIN: Duration = Duration::from_secs(6);
+    let storage = Storage::new().await;
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
+    let (cert_path, key_path) = (storage.path("cert.pem"), storage.path("key.pem"));
+    std::fs::write(&cert_path, generated.cert.pem()).expect("write the certificate");
+    std::fs::write(&key_path, generated.signing_key.serialize_pem()).expect("write the key");
+    let certificate = generated.cert;
+    let metrics_address = free_address().to_string();
+    let cert_arg = cert_path.to_string_lossy().into_owned();
+    let key_arg = key_path.to_string_lossy().into_owned();
+    let header_read_timeout = HEADER_READ_TIMEOUT_SECONDS.to_string();
+    let mut server = Server::start_with_environment(
+        &storage,
+        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
+        &[
+            ("GIFTD_METRICS_LISTEN", &metrics_address),
+            ("GIFTD_HEADER_READ_TIMEOUT_SECONDS", &header_read_timeout),
+            ("GIFTD_IDLE_TIMEOUT_SECONDS", "120"),
+        ],
+        async |address| {
+            https_get(address, &certificate, "/healthz")
+                .await
+                .is_ok_and(|(status, _)| status == 200)
+        },
+    )
+    .await;
+    let within = Duration::from_secs(HEADER_READ_TIMEOUT_SECONDS) + CUT_OFF_MARGIN;
+
+    // On the HTTPS address: a client that never starts the TLS handshake...
+    let mut silent = tokio::net::TcpStream::connect(server.address)
+        .await
+        .expect("connect");
+    // ...and one that completes it, then sends no request.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate.der().clone()).expect("a root");
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(server.address)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+    let mut handshaken = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("a TLS handshake");
+    // On the metrics address: a client that sends nothing.
+    let mut silent_on_metrics = tokio::net::TcpStream::connect(&metrics_address)
+        .await
+        .expect("connect to the metrics listener");
+
+    let (silent, handshaken, silent_on_metrics) = tokio::join!(
+        closed_by_server_within(&mut silent, within),
+        closed_by_server_within(&mut handshaken, within),
+        closed_by_server_within(&mut silent_on_metrics, within),
+    );
+    assert!(
+        silent && handshaken && silent_on_metrics,
+        "still open after {within:?}: no TLS handshake {}, TLS but no request {}, nothing on the \
+         metrics listener {}; log:\n{}",
+        !silent,
+        !handshaken,
+        !silent_on_metrics,
+        server.log()
+    );
+    let status = server.terminate();
+    assert!(status.success(), "exit {status}; log:\n{}", server.log());
 }
 
 #[test]
