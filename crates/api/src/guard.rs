@@ -247,20 +247,19 @@ impl Guard {
 /// Adyen's `X-API-Key` or Clover's `apikey` header), whether or not it turns out to be valid. The
 /// same key counts as one however it is sent.
 fn credential_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
-    let key = ["x-api-key", "apikey"]
+    let digest = |key: &[u8]| Some(Sha256::digest(key.trim_ascii()).into());
+    if let Some(key) = ["x-api-key", "apikey"]
         .iter()
-        .find_map(|name| headers.get(*name))
-        .map(HeaderValue::as_bytes)
-        .or_else(|| {
-            let value = headers.get(header::AUTHORIZATION)?.as_bytes();
-            Some(
-                value
-                    .strip_prefix(b"Bearer ")
-                    .or_else(|| value.strip_prefix(b"bearer "))
-                    .unwrap_or(value),
-            )
-        })?;
-    Some(Sha256::digest(key.trim_ascii()).into())
+        .find_map(|name| crate::credentials::key_header(headers, name))
+        .or_else(|| crate::credentials::bearer(headers))
+    {
+        return digest(key.as_bytes());
+    }
+    if let Some(key) = crate::credentials::basic(headers) {
+        return digest(key.as_bytes());
+    }
+    // Not a key any front-end reads, but counted all the same, whole.
+    digest(headers.get(header::AUTHORIZATION)?.as_bytes())
 }
 
 /// Whether the JSON has a non-null field with one of these names, at any depth.

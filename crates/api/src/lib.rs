@@ -10,6 +10,7 @@
 pub mod adyen_stored_value;
 pub mod adyen_terminal;
 pub mod clover;
+mod credentials;
 pub mod gr4vy;
 pub mod guard;
 pub mod idempotency;
@@ -127,6 +128,33 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unusable_request_id))
+}
+
+/// The longest request id a client may choose. It is echoed and written into every log line
+/// of its request, so it is kept only when short and plain; anything else is replaced by a
+/// fresh one, as if none had been sent.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+async fn drop_unusable_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let mut ids = request.headers().get_all(REQUEST_ID_HEADER).iter();
+    let usable = match (ids.next(), ids.next()) {
+        (None, _) => true,
+        (Some(id), None) => usable_request_id(id.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    request
+}
+
+/// Between 1 and [`MAX_REQUEST_ID_CHARS`] of `A-Z a-z 0-9 . _ -`.
+fn usable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+        && id
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
 }
 
 /// A JSON response with the given status and body bytes.

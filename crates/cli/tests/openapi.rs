@@ -470,3 +470,44 @@ async fn a_request_id_sent_by_the_client_is_echoed_back() {
         assert_eq!(echoed, Some("client-chosen-id-123"), "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_long_or_unusual_request_id_is_replaced_by_a_fresh_one() {
+    let app = TestApp::spawn().await;
+    let longest = "a".repeat(giftd_api::MAX_REQUEST_ID_CHARS);
+    let too_long = "a".repeat(giftd_api::MAX_REQUEST_ID_CHARS + 1);
+    for (sent, kept) in [
+        (longest.as_str(), true),
+        ("req.2026-12-07_A", true),
+        (too_long.as_str(), false),
+        ("has space", false),
+        ("semi;colon", false),
+        ("caf\u{e9}", false),
+        ("", false),
+    ] {
+        let request = app
+            .client
+            .get(app.url("/v1/cards"))
+            .bearer_auth(&app.api_key)
+            .header(
+                "x-request-id",
+                reqwest::header::HeaderValue::from_bytes(sent.as_bytes()).unwrap(),
+            );
+        let response = app.send(request).await;
+        response.assert_status(200);
+        let echoed = response
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("a request id");
+        if kept {
+            assert_eq!(echoed, sent);
+        } else {
+            assert_ne!(echoed, sent);
+            assert!(
+                !echoed.is_empty() && echoed.len() <= giftd_api::MAX_REQUEST_ID_CHARS,
+                "{sent:?} -> {echoed:?}"
+            );
+        }
+    }
+}

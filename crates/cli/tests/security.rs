@@ -355,3 +355,77 @@ async fn no_card_number_security_code_or_api_key_is_stored_in_clear() {
         );
     }
 }
+
+/// Sends `body` (or nothing) to `path` with the `Authorization` header given.
+async fn with_authorization(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    authorization: &str,
+) -> TestResponse {
+    let request = app
+        .client
+        .request(method.clone(), app.url(path))
+        .header("Authorization", authorization);
+    let request = if method == reqwest::Method::GET {
+        request
+    } else {
+        request.json(&json!({}))
+    };
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn the_authorization_scheme_is_read_in_any_case_on_every_front_end() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let key = app.api_key.clone();
+    let basic = |user: &str| base64::engine::general_purpose::STANDARD.encode(format!("{user}:{key}"));
+    let front_ends = [
+        (reqwest::Method::GET, "/v1/cards", "Bearer"),
+        (
+            reqwest::Method::GET,
+            "/giftcard/v1/giftcards?userId=someone",
+            "Bearer",
+        ),
+        (reqwest::Method::GET, "/gr4vy/gift-cards", "Bearer"),
+        (reqwest::Method::POST, "/clover/v1/tokens", "Bearer"),
+        (
+            reqwest::Method::POST,
+            "/pal/servlet/StoredValue/v46/checkBalance",
+            "Basic",
+        ),
+    ];
+    for (method, path, scheme) in front_ends {
+        let credentials = if scheme == "Basic" {
+            basic("ws@Company.Giftd")
+        } else {
+            key.clone()
+        };
+        let canonical =
+            with_authorization(&app, method.clone(), path, &format!("{scheme} {credentials}")).await;
+        assert_ne!(canonical.status, 401, "{path}: {}", canonical.text);
+        for spelled in [scheme.to_lowercase(), scheme.to_uppercase()] {
+            let response =
+                with_authorization(&app, method.clone(), path, &format!("{spelled} {credentials}")).await;
+            assert_eq!(
+                response.status, canonical.status,
+                "{path} with {spelled:?}: {}",
+                response.text
+            );
+        }
+        let wrong = if scheme == "Basic" {
+            base64::engine::general_purpose::STANDARD.encode("ws@Company.Giftd:gk_wrong")
+        } else {
+            "gk_wrong".to_owned()
+        };
+        let refused = with_authorization(
+            &app,
+            method.clone(),
+            path,
+            &format!("{} {wrong}", scheme.to_lowercase()),
+        )
+        .await;
+        assert_eq!(refused.status, 401, "{path} with a wrong key: {}", refused.text);
+    }
+}

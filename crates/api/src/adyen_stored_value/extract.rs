@@ -4,9 +4,8 @@
 //! facade's own idempotency scope.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use base64::Engine;
 use giftd_domain::MerchantId;
 use giftd_service::IdempotencyKey;
 use giftd_service::adyen::STORED_VALUE_SCOPE;
@@ -28,27 +27,10 @@ impl FromRequestParts<AppState> for SvMerchant {
     type Rejection = SvError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let from_header = parts
-            .headers
-            .get(API_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned);
-        let from_basic = || {
-            let encoded = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))?;
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            let (user, password) = text.split_once(':').unwrap_or((text.as_str(), ""));
-            Some(if password.is_empty() { user } else { password }.to_owned())
-        };
-        let key = from_header.or_else(from_basic).unwrap_or_default();
+        let key = crate::credentials::key_header(&parts.headers, API_KEY_HEADER)
+            .map(str::to_owned)
+            .or_else(|| crate::credentials::basic(&parts.headers))
+            .unwrap_or_default();
         Ok(Self(state.service.authenticate(&key).await?))
     }
 }

@@ -65,12 +65,7 @@ impl FromRequestParts<AppState> for TerminalMerchant {
     type Rejection = TerminalError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(API_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .unwrap_or_default();
+        let key = crate::credentials::key_header(&parts.headers, API_KEY_HEADER).unwrap_or_default();
         Ok(Self(state.service.authenticate(key).await?))
     }
 }

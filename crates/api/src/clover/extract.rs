@@ -4,8 +4,8 @@
 //! request, in the facade's own idempotency scope.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use giftd_domain::{Amount, Currency, MerchantId};
 use giftd_service::IdempotencyKey;
 use serde::de::DeserializeOwned;
@@ -31,21 +31,9 @@ impl FromRequestParts<AppState> for CloverMerchant {
     type Rejection = CloverError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let from_api_key = parts
-            .headers
-            .get(API_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty());
-        let from_bearer = || {
-            parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                .map(str::trim)
-        };
-        let key = from_api_key.or_else(from_bearer).unwrap_or_default();
+        let key = crate::credentials::key_header(&parts.headers, API_KEY_HEADER)
+            .or_else(|| crate::credentials::bearer(&parts.headers))
+            .unwrap_or_default();
         Ok(Self(state.service.authenticate(key).await?))
     }
 }

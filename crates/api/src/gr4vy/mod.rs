@@ -14,8 +14,8 @@ pub mod wire;
 
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use giftd_domain::wallet::UserId;
@@ -81,13 +81,7 @@ impl FromRequestParts<AppState> for Merchant {
     type Rejection = Gr4vyError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let key = crate::credentials::bearer(&parts.headers).unwrap_or_default();
         Ok(Self(state.service.authenticate(key).await?))
     }
 }

@@ -4,8 +4,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use giftd_domain::{Amount, Currency, MerchantId};
 use giftd_service::IdempotencyKey;
 use giftd_store::Page;
@@ -30,13 +30,7 @@ impl FromRequestParts<AppState> for Merchant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let key = crate::credentials::bearer(&parts.headers).unwrap_or_default();
         Ok(Self(state.service.authenticate(key).await?))
     }
 }
