@@ -162,6 +162,28 @@ pub async fn limit_header_size(
     next.run(request).await
 }
 
+/// Refuses a request whose path or query holds, once percent-decoded, a character that no
+/// text of any front-end may hold (`crate::text`): 400, in the front-end's shape.
+///
+/// The native API names the query parameter, and leaves its path to its handlers: a native id
+/// of the wrong shape, control characters included, is a 404 before it reaches the database.
+pub async fn refuse_unsafe_uri(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    let front_end = FrontEnd::of(uri.path()).unwrap_or(FrontEnd::Native);
+    if let Err((param, refused)) = crate::text::check_query(uri.query().unwrap_or_default()) {
+        return match front_end {
+            FrontEnd::Native => ApiError::invalid(&param, refused.to_string()).into_response(),
+            other => other.refusal(StatusCode::BAD_REQUEST, "invalid_request", refused.to_string()),
+        };
+    }
+    if !matches!(front_end, FrontEnd::Native)
+        && let Err(refused) = crate::text::check_uri(uri.path())
+    {
+        return front_end.refusal(StatusCode::BAD_REQUEST, "invalid_request", refused.to_string());
+    }
+    next.run(request).await
+}
+
 type KeyedLimiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
 /// Checks between two sweeps of keys that have regained their whole allowance.

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod idempotency;
 pub mod native;
 pub mod telemetry;
+mod text;
 pub mod wallet;
 
 pub use guard::{Limits, RateLimits};
@@ -95,6 +96,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
             config.limits.request_timeout,
         ))
         .layer(axum::middleware::map_response(timeout_as_json))
+        .layer(axum::middleware::from_fn(guard::refuse_unsafe_uri))
         .layer(axum::middleware::from_fn_with_state(
             config.limits.max_header_bytes,
             guard::limit_header_size,

@@ -1489,3 +1489,199 @@ async fn two_cards_holding_near_i64_max_each_keep_the_ledger_verifiable() {
     TestApp::assert_sound(&report);
     assert_eq!(report.cards, 2);
 }
+
+// ---- one text rule on every front-end ----
+
+/// Characters no text field of any front-end takes: NUL, another C0 control, a line break,
+/// DEL, a C1 control, and a right-to-left override.
+const REFUSED_TEXT: [char; 6] = ['\0', '\u{1}', '\n', '\u{7f}', '\u{9b}', '\u{202e}'];
+
+fn fixture_body(path: &str) -> Value {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()))
+}
+
+/// The JSON pointers of every string in `value`.
+fn string_leaves(value: &Value, pointer: String, leaves: &mut Vec<String>) {
+    match value {
+        Value::String(_) => leaves.push(pointer),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                string_leaves(item, format!("{pointer}/{i}"), leaves);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                string_leaves(
+                    item,
+                    format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1")),
+                    leaves,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A front-end's request that a text rule must refuse: where it goes, its key header and a
+/// body of the front-end's own shape.
+struct TextCase {
+    path: String,
+    auth: (&'static str, String),
+    body: Value,
+}
+
+/// Whether the answer refuses the request in its front-end's shape without echoing `refused`.
+fn judge_text_refusal(path: &str, refused: char, response: &TestResponse) -> Result<(), String> {
+    let text = &response.text;
+    let escaped = format!("\\u{:04x}", u32::from(refused));
+    if text.contains(refused) || text.to_lowercase().contains(&escaped) {
+        return Err(format!("the answer echoes U+{:04X}", u32::from(refused)));
+    }
+    let status = response.status.as_u16();
+    if path == "/sync" {
+        // The Terminal API answers in-band: MessageFormat, or a Reject event when the header
+        // itself is what holds the character.
+        if status == 200 && (text.contains("MessageFormat") || text.contains("\"Reject\"")) {
+            return Ok(());
+        }
+        return Err("expected 200 with MessageFormat or a Reject event".into());
+    }
+    if (400..500).contains(&status) {
+        Ok(())
+    } else {
+        Err("expected a 4xx".into())
+    }
+}
+
+#[tokio::test]
+async fn control_and_bidirectional_characters_in_any_text_field_of_any_front_end_are_refused_without_an_echo()
+{
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    let key = app.api_key.clone();
+    let bearer = ("authorization", format!("Bearer {key}"));
+    let mut cases: Vec<TextCase> = endpoints(&fixture)
+        .into_iter()
+        .map(|endpoint| TextCase {
+            path: endpoint.path,
+            auth: bearer.clone(),
+            body: with(&endpoint.valid, "reference", Some(json!("ref-1"))),
+        })
+        .collect();
+    cases.push(TextCase {
+        path: "/v1/webhook_endpoints".into(),
+        auth: bearer.clone(),
+        body: json!({"url": "https://example.com/hook", "event_types": ["transaction.redeemed"]}),
+    });
+    cases.push(TextCase {
+        path: "/giftcard/v1/virtual/issue".into(),
+        auth: bearer.clone(),
+        body: json!({"programId": fixture.program_id, "amount": 100}),
+    });
+    cases.push(TextCase {
+        path: "/gr4vy/transactions".into(),
+        auth: bearer.clone(),
+        body: fixture_body("gr4vy/transaction.request.json"),
+    });
+    for (name, path) in [
+        ("token", "/clover/v1/tokens"),
+        ("charge_sufficient", "/clover/v1/charges"),
+        ("balance_inquiry", "/clover/v1/balance_inquiry"),
+    ] {
+        cases.push(TextCase {
+            path: path.into(),
+            auth: ("apikey", key.clone()),
+            body: fixture_body(&format!("clover/{name}.request.json")),
+        });
+    }
+    for (name, operation) in [
+        ("issue", "issue"),
+        ("load", "load"),
+        ("check_balance", "checkBalance"),
+        ("change_status", "changeStatus"),
+        ("merge_balance", "mergeBalance"),
+        ("void_transaction", "voidTransaction"),
+    ] {
+        cases.push(TextCase {
+            path: format!("/pal/servlet/StoredValue/v46/{operation}"),
+            auth: ("x-api-key", key.clone()),
+            body: fixture_body(&format!("adyen/stored_value/{name}.request.json")),
+        });
+    }
+    for name in ["balance_inquiry", "load", "payment", "refund", "reversal"] {
+        cases.push(TextCase {
+            path: "/sync".into(),
+            auth: ("x-api-key", key.clone()),
+            body: fixture_body(&format!("adyen/terminal/{name}.request.json")),
+        });
+    }
+
+    let before = world(&fixture).await;
+    let mut failures = Vec::new();
+    let mut sent = 0;
+    for case in &cases {
+        let mut leaves = Vec::new();
+        string_leaves(&case.body, String::new(), &mut leaves);
+        assert!(!leaves.is_empty(), "{} has text fields", case.path);
+        for leaf in &leaves {
+            for refused in REFUSED_TEXT {
+                let mut body = case.body.clone();
+                let field = body.pointer_mut(leaf).expect("the leaf is there");
+                let original = field.as_str().expect("a string").to_owned();
+                *field = Value::String(format!("{original}{refused}x"));
+                let response = app
+                    .send(
+                        app.client
+                            .post(app.url(&case.path))
+                            .header(case.auth.0, &case.auth.1)
+                            .json(&body),
+                    )
+                    .await;
+                sent += 1;
+                if let Err(why) = judge_text_refusal(&case.path, refused, &response) {
+                    let mut text = response.text.clone();
+                    text.truncate(200);
+                    failures.push(format!(
+                        "POST {} {leaf} + U+{:04X}: {why}; got {} {text}",
+                        case.path,
+                        u32::from(refused),
+                        response.status.as_u16()
+                    ));
+                }
+            }
+        }
+    }
+    // In a path or a query, percent-encoded.
+    for (path, auth) in [
+        (format!("/v1/cards/{}%00", fixture.card_id), bearer.clone()),
+        ("/v1/cards?reference=a%0Ab".to_owned(), bearer.clone()),
+        ("/giftcard/v1/giftcards?userId=a%00b".to_owned(), bearer.clone()),
+        (
+            "/gr4vy/gift-cards?external_identifier=%E2%80%AE".to_owned(),
+            bearer.clone(),
+        ),
+    ] {
+        let response = app
+            .send(app.client.get(app.url(&path)).header(auth.0, &auth.1))
+            .await;
+        sent += 1;
+        if let Err(why) = judge_text_refusal(&path, '\0', &response) {
+            failures.push(format!(
+                "GET {path}: {why}; got {} {}",
+                response.status.as_u16(),
+                response.text
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(world(&fixture).await, before, "nothing changed");
+}

@@ -57,6 +57,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SvBody<T> {
                     format!("The request body is larger than {max_body_bytes} bytes."),
                 )
             })?;
+        crate::text::check_json(&bytes)
+            .map_err(|refused| SvError::validation(codes::STRUCTURE, refused.to_string()))?;
         let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             SvError::validation(codes::STRUCTURE, format!("The body is not valid JSON: {e}."))
         })?;

@@ -252,7 +252,11 @@ pub fn reject(
     message: Option<&[u8]>,
     now: Timestamp,
 ) -> Response {
-    let text = |v: Option<&super::wire::WireText>| v.map(|t| t.0.clone());
+    // A header field is echoed only when it holds no control or bidirectional character.
+    let text = |v: Option<&super::wire::WireText>| {
+        v.filter(|t| crate::text::check_str(&t.0).is_ok())
+            .map(|t| t.0.clone())
+    };
     let body = TerminalRejectEnvelope {
         request: TerminalRejectBody {
             event_notification: TerminalEventNotification {

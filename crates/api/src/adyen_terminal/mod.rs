@@ -224,17 +224,22 @@ async fn handle(
             "giftd does not handle MessageCategory {category_name:?}; it handles BalanceInquiry, StoredValue, Payment and Reversal."
         ))
     })?;
+    // A message with a control or bidirectional formatting character anywhere is answered
+    // MessageFormat before any of its parts is read into the answer, so none is echoed back;
+    // of the header, only fields without one are.
+    let refused_text = crate::text::check_json(bytes).err();
+    let echoed = |text: Option<&WireText>| {
+        text.filter(|t| crate::text::check_str(&t.0).is_ok())
+            .map(|t| t.0.clone())
+    };
     let mut view = View {
         header: TerminalResponseHeader {
-            protocol_version: header
-                .protocol_version
-                .as_ref()
-                .map_or_else(|| "3.0".to_owned(), |v| v.0.clone()),
+            protocol_version: echoed(header.protocol_version.as_ref()).unwrap_or_else(|| "3.0".to_owned()),
             sale_id: sale_id.clone(),
             message_class: "Service",
             message_category: category.as_str(),
             service_id: Some(service_id.clone()),
-            device_id: header.device_id.as_ref().map(|d| d.0.clone()),
+            device_id: echoed(header.device_id.as_ref()),
             poi_id: poi_id.clone(),
             message_type: "Response",
         },
@@ -254,13 +259,14 @@ async fn handle(
         Category::Payment => parts.payment_request,
         Category::Reversal => parts.reversal_request,
     };
-    let command = match body {
-        None => Err(TerminalFailure::message_format(format!(
+    let command = match (refused_text, body) {
+        (Some(refused), _) => Err(TerminalFailure::message_format(refused.to_string())),
+        (None, None) => Err(TerminalFailure::message_format(format!(
             "A {} message needs a {}Request.",
             category.as_str(),
             category.as_str()
         ))),
-        Some(body) => match category {
+        (None, Some(body)) => match category {
             Category::BalanceInquiry => balance_inquiry(body, &mut view),
             Category::StoredValue => stored_value(body, &mut view),
             Category::Payment => payment(body, &mut view),

@@ -85,6 +85,7 @@ fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, CloverError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
     }
+    crate::text::check_json(bytes).map_err(|refused| CloverError::invalid("body", refused.to_string()))?;
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| CloverError::invalid("body", format!("The body is not valid JSON: {e}.")))?;
     if !value.is_object() {

@@ -87,6 +87,8 @@ fn parse_json(bytes: &Bytes) -> Result<serde_json::Value, ApiError> {
             format!("The body is not valid JSON: {e}."),
         )
     })?;
+    crate::text::check_value(&value)
+        .map_err(|(param, refused)| ApiError::invalid(&param, refused.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
