@@ -1685,3 +1685,50 @@ async fn control_and_bidirectional_characters_in_any_text_field_of_any_front_end
     );
     assert_eq!(world(&fixture).await, before, "nothing changed");
 }
+
+#[tokio::test]
+async fn reports_sum_cards_holding_near_i64_max_exactly_instead_of_failing_or_wrapping() {
+    // Each card fits in i64; their sum does not (it does fit u64, which JSON readers take).
+    let app = TestApp::spawn().await;
+    let program_id = app.usd_program().await;
+    app.card(&program_id, i64::MAX).await;
+    app.card(&program_id, i64::MAX).await;
+    let both = 2 * u64::try_from(i64::MAX).unwrap();
+
+    let liability = app.get("/v1/reports/liability").await;
+    liability.assert_status(200);
+    assert_eq!(
+        liability.body["data"][0]["liability"].as_u64(),
+        Some(both),
+        "{}",
+        liability.text
+    );
+    assert_eq!(
+        liability.body["totals"][0]["liability"].as_u64(),
+        Some(both),
+        "{}",
+        liability.text
+    );
+
+    let today = giftd_domain::Date::of(app.service.now());
+    let activity = app
+        .get(&format!("/v1/reports/activity?from={today}&to={today}"))
+        .await;
+    activity.assert_status(200);
+    let issued = activity.body["data"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|line| line["type"] == "issue")
+        .unwrap_or_else(|| panic!("an issue line in {}", activity.text));
+    assert_eq!(
+        (issued["count"].as_i64(), issued["amount"].as_u64()),
+        (Some(2), Some(both))
+    );
+
+    // Nothing is dormant yet, but the query sums the same huge postings.
+    let dormant = app
+        .get(&format!("/v1/reports/dormant?as_of={today}&months=1"))
+        .await;
+    dormant.assert_status(200);
+}

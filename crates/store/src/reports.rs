@@ -19,7 +19,8 @@ pub struct LiabilityLine {
     pub currency: String,
     /// Cards with a non-zero ledger balance at that time.
     pub cards: i64,
-    pub liability_minor: i64,
+    /// 128 bits: every card may hold up to `i64::MAX`, so their sum may not fit 64.
+    pub liability_minor: i128,
 }
 
 /// Transactions of one type, on one UTC day, of one program in one currency.
@@ -32,8 +33,9 @@ pub struct ActivityLine {
     pub currency: String,
     pub transaction_type: TransactionType,
     pub count: i64,
-    /// Sum of the transactions' amounts (positive magnitudes, as on the transactions).
-    pub amount_minor: i64,
+    /// Sum of the transactions' amounts (positive magnitudes, as on the transactions), in
+    /// 128 bits like the liability.
+    pub amount_minor: i128,
 }
 
 /// A card that still holds value at the report's time but has had no transaction since the
@@ -119,13 +121,25 @@ pub const STOCK_ROWS_PER_STATEMENT: usize = 500;
 
 // ---- decoding, shared by both backends ----
 
+/// A sum the report queries take in two halves so that no SQL `SUM` can overflow 64 bits
+/// (SQLite fails with "integer overflow", PostgreSQL's cast back to `BIGINT` with "out of
+/// range"): `SUM(x >> 32)` as `{name}_high` and `SUM(x & 4294967295)` as `{name}_low`. Each
+/// half of a row is at most 2^32 in size, so their sums fit 64 bits for fewer than 2^31 rows,
+/// and `x = (x >> 32) * 2^32 + (x & (2^32 - 1))` exactly, negative `x` included (arithmetic
+/// shift on both databases).
+pub(crate) fn split_sum(row: &impl Columns, name: &str) -> StoreResult<i128> {
+    let high = row.integer(&format!("{name}_high"))?;
+    let low = row.integer(&format!("{name}_low"))?;
+    Ok((i128::from(high) << 32) + i128::from(low))
+}
+
 pub(crate) fn liability_line(row: &impl Columns) -> StoreResult<LiabilityLine> {
     Ok(LiabilityLine {
         merchant_id: MerchantId::new(row.text("merchant_id")?),
         program_id: ProgramId::new(row.text("program_id")?),
         currency: row.text("currency")?,
         cards: row.integer("cards")?,
-        liability_minor: row.integer("liability")?,
+        liability_minor: split_sum(row, "liability")?,
     })
 }
 
@@ -139,7 +153,7 @@ pub(crate) fn activity_line(row: &impl Columns) -> StoreResult<ActivityLine> {
         transaction_type: TransactionType::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown transaction type {kind:?}")))?,
         count: row.integer("count")?,
-        amount_minor: row.integer("amount")?,
+        amount_minor: split_sum(row, "amount")?,
     })
 }
 

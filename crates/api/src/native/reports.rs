@@ -64,14 +64,15 @@ pub struct LiabilityLineResponse {
     pub currency: String,
     /// Cards with value outstanding.
     pub cards: i64,
-    /// Minor units: the sum of the cards' ledger balances (available and held).
-    pub liability: i64,
+    /// Minor units: the sum of the cards' ledger balances (available and held). May pass
+    /// 64 bits (each card may hold up to 2^63 - 1); JSON carries it exactly.
+    pub liability: i128,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CurrencyTotal {
     pub currency: String,
-    pub liability: i64,
+    pub liability: i128,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,8 +94,8 @@ pub struct ActivityLineResponse {
     #[serde(rename = "type")]
     pub transaction_type: &'static str,
     pub count: i64,
-    /// Sum of the transactions' amounts (positive magnitudes), minor units.
-    pub amount: i64,
+    /// Sum of the transactions' amounts (positive magnitudes), minor units. May pass 64 bits.
+    pub amount: i128,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

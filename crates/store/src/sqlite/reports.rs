@@ -10,13 +10,19 @@ use crate::{ActivityLine, DormantCard, LiabilityLine, Page, StoreResult};
 
 /// A card's postings are recorded under the card's own transactions (see
 /// `WriteTx::append_entry`), so `t.created_at` is the time of each posting.
+///
+/// Sums are taken in two halves (`crate::reports::split_sum`): a card's balance fits 64 bits,
+/// the sum of its postings taken in any order and a program's liability need not.
 const LIABILITY_SQL: &str = "\
-    SELECT c.merchant_id, c.program_id, c.currency, COUNT(*) AS cards, SUM(b.balance) AS liability \
-    FROM (SELECT p.owner_id AS card_id, SUM(p.amount) AS balance \
-          FROM postings p JOIN transactions t ON t.id = p.transaction_id \
-          WHERE p.account_kind IN ('card_available', 'card_held') AND t.created_at <= ?1 \
-            AND (?2 IS NULL OR t.merchant_id = ?2) \
-          GROUP BY p.owner_id) b \
+    SELECT c.merchant_id, c.program_id, c.currency, COUNT(*) AS cards, \
+           SUM(b.balance >> 32) AS liability_high, SUM(b.balance & 4294967295) AS liability_low \
+    FROM (SELECT card_id, high * 4294967296 + low AS balance \
+          FROM (SELECT p.owner_id AS card_id, SUM(p.amount >> 32) AS high, \
+                       SUM(p.amount & 4294967295) AS low \
+                FROM postings p JOIN transactions t ON t.id = p.transaction_id \
+                WHERE p.account_kind IN ('card_available', 'card_held') AND t.created_at <= ?1 \
+                  AND (?2 IS NULL OR t.merchant_id = ?2) \
+                GROUP BY p.owner_id) s) b \
     JOIN cards c ON c.id = b.card_id \
     WHERE b.balance <> 0 \
     GROUP BY c.merchant_id, c.program_id, c.currency \
@@ -24,7 +30,8 @@ const LIABILITY_SQL: &str = "\
 
 const ACTIVITY_SQL: &str = "\
     SELECT t.created_at / 86400000 AS day, t.merchant_id, c.program_id, t.currency, t.type, \
-           COUNT(*) AS count, SUM(t.amount) AS amount \
+           COUNT(*) AS count, SUM(t.amount >> 32) AS amount_high, \
+           SUM(t.amount & 4294967295) AS amount_low \
     FROM transactions t JOIN cards c ON c.id = t.card_id \
     WHERE t.created_at >= ?1 AND t.created_at < ?2 AND (?3 IS NULL OR t.merchant_id = ?3) \
     GROUP BY day, t.merchant_id, c.program_id, t.currency, t.type \
@@ -32,12 +39,15 @@ const ACTIVITY_SQL: &str = "\
 
 const DORMANT_SQL: &str = "\
     SELECT c.merchant_id, c.id, c.program_id, c.currency, c.state, a.balance, a.last_at \
-    FROM (SELECT t.card_id, MAX(t.created_at) AS last_at, \
-                 COALESCE(SUM(CASE WHEN p.account_kind IN ('card_available', 'card_held') \
-                                    AND p.owner_id = t.card_id THEN p.amount END), 0) AS balance \
-          FROM transactions t LEFT JOIN postings p ON p.transaction_id = t.id \
-          WHERE t.created_at <= ?1 AND (?3 IS NULL OR t.merchant_id = ?3) \
-          GROUP BY t.card_id) a \
+    FROM (SELECT card_id, last_at, high * 4294967296 + low AS balance \
+          FROM (SELECT t.card_id, MAX(t.created_at) AS last_at, \
+                       COALESCE(SUM(CASE WHEN p.account_kind IN ('card_available', 'card_held') \
+                                          AND p.owner_id = t.card_id THEN p.amount >> 32 END), 0) AS high, \
+                       COALESCE(SUM(CASE WHEN p.account_kind IN ('card_available', 'card_held') \
+                                          AND p.owner_id = t.card_id THEN p.amount & 4294967295 END), 0) AS low \
+                FROM transactions t LEFT JOIN postings p ON p.transaction_id = t.id \
+                WHERE t.created_at <= ?1 AND (?3 IS NULL OR t.merchant_id = ?3) \
+                GROUP BY t.card_id) s) a \
     JOIN cards c ON c.id = a.card_id \
     WHERE a.last_at < ?2 AND a.balance > 0 \
       AND (?4 IS NULL OR c.seq > (SELECT seq FROM cards WHERE id = ?4)) \
