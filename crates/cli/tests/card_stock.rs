@@ -433,3 +433,32 @@ async fn an_import_with_a_bad_row_writes_nothing_and_names_the_line() {
     assert_eq!(setup.card_count().await, 1, "nothing of the bad file was written");
     setup.close().await;
 }
+
+#[tokio::test]
+async fn an_import_whose_balances_add_up_past_64_bits_is_refused_naming_the_line() {
+    // Each balance fits a card; together they do not fit the batch's recorded value.
+    let setup = Setup::new(json!({"name": "Huge", "currency": "USD"})).await;
+    let file = setup.path("huge.csv");
+    write(
+        &file,
+        &format!(
+            "number,security_code,balance\n7400000000000001,1234,{max}\n7400000000000002,1234,{max}\n",
+            max = i64::MAX
+        ),
+    );
+    let output = setup.run(&[
+        "cards",
+        "import",
+        file.to_str().unwrap(),
+        "--program",
+        &setup.program_id,
+    ]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 3: the file's balances add up to more than 9223372036854775807 minor units"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(setup.card_count().await, 0);
+}

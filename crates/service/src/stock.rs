@@ -426,6 +426,8 @@ impl Service {
             .into_iter()
             .collect();
         let mut cards = Vec::with_capacity(rows.len());
+        // The batch records its whole value in 64 bits, as a card does its balance.
+        let mut value = 0_i64;
         for (done, (row, fingerprint)) in rows.into_iter().zip(fingerprints).enumerate() {
             progress(done as u64 + 1);
             if existing.contains(&fingerprint) {
@@ -461,6 +463,20 @@ impl Service {
                     continue;
                 }
             };
+            let amount = issued.value.as_ref().map_or(0, |decision| decision.amount);
+            match value.checked_add(amount) {
+                Some(sum) => value = sum,
+                None => {
+                    lines.push(
+                        row.line,
+                        format!(
+                            "the file's balances add up to more than {} minor units; split it",
+                            i64::MAX
+                        ),
+                    );
+                    continue;
+                }
+            }
             let mut snapshot = CardSnapshot {
                 id: card_id.clone(),
                 program_id: program.id.clone(),
