@@ -552,9 +552,14 @@ async fn a_rejected_review_reverts_the_payment_but_not_the_gift_cards() {
     assert_eq!(rejected.body["review"], "rejected");
     assert_eq!(tender(&rejected.body, "card")["status"], "voided");
     assert_eq!(processor(&app, &rejected.body).await["status"], "voided");
-    // The gift card's redemption stands.
+    // The gift card's redemption stands, and is the merchant's to refund by hand.
     assert_eq!(tender(&rejected.body, "gift_card")["status"], "redeemed");
     assert_eq!(balance(&app, &card).await, (0, 0));
+    let redemption = id_of(&newest_transaction(&app, &card).await);
+    app.post(&format!("/v1/transactions/{redemption}/refund"), json!({}))
+        .await
+        .assert_status(200);
+    assert_eq!(balance(&app, &card).await, (1000, 1000));
     app.post(
         &format!("/v1/checkouts/{id}/review"),
         json!({"decision": "approve"}),
@@ -784,5 +789,95 @@ async fn bad_checkout_requests_are_refused_without_effect() {
     app.get("/v1/checkouts/card_x").await.assert_status(404);
     // Only the one good checkout took value.
     assert_eq!(balance(&app, &card).await, (900, 900));
+    sound(&app).await;
+}
+
+/// The newest transaction of a card, as its history lists it.
+async fn newest_transaction(app: &TestApp, card: &str) -> Value {
+    let history = app.get(&format!("/v1/cards/{card}/transactions")).await;
+    history.assert_status(200);
+    history.body["data"][0].clone()
+}
+
+#[tokio::test]
+async fn a_checkouts_gift_card_legs_are_reversed_captured_or_released_only_through_the_checkout() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let a = id_of(&app.card(&program, 3000).await);
+    let paid = checkout(
+        &app,
+        json!({"amount": 1000, "currency": "USD", "intent": "capture",
+               "gift_cards": [{"card_id": a, "amount": 1000}]}),
+    )
+    .await;
+    paid.assert_status(201);
+    let chk = id_of(&paid.body);
+    let redemption = id_of(&newest_transaction(&app, &a).await);
+    let owned = |response: &TestResponse| {
+        response.assert_error(409, "checkout_owned");
+        let message = response.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&chk), "{message}");
+    };
+    for (action, body) in [
+        ("void", json!({})),
+        ("refund", json!({})),
+        ("refund", json!({"amount": 1})),
+    ] {
+        owned(
+            &app.post(&format!("/v1/transactions/{redemption}/{action}"), body)
+                .await,
+        );
+    }
+    assert_eq!(balance(&app, &a).await, (2000, 2000), "nothing moved");
+
+    // The checkout's own refund still reverses its leg, and that refund is the checkout's too.
+    let refunded = app
+        .post(&format!("/v1/checkouts/{chk}/refund"), json!({"amount": 400}))
+        .await;
+    refunded.assert_status(200);
+    assert_eq!(balance(&app, &a).await, (2400, 2400));
+    let refund = newest_transaction(&app, &a).await;
+    assert_eq!(refund["type"], "refund");
+    owned(
+        &app.post(&format!("/v1/transactions/{}/void", id_of(&refund)), json!({}))
+            .await,
+    );
+
+    // A redemption whose reference only looks like the checkout's id is the client's own.
+    let own = app
+        .post(
+            &format!("/v1/cards/{a}/redeem"),
+            json!({"amount": 100, "reference": chk}),
+        )
+        .await;
+    own.assert_status(200);
+    app.post(&format!("/v1/transactions/{}/void", id_of(&own.body)), json!({}))
+        .await
+        .assert_status(200);
+
+    // An authorized checkout's holds are captured or released by the checkout alone.
+    let b = id_of(&app.card(&program, 1000).await);
+    let held = checkout(
+        &app,
+        json!({"amount": 500, "currency": "USD", "intent": "authorize",
+               "gift_cards": [{"card_id": b, "amount": 500}]}),
+    )
+    .await;
+    held.assert_status(201);
+    let chk = id_of(&held.body);
+    let hold = newest_transaction(&app, &b).await["hold_id"]
+        .as_str()
+        .expect("the hold's id")
+        .to_owned();
+    for (action, body) in [("capture", json!({"amount": 500})), ("release", json!({}))] {
+        let response = app.post(&format!("/v1/holds/{hold}/{action}"), body).await;
+        response.assert_error(409, "checkout_owned");
+        assert!(response.text.contains(&chk), "{}", response.text);
+    }
+    assert_eq!(balance(&app, &b).await, (1000, 500), "the hold is still there");
+    app.post(&format!("/v1/checkouts/{chk}/capture"), json!({}))
+        .await
+        .assert_status(200);
+    assert_eq!(balance(&app, &b).await, (500, 500));
     sound(&app).await;
 }

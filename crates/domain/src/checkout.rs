@@ -263,6 +263,27 @@ fn refuse(reason: impl Into<String>) -> DomainError {
 }
 
 impl Checkout {
+    /// Whether this checkout made `transaction` (a gift card leg's redemption, hold or capture,
+    /// or a refund of one) or holds `hold`: what only the checkout may reverse, capture or
+    /// release, so that its tenders keep telling the truth. A failed checkout leaves the gift
+    /// cards still redeemed or held (after a rejected review) to the merchant, as CHECKOUTS.md
+    /// says, so it no longer owns those.
+    pub fn owns(&self, transaction: &TransactionId, hold: Option<&HoldId>) -> bool {
+        let left_to_the_merchant = |gift: &GiftCardTender| {
+            self.status == Status::Failed
+                && matches!(gift.status, GiftCardStatus::Redeemed | GiftCardStatus::Held)
+        };
+        self.gift_cards.iter().any(|gift| {
+            !left_to_the_merchant(gift)
+                && (gift.transaction_id.as_ref() == Some(transaction)
+                    || hold.is_some_and(|h| gift.hold_id.as_ref() == Some(h)))
+        }) || self
+            .refunds
+            .iter()
+            .flat_map(|refund| &refund.allocations)
+            .any(|allocation| allocation.transaction_id.as_ref() == Some(transaction))
+    }
+
     /// More than one instrument pays for it.
     pub fn multi_tender(&self) -> bool {
         self.gift_cards.len() + usize::from(self.payment.is_some()) > 1

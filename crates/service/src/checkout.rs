@@ -19,7 +19,7 @@ use giftd_domain::operations::{self, HoldSnapshot, HoldState};
 use giftd_domain::{Amount, CardId, CardNumber, CheckoutId, Currency, DomainError, SecurityCode, Timestamp};
 use giftd_store::{CheckoutRow, WriteTx};
 
-use crate::commands::{Command, Context, Outcome, card_by_secret, load_original, meta};
+use crate::commands::{Command, Context, Outcome, Reverser, card_by_secret, load_original_of, meta};
 use crate::error::{Failure, Refusal};
 use crate::job::{IdempotencyKey, Rendered, Renderer};
 use crate::payments::{AuthorizeRequest, PaymentCard, ProcessorError};
@@ -149,6 +149,44 @@ pub enum CheckoutRefusal {
     /// The checkout moved on since the driver read it; the driver reads it again.
     #[error("the checkout changed concurrently")]
     Stale,
+    /// A refund, void, capture or release asked outside the checkout of one of its own gift
+    /// card legs: only the checkout changes those (its own refund does it).
+    #[error("{what} belongs to checkout {checkout_id}; refund it through the checkout")]
+    Owned { checkout_id: String, what: String },
+}
+
+/// Refuses a command outside checkouts that would change a checkout's own leg: `transaction`
+/// (to be refunded or voided, or the hold transaction of `hold`, to be captured or released).
+/// A checkout's transactions carry its id as their reference; since a client may give any
+/// reference, the checkout itself must name the transaction or the hold.
+pub(crate) async fn refuse_outside(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    transaction: &giftd_store::TransactionRecord,
+    hold: Option<&giftd_domain::HoldId>,
+) -> Result<()> {
+    let Some(reference) = transaction
+        .reference
+        .as_deref()
+        .filter(|reference| reference.starts_with(CheckoutId::PREFIX))
+    else {
+        return Ok(());
+    };
+    let Some(row) = tx.checkout(cx.merchant, &CheckoutId::new(reference)).await? else {
+        return Ok(());
+    };
+    let checkout = parse(&row)?;
+    if !checkout.owns(&transaction.id, hold) {
+        return Ok(());
+    }
+    let what = match hold {
+        Some(hold) => format!("hold {hold}"),
+        None => format!("transaction {}", transaction.id),
+    };
+    Err(Failure::Refused(Refusal::Checkout(CheckoutRefusal::Owned {
+        checkout_id: checkout.id.to_string(),
+        what,
+    })))
 }
 
 type Result<T> = std::result::Result<T, Failure>;
@@ -602,7 +640,7 @@ async fn refund(
             .transaction_id
             .clone()
             .ok_or_else(|| corrupt("a redeemed gift card without its transaction"))?;
-        let (card, original) = load_original(tx, cx, &original_id).await?;
+        let (card, original) = load_original_of(tx, cx, &original_id, Reverser::Checkout).await?;
         let decision = operations::refund(&card, &original, Some(Amount::new(allocation.amount)?))?;
         let meta = meta(
             cx,

@@ -345,6 +345,7 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
             reference,
         } => {
             let (card, hold) = load_hold(tx, cx, hold_id).await?;
+            refuse_checkout_hold(tx, cx, &card, hold_id).await?;
             operations::check_currency(&card, *currency)?;
             let decision = operations::capture(&card, &hold.snapshot, *amount, cx.now)?;
             let state = if decision.amount > 0 {
@@ -366,6 +367,7 @@ pub(crate) async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Co
         }
         Command::ReleaseHold { hold_id } => {
             let (card, hold) = load_hold(tx, cx, hold_id).await?;
+            refuse_checkout_hold(tx, cx, &card, hold_id).await?;
             let decision = operations::release_requested(&card, &hold.snapshot, cx.now)?;
             tx.finish_hold(hold_id, HoldState::Released, 0, cx.now).await?;
             append(tx, cx, &card, &decision, None, None, Some(hold_id.clone())).await?;
@@ -549,15 +551,58 @@ pub(crate) async fn load_hold(
     Ok((card, hold))
 }
 
+/// Refuses a capture or release outside its checkout of a hold a checkout placed.
+async fn refuse_checkout_hold(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    card: &CardSnapshot,
+    hold_id: &HoldId,
+) -> Result<()> {
+    let placed = tx
+        .transaction_of_hold(
+            cx.merchant,
+            &card.id,
+            hold_id,
+            giftd_domain::TransactionType::Hold,
+        )
+        .await?;
+    match placed {
+        Some(placed) => checkout::refuse_outside(tx, cx, &placed, Some(hold_id)).await,
+        None => Ok(()),
+    }
+}
+
+/// A transaction to refund or void, with its card (locked) and what was reversed of it so far;
+/// refused when a checkout owns it (`checkout::refuse_outside`).
 pub(crate) async fn load_original(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     transaction_id: &TransactionId,
 ) -> Result<(CardSnapshot, OriginalTransaction)> {
+    load_original_of(tx, cx, transaction_id, Reverser::Outside).await
+}
+
+/// Who reverses a transaction: the checkout that owns it may, others may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reverser {
+    Checkout,
+    Outside,
+}
+
+pub(crate) async fn load_original_of(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    transaction_id: &TransactionId,
+    reverser: Reverser,
+) -> Result<(CardSnapshot, OriginalTransaction)> {
     let original = tx
         .transaction(cx.merchant, transaction_id)
         .await?
         .ok_or(Refusal::NotFound("transaction"))?;
+    match reverser {
+        Reverser::Outside => checkout::refuse_outside(tx, cx, &original, None).await?,
+        Reverser::Checkout => {}
+    }
     let card = load_card(tx, cx, &original.card_id).await?;
     let (refunded, voided) = tx.reversal_totals(&original.id).await?;
     Ok((

@@ -167,6 +167,11 @@ impl From<&Refusal> for ApiError {
                 "capture_failed",
                 sentence(format!("{message} ({code})")),
             ),
+            Refusal::Checkout(refusal @ CheckoutRefusal::Owned { .. }) => Self::new(
+                StatusCode::CONFLICT,
+                "checkout_owned",
+                sentence(refusal.to_string()),
+            ),
             Refusal::Checkout(CheckoutRefusal::Stale) => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_state",
