@@ -14,6 +14,7 @@ mod credentials;
 pub mod gr4vy;
 pub mod guard;
 pub mod idempotency;
+mod json;
 pub mod native;
 pub mod telemetry;
 mod text;

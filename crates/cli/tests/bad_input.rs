@@ -1732,3 +1732,70 @@ async fn reports_sum_cards_holding_near_i64_max_exactly_instead_of_failing_or_wr
         .await;
     dormant.assert_status(200);
 }
+
+#[tokio::test]
+async fn a_json_key_given_twice_is_refused_on_every_front_end() {
+    let fixture = fixture().await;
+    let app = &fixture.app;
+    let key = app.api_key.clone();
+    let bearer = ("authorization", format!("Bearer {key}"));
+    let card = &fixture.card_id;
+    let terminal = fixture_body("adyen/terminal/balance_inquiry.request.json").to_string();
+    let cases: Vec<(String, (&str, String), String)> = vec![
+        (
+            format!("/v1/cards/{card}/redeem"),
+            bearer.clone(),
+            r#"{"amount": 100, "amount": 900}"#.into(),
+        ),
+        (
+            "/giftcard/v1/virtual/issue".into(),
+            bearer.clone(),
+            format!(
+                r#"{{"programId": "{0}", "amount": 100, "amount": 200}}"#,
+                fixture.program_id
+            ),
+        ),
+        (
+            "/gr4vy/transactions".into(),
+            bearer.clone(),
+            r#"{"amount": 100, "amount": 200, "currency": "USD"}"#.into(),
+        ),
+        (
+            "/clover/v1/charges".into(),
+            ("apikey", key.clone()),
+            r#"{"amount": 100, "amount": 200}"#.into(),
+        ),
+        (
+            "/pal/servlet/StoredValue/v46/checkBalance".into(),
+            ("x-api-key", key.clone()),
+            r#"{"merchantAccount": "A", "merchantAccount": "B"}"#.into(),
+        ),
+        (
+            "/sync".into(),
+            ("x-api-key", key.clone()),
+            terminal.replacen('{', r#"{"SaleToPOIRequest": null, "#, 1),
+        ),
+    ];
+    let before = world(&fixture).await;
+    let mut failures = Vec::new();
+    for (path, auth, body) in &cases {
+        let response = app
+            .send(
+                app.client
+                    .post(app.url(path))
+                    .header(auth.0, &auth.1)
+                    .header("content-type", "application/json")
+                    .body(body.clone()),
+            )
+            .await;
+        if let Err(why) = judge_text_refusal(path, '\0', &response) {
+            failures.push(format!(
+                "POST {path}: {why}; got {} {}",
+                response.status.as_u16(),
+                response.text
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(world(&fixture).await, before, "nothing changed");
+}

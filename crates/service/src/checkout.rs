@@ -151,7 +151,7 @@ pub enum CheckoutRefusal {
     Stale,
     /// A refund, void, capture or release asked outside the checkout of one of its own gift
     /// card legs: only the checkout changes those (its own refund does it).
-    #[error("{what} belongs to checkout {checkout_id}; refund it through the checkout")]
+    #[error("{what} belongs to checkout {checkout_id}; capture, void or refund the checkout instead")]
     Owned { checkout_id: String, what: String },
 }
 

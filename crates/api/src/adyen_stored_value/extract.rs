@@ -59,7 +59,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SvBody<T> {
             })?;
         crate::text::check_json(&bytes)
             .map_err(|refused| SvError::validation(codes::STRUCTURE, refused.to_string()))?;
-        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let json: serde_json::Value = crate::json::from_slice(&bytes).map_err(|e| {
             SvError::validation(codes::STRUCTURE, format!("The body is not valid JSON: {e}."))
         })?;
         if !json.is_object() {

@@ -191,7 +191,7 @@ async fn handle(
     bytes: &[u8],
     now: Timestamp,
 ) -> Result<Response, Rejection> {
-    let canonical: Value = serde_json::from_slice(bytes)
+    let canonical: Value = crate::json::from_slice(bytes)
         .map_err(|e| Rejection::new(None, format!("The message is not valid JSON: {e}.")))?;
     let envelope: TerminalEnvelope<'_> = serde_json::from_slice(bytes)
         .map_err(|e| Rejection::new(None, format!("The message is not a SaleToPOIRequest: {e}.")))?;

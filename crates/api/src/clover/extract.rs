@@ -86,7 +86,7 @@ fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, CloverError> {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
     }
     crate::text::check_json(bytes).map_err(|refused| CloverError::invalid("body", refused.to_string()))?;
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+    let value: serde_json::Value = crate::json::from_slice(bytes)
         .map_err(|e| CloverError::invalid("body", format!("The body is not valid JSON: {e}.")))?;
     if !value.is_object() {
         return Err(CloverError::invalid("body", "The body must be a JSON object."));

@@ -80,7 +80,7 @@ fn parse_json(bytes: &Bytes) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+    let value: serde_json::Value = crate::json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
