@@ -104,44 +104,19 @@ pub fn check_value(value: &serde_json::Value) -> Result<(), (String, UnsafeText)
 /// The first query parameter (by name) whose name or value holds a refused character once
 /// decoded.
 pub fn check_query(query: &str) -> Result<(), (String, UnsafeText)> {
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = decode(&name.replace('+', " "));
+    // Decoded as the handlers' query extractors decode it (`+` as a space, `%XX` escapes).
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    for (name, value) in pairs {
         check_str(&name).map_err(|refused| (name.clone(), refused))?;
-        check_str(&decode(&value.replace('+', " "))).map_err(|refused| (name, refused))?;
+        check_str(&value).map_err(|refused| (name, refused))?;
     }
     Ok(())
 }
 
-/// The first refused character in a request's path and query, once percent-decoded (a path
-/// parameter or a query value reaches the handlers decoded).
-pub fn check_uri(path_and_query: &str) -> Result<(), UnsafeText> {
-    check_str(&decode(path_and_query))
-}
-
-/// `text` percent-decoded; bytes that are not UTF-8 become U+FFFD (the handlers refuse them).
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+/// The first refused character in a request's path, once percent-decoded (a path parameter
+/// reaches the handlers decoded); bytes that are not UTF-8 are left to the handlers to refuse.
+pub fn check_uri(path: &str) -> Result<(), UnsafeText> {
+    check_str(&percent_encoding::percent_decode_str(path).decode_utf8_lossy())
 }
 
 #[cfg(test)]
