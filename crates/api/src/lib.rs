@@ -97,6 +97,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
             config.limits.request_timeout,
         ))
         .layer(axum::middleware::map_response(timeout_as_json))
+        .layer(axum::middleware::map_response(retry_after_unavailable))
         .layer(axum::middleware::from_fn(guard::refuse_unsafe_uri))
         .layer(axum::middleware::from_fn_with_state(
             config.limits.max_header_bytes,
@@ -173,8 +174,19 @@ async fn healthz() -> Response {
     json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
 }
 
+/// How long `/readyz` waits for the database before it answers 503: well below the store's
+/// own wait for a connection, so that a load balancer's check sees an outage at once.
+pub const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn readyz(State(app): State<AppState>) -> Response {
-    match app.service.store().ping().await {
+    let pinged = tokio::time::timeout(READINESS_TIMEOUT, app.service.store().ping())
+        .await
+        .unwrap_or_else(|_| {
+            Err(giftd_store::StoreError::Unavailable(format!(
+                "no answer within {READINESS_TIMEOUT:?}"
+            )))
+        });
+    match pinged {
         Ok(()) => json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec()),
         Err(error) => {
             tracing::warn!(error = %error, "database not reachable");
@@ -198,6 +210,20 @@ async fn timeout_as_json(response: Response) -> Response {
     } else {
         response
     }
+}
+
+/// Seconds a client is told to wait after a 503 (the database unavailable) before retrying.
+pub const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Every front-end's 503 says when to try again.
+async fn retry_after_unavailable(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -34,10 +34,24 @@ pub enum ServiceError {
     Invalid { param: &'static str, message: String },
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    /// The database cannot serve now (down, restarting, out of space, read-only): callers answer
+    /// 503 and the client retries later.
+    #[error("database unavailable: {0}")]
+    Unavailable(StoreError),
     /// A failure of giftd or its database, not of the request. Callers log it once and answer
     /// with an opaque 500.
     #[error("internal error: {0}")]
-    Internal(#[from] StoreError),
+    Internal(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(error)
+        }
+    }
 }
 
 /// Inside a job: either the command was refused (roll back its writes, answer the refusal) or

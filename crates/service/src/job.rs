@@ -170,7 +170,7 @@ impl WriteJob for CommandJob {
                 .answer
                 .take()
                 .unwrap_or_else(|| Err(StoreError::Corrupt("a committed job left no answer".into()).into())),
-            Err(error) => Err(ServiceError::Internal(error)),
+            Err(error) => Err(error.into()),
         };
         if let Some(reply) = self.reply.take() {
             // The caller may have gone away (client disconnected); the effect stands regardless.

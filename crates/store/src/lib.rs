@@ -80,6 +80,12 @@ pub enum StoreError {
     /// The writer has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// The database could not take the write (down, restarting, unreachable, out of space,
+    /// read-only after a failover); nothing of it was kept. The one exception: a SQLite commit
+    /// whose log could not be made durable afterwards may be visible, and a retry with the same
+    /// Idempotency-Key tells. See [`StoreError::is_unavailable`].
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A job decided in memory asked for what its batch did not read; the runner runs it on
     /// the per-job path instead (`batch.rs`). Never reaches a job's `finish`.
     #[error("not in the batch's memory: {0}")]
@@ -87,6 +93,34 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not serve the request rather than refused it: the server is
+    /// down, restarting or unreachable, its disk is full, or it is a standby that cannot write.
+    /// Front-ends answer 503 and the client retries later; nothing of the request was kept.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Database(error) => unavailable_sqlx(error),
+            Self::Sqlite(error) => unavailable_sqlite(error),
+            Self::Migrate(_)
+            | Self::UniqueViolation(_)
+            | Self::Conflict(_)
+            | Self::Corrupt(_)
+            | Self::TransactionFailed(_)
+            | Self::Closed
+            | Self::NotInMemory(_) => false,
+        }
+    }
+
+    /// What each job of a write transaction that failed as a whole is answered: unavailable
+    /// when the database was, otherwise a failed transaction.
+    pub(crate) fn failed_whole(error: &StoreError) -> StoreError {
+        if error.is_unavailable() {
+            Self::Unavailable(error.to_string())
+        } else {
+            Self::TransactionFailed(error.to_string())
+        }
+    }
+
     pub(crate) fn from_write(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -98,6 +132,39 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// PostgreSQL SQLSTATEs of a server that cannot serve: `08…` connection exceptions, `57P01`–
+/// `57P03` (shut down, crashed, starting up), `53100` disk full, `53300` too many connections,
+/// `58030` I/O error, and `25006` (a read-only transaction: a standby, as after a failover).
+/// SQLite (through sqlx) reports its primary result codes as numbers: `10` I/O error, `13`
+/// database or disk full, `14` cannot open.
+fn unavailable_sqlx(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(
+                    &*code,
+                    "57P01" | "57P02" | "57P03" | "53100" | "53300" | "58030" | "25006"
+                )
+                || code
+                    .parse::<i32>()
+                    .is_ok_and(|sqlite| matches!(sqlite & 0xff, 10 | 13 | 14))
+        }),
+        _ => false,
+    }
+}
+
+/// The SQLite writer's errors of a volume that cannot take the write.
+fn unavailable_sqlite(error: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::ErrorCode;
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if matches!(failure.code, ErrorCode::DiskFull | ErrorCode::SystemIoFailure | ErrorCode::CannotOpen))
+}
 
 /// A unit of work for the writer. `run` executes inside an open transaction, under a savepoint
 /// the runner manages: an `Err` rolls back only this job's writes. `finish` is called exactly

@@ -154,6 +154,15 @@ impl From<ServiceError> for SvError {
                 "validation",
                 "This Idempotency-Key was already used with a different request.",
             ),
+            ServiceError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable; answering 503");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    codes::GENERAL,
+                    "internal",
+                    crate::native::error::UNAVAILABLE_MESSAGE,
+                )
+            }
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "stored value API request failed inside giftd");
                 Self::internal()

@@ -214,6 +214,8 @@ pub enum TerminalError {
     Unauthorized,
     /// giftd failed; nothing of the request was kept.
     Internal,
+    /// The database could not take the request; nothing of it was kept.
+    Unavailable,
 }
 
 impl IntoResponse for TerminalError {
@@ -221,6 +223,11 @@ impl IntoResponse for TerminalError {
         match self {
             Self::Unauthorized => unauthorized(),
             Self::Internal => service_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", INTERNAL_MESSAGE),
+            Self::Unavailable => service_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                crate::native::error::UNAVAILABLE_MESSAGE,
+            ),
         }
     }
 }
@@ -234,6 +241,10 @@ impl From<ServiceError> for TerminalError {
             ServiceError::NotFound(_) | ServiceError::Invalid { .. } | ServiceError::IdempotencyKeyReused => {
                 tracing::error!(error = %error, "unexpected service error in the Terminal API");
                 Self::Internal
+            }
+            ServiceError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable; answering 503");
+                Self::Unavailable
             }
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "terminal API request failed inside giftd");

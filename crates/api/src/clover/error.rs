@@ -297,6 +297,15 @@ impl From<ServiceError> for CloverError {
                 "idempotency_key_reused",
                 "This Idempotency-Key was already used with a different request.",
             ),
+            ServiceError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable; answering 503");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "api_error",
+                    "service_unavailable",
+                    crate::native::error::UNAVAILABLE_MESSAGE,
+                )
+            }
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "clover request failed inside giftd");
                 Self::new(

@@ -3,7 +3,7 @@
 //!
 //! Bodies are Gr4vy's envelope: `{"type": "error", "code", "status", "message", "details"}`,
 //! with `code` the one Gr4vy gives for the status (`bad_request` 400, `unauthorized` 401,
-//! `not_found` 404, `method_not_allowed` 405, `duplicate_record` 409, `server_error` 500).
+//! `not_found` 404, `method_not_allowed` 405, `duplicate_record` 409, `server_error` 500 and 503).
 //! A `details` entry names the field at fault and carries giftd's own error code as `type`.
 //! A refused command is 400 (Gr4vy answers a request it cannot carry out so), except an
 //! object that does not exist (404). A 500 says nothing of its cause; the cause is logged once.
@@ -124,11 +124,11 @@ impl Gr4vyError {
     /// status kept where Gr4vy has it, else 400; its code and field in `details`.
     pub fn from_native(error: ApiError, location: &'static str) -> Self {
         let status = match error.status.as_u16() {
-            401 | 404 | 405 | 409 | 500 => error.status,
+            401 | 404 | 405 | 409 | 500 | 503 => error.status,
             // 408 and 413 have no Gr4vy envelope of their own; 422 is a 400 in Gr4vy's terms.
             _ => StatusCode::BAD_REQUEST,
         };
-        let details = if status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::UNAUTHORIZED {
+        let details = if matches!(status.as_u16(), 401 | 500 | 503) {
             Vec::new()
         } else {
             let field = error.param.as_deref().unwrap_or_default();
@@ -174,6 +174,7 @@ impl From<ServiceError> for Gr4vyError {
             ServiceError::NotFound(what) => Self::not_found(gr4vy_name(what)),
             other @ (ServiceError::Invalid { .. }
             | ServiceError::IdempotencyKeyReused
+            | ServiceError::Unavailable(_)
             | ServiceError::Internal(_)) => Self::from_native(ApiError::from(other), "body"),
         }
     }

@@ -79,6 +79,9 @@ impl ApiError {
     }
 }
 
+/// The answer to a request the database could not take (every front-end says the same).
+pub const UNAVAILABLE_MESSAGE: &str = "The database is unavailable right now and nothing was done; retry shortly (with the same Idempotency-Key, if it had one).";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         crate::json_response(self.status, self.body())
@@ -196,6 +199,14 @@ impl From<ServiceError> for ApiError {
                 "idempotency_key_reused",
                 "This Idempotency-Key was already used with a different request.",
             ),
+            ServiceError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable; answering 503");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    UNAVAILABLE_MESSAGE,
+                )
+            }
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed inside giftd");
                 Self::new(

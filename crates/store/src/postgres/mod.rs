@@ -20,6 +20,7 @@
 
 mod batch;
 mod checkouts;
+pub mod hosts;
 mod ops;
 mod queries;
 mod reports;
@@ -50,6 +51,7 @@ use crate::{
     ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, LiabilityLine, Page,
     StockBatch, StockBatchRecord, Store, StoreError, StoreResult, TransactionRecord, VerifyReport, WriteJob,
 };
+use hosts::Hosts;
 use tx::PgTx;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -179,9 +181,15 @@ impl Jobs {
 impl PgStore {
     /// Connects, applies pending migrations (under PostgreSQL's advisory lock, so several
     /// processes starting at once do not collide) and returns the store.
+    /// The URL may name several hosts (see [`hosts`]): the store then follows the one that
+    /// serves.
     pub async fn open(url: &str, options: &PgOptions) -> StoreResult<Arc<Self>> {
-        let connect: PgConnectOptions = url.parse()?;
-        Self::open_with(connect, options).await
+        let hosts = Hosts::parse(url)?;
+        let store = Self::open_with(hosts.first().await?, options).await?;
+        if hosts.needs_watching() {
+            tokio::spawn(hosts.watch(store.pool.clone()));
+        }
+        Ok(store)
     }
 
     pub async fn open_with(connect: PgConnectOptions, options: &PgOptions) -> StoreResult<Arc<Self>> {
@@ -220,7 +228,8 @@ impl PgStore {
     }
 
     pub async fn migrate(url: &str) -> StoreResult<()> {
-        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let connect = Hosts::parse(url)?.first().await?;
+        let mut conn = sqlx::PgConnection::connect_with(&connect).await?;
         MIGRATOR.run(&mut conn).await?;
         conn.close().await?;
         Ok(())
@@ -308,10 +317,9 @@ impl Committer {
             }
             Err(error) => {
                 tracing::error!(error = %error, jobs = batch.len(), "write transaction failed; nothing of it was kept");
-                let message = error.to_string();
                 batch
                     .iter()
-                    .map(|_| Ran::Done(Err(StoreError::TransactionFailed(message.clone()))))
+                    .map(|_| Ran::Done(Err(StoreError::failed_whole(&error))))
                     .collect()
             }
         };

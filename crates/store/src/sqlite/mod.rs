@@ -284,16 +284,21 @@ impl Committed {
             }
             (Ok(results), Some(error)) => {
                 tracing::error!(error = %error, jobs = self.jobs.len(), "the write-ahead log could not be made durable; answering the batch with an error");
-                let message = format!("the write-ahead log could not be made durable: {error}");
+                // The volume failed under the log: a storage outage. The batch's effects may
+                // be visible, its idempotency records with them, so a retry with the same key
+                // learns what happened.
+                let message = format!(
+                    "the write-ahead log could not be made durable (retry with the same Idempotency-Key to learn the outcome): {error}"
+                );
                 for (job, result) in self.jobs.into_iter().zip(results) {
                     // A job that failed kept nothing: its own error is still the truth.
-                    job.finish(result.and(Err(StoreError::TransactionFailed(message.clone()))));
+                    job.finish(result.and(Err(StoreError::Unavailable(message.clone()))));
                 }
             }
             (Err(error), _) => {
                 tracing::error!(error = %error, jobs = self.jobs.len(), "write transaction failed; nothing of it was kept");
                 for job in self.jobs {
-                    job.finish(Err(StoreError::TransactionFailed(error.to_string())));
+                    job.finish(Err(StoreError::failed_whole(&error)));
                 }
             }
         }
