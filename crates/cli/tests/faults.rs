@@ -795,3 +795,321 @@ async fn the_primary_lost_under_load_and_its_synchronous_standby_promoted_giftd_
     let promoted = format!("postgres://postgres@{}/postgres", standby.host());
     assert_verify_passes(dir.path(), Some(&promoted));
 }
+
+// ---- the SQLite volume full ----
+
+/// The size of the tmpfs the SQLite test's data folder lives on.
+const VOLUME_BYTES: u64 = 8 << 20;
+/// Redemptions sent at most, one after another, before the full volume must refuse one.
+const MAX_WRITES_UNTIL_FULL: usize = 5_000;
+
+/// A tmpfs of `bytes` mounted on a temporary folder (needs root); unmounted when dropped.
+struct Volume {
+    folder: TempDir,
+}
+
+impl Volume {
+    fn mount(bytes: u64) -> Self {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let mounted = run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "giftd-test"])
+            .arg(folder.path()));
+        assert!(
+            mounted.status.success(),
+            "mounting a tmpfs needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+        Self { folder }
+    }
+
+    fn path(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// Writes `file` until the volume has no byte left.
+    fn fill(&self, file: &Path) {
+        use std::io::Write;
+        let mut filler = File::create(file).expect("create the filler");
+        for chunk in [1 << 16, 1 << 12, 1 << 9, 1] {
+            let bytes = vec![0xA5_u8; chunk];
+            while filler.write_all(&bytes).is_ok() {}
+        }
+        let _ = filler.sync_all();
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = run(Command::new("umount").arg("-l").arg(self.folder.path()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_sqlite_volume_refuses_writes_with_503_keeps_reads_and_writes_again_once_space_is_freed() {
+    let _serial = SERIAL.lock().await;
+    let volume = Volume::mount(VOLUME_BYTES);
+    let data = volume.path().join("data");
+    let logs = tempfile::tempdir().expect("a temporary folder");
+    let key = create_merchant(&data, None);
+    let server = Server::start(logs.path(), &["--data-dir", &data.to_string_lossy()]).await;
+    let cards = server.funded_cards(&key).await;
+
+    let filler = volume.path().join("filler");
+    volume.fill(&filler);
+    // The log may still have room it allocated before; the volume refuses soon after.
+    let mut tally = Tally::default();
+    let mut refusal = None;
+    for n in 0..MAX_WRITES_UNTIL_FULL {
+        let redemption = Redemption {
+            card: n % cards.len(),
+            amount: 1,
+            idempotency_key: format!("full-{n}"),
+        };
+        let answer = server
+            .post(
+                &key,
+                &format!("/v1/cards/{}/redeem", cards[redemption.card]),
+                &json!({"amount": 1}),
+                Some(&redemption.idempotency_key),
+            )
+            .await;
+        match answer {
+            Ok((200, _)) => tally.acknowledged.push(redemption),
+            Ok((503, body)) => {
+                tally.unsettled.push(redemption);
+                refusal = Some(body);
+                break;
+            }
+            other => panic!(
+                "a write to a full volume answered {other:?}; log:\n{}",
+                server.log()
+            ),
+        }
+    }
+    let refusal = refusal.unwrap_or_else(|| {
+        panic!(
+            "{MAX_WRITES_UNTIL_FULL} redemptions on a full volume were all accepted; log:\n{}",
+            server.log()
+        )
+    });
+    assert_eq!(refusal["error"]["code"], "unavailable", "{refusal}");
+    eprintln!(
+        "full volume: {} redemptions accepted before the first 503: {refusal}",
+        tally.acknowledged.len()
+    );
+
+    // Reads go on while the volume is full.
+    for card in &cards {
+        for path in [
+            format!("/v1/cards/{card}"),
+            format!("/v1/cards/{card}/transactions"),
+        ] {
+            let answer = server.get(&key, &path).await;
+            assert!(
+                matches!(answer, Ok((200, _))),
+                "GET {path} on a full volume answered {answer:?}"
+            );
+        }
+    }
+    // And writes still fail cleanly, however many.
+    for n in 0..20 {
+        let redemption = Redemption {
+            card: n % cards.len(),
+            amount: 1,
+            idempotency_key: format!("still-full-{n}"),
+        };
+        let answer = server
+            .post(
+                &key,
+                &format!("/v1/cards/{}/redeem", cards[redemption.card]),
+                &json!({"amount": 1}),
+                Some(&redemption.idempotency_key),
+            )
+            .await;
+        match answer {
+            Ok((503, _)) => tally.unsettled.push(redemption),
+            Ok((200, _)) => tally.acknowledged.push(redemption),
+            other => panic!(
+                "a write to a full volume answered {other:?}; log:\n{}",
+                server.log()
+            ),
+        }
+    }
+
+    std::fs::remove_file(&filler).expect("remove the filler");
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    for n in 0.. {
+        let redemption = Redemption {
+            card: n % cards.len(),
+            amount: 1,
+            idempotency_key: format!("freed-{n}"),
+        };
+        let answer = server
+            .post(
+                &key,
+                &format!("/v1/cards/{}/redeem", cards[redemption.card]),
+                &json!({"amount": 1}),
+                Some(&redemption.idempotency_key),
+            )
+            .await;
+        match answer {
+            Ok((200, _)) => {
+                tally.acknowledged.push(redemption);
+                break;
+            }
+            Ok((503, _)) => tally.unsettled.push(redemption),
+            other => panic!(
+                "a write after space was freed answered {other:?}; log:\n{}",
+                server.log()
+            ),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume within {RECOVERY_TIMEOUT:?} of space being freed; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    settle_and_check_balances(&server, &key, &cards, tally).await;
+    assert!(
+        !server.log().contains("panicked"),
+        "giftd panicked:\n{}",
+        server.log()
+    );
+    drop(server);
+
+    assert_verify_passes(&data, None);
+    let database = format!("sqlite://{}", data.join("giftd.db").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&database)
+        .await
+        .expect("open the database");
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .expect("an integrity check");
+    assert_eq!(
+        integrity, "ok",
+        "SQLite's integrity check after the volume was full"
+    );
+}
+
+// ---- a webhook receiver that never answers ----
+
+/// Accepts connections and never answers; keeps them open until dropped.
+struct SilentReceiver {
+    url: String,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentReceiver {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let url = format!("http://{}/hook", listener.local_addr().expect("local address"));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&accepted);
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        Self { url, accepted, task }
+    }
+}
+
+impl Drop for SilentReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// giftd's timeout for one webhook attempt (docs/OPERATIONS.md).
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webhook_receiver_that_never_answers_holds_up_no_other_delivery() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let data = dir.path().join("data");
+    let key = create_merchant(&data, None);
+    let server = Server::start(dir.path(), &["--data-dir", &data.to_string_lossy()]).await;
+    let card = server.funded_cards(&key).await.remove(0);
+    let silent = SilentReceiver::start().await;
+    let answering = giftd_testkit::receiver::Receiver::start(0).await;
+    for url in [&silent.url, &answering.url] {
+        server
+            .post_expecting(
+                &key,
+                "/v1/webhook_endpoints",
+                json!({"url": url, "event_types": ["card.redeemed"]}),
+                201,
+            )
+            .await;
+    }
+    let redeem = async |n: usize| {
+        let started = Instant::now();
+        server
+            .post_expecting(
+                &key,
+                &format!("/v1/cards/{card}/redeem"),
+                json!({"amount": 1}),
+                200,
+            )
+            .await;
+        let deadline = started + WEBHOOK_TIMEOUT / 2;
+        while answering.received().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "the answering receiver did not get event {n} within {:?} (the silent one holds its \
+                 attempt for {WEBHOOK_TIMEOUT:?}); log:\n{}",
+                WEBHOOK_TIMEOUT / 2,
+                server.log()
+            );
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+        started.elapsed()
+    };
+    let first = redeem(1).await;
+    let deadline = Instant::now() + WEBHOOK_TIMEOUT / 2;
+    while silent.accepted.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the silent receiver was never tried");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    // While the silent receiver holds its attempt, the next events reach the other one.
+    let mut later = Vec::new();
+    for n in 2..=4 {
+        later.push(redeem(n).await);
+    }
+    eprintln!("delivered to the answering receiver after {first:?}, then {later:?}");
+
+    // The silent receiver's attempt ends at the timeout and is recorded as one.
+    let deadline = Instant::now() + WEBHOOK_TIMEOUT * 2;
+    loop {
+        let events = match server.get(&key, "/v1/events?limit=10").await {
+            Ok((200, body)) => body["data"].as_array().cloned().unwrap_or_default(),
+            other => panic!("GET /v1/events answered {other:?}"),
+        };
+        let oldest = events
+            .last()
+            .and_then(|event| event["id"].as_str())
+            .expect("an event");
+        let detail = match server.get(&key, &format!("/v1/events/{oldest}")).await {
+            Ok((200, body)) => body,
+            other => panic!("GET /v1/events/{oldest} answered {other:?}"),
+        };
+        let timed_out = detail.to_string().contains("timeout");
+        if timed_out {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent receiver's attempt was not recorded as timed out; event: {detail}\nlog:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -787,23 +787,14 @@ impl Service {
     }
 
     /// One dispatcher round: claims the deliveries due now, attempts them all at once, records
-    /// each attempt. Answers how many it attempted.
+    /// each attempt. Answers how many it attempted. (The running dispatcher,
+    /// [`Service::run_webhook_dispatcher`], does not wait for a round's slowest receiver.)
     pub async fn dispatch_webhooks(
         &self,
         client: &reqwest::Client,
         policy: &DeliveryPolicy,
     ) -> Result<usize, ServiceError> {
-        let now = self.now();
-        let claimed = match self
-            .webhook_job(Op::Claim {
-                lease_until: now.plus_millis(policy.lease_millis()),
-                limit: policy.batch,
-            })
-            .await?
-        {
-            Done::Claimed(claimed) => claimed,
-            Done::Written => Vec::new(),
-        };
+        let claimed = self.claim_deliveries(policy, policy.batch).await?;
         let count = claimed.len();
         let attempts = claimed
             .into_iter()
@@ -812,6 +803,27 @@ impl Service {
             result?;
         }
         Ok(count)
+    }
+
+    /// Claims up to `limit` deliveries due now, each for as long as an attempt may take.
+    async fn claim_deliveries(
+        &self,
+        policy: &DeliveryPolicy,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, ServiceError> {
+        let now = self.now();
+        Ok(
+            match self
+                .webhook_job(Op::Claim {
+                    lease_until: now.plus_millis(policy.lease_millis()),
+                    limit,
+                })
+                .await?
+            {
+                Done::Claimed(claimed) => claimed,
+                Done::Written => Vec::new(),
+            },
+        )
     }
 
     async fn attempt(
@@ -892,8 +904,12 @@ impl Service {
         Ok(())
     }
 
-    /// Runs the dispatcher until `shutdown` resolves: a round every `policy.interval`, at once
-    /// again while rounds come back full. `client` comes from [`delivery_client`].
+    /// Runs the dispatcher until `shutdown` resolves: every `policy.interval` it claims the
+    /// deliveries due (at once again while claims come back full) and sends each in a task of
+    /// its own, so that a receiver that answers slowly or never holds up no other delivery: it
+    /// holds one of [`MAX_DELIVERIES_IN_FLIGHT`] places for at most `policy.timeout`. On
+    /// shutdown the attempts under way finish (each bounded by that timeout); `client` comes from
+    /// [`delivery_client`].
     pub async fn run_webhook_dispatcher(
         self,
         client: reqwest::Client,
@@ -901,6 +917,8 @@ impl Service {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let policy = Arc::new(policy);
+        let mut in_flight = tokio::task::JoinSet::new();
         let mut interval = tokio::time::interval(policy.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -908,9 +926,29 @@ impl Service {
                 () = &mut shutdown => break,
                 _ = interval.tick() => {
                     loop {
-                        match self.dispatch_webhooks(&client, &policy).await {
-                            Ok(count) if count == policy.batch as usize => continue,
-                            Ok(_) => break,
+                        while let Some(finished) = in_flight.try_join_next() {
+                            log_attempt_failure(finished);
+                        }
+                        let room = MAX_DELIVERIES_IN_FLIGHT.saturating_sub(in_flight.len());
+                        let limit = policy.batch.min(u32::try_from(room).unwrap_or(u32::MAX));
+                        if limit == 0 {
+                            break;
+                        }
+                        match self.claim_deliveries(&policy, limit).await {
+                            Ok(claimed) => {
+                                let full = claimed.len() == limit as usize;
+                                for delivery in claimed {
+                                    let service = self.clone();
+                                    let client = client.clone();
+                                    let policy = Arc::clone(&policy);
+                                    in_flight.spawn(async move {
+                                        service.attempt(&client, &policy, delivery).await
+                                    });
+                                }
+                                if !full {
+                                    break;
+                                }
+                            }
                             Err(error) => {
                                 tracing::error!(error = %error, "webhook dispatch failed");
                                 break;
@@ -920,6 +958,22 @@ impl Service {
                 }
             }
         }
+        while let Some(finished) = in_flight.join_next().await {
+            log_attempt_failure(finished);
+        }
+    }
+}
+
+/// Deliveries the dispatcher attempts at once at most; each holds an outgoing connection.
+pub const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
+
+/// An attempt whose outcome could not be recorded stays claimed until its lease ends, then is
+/// attempted again: nothing is lost, so a failure is only logged.
+fn log_attempt_failure(finished: Result<Result<(), ServiceError>, tokio::task::JoinError>) {
+    match finished {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(error = %error, "recording a webhook attempt failed"),
+        Err(error) => tracing::error!(error = %error, "a webhook attempt ended abnormally"),
     }
 }
 
