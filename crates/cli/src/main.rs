@@ -640,14 +640,15 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 /// Files `giftd serve` holds open besides its connections and [`listener::FILE_RESERVE`]: the
 /// database's (PostgreSQL: one socket per pooled connection; SQLite: the read pool, the writer
 /// and the checkpointer, each with the database, its write-ahead log and its shared memory open,
-/// and the syncer's handle on the log) and one socket per webhook delivery of a batch.
+/// and the syncer's handle on the log) and one socket per webhook attempt under way.
 fn files_besides_connections(config: &Config) -> u64 {
     let database = if config.storage.database_url.is_some() {
         u64::from(config.storage.pg_pool_size)
     } else {
         (u64::from(giftd_store::sqlite::READ_POOL_SIZE) + 2) * 3 + 1
     };
-    database + u64::from(config.serve.webhooks.batch)
+    // One socket for each webhook attempt under way.
+    database + giftd_service::webhooks::MAX_DELIVERIES_IN_FLIGHT as u64
 }
 
 async fn shutdown_signal() {

@@ -7,6 +7,7 @@
 //! new status), never from the request, so a refused command writes none. HTTP calls happen in
 //! the dispatcher only, between write jobs, never inside a transaction. No SQL here.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -568,6 +569,7 @@ enum Op {
     Claim {
         lease_until: Timestamp,
         limit: u32,
+        skip_endpoints: Vec<String>,
     },
     Record {
         attempt: AttemptRow,
@@ -592,8 +594,12 @@ impl WebhookJob {
                 tx.disable_webhook_endpoint(merchant, id, self.now).await?;
                 Done::Written
             }
-            Op::Claim { lease_until, limit } => Done::Claimed(
-                tx.claim_webhook_deliveries(self.now, *lease_until, *limit)
+            Op::Claim {
+                lease_until,
+                limit,
+                skip_endpoints,
+            } => Done::Claimed(
+                tx.claim_webhook_deliveries(self.now, *lease_until, *limit, skip_endpoints)
                     .await?,
             ),
             Op::Record { attempt, update } => {
@@ -794,7 +800,7 @@ impl Service {
         client: &reqwest::Client,
         policy: &DeliveryPolicy,
     ) -> Result<usize, ServiceError> {
-        let claimed = self.claim_deliveries(policy, policy.batch).await?;
+        let claimed = self.claim_deliveries(policy, policy.batch, Vec::new()).await?;
         let count = claimed.len();
         let attempts = claimed
             .into_iter()
@@ -805,11 +811,13 @@ impl Service {
         Ok(count)
     }
 
-    /// Claims up to `limit` deliveries due now, each for as long as an attempt may take.
+    /// Claims up to `limit` deliveries due now, none to `skip_endpoints`, each for as long as an
+    /// attempt may take.
     async fn claim_deliveries(
         &self,
         policy: &DeliveryPolicy,
         limit: u32,
+        skip_endpoints: Vec<String>,
     ) -> Result<Vec<ClaimedDelivery>, ServiceError> {
         let now = self.now();
         Ok(
@@ -817,6 +825,7 @@ impl Service {
                 .webhook_job(Op::Claim {
                     lease_until: now.plus_millis(policy.lease_millis()),
                     limit,
+                    skip_endpoints,
                 })
                 .await?
             {
@@ -906,9 +915,11 @@ impl Service {
 
     /// Runs the dispatcher until `shutdown` resolves: every `policy.interval` it claims the
     /// deliveries due (at once again while claims come back full) and sends each in a task of
-    /// its own, so that a receiver that answers slowly or never holds up no other delivery: it
-    /// holds one of [`MAX_DELIVERIES_IN_FLIGHT`] places for at most `policy.timeout`. On
-    /// shutdown the attempts under way finish (each bounded by that timeout); `client` comes from
+    /// its own, so that a receiver that answers slowly or never holds up no other delivery. An
+    /// attempt holds one of [`MAX_DELIVERIES_IN_FLIGHT`] places for at most `policy.timeout`,
+    /// and an endpoint with [`MAX_DELIVERIES_IN_FLIGHT_PER_ENDPOINT`] attempts under way is
+    /// left out of the next claims, so that one receiver that hangs cannot take every place.
+    /// On shutdown the attempts under way are abandoned to their lease; `client` comes from
     /// [`delivery_client`].
     pub async fn run_webhook_dispatcher(
         self,
@@ -919,6 +930,7 @@ impl Service {
         tokio::pin!(shutdown);
         let policy = Arc::new(policy);
         let mut in_flight = tokio::task::JoinSet::new();
+        let mut per_endpoint: HashMap<String, usize> = HashMap::new();
         let mut interval = tokio::time::interval(policy.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -927,22 +939,29 @@ impl Service {
                 _ = interval.tick() => {
                     loop {
                         while let Some(finished) = in_flight.try_join_next() {
-                            log_attempt_failure(finished);
+                            attempt_finished(finished, &mut per_endpoint);
                         }
                         let room = MAX_DELIVERIES_IN_FLIGHT.saturating_sub(in_flight.len());
                         let limit = policy.batch.min(u32::try_from(room).unwrap_or(u32::MAX));
                         if limit == 0 {
                             break;
                         }
-                        match self.claim_deliveries(&policy, limit).await {
+                        let busy = per_endpoint
+                            .iter()
+                            .filter(|(_, count)| **count >= MAX_DELIVERIES_IN_FLIGHT_PER_ENDPOINT)
+                            .map(|(endpoint, _)| endpoint.clone())
+                            .collect();
+                        match self.claim_deliveries(&policy, limit, busy).await {
                             Ok(claimed) => {
                                 let full = claimed.len() == limit as usize;
                                 for delivery in claimed {
+                                    *per_endpoint.entry(delivery.endpoint_id.clone()).or_default() += 1;
                                     let service = self.clone();
                                     let client = client.clone();
                                     let policy = Arc::clone(&policy);
                                     in_flight.spawn(async move {
-                                        service.attempt(&client, &policy, delivery).await
+                                        let endpoint = delivery.endpoint_id.clone();
+                                        (endpoint, service.attempt(&client, &policy, delivery).await)
                                     });
                                 }
                                 if !full {
@@ -958,21 +977,37 @@ impl Service {
                 }
             }
         }
-        while let Some(finished) = in_flight.join_next().await {
-            log_attempt_failure(finished);
-        }
+        // Attempts under way are abandoned (dropping the set aborts them): each is claimed
+        // again once its lease runs out, so a receiver that hangs never delays a shutdown.
+        drop(in_flight);
     }
 }
 
-/// Deliveries the dispatcher attempts at once at most; each holds an outgoing connection.
-pub const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
+/// Deliveries the dispatcher attempts at once at most; each holds an outgoing connection
+/// (`giftd serve` keeps a file for each under its open-file limit).
+pub const MAX_DELIVERIES_IN_FLIGHT: usize = 128;
+/// Attempts to one endpoint under way at once before the dispatcher stops claiming more of its
+/// deliveries (a claim may still bring it up to `batch` more at once).
+pub const MAX_DELIVERIES_IN_FLIGHT_PER_ENDPOINT: usize = 16;
 
-/// An attempt whose outcome could not be recorded stays claimed until its lease ends, then is
-/// attempted again: nothing is lost, so a failure is only logged.
-fn log_attempt_failure(finished: Result<Result<(), ServiceError>, tokio::task::JoinError>) {
+type AttemptDone = Result<(String, Result<(), ServiceError>), tokio::task::JoinError>;
+
+/// Counts a finished attempt off its endpoint. An attempt whose outcome could not be recorded
+/// stays claimed until its lease ends, then is attempted again: nothing is lost, so a failure
+/// is only logged.
+fn attempt_finished(finished: AttemptDone, per_endpoint: &mut HashMap<String, usize>) {
     match finished {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(error = %error, "recording a webhook attempt failed"),
+        Ok((endpoint, outcome)) => {
+            if let Some(count) = per_endpoint.get_mut(&endpoint) {
+                *count -= 1;
+                if *count == 0 {
+                    per_endpoint.remove(&endpoint);
+                }
+            }
+            if let Err(error) = outcome {
+                tracing::error!(error = %error, "recording a webhook attempt failed");
+            }
+        }
         Err(error) => tracing::error!(error = %error, "a webhook attempt ended abnormally"),
     }
 }

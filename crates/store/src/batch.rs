@@ -793,6 +793,7 @@ impl WriteTx for MemoryTx<'_> {
         _: Timestamp,
         _: Timestamp,
         _: u32,
+        _: &[String],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         not_in_memory("webhook deliveries")
     }

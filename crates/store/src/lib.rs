@@ -525,14 +525,16 @@ pub trait WriteTx: Send {
     /// Appends an event to the outbox.
     async fn insert_event(&mut self, event: &EventRow) -> StoreResult<()>;
     async fn insert_webhook_delivery(&mut self, delivery: &DeliveryRow) -> StoreResult<()>;
-    /// Claims up to `limit` pending deliveries due by `now` whose endpoint is enabled, soonest
-    /// first, by moving their `next_attempt_at` to `lease_until`: until then no other
-    /// dispatcher (in any process) takes them. Rows another transaction holds are skipped.
+    /// Claims up to `limit` pending deliveries due by `now` whose endpoint is enabled and not one
+    /// of `skip_endpoints`, soonest first, by moving their `next_attempt_at` to `lease_until`:
+    /// until then no other dispatcher (in any process) takes them. Rows another transaction
+    /// holds are skipped.
     async fn claim_webhook_deliveries(
         &mut self,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        skip_endpoints: &[String],
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and, if the delivery is still pending with the attempts its claim
     /// saw, applies `update` to it; answers whether it did.

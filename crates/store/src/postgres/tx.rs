@@ -775,8 +775,9 @@ impl WriteTx for PgTx<'_> {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        skip_endpoints: &[String],
     ) -> StoreResult<Vec<crate::ClaimedDelivery>> {
-        webhooks::claim_deliveries(&mut *self.conn, now, lease_until, limit).await
+        webhooks::claim_deliveries(&mut *self.conn, now, lease_until, limit, skip_endpoints).await
     }
 
     async fn record_webhook_attempt(

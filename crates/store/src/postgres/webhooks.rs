@@ -132,6 +132,7 @@ pub(crate) async fn claim_deliveries(
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
+    skip_endpoints: &[String],
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     // Several giftd processes claim at once: each locks the rows it reads and skips the rows
     // another has locked, so a due delivery goes to one dispatcher; the lease it then writes
@@ -141,11 +142,13 @@ pub(crate) async fn claim_deliveries(
          e.secret, d.attempts FROM webhook_deliveries d \
          JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN events v ON v.id = d.event_id \
          WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND e.enabled = $2 \
+         AND NOT (d.endpoint_id = ANY($4)) \
          ORDER BY d.next_attempt_at, d.seq LIMIT $3 FOR UPDATE OF d SKIP LOCKED",
     )
     .bind(now.unix_millis())
     .bind(true)
     .bind(i64::from(limit))
+    .bind(skip_endpoints)
     .fetch_all(&mut *conn)
     .await?;
     let claimed = rows

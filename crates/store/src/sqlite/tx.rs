@@ -780,8 +780,9 @@ impl WriteTx for SqliteTx<'_> {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        skip_endpoints: &[String],
     ) -> StoreResult<Vec<crate::ClaimedDelivery>> {
-        webhooks::claim_deliveries(self.conn, now, lease_until, limit)
+        webhooks::claim_deliveries(self.conn, now, lease_until, limit, skip_endpoints)
     }
 
     async fn record_webhook_attempt(

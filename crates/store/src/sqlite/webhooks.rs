@@ -122,19 +122,28 @@ pub(crate) fn claim_deliveries(
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
+    skip_endpoints: &[String],
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     // The single writer runs this: no other claim can interleave between the read and the
     // updates that move the claimed rows out of reach.
-    let claimed = query_all(
-        conn,
+    // One placeholder per endpoint to skip, after the three fixed ones (SQLite takes `IN ()`).
+    let skip_marks: Vec<String> = (0..skip_endpoints.len()).map(|i| format!("?{}", i + 4)).collect();
+    let sql = format!(
         "SELECT d.id AS delivery_id, d.merchant_id, d.event_id, v.type, v.payload, d.endpoint_id, e.url, \
          e.secret, d.attempts FROM webhook_deliveries d \
          JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN events v ON v.id = d.event_id \
          WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND e.enabled = ?2 \
-         ORDER BY d.next_attempt_at, d.seq LIMIT ?3",
-        params![now.unix_millis(), true, i64::from(limit)],
-        |row| claimed_delivery(row),
-    )?;
+         AND d.endpoint_id NOT IN ({}) ORDER BY d.next_attempt_at, d.seq LIMIT ?3",
+        skip_marks.join(", ")
+    );
+    let (now_millis, limit) = (now.unix_millis(), i64::from(limit));
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now_millis, &true, &limit];
+    values.extend(
+        skip_endpoints
+            .iter()
+            .map(|endpoint| endpoint as &dyn rusqlite::ToSql),
+    );
+    let claimed = query_all(conn, &sql, values.as_slice(), |row| claimed_delivery(row))?;
     for delivery in &claimed {
         execute(
             conn,
