@@ -93,9 +93,13 @@ impl Api {
         }
     }
 
-    /// A US-dollar program with no expiry and no load limits.
+    /// A US-dollar program with no expiry and no load limits (its ceilings lifted as far as 64
+    /// bits go, so that `--balance` may be large).
     pub async fn create_program(&self) -> anyhow::Result<String> {
-        let body = json!({"name": "Benchmark program", "currency": "USD", "number_prefix": "6036"});
+        let body = json!({
+            "name": "Benchmark program", "currency": "USD", "number_prefix": "6036",
+            "max_load": i64::MAX, "max_balance": i64::MAX
+        });
         let answer = self.post("/v1/programs", body.to_string(), None).await;
         let program = self.expect_json(answer, 201, "creating the program").await?;
         program["id"]

@@ -437,7 +437,9 @@ async fn an_import_with_a_bad_row_writes_nothing_and_names_the_line() {
 #[tokio::test]
 async fn an_import_whose_balances_add_up_past_64_bits_is_refused_naming_the_line() {
     // Each balance fits a card; together they do not fit the batch's recorded value.
-    let setup = Setup::new(json!({"name": "Huge", "currency": "USD"})).await;
+    let setup =
+        Setup::new(json!({"name": "Huge", "currency": "USD", "max_load": i64::MAX, "max_balance": i64::MAX}))
+            .await;
     let file = setup.path("huge.csv");
     write(
         &file,

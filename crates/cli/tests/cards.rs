@@ -1185,7 +1185,12 @@ async fn amounts_must_be_positive_integers() {
 #[tokio::test]
 async fn a_balance_that_would_overflow_is_refused_not_wrapped() {
     let app = TestApp::spawn().await;
-    let card = app.funded_card(i64::MAX).await;
+    let program = app
+        .program(
+            json!({"name": "Unbounded", "currency": "USD", "max_load": i64::MAX, "max_balance": i64::MAX}),
+        )
+        .await;
+    let card = app.card(&program, i64::MAX).await;
     let card_id = id_of(&card);
     let response = post_on_card(&app, &card_id, "load", json!({"amount": 1})).await;
     response.assert_error(422, "limit_exceeded");

@@ -45,9 +45,9 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 const SHOWN_BODY_BYTES: usize = 600;
 /// Long enough for a card number locked by wrong security codes to be unlocked again.
 const LOCKOUT_SECONDS: i64 = giftd_domain::lockout::LOCK_MILLIS / 1000 + 1;
-/// Value of the cards the tests spend, in minor units: large, so that most generated spends
-/// find funds and reach the ledger.
-const CARD_VALUE_MINOR: i64 = 1_000_000_000;
+/// Value of the cards the tests spend, in minor units: large (just under the default ceiling a
+/// card may hold), so that most generated spends find funds and reach the ledger.
+const CARD_VALUE_MINOR: i64 = 90_000_000;
 
 // ---------------------------------------------------------------------------------------------
 // What a case is made of.

@@ -66,6 +66,13 @@ impl SecurityCode {
         ok.then(|| Self(value.to_owned()))
     }
 
+    /// A code as presented to be checked against a card's: the code when it is well-formed,
+    /// otherwise one no card has (empty), so that a malformed code (`!`) is checked, fails and
+    /// counts toward the number's lockout exactly like a wrong one. Never for issuing a card.
+    pub fn presented(value: &str) -> Self {
+        Self::parse(value).unwrap_or_else(|| Self(String::new()))
+    }
+
     pub fn generate(length: u32, rng: &mut impl Rng) -> Self {
         Self(
             (0..length)

@@ -207,14 +207,7 @@ pub(crate) fn check_max_balance(
     amount: Amount,
 ) -> Result<(), DomainError> {
     let after = checked_add(card.balance, amount.minor())?;
-    if let Some(max) = program.max_balance
-        && after > max.minor()
-    {
-        return Err(DomainError::LimitExceeded {
-            reason: format!("the balance would be {after}, above the program's max_balance of {max}"),
-        });
-    }
-    Ok(())
+    program.check_balance_after(after)
 }
 
 /// The state and expiry of a card being issued, and its first value if any.

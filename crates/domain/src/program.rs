@@ -15,6 +15,13 @@ pub const MAX_EXPIRY_MONTHS: u32 = 1200;
 /// A program lists at most this many denominations.
 pub const MAX_DENOMINATIONS: usize = 50;
 pub const MAX_NAME_LENGTH: usize = 200;
+/// The most one operation (issue, activation, load) may put on a card when its program sets no
+/// `max_load`, in minor units: 999,999.99 in a two-decimal currency, the most Clover takes. A
+/// request in the wrong units (major units read as minor, a number typed twice) is refused
+/// rather than carried out; a program that needs more sets its own `max_load`.
+pub const DEFAULT_MAX_LOAD: i64 = 99_999_999;
+/// The most a card may hold when its program sets no `max_balance`, in minor units.
+pub const DEFAULT_MAX_BALANCE: i64 = 99_999_999;
 pub const MAX_PROMOTION_CODE_LENGTH: usize = 64;
 
 /// A program as a client asks for it, already parsed into domain types.
@@ -54,6 +61,16 @@ pub struct Program {
     pub created_at: Timestamp,
 }
 
+/// A program's `max_load`, or [`DEFAULT_MAX_LOAD`] when it sets none.
+fn max_load_or_default(max_load: Option<Amount>) -> Amount {
+    max_load.unwrap_or_else(|| Amount::new(DEFAULT_MAX_LOAD).expect("the default is positive"))
+}
+
+/// A program's `max_balance`, or [`DEFAULT_MAX_BALANCE`] when it sets none.
+fn max_balance_or_default(max_balance: Option<Amount>) -> Amount {
+    max_balance.unwrap_or_else(|| Amount::new(DEFAULT_MAX_BALANCE).expect("the default is positive"))
+}
+
 fn invalid(param: &'static str, reason: impl Into<String>) -> DomainError {
     DomainError::InvalidProgram {
         param,
@@ -76,22 +93,35 @@ impl NewProgram {
                 "denominations must list 1 to 50 amounts",
             ));
         }
-        if let (Some(min), Some(max)) = (self.min_load, self.max_load)
-            && min > max
-        {
-            return Err(invalid("min_load", "min_load must not exceed max_load"));
-        }
-        if let (Some(max_load), Some(max_balance)) = (self.max_load, self.max_balance)
+        // Unset ceilings are the defaults, so that the rules hold for what is enforced.
+        let max_balance = max_balance_or_default(self.max_balance);
+        if let Some(max_load) = self.max_load
             && max_load > max_balance
         {
-            return Err(invalid("max_load", "max_load must not exceed max_balance"));
+            return Err(invalid(
+                "max_load",
+                format!("max_load must not exceed max_balance ({DEFAULT_MAX_BALANCE} when not set)"),
+            ));
         }
-        if let (Some(denominations), Some(max_balance)) = (&self.denominations, self.max_balance)
-            && denominations.iter().any(|d| *d > max_balance)
+        let max_load = self
+            .max_load
+            .unwrap_or(max_load_or_default(None).min(max_balance));
+        if let Some(min) = self.min_load
+            && min > max_load
+        {
+            return Err(invalid(
+                "min_load",
+                format!("min_load must not exceed max_load or max_balance ({DEFAULT_MAX_LOAD} when not set)"),
+            ));
+        }
+        if let Some(denominations) = &self.denominations
+            && denominations.iter().any(|d| *d > max_load)
         {
             return Err(invalid(
                 "denominations",
-                "every denomination must fit within max_balance",
+                format!(
+                    "every denomination must fit within max_load and max_balance ({DEFAULT_MAX_LOAD} when not set)"
+                ),
             ));
         }
         if let Some(months) = self.expiry_months {
@@ -171,11 +201,31 @@ impl Program {
                 reason: format!("{amount} is below the program's min_load of {min}"),
             });
         }
-        if let Some(max) = self.max_load
-            && amount > max
-        {
+        let max = max_load_or_default(self.max_load);
+        if amount > max {
+            let reason = if self.max_load.is_some() {
+                format!("{amount} is above the program's max_load of {max}")
+            } else {
+                format!(
+                    "{amount} is above {max}, the most one operation may put on a card unless the program sets max_load (is the amount in minor units?)"
+                )
+            };
+            return Err(DomainError::LimitExceeded { reason });
+        }
+        Ok(())
+    }
+
+    /// Checks that a card may hold `after` (its balance once value is put on it).
+    pub fn check_balance_after(&self, after: i64) -> Result<(), DomainError> {
+        let max = max_balance_or_default(self.max_balance);
+        if after > max.minor() {
+            let whose = if self.max_balance.is_some() {
+                "the program's max_balance"
+            } else {
+                "the most a card may hold unless the program sets max_balance,"
+            };
             return Err(DomainError::LimitExceeded {
-                reason: format!("{amount} is above the program's max_load of {max}"),
+                reason: format!("the balance would be {after}, above {whose} {max}"),
             });
         }
         Ok(())
@@ -228,6 +278,57 @@ mod tests {
         ));
         program.promotional = true;
         assert!(validate(program).is_ok());
+    }
+
+    #[test]
+    fn without_ceilings_of_its_own_a_program_takes_at_most_the_default_per_operation_and_per_card() {
+        let program = validate(usd_program()).unwrap();
+        let amount = |minor| Amount::new(minor).unwrap();
+        assert!(program.check_value_amount(amount(DEFAULT_MAX_LOAD), true).is_ok());
+        let Err(DomainError::LimitExceeded { reason }) =
+            program.check_value_amount(amount(DEFAULT_MAX_LOAD + 1), true)
+        else {
+            panic!("a load above the default ceiling is refused");
+        };
+        assert!(reason.contains("minor units"), "{reason}");
+        assert!(program.check_balance_after(DEFAULT_MAX_BALANCE).is_ok());
+        assert!(matches!(
+            program.check_balance_after(DEFAULT_MAX_BALANCE + 1),
+            Err(DomainError::LimitExceeded { .. })
+        ));
+    }
+
+    #[test]
+    fn a_program_may_raise_its_ceilings_as_far_as_64_bits_go_but_not_a_load_above_its_balance() {
+        let mut program = usd_program();
+        program.max_load = Some(Amount::new(i64::MAX).unwrap());
+        assert!(matches!(
+            validate(program.clone()),
+            Err(DomainError::InvalidProgram {
+                param: "max_load",
+                ..
+            })
+        ));
+        program.max_balance = Some(Amount::new(i64::MAX).unwrap());
+        let program = validate(program).unwrap();
+        assert!(
+            program
+                .check_value_amount(Amount::new(i64::MAX).unwrap(), true)
+                .is_ok()
+        );
+        assert!(program.check_balance_after(i64::MAX).is_ok());
+    }
+
+    #[test]
+    fn a_max_balance_alone_lowers_what_min_load_and_denominations_may_be() {
+        let mut program = usd_program();
+        program.max_balance = Some(Amount::new(500).unwrap());
+        assert!(validate(program.clone()).is_ok());
+        program.denominations = Some(vec![Amount::new(600).unwrap()]);
+        assert!(validate(program.clone()).is_err());
+        program.denominations = None;
+        program.min_load = Some(Amount::new(600).unwrap());
+        assert!(validate(program).is_err());
     }
 
     #[test]

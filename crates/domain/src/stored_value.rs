@@ -117,7 +117,7 @@ mod tests {
             name: "P".into(),
             currency: usd(),
             denominations: None,
-            min_load: Some(Amount::new(1000).unwrap()),
+            min_load: Some(Amount::new(300).unwrap()),
             max_load: None,
             max_balance: max_balance.map(|m| Amount::new(m).unwrap()),
             reloadable,

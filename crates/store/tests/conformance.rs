@@ -418,15 +418,17 @@ fn full_program(id: &str) -> Program {
 }
 
 /// A program with every optional field unset.
+/// A program with no rules but its currency: its value ceilings lifted as far as 64 bits go.
 fn bare_program(id: &str, currency: Currency) -> Program {
+    let unlimited = Some(Amount::new(i64::MAX).expect("a positive amount"));
     Program {
         id: ProgramId::new(id),
         name: "Promo".into(),
         currency,
         denominations: None,
         min_load: None,
-        max_load: None,
-        max_balance: None,
+        max_load: unlimited,
+        max_balance: unlimited,
         reloadable: false,
         expiry_months: None,
         promotional: true,
