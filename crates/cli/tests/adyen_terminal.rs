@@ -887,7 +887,13 @@ async fn a_pin_sent_with_the_card_is_checked_and_wrong_ones_count_toward_the_loc
         "PaymentResponse",
         "WrongPIN",
     );
-    for i in 3..12 {
+    // A PIN no card can have counts like any wrong one.
+    assert_failure(
+        &terminal(&app, &with_pin("K3", "!")).await,
+        "PaymentResponse",
+        "WrongPIN",
+    );
+    for i in 4..12 {
         terminal(&app, &with_pin(&format!("K{i}"), "0000")).await;
     }
     // Ten wrong PINs lock the number, even for the right PIN and for a swipe without one.

@@ -941,7 +941,10 @@ async fn a_wrong_security_code_and_an_unknown_number_are_declined_alike_and_coun
     assert_clover_error(&wrong, 402, "card_declined");
     assert_eq!(wrong.text, unknown.text);
     assert_eq!(wrong.body["error"]["decline_code"], "invalid_card");
-    for _ in 1..10 {
+    // A code no card can have (`!`) is declined alike and counts too.
+    let malformed = attempt("6036000000000007", "!").await;
+    assert_eq!(malformed.text, wrong.text);
+    for _ in 2..10 {
         attempt("6036000000000007", "9999").await;
     }
     let locked = attempt("6036000000000007", "4821").await;

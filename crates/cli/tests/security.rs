@@ -68,6 +68,29 @@ async fn ten_wrong_codes_within_thirty_minutes_lock_the_card_even_for_the_right_
 }
 
 #[tokio::test]
+async fn malformed_security_codes_are_answered_as_wrong_ones_and_count_toward_the_lockout() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(2500).await;
+    let (number, code) = (text(&card, "number"), text(&card, "security_code"));
+    let wrong = lookup(&app, &number, &wrong_code(&code)).await;
+    wrong.assert_error(404, "invalid_card");
+    for malformed in ["!", "", "12", "x".repeat(17).as_str(), "12 34", "٣٣٣٣"] {
+        let answer = lookup(&app, &number, malformed).await;
+        answer.assert_error(404, "invalid_card");
+        assert_eq!(
+            answer.text, wrong.text,
+            "a malformed code {malformed:?} is answered as a wrong one"
+        );
+    }
+    for _ in 0..MAX_FAILURES - 7 {
+        lookup(&app, &number, "!").await;
+    }
+    lookup(&app, &number, &code)
+        .await
+        .assert_error(422, "card_locked");
+}
+
+#[tokio::test]
 async fn an_unknown_number_locks_after_ten_attempts_exactly_like_a_real_card() {
     let app = TestApp::spawn().await;
     let card = app.funded_card(1000).await;

@@ -153,12 +153,14 @@ async fn saving_needs_the_cards_own_number_and_security_code() {
     .assert_error(400, "invalid_request");
     assert!(wallet(&app, "u1").await.is_empty());
 
-    // The lookup's lockout counts wrong codes here too: with the first, 10 wrong codes.
-    for _ in 0..9 {
+    // The lookup's lockout counts wrong codes here too, malformed ones (`!`) included: with
+    // the first, 10 wrong codes.
+    for attempt in 0..9 {
+        let code = if attempt % 2 == 0 { "99999999" } else { "!" };
         put(
             &app,
             &format!("/v1/users/u1/cards/{}", id_of(&a)),
-            json!({"number": a["number"], "security_code": "99999999"}),
+            json!({"number": a["number"], "security_code": code}),
         )
         .await
         .assert_error(404, "invalid_card");

@@ -24,7 +24,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use giftd_domain::program::MAX_PROMOTION_CODE_LENGTH;
-use giftd_domain::{Amount, CardNumber, Currency, DomainError, MerchantId, SecurityCode};
+use giftd_domain::{Amount, CardNumber, Currency, MerchantId, SecurityCode};
 use giftd_service::adyen::{
     AdyenApi, AdyenCommand, AdyenOutcome, AdyenReference, IssueProgram, PresentedCard, Tag,
 };
@@ -239,12 +239,8 @@ fn card(method: Option<&Map<String, Value>>, field: &str, view: &mut View) -> Re
         None | Some(Value::Null) => None,
         Some(code) => {
             view.code_presented = true;
-            Some(
-                text(code)
-                    .as_deref()
-                    .and_then(SecurityCode::parse)
-                    .ok_or(Early::Refused(Refusal::Domain(DomainError::InvalidCard)))?,
-            )
+            // A malformed code is checked like a wrong one (it counts toward the lockout).
+            Some(SecurityCode::presented(text(code).as_deref().unwrap_or_default()))
         }
     };
     Ok(PresentedCard {

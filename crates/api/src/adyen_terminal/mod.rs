@@ -220,8 +220,14 @@ async fn handle(
         header_field(header.service_id.as_ref(), "ServiceID", MAX_SERVICE_ID_LENGTH).map_err(reject)?;
     let category_name = header.message_category.clone().unwrap_or_default();
     let category = Category::parse(&category_name).ok_or_else(|| {
+        // Named back only when the text rule lets it be echoed.
+        let named = if crate::text::check_str(&category_name).is_ok() {
+            format!(" {category_name:?}")
+        } else {
+            String::new()
+        };
         reject(format!(
-            "giftd does not handle MessageCategory {category_name:?}; it handles BalanceInquiry, StoredValue, Payment and Reversal."
+            "giftd does not handle MessageCategory{named}; it handles BalanceInquiry, StoredValue, Payment and Reversal."
         ))
     })?;
     // A message with a control or bidirectional formatting character anywhere is answered
@@ -383,14 +389,9 @@ fn presented_card(account: Option<&Value>, view: &mut View) -> Parsed<(Presented
     // A number or code that cannot be a card's cannot match one: answered like a wrong one.
     let declined = |pin: bool| error::failure(&Refusal::Domain(giftd_domain::DomainError::InvalidCard), pin);
     let number = CardNumber::parse(&number).ok_or_else(|| declined(false))?;
-    let security_code = match security_code {
-        None => None,
-        Some(text) => Some(
-            text.as_deref()
-                .and_then(SecurityCode::parse)
-                .ok_or_else(|| declined(true))?,
-        ),
-    };
+    // A malformed code is checked like a wrong one (it counts toward the lockout).
+    let security_code =
+        security_code.map(|text| SecurityCode::presented(text.as_deref().unwrap_or_default()));
     let mut echoed = object.clone();
     echoed.remove(SECURITY_CODE_FIELD);
     Ok((

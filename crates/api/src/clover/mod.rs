@@ -333,10 +333,11 @@ async fn create_token(
                 "giftd needs the card's `security_code` (or, for a migrated card, its `foreign_access_code`) to tokenize it.",
             )
         })?;
-    // A malformed number or code cannot match a card: the same answer as a wrong one.
+    // A malformed number cannot match a card: the same answer as a wrong one. A malformed code
+    // is checked like a wrong one, and counts toward the number's lockout.
     let declined = || CloverError::from(&Refusal::Domain(DomainError::InvalidCard));
     let number = CardNumber::parse(&number).ok_or_else(declined)?;
-    let secret = SecurityCode::parse(&secret).ok_or_else(declined)?;
+    let secret = SecurityCode::presented(&secret);
     let command = CloverCommand::CreateToken { number, secret };
     run(&app, merchant, command, body.idempotency, View::default()).await
 }

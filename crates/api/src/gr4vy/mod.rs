@@ -157,10 +157,11 @@ fn gift_card_id(value: &str) -> Result<CardId, Gr4vyError> {
     CardId::parse(value).ok_or_else(|| Gr4vyError::not_found("gift card"))
 }
 
-/// A number and PIN as the request gave them; `None` when either cannot belong to any card
-/// (the same answer as a wrong one, so nothing is learned from it).
+/// A number and PIN as the request gave them; `None` when the number cannot belong to any card
+/// (the same answer as a wrong one, so nothing is learned from it). A malformed PIN is checked
+/// like a wrong one and counts toward the number's lockout.
 fn secrets(number: &str, pin: &str) -> Option<(CardNumber, SecurityCode)> {
-    Some((CardNumber::parse(number)?, SecurityCode::parse(pin)?))
+    Some((CardNumber::parse(number)?, SecurityCode::presented(pin)))
 }
 
 fn ok_json(status: StatusCode, body: &impl serde::Serialize) -> Response {

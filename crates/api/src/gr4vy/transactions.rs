@@ -424,9 +424,8 @@ fn gift_card_leg(index: usize, item: Gr4vyTransactionGiftCard) -> Result<GiftCar
                     format!("`{field}/number` must be a gift card number: digits only."),
                 )
             })?;
-            // A PIN no card can have is answered as a wrong one.
-            let security_code = SecurityCode::parse(&pin)
-                .ok_or_else(|| refused(&Refusal::Domain(giftd_domain::DomainError::InvalidCard), true))?;
+            // A PIN no card can have is checked as a wrong one (it counts toward the lockout).
+            let security_code = SecurityCode::presented(&pin);
             GiftCardRef::Secret {
                 number,
                 security_code,

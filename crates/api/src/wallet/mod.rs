@@ -292,10 +292,11 @@ fn optional_amount(value: Option<i64>, param: &str) -> Result<Option<Amount>, Wa
 }
 
 fn secrets(number: &str, passcode: Option<&str>) -> Result<(CardNumber, SecurityCode), WalletError> {
-    // A malformed number or passcode cannot match a card: the same answer as a wrong one.
+    // A malformed number cannot match a card: the same answer as a wrong one. A malformed
+    // passcode is checked like a wrong one, and counts toward the number's lockout.
     let invalid_card = || WalletError::from_refusal(&Refusal::Domain(DomainError::InvalidCard));
     let number = CardNumber::parse(number).ok_or_else(invalid_card)?;
-    let code = SecurityCode::parse(passcode.unwrap_or_default()).ok_or_else(invalid_card)?;
+    let code = SecurityCode::presented(passcode.unwrap_or_default());
     Ok((number, code))
 }
 
