@@ -17,7 +17,7 @@ pub mod idempotency;
 mod json;
 pub mod native;
 pub mod telemetry;
-mod text;
+pub mod text;
 pub mod wallet;
 
 pub use guard::{Limits, RateLimits};

@@ -5,7 +5,9 @@
 //! refuses a NUL in text (it was a 500 there while SQLite stored it), a control character in
 //! a reference ends up in logs, CSV exports and terminal receipts, and a bidirectional
 //! override makes a reference or a name read differently from what it is. No field of any
-//! front-end needs them; each front-end answers a refusal in its own shape.
+//! front-end needs them; each front-end answers a refusal in its own shape. No string may be
+//! longer than [`MAX_TEXT_CHARS`] either: the longest any field needs (a webhook URL, 2048
+//! bytes) fits with room, and nothing longer is stored, logged or echoed.
 //!
 //! The scan reads the body's bytes once, without parsing it: JSON can hold such a character
 //! only as an escape (`\n`, `\u0000`) or, for DEL and the characters past ASCII, raw, so both
@@ -13,17 +15,28 @@
 
 use std::fmt;
 
-/// A character the rule refuses, found in a request.
+/// Characters one string of a request may hold at most (a key, a value, a query parameter).
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// What the rule refuses in a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnsafeText(pub char);
+pub enum UnsafeText {
+    /// A control or bidirectional formatting character.
+    Char(char),
+    /// A string longer than [`MAX_TEXT_CHARS`].
+    TooLong,
+}
 
 impl fmt::Display for UnsafeText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Text may not contain control or bidirectional formatting characters; found U+{:04X}.",
-            u32::from(self.0)
-        )
+        match self {
+            Self::Char(c) => write!(
+                f,
+                "Text may not contain control or bidirectional formatting characters; found U+{:04X}.",
+                u32::from(*c)
+            ),
+            Self::TooLong => write!(f, "Text may be at most {MAX_TEXT_CHARS} characters long."),
+        }
     }
 }
 
@@ -36,41 +49,67 @@ pub fn is_refused(c: char) -> bool {
         )
 }
 
-/// The first refused character in `text`.
+/// The first refused character in `text`, or its length past [`MAX_TEXT_CHARS`].
 pub fn check_str(text: &str) -> Result<(), UnsafeText> {
-    text.chars()
-        .find(|c| is_refused(*c))
-        .map_or(Ok(()), |c| Err(UnsafeText(c)))
+    if let Some(c) = text.chars().find(|c| is_refused(*c)) {
+        return Err(UnsafeText::Char(c));
+    }
+    if text.chars().nth(MAX_TEXT_CHARS).is_some() {
+        return Err(UnsafeText::TooLong);
+    }
+    Ok(())
 }
 
-/// The first refused character in the strings of a JSON body, escaped or raw. Whitespace
+/// The first refused character in the strings of a JSON body, escaped or raw, or a string
+/// past [`MAX_TEXT_CHARS`] (an escape counts as the one character it stands for). Whitespace
 /// between JSON tokens (space, tab, newline, carriage return) is not text and passes.
 pub fn check_json(body: &[u8]) -> Result<(), UnsafeText> {
     let Ok(body) = std::str::from_utf8(body) else {
         return Ok(());
     };
     let mut chars = body.chars();
+    let mut in_string = false;
+    let mut length = 0_usize;
     while let Some(c) = chars.next() {
+        if !in_string {
+            match c {
+                '"' => {
+                    in_string = true;
+                    length = 0;
+                }
+                ' ' | '\t' | '\n' | '\r' => {}
+                c if is_refused(c) => return Err(UnsafeText::Char(c)),
+                _ => {}
+            }
+            continue;
+        }
         match c {
+            '"' => {
+                in_string = false;
+                continue;
+            }
             '\\' => match chars.next() {
-                Some('b') => return Err(UnsafeText('\u{8}')),
-                Some('f') => return Err(UnsafeText('\u{c}')),
-                Some('n') => return Err(UnsafeText('\n')),
-                Some('r') => return Err(UnsafeText('\r')),
-                Some('t') => return Err(UnsafeText('\t')),
+                Some('b') => return Err(UnsafeText::Char('\u{8}')),
+                Some('f') => return Err(UnsafeText::Char('\u{c}')),
+                Some('n') => return Err(UnsafeText::Char('\n')),
+                Some('r') => return Err(UnsafeText::Char('\r')),
+                Some('t') => return Err(UnsafeText::Char('\t')),
                 Some('u') => {
                     let hex: String = chars.by_ref().take(4).collect();
                     let escaped = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
                     if let Some(escaped) = escaped.filter(|c| is_refused(*c)) {
-                        return Err(UnsafeText(escaped));
+                        return Err(UnsafeText::Char(escaped));
                     }
                 }
                 // `\\`, `\"`, `\/`, or an invalid escape the parser refuses.
                 _ => {}
             },
-            ' ' | '\t' | '\n' | '\r' => {}
-            c if is_refused(c) => return Err(UnsafeText(c)),
+            c if is_refused(c) => return Err(UnsafeText::Char(c)),
             _ => {}
+        }
+        length += 1;
+        if length > MAX_TEXT_CHARS {
+            return Err(UnsafeText::TooLong);
         }
     }
     Ok(())
@@ -126,14 +165,14 @@ mod tests {
     #[test]
     fn a_percent_encoded_control_or_override_in_the_path_or_query_is_found() {
         assert_eq!(check_uri("/v1/cards/card_1?limit=5&cursor=abc%20d"), Ok(()));
-        assert_eq!(check_uri("/v1/cards/card_%00"), Err(UnsafeText('\0')));
+        assert_eq!(check_uri("/v1/cards/card_%00"), Err(UnsafeText::Char('\0')));
         assert_eq!(
             check_uri("/giftcard/v1/giftcards?userId=a%0Ab"),
-            Err(UnsafeText('\n'))
+            Err(UnsafeText::Char('\n'))
         );
         assert_eq!(
             check_uri("/v1/cards?reference=%E2%80%AEx"),
-            Err(UnsafeText('\u{202e}'))
+            Err(UnsafeText::Char('\u{202e}'))
         );
         assert_eq!(check_uri("/v1/cards/100%"), Ok(()), "a lone % is no escape");
     }
@@ -143,7 +182,7 @@ mod tests {
         let body = serde_json::json!({"amount": 5, "items": [{"name": "ok"}, {"name": "a\u{202e}"}]});
         assert_eq!(
             check_value(&body),
-            Err(("items[1].name".to_owned(), UnsafeText('\u{202e}')))
+            Err(("items[1].name".to_owned(), UnsafeText::Char('\u{202e}')))
         );
         assert_eq!(
             check_value(&serde_json::json!({"reference": "x\0"}))
@@ -153,7 +192,7 @@ mod tests {
         );
         assert_eq!(
             check_query("limit=5&cursor=%00"),
-            Err(("cursor".to_owned(), UnsafeText('\0')))
+            Err(("cursor".to_owned(), UnsafeText::Char('\0')))
         );
         assert_eq!(check_query("limit=5&cursor=a+b"), Ok(()));
     }
@@ -182,8 +221,52 @@ mod tests {
             ("{\"name\": \"\u{2066}isolate\"}", '\u{2066}'),
             ("{\"na\\u0000me\": \"key\"}", '\0'),
         ] {
-            assert_eq!(check_json(body.as_bytes()), Err(UnsafeText(found)), "{body}");
+            assert_eq!(
+                check_json(body.as_bytes()),
+                Err(UnsafeText::Char(found)),
+                "{body}"
+            );
         }
+    }
+
+    #[test]
+    fn a_string_past_the_longest_text_is_refused_wherever_it_is() {
+        let longest = "é".repeat(MAX_TEXT_CHARS);
+        let longer = format!("{longest}x");
+        assert_eq!(
+            check_json(format!("{{\"name\": \"{longest}\"}}").as_bytes()),
+            Ok(())
+        );
+        assert_eq!(
+            check_json(format!("{{\"name\": \"{longer}\"}}").as_bytes()),
+            Err(UnsafeText::TooLong)
+        );
+        assert_eq!(
+            check_json(format!("{{\"{longer}\": 1}}").as_bytes()),
+            Err(UnsafeText::TooLong),
+            "a key too"
+        );
+        // An escape is one character; a quote escaped does not end the string.
+        let escaped = "\\\"".repeat(MAX_TEXT_CHARS);
+        assert_eq!(check_json(format!("{{\"q\": \"{escaped}\"}}").as_bytes()), Ok(()));
+        assert_eq!(
+            check_json(format!("{{\"q\": \"{escaped}\\u0041\"}}").as_bytes()),
+            Err(UnsafeText::TooLong)
+        );
+        // Many short strings are fine.
+        let many = vec!["a".repeat(100); 100];
+        assert_eq!(
+            check_json(serde_json::to_string(&many).unwrap().as_bytes()),
+            Ok(())
+        );
+        assert_eq!(
+            check_value(&serde_json::json!({"items": [{"note": longer}]})),
+            Err(("items[0].note".to_owned(), UnsafeText::TooLong))
+        );
+        assert_eq!(
+            check_query(&format!("cursor={}", "a".repeat(MAX_TEXT_CHARS + 1))),
+            Err(("cursor".to_owned(), UnsafeText::TooLong))
+        );
     }
 
     #[test]
@@ -194,7 +277,7 @@ mod tests {
     #[test]
     fn the_refusal_names_the_character() {
         assert_eq!(
-            UnsafeText('\0').to_string(),
+            UnsafeText::Char('\0').to_string(),
             "Text may not contain control or bidirectional formatting characters; found U+0000."
         );
     }

@@ -1380,10 +1380,55 @@ async fn card_balance(app: &TestApp, card_id: &str) -> i64 {
     card.body["balance"].as_i64().expect("a balance")
 }
 
+/// A USD program that lifts the default ceilings as far as 64 bits go, for cards near i64::MAX.
+async fn unbounded_program(app: &TestApp) -> String {
+    app.program(
+        json!({"name": "Unbounded", "currency": "USD", "max_load": i64::MAX, "max_balance": i64::MAX}),
+    )
+    .await
+}
+
+/// A card of `amount` on an [`unbounded_program`].
+async fn unbounded_card(app: &TestApp, amount: i64) -> String {
+    let program_id = unbounded_program(app).await;
+    text(&app.card(&program_id, amount).await["id"])
+}
+
+#[tokio::test]
+async fn value_above_the_default_ceiling_is_refused_naming_the_units_unless_the_program_raises_it() {
+    let app = TestApp::spawn().await;
+    let program_id = app.usd_program().await;
+    let ceiling = giftd_domain::program::DEFAULT_MAX_LOAD;
+    // $1,000,000.00 typed as minor units a hundred times over: refused, nothing issued.
+    let issued = app
+        .post(
+            "/v1/cards",
+            json!({"program_id": program_id, "kind": "virtual", "amount": 100 * ceiling}),
+        )
+        .await;
+    issued.assert_error(422, "limit_exceeded");
+    assert!(issued.text.contains("minor units"), "{}", issued.text);
+    let card_id = text(&app.card(&program_id, ceiling).await["id"]);
+    let load = format!("/v1/cards/{card_id}/load");
+    app.post(&load, json!({"amount": 1}))
+        .await
+        .assert_error(422, "limit_exceeded");
+    assert_eq!(card_balance(&app, &card_id).await, ceiling);
+    // A program that lifts its ceilings takes more.
+    let raised = unbounded_program(&app).await;
+    app.post(
+        "/v1/cards",
+        json!({"program_id": raised, "kind": "virtual", "amount": 100 * ceiling}),
+    )
+    .await
+    .assert_status(201);
+    TestApp::assert_sound(&app.verify().await);
+}
+
 #[tokio::test]
 async fn loading_past_i64_max_onto_a_card_with_a_balance_is_limit_exceeded_not_500() {
     let app = TestApp::spawn().await;
-    let card_id = text(&app.funded_card(100).await["id"]);
+    let card_id = unbounded_card(&app, 100).await;
     let load = format!("/v1/cards/{card_id}/load");
 
     for amount in [i64::MAX, i64::MAX - 99] {
@@ -1407,7 +1452,7 @@ async fn loading_past_i64_max_onto_a_card_with_a_balance_is_limit_exceeded_not_5
 #[tokio::test]
 async fn refund_and_void_that_would_push_a_balance_past_i64_max_are_refused_not_500() {
     let app = TestApp::spawn().await;
-    let card_id = text(&app.funded_card(100).await["id"]);
+    let card_id = unbounded_card(&app, 100).await;
     let redemption = app
         .post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 50}))
         .await;
@@ -1450,7 +1495,7 @@ async fn refund_and_void_that_would_push_a_balance_past_i64_max_are_refused_not_
 #[tokio::test]
 async fn a_card_issued_at_i64_max_refuses_more_value_and_stays_verifiable_through_a_hold() {
     let app = TestApp::spawn().await;
-    let program_id = app.usd_program().await;
+    let program_id = unbounded_program(&app).await;
     let full = app.card(&program_id, i64::MAX).await;
     let full_id = text(&full["id"]);
     assert_eq!(full["balance"], i64::MAX);
@@ -1478,7 +1523,7 @@ async fn a_card_issued_at_i64_max_refuses_more_value_and_stays_verifiable_throug
 async fn two_cards_holding_near_i64_max_each_keep_the_ledger_verifiable() {
     // Each card fits in i64; their sum does not. Verification must still run and report.
     let app = TestApp::spawn().await;
-    let program_id = app.usd_program().await;
+    let program_id = unbounded_program(&app).await;
     app.card(&program_id, i64::MAX).await;
     app.card(&program_id, i64::MAX).await;
     let report = app
@@ -1558,8 +1603,8 @@ fn judge_text_refusal(path: &str, refused: char, response: &TestResponse) -> Res
 }
 
 #[tokio::test]
-async fn control_and_bidirectional_characters_in_any_text_field_of_any_front_end_are_refused_without_an_echo()
-{
+async fn control_and_bidirectional_characters_and_overlong_text_in_any_field_of_any_front_end_are_refused_without_an_echo()
+ {
     let fixture = fixture().await;
     let app = &fixture.app;
     let key = app.api_key.clone();
@@ -1653,6 +1698,29 @@ async fn control_and_bidirectional_characters_in_any_text_field_of_any_front_end
                     ));
                 }
             }
+            // One character past the longest text: refused the same way, and not echoed.
+            let overlong = "z".repeat(giftd_api::text::MAX_TEXT_CHARS + 1);
+            let mut body = case.body.clone();
+            *body.pointer_mut(leaf).expect("the leaf is there") = Value::String(overlong.clone());
+            let response = app
+                .send(
+                    app.client
+                        .post(app.url(&case.path))
+                        .header(case.auth.0, &case.auth.1)
+                        .json(&body),
+                )
+                .await;
+            sent += 1;
+            let echoed = response.text.contains(&overlong);
+            if echoed || judge_text_refusal(&case.path, '\0', &response).is_err() {
+                let mut text = response.text.clone();
+                text.truncate(200);
+                failures.push(format!(
+                    "POST {} {leaf} overlong (echoed: {echoed}): got {} {text}",
+                    case.path,
+                    response.status.as_u16()
+                ));
+            }
         }
     }
     // In a path or a query, percent-encoded.
@@ -1690,7 +1758,7 @@ async fn control_and_bidirectional_characters_in_any_text_field_of_any_front_end
 async fn reports_sum_cards_holding_near_i64_max_exactly_instead_of_failing_or_wrapping() {
     // Each card fits in i64; their sum does not (it does fit u64, which JSON readers take).
     let app = TestApp::spawn().await;
-    let program_id = app.usd_program().await;
+    let program_id = unbounded_program(&app).await;
     app.card(&program_id, i64::MAX).await;
     app.card(&program_id, i64::MAX).await;
     let both = 2 * u64::try_from(i64::MAX).unwrap();
