@@ -1540,6 +1540,8 @@ async fn two_cards_holding_near_i64_max_each_keep_the_ledger_verifiable() {
 /// Characters no text field of any front-end takes: NUL, another C0 control, a line break,
 /// DEL, a C1 control, and a right-to-left override.
 const REFUSED_TEXT: [char; 6] = ['\0', '\u{1}', '\n', '\u{7f}', '\u{9b}', '\u{202e}'];
+/// Escapes no JSON string may hold: an unknown one, a lone surrogate, a cut-short one.
+const INVALID_ESCAPES: [&str; 3] = [r"a\qb", r"\ud800", r"\u12"];
 
 fn fixture_body(path: &str) -> Value {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1720,6 +1722,32 @@ async fn control_and_bidirectional_characters_and_overlong_text_in_any_field_of_
                     case.path,
                     response.status.as_u16()
                 ));
+            }
+            // Escapes JSON does not have, or that stand for no character: the body is not
+            // JSON, and is refused as such.
+            for invalid in INVALID_ESCAPES {
+                let mut body = case.body.clone();
+                *body.pointer_mut(leaf).expect("the leaf is there") = Value::String("@@escape@@".into());
+                let raw = body.to_string().replace("@@escape@@", invalid);
+                let response = app
+                    .send(
+                        app.client
+                            .post(app.url(&case.path))
+                            .header(case.auth.0, &case.auth.1)
+                            .header("content-type", "application/json")
+                            .body(raw),
+                    )
+                    .await;
+                sent += 1;
+                if judge_text_refusal(&case.path, '\0', &response).is_err() {
+                    let mut text = response.text.clone();
+                    text.truncate(200);
+                    failures.push(format!(
+                        "POST {} {leaf} with {invalid}: got {} {text}",
+                        case.path,
+                        response.status.as_u16()
+                    ));
+                }
             }
         }
     }

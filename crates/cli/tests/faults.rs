@@ -6,8 +6,9 @@
 //! port, as the `postgres` user when the test runs as root), so that stopping, killing or
 //! promoting it disturbs no other test; the server binaries are found under
 //! `/usr/lib/postgresql/<version>/bin`. The full-volume test mounts a small tmpfs, which needs
-//! root (CI runs as root). Every process started here is stopped by a guard, even when a test
-//! fails, and every wait is bounded.
+//! root. So these tests are `#[ignore]`d and say what they need; `cargo test --
+//! --include-ignored` runs them (CI does, as root). Every process started here is stopped by a
+//! guard, even when a test fails, and every wait is bounded.
 //!
 //! Under load, every request carries an Idempotency-Key. An answer of 200 is an acknowledged
 //! redemption; a 503 is the clean refusal an outage must give; any other answer fails the test.
@@ -652,6 +653,7 @@ async fn settle_and_check_balances(server: &Server, key: &str, cards: &[String],
 // ---- PostgreSQL restarted ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL server binaries under /usr/lib/postgresql (and root or the postgres user)"]
 async fn postgres_restarted_under_load_is_a_503_outage_then_service_resumes_losing_nothing() {
     let _serial = SERIAL.lock().await;
     let database = Cluster::primary();
@@ -718,6 +720,7 @@ async fn postgres_restarted_under_load_is_a_503_outage_then_service_resumes_losi
 // ---- PostgreSQL failover ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL server binaries under /usr/lib/postgresql (and root or the postgres user)"]
 async fn the_primary_lost_under_load_and_its_synchronous_standby_promoted_giftd_follows_without_a_restart() {
     let _serial = SERIAL.lock().await;
     let primary = Cluster::primary();
@@ -845,6 +848,7 @@ impl Drop for Volume {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs root, to mount a tmpfs"]
 async fn a_full_sqlite_volume_refuses_writes_with_503_keeps_reads_and_writes_again_once_space_is_freed() {
     let _serial = SERIAL.lock().await;
     let volume = Volume::mount(VOLUME_BYTES);

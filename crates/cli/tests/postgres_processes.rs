@@ -6,8 +6,9 @@
 //! `GIFTD_MASTER_KEY`, so that an API key made by the CLI authenticates on either server. Every
 //! process started here is killed by a guard, even when a test fails, and every wait is bounded.
 //!
-//! The tests need `GIFTD_TEST_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`).
-//! Without it they print a notice and pass; with it, a server that cannot be reached fails them.
+//! The tests need `GIFTD_TEST_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`), so
+//! they are `#[ignore]`d and say why: `cargo test -- --include-ignored` runs them (CI does), and
+//! then a missing variable or a server that cannot be reached fails them.
 //! They run one at a time (a shared lock) so that the PostgreSQL connections and the CPU they use
 //! do not add up across tests, and so that the timing of the hold race is not skewed by the others.
 
@@ -56,13 +57,12 @@ const INHERITED_SETTINGS: [&str; 8] = [
 /// One test at a time (see the module documentation).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The PostgreSQL server to test against, or `None` (with a printed notice) when none is set.
-fn postgres_or_skip(test: &str) -> Option<String> {
-    let url = test_pg_url();
-    if url.is_none() {
-        eprintln!("skipped: GIFTD_TEST_PG_URL is not set ({test})");
-    }
-    url
+/// Why every test here is ignored unless asked for.
+const NEEDS_POSTGRES: &str = "needs GIFTD_TEST_PG_URL, a PostgreSQL server";
+
+/// The PostgreSQL server to test against; a test asked to run without one fails.
+fn postgres(test: &str) -> String {
+    test_pg_url().unwrap_or_else(|| panic!("{test} {NEEDS_POSTGRES}: set it to run the test"))
 }
 
 fn free_address() -> SocketAddr {
@@ -521,9 +521,7 @@ impl Cluster {
 /// alternating between two servers started with `serve_args`: exactly one succeeds per card.
 async fn full_balance_race(test: &str, serve_args: &[&str], count: usize, per_card: usize) {
     const BALANCE: i64 = 1000;
-    let Some(admin_url) = postgres_or_skip(test) else {
-        return;
-    };
+    let admin_url = postgres(test);
     let _one_at_a_time = SERIAL.lock().await;
     let started = Instant::now();
     let cluster = Cluster::start(&admin_url, serve_args).await;
@@ -633,6 +631,7 @@ async fn full_balance_race(test: &str, serve_args: &[&str], count: usize, per_ca
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
 async fn a_thousand_concurrent_full_balance_redemptions_over_two_processes_succeed_once_per_card() {
     full_balance_race(
         "a_thousand_concurrent_full_balance_redemptions_over_two_processes_succeed_once_per_card",
@@ -644,6 +643,7 @@ async fn a_thousand_concurrent_full_balance_redemptions_over_two_processes_succe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
 async fn serializable_isolation_keeps_the_same_guarantees() {
     full_balance_race(
         "serializable_isolation_keeps_the_same_guarantees",
@@ -663,6 +663,7 @@ enum Winner {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
 async fn the_hold_race_capture_release_and_expiry_have_exactly_one_winner() {
     const TEST: &str = "the_hold_race_capture_release_and_expiry_have_exactly_one_winner";
     const HOLDS: usize = 30;
@@ -672,9 +673,7 @@ async fn the_hold_race_capture_release_and_expiry_have_exactly_one_winner() {
     /// The pairs of requests are fired from SPREAD/2 before to SPREAD/2 after their hold's expiry,
     /// most of them within a few milliseconds of it.
     const SPREAD_MILLIS: i64 = 1000;
-    let Some(admin_url) = postgres_or_skip(TEST) else {
-        return;
-    };
+    let admin_url = postgres(TEST);
     let _one_at_a_time = SERIAL.lock().await;
     let started = Instant::now();
     let cluster = Cluster::start(&admin_url, &[]).await;
@@ -910,15 +909,14 @@ async fn the_hold_race_capture_release_and_expiry_have_exactly_one_winner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
 async fn idempotency_races_across_two_processes_yield_one_effect() {
     const TEST: &str = "idempotency_races_across_two_processes_yield_one_effect";
     const CARDS: usize = 6;
     const COPIES: usize = 20;
     const BALANCE: i64 = 1000;
     const AMOUNT: i64 = 300;
-    let Some(admin_url) = postgres_or_skip(TEST) else {
-        return;
-    };
+    let admin_url = postgres(TEST);
     let _one_at_a_time = SERIAL.lock().await;
     let started = Instant::now();
     let cluster = Cluster::start(&admin_url, &[]).await;
@@ -1130,6 +1128,7 @@ async fn load_worker(worker: usize, server: &Server, api_key: &str, cards: &[Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
 async fn kill_minus_nine_under_load_loses_no_acknowledged_redemption() {
     const TEST: &str = "kill_minus_nine_under_load_loses_no_acknowledged_redemption";
     const CARDS: usize = 40;
@@ -1137,9 +1136,7 @@ async fn kill_minus_nine_under_load_loses_no_acknowledged_redemption() {
     /// The kill comes once this many requests were acknowledged, or after KILL_AFTER at most.
     const KILL_AT_ACKNOWLEDGED: usize = 400;
     const KILL_AFTER: Duration = Duration::from_secs(8);
-    let Some(admin_url) = postgres_or_skip(TEST) else {
-        return;
-    };
+    let admin_url = postgres(TEST);
     let _one_at_a_time = SERIAL.lock().await;
     let started = Instant::now();
     let mut cluster = Cluster::start(&admin_url, &[]).await;
@@ -1259,11 +1256,10 @@ async fn kill_minus_nine_under_load_loses_no_acknowledged_redemption() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
 async fn the_postgres_ledger_refuses_updates_deletes_and_truncates() {
     const TEST: &str = "the_postgres_ledger_refuses_updates_deletes_and_truncates";
-    let Some(admin_url) = postgres_or_skip(TEST) else {
-        return;
-    };
+    let admin_url = postgres(TEST);
     let _one_at_a_time = SERIAL.lock().await;
     let started = Instant::now();
     let cluster = Cluster::start(&admin_url, &[]).await;
@@ -1362,14 +1358,13 @@ async fn the_postgres_ledger_refuses_updates_deletes_and_truncates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
 async fn checkouts_racing_over_two_processes_never_overdraw_a_gift_card() {
     const TEST: &str = "checkouts_racing_over_two_processes_never_overdraw_a_gift_card";
     const CHECKOUTS: usize = 60;
     const BALANCE: i64 = 1000;
     const AMOUNT: i64 = 100;
-    let Some(admin_url) = postgres_or_skip(TEST) else {
-        return;
-    };
+    let admin_url = postgres(TEST);
     let _one_at_a_time = SERIAL.lock().await;
     let cluster = Cluster::start(&admin_url, &[]).await;
     let program = cluster.program().await;
