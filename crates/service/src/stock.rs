@@ -137,25 +137,44 @@ impl Lines {
     }
 }
 
-/// Parses an import file: a header naming the columns (any order, [`IMPORT_COLUMNS`]), then
-/// one card per line, fields separated by commas, no quoting (no field may contain a comma).
-/// Blank lines are skipped. Every line is checked, and every bad one is reported with its
-/// number; duplicate numbers within the file are refused here too.
+/// Parses an import file: CSV (RFC 4180: fields may be quoted, a quoted field may hold a
+/// comma or a quote doubled; a UTF-8 byte-order mark before the header is ignored, as
+/// spreadsheets write one), a header naming the columns (any order, [`IMPORT_COLUMNS`]), then
+/// one card per line. Blank lines are skipped; fields are trimmed. Every line is checked, and
+/// every bad one is reported with its number; duplicate numbers within the file are refused
+/// here too.
 pub fn parse_import(text: &str) -> Result<Vec<ImportRow>, StockError> {
     let mut lines = Lines {
         errors: Vec::new(),
         total: 0,
     };
     let mut rows = Vec::new();
-    let mut iter = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
-    let Some((_, header)) = iter.next() else {
-        lines.push(1, "the file is empty; it needs a header line");
-        return lines.finish(rows);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records().map(|record| {
+        let start = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map(csv::Position::byte);
+        (line_at(text, start), record)
+    });
+    let header = match records.next() {
+        None => {
+            lines.push(1, "the file is empty; it needs a header line");
+            return lines.finish(rows);
+        }
+        Some((_, Err(error))) => {
+            lines.push(1, format!("the header is not CSV: {error}"));
+            return lines.finish(rows);
+        }
+        Some((_, Ok(header))) => header,
     };
-    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let columns: Vec<&str> = header.iter().collect();
     let mut index = HashMap::new();
     for (i, name) in columns.iter().enumerate() {
         if !IMPORT_COLUMNS.contains(name) {
@@ -179,19 +198,31 @@ pub fn parse_import(text: &str) -> Result<Vec<ImportRow>, StockError> {
         return lines.finish(rows);
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (line, text) in iter {
-        if text.trim().is_empty() {
+    for (line, record) in records {
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                let line = error.position().map_or(line, |p| line_at(text, Some(p.byte())));
+                lines.push(line, format!("not CSV: {error}"));
+                continue;
+            }
+        };
+        if record.iter().all(str::is_empty) {
             continue;
         }
-        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
-        if fields.len() != columns.len() {
+        if record.len() != columns.len() {
             lines.push(
                 line,
-                format!("{} fields, the header has {}", fields.len(), columns.len()),
+                format!("{} fields, the header has {}", record.len(), columns.len()),
             );
             continue;
         }
-        let field = |name: &str| index.get(name).map(|&i| fields[i]).filter(|v| !v.is_empty());
+        let field = |name: &str| {
+            index
+                .get(name)
+                .and_then(|&i| record.get(i))
+                .filter(|v| !v.is_empty())
+        };
         match parse_row(line, &field) {
             Ok(row) => {
                 if let Some(first) = seen.insert(row.number.expose().to_owned(), line) {
@@ -204,6 +235,25 @@ pub fn parse_import(text: &str) -> Result<Vec<ImportRow>, StockError> {
         }
     }
     lines.finish(rows)
+}
+
+/// The line (from 1, as an editor counts) of the record the CSV reader says starts at `byte`:
+/// the reader may place a record's start before the line break that ends the previous one, and
+/// before the blank lines it skips.
+fn line_at(text: &str, byte: Option<u64>) -> usize {
+    let Some(byte) = byte.and_then(|b| usize::try_from(b).ok()) else {
+        return 0;
+    };
+    let start = text
+        .as_bytes()
+        .iter()
+        .skip(byte)
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .map_or(text.len(), |skipped| byte + skipped);
+    1 + text.as_bytes()[..start.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
 }
 
 fn parse_row<'a>(line: usize, field: &dyn Fn(&str) -> Option<&'a str>) -> Result<ImportRow, String> {
@@ -553,5 +603,57 @@ impl Service {
             created_at: now,
             snapshot,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(rows: &[ImportRow]) -> Vec<&str> {
+        rows.iter().map(|row| row.number.expose()).collect()
+    }
+
+    fn line_errors(text: &str) -> Vec<String> {
+        match parse_import(text) {
+            Err(StockError::Lines { lines, .. }) => lines.iter().map(ToString::to_string).collect(),
+            Err(other) => panic!("not a line error: {other}"),
+            Ok(rows) => panic!("accepted {:?}", numbers(&rows)),
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_quoted_fields_crlf_and_blank_lines_read_as_a_spreadsheet_writes_them() {
+        let text = "\u{feff}number,security_code,balance\r\n\"7400000000000001\",\"1234\",500\r\n\r\n\
+                    7400000000000002, 5678 ,\"0\"\r\n";
+        let rows = parse_import(text).expect("a good file");
+        assert_eq!(numbers(&rows), ["7400000000000001", "7400000000000002"]);
+        assert_eq!(rows[0].balance.map(Amount::minor), Some(500));
+        assert_eq!(rows[1].balance, None);
+        assert_eq!(rows[1].security_code.expose(), "5678");
+        assert_eq!(
+            (rows[0].line, rows[1].line),
+            (2, 4),
+            "lines are counted as an editor shows them"
+        );
+    }
+
+    #[test]
+    fn a_quoted_comma_stays_in_its_field_and_each_bad_line_is_named() {
+        let text = "number,security_code\n7400000000000001,1234\n\"7400,000000000002\",5678\n7400000000000003\n\"unclosed,1234\n";
+        let errors = line_errors(text);
+        assert!(errors[0].starts_with("line 3: `number`"), "{errors:?}");
+        assert!(
+            errors[1].starts_with("line 4: 1 fields, the header has 2"),
+            "{errors:?}"
+        );
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[2].starts_with("line 5:"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_header_with_a_byte_order_mark_names_its_columns_without_it() {
+        assert!(line_errors("\u{feff}numbr,security_code\n")[0].contains("unknown column \"numbr\""));
+        assert!(parse_import("\u{feff}security_code,number\n1234,7400000000000001\n").is_ok());
     }
 }
