@@ -5,7 +5,8 @@
 //! The kill comes from `GIFTD_FAILPOINT=<name>`, which makes giftd abort (as `kill -9` would)
 //! when a checkout reaches that point: `checkout.after_begin` (persisted, nothing sent),
 //! `checkout.after_call_<step>` (the processor answered, the answer not yet recorded) and
-//! `checkout.after_<step>` (recorded, the next step not begun). The restarted process has a
+//! `checkout.after_<step>` (recorded, the next step not begun). Failpoints exist only in debug
+//! builds (the ones `cargo test` builds); a release build ignores the variable. The restarted process has a
 //! one-second lease, so its recovery loop picks the checkout up within a few seconds.
 //!
 //! On SQLite by default; with `GIFTD_TEST_BACKEND=postgres` (and `GIFTD_TEST_PG_URL`), each test

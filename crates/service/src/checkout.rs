@@ -663,7 +663,10 @@ async fn refund(
 }
 
 /// Aborts the process at a named point when `GIFTD_FAILPOINT` names it: a test aid that kills
-/// giftd between two steps of a checkout, exactly where a crash could happen.
+/// giftd between two steps of a checkout, exactly where a crash could happen
+/// (`crates/cli/tests/checkout_recovery.rs`). Only in debug builds, which the tests run: a
+/// release build has no failpoints, so no setting can make a production giftd abort.
+#[cfg(debug_assertions)]
 fn failpoint(name: &str, checkout: &CheckoutId) {
     static ARMED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let armed = ARMED.get_or_init(|| std::env::var("GIFTD_FAILPOINT").ok());
@@ -672,6 +675,10 @@ fn failpoint(name: &str, checkout: &CheckoutId) {
         std::process::abort();
     }
 }
+
+/// A release build has no failpoints (see the debug build's).
+#[cfg(not(debug_assertions))]
+fn failpoint(_name: &str, _checkout: &CheckoutId) {}
 
 fn step_name(step: Step) -> &'static str {
     match step {
