@@ -437,6 +437,12 @@ pub struct Storage {
 #[derive(Clone)]
 pub struct MasterKeyText(pub String);
 
+impl Drop for MasterKeyText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for MasterKeyText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKeyText(***)")

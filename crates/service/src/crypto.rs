@@ -15,6 +15,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
+use zeroize::{Zeroize, Zeroizing};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -31,9 +32,16 @@ pub enum KeyError {
     Io { path: String, source: std::io::Error },
 }
 
-/// The master key. Its `Debug` is redacted.
+/// The master key. Its `Debug` is redacted, and its bytes are wiped from memory when it is
+/// dropped (as are those of the keys derived from it, and of its hex text on the way in).
 #[derive(Clone)]
 pub struct MasterKey([u8; 32]);
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,8 +51,8 @@ impl fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn from_hex(hex_digits: &str) -> Option<Self> {
-        let bytes = hex::decode(hex_digits.trim()).ok()?;
-        Some(Self(bytes.try_into().ok()?))
+        let bytes = Zeroizing::new(hex::decode(hex_digits.trim()).ok()?);
+        Some(Self(bytes.as_slice().try_into().ok()?))
     }
 
     pub fn generate() -> Self {
@@ -64,7 +72,7 @@ impl MasterKey {
             path: path.display().to_string(),
             source,
         };
-        match std::fs::read_to_string(&path) {
+        match std::fs::read_to_string(&path).map(Zeroizing::new) {
             Ok(text) => Self::from_hex(&text).ok_or_else(|| KeyError::BadKeyFile {
                 path: path.display().to_string(),
             }),
@@ -78,7 +86,8 @@ impl MasterKey {
                     options.mode(0o600);
                 }
                 let mut file = options.open(&path).map_err(io)?;
-                file.write_all(hex::encode(key.0).as_bytes()).map_err(io)?;
+                file.write_all(Zeroizing::new(hex::encode(key.0)).as_bytes())
+                    .map_err(io)?;
                 file.sync_all().map_err(io)?;
                 Ok(key)
             }
@@ -94,6 +103,16 @@ pub struct Keys {
     security_code: [u8; 32],
     api_key: [u8; 32],
     clover_token: [u8; 32],
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        // The cipher wipes its own key schedule (aes-gcm's `zeroize` feature).
+        self.fingerprint.zeroize();
+        self.security_code.zeroize();
+        self.api_key.zeroize();
+        self.clover_token.zeroize();
+    }
 }
 
 impl fmt::Debug for Keys {
@@ -115,9 +134,9 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 impl Keys {
     pub fn derive(master: &MasterKey) -> Self {
         let derive = |label: &str| hmac(&master.0, &[b"giftd key derivation v1", label.as_bytes()]);
-        let encryption = derive("encryption");
+        let encryption = Zeroizing::new(derive("encryption"));
         Self {
-            cipher: Aes256Gcm::new_from_slice(&encryption).expect("32-byte AES-256 key"),
+            cipher: Aes256Gcm::new_from_slice(encryption.as_slice()).expect("32-byte AES-256 key"),
             fingerprint: derive("card number fingerprint"),
             security_code: derive("security code hash"),
             api_key: derive("api key hash"),
