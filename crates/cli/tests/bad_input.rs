@@ -1674,79 +1674,53 @@ async fn control_and_bidirectional_characters_and_overlong_text_in_any_field_of_
         let mut leaves = Vec::new();
         string_leaves(&case.body, String::new(), &mut leaves);
         assert!(!leaves.is_empty(), "{} has text fields", case.path);
+        // The body with the text at `leaf` replaced, sent raw (it may not be JSON).
+        let send = |leaf: &str, text: &str| {
+            let mut body = case.body.clone();
+            *body.pointer_mut(leaf).expect("the leaf is there") = Value::String("@@text@@".into());
+            let raw = body.to_string().replace("\"@@text@@\"", text);
+            app.send(
+                app.client
+                    .post(app.url(&case.path))
+                    .header(case.auth.0, &case.auth.1)
+                    .header("content-type", "application/json")
+                    .body(raw),
+            )
+        };
+        let mut fail = |what: String, response: &TestResponse| {
+            let mut text = response.text.clone();
+            text.truncate(200);
+            failures.push(format!(
+                "POST {} {what}: got {} {text}",
+                case.path,
+                response.status.as_u16()
+            ));
+        };
         for leaf in &leaves {
+            let original = case.body.pointer(leaf).and_then(Value::as_str).expect("a string");
             for refused in REFUSED_TEXT {
-                let mut body = case.body.clone();
-                let field = body.pointer_mut(leaf).expect("the leaf is there");
-                let original = field.as_str().expect("a string").to_owned();
-                *field = Value::String(format!("{original}{refused}x"));
-                let response = app
-                    .send(
-                        app.client
-                            .post(app.url(&case.path))
-                            .header(case.auth.0, &case.auth.1)
-                            .json(&body),
-                    )
-                    .await;
+                let text = Value::String(format!("{original}{refused}x")).to_string();
+                let response = send(leaf, &text).await;
                 sent += 1;
                 if let Err(why) = judge_text_refusal(&case.path, refused, &response) {
-                    let mut text = response.text.clone();
-                    text.truncate(200);
-                    failures.push(format!(
-                        "POST {} {leaf} + U+{:04X}: {why}; got {} {text}",
-                        case.path,
-                        u32::from(refused),
-                        response.status.as_u16()
-                    ));
+                    fail(format!("{leaf} + U+{:04X}: {why}", u32::from(refused)), &response);
                 }
             }
             // One character past the longest text: refused the same way, and not echoed.
             let overlong = "z".repeat(giftd_api::text::MAX_TEXT_CHARS + 1);
-            let mut body = case.body.clone();
-            *body.pointer_mut(leaf).expect("the leaf is there") = Value::String(overlong.clone());
-            let response = app
-                .send(
-                    app.client
-                        .post(app.url(&case.path))
-                        .header(case.auth.0, &case.auth.1)
-                        .json(&body),
-                )
-                .await;
+            let response = send(leaf, &format!("\"{overlong}\"")).await;
             sent += 1;
             let echoed = response.text.contains(&overlong);
             if echoed || judge_text_refusal(&case.path, '\0', &response).is_err() {
-                let mut text = response.text.clone();
-                text.truncate(200);
-                failures.push(format!(
-                    "POST {} {leaf} overlong (echoed: {echoed}): got {} {text}",
-                    case.path,
-                    response.status.as_u16()
-                ));
+                fail(format!("{leaf} overlong (echoed: {echoed})"), &response);
             }
             // Escapes JSON does not have, or that stand for no character: the body is not
             // JSON, and is refused as such.
             for invalid in INVALID_ESCAPES {
-                let mut body = case.body.clone();
-                *body.pointer_mut(leaf).expect("the leaf is there") = Value::String("@@escape@@".into());
-                let raw = body.to_string().replace("@@escape@@", invalid);
-                let response = app
-                    .send(
-                        app.client
-                            .post(app.url(&case.path))
-                            .header(case.auth.0, &case.auth.1)
-                            .header("content-type", "application/json")
-                            .body(raw),
-                    )
-                    .await;
+                let response = send(leaf, &format!("\"{invalid}\"")).await;
                 sent += 1;
                 if judge_text_refusal(&case.path, '\0', &response).is_err() {
-                    let mut text = response.text.clone();
-                    text.truncate(200);
-                    failures.push(format!(
-                        "POST {} {leaf} with {invalid}: got {} {text}",
-                        case.path,
-                        response.status.as_u16()
-                    ));
+                    fail(format!("{leaf} with {invalid}"), &response);
                 }
             }
         }

@@ -268,6 +268,30 @@ impl Server {
         }
     }
 
+    /// A redemption of 1 from card `n` (of `cards`, round the list) with its own key.
+    async fn redeem_one(
+        &self,
+        key: &str,
+        cards: &[String],
+        idempotency_key: String,
+        n: usize,
+    ) -> (Redemption, Answer) {
+        let redemption = Redemption {
+            card: n % cards.len(),
+            amount: 1,
+            idempotency_key,
+        };
+        let answer = self
+            .post(
+                key,
+                &format!("/v1/cards/{}/redeem", cards[redemption.card]),
+                &json!({"amount": redemption.amount}),
+                Some(&redemption.idempotency_key),
+            )
+            .await;
+        (redemption, answer)
+    }
+
     /// `CARDS` cards of `CARD_VALUE` each on a new program; their ids.
     async fn funded_cards(&self, key: &str) -> Vec<String> {
         let program = self
@@ -652,6 +676,36 @@ async fn settle_and_check_balances(server: &Server, key: &str, cards: &[String],
 
 // ---- PostgreSQL restarted ----
 
+/// giftd on `url` with a merchant and its cards, under a redemption load that has run steadily
+/// for a while: the server, its API key, the cards and the load.
+async fn serve_under_load(
+    dir: &Path,
+    url: &str,
+    label: &'static str,
+) -> (Arc<Server>, String, Vec<String>, Load) {
+    let key = create_merchant(dir, Some(url));
+    let data_dir = dir.to_string_lossy();
+    let server = Arc::new(
+        Server::start(
+            dir,
+            &[
+                "--database-url",
+                url,
+                "--pg-pool-size",
+                POOL_SIZE,
+                "--data-dir",
+                &data_dir,
+            ],
+        )
+        .await,
+    );
+    let cards = server.funded_cards(&key).await;
+    let load = Load::start(&server, &key, &cards, label);
+    wait_for_acknowledged(&load, 0, 50, &server, label).await;
+    tokio::time::sleep(STEADY_LOAD).await;
+    (server, key, cards, load)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL server binaries under /usr/lib/postgresql (and root or the postgres user)"]
 async fn postgres_restarted_under_load_is_a_503_outage_then_service_resumes_losing_nothing() {
@@ -659,26 +713,7 @@ async fn postgres_restarted_under_load_is_a_503_outage_then_service_resumes_losi
     let database = Cluster::primary();
     let url = format!("postgres://postgres@{}/postgres", database.host());
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let key = create_merchant(dir.path(), Some(&url));
-    let server = Arc::new(
-        Server::start(
-            dir.path(),
-            &[
-                "--database-url",
-                &url,
-                "--pg-pool-size",
-                POOL_SIZE,
-                "--data-dir",
-                &dir.path().to_string_lossy(),
-            ],
-        )
-        .await,
-    );
-    let cards = server.funded_cards(&key).await;
-
-    let load = Load::start(&server, &key, &cards, "restart");
-    wait_for_acknowledged(&load, 0, 50, &server, "before the restart").await;
-    tokio::time::sleep(STEADY_LOAD).await;
+    let (server, key, cards, load) = serve_under_load(dir.path(), &url, "restart").await;
 
     database.stop("fast");
     server.wait_for_readyz(503, Duration::from_secs(10)).await;
@@ -742,26 +777,7 @@ async fn the_primary_lost_under_load_and_its_synchronous_standby_promoted_giftd_
         standby.host()
     );
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let key = create_merchant(dir.path(), Some(&url));
-    let server = Arc::new(
-        Server::start(
-            dir.path(),
-            &[
-                "--database-url",
-                &url,
-                "--pg-pool-size",
-                POOL_SIZE,
-                "--data-dir",
-                &dir.path().to_string_lossy(),
-            ],
-        )
-        .await,
-    );
-    let cards = server.funded_cards(&key).await;
-
-    let load = Load::start(&server, &key, &cards, "failover");
-    wait_for_acknowledged(&load, 0, 50, &server, "before the failover").await;
-    tokio::time::sleep(STEADY_LOAD).await;
+    let (server, key, cards, load) = serve_under_load(dir.path(), &url, "failover").await;
 
     // The primary crashes (no shutdown), then the standby is promoted.
     primary.stop("immediate");
@@ -864,19 +880,7 @@ async fn a_full_sqlite_volume_refuses_writes_with_503_keeps_reads_and_writes_aga
     let mut tally = Tally::default();
     let mut refusal = None;
     for n in 0..MAX_WRITES_UNTIL_FULL {
-        let redemption = Redemption {
-            card: n % cards.len(),
-            amount: 1,
-            idempotency_key: format!("full-{n}"),
-        };
-        let answer = server
-            .post(
-                &key,
-                &format!("/v1/cards/{}/redeem", cards[redemption.card]),
-                &json!({"amount": 1}),
-                Some(&redemption.idempotency_key),
-            )
-            .await;
+        let (redemption, answer) = server.redeem_one(&key, &cards, format!("full-{n}"), n).await;
         match answer {
             Ok((200, _)) => tally.acknowledged.push(redemption),
             Ok((503, body)) => {
@@ -917,18 +921,8 @@ async fn a_full_sqlite_volume_refuses_writes_with_503_keeps_reads_and_writes_aga
     }
     // And writes still fail cleanly, however many.
     for n in 0..20 {
-        let redemption = Redemption {
-            card: n % cards.len(),
-            amount: 1,
-            idempotency_key: format!("still-full-{n}"),
-        };
-        let answer = server
-            .post(
-                &key,
-                &format!("/v1/cards/{}/redeem", cards[redemption.card]),
-                &json!({"amount": 1}),
-                Some(&redemption.idempotency_key),
-            )
+        let (redemption, answer) = server
+            .redeem_one(&key, &cards, format!("still-full-{n}"), n)
             .await;
         match answer {
             Ok((503, _)) => tally.unsettled.push(redemption),
@@ -943,19 +937,7 @@ async fn a_full_sqlite_volume_refuses_writes_with_503_keeps_reads_and_writes_aga
     std::fs::remove_file(&filler).expect("remove the filler");
     let deadline = Instant::now() + RECOVERY_TIMEOUT;
     for n in 0.. {
-        let redemption = Redemption {
-            card: n % cards.len(),
-            amount: 1,
-            idempotency_key: format!("freed-{n}"),
-        };
-        let answer = server
-            .post(
-                &key,
-                &format!("/v1/cards/{}/redeem", cards[redemption.card]),
-                &json!({"amount": 1}),
-                Some(&redemption.idempotency_key),
-            )
-            .await;
+        let (redemption, answer) = server.redeem_one(&key, &cards, format!("freed-{n}"), n).await;
         match answer {
             Ok((200, _)) => {
                 tally.acknowledged.push(redemption);
