@@ -62,30 +62,10 @@ async fn post_on_card(app: &TestApp, card_id: &str, action: &str, body: Value) -
 
 /// Milliseconds since the Unix epoch of an RFC 3339 time in UTC (`Z` or `+00:00`).
 fn unix_millis(text: &str) -> i64 {
-    let (date, time) = text.split_once('T').expect("an RFC 3339 date and time");
-    let date: Vec<i64> = date.split('-').map(|p| p.parse().expect("date digits")).collect();
-    let time = time
-        .strip_suffix('Z')
-        .or_else(|| time.strip_suffix("+00:00"))
-        .expect("a UTC time");
-    let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let clock: Vec<i64> = clock
-        .split(':')
-        .map(|p| p.parse().expect("time digits"))
-        .collect();
-    let millis: i64 = format!("{fraction:0<3}")[..3].parse().expect("fraction digits");
-    let days = days_from_civil(date[0], date[1], date[2]);
-    days * 86_400_000 + ((clock[0] * 60 + clock[1]) * 60 + clock[2]) * 1000 + millis
-}
-
-// Howard Hinnant's algorithm, proleptic Gregorian calendar.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("not an RFC 3339 time ({e}): {text:?}"));
+    assert!(at.offset().is_utc(), "a UTC time: {text:?}");
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("milliseconds fit in i64")
 }
 
 fn plus_months(millis: i64, months: u32) -> i64 {

@@ -80,31 +80,9 @@ fn now_millis() -> i64 {
 /// Milliseconds since the epoch of an RFC 3339 UTC time as the API writes it
 /// (`2024-01-31T12:00:00.123Z`).
 fn rfc3339_millis(text: &str) -> i64 {
-    parse_rfc3339(text).unwrap_or_else(|| panic!("not an RFC 3339 UTC time: {text:?}"))
-}
-
-fn parse_rfc3339(text: &str) -> Option<i64> {
-    let (date, time) = text.split_once('T')?;
-    let time = time.strip_suffix('Z')?;
-    let numbers = |part: &str, separator: char| -> Option<Vec<i64>> {
-        part.split(separator).map(|n| n.parse().ok()).collect()
-    };
-    let [year, month, day] = numbers(date, '-')?[..] else {
-        return None;
-    };
-    let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let [hours, minutes, seconds] = numbers(clock, ':')?[..] else {
-        return None;
-    };
-    let millis: i64 = format!("{fraction:0<3}").get(..3)?.parse().ok()?;
-    // Howard Hinnant's days_from_civil.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000 + millis)
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("not an RFC 3339 time ({e}): {text:?}"));
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("milliseconds fit in i64")
 }
 
 /// Runs a `giftd` CLI command to its end, bounded by [`COMMAND_TIMEOUT`]. The data folder is

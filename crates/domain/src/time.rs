@@ -1,15 +1,22 @@
 //! Points in time as the domain sees them: milliseconds since the Unix epoch, UTC.
 //!
 //! The domain never reads a clock; callers pass `now`. Calendar arithmetic (months for card
-//! expiry) lives here so that every backend and front-end agrees on it.
+//! expiry, days for reports) lives here, on the `time` crate, so that every backend and
+//! front-end agrees on it. The calendar covers the years 1 to 9999; a time outside it (only a
+//! sentinel or a corrupt value could be) is clamped to its nearest end.
 
 use serde::{Deserialize, Serialize};
+use time::Month;
+use time::macros::format_description;
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(i64);
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// The Julian day number of 1970-01-01: days since the epoch are Julian days less this.
+const EPOCH_JULIAN_DAY: i64 = 2_440_588;
 
 impl Timestamp {
     pub const fn from_unix_millis(millis: i64) -> Self {
@@ -42,46 +49,32 @@ impl Timestamp {
     }
 
     fn shift_months(self, months: i64) -> Self {
-        let days = self.0.div_euclid(MILLIS_PER_DAY);
         let millis_of_day = self.0.rem_euclid(MILLIS_PER_DAY);
-        let (year, month, day) = civil_from_days(days);
-        let total = i64::from(year) * 12 + i64::from(month - 1) + months;
-        let new_year = total.div_euclid(12) as i32;
-        let new_month = (total.rem_euclid(12) + 1) as u32;
-        let new_day = day.min(days_in_month(new_year, new_month));
-        let new_days = days_from_civil(new_year, new_month, new_day);
-        Self(new_days * MILLIS_PER_DAY + millis_of_day)
+        let date = Date::of(self).0;
+        let total = i64::from(date.year()) * 12 + i64::from(u8::from(date.month())) - 1 + months;
+        let year = i32::try_from(total.div_euclid(12)).unwrap_or(i32::MAX);
+        let month = Month::try_from(u8::try_from(total.rem_euclid(12) + 1).expect("1 to 12"))
+            .expect("a month from 1 to 12");
+        let year = year.clamp(time::Date::MIN.year(), time::Date::MAX.year());
+        let day = date.day().min(month.length(year));
+        let shifted = time::Date::from_calendar_date(year, month, day).expect("a day within its month");
+        Self(Date(shifted).start().0 + millis_of_day)
     }
 }
 
 /// A calendar day in UTC, as reports name them (`2026-12-31`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    year: i32,
-    month: u32,
-    day: u32,
-}
+pub struct Date(time::Date);
 
 impl Date {
     /// `YYYY-MM-DD`, a real day of the proleptic Gregorian calendar, years 1970 to 9999.
     pub fn parse(value: &str) -> Option<Self> {
-        let bytes = value.as_bytes();
-        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
-            return None;
-        }
-        let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-            let part = &value[range];
-            part.bytes()
-                .all(|b| b.is_ascii_digit())
-                .then(|| part.parse().ok())?
-        };
-        let year = i32::try_from(digits(0..4)?).ok()?;
-        let month = digits(5..7)?;
-        let day = digits(8..10)?;
-        if year < 1970 || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-            return None;
-        }
-        Some(Self { year, month, day })
+        let day = time::Date::parse(
+            value,
+            format_description!("[year repr:full padding:zero]-[month]-[day]"),
+        )
+        .ok()?;
+        (value.len() == 10 && day.year() >= 1970).then_some(Self(day))
     }
 
     /// The day a timestamp falls on, in UTC.
@@ -91,12 +84,18 @@ impl Date {
 
     /// Days since 1970-01-01 (day 0).
     pub fn from_days(days: i64) -> Self {
-        let (year, month, day) = civil_from_days(days);
-        Self { year, month, day }
+        let julian = days.saturating_add(EPOCH_JULIAN_DAY).clamp(
+            i64::from(time::Date::MIN.to_julian_day()),
+            i64::from(time::Date::MAX.to_julian_day()),
+        );
+        Self(
+            time::Date::from_julian_day(i32::try_from(julian).expect("clamped to the calendar"))
+                .expect("clamped to the calendar"),
+        )
     }
 
     pub fn days(self) -> i64 {
-        days_from_civil(self.year, self.month, self.day)
+        i64::from(self.0.to_julian_day()) - EPOCH_JULIAN_DAY
     }
 
     /// 00:00:00.000 of the day.
@@ -112,49 +111,20 @@ impl Date {
 
 impl std::fmt::Display for Date {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            self.0.year(),
+            u8::from(self.0.month()),
+            self.0.day()
+        )
     }
-}
-
-fn is_leap(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(year) => 29,
-        _ => 28,
-    }
-}
-
-// Howard Hinnant's civil-date algorithms: exact for the proleptic Gregorian calendar.
-fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    let y = i64::from(if month <= 2 { year - 1 } else { year });
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i32, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    ((if m <= 2 { y + 1 } else { y }) as i32, m, d)
 }
 
 #[cfg(test)]
 mod tests {
+    use time::{OffsetDateTime, UtcOffset};
+
     use super::*;
 
     // 2024-01-31T12:00:00Z
@@ -206,10 +176,21 @@ mod tests {
     }
 
     #[test]
-    fn civil_round_trip_over_four_centuries() {
+    fn days_round_trip_and_agree_with_the_time_crate_on_timestamps() {
         for days in (-200_000..200_000).step_by(17) {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
+            assert_eq!(Date::from_days(days).days(), days);
+            let at = OffsetDateTime::from_unix_timestamp(days * 86_400)
+                .expect("in range")
+                .to_offset(UtcOffset::UTC);
+            assert_eq!(Date::of(Timestamp(days * MILLIS_PER_DAY)).0, at.date());
         }
+    }
+
+    #[test]
+    fn times_past_the_calendar_are_clamped_not_a_panic() {
+        assert_eq!(Date::of(Timestamp(i64::MAX)).to_string(), "9999-12-31");
+        assert_eq!(Date::of(Timestamp(i64::MIN)).0, time::Date::MIN);
+        let far = Timestamp(i64::MAX).plus_months(1200);
+        assert_eq!(Date::of(far).to_string(), "9999-12-31");
     }
 }
