@@ -1869,3 +1869,77 @@ async fn a_json_key_given_twice_is_refused_on_every_front_end() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(world(&fixture).await, before, "nothing changed");
 }
+
+// ---- which POST routes the table above covers ----
+
+/// Native POST routes the endpoint table (and so the malformed-JSON, unknown-field and
+/// over-64-KiB tests) does not cover yet, as path templates with `{}` for each parameter.
+/// Their bodies are read by the same extractor, so the rules hold for them, but no test here
+/// proves it yet: a route added to the API and to neither list fails the test below.
+const NOT_YET_IN_THE_TABLE: &[&str] = &[
+    "/v1/cards/{}/transfer",
+    "/v1/cards/{}/merge",
+    "/v1/users/{}/cards/{}/share",
+    "/v1/gifts",
+    "/v1/checkouts",
+    "/v1/checkouts/{}/capture",
+    "/v1/checkouts/{}/void",
+    "/v1/checkouts/{}/refund",
+    "/v1/checkouts/{}/review",
+    "/v1/webhook_endpoints",
+    "/v1/webhook_deliveries/{}/retry",
+];
+
+/// A path of the table with the fixture's ids written `{}`.
+fn template_of(fixture: &Fixture, path: &str) -> String {
+    [&fixture.card_id, &fixture.hold_id, &fixture.redemption_id]
+        .iter()
+        .fold(path.to_owned(), |path, id| path.replace(id.as_str(), "{}"))
+}
+
+#[tokio::test]
+async fn every_native_post_route_is_in_the_bad_input_table_or_listed_as_not_yet() {
+    let fixture = fixture().await;
+    let document = fixture.app.get("/openapi.json").await;
+    document.assert_status(200);
+    let mut documented: Vec<String> = document.body["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .filter(|(_, item)| item.get("post").is_some())
+        .map(|(path, _)| {
+            let mut template = String::new();
+            let mut in_parameter = false;
+            for c in path.chars() {
+                match c {
+                    '{' => in_parameter = true,
+                    '}' => {
+                        in_parameter = false;
+                        template.push_str("{}");
+                    }
+                    _ if !in_parameter => template.push(c),
+                    _ => {}
+                }
+            }
+            template
+        })
+        .collect();
+    documented.sort();
+    let covered: Vec<String> = endpoints(&fixture)
+        .iter()
+        .map(|e| template_of(&fixture, &e.path))
+        .collect();
+    let missing: Vec<&String> = documented
+        .iter()
+        .filter(|t| !covered.contains(t) && !NOT_YET_IN_THE_TABLE.contains(&t.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "POST routes in neither list: {missing:?}");
+    let stale: Vec<&&str> = NOT_YET_IN_THE_TABLE
+        .iter()
+        .filter(|t| !documented.iter().any(|d| d == **t) || covered.iter().any(|c| c == **t))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "listed as not yet covered, but covered or not a POST route: {stale:?}"
+    );
+}
