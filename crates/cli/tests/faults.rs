@@ -1,6 +1,6 @@
 //! Faults survived, with real processes: PostgreSQL restarted under a redemption load, the
 //! primary lost and its synchronous standby promoted, the SQLite volume full, and a webhook
-//! receiver that never answers.
+//! receiver that never answers (on SQLite, or on PostgreSQL with `GIFTD_TEST_BACKEND=postgres`).
 //!
 //! Each PostgreSQL test runs a cluster of its own (`initdb` into a temporary folder, on a free
 //! port, as the `postgres` user when the test runs as root), so that stopping, killing or
@@ -1015,14 +1015,54 @@ impl Drop for SilentReceiver {
 
 /// giftd's timeout for one webhook attempt (docs/OPERATIONS.md).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts to one endpoint under way before giftd claims no more of its deliveries.
+const PER_ENDPOINT: usize = giftd_service::webhooks::MAX_DELIVERIES_IN_FLIGHT_PER_ENDPOINT;
+/// Events sent at once to fill the silent receiver's places.
+const BURST: usize = PER_ENDPOINT + 4;
+
+/// Waits until `receiver` has `n` events, for at most half an attempt's timeout from `since`.
+async fn wait_for_events(
+    receiver: &giftd_testkit::receiver::Receiver,
+    n: usize,
+    since: Instant,
+    server: &Server,
+) {
+    let deadline = since + WEBHOOK_TIMEOUT / 2;
+    while receiver.received().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the answering receiver had {} of {n} events after {:?} (the silent one holds each \
+             attempt for {WEBHOOK_TIMEOUT:?}); log:\n{}",
+            receiver.received().len(),
+            WEBHOOK_TIMEOUT / 2,
+            server.log()
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_webhook_receiver_that_never_answers_holds_up_no_other_delivery() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("a temporary folder");
     let data = dir.path().join("data");
-    let key = create_merchant(&data, None);
-    let server = Server::start(dir.path(), &["--data-dir", &data.to_string_lossy()]).await;
+    // On the backend the HTTP suite runs on (GIFTD_TEST_BACKEND), so that both claim queries
+    // are exercised.
+    let database = if giftd_testkit::testing_postgres() {
+        let admin =
+            giftd_testkit::test_pg_url().expect("GIFTD_TEST_BACKEND=postgres needs GIFTD_TEST_PG_URL");
+        Some(giftd_testkit::PgTestDatabase::create(&admin).await)
+    } else {
+        None
+    };
+    let url = database.as_ref().map(|database| database.url.clone());
+    let key = create_merchant(&data, url.as_deref());
+    let data_dir = data.to_string_lossy();
+    let mut args = vec!["--data-dir", &*data_dir];
+    if let Some(url) = &url {
+        args.extend(["--database-url", url.as_str()]);
+    }
+    let server = Server::start(dir.path(), &args).await;
     let card = server.funded_cards(&key).await.remove(0);
     let silent = SilentReceiver::start().await;
     let answering = giftd_testkit::receiver::Receiver::start(0).await;
@@ -1036,27 +1076,14 @@ async fn a_webhook_receiver_that_never_answers_holds_up_no_other_delivery() {
             )
             .await;
     }
+    let redeem_path = format!("/v1/cards/{card}/redeem");
+    // Redeems, then waits until the answering receiver has `n` events in all.
     let redeem = async |n: usize| {
         let started = Instant::now();
         server
-            .post_expecting(
-                &key,
-                &format!("/v1/cards/{card}/redeem"),
-                json!({"amount": 1}),
-                200,
-            )
+            .post_expecting(&key, &redeem_path, json!({"amount": 1}), 200)
             .await;
-        let deadline = started + WEBHOOK_TIMEOUT / 2;
-        while answering.received().len() < n {
-            assert!(
-                Instant::now() < deadline,
-                "the answering receiver did not get event {n} within {:?} (the silent one holds its \
-                 attempt for {WEBHOOK_TIMEOUT:?}); log:\n{}",
-                WEBHOOK_TIMEOUT / 2,
-                server.log()
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        wait_for_events(&answering, n, started, &server).await;
         started.elapsed()
     };
     let first = redeem(1).await;
@@ -1065,17 +1092,43 @@ async fn a_webhook_receiver_that_never_answers_holds_up_no_other_delivery() {
         assert!(Instant::now() < deadline, "the silent receiver was never tried");
         tokio::time::sleep(POLL_INTERVAL).await;
     }
-    // While the silent receiver holds its attempt, the next events reach the other one.
+    // A burst: the silent receiver soon holds as many attempts as one endpoint may.
+    let burst = Instant::now();
+    for _ in 0..BURST {
+        server
+            .post_expecting(&key, &redeem_path, json!({"amount": 1}), 200)
+            .await;
+    }
+    wait_for_events(&answering, 1 + BURST, burst, &server).await;
+    let deadline = Instant::now() + WEBHOOK_TIMEOUT / 2;
+    while silent.accepted.load(Ordering::SeqCst) < PER_ENDPOINT {
+        assert!(
+            Instant::now() < deadline,
+            "the silent receiver got {} attempts, not {PER_ENDPOINT}",
+            silent.accepted.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    let held = silent.accepted.load(Ordering::SeqCst);
+    // While it holds them, the next events reach the other receiver, and none is attempted at
+    // the silent one: its deliveries wait, unclaimed, for a place.
     let mut later = Vec::new();
-    for n in 2..=4 {
+    for n in 2 + BURST..=4 + BURST {
         later.push(redeem(n).await);
     }
-    eprintln!("delivered to the answering receiver after {first:?}, then {later:?}");
+    assert_eq!(
+        silent.accepted.load(Ordering::SeqCst),
+        held,
+        "no attempt goes to an endpoint that already has {PER_ENDPOINT} under way"
+    );
+    eprintln!(
+        "delivered to the answering receiver after {first:?}, then {later:?}; {held} attempts held by the silent one"
+    );
 
     // The silent receiver's attempt ends at the timeout and is recorded as one.
     let deadline = Instant::now() + WEBHOOK_TIMEOUT * 2;
     loop {
-        let events = match server.get(&key, "/v1/events?limit=10").await {
+        let events = match server.get(&key, "/v1/events?limit=100").await {
             Ok((200, body)) => body["data"].as_array().cloned().unwrap_or_default(),
             other => panic!("GET /v1/events answered {other:?}"),
         };
