@@ -244,21 +244,60 @@ fn rfc3339(at: Timestamp) -> String {
         .unwrap_or_default()
 }
 
-fn transaction_json(t: &TransactionRecord) -> Value {
-    json!({
-        "object": "transaction",
-        "id": t.id.as_str(),
-        "card_id": t.card_id.as_str(),
-        "type": t.transaction_type.as_str(),
-        "amount": t.amount,
-        "currency": t.currency,
-        "balance_before": t.balance_before,
-        "balance_after": t.balance_after,
-        "reference": t.reference,
-        "reverses": t.reverses.as_ref().map(|id| id.as_str()),
-        "hold_id": t.hold_id.as_ref().map(|id| id.as_str()),
-        "created_at": rfc3339(t.created_at),
-    })
+/// A transaction as events carry it. Written straight from the record, without a `Value`
+/// tree in between (the writer renders one for nearly every money movement); the fields are in
+/// alphabetical order, as the payloads have always had them.
+#[derive(serde::Serialize)]
+struct TransactionJson<'a> {
+    amount: i64,
+    balance_after: i64,
+    balance_before: i64,
+    card_id: &'a str,
+    created_at: String,
+    currency: &'a str,
+    hold_id: Option<&'a str>,
+    id: &'a str,
+    object: &'static str,
+    reference: Option<&'a str>,
+    reverses: Option<&'a str>,
+    #[serde(rename = "type")]
+    transaction_type: &'static str,
+}
+
+fn transaction_json(t: &TransactionRecord) -> TransactionJson<'_> {
+    TransactionJson {
+        amount: t.amount,
+        balance_after: t.balance_after,
+        balance_before: t.balance_before,
+        card_id: t.card_id.as_str(),
+        created_at: rfc3339(t.created_at),
+        currency: &t.currency,
+        hold_id: t.hold_id.as_ref().map(|id| id.as_str()),
+        id: t.id.as_str(),
+        object: "transaction",
+        reference: t.reference.as_deref(),
+        reverses: t.reverses.as_ref().map(|id| id.as_str()),
+        transaction_type: t.transaction_type.as_str(),
+    }
+}
+
+/// What an event carries under `data`: a transaction (nearly every event), or anything else.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum EventData<'a> {
+    Transaction { transaction: TransactionJson<'a> },
+    Other(Value),
+}
+
+/// An event's payload, fields in alphabetical order (as they have always been written).
+#[derive(serde::Serialize)]
+struct EventPayload<'a> {
+    created_at: String,
+    data: EventData<'a>,
+    id: &'a str,
+    object: &'static str,
+    #[serde(rename = "type")]
+    event_type: &'static str,
 }
 
 // ---- the outbox: written inside the command's job ----
@@ -295,7 +334,7 @@ pub(crate) async fn after(
     before: Before,
 ) -> StoreResult<()> {
     let mut transactions: Vec<TransactionRecord> = Vec::new();
-    let mut events: Vec<(EventType, Value)> = Vec::new();
+    let mut events: Vec<(EventType, EventData<'_>)> = Vec::new();
     match outcome {
         Outcome::IssuedCard { transaction, .. } => transactions.extend(transaction.iter().cloned()),
         Outcome::Transaction(t) => transactions.push(t.clone()),
@@ -344,7 +383,7 @@ pub(crate) async fn after(
             {
                 events.push((
                     event_type,
-                    json!({
+                    EventData::Other(json!({
                         "checkout": {
                             "object": "checkout",
                             "id": checkout.id.as_str(),
@@ -353,7 +392,7 @@ pub(crate) async fn after(
                             "currency": checkout.currency.code(),
                             "reference": checkout.reference,
                         }
-                    }),
+                    })),
                 ));
             }
         }
@@ -367,7 +406,12 @@ pub(crate) async fn after(
     }
     for t in &transactions {
         if let Some(event_type) = EventType::of_transaction(t.transaction_type) {
-            events.push((event_type, json!({ "transaction": transaction_json(t) })));
+            events.push((
+                event_type,
+                EventData::Transaction {
+                    transaction: transaction_json(t),
+                },
+            ));
         }
     }
     if events.is_empty() && transactions.iter().all(|t| t.balance_after >= t.balance_before) {
@@ -410,7 +454,15 @@ async fn low_balance(
         },
         "transaction": transaction_json(t),
     });
-    write_event(tx, cx, endpoints, EventType::CardLowBalance, data, crossed).await
+    write_event(
+        tx,
+        cx,
+        endpoints,
+        EventType::CardLowBalance,
+        EventData::Other(data),
+        crossed,
+    )
+    .await
 }
 
 /// `hold.expired`, written where an expired hold's release is (the sweeper's job, or any write
@@ -433,7 +485,15 @@ pub(crate) async fn hold_expired(
         },
         "transaction": transaction_json(release),
     });
-    write_event(tx, cx, &endpoints, EventType::HoldExpired, data, |_| true).await
+    write_event(
+        tx,
+        cx,
+        &endpoints,
+        EventType::HoldExpired,
+        EventData::Other(data),
+        |_| true,
+    )
+    .await
 }
 
 fn subscribes(endpoint: &WebhookEndpointRow, event_type: EventType) -> bool {
@@ -445,22 +505,23 @@ async fn write_event(
     cx: &Context<'_>,
     endpoints: &[WebhookEndpointRow],
     event_type: EventType,
-    data: Value,
+    data: EventData<'_>,
     also: impl Fn(&WebhookEndpointRow) -> bool,
 ) -> StoreResult<()> {
     let id = ids::prefixed("evt_");
-    let payload = json!({
-        "object": "event",
-        "id": id,
-        "type": event_type.as_str(),
-        "created_at": rfc3339(cx.now),
-        "data": data,
-    });
+    let payload = serde_json::to_string(&EventPayload {
+        created_at: rfc3339(cx.now),
+        data,
+        id: &id,
+        object: "event",
+        event_type: event_type.as_str(),
+    })
+    .map_err(|error| StoreError::Corrupt(format!("an event payload: {error}")))?;
     let event = EventRow {
         id,
         merchant_id: cx.merchant.clone(),
         event_type: event_type.as_str().to_owned(),
-        payload: payload.to_string(),
+        payload,
         created_at: cx.now,
     };
     tx.insert_event(&event).await?;
@@ -1036,4 +1097,66 @@ fn describe(error: &reqwest::Error) -> String {
     }
     text.truncate(text.floor_char_boundary(500));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use giftd_domain::{CardId, HoldId, MerchantId, TransactionId};
+
+    use super::*;
+
+    fn record(reference: Option<&str>, hold: bool) -> TransactionRecord {
+        TransactionRecord {
+            id: TransactionId::new("txn_1"),
+            merchant_id: MerchantId::new("mer_1"),
+            card_id: CardId::new("card_1"),
+            transaction_type: TransactionType::Capture,
+            amount: 250,
+            currency: "USD".into(),
+            balance_before: 1000,
+            balance_after: 750,
+            reference: reference.map(str::to_owned),
+            reverses: None,
+            hold_id: hold.then(|| HoldId::new("hold_1")),
+            created_at: Timestamp::from_unix_millis(1_706_702_400_123),
+        }
+    }
+
+    #[test]
+    fn a_transaction_event_is_written_byte_for_byte_as_the_value_tree_wrote_it() {
+        for t in [record(Some("order \"7\" é"), true), record(None, false)] {
+            let typed = serde_json::to_string(&EventPayload {
+                created_at: rfc3339(t.created_at),
+                data: EventData::Transaction {
+                    transaction: transaction_json(&t),
+                },
+                id: "evt_1",
+                object: "event",
+                event_type: "transaction.captured",
+            })
+            .unwrap();
+            // The form events had before they were typed: a `Value` tree, keys sorted.
+            let tree = json!({
+                "object": "event",
+                "id": "evt_1",
+                "type": "transaction.captured",
+                "created_at": rfc3339(t.created_at),
+                "data": {"transaction": {
+                    "object": "transaction",
+                    "id": t.id.as_str(),
+                    "card_id": t.card_id.as_str(),
+                    "type": t.transaction_type.as_str(),
+                    "amount": t.amount,
+                    "currency": t.currency,
+                    "balance_before": t.balance_before,
+                    "balance_after": t.balance_after,
+                    "reference": t.reference,
+                    "reverses": t.reverses.as_ref().map(|id| id.as_str()),
+                    "hold_id": t.hold_id.as_ref().map(|id| id.as_str()),
+                    "created_at": rfc3339(t.created_at),
+                }},
+            });
+            assert_eq!(typed, tree.to_string());
+        }
+    }
 }
