@@ -81,9 +81,10 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
     /// The database could not take the write (down, restarting, unreachable, out of space,
-    /// read-only after a failover); nothing of it was kept. The one exception: a SQLite commit
-    /// whose log could not be made durable afterwards may be visible, and a retry with the same
-    /// Idempotency-Key tells. See [`StoreError::is_unavailable`].
+    /// read-only after a failover); nothing of it was kept, except where the outage struck the
+    /// commit itself (a connection lost during PostgreSQL's `COMMIT`, a SQLite log that could
+    /// not be made durable after it): then a retry with the same Idempotency-Key tells. See
+    /// [`StoreError::is_unavailable`].
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A job decided in memory asked for what its batch did not read; the runner runs it on
@@ -95,7 +96,7 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the database could not serve the request rather than refused it: the server is
     /// down, restarting or unreachable, its disk is full, or it is a standby that cannot write.
-    /// Front-ends answer 503 and the client retries later; nothing of the request was kept.
+    /// Front-ends answer 503 and the client retries later (see [`StoreError::Unavailable`]).
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Unavailable(_) => true,

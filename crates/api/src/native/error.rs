@@ -80,7 +80,7 @@ impl ApiError {
 }
 
 /// The answer to a request the database could not take (every front-end says the same).
-pub const UNAVAILABLE_MESSAGE: &str = "The database is unavailable right now and nothing was done; retry shortly (with the same Idempotency-Key, if it had one).";
+pub const UNAVAILABLE_MESSAGE: &str = "The database is unavailable right now; retry shortly with the same Idempotency-Key, which also tells whether a request the outage cut off took effect.";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
