@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use giftd_domain::checkout::Status;
 use giftd_domain::operations::HoldSnapshot;
 use giftd_domain::{MerchantId, Timestamp, TransactionType};
@@ -1022,7 +1023,17 @@ impl Service {
                                     let policy = Arc::clone(&policy);
                                     in_flight.spawn(async move {
                                         let endpoint = delivery.endpoint_id.clone();
-                                        (endpoint, service.attempt(&client, &policy, delivery).await)
+                                        // A panic (a bug) still gives its place back.
+                                        let attempt = service.attempt(&client, &policy, delivery);
+                                        let outcome = std::panic::AssertUnwindSafe(attempt)
+                                            .catch_unwind()
+                                            .await
+                                            .unwrap_or_else(|_| {
+                                                Err(ServiceError::Internal(StoreError::Corrupt(
+                                                    "a webhook attempt panicked".into(),
+                                                )))
+                                            });
+                                        (endpoint, outcome)
                                     });
                                 }
                                 if !full {
@@ -1069,6 +1080,7 @@ fn attempt_finished(finished: AttemptDone, per_endpoint: &mut HashMap<String, us
                 tracing::error!(error = %error, "recording a webhook attempt failed");
             }
         }
+        // Only an attempt aborted at shutdown ends so (a panic is caught in the task).
         Err(error) => tracing::error!(error = %error, "a webhook attempt ended abnormally"),
     }
 }
