@@ -101,6 +101,12 @@ impl Setup {
         self.giftd().args(args).output().expect("run giftd")
     }
 
+    /// `giftd cards import FILE --program` the setup's program.
+    fn import(&self, file: &Path) -> Output {
+        let file = file.to_str().expect("a UTF-8 path");
+        self.run(&["cards", "import", file, "--program", &self.program_id])
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -274,13 +280,7 @@ async fn imported_balances_are_ledger_entries_and_the_same_file_is_not_imported_
          7000000000000002,abcd,0,,inactive,\n\
          7000000000000003,9999,125,EUR,frozen,\n",
     );
-    let output = setup.run(&[
-        "cards",
-        "import",
-        file.to_str().unwrap(),
-        "--program",
-        &setup.program_id,
-    ]);
+    let output = setup.import(&file);
     assert!(output.status.success(), "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("imported 3 cards"),
@@ -339,13 +339,7 @@ async fn imported_balances_are_ledger_entries_and_the_same_file_is_not_imported_
     );
 
     // The same file again: recognised, nothing doubled.
-    let again = setup.run(&[
-        "cards",
-        "import",
-        file.to_str().unwrap(),
-        "--program",
-        &setup.program_id,
-    ]);
+    let again = setup.import(&file);
     assert!(again.status.success(), "{}", text(&again));
     assert!(
         String::from_utf8_lossy(&again.stdout).contains("already imported"),
@@ -368,13 +362,7 @@ async fn an_import_with_a_bad_row_writes_nothing_and_names_the_line() {
          7100000000000003,1234,200\n\
          7100000000000001,4321,300\n",
     );
-    let output = setup.run(&[
-        "cards",
-        "import",
-        file.to_str().unwrap(),
-        "--program",
-        &setup.program_id,
-    ]);
+    let output = setup.import(&file);
     assert!(!output.status.success(), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -394,13 +382,7 @@ async fn an_import_with_a_bad_row_writes_nothing_and_names_the_line() {
         &setup.path("existing.csv"),
         "number,security_code\n7200000000000001,1111\n",
     );
-    let first = setup.run(&[
-        "cards",
-        "import",
-        setup.path("existing.csv").to_str().unwrap(),
-        "--program",
-        &setup.program_id,
-    ]);
+    let first = setup.import(&setup.path("existing.csv"));
     assert!(first.status.success(), "{}", text(&first));
     write(
         &file,
@@ -410,13 +392,7 @@ async fn an_import_with_a_bad_row_writes_nothing_and_names_the_line() {
          7300000000000002,1234,20000,USD\n\
          7300000000000003,1234,100,EUR\n",
     );
-    let output = setup.run(&[
-        "cards",
-        "import",
-        file.to_str().unwrap(),
-        "--program",
-        &setup.program_id,
-    ]);
+    let output = setup.import(&file);
     assert!(!output.status.success(), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -448,13 +424,7 @@ async fn an_import_whose_balances_add_up_past_64_bits_is_refused_naming_the_line
             max = i64::MAX
         ),
     );
-    let output = setup.run(&[
-        "cards",
-        "import",
-        file.to_str().unwrap(),
-        "--program",
-        &setup.program_id,
-    ]);
+    let output = setup.import(&file);
     assert!(!output.status.success(), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

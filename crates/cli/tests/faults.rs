@@ -6,7 +6,7 @@
 //! port, as the `postgres` user when the test runs as root), so that stopping, killing or
 //! promoting it disturbs no other test; the server binaries are found under
 //! `/usr/lib/postgresql/<version>/bin`. The full-volume test mounts a small tmpfs, which needs
-//! root. So these tests are `#[ignore]`d and say what they need; `cargo test --
+//! root. So these tests are ignored with what they need (`#[ignore = "needs …"]`); `cargo test --
 //! --include-ignored` runs them (CI does, as root). Every process started here is stopped by a
 //! guard, even when a test fails, and every wait is bounded.
 //!

@@ -7,8 +7,8 @@
 //! process started here is killed by a guard, even when a test fails, and every wait is bounded.
 //!
 //! The tests need `GIFTD_TEST_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`), so
-//! they are `#[ignore]`d and say why: `cargo test -- --include-ignored` runs them (CI does), and
-//! then a missing variable or a server that cannot be reached fails them.
+//! they are ignored with the reason (`#[ignore = "needs …"]`): `cargo test -- --include-ignored`
+//! runs them (CI does), and then a missing variable or an unreachable server fails them.
 //! They run one at a time (a shared lock) so that the PostgreSQL connections and the CPU they use
 //! do not add up across tests, and so that the timing of the hold race is not skewed by the others.
 
