@@ -20,19 +20,22 @@
 
 use std::fmt;
 
+use async_trait::async_trait;
 use giftd_domain::major_units::MajorUnits;
 use giftd_domain::operations::{self, CardSnapshot, Decision};
 use giftd_domain::{
     Amount, CardKind, CardNumber, Currency, DomainError, Program, ProgramId, SecurityCode, TransactionId,
     TransactionType, stored_value,
 };
-use giftd_store::{CardRecord, StoreError, TransactionRecord, WriteTx};
+use giftd_store::{CardRecord, StoreError, StoreResult, TransactionRecord, WriteTx};
 use rand::RngExt;
 
-use crate::commands::{self, Context, Outcome};
 use crate::crypto::same_hash;
 use crate::error::{Failure, Refusal};
+use crate::operation::{Context, Operation};
+use crate::steps::{self, IssuedCard};
 use crate::transfers::{self, TransferCommand, TransferOutcome};
+use crate::webhooks::{self, Before};
 
 /// The idempotency scope of the Terminal API: keys are built from SaleID, POIID and ServiceID.
 pub const TERMINAL_SCOPE: &str = "adyen_terminal";
@@ -298,11 +301,42 @@ fn invalid(param: &'static str, message: &str) -> Failure {
     .into()
 }
 
-pub(crate) async fn execute(
-    tx: &mut dyn WriteTx,
-    cx: &Context<'_>,
-    command: &AdyenCommand,
-) -> Result<Outcome> {
+#[async_trait]
+impl Operation for AdyenCommand {
+    type Outcome = AdyenOutcome;
+
+    async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<AdyenOutcome> {
+        execute(tx, cx, self).await
+    }
+
+    async fn events(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        outcome: &AdyenOutcome,
+        _: Before,
+    ) -> StoreResult<()> {
+        match outcome {
+            AdyenOutcome::Done { movements, .. } => {
+                let transactions: Vec<TransactionRecord> =
+                    movements.iter().filter_map(|m| m.transaction.clone()).collect();
+                webhooks::transactions(tx, cx, &transactions).await
+            }
+            AdyenOutcome::Balance { .. } => Ok(()),
+        }
+    }
+
+    async fn after_refusal(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        refusal: &Refusal,
+    ) -> StoreResult<()> {
+        after_refusal(tx, cx, self, refusal).await
+    }
+}
+
+async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &AdyenCommand) -> Result<AdyenOutcome> {
     let outcome = match command {
         AdyenCommand::Balance { card } => {
             let card = presented_card(tx, cx, card).await?;
@@ -337,7 +371,7 @@ pub(crate) async fn execute(
             currency,
         } => {
             let card = presented_card(tx, cx, card).await?;
-            let program = commands::program_of(tx, cx, &card).await?;
+            let program = steps::program_of(tx, cx, &card).await?;
             let decision =
                 stored_value::merchandise_return(&program, &card, *amount, Some(*currency), cx.now)?;
             let movement = append(tx, cx, *api, tag, &card, &decision, None).await?;
@@ -389,7 +423,7 @@ pub(crate) async fn execute(
             currency,
         } => {
             let card = presented_card(tx, cx, card).await?;
-            let program = commands::program_of(tx, cx, &card).await?;
+            let program = steps::program_of(tx, cx, &card).await?;
             let decision = operations::load(&program, &card, *amount, Some(*currency), cx.now)?;
             let movement = append(tx, cx, AdyenApi::StoredValue, tag, &card, &decision, None).await?;
             done(tag, vec![movement], None)
@@ -400,7 +434,7 @@ pub(crate) async fn execute(
         }
         AdyenCommand::Merge { tag, target, source } => merge(tx, cx, tag, target, source).await?,
     };
-    Ok(Outcome::Adyen(outcome))
+    Ok(outcome)
 }
 
 fn done(
@@ -425,7 +459,7 @@ async fn presented_card(
     card: &PresentedCard,
 ) -> Result<CardSnapshot> {
     let record = match &card.security_code {
-        Some(code) => commands::card_by_secret(tx, cx, &card.number, code).await?,
+        Some(code) => steps::card_by_secret(tx, cx, &card.number, code).await?,
         None => {
             let fingerprint = cx
                 .keys
@@ -442,7 +476,7 @@ async fn presented_card(
                 .ok_or(DomainError::InvalidCard)?
         }
     };
-    commands::load_card(tx, cx, &record.snapshot.id).await
+    steps::load_card(tx, cx, &record.snapshot.id).await
 }
 
 async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, card: &CardSnapshot) -> Result<CardRecord> {
@@ -461,7 +495,7 @@ async fn append(
     decision: &Decision,
     reverses: Option<TransactionId>,
 ) -> Result<AdyenMovement> {
-    let meta = commands::meta(cx, tag.merchant_reference.clone(), reverses, None);
+    let meta = steps::meta(cx, tag.merchant_reference.clone(), reverses, None);
     let transaction = tx.append(cx.merchant, card, decision, &meta).await?;
     record(tx, cx, api, tag, &transaction).await?;
     Ok(AdyenMovement {
@@ -499,7 +533,7 @@ async fn activate(
 ) -> Result<AdyenMovement> {
     let card = presented_card(tx, cx, card).await?;
     operations::check_currency(&card, currency)?;
-    let program = commands::program_of(tx, cx, &card).await?;
+    let program = steps::program_of(tx, cx, &card).await?;
     let decision = operations::activate(&program, &card, amount, cx.now)?;
     append(tx, cx, api, tag, &card, &decision, None).await
 }
@@ -523,7 +557,7 @@ async fn stored_value_item(
             currency,
         } => {
             let card = presented_card(tx, cx, card).await?;
-            let program = commands::program_of(tx, cx, &card).await?;
+            let program = steps::program_of(tx, cx, &card).await?;
             let decision = operations::load(&program, &card, *amount, Some(*currency), cx.now)?;
             append(tx, cx, api, tag, &card, &decision, None).await
         }
@@ -605,7 +639,7 @@ async fn reverse_stored_value(
             "a Reverse undoes the whole transaction: leave out ItemAmount or give all of it",
         ));
     }
-    let (locked, snapshot) = commands::load_original(tx, cx, &original.id).await?;
+    let (locked, snapshot) = steps::load_original(tx, cx, &original.id).await?;
     if snapshot.voided {
         return Err(not_reversible("the transaction has already been reversed"));
     }
@@ -644,7 +678,7 @@ async fn reverse_payment(
             ));
         }
     };
-    let (card, snapshot) = commands::load_original(tx, cx, &original.id).await?;
+    let (card, snapshot) = steps::load_original(tx, cx, &original.id).await?;
     let amount = match amount {
         None => None,
         Some(major) => {
@@ -732,7 +766,7 @@ async fn void_transaction(
     }
     let mut movements = Vec::with_capacity(transactions.len());
     for original in transactions.iter().rev() {
-        let (card, snapshot) = commands::load_original(tx, cx, &original.id).await?;
+        let (card, snapshot) = steps::load_original(tx, cx, &original.id).await?;
         if snapshot.voided {
             return Err(not_reversible("the transaction has already been voided"));
         }
@@ -771,11 +805,11 @@ async fn merge(
         source_card_ids: vec![source.id.clone()],
         reference: tag.merchant_reference.clone(),
     };
-    let Outcome::Transfer(TransferOutcome::Merge {
+    let TransferOutcome::Merge {
         target,
         mut sources,
         transactions,
-    }) = transfers::execute(tx, cx, &command).await?
+    } = transfers::execute(tx, cx, &command).await?
     else {
         return Err(corrupt(
             "a merge answered with something else than a merge".into(),
@@ -826,7 +860,7 @@ async fn issue(
         Some([only]) => Some(*only),
         _ => None,
     });
-    let issued = commands::issue_card(
+    let issued = steps::issue_card(
         tx,
         cx,
         &program.id,
@@ -836,17 +870,12 @@ async fn issue(
         &tag.merchant_reference,
     )
     .await?;
-    let Outcome::IssuedCard {
+    let IssuedCard {
         card,
         number,
         security_code,
         transaction,
-    } = issued
-    else {
-        return Err(corrupt(
-            "issue_card answered with something else than a card".into(),
-        ));
-    };
+    } = issued;
     if let Some(transaction) = &transaction {
         record(tx, cx, AdyenApi::StoredValue, tag, transaction).await?;
     }
@@ -881,7 +910,7 @@ async fn issue_program(tx: &mut dyn WriteTx, cx: &Context<'_>, choice: &IssuePro
 /// does not belong to counts toward that number's lockout, as a wrong code given to the native
 /// lookup does. The codes are checked again here because the command's own reads were rolled
 /// back with it, and a request may present several cards.
-pub(crate) async fn after_refusal(
+async fn after_refusal(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     command: &AdyenCommand,

@@ -17,13 +17,17 @@ use giftd_domain::checkout::{
 };
 use giftd_domain::operations::{self, HoldSnapshot, HoldState};
 use giftd_domain::{Amount, CardId, CardNumber, CheckoutId, Currency, DomainError, SecurityCode, Timestamp};
-use giftd_store::{CheckoutRow, WriteTx};
+use giftd_store::{CheckoutRow, StoreResult, WriteTx};
 
-use crate::commands::{Command, Context, Outcome, Reverser, card_by_secret, load_original_of, meta};
+use async_trait::async_trait;
+
 use crate::error::{Failure, Refusal};
 use crate::job::{IdempotencyKey, Rendered, Renderer};
+use crate::operation::{Context, Operation};
 use crate::payments::{AuthorizeRequest, PaymentCard, ProcessorError};
+use crate::steps::{Reverser, card_by_secret, load_original_of, meta};
 use crate::transfers::load_in_order;
+use crate::webhooks::{self, Before};
 use crate::{Service, ServiceError, ids};
 
 /// How long a gift card hold of a checkout with intent `authorize` lives by default (the
@@ -122,10 +126,94 @@ pub enum CheckoutCommand {
         result: StepResult,
         lease_seconds: i64,
     },
-    /// Replace a request's placeholder answer with its final one.
-    Seal { key: IdempotencyKey, rendered: Rendered },
-    /// Run only for its idempotency key's stored answer; refused if there is none.
-    Replay,
+}
+
+/// Replaces a request's placeholder answer with its final one; answers whether it did (another
+/// request with the same key may have sealed it first).
+pub(crate) struct Seal {
+    key: IdempotencyKey,
+    rendered: Rendered,
+}
+
+/// Runs only for its idempotency key's stored answer (`T` is what the front-end renders); refused
+/// if there is none.
+pub(crate) struct Replay<T>(std::marker::PhantomData<fn() -> T>);
+
+#[async_trait]
+impl Operation for CheckoutCommand {
+    type Outcome = Checkout;
+
+    async fn before(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> StoreResult<Before> {
+        // Only a step of an existing checkout can move it from one status to another.
+        match self {
+            CheckoutCommand::Request { id, .. } | CheckoutCommand::Advance { id, .. } => {
+                webhooks::checkout_before(tx, cx, id).await
+            }
+            CheckoutCommand::Begin { .. } => Ok(Before::default()),
+        }
+    }
+
+    async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<Checkout> {
+        execute(tx, cx, self).await
+    }
+
+    async fn events(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        checkout: &Checkout,
+        before: Before,
+    ) -> StoreResult<()> {
+        webhooks::checkout_changed(tx, cx, checkout, before).await
+    }
+
+    async fn after_refusal(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        refusal: &Refusal,
+    ) -> StoreResult<()> {
+        after_refusal(tx, cx, self, refusal).await
+    }
+}
+
+#[async_trait]
+impl Operation for Seal {
+    type Outcome = bool;
+
+    async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<bool> {
+        let body = cx.keys.encrypt(
+            &self.rendered.body,
+            &crate::job::body_context(cx.merchant, &self.key),
+        );
+        Ok(tx
+            .seal_idempotency_record(
+                cx.merchant,
+                self.key.scope,
+                &self.key.key,
+                PLACEHOLDER,
+                self.rendered.status,
+                &body,
+            )
+            .await?)
+    }
+
+    async fn events(&self, _: &mut dyn WriteTx, _: &Context<'_>, _: &bool, _: Before) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<T: Send + Sync + 'static> Operation for Replay<T> {
+    type Outcome = T;
+
+    async fn execute(&self, _: &mut dyn WriteTx, _: &Context<'_>) -> Result<T> {
+        Err(Refusal::NotFound("idempotency record").into())
+    }
+
+    async fn events(&self, _: &mut dyn WriteTx, _: &Context<'_>, _: &T, _: Before) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// What a checkout keeps of its payment card.
@@ -222,11 +310,7 @@ fn row(cx: &Context<'_>, checkout: &Checkout, version: i64, lease_until: Timesta
     })
 }
 
-pub(crate) async fn execute(
-    tx: &mut dyn WriteTx,
-    cx: &Context<'_>,
-    command: &CheckoutCommand,
-) -> Result<Outcome> {
+async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &CheckoutCommand) -> Result<Checkout> {
     match command {
         CheckoutCommand::Begin {
             id,
@@ -234,7 +318,6 @@ pub(crate) async fn execute(
             payment,
             lease_seconds,
         } => begin(tx, cx, id, new, payment.as_ref(), *lease_seconds).await,
-        CheckoutCommand::Replay => Err(Refusal::NotFound("idempotency record").into()),
         CheckoutCommand::Request {
             id,
             request,
@@ -266,22 +349,6 @@ pub(crate) async fn execute(
             advance(tx, cx, &mut checkout, result).await?;
             save(tx, cx, &checkout, stored_version, *lease_seconds).await
         }
-        CheckoutCommand::Seal { key, rendered } => {
-            let body = cx
-                .keys
-                .encrypt(&rendered.body, &crate::job::body_context(cx.merchant, key));
-            let sealed = tx
-                .seal_idempotency_record(
-                    cx.merchant,
-                    key.scope,
-                    &key.key,
-                    PLACEHOLDER,
-                    rendered.status,
-                    &body,
-                )
-                .await?;
-            Ok(Outcome::Sealed(sealed))
-        }
     }
 }
 
@@ -299,10 +366,10 @@ async fn save(
     checkout: &Checkout,
     version: i64,
     lease_seconds: i64,
-) -> Result<Outcome> {
+) -> Result<Checkout> {
     let row = row(cx, checkout, version + 1, lease(checkout, cx.now, lease_seconds))?;
     tx.update_checkout(&row).await?;
-    Ok(Outcome::Checkout(Box::new(checkout.clone())))
+    Ok(checkout.clone())
 }
 
 fn invalid(param: &'static str, message: &str) -> Failure {
@@ -320,7 +387,7 @@ async fn begin(
     new: &NewCheckout,
     summary: Option<&PaymentSummary>,
     lease_seconds: i64,
-) -> Result<Outcome> {
+) -> Result<Checkout> {
     if new.gift_cards.len() > rules::MAX_GIFT_CARDS {
         return Err(Refusal::Domain(DomainError::LimitExceeded {
             reason: format!("a checkout takes at most {} gift cards", rules::MAX_GIFT_CARDS),
@@ -430,12 +497,12 @@ async fn begin(
     };
     let row = row(cx, &checkout, 1, cx.now.plus_seconds(lease_seconds))?;
     tx.insert_checkout(&row).await?;
-    Ok(Outcome::Checkout(Box::new(checkout)))
+    Ok(checkout)
 }
 
 /// What a refused `Begin` leaves behind: every presented number whose code was wrong counts
 /// against the lockout, as a lookup would.
-pub(crate) async fn after_refusal(
+async fn after_refusal(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     command: &CheckoutCommand,
@@ -693,7 +760,7 @@ fn step_name(step: Step) -> &'static str {
 }
 
 /// A renderer used twice: for the placeholder's refusals and for the final answer.
-type SharedRenderer = Arc<dyn Fn(&std::result::Result<Outcome, Refusal>) -> Rendered + Send + Sync>;
+type SharedRenderer = Arc<dyn Fn(&std::result::Result<Checkout, Refusal>) -> Rendered + Send + Sync>;
 
 /// Checkouts the recovery loop looks at per round.
 const RECOVERY_BATCH: u32 = 100;
@@ -701,13 +768,13 @@ const RECOVERY_BATCH: u32 = 100;
 impl Service {
     /// Creates a checkout and drives it as far as it goes now: the answer shows its
     /// `intent_outcome` (a failed checkout is still created). `render` gets
-    /// `Outcome::Checkout` with the final state, or the refusal.
+    /// the checkout's final state, or the refusal.
     pub async fn create_checkout(
         &self,
         merchant: giftd_domain::MerchantId,
         mut new: NewCheckout,
         idempotency: Option<IdempotencyKey>,
-        render: Renderer,
+        render: Renderer<Checkout>,
     ) -> std::result::Result<Rendered, ServiceError> {
         let card = new.payment.take();
         let payment = card.as_ref().map(|card| PaymentSummary {
@@ -732,7 +799,7 @@ impl Service {
         id: CheckoutId,
         request: CheckoutRequest,
         idempotency: Option<IdempotencyKey>,
-        render: Renderer,
+        render: Renderer<Checkout>,
     ) -> std::result::Result<Rendered, ServiceError> {
         let command = CheckoutCommand::Request {
             id,
@@ -761,7 +828,7 @@ impl Service {
         merchant: giftd_domain::MerchantId,
         command: CheckoutCommand,
         idempotency: Option<IdempotencyKey>,
-        render: Renderer,
+        render: Renderer<Checkout>,
         card: Option<PaymentCard>,
     ) -> std::result::Result<Rendered, ServiceError> {
         let render: SharedRenderer = Arc::from(render);
@@ -775,20 +842,15 @@ impl Service {
         );
         // The first job's success is a placeholder naming the checkout; the answer is rendered
         // once the checkout has been driven.
-        let accepted: Renderer = Box::new(move |result| match result {
-            Ok(Outcome::Checkout(checkout)) => Rendered {
+        let accepted: Renderer<Checkout> = Box::new(move |result| match result {
+            Ok(checkout) => Rendered {
                 status: PLACEHOLDER,
                 body: checkout.id.as_str().as_bytes().to_vec(),
             },
             other => first(other),
         });
         let answer = self
-            .execute(
-                merchant.clone(),
-                Command::Checkout(command),
-                idempotency.clone(),
-                accepted,
-            )
+            .execute(merchant.clone(), command, idempotency.clone(), accepted)
             .await?;
         if answer.status != PLACEHOLDER {
             return Ok(answer);
@@ -814,7 +876,7 @@ impl Service {
                 code: problem.code.clone(),
                 message: problem.message.clone(),
             })),
-            _ => Ok(Outcome::Checkout(Box::new(checkout))),
+            _ => Ok(checkout),
         };
         let rendered = render(&result);
         let Some(key) = idempotency else {
@@ -823,13 +885,13 @@ impl Service {
         let sealed = self
             .execute(
                 merchant.clone(),
-                Command::Checkout(CheckoutCommand::Seal {
+                Seal {
                     key: key.clone(),
                     rendered: rendered.clone(),
-                }),
+                },
                 None,
                 Box::new(|result| Rendered {
-                    status: u16::from(matches!(result, Ok(Outcome::Sealed(true)))),
+                    status: u16::from(matches!(result, Ok(true))),
                     body: Vec::new(),
                 }),
             )
@@ -840,7 +902,7 @@ impl Service {
         // Another request with this key sealed it first: answer as it did.
         self.execute(
             merchant,
-            Command::Checkout(CheckoutCommand::Replay),
+            Replay::<Checkout>(std::marker::PhantomData),
             Some(key),
             Box::new(move |result| render(result)),
         )
@@ -880,7 +942,7 @@ impl Service {
             let answer = self
                 .execute(
                     merchant.clone(),
-                    Command::Checkout(command),
+                    command,
                     None,
                     Box::new(|result| Rendered {
                         status: match result {

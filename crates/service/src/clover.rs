@@ -10,17 +10,20 @@
 
 use std::fmt;
 
+use async_trait::async_trait;
 use giftd_domain::operations::{self, CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{
     Amount, CardId, CardKind, CardNumber, Currency, DomainError, HoldId, Program, SecurityCode,
     TransactionId, TransactionType,
 };
-use giftd_store::{CardRecord, StoreError, TransactionMeta, TransactionRecord, WriteTx};
+use giftd_store::{CardRecord, StoreError, StoreResult, TransactionMeta, TransactionRecord, WriteTx};
 use rand::{Rng, RngExt};
 
-use crate::commands::{self, Context, Outcome};
 use crate::error::{Failure, Refusal};
 use crate::ids;
+use crate::operation::{Context, Operation};
+use crate::steps::{self, IssuedCard};
+use crate::webhooks::{self, Before};
 
 /// Every token starts with this, as Clover's do.
 pub const TOKEN_PREFIX: &str = "clv_";
@@ -220,14 +223,50 @@ fn invalid(param: &'static str, message: &str) -> Failure {
     .into()
 }
 
-pub(crate) async fn execute(
-    tx: &mut dyn WriteTx,
-    cx: &Context<'_>,
-    command: &CloverCommand,
-) -> Result<Outcome> {
+#[async_trait]
+impl Operation for CloverCommand {
+    type Outcome = CloverOutcome;
+
+    async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<CloverOutcome> {
+        execute(tx, cx, self).await
+    }
+
+    async fn events(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        outcome: &CloverOutcome,
+        _: Before,
+    ) -> StoreResult<()> {
+        match outcome {
+            CloverOutcome::Movement(movement) => {
+                webhooks::transactions(tx, cx, std::slice::from_ref(&movement.transaction)).await
+            }
+            CloverOutcome::Token { .. }
+            | CloverOutcome::TokenRevoked { .. }
+            | CloverOutcome::Balance { .. } => Ok(()),
+        }
+    }
+
+    async fn after_refusal(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        refusal: &Refusal,
+    ) -> StoreResult<()> {
+        match self {
+            CloverCommand::CreateToken { number, .. } => {
+                steps::count_failed_secret(tx, cx, number, refusal).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &CloverCommand) -> Result<CloverOutcome> {
     let outcome = match command {
         CloverCommand::CreateToken { number, secret } => {
-            let card = commands::card_by_secret(tx, cx, number, secret).await?;
+            let card = steps::card_by_secret(tx, cx, number, secret).await?;
             let token = CloverToken::generate(&mut rand::rng());
             let hash = cx.keys.clover_token_hash(token.expose());
             tx.insert_clover_token(cx.merchant, &hash, &card.snapshot.id, cx.now)
@@ -253,11 +292,11 @@ pub(crate) async fn execute(
         } => {
             let card = source_card(tx, cx, source).await?;
             operations::check_currency(&card, *currency)?;
-            let program = commands::program_of(tx, cx, &card).await?;
+            let program = steps::program_of(tx, cx, &card).await?;
             let amount = first_value(&program, *amount, *currency)?;
             let decision = operations::activate(&program, &card, Some(amount), cx.now)?;
             let previous = card.available();
-            let meta = commands::meta(cx, None, None, None);
+            let meta = steps::meta(cx, None, None, None);
             movement(tx, cx, MovementKind::Activation, &card, &decision, meta, previous).await?
         }
         CloverCommand::Reload {
@@ -266,10 +305,10 @@ pub(crate) async fn execute(
             currency,
         } => {
             let card = source_card(tx, cx, source).await?;
-            let program = commands::program_of(tx, cx, &card).await?;
+            let program = steps::program_of(tx, cx, &card).await?;
             let decision = operations::load(&program, &card, *amount, *currency, cx.now)?;
             let previous = card.available();
-            let meta = commands::meta(cx, None, None, None);
+            let meta = steps::meta(cx, None, None, None);
             movement(tx, cx, MovementKind::Reload, &card, &decision, meta, previous).await?
         }
         CloverCommand::BalanceInquiry { source } => {
@@ -290,7 +329,7 @@ pub(crate) async fn execute(
             if *capture {
                 let decision = operations::redeem(&card, *amount, true, *currency, cx.now)?;
                 let previous = card.available();
-                let meta = commands::meta(cx, None, None, None);
+                let meta = steps::meta(cx, None, None, None);
                 movement(tx, cx, MovementKind::Charge, &card, &decision, meta, previous).await?
             } else {
                 lock(tx, cx, &card, *amount, *currency, *lock_seconds).await?
@@ -303,11 +342,11 @@ pub(crate) async fn execute(
             let card = source_card(tx, cx, source).await?;
             let decision = operations::cashout(&card)?;
             let previous = card.available();
-            let meta = commands::meta(cx, None, None, None);
+            let meta = steps::meta(cx, None, None, None);
             movement(tx, cx, MovementKind::Cashout, &card, &decision, meta, previous).await?
         }
     };
-    Ok(Outcome::Clover(outcome))
+    Ok(outcome)
 }
 
 /// The card a token stands for, loaded (locked) for the rest of the transaction. An unknown or
@@ -318,7 +357,7 @@ async fn source_card(tx: &mut dyn WriteTx, cx: &Context<'_>, token: &CloverToken
         .clover_token_card(cx.merchant, &hash)
         .await?
         .ok_or(Refusal::NotFound("source"))?;
-    commands::load_card(tx, cx, &card_id).await
+    steps::load_card(tx, cx, &card_id).await
 }
 
 async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, card_id: &CardId) -> Result<CardRecord> {
@@ -381,9 +420,8 @@ async fn activate_virtual(
         .into());
     }
     let amount = first_value(program, amount, currency)?;
-    let issued =
-        commands::issue_card(tx, cx, &program.id, CardKind::Virtual, Some(amount), None, &None).await?;
-    let Outcome::IssuedCard {
+    let issued = steps::issue_card(tx, cx, &program.id, CardKind::Virtual, Some(amount), None, &None).await?;
+    let IssuedCard {
         card,
         number,
         security_code,
@@ -445,7 +483,7 @@ async fn lock(
         state: HoldState::Pending,
         expires_at: cx.now.plus_seconds(lock_seconds),
     };
-    let meta = commands::meta(cx, None, None, Some(hold.id.clone()));
+    let meta = steps::meta(cx, None, None, Some(hold.id.clone()));
     let transaction = tx.append(cx.merchant, card, &decision, &meta).await?;
     tx.insert_hold(cx.merchant, &hold, &transaction.id, cx.now)
         .await?;
@@ -547,7 +585,7 @@ async fn capture(
         }
     }
     let hold_id = lock_hold_id(&charge)?;
-    let (card, hold) = commands::load_hold(tx, cx, &hold_id).await?;
+    let (card, hold) = steps::load_hold(tx, cx, &hold_id).await?;
     let state = hold.snapshot.effective_state(cx.now);
     if state != HoldState::Pending {
         let refusal = finished_lock(tx, cx, &card.id, &hold_id, state).await?;
@@ -565,7 +603,7 @@ async fn capture(
         HoldState::Released
     };
     tx.finish_hold(&hold_id, state, decision.amount, cx.now).await?;
-    let meta = commands::meta(cx, None, None, Some(hold_id.clone()));
+    let meta = steps::meta(cx, None, None, Some(hold_id.clone()));
     let transaction = tx.append(cx.merchant, &card, &decision, &meta).await?;
     let lock_id = tx.clover_lock_id(&hold_id).await?;
     Ok(CloverOutcome::Movement(CloverMovement {
@@ -631,12 +669,12 @@ async fn refund(
                     "a reload, activation or cash-out is voided whole: leave out the amount or give all of it",
                 ));
             }
-            let (card, original) = commands::load_original(tx, cx, &charge.id).await?;
+            let (card, original) = steps::load_original(tx, cx, &charge.id).await?;
             if original.voided {
                 return Err(Refusal::Clover(CloverRefusal::AlreadyRefunded).into());
             }
             let decision = operations::void(&card, &original)?;
-            let meta = commands::meta(cx, None, Some(charge.id.clone()), None);
+            let meta = steps::meta(cx, None, Some(charge.id.clone()), None);
             let kind = MovementKind::Refund(RefundType::Void);
             reversal(tx, cx, kind, charge_id, &card, &decision, meta).await
         }
@@ -664,7 +702,7 @@ async fn refund_lock(
     amount: Option<Amount>,
 ) -> Result<CloverOutcome> {
     let hold_id = lock_hold_id(charge)?;
-    let (card, hold) = commands::load_hold(tx, cx, &hold_id).await?;
+    let (card, hold) = steps::load_hold(tx, cx, &hold_id).await?;
     match hold.snapshot.effective_state(cx.now) {
         HoldState::Pending => {
             if amount.is_some_and(|a| a.minor() != hold.snapshot.amount) {
@@ -675,7 +713,7 @@ async fn refund_lock(
             }
             let decision = operations::release_requested(&card, &hold.snapshot, cx.now)?;
             tx.finish_hold(&hold_id, HoldState::Released, 0, cx.now).await?;
-            let meta = commands::meta(cx, None, None, Some(hold_id));
+            let meta = steps::meta(cx, None, None, Some(hold_id));
             let kind = MovementKind::Refund(RefundType::Void);
             reversal(tx, cx, kind, &charge.id, &card, &decision, meta).await
         }
@@ -707,12 +745,12 @@ async fn refund_redemption(
     amount: Option<Amount>,
     voidable: bool,
 ) -> Result<CloverOutcome> {
-    let (card, original) = commands::load_original(tx, cx, redemption).await?;
+    let (card, original) = steps::load_original(tx, cx, redemption).await?;
     if original.voided || original.refunded >= original.amount {
         return Err(Refusal::Clover(CloverRefusal::AlreadyRefunded).into());
     }
     let whole = amount.is_none_or(|a| a.minor() == original.amount);
-    let meta = commands::meta(cx, None, Some(original.id.clone()), None);
+    let meta = steps::meta(cx, None, Some(original.id.clone()), None);
     if voidable && whole && original.refunded == 0 {
         let decision = operations::void(&card, &original)?;
         let kind = MovementKind::Refund(RefundType::Void);
@@ -745,12 +783,12 @@ async fn cancel_refund(
         .reverses
         .clone()
         .ok_or_else(|| corrupt(format!("refund {} reverses nothing", refund.id)))?;
-    let (card, original) = commands::load_original(tx, cx, &refund.id).await?;
+    let (card, original) = steps::load_original(tx, cx, &refund.id).await?;
     if original.voided {
         return Err(Refusal::Clover(CloverRefusal::AlreadyRefunded).into());
     }
     let decision = operations::void(&card, &original)?;
-    let meta = commands::meta(cx, None, Some(refund.id.clone()), None);
+    let meta = steps::meta(cx, None, Some(refund.id.clone()), None);
     // The charge a client knows: for a refunded capture, the lock's id.
     let charge = charge_of(tx, cx, &card.id, &refunded).await?;
     let transaction = tx.append(cx.merchant, &card, &decision, &meta).await?;

@@ -55,9 +55,10 @@ impl From<StoreError> for ServiceError {
 }
 
 /// Inside a job: either the command was refused (roll back its writes, answer the refusal) or
-/// the store failed (roll back, answer 500).
+/// the store failed (roll back, answer 500). Nominally `pub` because [`crate::Operation`]
+/// names it, but its module is private: nothing outside this crate can reach it.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
     Refused(Refusal),
     Store(StoreError),
 }

@@ -9,9 +9,9 @@ use giftd_store::{BoxFuture, IdempotencyRecord, ReadSet, Store, StoreError, Stor
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
-use crate::commands::{self, Command, Context, Outcome};
 use crate::crypto::Keys;
 use crate::error::{Failure, Refusal, ServiceError};
+use crate::operation::{Context, Operation};
 
 /// How long an idempotency key is remembered by default, unless its scope says otherwise
 /// ([`IdempotencyKey::retention_millis`]); `Service::with_idempotency_retention_days` changes it.
@@ -24,9 +24,9 @@ pub struct Rendered {
     pub body: Vec<u8>,
 }
 
-/// Turns a command's result into the front-end's answer.
+/// Turns a command's result (its family's outcome, or a refusal) into the front-end's answer.
 /// It may be called more than once when a backend retries the job.
-pub type Renderer = Box<dyn Fn(&Result<Outcome, Refusal>) -> Rendered + Send + Sync>;
+pub type Renderer<T> = Box<dyn Fn(&Result<T, Refusal>) -> Rendered + Send + Sync>;
 
 /// An idempotency key with what identifies the request it came with.
 #[derive(Debug, Clone)]
@@ -38,15 +38,15 @@ pub struct IdempotencyKey {
     pub request_hash: Vec<u8>,
 }
 
-pub(crate) struct CommandJob {
+pub(crate) struct CommandJob<O: Operation> {
     pub keys: Arc<Keys>,
     pub clock: Arc<dyn Clock>,
     pub merchant: MerchantId,
-    pub command: Command,
+    pub command: O,
     pub idempotency: Option<IdempotencyKey>,
     /// How long the key's earlier answer counts ([`IdempotencyKey::retention_millis`]).
     pub retention_millis: i64,
-    pub render: Renderer,
+    pub render: Renderer<O::Outcome>,
     pub answer: Option<Result<Rendered, ServiceError>>,
     pub reply: Option<oneshot::Sender<Result<Rendered, ServiceError>>>,
 }
@@ -75,7 +75,7 @@ pub(crate) fn body_context(merchant: &MerchantId, key: &IdempotencyKey) -> Vec<u
     .concat()
 }
 
-impl CommandJob {
+impl<O: Operation> CommandJob<O> {
     async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
         // A job may run more than once (a backend retries it after a conflict): start afresh.
         self.answer = None;
@@ -94,18 +94,18 @@ impl CommandJob {
             merchant: &self.merchant,
             now,
         };
-        let before = crate::webhooks::before(tx, &cx, &self.command).await?;
+        let before = self.command.before(tx, &cx).await?;
         tx.savepoint("command").await?;
-        let result = match commands::execute(tx, &cx, &self.command).await {
+        let result = match self.command.execute(tx, &cx).await {
             Ok(outcome) => {
                 tx.release_savepoint("command").await?;
                 // The outbox: the command's events commit with it or not at all.
-                crate::webhooks::after(tx, &cx, &outcome, before).await?;
+                self.command.events(tx, &cx, &outcome, before).await?;
                 Ok(outcome)
             }
             Err(Failure::Refused(refusal)) => {
                 tx.rollback_to_savepoint("command").await?;
-                commands::after_refusal(tx, &cx, &self.command, &refusal).await?;
+                self.command.after_refusal(tx, &cx, &refusal).await?;
                 Err(refusal)
             }
             Err(Failure::Store(error)) => return Err(error),
@@ -142,7 +142,7 @@ impl CommandJob {
     }
 }
 
-impl WriteJob for CommandJob {
+impl<O: Operation> WriteJob for CommandJob<O> {
     fn run<'a>(&'a mut self, tx: &'a mut dyn WriteTx) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(self.execute(tx))
     }

@@ -13,9 +13,11 @@ mod error;
 pub mod gr4vy;
 pub mod ids;
 mod job;
+mod operation;
 pub mod payments;
 pub mod reports;
 pub mod retention;
+mod steps;
 pub mod stock;
 pub mod transfers;
 pub mod wallet;
@@ -34,6 +36,8 @@ pub use commands::{Command, Outcome};
 pub use crypto::{Keys, MasterKey};
 pub use error::{Refusal, ServiceError};
 pub use job::{IDEMPOTENCY_RETENTION_MILLIS, IdempotencyKey, Rendered, Renderer};
+pub use operation::Operation;
+pub use steps::IssuedCard;
 
 use job::CommandJob;
 use payments::{PaymentConnector, Simulator};
@@ -121,12 +125,12 @@ impl Service {
 
     /// Runs a command for `merchant` and answers with what `render` made of its result (or, for
     /// a retried idempotency key, with the first answer).
-    pub async fn execute(
+    pub async fn execute<O: Operation>(
         &self,
         merchant: MerchantId,
-        command: Command,
+        command: O,
         idempotency: Option<IdempotencyKey>,
-        render: Renderer,
+        render: Renderer<O::Outcome>,
     ) -> Result<Rendered, ServiceError> {
         let (reply, answer) = oneshot::channel();
         let retention_millis = idempotency

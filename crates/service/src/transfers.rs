@@ -4,14 +4,17 @@
 //! the database and can never deadlock each other; the domain then decides one balanced
 //! journal entry with one leg per card, appended whole.
 
+use async_trait::async_trait;
 use giftd_domain::linked::{self, Linked};
 use giftd_domain::operations::{self, CardSnapshot};
 use giftd_domain::{Amount, CardId, CardKind, CardNumber, Currency, SecurityCode};
-use giftd_store::{CardRecord, LegRef, TransactionRecord, WriteTx};
+use giftd_store::{CardRecord, LegRef, StoreResult, TransactionRecord, WriteTx};
 
-use crate::commands::{Context, Outcome, issue_card, load_card, program_of};
 use crate::error::{Failure, Refusal};
 use crate::ids;
+use crate::operation::{Context, Operation};
+use crate::steps::{IssuedCard, card_record, issue_card, load_card, program_of};
+use crate::webhooks::{self, Before};
 
 #[derive(Debug, Clone)]
 pub enum TransferCommand {
@@ -53,11 +56,46 @@ pub enum TransferOutcome {
 
 type Result<T> = std::result::Result<T, Failure>;
 
+impl TransferOutcome {
+    /// Every transaction the transfer or merge appended.
+    pub fn transactions(&self) -> Vec<TransactionRecord> {
+        match self {
+            TransferOutcome::Transfer {
+                transfer_out,
+                transfer_in,
+                ..
+            } => vec![transfer_out.clone(), transfer_in.clone()],
+            TransferOutcome::Merge { transactions, .. } => transactions.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Operation for TransferCommand {
+    type Outcome = TransferOutcome;
+
+    async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<TransferOutcome> {
+        execute(tx, cx, self).await
+    }
+
+    async fn events(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        outcome: &TransferOutcome,
+        _: Before,
+    ) -> StoreResult<()> {
+        webhooks::transactions(tx, cx, &outcome.transactions()).await
+    }
+}
+
+/// Runs a transfer or merge (also inside another family's command: Adyen's merge, the
+/// wallet's transfer to a new card).
 pub(crate) async fn execute(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     command: &TransferCommand,
-) -> Result<Outcome> {
+) -> Result<TransferOutcome> {
     match command {
         TransferCommand::Transfer {
             card_id,
@@ -144,10 +182,6 @@ async fn append(
     Ok(tx.append_entry(cx.merchant, &linked.entry, &legs).await?)
 }
 
-async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, id: &CardId) -> Result<CardRecord> {
-    Ok(tx.card(cx.merchant, id).await?.ok_or(Refusal::NotFound("card"))?)
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn transfer(
     tx: &mut dyn WriteTx,
@@ -158,7 +192,7 @@ async fn transfer(
     close_source: bool,
     currency: Option<Currency>,
     reference: &Option<String>,
-) -> Result<Outcome> {
+) -> Result<TransferOutcome> {
     let (source, target, issued) = match to_card_id {
         Some(to) => {
             let mut cards = load_in_order(tx, cx, &[card_id, to]).await?;
@@ -170,15 +204,12 @@ async fn transfer(
             let source = load_card(tx, cx, card_id).await?;
             // Checked before a card is issued for it, so a refused transfer issues nothing.
             operations::check_currency(&source, currency)?;
-            let Outcome::IssuedCard {
+            let IssuedCard {
                 card,
                 number,
                 security_code,
                 ..
-            } = issue_card(tx, cx, &source.program_id, CardKind::Virtual, None, None, &None).await?
-            else {
-                unreachable!("issue_card answers with an issued card");
-            };
+            } = issue_card(tx, cx, &source.program_id, CardKind::Virtual, None, None, &None).await?;
             (source, card.snapshot, Some((number, security_code)))
         }
     };
@@ -196,13 +227,13 @@ async fn transfer(
     let mut transactions = append(tx, cx, &linked, reference).await?;
     let transfer_in = transactions.pop().expect("two legs");
     let transfer_out = transactions.pop().expect("two legs");
-    Ok(Outcome::Transfer(TransferOutcome::Transfer {
+    Ok(TransferOutcome::Transfer {
         source: card_record(tx, cx, &source.id).await?,
         target: card_record(tx, cx, &target.id).await?,
         issued,
         transfer_out,
         transfer_in,
-    }))
+    })
 }
 
 async fn merge(
@@ -211,7 +242,7 @@ async fn merge(
     card_id: &CardId,
     source_card_ids: &[CardId],
     reference: &Option<String>,
-) -> Result<Outcome> {
+) -> Result<TransferOutcome> {
     if source_card_ids.is_empty() || source_card_ids.len() > linked::MAX_MERGE_SOURCES {
         return Err(Refusal::Invalid {
             param: "source_card_ids",
@@ -230,9 +261,9 @@ async fn merge(
     for card in &cards {
         sources.push(card_record(tx, cx, &card.id).await?);
     }
-    Ok(Outcome::Transfer(TransferOutcome::Merge {
+    Ok(TransferOutcome::Merge {
         target: card_record(tx, cx, &target.id).await?,
         sources,
         transactions,
-    }))
+    })
 }

@@ -7,16 +7,17 @@
 //! Locks: the wallets a command changes first (in user-id order), then cards. Every change of
 //! a wallet locks it, so the domain's count against the limit cannot move underneath it.
 
-use std::future::Future;
-use std::pin::Pin;
-
+use async_trait::async_trait;
 use giftd_domain::wallet::{self, Access, UserId, WalletCard};
 use giftd_domain::{Amount, CardId, CardKind, CardNumber, CardState, DomainError, ProgramId, SecurityCode};
-use giftd_store::{CardRecord, TransactionRecord, WriteTx};
+use giftd_store::{CardRecord, StoreResult, TransactionRecord, WriteTx};
 
-use crate::commands::{self, Command, Context, Outcome, card_by_secret, issue_card, load_card};
+use crate::commands::{self, Command};
 use crate::error::{Failure, Refusal};
-use crate::transfers::TransferCommand;
+use crate::operation::{Context, Operation};
+use crate::steps::{self, IssuedCard, card_by_secret, card_record, issue_card, load_card};
+use crate::transfers::{self, TransferCommand, TransferOutcome};
+use crate::webhooks::{self, Before};
 
 #[derive(Debug, Clone)]
 pub enum WalletCommand {
@@ -117,11 +118,63 @@ pub enum WalletOutcome {
         issued: Option<(CardNumber, SecurityCode)>,
         transaction: Option<TransactionRecord>,
     },
+    /// The card a command named, as it is now: its balance asked (`CardOperation::Balance`),
+    /// or taken out of every wallet (`WalletCommand::UnsaveEverywhere`).
+    CardNow(CardRecord),
+    /// The cards a listing would not show left the user's wallet.
+    Pruned,
+    /// A load or redemption on a card (`CardOperation::Load`, `CardOperation::Redeem`).
+    Transaction(TransactionRecord),
+    /// Value moved to a new card (`CardOperation::TransferToNewCard`).
+    Transfer(TransferOutcome),
+}
+
+#[async_trait]
+impl Operation for WalletCommand {
+    type Outcome = WalletOutcome;
+
+    async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<WalletOutcome> {
+        execute(tx, cx, self).await
+    }
+
+    async fn events(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        outcome: &WalletOutcome,
+        _: Before,
+    ) -> StoreResult<()> {
+        match outcome {
+            WalletOutcome::Gift { transaction, .. } => {
+                webhooks::transactions(tx, cx, transaction.as_slice()).await
+            }
+            WalletOutcome::Transaction(t) => webhooks::transactions(tx, cx, std::slice::from_ref(t)).await,
+            WalletOutcome::Transfer(transfer) => {
+                webhooks::transactions(tx, cx, &transfer.transactions()).await
+            }
+            WalletOutcome::Card { .. }
+            | WalletOutcome::Removed { .. }
+            | WalletOutcome::CardNow(_)
+            | WalletOutcome::Pruned => Ok(()),
+        }
+    }
+
+    async fn after_refusal(
+        &self,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        refusal: &Refusal,
+    ) -> StoreResult<()> {
+        match self.presented_number() {
+            Some(number) => steps::count_failed_secret(tx, cx, number, refusal).await,
+            None => Ok(()),
+        }
+    }
 }
 
 impl WalletCommand {
     /// The card number the request presented, for the lockout to count a wrong code.
-    pub(crate) fn presented_number(&self) -> Option<&CardNumber> {
+    fn presented_number(&self) -> Option<&CardNumber> {
         match self {
             Self::Save { number, .. }
             | Self::OnCard {
@@ -135,11 +188,7 @@ impl WalletCommand {
 
 type Result<T> = std::result::Result<T, Failure>;
 
-pub(crate) async fn execute(
-    tx: &mut dyn WriteTx,
-    cx: &Context<'_>,
-    command: &WalletCommand,
-) -> Result<Outcome> {
+async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &WalletCommand) -> Result<WalletOutcome> {
     match command {
         WalletCommand::Save {
             user_id,
@@ -159,16 +208,16 @@ pub(crate) async fn execute(
             if tx.remove_wallet_card(cx.merchant, Some(user_id), card_id).await? == 0 {
                 return Err(Refusal::NotFound("card").into());
             }
-            Ok(Outcome::Wallet(WalletOutcome::Removed {
+            Ok(WalletOutcome::Removed {
                 user_id: user_id.clone(),
                 card_id: card_id.clone(),
-            }))
+            })
         }
         WalletCommand::UnsaveEverywhere { card_id } => {
             // Removing never adds to a wallet, so the limit needs no wallet lock here.
             let card = card_record(tx, cx, card_id).await?;
             tx.remove_wallet_card(cx.merchant, None, card_id).await?;
-            Ok(Outcome::Card(card))
+            Ok(WalletOutcome::CardNow(card))
         }
         WalletCommand::Prune { user_id } => {
             for entry in tx.lock_wallet(cx.merchant, user_id, cx.now).await? {
@@ -178,7 +227,7 @@ pub(crate) async fn execute(
                         .await?;
                 }
             }
-            Ok(Outcome::Nothing)
+            Ok(WalletOutcome::Pruned)
         }
         WalletCommand::Share {
             user_id,
@@ -201,7 +250,7 @@ pub(crate) async fn execute(
             let entries = tx.lock_wallet(cx.merchant, recipient_user_id, cx.now).await?;
             // Room first, so that a full wallet refuses before a card is issued.
             wallet::check_room(&entries, &CardId::new("card_new"))?;
-            let Outcome::IssuedCard {
+            let IssuedCard {
                 card,
                 number,
                 security_code,
@@ -215,18 +264,15 @@ pub(crate) async fn execute(
                 None,
                 &Some(funding_reference.clone()),
             )
-            .await?
-            else {
-                unreachable!("issue_card answers with an issued card");
-            };
+            .await?;
             let entry = owner_entry(cx, recipient_user_id, &card.snapshot.id);
             tx.put_wallet_card(cx.merchant, &entry).await?;
-            Ok(Outcome::Wallet(WalletOutcome::Gift {
+            Ok(WalletOutcome::Gift {
                 entry,
                 card,
                 issued: Some((number, security_code)),
                 transaction,
-            }))
+            })
         }
         WalletCommand::OnCard { access, operation } => on_card(tx, cx, access, operation).await,
     }
@@ -271,23 +317,19 @@ async fn lock_two(
     }
 }
 
-async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, id: &CardId) -> Result<CardRecord> {
-    Ok(tx.card(cx.merchant, id).await?.ok_or(Refusal::NotFound("card"))?)
-}
-
 async fn entry_outcome(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     user_id: &UserId,
     card_id: &CardId,
-) -> Result<Outcome> {
+) -> Result<WalletOutcome> {
     let entries = tx.lock_wallet(cx.merchant, user_id, cx.now).await?;
     let entry = entries
         .into_iter()
         .find(|e| &e.card_id == card_id)
         .ok_or(Refusal::NotFound("card"))?;
     let card = card_record(tx, cx, card_id).await?;
-    Ok(Outcome::Wallet(WalletOutcome::Card { entry, card }))
+    Ok(WalletOutcome::Card { entry, card })
 }
 
 fn refuse_closed(card: &CardRecord) -> Result<()> {
@@ -307,7 +349,7 @@ async fn save(
     card_id: Option<&CardId>,
     number: &CardNumber,
     security_code: &SecurityCode,
-) -> Result<Outcome> {
+) -> Result<WalletOutcome> {
     let entries = tx.lock_wallet(cx.merchant, user_id, cx.now).await?;
     let card = card_by_secret(tx, cx, number, security_code).await?;
     if card_id.is_some_and(|id| id != &card.snapshot.id) {
@@ -328,7 +370,7 @@ async fn share(
     user_id: &UserId,
     card_id: &CardId,
     recipient: &UserId,
-) -> Result<Outcome> {
+) -> Result<WalletOutcome> {
     distinct(user_id, recipient)?;
     let (mine, theirs) = lock_two(tx, cx, user_id, recipient).await?;
     if !mine
@@ -356,7 +398,7 @@ async fn gift_card(
     sender: &UserId,
     recipient: &UserId,
     card_id: &CardId,
-) -> Result<Outcome> {
+) -> Result<WalletOutcome> {
     distinct(sender, recipient)?;
     let (mine, theirs) = lock_two(tx, cx, sender, recipient).await?;
     if !mine
@@ -373,12 +415,12 @@ async fn gift_card(
     tx.remove_wallet_card(cx.merchant, None, card_id).await?;
     let entry = owner_entry(cx, recipient, card_id);
     tx.put_wallet_card(cx.merchant, &entry).await?;
-    Ok(Outcome::Wallet(WalletOutcome::Gift {
+    Ok(WalletOutcome::Gift {
         entry,
         card,
         issued: None,
         transaction: None,
-    }))
+    })
 }
 
 async fn on_card(
@@ -386,7 +428,7 @@ async fn on_card(
     cx: &Context<'_>,
     access: &CardAccess,
     operation: &CardOperation,
-) -> Result<Outcome> {
+) -> Result<WalletOutcome> {
     let card_id = match access {
         CardAccess::Secret {
             number,
@@ -405,7 +447,7 @@ async fn on_card(
         CardOperation::Balance => {
             // Expire due holds so the answer shows what is really available.
             load_card(tx, cx, &card_id).await?;
-            return Ok(Outcome::Card(card_record(tx, cx, &card_id).await?));
+            return Ok(WalletOutcome::CardNow(card_record(tx, cx, &card_id).await?));
         }
         CardOperation::Load { amount, reference } => Command::Load {
             card_id,
@@ -428,25 +470,27 @@ async fn on_card(
             amount,
             close_source,
             reference,
-        } => Command::Transfer(TransferCommand::Transfer {
-            card_id,
-            to_card_id: None,
-            amount: *amount,
-            close_source: *close_source,
-            currency: None,
-            reference: reference.clone(),
-        }),
+        } => {
+            let transfer = TransferCommand::Transfer {
+                card_id,
+                to_card_id: None,
+                amount: *amount,
+                close_source: *close_source,
+                currency: None,
+                reference: reference.clone(),
+            };
+            return Ok(WalletOutcome::Transfer(
+                transfers::execute(tx, cx, &transfer).await?,
+            ));
+        }
     };
-    run_inner(tx, cx, &command).await
-}
-
-/// Runs another command in this one's transaction. Boxed: commands may nest.
-fn run_inner<'a>(
-    tx: &'a mut dyn WriteTx,
-    cx: &'a Context<'a>,
-    command: &'a Command,
-) -> Pin<Box<dyn Future<Output = Result<Outcome>> + Send + 'a>> {
-    Box::pin(commands::execute(tx, cx, command))
+    // The native load or redemption, run in this command's transaction.
+    match command.execute(tx, cx).await? {
+        commands::Outcome::Transaction(transaction) => Ok(WalletOutcome::Transaction(transaction)),
+        _ => Err(Failure::Store(giftd_store::StoreError::Corrupt(
+            "a load or redemption answered without its transaction".into(),
+        ))),
+    }
 }
 
 impl crate::Service {

@@ -23,14 +23,14 @@ use hmac::{KeyInit, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use crate::checkout::CheckoutCommand;
-use crate::clover::CloverOutcome;
-use crate::commands::{Command, Context, Outcome};
+use async_trait::async_trait;
+use giftd_domain::CheckoutId;
+use giftd_domain::checkout::Checkout;
+
 use crate::crypto::Keys;
 use crate::error::{Failure, Refusal, ServiceError};
 use crate::job::{TxWork, run_answered};
-use crate::transfers::TransferOutcome;
-use crate::wallet::WalletOutcome;
+use crate::operation::{Context, Operation};
 use crate::{Service, ids};
 
 /// Endpoints one merchant may have enabled at once: every event is fanned out to each of them
@@ -305,19 +305,17 @@ struct EventPayload<'a> {
 
 /// What a job must know before its command runs to tell afterwards what changed: a
 /// checkout's status.
-pub(crate) struct Before {
+#[derive(Debug, Default)]
+pub struct Before {
     checkout_status: Option<Status>,
 }
 
-pub(crate) async fn before(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Command) -> StoreResult<Before> {
-    // Only a step of an existing checkout can move it from one status to another.
-    let Command::Checkout(CheckoutCommand::Request { id, .. } | CheckoutCommand::Advance { id, .. }) =
-        command
-    else {
-        return Ok(Before {
-            checkout_status: None,
-        });
-    };
+/// The status of checkout `id` before a step of it runs.
+pub(crate) async fn checkout_before(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    id: &CheckoutId,
+) -> StoreResult<Before> {
     let status = match tx.checkout(cx.merchant, id).await? {
         Some(row) => Some(crate::checkout::parse(&row)?.status),
         None => None,
@@ -327,85 +325,50 @@ pub(crate) async fn before(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &Com
     })
 }
 
-/// Writes the events of a command that succeeded, in its transaction.
-pub(crate) async fn after(
+/// Writes the events of the transactions a command appended, in its transaction.
+pub(crate) async fn transactions(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
-    outcome: &Outcome,
+    transactions: &[TransactionRecord],
+) -> StoreResult<()> {
+    write_events(tx, cx, transactions, Vec::new()).await
+}
+
+/// Writes the event of a checkout whose status a command changed, in its transaction.
+pub(crate) async fn checkout_changed(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    checkout: &Checkout,
     before: Before,
 ) -> StoreResult<()> {
-    let mut transactions: Vec<TransactionRecord> = Vec::new();
-    let mut events: Vec<(EventType, EventData<'_>)> = Vec::new();
-    match outcome {
-        Outcome::IssuedCard { transaction, .. } => transactions.extend(transaction.iter().cloned()),
-        Outcome::Transaction(t) => transactions.push(t.clone()),
-        Outcome::Hold(hold) => {
-            // A capture answers with its hold; the capture's transaction is the event.
-            if hold.snapshot.state == giftd_domain::operations::HoldState::Captured
-                && let Some(t) = tx
-                    .transaction_of_hold(
-                        cx.merchant,
-                        &hold.snapshot.card_id,
-                        &hold.snapshot.id,
-                        TransactionType::Capture,
-                    )
-                    .await?
-                && t.created_at == cx.now
-            {
-                transactions.push(t);
-            }
-        }
-        Outcome::Clover(CloverOutcome::Movement(movement)) => transactions.push(movement.transaction.clone()),
-        Outcome::Clover(
-            CloverOutcome::Token { .. } | CloverOutcome::TokenRevoked { .. } | CloverOutcome::Balance { .. },
-        ) => {}
-        Outcome::Adyen(crate::adyen::AdyenOutcome::Done { movements, .. }) => {
-            transactions.extend(movements.iter().filter_map(|m| m.transaction.clone()));
-        }
-        Outcome::Adyen(crate::adyen::AdyenOutcome::Balance { .. }) => {}
-        Outcome::Transfer(TransferOutcome::Transfer {
-            transfer_out,
-            transfer_in,
-            ..
-        }) => {
-            transactions.push(transfer_out.clone());
-            transactions.push(transfer_in.clone());
-        }
-        Outcome::Transfer(TransferOutcome::Merge { transactions: t, .. }) => {
-            transactions.extend(t.iter().cloned())
-        }
-        Outcome::Wallet(WalletOutcome::Gift { transaction, .. }) => {
-            transactions.extend(transaction.iter().cloned())
-        }
-        Outcome::Wallet(WalletOutcome::Card { .. } | WalletOutcome::Removed { .. }) => {}
-        Outcome::Checkout(checkout) => {
-            if before.checkout_status != Some(checkout.status)
-                && let Some(event_type) = EventType::of_checkout(checkout.status)
-            {
-                events.push((
-                    event_type,
-                    EventData::Other(json!({
-                        "checkout": {
-                            "object": "checkout",
-                            "id": checkout.id.as_str(),
-                            "status": checkout.status.as_str(),
-                            "amount": checkout.amount,
-                            "currency": checkout.currency.code(),
-                            "reference": checkout.reference,
-                        }
-                    })),
-                ));
-            }
-        }
-        Outcome::Merchant(_)
-        | Outcome::Program(_)
-        | Outcome::Card(_)
-        | Outcome::Sealed(_)
-        | Outcome::WebhookEndpoint { .. }
-        | Outcome::WebhookDeliveryRetried { .. }
-        | Outcome::Nothing => {}
+    if before.checkout_status == Some(checkout.status) {
+        return Ok(());
     }
-    for t in &transactions {
+    let Some(event_type) = EventType::of_checkout(checkout.status) else {
+        return Ok(());
+    };
+    let data = EventData::Other(json!({
+        "checkout": {
+            "object": "checkout",
+            "id": checkout.id.as_str(),
+            "status": checkout.status.as_str(),
+            "amount": checkout.amount,
+            "currency": checkout.currency.code(),
+            "reference": checkout.reference,
+        }
+    }));
+    write_events(tx, cx, &[], vec![(event_type, data)]).await
+}
+
+/// Writes `events` and those of `transactions` (their own, and `card.low_balance` where a
+/// balance crossed an endpoint's threshold downwards).
+async fn write_events(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    transactions: &[TransactionRecord],
+    mut events: Vec<(EventType, EventData<'_>)>,
+) -> StoreResult<()> {
+    for t in transactions {
         if let Some(event_type) = EventType::of_transaction(t.transaction_type) {
             events.push((
                 event_type,
@@ -563,7 +526,51 @@ impl std::fmt::Debug for WebhookSecret {
     }
 }
 
-/// `Command::CreateWebhookEndpoint`: an endpoint as checked by
+/// The commands of webhook endpoints that run as write jobs (so that an `Idempotency-Key`
+/// replays their first answer).
+#[derive(Debug, Clone)]
+pub enum WebhookCommand {
+    /// Registers an endpoint ([`Service::webhook_endpoint_command`]).
+    CreateEndpoint(Box<EndpointCreation>),
+    /// Makes a delivery due now.
+    RetryDelivery { id: String },
+}
+
+/// What a [`WebhookCommand`] produced.
+#[derive(Debug, Clone)]
+pub enum WebhookOutcome {
+    /// A new endpoint; the only time its signing secret leaves giftd.
+    Endpoint {
+        endpoint: Endpoint,
+        secret: WebhookSecret,
+    },
+    /// A delivery made due now.
+    DeliveryRetried { id: String },
+}
+
+#[async_trait]
+impl Operation for WebhookCommand {
+    type Outcome = WebhookOutcome;
+
+    async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<WebhookOutcome, Failure> {
+        match self {
+            WebhookCommand::CreateEndpoint(creation) => create_endpoint(tx, cx, creation).await,
+            WebhookCommand::RetryDelivery { id } => retry_delivery(tx, cx, id).await,
+        }
+    }
+
+    async fn events(
+        &self,
+        _: &mut dyn WriteTx,
+        _: &Context<'_>,
+        _: &WebhookOutcome,
+        _: Before,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// `WebhookCommand::CreateEndpoint`: an endpoint as checked by
 /// [`Service::webhook_endpoint_command`], its secret drawn and encrypted.
 #[derive(Debug, Clone)]
 pub struct EndpointCreation {
@@ -576,11 +583,11 @@ pub struct EndpointCreation {
 }
 
 /// Runs inside the command's job: refused past [`MAX_ENDPOINTS`] enabled endpoints.
-pub(crate) async fn create_endpoint(
+async fn create_endpoint(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     creation: &EndpointCreation,
-) -> Result<Outcome, Failure> {
+) -> Result<WebhookOutcome, Failure> {
     if tx.enabled_webhook_endpoints(cx.merchant).await?.len() >= MAX_ENDPOINTS {
         return Err(Failure::Refused(Refusal::Invalid {
             param: "url",
@@ -601,21 +608,17 @@ pub(crate) async fn create_endpoint(
         updated_at: cx.now,
     };
     tx.insert_webhook_endpoint(&row).await?;
-    Ok(Outcome::WebhookEndpoint {
+    Ok(WebhookOutcome::Endpoint {
         endpoint: endpoint(&row),
         secret: creation.secret.clone(),
     })
 }
 
-/// `Command::RetryWebhookDelivery`: the delivery is pending and due now (a delivered one is sent
+/// `WebhookCommand::RetryDelivery`: the delivery is pending and due now (a delivered one is sent
 /// again, a failed one gets one more attempt).
-pub(crate) async fn retry_delivery(
-    tx: &mut dyn WriteTx,
-    cx: &Context<'_>,
-    id: &str,
-) -> Result<Outcome, Failure> {
+async fn retry_delivery(tx: &mut dyn WriteTx, cx: &Context<'_>, id: &str) -> Result<WebhookOutcome, Failure> {
     if tx.retry_webhook_delivery(cx.merchant, id, cx.now).await? {
-        Ok(Outcome::WebhookDeliveryRetried { id: id.to_owned() })
+        Ok(WebhookOutcome::DeliveryRetried { id: id.to_owned() })
     } else {
         Err(Failure::Refused(Refusal::NotFound("webhook_delivery")))
     }
@@ -746,7 +749,7 @@ impl Service {
     /// The command that registers an endpoint, checked and with its signing secret drawn; run
     /// it with [`Service::execute`] (an `Idempotency-Key` then replays the first answer, secret
     /// included, instead of registering a second endpoint).
-    pub fn webhook_endpoint_command(&self, new: NewEndpoint) -> Result<Command, ServiceError> {
+    pub fn webhook_endpoint_command(&self, new: NewEndpoint) -> Result<WebhookCommand, ServiceError> {
         check_url(&new.url)?;
         if new.event_types.is_empty() {
             return Err(invalid(
@@ -776,7 +779,7 @@ impl Service {
         rand::rng().fill_bytes(&mut secret_bytes);
         let secret = WebhookSecret(format!("whsec_{}", hex::encode(secret_bytes)));
         let id = ids::prefixed("whe_");
-        Ok(Command::CreateWebhookEndpoint(Box::new(EndpointCreation {
+        Ok(WebhookCommand::CreateEndpoint(Box::new(EndpointCreation {
             encrypted_secret: self.keys().encrypt(secret.0.as_bytes(), &secret_context(&id)),
             id,
             url: new.url,

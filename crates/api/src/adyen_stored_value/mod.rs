@@ -28,7 +28,7 @@ use giftd_domain::{Amount, CardNumber, Currency, MerchantId, SecurityCode};
 use giftd_service::adyen::{
     AdyenApi, AdyenCommand, AdyenOutcome, AdyenReference, IssueProgram, PresentedCard, Tag,
 };
-use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered};
+use giftd_service::{IdempotencyKey, Refusal, Rendered};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -126,7 +126,7 @@ async fn run(
         .service
         .execute(
             merchant,
-            Command::Adyen(command),
+            command,
             idempotency,
             Box::new(move |result| render(result, &view)),
         )
@@ -528,7 +528,7 @@ fn auth_code(transaction_id: &str) -> String {
     format!("{number:06}")
 }
 
-fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
+fn render(result: &Result<AdyenOutcome, Refusal>, view: &View) -> Rendered {
     let psp_reference = view.reference.as_str().to_owned();
     let outcome = match result {
         Err(refusal) => {
@@ -546,23 +546,7 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
                 }),
             };
         }
-        Ok(Outcome::Adyen(outcome)) => outcome,
-        Ok(
-            Outcome::Merchant(_)
-            | Outcome::Program(_)
-            | Outcome::IssuedCard { .. }
-            | Outcome::Card(_)
-            | Outcome::Transaction(_)
-            | Outcome::Hold(_)
-            | Outcome::Clover(_)
-            | Outcome::Transfer(_)
-            | Outcome::Wallet(_)
-            | Outcome::Checkout(_)
-            | Outcome::Sealed(_)
-            | Outcome::WebhookEndpoint { .. }
-            | Outcome::WebhookDeliveryRetried { .. }
-            | Outcome::Nothing,
-        ) => return unexpected(view),
+        Ok(outcome) => outcome,
     };
     let (card, transaction, issued) = match outcome {
         AdyenOutcome::Balance { card } => (card, None, None),

@@ -28,7 +28,7 @@ use giftd_service::adyen::{
     AdyenApi, AdyenCommand, AdyenMovement, AdyenOutcome, AdyenReference, PresentedCard, StoredValueItem,
     TERMINAL_SCOPE, Tag,
 };
-use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered, ServiceError};
+use giftd_service::{IdempotencyKey, Refusal, Rendered, ServiceError};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -294,7 +294,7 @@ async fn handle(
         .service
         .execute(
             merchant,
-            Command::Adyen(command),
+            command,
             Some(idempotency),
             Box::new(move |result| render(result, &view)),
         )
@@ -814,26 +814,10 @@ fn unexpected(view: &View) -> Rendered {
     error::internal_rendered()
 }
 
-fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
+fn render(result: &Result<AdyenOutcome, Refusal>, view: &View) -> Rendered {
     let outcome = match result {
         Err(refusal) => return failure_body(view, &error::failure(refusal, view.pin_presented)),
-        Ok(Outcome::Adyen(outcome)) => outcome,
-        Ok(
-            Outcome::Merchant(_)
-            | Outcome::Program(_)
-            | Outcome::IssuedCard { .. }
-            | Outcome::Card(_)
-            | Outcome::Transaction(_)
-            | Outcome::Hold(_)
-            | Outcome::Clover(_)
-            | Outcome::Transfer(_)
-            | Outcome::Wallet(_)
-            | Outcome::Checkout(_)
-            | Outcome::Sealed(_)
-            | Outcome::WebhookEndpoint { .. }
-            | Outcome::WebhookDeliveryRetried { .. }
-            | Outcome::Nothing,
-        ) => return unexpected(view),
+        Ok(outcome) => outcome,
     };
     let mut body = empty_body(view);
     match (view.category, outcome) {

@@ -24,7 +24,7 @@ use giftd_domain::{CardNumber, DomainError, MerchantId, SecurityCode, Transactio
 use giftd_service::clover::{
     CloverCommand, CloverMovement, CloverOutcome, CloverToken, MovementKind, RefundType,
 };
-use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered};
+use giftd_service::{IdempotencyKey, Refusal, Rendered};
 
 use crate::{AppState, json_response};
 use error::CloverError;
@@ -108,7 +108,7 @@ async fn run(
         .service
         .execute(
             merchant,
-            Command::Clover(command),
+            command,
             idempotency,
             Box::new(move |result| render(result, &view)),
         )
@@ -121,10 +121,10 @@ fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("Clover answers always serialize")
 }
 
-fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
+fn render(result: &Result<CloverOutcome, Refusal>, view: &View) -> Rendered {
     let body = match result {
         Err(refusal) => return CloverError::from(refusal).rendered(),
-        Ok(Outcome::Clover(outcome)) => match outcome {
+        Ok(outcome) => match outcome {
             CloverOutcome::Token { token, card } => to_json(&CloverTokenResponse {
                 id: token.expose().to_owned(),
                 object: "token",
@@ -154,28 +154,6 @@ fn render(result: &Result<Outcome, Refusal>, view: &View) -> Rendered {
             }
             CloverOutcome::Movement(movement) => render_movement(movement, view),
         },
-        Ok(
-            Outcome::Merchant(_)
-            | Outcome::Program(_)
-            | Outcome::IssuedCard { .. }
-            | Outcome::Card(_)
-            | Outcome::Transaction(_)
-            | Outcome::Hold(_)
-            | Outcome::Transfer(_)
-            | Outcome::Adyen(_)
-            | Outcome::Wallet(_)
-            | Outcome::Checkout(_)
-            | Outcome::Sealed(_)
-            | Outcome::WebhookEndpoint { .. }
-            | Outcome::WebhookDeliveryRetried { .. }
-            | Outcome::Nothing,
-        ) => {
-            tracing::error!("a Clover command produced an outcome the facade does not render");
-            return CloverError::from(giftd_service::ServiceError::Internal(
-                giftd_store::StoreError::Corrupt("unexpected outcome".into()),
-            ))
-            .rendered();
-        }
     };
     Rendered { status: 200, body }
 }

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use giftd_domain::wallet::UserId;
 use giftd_domain::{CardId, CardNumber, CardState, DomainError, MerchantId, SecurityCode};
 use giftd_service::wallet::{CardAccess, CardOperation, WalletCommand, WalletOutcome};
-use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered};
+use giftd_service::{IdempotencyKey, Refusal, Rendered};
 use giftd_store::CardFilter;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -297,7 +297,7 @@ impl BalanceCheck {
                     .service
                     .execute(
                         merchant.clone(),
-                        Command::Wallet(command),
+                        command,
                         None,
                         Box::new(move |result| render_balance(result, &merchant_account_id, &number, now)),
                     )
@@ -321,13 +321,15 @@ fn raw(summary: &Gr4vyGiftCardSummary) -> Box<RawValue> {
 }
 
 fn render_balance(
-    result: &Result<Outcome, Refusal>,
+    result: &Result<WalletOutcome, Refusal>,
     merchant_account_id: &str,
     number: &CardNumber,
     now: giftd_domain::Timestamp,
 ) -> Rendered {
     let summary = match result {
-        Ok(Outcome::Card(card)) => Gr4vyGiftCardSummary::of_card(card, number_prefix(number).as_deref(), now),
+        Ok(WalletOutcome::CardNow(card)) => {
+            Gr4vyGiftCardSummary::of_card(card, number_prefix(number).as_deref(), now)
+        }
         Ok(_) => return unexpected(),
         Err(refusal) => {
             let code = match refusal {
@@ -409,7 +411,7 @@ async fn create_gift_card(
         .service
         .execute(
             merchant,
-            Command::Wallet(command),
+            command,
             body.idempotency,
             Box::new(move |result| render_stored(result, &number)),
         )
@@ -417,20 +419,20 @@ async fn create_gift_card(
     Ok(answer(rendered))
 }
 
-fn render_stored(result: &Result<Outcome, Refusal>, number: &CardNumber) -> Rendered {
+fn render_stored(result: &Result<WalletOutcome, Refusal>, number: &CardNumber) -> Rendered {
     let gift_card = match result {
         Err(refusal) => return Gr4vyError::from_refusal(refusal).rendered(),
-        Ok(Outcome::Wallet(WalletOutcome::Card { entry, card })) => {
+        Ok(WalletOutcome::Card { entry, card }) => {
             Gr4vyGiftCard::new(card, Some(entry), number_prefix(number).as_deref())
         }
         // A closed card cannot be stored, for a buyer (the wallet refuses it) or not.
-        Ok(Outcome::Card(card)) if card.snapshot.state == CardState::Closed => {
+        Ok(WalletOutcome::CardNow(card)) if card.snapshot.state == CardState::Closed => {
             return Gr4vyError::from_refusal(&Refusal::Domain(DomainError::CardNotActive {
                 state: CardState::Closed,
             }))
             .rendered();
         }
-        Ok(Outcome::Card(card)) => Gr4vyGiftCard::new(card, None, number_prefix(number).as_deref()),
+        Ok(WalletOutcome::CardNow(card)) => Gr4vyGiftCard::new(card, None, number_prefix(number).as_deref()),
         Ok(_) => return unexpected(),
     };
     Rendered {
@@ -544,10 +546,10 @@ async fn delete_gift_card(
         .service
         .execute(
             merchant,
-            Command::Wallet(WalletCommand::UnsaveEverywhere { card_id }),
+            WalletCommand::UnsaveEverywhere { card_id },
             None,
             Box::new(|result| match result {
-                Ok(Outcome::Card(_)) => Rendered {
+                Ok(WalletOutcome::CardNow(_)) => Rendered {
                     status: 204,
                     body: Vec::new(),
                 },
@@ -599,12 +601,12 @@ async fn list_buyer_gift_cards(
             .service
             .execute(
                 merchant.clone(),
-                Command::Wallet(WalletCommand::Prune {
+                WalletCommand::Prune {
                     user_id: user_id.clone(),
-                }),
+                },
                 None,
                 Box::new(|result| match result {
-                    Ok(Outcome::Nothing) => Rendered {
+                    Ok(WalletOutcome::Pruned) => Rendered {
                         status: 200,
                         body: Vec::new(),
                     },

@@ -16,7 +16,7 @@ use giftd_domain::checkout::{
 use giftd_domain::{Amount, CardId, CardNumber, CheckoutId, MerchantId, SecurityCode};
 use giftd_service::checkout::{CheckoutRequest, GiftCardLeg, GiftCardRef, NewCheckout};
 use giftd_service::payments::PaymentCard;
-use giftd_service::{Outcome, Refusal, Rendered, ServiceError};
+use giftd_service::{Refusal, Rendered, ServiceError};
 
 use super::error::Gr4vyError;
 use super::wire::*;
@@ -390,14 +390,13 @@ fn refused(refusal: &Refusal, creating: bool) -> Gr4vyError {
 }
 
 fn render_transaction(
-    result: &Result<Outcome, Refusal>,
+    result: &Result<Checkout, Refusal>,
     view: &View,
     success: StatusCode,
     creating: bool,
 ) -> Rendered {
     match result {
-        Ok(Outcome::Checkout(checkout)) => json(success, &transaction(checkout, view)),
-        Ok(_) => unexpected(),
+        Ok(checkout) => json(success, &transaction(checkout, view)),
         Err(refusal) => refused(refusal, creating).rendered(),
     }
 }
@@ -644,7 +643,7 @@ async fn refund(
             request,
             idempotency,
             Box::new(move |result| match result {
-                Ok(Outcome::Checkout(checkout)) => {
+                Ok(checkout) => {
                     // The refund this request made: the newest one that was not there before.
                     let Some(new) = checkout.refunds.iter().rev().find(|r| !before.contains(&r.id)) else {
                         return unexpected();
@@ -658,7 +657,6 @@ async fn refund(
                         unexpected()
                     }
                 }
-                Ok(_) => unexpected(),
                 Err(refusal) => refused(refusal, false).rendered(),
             }),
         )

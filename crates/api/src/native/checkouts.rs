@@ -11,7 +11,7 @@ use giftd_domain::checkout::{
 use giftd_domain::{CardId, CardNumber, CheckoutId, SecurityCode};
 use giftd_service::checkout::{CheckoutRequest, GiftCardLeg, GiftCardRef, NewCheckout};
 use giftd_service::payments::{PaymentCard, SimulatedPayment};
-use giftd_service::{IdempotencyKey, Outcome, Refusal, Rendered};
+use giftd_service::{IdempotencyKey, Refusal, Rendered};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -332,14 +332,13 @@ fn snake_name<T: Serialize>(value: &T) -> String {
 
 // ---- rendering ----
 
-fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
+fn render(result: &Result<Checkout, Refusal>, success: StatusCode) -> Rendered {
     match result {
-        Ok(Outcome::Checkout(checkout)) => Rendered {
+        Ok(checkout) => Rendered {
             status: success.as_u16(),
-            body: serde_json::to_vec(&CheckoutResponse::from(checkout.as_ref()))
+            body: serde_json::to_vec(&CheckoutResponse::from(checkout))
                 .expect("response types always serialize"),
         },
-        Ok(_) => super::render(result, success),
         Err(refusal) => ApiError::from(refusal).rendered(),
     }
 }

@@ -17,7 +17,8 @@ use giftd_domain::operations::{DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS};
 use giftd_domain::{CardId, CardKind, CardNumber, CardState, HoldId, ProgramId, SecurityCode, TransactionId};
 use giftd_domain::{MerchantId, NewProgram};
 use giftd_service::transfers::{TransferCommand, TransferOutcome};
-use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered};
+use giftd_service::webhooks::WebhookOutcome;
+use giftd_service::{Command, IdempotencyKey, Operation, Outcome, Refusal, Rendered};
 use giftd_store::{CardFilter, Page};
 use serde::Deserialize;
 use utoipa::OpenApi;
@@ -133,77 +134,111 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::get_dormant_report))
 }
 
-/// Renders a command's result the native way; `success` is the status of a success.
-fn render(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
-    let body = match result {
-        Err(refusal) => return ApiError::from(refusal).rendered(),
-        Ok(Outcome::Program(program)) => serde_json::to_vec(&ProgramResponse::from(program)),
-        Ok(Outcome::IssuedCard {
-            card,
-            number,
-            security_code,
-            ..
-        }) => serde_json::to_vec(&CardResponse::issued(card, number, security_code)),
-        Ok(Outcome::Card(card)) => serde_json::to_vec(&CardResponse::new(card)),
-        Ok(Outcome::Transaction(transaction)) => serde_json::to_vec(&TransactionResponse::from(transaction)),
-        Ok(Outcome::Hold(hold)) => serde_json::to_vec(&HoldResponse::from(hold)),
-        Ok(Outcome::Transfer(TransferOutcome::Transfer {
-            source,
-            target,
-            issued,
-            transfer_out,
-            transfer_in,
-        })) => serde_json::to_vec(&TransferResponse {
-            object: "transfer",
-            source: CardResponse::new(source),
-            target: match issued {
-                Some((number, security_code)) => CardResponse::issued(target, number, security_code),
-                None => CardResponse::new(target),
-            },
-            transfer_out: transfer_out.into(),
-            transfer_in: transfer_in.into(),
-        }),
-        Ok(Outcome::Transfer(TransferOutcome::Merge {
-            target,
-            sources,
-            transactions,
-        })) => serde_json::to_vec(&MergeResponse {
-            object: "merge",
-            card: CardResponse::new(target),
-            sources: sources.iter().map(CardResponse::new).collect(),
-            transactions: transactions.iter().map(TransactionResponse::from).collect(),
-        }),
-        Ok(Outcome::WebhookEndpoint { endpoint, secret }) => serde_json::to_vec(
-            &webhooks::WebhookEndpointResponse::new(endpoint, Some(secret.expose().to_owned())),
-        ),
-        Ok(Outcome::WebhookDeliveryRetried { id }) => serde_json::to_vec(&webhooks::RetryResponse {
-            object: "webhook_delivery",
-            id: id.clone(),
-            state: "pending",
-        }),
-        Ok(
-            Outcome::Merchant(_)
-            | Outcome::Clover(_)
-            | Outcome::Adyen(_)
-            | Outcome::Wallet(_)
-            | Outcome::Checkout(_)
-            | Outcome::Sealed(_)
-            | Outcome::Nothing,
-        ) => Ok(b"{}".to_vec()),
-    };
-    Rendered {
-        status: success.as_u16(),
-        body: body.expect("response types always serialize"),
+/// The native JSON of a family's outcome (its refusals are rendered alike, by [`ApiError`]).
+pub(crate) trait NativeBody {
+    /// The body, or `None` for an outcome the native API never asks its family for.
+    fn native_body(&self) -> Option<serde_json::Result<Vec<u8>>>;
+}
+
+impl NativeBody for Outcome {
+    fn native_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
+        Some(match self {
+            Outcome::Program(program) => serde_json::to_vec(&ProgramResponse::from(program)),
+            Outcome::IssuedCard(issued) => serde_json::to_vec(&CardResponse::issued(
+                &issued.card,
+                &issued.number,
+                &issued.security_code,
+            )),
+            Outcome::Card(card) => serde_json::to_vec(&CardResponse::new(card)),
+            Outcome::Transaction(transaction) => serde_json::to_vec(&TransactionResponse::from(transaction)),
+            Outcome::Hold(hold) => serde_json::to_vec(&HoldResponse::from(hold)),
+            // The CLI's and the sweeper's: no native route runs them.
+            Outcome::Merchant(_) | Outcome::Nothing => return None,
+        })
     }
 }
 
-async fn run(
+impl NativeBody for TransferOutcome {
+    fn native_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
+        Some(match self {
+            TransferOutcome::Transfer {
+                source,
+                target,
+                issued,
+                transfer_out,
+                transfer_in,
+            } => serde_json::to_vec(&TransferResponse {
+                object: "transfer",
+                source: CardResponse::new(source),
+                target: match issued {
+                    Some((number, security_code)) => CardResponse::issued(target, number, security_code),
+                    None => CardResponse::new(target),
+                },
+                transfer_out: transfer_out.into(),
+                transfer_in: transfer_in.into(),
+            }),
+            TransferOutcome::Merge {
+                target,
+                sources,
+                transactions,
+            } => serde_json::to_vec(&MergeResponse {
+                object: "merge",
+                card: CardResponse::new(target),
+                sources: sources.iter().map(CardResponse::new).collect(),
+                transactions: transactions.iter().map(TransactionResponse::from).collect(),
+            }),
+        })
+    }
+}
+
+impl NativeBody for WebhookOutcome {
+    fn native_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
+        Some(match self {
+            WebhookOutcome::Endpoint { endpoint, secret } => serde_json::to_vec(
+                &webhooks::WebhookEndpointResponse::new(endpoint, Some(secret.expose().to_owned())),
+            ),
+            WebhookOutcome::DeliveryRetried { id } => serde_json::to_vec(&webhooks::RetryResponse {
+                object: "webhook_delivery",
+                id: id.clone(),
+                state: "pending",
+            }),
+        })
+    }
+}
+
+/// Renders a command's result the native way; `success` is the status of a success.
+fn render<T: NativeBody>(result: &Result<T, Refusal>, success: StatusCode) -> Rendered {
+    let body = match result {
+        Err(refusal) => return ApiError::from(refusal).rendered(),
+        Ok(outcome) => match outcome.native_body() {
+            Some(body) => body.expect("response types always serialize"),
+            None => {
+                tracing::error!("a native command produced an outcome the native API does not render");
+                return ApiError::from(giftd_service::ServiceError::Internal(
+                    giftd_store::StoreError::Corrupt("unexpected outcome".into()),
+                ))
+                .rendered();
+            }
+        },
+    };
+    Rendered {
+        status: success.as_u16(),
+        body,
+    }
+}
+
+/// Runs a command of any family whose outcome the native API renders.
+async fn run<O>(
     app: &AppState,
     merchant: MerchantId,
-    command: Command,
+    command: O,
     idempotency: Option<IdempotencyKey>,
     success: StatusCode,
-) -> Answer {
+) -> Answer
+where
+    O: Operation,
+    O::Outcome: NativeBody,
+{
     let rendered = app
         .service
         .execute(
@@ -636,14 +671,14 @@ async fn transfer_card(
                 .ok_or_else(|| ApiError::invalid("to_card_id", "`to_card_id` is not a card id."))
         })
         .transpose()?;
-    let command = Command::Transfer(TransferCommand::Transfer {
+    let command = TransferCommand::Transfer {
         card_id,
         to_card_id,
         amount: optional_amount(r.amount, "amount")?,
         close_source: r.close_source.unwrap_or(false),
         currency: optional_currency(r.currency.as_deref())?,
         reference: reference(r.reference)?,
-    });
+    };
     run(&app, merchant, command, body.idempotency, StatusCode::OK).await
 }
 
@@ -674,11 +709,11 @@ async fn merge_cards(
                 .ok_or_else(|| ApiError::invalid("source_card_ids", format!("`{id}` is not a card id.")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let command = Command::Transfer(TransferCommand::Merge {
+    let command = TransferCommand::Merge {
         card_id,
         source_card_ids,
         reference: reference(r.reference)?,
-    });
+    };
     run(&app, merchant, command, body.idempotency, StatusCode::OK).await
 }
 

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use giftd_domain::wallet::{self, UserId, WalletCard};
 use giftd_domain::{CardId, CardNumber, DomainError, ProgramId, SecurityCode};
 use giftd_service::wallet::{WalletCommand, WalletOutcome};
-use giftd_service::{Command, Outcome, Refusal, Rendered};
+use giftd_service::{Refusal, Rendered};
 use giftd_store::CardRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, amount, path_id, reference};
 use super::wire::{CardResponse, List, TransactionResponse, rfc3339};
-use super::{Answer, ok, render};
+use super::{Answer, NativeBody, ok, render};
 use crate::{AppState, json_response};
 
 // ---- wire types ----
@@ -116,38 +116,43 @@ pub fn wallet_limit_error() -> ApiError {
     )
 }
 
-fn render_wallet(result: &Result<Outcome, Refusal>, success: StatusCode) -> Rendered {
-    let body = match result {
-        Err(Refusal::Domain(error)) if wallet::is_wallet_limit(error) => {
-            return wallet_limit_error().rendered();
-        }
-        Ok(Outcome::Wallet(WalletOutcome::Card { entry, card })) => {
-            serde_json::to_vec(&WalletCardResponse::new(entry, CardResponse::new(card)))
-        }
-        Ok(Outcome::Wallet(WalletOutcome::Removed { user_id, card_id })) => {
-            serde_json::to_vec(&RemovedWalletCardResponse {
+impl NativeBody for WalletOutcome {
+    fn native_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
+        Some(match self {
+            WalletOutcome::Card { entry, card } => {
+                serde_json::to_vec(&WalletCardResponse::new(entry, CardResponse::new(card)))
+            }
+            WalletOutcome::Removed { user_id, card_id } => serde_json::to_vec(&RemovedWalletCardResponse {
                 object: "wallet_card",
                 user_id: user_id.to_string(),
                 card_id: card_id.to_string(),
                 deleted: true,
-            })
-        }
-        Ok(Outcome::Wallet(WalletOutcome::Gift {
-            entry,
-            card,
-            issued,
-            transaction,
-        })) => serde_json::to_vec(&GiftResponse {
-            object: "gift",
-            recipient_user_id: entry.user_id.to_string(),
-            card: WalletCardResponse::new(entry, card_response(card, issued.as_ref())),
-            transaction: transaction.as_ref().map(TransactionResponse::from),
-        }),
-        other => return render(other, success),
-    };
-    Rendered {
-        status: success.as_u16(),
-        body: body.expect("response types always serialize"),
+            }),
+            WalletOutcome::Gift {
+                entry,
+                card,
+                issued,
+                transaction,
+            } => serde_json::to_vec(&GiftResponse {
+                object: "gift",
+                recipient_user_id: entry.user_id.to_string(),
+                card: WalletCardResponse::new(entry, card_response(card, issued.as_ref())),
+                transaction: transaction.as_ref().map(TransactionResponse::from),
+            }),
+            // The other front-ends' wallet commands: no native wallet route runs them.
+            WalletOutcome::CardNow(_)
+            | WalletOutcome::Pruned
+            | WalletOutcome::Transaction(_)
+            | WalletOutcome::Transfer(_) => return None,
+        })
+    }
+}
+
+/// As [`render`], with the wallet limit worded as seed 002 words it.
+fn render_wallet(result: &Result<WalletOutcome, Refusal>, success: StatusCode) -> Rendered {
+    match result {
+        Err(Refusal::Domain(error)) if wallet::is_wallet_limit(error) => wallet_limit_error().rendered(),
+        other => render(other, success),
     }
 }
 
@@ -169,7 +174,7 @@ async fn run(
         .service
         .execute(
             merchant,
-            Command::Wallet(command),
+            command,
             idempotency,
             Box::new(move |result| render_wallet(result, success)),
         )

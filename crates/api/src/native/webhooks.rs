@@ -4,8 +4,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use giftd_service::Command;
-use giftd_service::webhooks::{Endpoint, EventDetail, EventType, NewEndpoint};
+use giftd_service::webhooks::{Endpoint, EventDetail, EventType, NewEndpoint, WebhookCommand};
 use giftd_store::{AttemptRow, DeliveryRow, EventRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -320,7 +319,7 @@ pub(super) async fn retry_webhook_delivery(
     super::run(
         &app,
         merchant,
-        Command::RetryWebhookDelivery { id },
+        WebhookCommand::RetryDelivery { id },
         body.idempotency,
         StatusCode::ACCEPTED,
     )

@@ -19,7 +19,7 @@ use giftd_domain::{
 };
 use giftd_service::transfers::{TransferCommand, TransferOutcome};
 use giftd_service::wallet::{CardAccess, CardOperation, WalletCommand, WalletOutcome};
-use giftd_service::{Command, IdempotencyKey, Outcome, Refusal, Rendered, ServiceError};
+use giftd_service::{Command, IdempotencyKey, Operation, Outcome, Refusal, Rendered, ServiceError};
 use serde::de::DeserializeOwned;
 
 use crate::native::error::ApiError;
@@ -159,103 +159,131 @@ fn invalid(param: &str, message: impl Into<String>) -> WalletError {
     WalletError(ApiError::invalid(param, message))
 }
 
-fn render(result: &Result<Outcome, Refusal>) -> Rendered {
-    let body = match result {
-        Err(refusal) => return WalletError::from_refusal(refusal).rendered(),
-        Ok(Outcome::IssuedCard {
-            card,
-            number,
-            security_code,
-            transaction,
-        }) => serde_json::to_vec(&IssueResponse {
-            status: "SUCCESS",
-            gift_card: GiftCard::issued(card, number, security_code),
-            transaction_id: transaction.as_ref().map(|t| t.id.to_string()),
-        }),
-        Ok(Outcome::Card(card)) => serde_json::to_vec(&CardAnswer {
-            status: "SUCCESS",
-            gift_card: GiftCard::new(card),
-        }),
-        Ok(Outcome::Transaction(transaction)) => serde_json::to_vec(&GiftCardTransaction::new(transaction)),
-        Ok(Outcome::Transfer(TransferOutcome::Transfer {
-            source,
-            target,
-            issued,
-            transfer_out,
-            transfer_in,
-        })) => serde_json::to_vec(&BalanceTransferResponse {
-            status: "SUCCESS",
-            amount: transfer_out.amount,
-            currency: transfer_out.currency.clone(),
-            source_gift_card: GiftCard::new(source),
-            new_gift_card: match issued {
-                Some((number, code)) => GiftCard::issued(target, number, code),
-                None => GiftCard::new(target),
-            },
-            transfer_out_transaction_id: transfer_out.id.to_string(),
-            transfer_in_transaction_id: transfer_in.id.to_string(),
-        }),
-        Ok(Outcome::Transfer(TransferOutcome::Merge {
-            target,
-            sources,
-            transactions,
-        })) => serde_json::to_vec(&CombineResponse {
-            status: "SUCCESS",
-            target_gift_card: GiftCard::new(target),
-            source_gift_cards: sources.iter().map(GiftCard::new).collect(),
-            transaction_ids: transactions.iter().map(|t| t.id.to_string()).collect(),
-        }),
-        Ok(Outcome::Wallet(WalletOutcome::Card { entry, card })) => serde_json::to_vec(&CardAnswer {
-            status: "SUCCESS",
-            gift_card: GiftCard::new(card).in_wallet(entry),
-        }),
-        Ok(Outcome::Wallet(WalletOutcome::Gift {
-            entry,
-            card,
-            issued,
-            transaction,
-        })) => serde_json::to_vec(&GiftResponse {
-            status: "SUCCESS",
-            recipient_user_id: entry.user_id.to_string(),
-            gift_card: match issued {
-                Some((number, code)) => GiftCard::issued(card, number, code),
-                None => GiftCard::new(card),
-            }
-            .in_wallet(entry),
-            transaction_id: transaction.as_ref().map(|t| t.id.to_string()),
-        }),
-        Ok(
-            Outcome::Merchant(_)
-            | Outcome::Program(_)
-            | Outcome::Hold(_)
-            | Outcome::Wallet(WalletOutcome::Removed { .. })
-            | Outcome::Clover(_)
-            | Outcome::Adyen(_)
-            | Outcome::Checkout(_)
-            | Outcome::Sealed(_)
-            | Outcome::WebhookEndpoint { .. }
-            | Outcome::WebhookDeliveryRetried { .. }
-            | Outcome::Nothing,
-        ) => {
-            tracing::error!("a wallet facade command produced an outcome the facade does not render");
-            return WalletError::from(ServiceError::Internal(giftd_store::StoreError::Corrupt(
-                "unexpected outcome".into(),
-            )))
-            .rendered();
-        }
-    };
-    Rendered {
-        status: 200,
-        body: body.expect("response types always serialize"),
+/// The wallet facade's JSON of a family's outcome (refusals are rendered alike, by
+/// [`WalletError`]).
+trait WalletBody {
+    /// The body, or `None` for an outcome the facade never asks its family for.
+    fn wallet_body(&self) -> Option<serde_json::Result<Vec<u8>>>;
+}
+
+fn transaction_body(transaction: &giftd_store::TransactionRecord) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&GiftCardTransaction::new(transaction))
+}
+
+fn card_body(card: &giftd_store::CardRecord) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&CardAnswer {
+        status: "SUCCESS",
+        gift_card: GiftCard::new(card),
+    })
+}
+
+impl WalletBody for Outcome {
+    fn wallet_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
+        Some(match self {
+            Outcome::IssuedCard(issued) => serde_json::to_vec(&IssueResponse {
+                status: "SUCCESS",
+                gift_card: GiftCard::issued(&issued.card, &issued.number, &issued.security_code),
+                transaction_id: issued.transaction.as_ref().map(|t| t.id.to_string()),
+            }),
+            Outcome::Card(card) => card_body(card),
+            Outcome::Transaction(transaction) => transaction_body(transaction),
+            Outcome::Merchant(_) | Outcome::Program(_) | Outcome::Hold(_) | Outcome::Nothing => return None,
+        })
     }
 }
 
-async fn run(
+impl WalletBody for TransferOutcome {
+    fn wallet_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
+        Some(match self {
+            TransferOutcome::Transfer {
+                source,
+                target,
+                issued,
+                transfer_out,
+                transfer_in,
+            } => serde_json::to_vec(&BalanceTransferResponse {
+                status: "SUCCESS",
+                amount: transfer_out.amount,
+                currency: transfer_out.currency.clone(),
+                source_gift_card: GiftCard::new(source),
+                new_gift_card: match issued {
+                    Some((number, code)) => GiftCard::issued(target, number, code),
+                    None => GiftCard::new(target),
+                },
+                transfer_out_transaction_id: transfer_out.id.to_string(),
+                transfer_in_transaction_id: transfer_in.id.to_string(),
+            }),
+            TransferOutcome::Merge {
+                target,
+                sources,
+                transactions,
+            } => serde_json::to_vec(&CombineResponse {
+                status: "SUCCESS",
+                target_gift_card: GiftCard::new(target),
+                source_gift_cards: sources.iter().map(GiftCard::new).collect(),
+                transaction_ids: transactions.iter().map(|t| t.id.to_string()).collect(),
+            }),
+        })
+    }
+}
+
+impl WalletBody for WalletOutcome {
+    fn wallet_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
+        Some(match self {
+            WalletOutcome::Card { entry, card } => serde_json::to_vec(&CardAnswer {
+                status: "SUCCESS",
+                gift_card: GiftCard::new(card).in_wallet(entry),
+            }),
+            WalletOutcome::Gift {
+                entry,
+                card,
+                issued,
+                transaction,
+            } => serde_json::to_vec(&GiftResponse {
+                status: "SUCCESS",
+                recipient_user_id: entry.user_id.to_string(),
+                gift_card: match issued {
+                    Some((number, code)) => GiftCard::issued(card, number, code),
+                    None => GiftCard::new(card),
+                }
+                .in_wallet(entry),
+                transaction_id: transaction.as_ref().map(|t| t.id.to_string()),
+            }),
+            WalletOutcome::CardNow(card) => card_body(card),
+            WalletOutcome::Transaction(transaction) => transaction_body(transaction),
+            WalletOutcome::Transfer(transfer) => return transfer.wallet_body(),
+            WalletOutcome::Removed { .. } | WalletOutcome::Pruned => return None,
+        })
+    }
+}
+
+fn render<T: WalletBody>(result: &Result<T, Refusal>) -> Rendered {
+    let body = match result {
+        Err(refusal) => return WalletError::from_refusal(refusal).rendered(),
+        Ok(outcome) => match outcome.wallet_body() {
+            Some(body) => body.expect("response types always serialize"),
+            None => {
+                tracing::error!("a wallet facade command produced an outcome the facade does not render");
+                return WalletError::from(ServiceError::Internal(giftd_store::StoreError::Corrupt(
+                    "unexpected outcome".into(),
+                )))
+                .rendered();
+            }
+        },
+    };
+    Rendered { status: 200, body }
+}
+
+async fn run<O>(
     app: &AppState,
     merchant: MerchantId,
-    command: Command,
+    command: O,
     idempotency: Option<IdempotencyKey>,
-) -> Answer {
+) -> Answer
+where
+    O: Operation,
+    O::Outcome: WalletBody,
+{
     let rendered = app
         .service
         .execute(merchant, command, idempotency, Box::new(render))
@@ -364,7 +392,7 @@ async fn reload(
             reference: text(r.reference_id, "referenceId")?,
         },
     };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn redeem(
@@ -381,7 +409,7 @@ async fn redeem(
             reference: text(r.reference_id, "referenceId")?,
         },
     };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn balance_inquiry(
@@ -393,7 +421,7 @@ async fn balance_inquiry(
         access: access(&body.value.card)?,
         operation: CardOperation::Balance,
     };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn balance_transfer(
@@ -417,7 +445,7 @@ async fn balance_transfer(
             reference: text(r.reference_id, "referenceId")?,
         },
     };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn refund(
@@ -457,7 +485,7 @@ async fn save_gift_card(
         number,
         security_code,
     };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn list_gift_cards(
@@ -498,7 +526,7 @@ async fn update_gift_card(
         ));
     }
     let command = WalletCommand::Prefer { user_id, card_id };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn share_gift_card(
@@ -512,7 +540,7 @@ async fn share_gift_card(
         card_id: card_id(r.gift_card_id.as_deref(), "giftCardId")?,
         recipient_user_id: user(r.recipient_user_id.as_deref(), "recipientUserId")?,
     };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn gift(State(app): State<AppState>, Merchant(merchant): Merchant, body: Body<GiftRequest>) -> Answer {
@@ -550,7 +578,7 @@ async fn gift(State(app): State<AppState>, Merchant(merchant): Merchant, body: B
             }
         }
     };
-    run(&app, merchant, Command::Wallet(command), body.idempotency).await
+    run(&app, merchant, command, body.idempotency).await
 }
 
 async fn combine(
@@ -571,10 +599,10 @@ async fn combine(
         .iter()
         .map(|id| card_id(Some(id), "sourceGiftCardIds"))
         .collect::<Result<Vec<_>, _>>()?;
-    let command = Command::Transfer(TransferCommand::Merge {
+    let command = TransferCommand::Merge {
         card_id: target,
         source_card_ids,
         reference: text(r.reference_id, "referenceId")?,
-    });
+    };
     run(&app, merchant, command, body.idempotency).await
 }
