@@ -179,14 +179,7 @@ async fn healthz() -> Response {
 pub const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn readyz(State(app): State<AppState>) -> Response {
-    let pinged = tokio::time::timeout(READINESS_TIMEOUT, app.service.store().ping())
-        .await
-        .unwrap_or_else(|_| {
-            Err(giftd_store::StoreError::Unavailable(format!(
-                "no answer within {READINESS_TIMEOUT:?}"
-            )))
-        });
-    match pinged {
+    match app.service.ping(READINESS_TIMEOUT).await {
         Ok(()) => json_response(StatusCode::OK, br#"{"status":"ready"}"#.to_vec()),
         Err(error) => {
             tracing::warn!(error = %error, "database not reachable");

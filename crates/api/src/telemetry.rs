@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use giftd_service::Service;
-use giftd_store::PoolStats;
+use giftd_service::views::PoolStats;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS_TOTAL: &str = "giftd_http_requests_total";
@@ -55,11 +55,11 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         "Requests refused with 429 by the lookup rate limits, by limit (key or address)."
     );
     metrics::describe_counter!(
-        giftd_store::LEDGER_TRANSACTIONS_TOTAL,
+        giftd_service::views::LEDGER_TRANSACTIONS_TOTAL,
         "Ledger transactions committed, by transaction type."
     );
     metrics::describe_counter!(
-        giftd_store::WRITE_JOBS_TOTAL,
+        giftd_service::views::WRITE_JOBS_TOTAL,
         "Write jobs committed, by path: decided in memory with their batch, or on their own."
     );
     metrics::describe_gauge!(
@@ -134,19 +134,19 @@ pub fn router(service: Service, handle: PrometheusHandle) -> Router {
 }
 
 async fn scrape(State(state): State<MetricsState>) -> Response {
-    let store = state.service.store();
-    match store.pending_hold_count(state.service.now()).await {
+    let service = &state.service;
+    match service.pending_hold_count().await {
         #[allow(clippy::cast_precision_loss)] // a count of holds is far below 2^52
         Ok(pending) => metrics::gauge!(HOLDS_PENDING).set(pending as f64),
         // The other metrics are still worth serving; the gauge keeps its last value.
         Err(error) => tracing::warn!(error = %error, "cannot count pending holds for /metrics"),
     }
-    match store.pending_webhook_delivery_count().await {
+    match service.pending_webhook_delivery_count().await {
         #[allow(clippy::cast_precision_loss)] // as for holds
         Ok(pending) => metrics::gauge!(WEBHOOK_DELIVERIES_PENDING).set(pending as f64),
         Err(error) => tracing::warn!(error = %error, "cannot count pending webhook deliveries for /metrics"),
     }
-    record_pools(store.pool_stats());
+    record_pools(service.pool_stats());
     state.handle.run_upkeep();
     let mut response = (StatusCode::OK, state.handle.render()).into_response();
     response.headers_mut().insert(

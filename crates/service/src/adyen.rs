@@ -27,7 +27,7 @@ use giftd_domain::{
     Amount, CardKind, CardNumber, Currency, DomainError, Program, ProgramId, SecurityCode, TransactionId,
     TransactionType, stored_value,
 };
-use giftd_store::{CardRecord, StoreError, StoreResult, TransactionRecord, WriteTx};
+use giftd_store::{StoreError, StoreResult, TransactionRecord, WriteTx};
 use rand::RngExt;
 
 use crate::crypto::same_hash;
@@ -35,6 +35,7 @@ use crate::error::{Failure, Refusal};
 use crate::operation::{Context, Operation};
 use crate::steps::{self, IssuedCard};
 use crate::transfers::{self, TransferCommand, TransferOutcome};
+use crate::views::Card;
 use crate::webhooks::{self, Before};
 
 /// The idempotency scope of the Terminal API: keys are built from SaleID, POIID and ServiceID.
@@ -262,14 +263,14 @@ impl AdyenCommand {
 #[derive(Debug, Clone)]
 pub struct AdyenMovement {
     pub transaction: Option<TransactionRecord>,
-    pub card: CardRecord,
+    pub card: Card,
 }
 
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)]
 pub enum AdyenOutcome {
     /// A balance, read under the card's lock after its due holds were released.
-    Balance { card: CardRecord },
+    Balance { card: Card },
     /// A request that changed something: what each of its items (or its one operation) did,
     /// in order, under `reference`.
     Done {
@@ -479,9 +480,10 @@ async fn presented_card(
     steps::load_card(tx, cx, &record.snapshot.id).await
 }
 
-async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, card: &CardSnapshot) -> Result<CardRecord> {
+async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, card: &CardSnapshot) -> Result<Card> {
     tx.card(cx.merchant, &card.id)
         .await?
+        .map(Card::from)
         .ok_or_else(|| corrupt(format!("card {} vanished inside its transaction", card.id)))
 }
 

@@ -16,13 +16,14 @@ use giftd_domain::{
     Amount, CardId, CardKind, CardNumber, Currency, DomainError, HoldId, Program, SecurityCode,
     TransactionId, TransactionType,
 };
-use giftd_store::{CardRecord, StoreError, StoreResult, TransactionMeta, TransactionRecord, WriteTx};
+use giftd_store::{StoreError, StoreResult, TransactionMeta, TransactionRecord, WriteTx};
 use rand::{Rng, RngExt};
 
 use crate::error::{Failure, Refusal};
 use crate::ids;
 use crate::operation::{Context, Operation};
 use crate::steps::{self, IssuedCard};
+use crate::views::Card;
 use crate::webhooks::{self, Before};
 
 /// Every token starts with this, as Clover's do.
@@ -192,7 +193,7 @@ pub struct CloverMovement {
     /// For refunds and their cancellation: the charge they reverse.
     pub charge: Option<TransactionId>,
     /// The card after the operation.
-    pub card: CardRecord,
+    pub card: Card,
     /// What was available before: for a capture, the lock's own amount counts as available.
     pub previous_balance: i64,
     pub lock: Option<CloverLock>,
@@ -203,9 +204,9 @@ pub struct CloverMovement {
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)]
 pub enum CloverOutcome {
-    Token { token: CloverToken, card: CardRecord },
+    Token { token: CloverToken, card: Card },
     TokenRevoked { token: CloverToken },
-    Balance { card: CardRecord },
+    Balance { card: Card },
     Movement(CloverMovement),
 }
 
@@ -271,7 +272,10 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &CloverCommand
             let hash = cx.keys.clover_token_hash(token.expose());
             tx.insert_clover_token(cx.merchant, &hash, &card.snapshot.id, cx.now)
                 .await?;
-            CloverOutcome::Token { token, card }
+            CloverOutcome::Token {
+                token,
+                card: card.into(),
+            }
         }
         CloverCommand::RevokeToken { token } => {
             let hash = cx.keys.clover_token_hash(token.expose());
@@ -360,9 +364,10 @@ async fn source_card(tx: &mut dyn WriteTx, cx: &Context<'_>, token: &CloverToken
     steps::load_card(tx, cx, &card_id).await
 }
 
-async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, card_id: &CardId) -> Result<CardRecord> {
+async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, card_id: &CardId) -> Result<Card> {
     tx.card(cx.merchant, card_id)
         .await?
+        .map(Card::from)
         .ok_or_else(|| corrupt(format!("card {card_id} vanished inside its transaction")))
 }
 

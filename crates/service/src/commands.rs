@@ -9,14 +9,15 @@ use giftd_domain::{
     Amount, CardId, CardKind, CardNumber, CardState, Currency, DomainError, HoldId, MerchantId, NewProgram,
     Program, ProgramId, SecurityCode, TransactionId, TransactionType,
 };
-use giftd_store::{CardRecord, HoldRecord, StoreResult, TransactionRecord, WriteTx};
+use giftd_store::{HoldRecord, StoreResult, TransactionRecord, WriteTx};
 
 use crate::error::{Failure, Refusal};
 use crate::ids;
 use crate::operation::{Context, Operation};
 use crate::steps::{
-    self, IssuedCard, card_by_secret, card_record, load_card, load_hold, load_original, meta, program_of,
+    self, IssuedCard, card_by_secret, card_now, load_card, load_hold, load_original, meta, program_of,
 };
+use crate::views::Card;
 use crate::webhooks::{self, Before};
 
 /// A command of the native API (and of the CLI, the hold sweeper and the facades that need no
@@ -117,7 +118,7 @@ pub enum Outcome {
     Program(Program),
     /// A new card; the only time its number and security code leave giftd.
     IssuedCard(IssuedCard),
-    Card(CardRecord),
+    Card(Card),
     Transaction(TransactionRecord),
     Hold(HoldRecord),
     /// A swept hold (`Command::ExpireHold`): nothing to tell.
@@ -435,7 +436,7 @@ async fn change_state(
     let card = load_card(tx, cx, card_id).await?;
     let state = decide(&card)?;
     tx.set_card_state(&card.id, card.state, state, cx.now).await?;
-    Ok(Outcome::Card(card_record(tx, cx, card_id).await?))
+    Ok(Outcome::Card(card_now(tx, cx, card_id).await?))
 }
 
 async fn deactivate(
@@ -458,7 +459,7 @@ async fn deactivate(
                 .await?
         }
     }
-    Ok(Outcome::Card(card_record(tx, cx, card_id).await?))
+    Ok(Outcome::Card(card_now(tx, cx, card_id).await?))
 }
 
 async fn lookup_card(
@@ -470,5 +471,5 @@ async fn lookup_card(
     let card = card_by_secret(tx, cx, number, security_code).await?;
     // Expire due holds so the answer shows what is really available.
     load_card(tx, cx, &card.snapshot.id).await?;
-    Ok(Outcome::Card(card_record(tx, cx, &card.snapshot.id).await?))
+    Ok(Outcome::Card(card_now(tx, cx, &card.snapshot.id).await?))
 }

@@ -44,6 +44,14 @@ pub enum ServiceError {
     Internal(StoreError),
 }
 
+impl ServiceError {
+    /// A front-end got an outcome its command's family does not produce for that command: a
+    /// bug of giftd, answered as an internal error.
+    pub fn unexpected_outcome() -> Self {
+        Self::Internal(StoreError::Corrupt("unexpected outcome".into()))
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(error: StoreError) -> Self {
         if error.is_unavailable() {

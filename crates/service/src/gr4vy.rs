@@ -3,7 +3,7 @@
 //! 4 digits in clear; this is the one place that decrypts one for display, and it gives out
 //! nothing past the 9th digit.
 
-use giftd_store::CardRecord;
+use crate::views::Card;
 
 use crate::Service;
 
@@ -17,7 +17,7 @@ impl Service {
     /// The first 9 digits of `card`'s number, for a card the caller has already read with its
     /// merchant's scope. `None` for numbers shorter than 13 digits, or a number that does not
     /// decrypt (logged: the row is not the one that was written).
-    pub fn card_number_prefix(&self, card: &CardRecord) -> Option<String> {
+    pub fn card_number_prefix(&self, card: &Card) -> Option<String> {
         let Some(plain) = self
             .keys
             .decrypt(&card.number_ciphertext, card.snapshot.id.as_str().as_bytes())

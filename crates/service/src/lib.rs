@@ -20,6 +20,7 @@ pub mod retention;
 mod steps;
 pub mod stock;
 pub mod transfers;
+pub mod views;
 pub mod wallet;
 pub mod webhooks;
 
@@ -27,9 +28,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
-use giftd_store::{CardFilter, CardRecord, HoldRecord, Page, Store, TransactionRecord, VerifyReport};
+use giftd_store::{Store, VerifyReport};
 use rand::Rng;
 use tokio::sync::oneshot;
+use views::{Card, CardFilter, HoldRecord, Page, TransactionRecord};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commands::{Command, Outcome};
@@ -119,8 +121,35 @@ impl Service {
         self.clock.now()
     }
 
+    /// The store under the service, for the CLI's maintenance commands and the tests. Front-ends
+    /// use the service's own calls instead (the HTTP crate does not depend on the store).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Whether the database answers within `timeout` (`/readyz`).
+    pub async fn ping(&self, timeout: Duration) -> Result<(), ServiceError> {
+        match tokio::time::timeout(timeout, self.store.ping()).await {
+            Ok(pinged) => Ok(pinged?),
+            Err(_) => Err(ServiceError::Unavailable(giftd_store::StoreError::Unavailable(
+                format!("no answer within {timeout:?}"),
+            ))),
+        }
+    }
+
+    /// Holds pending now, for the operators' metrics.
+    pub async fn pending_hold_count(&self) -> Result<i64, ServiceError> {
+        Ok(self.store.pending_hold_count(self.now()).await?)
+    }
+
+    /// Webhook deliveries not yet delivered or given up, for the operators' metrics.
+    pub async fn pending_webhook_delivery_count(&self) -> Result<i64, ServiceError> {
+        Ok(self.store.pending_webhook_delivery_count().await?)
+    }
+
+    /// How busy the database connections are, for the operators' metrics.
+    pub fn pool_stats(&self) -> views::PoolStats {
+        self.store.pool_stats()
     }
 
     /// Runs a command for `merchant` and answers with what `render` made of its result (or, for
@@ -219,10 +248,11 @@ impl Service {
         Ok(self.store.programs(merchant, page).await?)
     }
 
-    pub async fn card(&self, merchant: &MerchantId, id: &CardId) -> Result<CardRecord, ServiceError> {
+    pub async fn card(&self, merchant: &MerchantId, id: &CardId) -> Result<Card, ServiceError> {
         self.store
             .card(merchant, id, self.now())
             .await?
+            .map(Card::from)
             .ok_or(ServiceError::NotFound("card"))
     }
 
@@ -231,8 +261,9 @@ impl Service {
         merchant: &MerchantId,
         filter: &CardFilter,
         page: &Page,
-    ) -> Result<Vec<CardRecord>, ServiceError> {
-        Ok(self.store.cards(merchant, filter, page, self.now()).await?)
+    ) -> Result<Vec<Card>, ServiceError> {
+        let cards = self.store.cards(merchant, filter, page, self.now()).await?;
+        Ok(cards.into_iter().map(Card::from).collect())
     }
 
     /// The hold as of now: a pending hold past its expiry reads as expired.
@@ -274,14 +305,14 @@ impl Service {
         &self,
         merchant: &MerchantId,
         user: &giftd_domain::wallet::UserId,
-    ) -> Result<Vec<(giftd_domain::wallet::WalletCard, CardRecord)>, ServiceError> {
+    ) -> Result<Vec<(giftd_domain::wallet::WalletCard, Card)>, ServiceError> {
         let now = self.now();
         let mut listed = Vec::new();
         for entry in self.store.wallet_cards(merchant, user).await? {
             if let Some(card) = self.store.card(merchant, &entry.card_id, now).await?
                 && giftd_domain::wallet::listed(&card.snapshot, now)
             {
-                listed.push((entry, card));
+                listed.push((entry, card.into()));
             }
         }
         Ok(listed)

@@ -16,6 +16,7 @@ use crate::crypto::same_hash;
 use crate::error::{Failure, Refusal};
 use crate::ids;
 use crate::operation::Context;
+use crate::views::Card;
 
 /// Attempts to draw an unused card number before giving up (a full number space).
 const NUMBER_ATTEMPTS: usize = 8;
@@ -25,7 +26,7 @@ type Result<T> = std::result::Result<T, Failure>;
 /// A card just issued: the only time its number and security code leave giftd.
 #[derive(Debug, Clone)]
 pub struct IssuedCard {
-    pub card: CardRecord,
+    pub card: Card,
     pub number: CardNumber,
     pub security_code: SecurityCode,
     /// The transaction that put its first value on it, if any.
@@ -185,15 +186,12 @@ pub(crate) async fn load_original_of(
     ))
 }
 
-/// The card as stored, after the command's writes.
-pub(crate) async fn card_record(
-    tx: &mut dyn WriteTx,
-    cx: &Context<'_>,
-    card_id: &CardId,
-) -> Result<CardRecord> {
+/// The card as it is after the command's writes, as front-ends see it.
+pub(crate) async fn card_now(tx: &mut dyn WriteTx, cx: &Context<'_>, card_id: &CardId) -> Result<Card> {
     Ok(tx
         .card(cx.merchant, card_id)
         .await?
+        .map(Card::from)
         .ok_or(Refusal::NotFound("card"))?)
 }
 
@@ -273,10 +271,7 @@ pub(crate) async fn issue_card(
         }
         None => None,
     };
-    let card = tx
-        .card(cx.merchant, &card_id)
-        .await?
-        .ok_or(Refusal::NotFound("card"))?;
+    let card = card_now(tx, cx, &card_id).await?;
     Ok(IssuedCard {
         card,
         number,

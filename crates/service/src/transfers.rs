@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use giftd_domain::linked::{self, Linked};
 use giftd_domain::operations::{self, CardSnapshot};
 use giftd_domain::{Amount, CardId, CardKind, CardNumber, Currency, SecurityCode};
-use giftd_store::{CardRecord, LegRef, StoreResult, TransactionRecord, WriteTx};
+use giftd_store::{LegRef, StoreResult, TransactionRecord, WriteTx};
 
 use crate::error::{Failure, Refusal};
 use crate::ids;
 use crate::operation::{Context, Operation};
-use crate::steps::{IssuedCard, card_record, issue_card, load_card, program_of};
+use crate::steps::{IssuedCard, card_now, issue_card, load_card, program_of};
+use crate::views::Card;
 use crate::webhooks::{self, Before};
 
 #[derive(Debug, Clone)]
@@ -39,16 +40,16 @@ pub enum TransferCommand {
 #[allow(clippy::large_enum_variant)] // one per request, alive only until rendered
 pub enum TransferOutcome {
     Transfer {
-        source: CardRecord,
-        target: CardRecord,
+        source: Card,
+        target: Card,
         /// The new card's number and security code, when the transfer created it.
         issued: Option<(CardNumber, SecurityCode)>,
         transfer_out: TransactionRecord,
         transfer_in: TransactionRecord,
     },
     Merge {
-        target: CardRecord,
-        sources: Vec<CardRecord>,
+        target: Card,
+        sources: Vec<Card>,
         /// One `merge_out` per source, then the target's `merge_in`.
         transactions: Vec<TransactionRecord>,
     },
@@ -228,8 +229,8 @@ async fn transfer(
     let transfer_in = transactions.pop().expect("two legs");
     let transfer_out = transactions.pop().expect("two legs");
     Ok(TransferOutcome::Transfer {
-        source: card_record(tx, cx, &source.id).await?,
-        target: card_record(tx, cx, &target.id).await?,
+        source: card_now(tx, cx, &source.id).await?,
+        target: card_now(tx, cx, &target.id).await?,
         issued,
         transfer_out,
         transfer_in,
@@ -259,10 +260,10 @@ async fn merge(
     let transactions = append(tx, cx, &linked, reference).await?;
     let mut sources = Vec::with_capacity(cards.len());
     for card in &cards {
-        sources.push(card_record(tx, cx, &card.id).await?);
+        sources.push(card_now(tx, cx, &card.id).await?);
     }
     Ok(TransferOutcome::Merge {
-        target: card_record(tx, cx, &target.id).await?,
+        target: card_now(tx, cx, &target.id).await?,
         sources,
         transactions,
     })

@@ -8,15 +8,17 @@
 //! a wallet locks it, so the domain's count against the limit cannot move underneath it.
 
 use async_trait::async_trait;
+use giftd_domain::operations::CardSnapshot;
 use giftd_domain::wallet::{self, Access, UserId, WalletCard};
 use giftd_domain::{Amount, CardId, CardKind, CardNumber, CardState, DomainError, ProgramId, SecurityCode};
-use giftd_store::{CardRecord, StoreResult, TransactionRecord, WriteTx};
+use giftd_store::{StoreResult, TransactionRecord, WriteTx};
 
 use crate::commands::{self, Command};
 use crate::error::{Failure, Refusal};
 use crate::operation::{Context, Operation};
-use crate::steps::{self, IssuedCard, card_by_secret, card_record, issue_card, load_card};
+use crate::steps::{self, IssuedCard, card_by_secret, card_now, issue_card, load_card};
 use crate::transfers::{self, TransferCommand, TransferOutcome};
+use crate::views::Card;
 use crate::webhooks::{self, Before};
 
 #[derive(Debug, Clone)]
@@ -107,20 +109,20 @@ pub enum CardOperation {
 #[allow(clippy::large_enum_variant)]
 pub enum WalletOutcome {
     /// A user's wallet entry after a change, with its card.
-    Card { entry: WalletCard, card: CardRecord },
+    Card { entry: WalletCard, card: Card },
     /// The card left the user's wallet.
     Removed { user_id: UserId, card_id: CardId },
     /// A gift: the recipient's entry and card; for a new card, its secrets (shown once) and
     /// the transaction that funded it.
     Gift {
         entry: WalletCard,
-        card: CardRecord,
+        card: Card,
         issued: Option<(CardNumber, SecurityCode)>,
         transaction: Option<TransactionRecord>,
     },
     /// The card a command named, as it is now: its balance asked (`CardOperation::Balance`),
     /// or taken out of every wallet (`WalletCommand::UnsaveEverywhere`).
-    CardNow(CardRecord),
+    CardNow(Card),
     /// The cards a listing would not show left the user's wallet.
     Pruned,
     /// A load or redemption on a card (`CardOperation::Load`, `CardOperation::Redeem`).
@@ -215,13 +217,13 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &WalletCommand
         }
         WalletCommand::UnsaveEverywhere { card_id } => {
             // Removing never adds to a wallet, so the limit needs no wallet lock here.
-            let card = card_record(tx, cx, card_id).await?;
+            let card = card_now(tx, cx, card_id).await?;
             tx.remove_wallet_card(cx.merchant, None, card_id).await?;
             Ok(WalletOutcome::CardNow(card))
         }
         WalletCommand::Prune { user_id } => {
             for entry in tx.lock_wallet(cx.merchant, user_id, cx.now).await? {
-                let card = card_record(tx, cx, &entry.card_id).await?;
+                let card = card_now(tx, cx, &entry.card_id).await?;
                 if !wallet::listed(&card.snapshot, cx.now) {
                     tx.remove_wallet_card(cx.merchant, Some(user_id), &entry.card_id)
                         .await?;
@@ -328,12 +330,12 @@ async fn entry_outcome(
         .into_iter()
         .find(|e| &e.card_id == card_id)
         .ok_or(Refusal::NotFound("card"))?;
-    let card = card_record(tx, cx, card_id).await?;
+    let card = card_now(tx, cx, card_id).await?;
     Ok(WalletOutcome::Card { entry, card })
 }
 
-fn refuse_closed(card: &CardRecord) -> Result<()> {
-    if card.snapshot.state == CardState::Closed {
+fn refuse_closed(card: &CardSnapshot) -> Result<()> {
+    if card.state == CardState::Closed {
         return Err(DomainError::CardNotActive {
             state: CardState::Closed,
         }
@@ -356,7 +358,7 @@ async fn save(
         // The secrets are of another card: as wrong as a wrong code.
         return Err(DomainError::InvalidCard.into());
     }
-    refuse_closed(&card)?;
+    refuse_closed(&card.snapshot)?;
     wallet::check_room(&entries, &card.snapshot.id)?;
     // Saving a card the user holds shared makes them an owner; saving twice changes nothing.
     tx.put_wallet_card(cx.merchant, &owner_entry(cx, user_id, &card.snapshot.id))
@@ -380,8 +382,8 @@ async fn share(
         return Err(Refusal::NotFound("card").into());
     }
     wallet::check_room(&theirs, card_id)?;
-    let card = card_record(tx, cx, card_id).await?;
-    refuse_closed(&card)?;
+    let card = card_now(tx, cx, card_id).await?;
+    refuse_closed(&card.snapshot)?;
     if !theirs.iter().any(|e| &e.card_id == card_id) {
         let entry = WalletCard {
             access: Access::Shared,
@@ -408,8 +410,8 @@ async fn gift_card(
         return Err(Refusal::NotFound("card").into());
     }
     wallet::check_room(&theirs, card_id)?;
-    let card = card_record(tx, cx, card_id).await?;
-    refuse_closed(&card)?;
+    let card = card_now(tx, cx, card_id).await?;
+    refuse_closed(&card.snapshot)?;
     // A gift changes hands whole: whoever held the card (its owner and those it was shared
     // with) loses it, and the recipient alone owns it.
     tx.remove_wallet_card(cx.merchant, None, card_id).await?;
@@ -447,7 +449,7 @@ async fn on_card(
         CardOperation::Balance => {
             // Expire due holds so the answer shows what is really available.
             load_card(tx, cx, &card_id).await?;
-            return Ok(WalletOutcome::CardNow(card_record(tx, cx, &card_id).await?));
+            return Ok(WalletOutcome::CardNow(card_now(tx, cx, &card_id).await?));
         }
         CardOperation::Load { amount, reference } => Command::Load {
             card_id,
@@ -500,12 +502,12 @@ impl crate::Service {
         &self,
         merchant: &giftd_domain::MerchantId,
         user: &UserId,
-    ) -> std::result::Result<Vec<(WalletCard, CardRecord)>, crate::ServiceError> {
+    ) -> std::result::Result<Vec<(WalletCard, Card)>, crate::ServiceError> {
         let now = self.now();
         let mut entries = Vec::new();
         for entry in self.store().wallet_cards(merchant, user).await? {
             if let Some(card) = self.store().card(merchant, &entry.card_id, now).await? {
-                entries.push((entry, card));
+                entries.push((entry, card.into()));
             }
         }
         Ok(entries)

@@ -20,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use giftd_domain::wallet::UserId;
 use giftd_domain::{CardId, CardNumber, CardState, DomainError, MerchantId, SecurityCode};
+use giftd_service::views::CardFilter;
 use giftd_service::wallet::{CardAccess, CardOperation, WalletCommand, WalletOutcome};
 use giftd_service::{IdempotencyKey, Refusal, Rendered};
-use giftd_store::CardFilter;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
@@ -182,10 +182,7 @@ fn answer(rendered: Rendered) -> Response {
 /// A command outcome this facade does not expect: a bug, answered as an opaque 500.
 fn unexpected() -> Rendered {
     tracing::error!("a gr4vy facade command produced an outcome the facade does not render");
-    Gr4vyError::from(giftd_service::ServiceError::Internal(
-        giftd_store::StoreError::Corrupt("unexpected outcome".into()),
-    ))
-    .rendered()
+    Gr4vyError::from(giftd_service::ServiceError::unexpected_outcome()).rendered()
 }
 
 // ---- balances ----

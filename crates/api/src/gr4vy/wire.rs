@@ -7,7 +7,7 @@
 use giftd_domain::wallet::WalletCard;
 use giftd_domain::{CardNumber, CardState, Timestamp};
 use giftd_service::gr4vy::{MIN_DIGITS_FOR_PREFIX, NUMBER_PREFIX_DIGITS};
-use giftd_store::CardRecord;
+use giftd_service::views::Card;
 use serde::{Deserialize, Serialize};
 
 use crate::native::wire::rfc3339;
@@ -161,7 +161,7 @@ pub struct Gr4vyGiftCard {
 impl Gr4vyGiftCard {
     /// `entry`: the buyer's wallet entry, when the card is shown as stored for a buyer (its
     /// `created_at` is then when it was stored); `prefix`: the first 9 digits of its number.
-    pub fn new(card: &CardRecord, entry: Option<&WalletCard>, prefix: Option<&str>) -> Self {
+    pub fn new(card: &Card, entry: Option<&WalletCard>, prefix: Option<&str>) -> Self {
         let merchant_account_id = card.merchant_id.to_string();
         let (bin, sub_bin) = bin_and_sub_bin(prefix);
         let stored_at = entry.map_or(card.created_at, |e| e.created_at);
@@ -237,7 +237,7 @@ impl Gr4vyGiftCardSummary {
     /// A card giftd found. Its balance is what can be spent now (held value excluded); an
     /// expired card, or one that is not active, has none to give.
     /// `prefix`: the first 9 digits of its number.
-    pub fn of_card(card: &CardRecord, prefix: Option<&str>, now: Timestamp) -> Self {
+    pub fn of_card(card: &Card, prefix: Option<&str>, now: Timestamp) -> Self {
         let (bin, sub_bin) = bin_and_sub_bin(prefix);
         let refusal = if card.snapshot.is_expired(now) {
             Some((

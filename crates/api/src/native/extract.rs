@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use giftd_domain::{Amount, Currency, MerchantId};
 use giftd_service::IdempotencyKey;
-use giftd_store::Page;
+use giftd_service::views::Page;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

@@ -17,9 +17,9 @@ use giftd_domain::operations::{DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS};
 use giftd_domain::{CardId, CardKind, CardNumber, CardState, HoldId, ProgramId, SecurityCode, TransactionId};
 use giftd_domain::{MerchantId, NewProgram};
 use giftd_service::transfers::{TransferCommand, TransferOutcome};
+use giftd_service::views::{CardFilter, Page};
 use giftd_service::webhooks::WebhookOutcome;
 use giftd_service::{Command, IdempotencyKey, Operation, Outcome, Refusal, Rendered};
-use giftd_store::{CardFilter, Page};
 use serde::Deserialize;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -214,10 +214,7 @@ fn render<T: NativeBody>(result: &Result<T, Refusal>, success: StatusCode) -> Re
             Some(body) => body.expect("response types always serialize"),
             None => {
                 tracing::error!("a native command produced an outcome the native API does not render");
-                return ApiError::from(giftd_service::ServiceError::Internal(
-                    giftd_store::StoreError::Corrupt("unexpected outcome".into()),
-                ))
-                .rendered();
+                return ApiError::from(giftd_service::ServiceError::unexpected_outcome()).rendered();
             }
         },
     };

@@ -5,7 +5,7 @@
 
 use axum::extract::{RawQuery, State};
 use giftd_domain::Date;
-use giftd_store::{ActivityLine, DormantCard, LiabilityLine};
+use giftd_service::views::{ActivityLine, DormantCard, LiabilityLine};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

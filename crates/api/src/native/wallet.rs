@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use giftd_domain::wallet::{self, UserId, WalletCard};
 use giftd_domain::{CardId, CardNumber, DomainError, ProgramId, SecurityCode};
+use giftd_service::views::Card;
 use giftd_service::wallet::{WalletCommand, WalletOutcome};
 use giftd_service::{Refusal, Rendered};
-use giftd_store::CardRecord;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -156,7 +156,7 @@ fn render_wallet(result: &Result<WalletOutcome, Refusal>, success: StatusCode) -
     }
 }
 
-fn card_response(card: &CardRecord, issued: Option<&(CardNumber, SecurityCode)>) -> CardResponse {
+fn card_response(card: &Card, issued: Option<&(CardNumber, SecurityCode)>) -> CardResponse {
     match issued {
         Some((number, security_code)) => CardResponse::issued(card, number, security_code),
         None => CardResponse::new(card),

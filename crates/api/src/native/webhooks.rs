@@ -4,8 +4,8 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use giftd_service::views::{AttemptRow, DeliveryRow, EventRow};
 use giftd_service::webhooks::{Endpoint, EventDetail, EventType, NewEndpoint, WebhookCommand};
-use giftd_store::{AttemptRow, DeliveryRow, EventRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -3,7 +3,7 @@
 //! types are the API contract; nothing below the API sees them.
 
 use giftd_domain::{CardNumber, Program, SecurityCode, Timestamp};
-use giftd_store::{CardRecord, HoldRecord, TransactionRecord};
+use giftd_service::views::{Card, HoldRecord, TransactionRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -133,7 +133,7 @@ pub struct CardResponse {
 }
 
 impl CardResponse {
-    pub fn new(card: &CardRecord) -> Self {
+    pub fn new(card: &Card) -> Self {
         let s = &card.snapshot;
         Self {
             id: s.id.to_string(),
@@ -154,7 +154,7 @@ impl CardResponse {
         }
     }
 
-    pub fn issued(card: &CardRecord, number: &CardNumber, security_code: &SecurityCode) -> Self {
+    pub fn issued(card: &Card, number: &CardNumber, security_code: &SecurityCode) -> Self {
         Self {
             number: Some(number.expose().to_owned()),
             security_code: Some(security_code.expose().to_owned()),

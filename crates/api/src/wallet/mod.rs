@@ -166,11 +166,11 @@ trait WalletBody {
     fn wallet_body(&self) -> Option<serde_json::Result<Vec<u8>>>;
 }
 
-fn transaction_body(transaction: &giftd_store::TransactionRecord) -> serde_json::Result<Vec<u8>> {
+fn transaction_body(transaction: &giftd_service::views::TransactionRecord) -> serde_json::Result<Vec<u8>> {
     serde_json::to_vec(&GiftCardTransaction::new(transaction))
 }
 
-fn card_body(card: &giftd_store::CardRecord) -> serde_json::Result<Vec<u8>> {
+fn card_body(card: &giftd_service::views::Card) -> serde_json::Result<Vec<u8>> {
     serde_json::to_vec(&CardAnswer {
         status: "SUCCESS",
         gift_card: GiftCard::new(card),
@@ -264,10 +264,7 @@ fn render<T: WalletBody>(result: &Result<T, Refusal>) -> Rendered {
             Some(body) => body.expect("response types always serialize"),
             None => {
                 tracing::error!("a wallet facade command produced an outcome the facade does not render");
-                return WalletError::from(ServiceError::Internal(giftd_store::StoreError::Corrupt(
-                    "unexpected outcome".into(),
-                )))
-                .rendered();
+                return WalletError::from(ServiceError::unexpected_outcome()).rendered();
             }
         },
     };

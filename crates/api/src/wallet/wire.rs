@@ -3,7 +3,7 @@
 
 use giftd_domain::wallet::WalletCard;
 use giftd_domain::{CardNumber, CardState, CloseReason, SecurityCode};
-use giftd_store::{CardRecord, TransactionRecord};
+use giftd_service::views::{Card, TransactionRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::native::wire::rfc3339;
@@ -140,7 +140,7 @@ pub struct GiftCard {
 }
 
 impl GiftCard {
-    pub fn new(card: &CardRecord) -> Self {
+    pub fn new(card: &Card) -> Self {
         let s = &card.snapshot;
         let status = match (s.state, card.closed_reason) {
             (CardState::Closed, Some(CloseReason::Combined)) => "COMBINED",
@@ -164,7 +164,7 @@ impl GiftCard {
         }
     }
 
-    pub fn issued(card: &CardRecord, number: &CardNumber, code: &SecurityCode) -> Self {
+    pub fn issued(card: &Card, number: &CardNumber, code: &SecurityCode) -> Self {
         Self {
             card_number: Some(number.expose().to_owned()),
             passcode: Some(code.expose().to_owned()),
