@@ -133,7 +133,7 @@ impl FrontEnd {
             Self::Clover => crate::clover::error::CloverError::edge(status, message).into_response(),
             Self::AdyenTerminal => crate::adyen_terminal::error::edge(status, &message),
             Self::AdyenStoredValue => {
-                crate::adyen_stored_value::error::SvError::edge(status, message).into_response()
+                crate::adyen_stored_value::error::AdyenSvError::edge(status, message).into_response()
             }
             Self::Gr4vy => crate::gr4vy::error::Gr4vyError::new(status, message).into_response(),
         }

@@ -11,6 +11,7 @@ pub mod adyen_stored_value;
 pub mod adyen_terminal;
 pub mod clover;
 mod credentials;
+pub mod edge;
 pub mod gr4vy;
 pub mod guard;
 pub mod idempotency;

@@ -1,4 +1,4 @@
-//! The wallet facade of seed 003 under `/giftcard/v1`: every operation, its camelCase fields,
+//! The customer-wallet facade (seed 003) under `/giftcard/v1`: every operation, its camelCase fields,
 //! the limit of 10 cards per user with the seed's message, a shared card spent by both users,
 //! gifts in both modes, combining, and tenant isolation.
 

@@ -12,7 +12,7 @@ use crate::ids::CardId;
 use crate::operations::CardSnapshot;
 use crate::time::Timestamp;
 
-/// How many cards one user may hold, saved and shared together (seed 002's limit of 10).
+/// How many cards one user may hold, saved and shared together (Gr4vy's limit of 10 (seed 002)).
 pub const MAX_WALLET_CARDS: usize = 10;
 /// The refusal's message, word for word as the seed gives it.
 pub const WALLET_LIMIT_MESSAGE: &str =

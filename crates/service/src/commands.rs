@@ -333,16 +333,7 @@ impl Operation for Command {
                 let (card, original) = load_original(tx, cx, transaction_id).await?;
                 operations::check_currency(&card, *currency)?;
                 let decision = operations::refund(&card, &original, *amount)?;
-                transaction(
-                    tx,
-                    cx,
-                    &card,
-                    &decision,
-                    reference.clone(),
-                    Some(original.id),
-                    None,
-                )
-                .await
+                reversal(tx, cx, &card, &decision, reference, original.id).await
             }
             Command::Void {
                 transaction_id,
@@ -352,16 +343,7 @@ impl Operation for Command {
                 let (card, original) = load_original(tx, cx, transaction_id).await?;
                 operations::check_currency(&card, *currency)?;
                 let decision = operations::void(&card, &original)?;
-                transaction(
-                    tx,
-                    cx,
-                    &card,
-                    &decision,
-                    reference.clone(),
-                    Some(original.id),
-                    None,
-                )
-                .await
+                reversal(tx, cx, &card, &decision, reference, original.id).await
             }
         }
     }
@@ -410,6 +392,18 @@ impl Operation for Command {
             _ => Ok(()),
         }
     }
+}
+
+/// Appends a refund or void of `original` and answers with its transaction.
+async fn reversal(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    card: &CardSnapshot,
+    decision: &Decision,
+    reference: &Option<String>,
+    original: TransactionId,
+) -> Result<Outcome> {
+    transaction(tx, cx, card, decision, reference.clone(), Some(original), None).await
 }
 
 /// Appends a decision about `card` and answers with its transaction.

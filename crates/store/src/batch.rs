@@ -27,7 +27,7 @@ use giftd_domain::{
     TransactionId, TransactionType,
 };
 
-use crate::ops::Written;
+use crate::telemetry::Written;
 use crate::{
     AttemptRow, CardRecord, CheckoutRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, HoldRecord,
     IdempotencyRecord, StoreError, StoreResult, TransactionRecord, WebhookEndpointRow, WriteJob, WriteTx,

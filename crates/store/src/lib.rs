@@ -8,12 +8,12 @@
 
 mod backend;
 pub mod batch;
-mod ops;
 pub mod postgres;
 mod records;
 pub mod reports;
 mod rows;
 pub mod sqlite;
+mod telemetry;
 mod verify;
 mod webhooks;
 
@@ -32,7 +32,6 @@ use giftd_domain::{
 
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use batch::{BatchWrites, ReadSet};
-pub use ops::{LEDGER_TRANSACTIONS_TOTAL, PoolStats, WRITE_JOBS_TOTAL};
 pub use records::{
     CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
     TransactionRecord,
@@ -40,6 +39,7 @@ pub use records::{
 pub use reports::{
     ActivityLine, DormantCard, LiabilityLine, StockBatch, StockBatchRecord, StockCard, StockSource,
 };
+pub use telemetry::{LEDGER_TRANSACTIONS_TOTAL, PoolStats, WRITE_JOBS_TOTAL};
 pub use verify::VerifyReport;
 pub use webhooks::{AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, WebhookEndpointRow};
 

@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use giftd_domain::DomainError;
 use giftd_service::{Refusal, ServiceError};
 
-use super::wire::SvServiceError;
+use super::wire::AdyenSvServiceError;
+use crate::edge::sentence;
 
 /// The `errorCode`s giftd answers 4xx with: Adyen's codes for the same problems.
 pub mod codes {
@@ -42,7 +43,7 @@ pub mod codes {
 
 /// A 4xx or 5xx answer of the Stored Value API facade.
 #[derive(Debug)]
-pub struct SvError {
+pub struct AdyenSvError {
     pub status: StatusCode,
     pub error_code: &'static str,
     pub message: String,
@@ -50,7 +51,7 @@ pub struct SvError {
     pub psp_reference: Option<String>,
 }
 
-impl SvError {
+impl AdyenSvError {
     fn new(
         status: StatusCode,
         error_code: &'static str,
@@ -123,7 +124,7 @@ impl SvError {
     }
 
     pub fn body(&self) -> Vec<u8> {
-        let body = SvServiceError {
+        let body = AdyenSvServiceError {
             status: self.status.as_u16(),
             error_code: self.error_code,
             message: self.message.clone(),
@@ -134,13 +135,13 @@ impl SvError {
     }
 }
 
-impl IntoResponse for SvError {
+impl IntoResponse for AdyenSvError {
     fn into_response(self) -> Response {
         crate::json_response(self.status, self.body())
     }
 }
 
-impl From<ServiceError> for SvError {
+impl From<ServiceError> for AdyenSvError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Unauthorized => Self::unauthorized(),
@@ -173,24 +174,10 @@ impl From<ServiceError> for SvError {
 
 /// A refused request's `resultCode`, `refusalReason` and `thirdPartyRefusalReason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SvRefusal {
+pub struct AdyenSvRefusal {
     pub result_code: &'static str,
     pub refusal_reason: &'static str,
     pub detail: String,
-}
-
-fn sentence(message: String) -> String {
-    let mut chars = message.chars();
-    match chars.next() {
-        Some(first) => {
-            let mut out: String = first.to_uppercase().chain(chars).collect();
-            if !out.ends_with('.') {
-                out.push('.');
-            }
-            out
-        }
-        None => message,
-    }
 }
 
 const REFUSED: &str = "Refused";
@@ -200,8 +187,8 @@ const NOT_PERMITTED: &str = "Transaction Not Permitted";
 /// What a refusal is answered with. `code_presented`: the request sent a `securityCode`, so an
 /// unknown number and a wrong code are answered alike (a guess learns nothing); without one,
 /// an unknown number is an invalid card number.
-pub fn refusal(refusal: &Refusal, code_presented: bool) -> SvRefusal {
-    let answer = |result_code, refusal_reason, detail: String| SvRefusal {
+pub fn refusal(refusal: &Refusal, code_presented: bool) -> AdyenSvRefusal {
+    let answer = |result_code, refusal_reason, detail: String| AdyenSvRefusal {
         result_code,
         refusal_reason,
         detail: sentence(detail),

@@ -11,8 +11,9 @@ use giftd_service::IdempotencyKey;
 use giftd_service::adyen::STORED_VALUE_SCOPE;
 use serde::de::DeserializeOwned;
 
-use super::error::{SvError, codes};
+use super::error::{AdyenSvError, codes};
 use crate::AppState;
+use crate::edge::{self, BodyRefusal, BodyRules, TextCheck};
 
 /// The header Adyen takes an API key in (any case: Python's client sends `x-api-key` or
 /// `X-API-KEY`, depending on its HTTP library).
@@ -21,10 +22,10 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// The authenticated merchant: a giftd merchant API key, sent as `X-API-Key: <key>` or as the
 /// password of HTTP Basic (`Authorization: Basic base64(user:key)`; the user name, Adyen's
 /// `ws@Company.X`, is not checked; a key given as the user with an empty password works too).
-pub struct SvMerchant(pub MerchantId);
+pub struct AdyenSvMerchant(pub MerchantId);
 
-impl FromRequestParts<AppState> for SvMerchant {
-    type Rejection = SvError;
+impl FromRequestParts<AppState> for AdyenSvMerchant {
+    type Rejection = AdyenSvError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = crate::credentials::key_header(&parts.headers, API_KEY_HEADER)
@@ -36,59 +37,49 @@ impl FromRequestParts<AppState> for SvMerchant {
 }
 
 /// A JSON body of type `T` and the request's idempotency key, if any.
-pub struct SvBody<T> {
+pub struct AdyenSvBody<T> {
     pub value: T,
     pub idempotency: Option<IdempotencyKey>,
 }
 
-impl<T: DeserializeOwned> FromRequest<AppState> for SvBody<T> {
-    type Rejection = SvError;
+/// How the Stored Value API facade reads bodies: its own idempotency scope, a body always
+/// (an empty one is not JSON), refused text named as the body's.
+const RULES: BodyRules = BodyRules {
+    scope: STORED_VALUE_SCOPE,
+    empty_is_object: false,
+    text: TextCheck::Bytes,
+};
+
+impl<T: DeserializeOwned> FromRequest<AppState> for AdyenSvBody<T> {
+    type Rejection = AdyenSvError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let key = idempotency_key(&parts)?;
-        let max_body_bytes = state.limits.max_body_bytes;
-        let bytes = axum::body::to_bytes(body, max_body_bytes)
-            .await
-            .map_err(|_| SvError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                ..SvError::validation(
-                    codes::STRUCTURE,
-                    format!("The request body is larger than {max_body_bytes} bytes."),
-                )
-            })?;
-        crate::text::check_json(&bytes)
-            .map_err(|refused| SvError::validation(codes::STRUCTURE, refused.to_string()))?;
-        let json: serde_json::Value = crate::json::from_slice(&bytes).map_err(|e| {
-            SvError::validation(codes::STRUCTURE, format!("The body is not valid JSON: {e}."))
-        })?;
-        if !json.is_object() {
-            return Err(SvError::validation(
+        let body = edge::read_json(request, state, RULES).await?;
+        let value = edge::deserialize(body.json).map_err(|error| {
+            AdyenSvError::validation(
                 codes::STRUCTURE,
-                "The body must be a JSON object.",
-            ));
-        }
-        let idempotency = key.map(|key| IdempotencyKey {
-            scope: STORED_VALUE_SCOPE,
-            key,
-            request_hash: crate::idempotency::request_hash(&parts.method, parts.uri.path(), &json),
-        });
-        let value = serde_path_to_error::deserialize(json).map_err(|error| {
-            let path = error.path().to_string();
-            SvError::validation(
-                codes::STRUCTURE,
-                format!("Invalid `{path}`: {}.", error.into_inner()),
+                format!("Invalid `{}`: {}.", error.path, error.reason),
             )
         })?;
-        Ok(Self { value, idempotency })
+        Ok(Self {
+            value,
+            idempotency: body.idempotency,
+        })
     }
 }
 
-fn idempotency_key(parts: &Parts) -> Result<Option<String>, SvError> {
-    crate::idempotency::header_key(parts).map_err(|_| {
-        SvError::validation(
-            codes::STRUCTURE,
-            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
-        )
-    })
+impl From<BodyRefusal> for AdyenSvError {
+    fn from(refusal: BodyRefusal) -> Self {
+        let error = AdyenSvError::validation(codes::STRUCTURE, refusal.message());
+        match refusal {
+            BodyRefusal::TooLarge { .. } => AdyenSvError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                ..error
+            },
+            BodyRefusal::BadIdempotencyKey
+            | BodyRefusal::UnsafeText { .. }
+            | BodyRefusal::NotJson(_)
+            | BodyRefusal::NotAnObject => error,
+        }
+    }
 }

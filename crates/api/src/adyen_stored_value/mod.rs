@@ -34,8 +34,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use error::{SvError, codes};
-use extract::{SvBody, SvMerchant};
+use error::{AdyenSvError, codes};
+use extract::{AdyenSvBody, AdyenSvMerchant};
 use wire::*;
 
 /// Adyen's limit on `reference`.
@@ -56,12 +56,12 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn not_found() -> SvError {
-    SvError::not_found().with_reference(AdyenReference::generate().as_str())
+async fn not_found() -> AdyenSvError {
+    AdyenSvError::not_found().with_reference(AdyenReference::generate().as_str())
 }
 
-async fn method_not_allowed() -> SvError {
-    SvError::method_not_allowed().with_reference(AdyenReference::generate().as_str())
+async fn method_not_allowed() -> AdyenSvError {
+    AdyenSvError::method_not_allowed().with_reference(AdyenReference::generate().as_str())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,21 +94,21 @@ struct View {
     method_type: Option<String>,
 }
 
-type Answer = Result<Response, SvError>;
+type Answer = Result<Response, AdyenSvError>;
 
 /// Runs one operation: authenticates, reads the body, and lets `handle` turn it into a
 /// command. Every answer, errors included, carries this request's pspReference.
 async fn operation<T, F, Fut>(app: AppState, request: Request, handle: F) -> Response
 where
     T: DeserializeOwned,
-    F: FnOnce(AppState, MerchantId, SvBody<T>, AdyenReference) -> Fut,
+    F: FnOnce(AppState, MerchantId, AdyenSvBody<T>, AdyenReference) -> Fut,
     Fut: Future<Output = Answer>,
 {
     let reference = AdyenReference::generate();
     let answer = async {
         let (mut parts, body) = request.into_parts();
-        let SvMerchant(merchant) = SvMerchant::from_request_parts(&mut parts, &app).await?;
-        let body = SvBody::<T>::from_request(Request::from_parts(parts, body), &app).await?;
+        let AdyenSvMerchant(merchant) = AdyenSvMerchant::from_request_parts(&mut parts, &app).await?;
+        let body = AdyenSvBody::<T>::from_request(Request::from_parts(parts, body), &app).await?;
         handle(app.clone(), merchant, body, reference.clone()).await
     }
     .await;
@@ -141,10 +141,10 @@ fn answer(rendered: Rendered) -> Response {
 
 // ---- reading requests ----
 
-fn merchant_account(value: Option<&str>) -> Result<(), SvError> {
+fn merchant_account(value: Option<&str>) -> Result<(), AdyenSvError> {
     match value.map(str::trim) {
         Some(account) if !account.is_empty() && account.len() <= MAX_MERCHANT_ACCOUNT_LENGTH => Ok(()),
-        _ => Err(SvError::validation(
+        _ => Err(AdyenSvError::validation(
             codes::MERCHANT_ACCOUNT,
             "merchantAccount is required (any name: the API key decides the merchant).",
         )),
@@ -153,20 +153,23 @@ fn merchant_account(value: Option<&str>) -> Result<(), SvError> {
 
 /// `reference`: required by every operation but voidTransaction, at most 80 characters; kept
 /// as the reference of the transactions the request makes.
-fn reference(value: Option<String>, required: bool) -> Result<Option<String>, SvError> {
+fn reference(value: Option<String>, required: bool) -> Result<Option<String>, AdyenSvError> {
     match value {
-        Some(reference) if reference.len() > MAX_REFERENCE_LENGTH => Err(SvError::validation(
+        Some(reference) if reference.len() > MAX_REFERENCE_LENGTH => Err(AdyenSvError::validation(
             codes::REFERENCE,
             format!("reference is longer than {MAX_REFERENCE_LENGTH} characters."),
         )),
         Some(reference) if !reference.trim().is_empty() => Ok(Some(reference)),
-        _ if required => Err(SvError::validation(codes::REFERENCE, "reference is required.")),
+        _ if required => Err(AdyenSvError::validation(
+            codes::REFERENCE,
+            "reference is required.",
+        )),
         _ => Ok(None),
     }
 }
 
 /// `amount`: a known currency and a whole non-negative number of its minor units.
-fn amount(value: Option<&SvAmount>) -> Result<Option<(Currency, i64)>, SvError> {
+fn amount(value: Option<&AdyenSvAmount>) -> Result<Option<(Currency, i64)>, AdyenSvError> {
     let Some(value) = value else {
         return Ok(None);
     };
@@ -176,7 +179,7 @@ fn amount(value: Option<&SvAmount>) -> Result<Option<(Currency, i64)>, SvError> 
         .and_then(Value::as_str)
         .and_then(Currency::parse)
         .ok_or_else(|| {
-            SvError::validation(
+            AdyenSvError::validation(
                 codes::INVALID_AMOUNT,
                 "amount.currency must be a three-letter ISO 4217 code, e.g. EUR.",
             )
@@ -187,7 +190,7 @@ fn amount(value: Option<&SvAmount>) -> Result<Option<(Currency, i64)>, SvError> 
         .and_then(Value::as_i64)
         .filter(|minor| *minor >= 0)
         .ok_or_else(|| {
-            SvError::validation(
+            AdyenSvError::validation(
                 codes::INVALID_AMOUNT,
                 "amount.value must be a whole number of minor units, e.g. 1000 for 10.00 EUR.",
             )
@@ -195,9 +198,9 @@ fn amount(value: Option<&SvAmount>) -> Result<Option<(Currency, i64)>, SvError> 
     Ok(Some((currency, minor)))
 }
 
-fn positive(minor: i64) -> Result<Amount, SvError> {
+fn positive(minor: i64) -> Result<Amount, AdyenSvError> {
     Amount::new(minor)
-        .map_err(|_| SvError::validation(codes::INVALID_AMOUNT, "amount.value must be more than zero."))
+        .map_err(|_| AdyenSvError::validation(codes::INVALID_AMOUNT, "amount.value must be more than zero."))
 }
 
 fn text(value: &Value) -> Option<String> {
@@ -210,27 +213,28 @@ fn text(value: &Value) -> Option<String> {
 
 /// A request that is answered before any command runs.
 enum Early {
-    Error(SvError),
+    Error(AdyenSvError),
     /// A security code that cannot be any card's: answered like a wrong one.
     Refused(Refusal),
 }
 
-impl From<SvError> for Early {
-    fn from(error: SvError) -> Self {
+impl From<AdyenSvError> for Early {
+    fn from(error: AdyenSvError) -> Self {
         Self::Error(error)
     }
 }
 
 /// The card a payment method names: `number`, and `securityCode` when the shopper gave it.
 fn card(method: Option<&Map<String, Value>>, field: &str, view: &mut View) -> Result<PresentedCard, Early> {
-    let method = method
-        .ok_or_else(|| SvError::validation(codes::INVALID_CARD_NUMBER, format!("{field} is required.")))?;
+    let method = method.ok_or_else(|| {
+        AdyenSvError::validation(codes::INVALID_CARD_NUMBER, format!("{field} is required."))
+    })?;
     let number = method
         .get("number")
         .and_then(text)
         .and_then(|n| CardNumber::parse(&n))
         .ok_or_else(|| {
-            SvError::validation(
+            AdyenSvError::validation(
                 codes::INVALID_CARD_NUMBER,
                 format!("{field}.number must be the card number: 6 to 21 digits."),
             )
@@ -282,7 +286,7 @@ async fn issue(State(app): State<AppState>, request: Request) -> Response {
 async fn issue_card(
     app: AppState,
     merchant: MerchantId,
-    body: SvBody<SvIssueRequest>,
+    body: AdyenSvBody<AdyenSvIssueRequest>,
     psp_reference: AdyenReference,
 ) -> Answer {
     let r = body.value;
@@ -330,7 +334,7 @@ async fn change_status(State(app): State<AppState>, request: Request) -> Respons
 async fn change_card_status(
     app: AppState,
     merchant: MerchantId,
-    body: SvBody<SvChangeStatusRequest>,
+    body: AdyenSvBody<AdyenSvChangeStatusRequest>,
     psp_reference: AdyenReference,
 ) -> Answer {
     let r = body.value;
@@ -355,7 +359,7 @@ async fn change_card_status(
         },
         Some("inactive") => AdyenCommand::Deactivate { tag, card },
         _ => {
-            return Err(SvError::validation(
+            return Err(AdyenSvError::validation(
                 codes::STRUCTURE,
                 "status must be active or inactive.",
             ));
@@ -373,7 +377,7 @@ async fn load(State(app): State<AppState>, request: Request) -> Response {
 async fn load_card(
     app: AppState,
     merchant: MerchantId,
-    body: SvBody<SvLoadRequest>,
+    body: AdyenSvBody<AdyenSvLoadRequest>,
     psp_reference: AdyenReference,
 ) -> Answer {
     let r = body.value;
@@ -381,7 +385,7 @@ async fn load_card(
     let merchant_reference = reference(r.reference, true)?;
     let mut view = view(Operation::Load, &psp_reference);
     let (currency, minor) = amount(r.amount.as_ref())?
-        .ok_or_else(|| SvError::validation(codes::NO_AMOUNT, "There is no amount specified."))?;
+        .ok_or_else(|| AdyenSvError::validation(codes::NO_AMOUNT, "There is no amount specified."))?;
     let amount = positive(minor)?;
     let card = match card(r.payment_method.as_ref(), "paymentMethod", &mut view) {
         Ok(card) => card,
@@ -406,7 +410,7 @@ async fn load_card(
             currency,
         },
         Some(_) => {
-            return Err(SvError::validation(
+            return Err(AdyenSvError::validation(
                 codes::STRUCTURE,
                 "loadType must be load or merchandiseReturn.",
             ));
@@ -423,7 +427,7 @@ async fn check_balance(State(app): State<AppState>, request: Request) -> Respons
 async fn check_card_balance(
     app: AppState,
     merchant: MerchantId,
-    body: SvBody<SvCheckBalanceRequest>,
+    body: AdyenSvBody<AdyenSvCheckBalanceRequest>,
     psp_reference: AdyenReference,
 ) -> Answer {
     let r = body.value;
@@ -453,7 +457,7 @@ async fn merge_balance(State(app): State<AppState>, request: Request) -> Respons
 async fn merge_cards(
     app: AppState,
     merchant: MerchantId,
-    body: SvBody<SvMergeBalanceRequest>,
+    body: AdyenSvBody<AdyenSvMergeBalanceRequest>,
     psp_reference: AdyenReference,
 ) -> Answer {
     let r = body.value;
@@ -488,7 +492,7 @@ async fn void_transaction(State(app): State<AppState>, request: Request) -> Resp
 async fn void_original(
     app: AppState,
     merchant: MerchantId,
-    body: SvBody<SvVoidTransactionRequest>,
+    body: AdyenSvBody<AdyenSvVoidTransactionRequest>,
     psp_reference: AdyenReference,
 ) -> Answer {
     let r = body.value;
@@ -496,7 +500,7 @@ async fn void_original(
     let merchant_reference = reference(r.reference, false)?;
     let view = view(Operation::VoidTransaction, &psp_reference);
     let original = r.original_reference.filter(|o| !o.is_empty()).ok_or_else(|| {
-        SvError::validation(
+        AdyenSvError::validation(
             codes::ORIGINAL_REFERENCE,
             "Original pspReference required for this operation.",
         )
@@ -535,7 +539,7 @@ fn render(result: &Result<AdyenOutcome, Refusal>, view: &View) -> Rendered {
             let refused = error::refusal(refusal, view.code_presented);
             return Rendered {
                 status: 200,
-                body: to_json(&SvResponse {
+                body: to_json(&AdyenSvResponse {
                     auth_code: None,
                     current_balance: None,
                     payment_method: None,
@@ -572,11 +576,11 @@ fn render(result: &Result<AdyenOutcome, Refusal>, view: &View) -> Rendered {
     });
     Rendered {
         status: 200,
-        body: to_json(&SvResponse {
+        body: to_json(&AdyenSvResponse {
             auth_code: transaction
                 .filter(|_| view.operation.has_auth_code())
                 .map(|t| auth_code(t.id.as_str())),
-            current_balance: Some(SvAmountOut {
+            current_balance: Some(AdyenSvAmountOut {
                 currency: s.currency.code(),
                 value: s.available(),
             }),
@@ -594,7 +598,7 @@ fn unexpected(view: &View) -> Rendered {
         operation = ?view.operation,
         "a Stored Value API command produced an outcome the facade does not render"
     );
-    let error = SvError::internal().with_reference(view.reference.as_str());
+    let error = AdyenSvError::internal().with_reference(view.reference.as_str());
     Rendered {
         status: error.status.as_u16(),
         body: error.body(),

@@ -18,45 +18,45 @@ use serde_json::{Map, Value};
 /// `{"currency": "EUR", "value": 1000}`, kept as sent and read by the handlers, so that each
 /// problem gets Adyen's error code.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SvAmount {
+pub struct AdyenSvAmount {
     pub currency: Option<Value>,
     pub value: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvIssueRequest {
+pub struct AdyenSvIssueRequest {
     pub merchant_account: Option<String>,
     pub reference: Option<String>,
     pub payment_method: Option<Map<String, Value>>,
-    pub amount: Option<SvAmount>,
+    pub amount: Option<AdyenSvAmount>,
     /// Not in v46's schema, but sent by Adyen's own examples: the program's promotion code.
     pub gift_card_promo_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvChangeStatusRequest {
+pub struct AdyenSvChangeStatusRequest {
     pub merchant_account: Option<String>,
     pub reference: Option<String>,
     pub payment_method: Option<Map<String, Value>>,
-    pub amount: Option<SvAmount>,
+    pub amount: Option<AdyenSvAmount>,
     pub status: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvLoadRequest {
+pub struct AdyenSvLoadRequest {
     pub merchant_account: Option<String>,
     pub reference: Option<String>,
     pub payment_method: Option<Map<String, Value>>,
-    pub amount: Option<SvAmount>,
+    pub amount: Option<AdyenSvAmount>,
     pub load_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvCheckBalanceRequest {
+pub struct AdyenSvCheckBalanceRequest {
     pub merchant_account: Option<String>,
     pub reference: Option<String>,
     pub payment_method: Option<Map<String, Value>>,
@@ -64,7 +64,7 @@ pub struct SvCheckBalanceRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvMergeBalanceRequest {
+pub struct AdyenSvMergeBalanceRequest {
     pub merchant_account: Option<String>,
     pub reference: Option<String>,
     pub payment_method: Option<Map<String, Value>>,
@@ -73,7 +73,7 @@ pub struct SvMergeBalanceRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvVoidTransactionRequest {
+pub struct AdyenSvVoidTransactionRequest {
     pub merchant_account: Option<String>,
     pub original_reference: Option<String>,
     pub reference: Option<String>,
@@ -82,7 +82,7 @@ pub struct SvVoidTransactionRequest {
 // ---- answers ----
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SvAmountOut {
+pub struct AdyenSvAmountOut {
     pub currency: &'static str,
     pub value: i64,
 }
@@ -90,11 +90,11 @@ pub struct SvAmountOut {
 /// Every operation's answer: the fields an operation does not have are left out.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvResponse {
+pub struct AdyenSvResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_balance: Option<SvAmountOut>,
+    pub current_balance: Option<AdyenSvAmountOut>,
     /// `issue` only: the new card's `number`, `securityCode` and the `type` asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_method: Option<BTreeMap<&'static str, String>>,
@@ -109,7 +109,7 @@ pub struct SvResponse {
 /// Adyen's error body for 4xx and 5xx answers.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SvServiceError {
+pub struct AdyenSvServiceError {
     pub status: u16,
     pub error_code: &'static str,
     pub message: String,

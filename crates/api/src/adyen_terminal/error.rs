@@ -19,6 +19,7 @@ use super::wire::{
     TerminalEventHeader, TerminalEventNotification, TerminalMessageHeader, TerminalRejectBody,
     TerminalRejectEnvelope, TerminalResult, time_stamp,
 };
+use crate::edge::sentence;
 
 /// The nexo `ErrorCondition`s giftd answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,20 +83,6 @@ impl TerminalFailure {
 /// `message=The+card+...`: the way Adyen writes `AdditionalResponse`.
 pub fn additional_response(message: &str) -> String {
     serde_urlencoded::to_string([("message", message)]).unwrap_or_else(|_| "message=Failure".to_owned())
-}
-
-fn sentence(message: String) -> String {
-    let mut chars = message.chars();
-    match chars.next() {
-        Some(first) => {
-            let mut out: String = first.to_uppercase().chain(chars).collect();
-            if !out.ends_with('.') {
-                out.push('.');
-            }
-            out
-        }
-        None => message,
-    }
 }
 
 /// The failure a refusal is answered with. `pin_presented`: the request sent a security code

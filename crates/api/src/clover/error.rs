@@ -7,6 +7,7 @@
 //! (401), `card_error` (402, code `card_declined` with a `decline_code`), `idempotency_error`
 //! (409), `rate_limit_error` (429) and `api_error` (500, opaque; the cause is logged once, here).
 
+use crate::edge::sentence;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use giftd_domain::DomainError;
@@ -180,20 +181,6 @@ impl CloverError {
 impl IntoResponse for CloverError {
     fn into_response(self) -> Response {
         crate::json_response(self.status, self.body())
-    }
-}
-
-fn sentence(message: String) -> String {
-    let mut chars = message.chars();
-    match chars.next() {
-        Some(first) => {
-            let mut out: String = first.to_uppercase().chain(chars).collect();
-            if !out.ends_with('.') {
-                out.push('.');
-            }
-            out
-        }
-        None => message,
     }
 }
 

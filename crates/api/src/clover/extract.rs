@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::error::CloverError;
 use super::wire::WireAmount;
 use crate::AppState;
+use crate::edge::{self, BodyRefusal, BodyRules, FieldError, TextCheck};
 
 /// The idempotency scope of the Clover facade: a key means nothing to the native API.
 pub const SCOPE: &str = "clover";
@@ -45,73 +46,59 @@ pub struct CloverBody<T> {
     pub idempotency: Option<IdempotencyKey>,
 }
 
+/// How the Clover facade reads bodies: its own idempotency scope, an empty body as `{}`,
+/// refused text named as the body's.
+const RULES: BodyRules = BodyRules {
+    scope: SCOPE,
+    empty_is_object: true,
+    text: TextCheck::Bytes,
+};
+
 impl<T: DeserializeOwned> FromRequest<AppState> for CloverBody<T> {
     type Rejection = CloverError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let key = idempotency_key(&parts)?;
-        let max_body_bytes = state.limits.max_body_bytes;
-        let bytes = axum::body::to_bytes(body, max_body_bytes)
-            .await
-            .map_err(|_| CloverError {
+        let body = edge::read_json(request, state, RULES).await?;
+        let value = edge::deserialize(body.json).map_err(field_error)?;
+        Ok(Self {
+            value,
+            idempotency: body.idempotency,
+        })
+    }
+}
+
+impl From<BodyRefusal> for CloverError {
+    fn from(refusal: BodyRefusal) -> Self {
+        let message = refusal.message();
+        match refusal {
+            BodyRefusal::BadIdempotencyKey => CloverError::invalid("Idempotency-Key", message),
+            BodyRefusal::TooLarge { .. } => CloverError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
-                ..CloverError::invalid(
-                    "body",
-                    format!("The request body is larger than {max_body_bytes} bytes."),
-                )
-            })?;
-        let json = parse_json(&bytes)?;
-        let idempotency = key.map(|key| IdempotencyKey {
-            scope: SCOPE,
-            key,
-            request_hash: crate::idempotency::request_hash(&parts.method, parts.uri.path(), &json),
-        });
-        let value = deserialize(json)?;
-        Ok(Self { value, idempotency })
+                ..CloverError::invalid("body", message)
+            },
+            BodyRefusal::UnsafeText { .. } | BodyRefusal::NotJson(_) | BodyRefusal::NotAnObject => {
+                CloverError::invalid("body", message)
+            }
+        }
     }
-}
-
-fn idempotency_key(parts: &Parts) -> Result<Option<String>, CloverError> {
-    crate::idempotency::header_key(parts).map_err(|_| {
-        CloverError::invalid(
-            "Idempotency-Key",
-            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
-        )
-    })
-}
-
-fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, CloverError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Object(serde_json::Map::new()));
-    }
-    crate::text::check_json(bytes).map_err(|refused| CloverError::invalid("body", refused.to_string()))?;
-    let value: serde_json::Value = crate::json::from_slice(bytes)
-        .map_err(|e| CloverError::invalid("body", format!("The body is not valid JSON: {e}.")))?;
-    if !value.is_object() {
-        return Err(CloverError::invalid("body", "The body must be a JSON object."));
-    }
-    Ok(value)
 }
 
 /// Fields whose errors are about an amount, answered with `invalid_charge_amount`.
 const AMOUNT_FIELDS: &[&str] = &["amount"];
 
-fn deserialize<T: DeserializeOwned>(json: serde_json::Value) -> Result<T, CloverError> {
-    serde_path_to_error::deserialize(json).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner().to_string();
-        let field = path.split(['[']).next().unwrap_or_default().to_owned();
-        if field.is_empty() || field == "?" || field == "." {
-            return CloverError::invalid("body", format!("Invalid request: {inner}."));
-        }
-        let message = format!("Invalid `{path}`: {inner}.");
-        if AMOUNT_FIELDS.contains(&field.as_str()) {
-            CloverError::invalid_amount(&field, message)
-        } else {
-            CloverError::invalid(&field, message)
-        }
-    })
+/// A body that did not fit its request type, Clover's way: the field named, an amount's error
+/// as `invalid_charge_amount`.
+fn field_error(error: FieldError) -> CloverError {
+    let field = error.path.split(['[']).next().unwrap_or_default().to_owned();
+    if field.is_empty() || field == "?" || field == "." {
+        return CloverError::invalid("body", format!("Invalid request: {}.", error.reason));
+    }
+    let message = format!("Invalid `{}`: {}.", error.path, error.reason);
+    if AMOUNT_FIELDS.contains(&field.as_str()) {
+        CloverError::invalid_amount(&field, message)
+    } else {
+        CloverError::invalid(&field, message)
+    }
 }
 
 /// A required field, or 400 naming it.

@@ -32,7 +32,7 @@ use crate::{AppState, json_response};
 use error::Gr4vyError;
 use wire::*;
 
-/// Most gift cards one balance request checks (seed 002's limit of 10).
+/// Most gift cards one balance request checks (Gr4vy's limit of 10 (seed 002)).
 pub const MAX_BALANCE_ITEMS: usize = 10;
 /// The idempotency scope of this facade: its keys never meet another front-end's.
 pub const SCOPE: &str = "gr4vy";
@@ -567,7 +567,7 @@ fn path_id(
 }
 
 /// `GET /buyers/gift-cards`: the buyer's stored cards that can still pay, with their balances.
-/// As in seed 002, cards with no value left, expired or closed are taken out of the buyer's
+/// As in Gr4vy's API (seed 002), cards with no value left, expired or closed are taken out of the buyer's
 /// storage here, so that they stop counting against the limit of 10.
 async fn list_buyer_gift_cards(
     State(app): State<AppState>,

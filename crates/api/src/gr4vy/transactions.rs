@@ -22,11 +22,11 @@ use super::error::Gr4vyError;
 use super::wire::*;
 use super::{Answer, Body, Merchant, answer, ok_json, required, unexpected};
 use crate::AppState;
+use crate::edge::rfc3339;
 use crate::native::error::ApiError;
 use crate::native::extract;
-use crate::native::wire::rfc3339;
 
-/// Most gift cards one transaction uses (seed 002's limit of 10, the checkout's).
+/// Most gift cards one transaction uses (Gr4vy's limit of 10 (seed 002), the checkout's).
 pub const MAX_GIFT_CARDS: usize = giftd_domain::checkout::MAX_GIFT_CARDS;
 /// Gr4vy's largest transaction, gift card and refund amount, in minor units.
 pub const MAX_AMOUNT: i64 = 99_999_999;

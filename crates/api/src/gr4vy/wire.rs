@@ -10,7 +10,7 @@ use giftd_service::gr4vy::{MIN_DIGITS_FOR_PREFIX, NUMBER_PREFIX_DIGITS};
 use giftd_service::views::Card;
 use serde::{Deserialize, Serialize};
 
-use crate::native::wire::rfc3339;
+use crate::edge::rfc3339;
 
 /// Gr4vy's `GiftCardServiceProvider` of every card giftd answers for. `mock-gift-card` is the
 /// one value that every official Gr4vy client accepts (some parse the enum closed) and that

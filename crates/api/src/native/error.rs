@@ -4,6 +4,7 @@
 //! Bodies: `{"error": {"code", "message", "param"?}}`. A 500 says nothing of its cause; the
 //! cause is logged once, here.
 
+use crate::edge::sentence;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use giftd_domain::DomainError;
@@ -85,20 +86,6 @@ pub const UNAVAILABLE_MESSAGE: &str = "The database is unavailable right now; re
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         crate::json_response(self.status, self.body())
-    }
-}
-
-fn sentence(message: String) -> String {
-    let mut chars = message.chars();
-    match chars.next() {
-        Some(first) => {
-            let mut out: String = first.to_uppercase().chain(chars).collect();
-            if !out.ends_with('.') {
-                out.push('.');
-            }
-            out
-        }
-        None => message,
     }
 }
 

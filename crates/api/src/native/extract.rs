@@ -2,7 +2,6 @@
 //! (strict: unknown fields refused, every error naming its field), the Idempotency-Key with a
 //! digest of the request, ids from paths and list paging.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -14,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::AppState;
+use crate::edge::{self, BodyRefusal, BodyRules, FieldError, TextCheck};
 
 /// List pages: `?limit=` from 1 to 100, 20 when not given.
 pub const MAX_PAGE_LIMIT: u32 = 100;
@@ -42,103 +42,77 @@ pub struct Body<T> {
     pub idempotency: Option<IdempotencyKey>,
 }
 
+/// How the native API reads bodies: its own idempotency scope, an empty body as `{}`, refused
+/// text named by its field.
+const RULES: BodyRules = BodyRules {
+    scope: SCOPE,
+    empty_is_object: true,
+    text: TextCheck::Fields,
+};
+
 impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let key = idempotency_key(&parts)?;
-        let max_body_bytes = state.limits.max_body_bytes;
-        let bytes = axum::body::to_bytes(body, max_body_bytes).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                format!("The request body is larger than {max_body_bytes} bytes."),
-            )
-        })?;
-        let json = parse_json(&bytes)?;
-        let idempotency = key.map(|key| IdempotencyKey {
-            scope: SCOPE,
-            key,
-            request_hash: crate::idempotency::request_hash(&parts.method, parts.uri.path(), &json),
-        });
-        let value = deserialize(json)?;
-        Ok(Self { value, idempotency })
+        let body = edge::read_json(request, state, RULES).await?;
+        let value = edge::deserialize(body.json).map_err(field_error)?;
+        Ok(Self {
+            value,
+            idempotency: body.idempotency,
+        })
     }
 }
 
-fn idempotency_key(parts: &Parts) -> Result<Option<String>, ApiError> {
-    crate::idempotency::header_key(parts).map_err(|_| {
-        ApiError::invalid(
-            "Idempotency-Key",
-            "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
-        )
-    })
-}
-
-fn parse_json(bytes: &Bytes) -> Result<serde_json::Value, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+impl From<BodyRefusal> for ApiError {
+    fn from(refusal: BodyRefusal) -> Self {
+        let message = refusal.message();
+        match refusal {
+            BodyRefusal::BadIdempotencyKey => ApiError::invalid("Idempotency-Key", message),
+            BodyRefusal::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", message)
+            }
+            BodyRefusal::UnsafeText {
+                param: Some(ref param),
+                ..
+            } => ApiError::invalid(param, message),
+            BodyRefusal::UnsafeText { param: None, .. }
+            | BodyRefusal::NotJson(_)
+            | BodyRefusal::NotAnObject => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message),
+        }
     }
-    let value: serde_json::Value = crate::json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("The body is not valid JSON: {e}."),
-        )
-    })?;
-    crate::text::check_value(&value)
-        .map_err(|(param, refused)| ApiError::invalid(&param, refused.to_string()))?;
-    if !value.is_object() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "The body must be a JSON object.",
-        ));
-    }
-    Ok(value)
 }
 
 /// Fields whose errors are about an amount, answered with `invalid_amount`.
 const AMOUNT_FIELDS: &[&str] = &["amount", "min_load", "max_load", "max_balance", "denominations"];
 
-fn deserialize<T: DeserializeOwned>(json: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(json).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner().to_string();
-        if let Some(field) = inner
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            return ApiError::invalid(field, format!("Unknown field `{field}`."));
-        }
-        let field = path.split(['.', '[']).next().unwrap_or_default().to_owned();
-        if field.is_empty() || field == "?" {
-            // A missing field is reported at the top level: name it from the message.
-            let missing = inner
-                .strip_prefix("missing field `")
-                .and_then(|rest| rest.split('`').next());
-            return match missing {
-                Some(name) => ApiError::invalid(name, format!("The field `{name}` is required.")),
-                None => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    format!("Invalid request: {inner}."),
-                ),
-            };
-        }
-        let code = if AMOUNT_FIELDS.contains(&field.as_str()) {
-            "invalid_amount"
-        } else {
-            "invalid_request"
+/// A body that did not fit its request type, the native way: an unknown or missing field named,
+/// an amount's error as `invalid_amount`.
+fn field_error(error: FieldError) -> ApiError {
+    if let Some(field) = error.unknown_field() {
+        return ApiError::invalid(field, format!("Unknown field `{field}`."));
+    }
+    let Some(field) = error.field() else {
+        // A missing field is reported at the top level: name it from the message.
+        return match error.missing_field() {
+            Some(name) => ApiError::invalid(name, format!("The field `{name}` is required.")),
+            None => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("Invalid request: {}.", error.reason),
+            ),
         };
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            code,
-            format!("Invalid `{path}`: {inner}."),
-        )
-        .with_param(field)
-    })
+    };
+    let code = if AMOUNT_FIELDS.contains(&field) {
+        "invalid_amount"
+    } else {
+        "invalid_request"
+    };
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        format!("Invalid `{}`: {}.", error.path, error.reason),
+    )
+    .with_param(field)
 }
 
 /// A positive amount of minor units from a request field.
@@ -260,5 +234,5 @@ pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect::<serde_json::Map<_, _>>();
-    deserialize(serde_json::Value::Object(object))
+    edge::deserialize(serde_json::Value::Object(object)).map_err(field_error)
 }

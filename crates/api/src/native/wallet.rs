@@ -107,7 +107,7 @@ pub struct GiftResponse {
 
 // ---- rendering ----
 
-/// The wallet limit, as seed 002 words it.
+/// The wallet limit, as Gr4vy's API (seed 002) words it.
 pub fn wallet_limit_error() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -148,7 +148,7 @@ impl NativeBody for WalletOutcome {
     }
 }
 
-/// As [`render`], with the wallet limit worded as seed 002 words it.
+/// As [`render`], with the wallet limit worded as Gr4vy's API (seed 002) words it.
 fn render_wallet(result: &Result<WalletOutcome, Refusal>, success: StatusCode) -> Rendered {
     match result {
         Err(Refusal::Domain(error)) if wallet::is_wallet_limit(error) => wallet_limit_error().rendered(),

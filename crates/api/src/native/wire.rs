@@ -2,22 +2,13 @@
 //! refused) and responses as giftd answers. Conversions from records live beside them. These
 //! types are the API contract; nothing below the API sees them.
 
-use giftd_domain::{CardNumber, Program, SecurityCode, Timestamp};
+use giftd_domain::{CardNumber, Program, SecurityCode};
 use giftd_service::views::{Card, HoldRecord, TransactionRecord};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// RFC 3339 in UTC with exactly three fractional digits, e.g. `2026-11-22T01:30:49.710Z`.
-const RFC3339_MILLIS: &[time::format_description::BorrowedFormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-
-pub fn rfc3339(at: Timestamp) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.unix_millis()) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(RFC3339_MILLIS).ok())
-        .unwrap_or_default()
-}
+pub use crate::edge::rfc3339;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

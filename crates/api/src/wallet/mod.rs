@@ -1,4 +1,4 @@
-//! The wallet facade of seed 003 under `/giftcard/v1`: virtual issue, reload, redeem, balance
+//! The customer-wallet facade (seed 003) under `/giftcard/v1`: virtual issue, reload, redeem, balance
 //! inquiry, balance transfer, refund, saved cards (`savegiftcard`, `GET`/`PATCH giftcards`),
 //! sharing, gifts and combining. camelCase JSON, lenient about extra fields. Amounts are
 //! integers in minor units, as in the native API. Each request becomes a service command

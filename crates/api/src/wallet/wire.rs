@@ -1,4 +1,4 @@
-//! The wallet facade's wire types (seed 003): camelCase, lenient about fields they do not
+//! The customer-wallet facade's wire types (seed 003): camelCase, lenient about fields they do not
 //! know (as vendor APIs are). Amounts are integers in minor units of the card's currency.
 
 use giftd_domain::wallet::WalletCard;
@@ -6,7 +6,7 @@ use giftd_domain::{CardNumber, CardState, CloseReason, SecurityCode};
 use giftd_service::views::{Card, TransactionRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::native::wire::rfc3339;
+use crate::edge::rfc3339;
 
 /// How requests name a card: `cardNumber` + `passcode`, or `giftCardId` (optionally with
 /// `userId`, the user whose wallet holds it).

@@ -21,11 +21,11 @@
 mod batch;
 mod checkouts;
 pub mod hosts;
-mod ops;
 mod queries;
 mod reports;
 mod retention;
 mod stock;
+mod telemetry;
 mod tx;
 mod wallet;
 mod webhooks;
@@ -44,8 +44,8 @@ use sqlx::{AssertSqlSafe, Connection, PgPool, Row};
 use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
-use crate::ops::Written;
 use crate::rows;
+use crate::telemetry::Written;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
     ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, LiabilityLine, Page,
@@ -424,7 +424,7 @@ impl Committer {
         for job_written in written {
             job_written.count_committed();
         }
-        crate::ops::count_jobs(in_memory, batch.len() - in_memory);
+        crate::telemetry::count_jobs(in_memory, batch.len() - in_memory);
         Ok(ran
             .into_iter()
             .map(|ran| ran.unwrap_or_else(|| Ran::Done(Err(StoreError::Corrupt("a job was not run".into())))))
@@ -744,14 +744,14 @@ impl Store for PgStore {
     }
 
     async fn pending_hold_count(&self, now: Timestamp) -> StoreResult<i64> {
-        ops::pending_hold_count(&self.pool, now).await
+        telemetry::pending_hold_count(&self.pool, now).await
     }
 
     async fn pending_webhook_delivery_count(&self) -> StoreResult<i64> {
-        ops::pending_webhook_delivery_count(&self.pool).await
+        telemetry::pending_webhook_delivery_count(&self.pool).await
     }
 
     fn pool_stats(&self) -> crate::PoolStats {
-        ops::pool_stats(&self.pool)
+        telemetry::pool_stats(&self.pool)
     }
 }

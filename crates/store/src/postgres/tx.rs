@@ -25,7 +25,7 @@ use crate::{
 pub(crate) struct PgTx<'c> {
     pub(crate) conn: &'c mut PgConnection,
     /// The ledger transactions written, counted once the transaction commits.
-    pub(crate) written: crate::ops::Written,
+    pub(crate) written: crate::telemetry::Written,
 }
 
 fn write_error(error: sqlx::Error) -> StoreError {

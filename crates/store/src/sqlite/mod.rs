@@ -18,11 +18,11 @@ mod batch;
 mod checkouts;
 #[cfg(test)]
 mod lean_migration_tests;
-mod ops;
 mod queries;
 mod reports;
 mod retention;
 mod stock;
+mod telemetry;
 mod tx;
 mod wallet;
 mod webhooks;
@@ -43,8 +43,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::ops::Written;
 use crate::rows;
+use crate::telemetry::Written;
 use crate::{
     ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, LiabilityLine, Page,
     StockBatch, StockBatchRecord, Store, StoreError, StoreResult, TransactionRecord, VerifyReport, WriteJob,
@@ -471,7 +471,7 @@ async fn run_transaction(
     for job_written in written {
         job_written.count_committed();
     }
-    crate::ops::count_jobs(in_memory_jobs, batch.len() - in_memory_jobs);
+    crate::telemetry::count_jobs(in_memory_jobs, batch.len() - in_memory_jobs);
     Ok(results
         .into_iter()
         .map(|result| result.unwrap_or_else(|| Err(StoreError::Corrupt("a job was not run".into()))))
@@ -785,11 +785,11 @@ impl Store for SqliteStore {
     }
 
     async fn pending_hold_count(&self, now: Timestamp) -> StoreResult<i64> {
-        ops::pending_hold_count(&self.reads, now).await
+        telemetry::pending_hold_count(&self.reads, now).await
     }
 
     async fn pending_webhook_delivery_count(&self) -> StoreResult<i64> {
-        ops::pending_webhook_delivery_count(&self.reads).await
+        telemetry::pending_webhook_delivery_count(&self.reads).await
     }
 
     fn pool_stats(&self) -> crate::PoolStats {
@@ -799,7 +799,7 @@ impl Store for SqliteStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .map(mpsc::Sender::capacity);
-        ops::pool_stats(&self.reads, free)
+        telemetry::pool_stats(&self.reads, free)
     }
 }
 

@@ -27,7 +27,7 @@ use crate::{
 pub(crate) struct SqliteTx<'c> {
     pub(crate) conn: &'c mut Connection,
     /// The ledger transactions written, counted once the transaction commits.
-    pub(crate) written: crate::ops::Written,
+    pub(crate) written: crate::telemetry::Written,
 }
 
 /// A refused write: a unique key's refusal becomes `UniqueViolation`, as on the other backend.
