@@ -7,7 +7,7 @@
 //! Arbitrary input (any bytes, any JSON, a valid message with any field replaced) must be read
 //! or refused, never panic; well-formed input must read as the documented value, exactly. The
 //! HTTP side of the same parsers (status codes, the server staying up) is
-//! `crates/cli/tests/fuzz_wire.rs`. Nothing here does IO.
+//! `crates/cli/tests/it/fuzz_wire.rs`. Nothing here does IO.
 
 use giftd_api::adyen_terminal::wire::{
     TerminalBalanceInquiryRequest, TerminalEnvelope, TerminalMessageHeader, TerminalParts,

@@ -731,7 +731,7 @@ async fn refund(
 
 /// Aborts the process at a named point when `GIFTD_FAILPOINT` names it: a test aid that kills
 /// giftd between two steps of a checkout, exactly where a crash could happen
-/// (`crates/cli/tests/checkout_recovery.rs`). Only in debug builds, which the tests run: a
+/// (`crates/cli/tests/it/checkout_recovery.rs`). Only in debug builds, which the tests run: a
 /// release build has no failpoints, so no setting can make a production giftd abort.
 #[cfg(debug_assertions)]
 fn failpoint(name: &str, checkout: &CheckoutId) {

@@ -2,7 +2,7 @@
 //! the vendor fixtures in `fixtures/adyen/`, the field-by-field comparison of an answer with a
 //! vendor example, and cards set up through the native API.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each suite uses some of the helpers
 
 use std::collections::BTreeMap;
 

@@ -10,7 +10,7 @@
 //! rejection, PINs and the lockout, and messages that cannot be read. Every test ends with the
 //! ledger verified.
 
-mod adyen_support;
+use crate::adyen_support;
 
 use adyen_support::*;
 use base64::Engine;

@@ -8,7 +8,7 @@
 //! voids of unknown and expired references, Idempotency-Key, authentication, security codes and
 //! the lockout, and malformed requests. Every test ends with the ledger verified.
 
-mod adyen_support;
+use crate::adyen_support;
 
 use adyen_support::*;
 use base64::Engine;
