@@ -129,7 +129,9 @@ impl FrontEnd {
     fn refusal(self, status: StatusCode, code: &'static str, message: String) -> Response {
         match self {
             Self::Native => ApiError::new(status, code, message).into_response(),
-            Self::Wallet => crate::wallet::WalletError(ApiError::new(status, code, message)).into_response(),
+            Self::Wallet => {
+                crate::giftcard::WalletError(ApiError::new(status, code, message)).into_response()
+            }
             Self::Clover => crate::clover::error::CloverError::edge(status, message).into_response(),
             Self::AdyenTerminal => crate::adyen_terminal::error::edge(status, &message),
             Self::AdyenStoredValue => {

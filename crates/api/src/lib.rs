@@ -12,6 +12,7 @@ pub mod adyen_terminal;
 pub mod clover;
 mod credentials;
 pub mod edge;
+pub mod giftcard;
 pub mod gr4vy;
 pub mod guard;
 pub mod idempotency;
@@ -19,7 +20,6 @@ mod json;
 pub mod native;
 pub mod telemetry;
 pub mod text;
-pub mod wallet;
 
 pub use guard::{Limits, RateLimits};
 
@@ -78,7 +78,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/clover", clover::router())
-        .nest("/giftcard", wallet::router())
+        .nest("/giftcard", giftcard::router())
         .nest("/gr4vy", gr4vy::router())
         .merge(adyen_terminal::router())
         .nest("/pal/servlet/StoredValue/v46", adyen_stored_value::router())

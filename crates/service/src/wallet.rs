@@ -496,6 +496,45 @@ async fn on_card(
 }
 
 impl crate::Service {
+    /// A user's wallet as listed (cards with value left, unexpired, open), after taking out of
+    /// it the cards a listing would not show, so that they stop counting against the limit of
+    /// 10: Gr4vy's buyer gift cards behave this way. Only a wallet with something to clear out
+    /// is written to.
+    pub async fn pruned_wallet(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        user: &UserId,
+    ) -> std::result::Result<Vec<(WalletCard, Card)>, crate::ServiceError> {
+        let now = self.now();
+        let entries = self.wallet_entries(merchant, user).await?;
+        if entries
+            .iter()
+            .any(|(_, card)| !wallet::listed(&card.snapshot, now))
+        {
+            let pruned = self
+                .execute(
+                    merchant.clone(),
+                    WalletCommand::Prune {
+                        user_id: user.clone(),
+                    },
+                    None,
+                    Box::new(|result| crate::Rendered {
+                        status: if matches!(result, Ok(WalletOutcome::Pruned)) {
+                            200
+                        } else {
+                            500
+                        },
+                        body: Vec::new(),
+                    }),
+                )
+                .await?;
+            if pruned.status != 200 {
+                return Err(crate::ServiceError::unexpected_outcome());
+            }
+        }
+        self.wallet(merchant, user).await
+    }
+
     /// Every card in a user's wallet, oldest first, whether or not a listing would show it.
     /// A user without cards has an empty wallet.
     pub async fn wallet_entries(

@@ -567,8 +567,9 @@ fn path_id(
 }
 
 /// `GET /buyers/gift-cards`: the buyer's stored cards that can still pay, with their balances.
-/// As in Gr4vy's API (seed 002), cards with no value left, expired or closed are taken out of the buyer's
-/// storage here, so that they stop counting against the limit of 10.
+/// As in Gr4vy's API (seed 002), cards with no value left, expired or closed are taken out of the
+/// buyer's storage by the service (`Service::pruned_wallet`), so that they stop counting against
+/// the limit of 10.
 async fn list_buyer_gift_cards(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -588,37 +589,9 @@ async fn list_buyer_gift_cards(
         )
     })?;
     let now = app.service.now();
-    let entries = app.service.wallet_entries(&merchant, &user_id).await?;
-    // Only a wallet with something to clear out is written to.
-    if entries
-        .iter()
-        .any(|(_, card)| !giftd_domain::wallet::listed(&card.snapshot, now))
-    {
-        let rendered = app
-            .service
-            .execute(
-                merchant.clone(),
-                WalletCommand::Prune {
-                    user_id: user_id.clone(),
-                },
-                None,
-                Box::new(|result| match result {
-                    Ok(WalletOutcome::Pruned) => Rendered {
-                        status: 200,
-                        body: Vec::new(),
-                    },
-                    Ok(_) => unexpected(),
-                    Err(refusal) => Gr4vyError::from_refusal(refusal).rendered(),
-                }),
-            )
-            .await?;
-        if rendered.status != 200 {
-            return Ok(answer(rendered));
-        }
-    }
     let items = app
         .service
-        .wallet(&merchant, &user_id)
+        .pruned_wallet(&merchant, &user_id)
         .await?
         .iter()
         .map(|(_, card)| {
