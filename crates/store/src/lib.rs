@@ -12,6 +12,7 @@ pub mod postgres;
 mod records;
 pub mod reports;
 mod rows;
+mod sql;
 pub mod sqlite;
 mod telemetry;
 mod verify;

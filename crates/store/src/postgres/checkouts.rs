@@ -7,6 +7,7 @@ use giftd_domain::{CheckoutId, MerchantId, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgExecutor, Row};
 
+use crate::sql;
 use crate::{CheckoutRow, StoreError, StoreResult};
 
 const COLUMNS: &str =
@@ -111,19 +112,16 @@ pub(crate) async fn seal_idempotency_record(
     status: u16,
     body: &[u8],
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE idempotency_records SET status = $1, body = $2 \
-         WHERE merchant_id = $3 AND scope = $4 AND key = $5 AND status = $6",
-    )
-    .bind(i64::from(status))
-    .bind(body)
-    .bind(merchant.as_str())
-    .bind(scope)
-    .bind(key)
-    .bind(i64::from(expected))
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    let done = sqlx::query(sql::SEAL_IDEMPOTENCY_RECORD)
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(merchant.as_str())
+        .bind(scope)
+        .bind(key)
+        .bind(i64::from(expected))
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -45,6 +45,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
 use crate::rows;
+use crate::sql;
 use crate::telemetry::Written;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
@@ -471,7 +472,7 @@ impl Store for PgStore {
     }
 
     async fn merchant_for_api_key(&self, key_hash: &[u8]) -> StoreResult<Option<MerchantId>> {
-        let row = sqlx::query("SELECT merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        let row = sqlx::query(sql::MERCHANT_OF_API_KEY)
             .bind(key_hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -595,14 +596,11 @@ impl Store for PgStore {
     }
 
     async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>> {
-        let rows = sqlx::query(
-            "SELECT merchant_id, id FROM holds WHERE state = 'pending' AND expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2",
-        )
-        .bind(now.unix_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::DUE_HOLDS)
+            .bind(now.unix_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -1,10 +1,11 @@
-//! Lookups that both the read pool and a job's transaction make, written once and run on
-//! either executor.
+//! Lookups that both the read pool and a job's transaction make, run on either executor (the
+//! SQL is shared with SQLite, `sql.rs`).
 
 use giftd_domain::{HoldId, MerchantId, Program, ProgramId, TransactionId};
 use sqlx::{AssertSqlSafe, PgExecutor};
 
 use crate::rows;
+use crate::sql;
 use crate::{HoldRecord, StoreResult, TransactionRecord};
 
 pub(crate) async fn program<'e>(
@@ -12,10 +13,7 @@ pub(crate) async fn program<'e>(
     merchant: &MerchantId,
     id: &ProgramId,
 ) -> StoreResult<Option<Program>> {
-    let sql = format!(
-        "SELECT {} FROM programs WHERE merchant_id = $1 AND id = $2",
-        rows::PROGRAM_COLUMNS
-    );
+    let sql = sql::program_by_id();
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(id.as_str())
@@ -29,10 +27,7 @@ pub(crate) async fn hold<'e>(
     merchant: &MerchantId,
     id: &HoldId,
 ) -> StoreResult<Option<HoldRecord>> {
-    let sql = format!(
-        "SELECT {} FROM holds WHERE merchant_id = $1 AND id = $2",
-        rows::HOLD_COLUMNS
-    );
+    let sql = sql::hold_by_id();
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(id.as_str())
@@ -46,10 +41,7 @@ pub(crate) async fn transaction<'e>(
     merchant: &MerchantId,
     id: &TransactionId,
 ) -> StoreResult<Option<TransactionRecord>> {
-    let sql = format!(
-        "SELECT {} FROM transactions WHERE merchant_id = $1 AND id = $2",
-        rows::TRANSACTION_COLUMNS
-    );
+    let sql = sql::transaction_by_id();
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(id.as_str())

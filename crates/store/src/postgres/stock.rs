@@ -11,6 +11,7 @@ use giftd_domain::{MerchantId, Timestamp};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::reports::stock_batch;
+use crate::sql;
 use crate::{StockBatch, StockBatchRecord, StoreError, StoreResult};
 
 /// Rows per `UNNEST` statement: arrays are one parameter each, so the limit is the message
@@ -30,21 +31,18 @@ async fn write(tx: &mut Transaction<'_, Postgres>, batch: &StockBatch) -> StoreR
         .iter()
         .filter_map(|card| card.issue.as_ref().map(|(t, _)| t.amount))
         .sum();
-    sqlx::query(
-        "INSERT INTO card_stock_batches (id, merchant_id, program_id, source, source_digest, cards, value, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&batch.id)
-    .bind(batch.merchant_id.as_str())
-    .bind(batch.program_id.as_str())
-    .bind(batch.source.as_str())
-    .bind(&batch.source_digest)
-    .bind(i64::try_from(batch.cards.len()).unwrap_or(i64::MAX))
-    .bind(value)
-    .bind(batch.now.unix_millis())
-    .execute(&mut **tx)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::INSERT_STOCK_BATCH)
+        .bind(&batch.id)
+        .bind(batch.merchant_id.as_str())
+        .bind(batch.program_id.as_str())
+        .bind(batch.source.as_str())
+        .bind(&batch.source_digest)
+        .bind(i64::try_from(batch.cards.len()).unwrap_or(i64::MAX))
+        .bind(value)
+        .bind(batch.now.unix_millis())
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from_write)?;
 
     for chunk in batch.cards.chunks(PG_ROWS_PER_STATEMENT) {
         let records = chunk.iter().map(|card| &card.record);
@@ -163,14 +161,11 @@ pub(super) async fn batch_by_digest(
     merchant: &MerchantId,
     digest: &[u8],
 ) -> StoreResult<Option<StockBatchRecord>> {
-    let row = sqlx::query(
-        "SELECT id, merchant_id, program_id, source, cards, value, created_at FROM card_stock_batches \
-         WHERE merchant_id = $1 AND source_digest = $2",
-    )
-    .bind(merchant.as_str())
-    .bind(digest)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(sql::STOCK_BATCH_BY_DIGEST)
+        .bind(merchant.as_str())
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(stock_batch).transpose()
 }
 
@@ -197,7 +192,7 @@ pub(super) async fn program_owner(
     pool: &PgPool,
     program: &giftd_domain::ProgramId,
 ) -> StoreResult<Option<giftd_domain::MerchantId>> {
-    let merchant: Option<String> = sqlx::query_scalar("SELECT merchant_id FROM programs WHERE id = $1")
+    let merchant: Option<String> = sqlx::query_scalar(sql::PROGRAM_OWNER)
         .bind(program.as_str())
         .fetch_optional(pool)
         .await?;

@@ -3,19 +3,19 @@
 use giftd_domain::Timestamp;
 use sqlx::{PgPool, Row};
 
+use crate::sql;
 use crate::{PoolStats, StoreResult};
 
 pub(super) async fn pending_hold_count(pool: &PgPool, now: Timestamp) -> StoreResult<i64> {
-    let row =
-        sqlx::query("SELECT COUNT(*) AS pending FROM holds WHERE state = 'pending' AND expires_at > $1")
-            .bind(now.unix_millis())
-            .fetch_one(pool)
-            .await?;
+    let row = sqlx::query(sql::PENDING_HOLD_COUNT)
+        .bind(now.unix_millis())
+        .fetch_one(pool)
+        .await?;
     Ok(row.try_get("pending")?)
 }
 
 pub(super) async fn pending_webhook_delivery_count(pool: &PgPool) -> StoreResult<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS pending FROM webhook_deliveries WHERE state = 'pending'")
+    let row = sqlx::query(sql::PENDING_WEBHOOK_DELIVERY_COUNT)
         .fetch_one(pool)
         .await?;
     Ok(row.try_get("pending")?)

@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::{checkouts, queries, retention, wallet, webhooks};
 use crate::rows;
+use crate::sql;
 use crate::{
     CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
     WriteTx,
@@ -68,16 +69,13 @@ impl WriteTx for PgTx<'_> {
         key: &str,
         not_before: Timestamp,
     ) -> StoreResult<Option<IdempotencyRecord>> {
-        let row = sqlx::query(
-            "SELECT request_hash, status, body, created_at FROM idempotency_records \
-             WHERE merchant_id = $1 AND scope = $2 AND key = $3 AND created_at >= $4",
-        )
-        .bind(merchant.as_str())
-        .bind(scope)
-        .bind(key)
-        .bind(not_before.unix_millis())
-        .fetch_optional(&mut *self.conn)
-        .await?;
+        let row = sqlx::query(sql::IDEMPOTENCY_RECORD)
+            .bind(merchant.as_str())
+            .bind(scope)
+            .bind(key)
+            .bind(not_before.unix_millis())
+            .fetch_optional(&mut *self.conn)
+            .await?;
         row.map(|row| {
             let status: i64 = row.try_get("status")?;
             Ok(IdempotencyRecord {
@@ -99,24 +97,18 @@ impl WriteTx for PgTx<'_> {
         record: &IdempotencyRecord,
         replace_older_than: Timestamp,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, status, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (merchant_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
-             status = excluded.status, body = excluded.body, created_at = excluded.created_at \
-             WHERE idempotency_records.created_at < $8",
-        )
-        .bind(merchant.as_str())
-        .bind(scope)
-        .bind(key)
-        .bind(&record.request_hash)
-        .bind(i64::from(record.status))
-        .bind(&record.body)
-        .bind(record.created_at.unix_millis())
-        .bind(replace_older_than.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        let done = sqlx::query(sql::PUT_IDEMPOTENCY_RECORD)
+            .bind(merchant.as_str())
+            .bind(scope)
+            .bind(key)
+            .bind(&record.request_hash)
+            .bind(i64::from(record.status))
+            .bind(&record.body)
+            .bind(record.created_at.unix_millis())
+            .bind(replace_older_than.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("idempotency key"));
         }
@@ -124,7 +116,7 @@ impl WriteTx for PgTx<'_> {
     }
 
     async fn insert_merchant(&mut self, id: &MerchantId, name: &str, now: Timestamp) -> StoreResult<()> {
-        sqlx::query("INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)")
+        sqlx::query(sql::INSERT_MERCHANT)
             .bind(id.as_str())
             .bind(name)
             .bind(now.unix_millis())
@@ -140,7 +132,7 @@ impl WriteTx for PgTx<'_> {
         key_hash: &[u8],
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO api_keys (key_hash, merchant_id, created_at) VALUES ($1, $2, $3)")
+        sqlx::query(sql::INSERT_API_KEY)
             .bind(key_hash)
             .bind(merchant.as_str())
             .bind(now.unix_millis())
@@ -151,31 +143,26 @@ impl WriteTx for PgTx<'_> {
     }
 
     async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO programs (id, merchant_id, name, currency, denominations, min_load, max_load, \
-             max_balance, reloadable, expiry_months, promotional, number_prefix, number_length, \
-             security_code_length, promotion_code, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        )
-        .bind(program.id.as_str())
-        .bind(merchant.as_str())
-        .bind(&program.name)
-        .bind(program.currency.code())
-        .bind(rows::denominations_text(program))
-        .bind(program.min_load.map(|a| a.minor()))
-        .bind(program.max_load.map(|a| a.minor()))
-        .bind(program.max_balance.map(|a| a.minor()))
-        .bind(program.reloadable)
-        .bind(program.expiry_months.map(i64::from))
-        .bind(program.promotional)
-        .bind(&program.number_prefix)
-        .bind(i64::from(program.number_length))
-        .bind(i64::from(program.security_code_length))
-        .bind(&program.promotion_code)
-        .bind(program.created_at.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::INSERT_PROGRAM)
+            .bind(program.id.as_str())
+            .bind(merchant.as_str())
+            .bind(&program.name)
+            .bind(program.currency.code())
+            .bind(rows::denominations_text(program))
+            .bind(program.min_load.map(|a| a.minor()))
+            .bind(program.max_load.map(|a| a.minor()))
+            .bind(program.max_balance.map(|a| a.minor()))
+            .bind(program.reloadable)
+            .bind(program.expiry_months.map(i64::from))
+            .bind(program.promotional)
+            .bind(&program.number_prefix)
+            .bind(i64::from(program.number_length))
+            .bind(i64::from(program.security_code_length))
+            .bind(&program.promotion_code)
+            .bind(program.created_at.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(())
     }
 
@@ -215,27 +202,23 @@ impl WriteTx for PgTx<'_> {
 
     async fn insert_card(&mut self, card: &CardRecord) -> StoreResult<()> {
         let s = &card.snapshot;
-        sqlx::query(
-            "INSERT INTO cards (id, merchant_id, program_id, kind, state, currency, balance, held, \
-             expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(s.id.as_str())
-        .bind(card.merchant_id.as_str())
-        .bind(s.program_id.as_str())
-        .bind(s.kind.as_str())
-        .bind(s.state.as_str())
-        .bind(s.currency.code())
-        .bind(s.expires_at.map(Timestamp::unix_millis))
-        .bind(&card.last4)
-        .bind(&card.number_ciphertext)
-        .bind(&card.number_fingerprint)
-        .bind(&card.security_code_hash)
-        .bind(card.created_at.unix_millis())
-        .bind(card.created_at.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::INSERT_CARD)
+            .bind(s.id.as_str())
+            .bind(card.merchant_id.as_str())
+            .bind(s.program_id.as_str())
+            .bind(s.kind.as_str())
+            .bind(s.state.as_str())
+            .bind(s.currency.code())
+            .bind(s.expires_at.map(Timestamp::unix_millis))
+            .bind(&card.last4)
+            .bind(&card.number_ciphertext)
+            .bind(&card.number_fingerprint)
+            .bind(&card.security_code_hash)
+            .bind(card.created_at.unix_millis())
+            .bind(card.created_at.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(())
     }
 
@@ -247,18 +230,14 @@ impl WriteTx for PgTx<'_> {
         now: Timestamp,
     ) -> StoreResult<()> {
         // Closing through a state change (not a transfer or merge) is a deactivation.
-        let done = sqlx::query(
-            "UPDATE cards SET state = $1, updated_at = $2, \
-             closed_reason = CASE WHEN $1 = 'closed' THEN 'deactivated' ELSE closed_reason END \
-             WHERE id = $3 AND state = $4",
-        )
-        .bind(to.as_str())
-        .bind(now.unix_millis())
-        .bind(id.as_str())
-        .bind(from.as_str())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        let done = sqlx::query(sql::SET_CARD_STATE)
+            .bind(to.as_str())
+            .bind(now.unix_millis())
+            .bind(id.as_str())
+            .bind(from.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("card state"));
         }
@@ -304,27 +283,23 @@ impl WriteTx for PgTx<'_> {
         record: &TransactionRecord,
         entry_id: &TransactionId,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
-             balance_after, reference, reverses, hold_id, entry_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(record.id.as_str())
-        .bind(record.merchant_id.as_str())
-        .bind(record.card_id.as_str())
-        .bind(record.transaction_type.as_str())
-        .bind(record.amount)
-        .bind(&record.currency)
-        .bind(record.balance_before)
-        .bind(record.balance_after)
-        .bind(&record.reference)
-        .bind(record.reverses.as_ref().map(TransactionId::as_str))
-        .bind(record.hold_id.as_ref().map(HoldId::as_str))
-        .bind(entry_id.as_str())
-        .bind(record.created_at.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::INSERT_TRANSACTION)
+            .bind(record.id.as_str())
+            .bind(record.merchant_id.as_str())
+            .bind(record.card_id.as_str())
+            .bind(record.transaction_type.as_str())
+            .bind(record.amount)
+            .bind(&record.currency)
+            .bind(record.balance_before)
+            .bind(record.balance_after)
+            .bind(&record.reference)
+            .bind(record.reverses.as_ref().map(TransactionId::as_str))
+            .bind(record.hold_id.as_ref().map(HoldId::as_str))
+            .bind(entry_id.as_str())
+            .bind(record.created_at.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         self.written.transaction(record.transaction_type);
         Ok(())
     }
@@ -335,19 +310,16 @@ impl WriteTx for PgTx<'_> {
         entry_id: &TransactionId,
         posting: &Posting,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(transaction_id.as_str())
-        .bind(entry_id.as_str())
-        .bind(posting.account.kind())
-        .bind(posting.account.owner_id())
-        .bind(posting.currency.code())
-        .bind(posting.amount)
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::INSERT_POSTING)
+            .bind(transaction_id.as_str())
+            .bind(entry_id.as_str())
+            .bind(posting.account.kind())
+            .bind(posting.account.owner_id())
+            .bind(posting.currency.code())
+            .bind(posting.amount)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(())
     }
 
@@ -358,21 +330,18 @@ impl WriteTx for PgTx<'_> {
         transaction_id: &TransactionId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO holds (id, merchant_id, card_id, transaction_id, amount, state, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(hold.id.as_str())
-        .bind(merchant.as_str())
-        .bind(hold.card_id.as_str())
-        .bind(transaction_id.as_str())
-        .bind(hold.amount)
-        .bind(hold.state.as_str())
-        .bind(hold.expires_at.unix_millis())
-        .bind(now.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::INSERT_HOLD)
+            .bind(hold.id.as_str())
+            .bind(merchant.as_str())
+            .bind(hold.card_id.as_str())
+            .bind(transaction_id.as_str())
+            .bind(hold.amount)
+            .bind(hold.state.as_str())
+            .bind(hold.expires_at.unix_millis())
+            .bind(now.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(())
     }
 
@@ -387,16 +356,14 @@ impl WriteTx for PgTx<'_> {
         captured_amount: i64,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE holds SET state = $1, captured_amount = $2, finished_at = $3 WHERE id = $4 AND state = 'pending'",
-        )
-        .bind(state.as_str())
-        .bind(captured_amount)
-        .bind(now.unix_millis())
-        .bind(id.as_str())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        let done = sqlx::query(sql::FINISH_HOLD)
+            .bind(state.as_str())
+            .bind(captured_amount)
+            .bind(now.unix_millis())
+            .bind(id.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict("hold state"));
         }
@@ -408,11 +375,7 @@ impl WriteTx for PgTx<'_> {
         card: &CardId,
         due_at: Option<Timestamp>,
     ) -> StoreResult<Vec<HoldSnapshot>> {
-        let sql = format!(
-            "SELECT {} FROM holds WHERE card_id = $1 AND state = 'pending' AND expires_at <= $2 \
-             ORDER BY expires_at, seq",
-            rows::HOLD_COLUMNS
-        );
+        let sql = sql::due_holds_of_card();
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(card.as_str())
             .bind(due_at.map_or(i64::MAX, Timestamp::unix_millis))
@@ -484,20 +447,15 @@ impl WriteTx for PgTx<'_> {
         fingerprint: &[u8],
         attempts: &Attempts,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO code_attempts (merchant_id, fingerprint, failures, window_started_at, locked_until) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, fingerprint) DO UPDATE SET \
-             failures = excluded.failures, window_started_at = excluded.window_started_at, \
-             locked_until = excluded.locked_until",
-        )
-        .bind(merchant.as_str())
-        .bind(fingerprint)
-        .bind(i64::from(attempts.failures))
-        .bind(attempts.window_started_at.map(Timestamp::unix_millis))
-        .bind(attempts.locked_until.map(Timestamp::unix_millis))
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::PUT_CODE_ATTEMPTS)
+            .bind(merchant.as_str())
+            .bind(fingerprint)
+            .bind(i64::from(attempts.failures))
+            .bind(attempts.window_started_at.map(Timestamp::unix_millis))
+            .bind(attempts.locked_until.map(Timestamp::unix_millis))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(())
     }
 
@@ -507,10 +465,7 @@ impl WriteTx for PgTx<'_> {
         promotion_code: &str,
         limit: u32,
     ) -> StoreResult<Vec<Program>> {
-        let sql = format!(
-            "SELECT {} FROM programs WHERE merchant_id = $1 AND promotion_code = $2 ORDER BY seq LIMIT $3",
-            rows::PROGRAM_COLUMNS
-        );
+        let sql = sql::programs_by_promotion_code();
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(merchant.as_str())
             .bind(promotion_code)
@@ -527,11 +482,7 @@ impl WriteTx for PgTx<'_> {
         hold: &HoldId,
         transaction_type: TransactionType,
     ) -> StoreResult<Option<TransactionRecord>> {
-        let sql = format!(
-            "SELECT {} FROM transactions WHERE merchant_id = $1 AND card_id = $2 AND hold_id = $3 AND type = $4 \
-             ORDER BY seq LIMIT 1",
-            rows::TRANSACTION_COLUMNS
-        );
+        let sql = sql::transaction_of_hold();
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(merchant.as_str())
             .bind(card.as_str())
@@ -580,16 +531,14 @@ impl WriteTx for PgTx<'_> {
         card: &CardId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO clover_tokens (token_hash, merchant_id, card_id, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(merchant.as_str())
-        .bind(card.as_str())
-        .bind(now.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::INSERT_CLOVER_TOKEN)
+            .bind(token_hash)
+            .bind(merchant.as_str())
+            .bind(card.as_str())
+            .bind(now.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(())
     }
 
@@ -598,14 +547,11 @@ impl WriteTx for PgTx<'_> {
         merchant: &MerchantId,
         token_hash: &[u8],
     ) -> StoreResult<Option<CardId>> {
-        let row = sqlx::query(
-            "SELECT card_id FROM clover_tokens \
-             WHERE token_hash = $1 AND merchant_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(token_hash)
-        .bind(merchant.as_str())
-        .fetch_optional(&mut *self.conn)
-        .await?;
+        let row = sqlx::query(sql::CLOVER_TOKEN_CARD)
+            .bind(token_hash)
+            .bind(merchant.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
         Ok(row
             .map(|r| r.try_get::<String, _>("card_id"))
             .transpose()?
@@ -618,16 +564,13 @@ impl WriteTx for PgTx<'_> {
         token_hash: &[u8],
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE clover_tokens SET revoked_at = $1 \
-             WHERE token_hash = $2 AND merchant_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now.unix_millis())
-        .bind(token_hash)
-        .bind(merchant.as_str())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        let done = sqlx::query(sql::REVOKE_CLOVER_TOKEN)
+            .bind(now.unix_millis())
+            .bind(token_hash)
+            .bind(merchant.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -638,23 +581,19 @@ impl WriteTx for PgTx<'_> {
         hold: &HoldId,
         now: Timestamp,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "INSERT INTO clover_locks (hold_id, merchant_id, card_id, lock_id, created_at) \
-             VALUES ($1, $2, $3, (SELECT COALESCE(MAX(lock_id), 0) + 1 FROM clover_locks WHERE card_id = $3), $4) \
-             RETURNING lock_id",
-        )
-        .bind(hold.as_str())
-        .bind(merchant.as_str())
-        .bind(card.as_str())
-        .bind(now.unix_millis())
-        .fetch_one(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        let row = sqlx::query(sql::INSERT_CLOVER_LOCK)
+            .bind(hold.as_str())
+            .bind(merchant.as_str())
+            .bind(card.as_str())
+            .bind(now.unix_millis())
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(row.try_get("lock_id")?)
     }
 
     async fn clover_lock_id(&mut self, hold: &HoldId) -> StoreResult<Option<i64>> {
-        let row = sqlx::query("SELECT lock_id FROM clover_locks WHERE hold_id = $1")
+        let row = sqlx::query(sql::CLOVER_LOCK_ID)
             .bind(hold.as_str())
             .fetch_optional(&mut *self.conn)
             .await?;
@@ -669,18 +608,15 @@ impl WriteTx for PgTx<'_> {
         transaction: &TransactionId,
         now: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO adyen_references (merchant_id, api, reference, transaction_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(merchant.as_str())
-        .bind(api)
-        .bind(reference)
-        .bind(transaction.as_str())
-        .bind(now.unix_millis())
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        sqlx::query(sql::INSERT_ADYEN_REFERENCE)
+            .bind(merchant.as_str())
+            .bind(api)
+            .bind(reference)
+            .bind(transaction.as_str())
+            .bind(now.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         Ok(())
     }
 

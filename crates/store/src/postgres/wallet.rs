@@ -8,9 +8,8 @@ use giftd_domain::{CardId, MerchantId, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgExecutor, Row};
 
+use crate::sql;
 use crate::{StoreError, StoreResult};
-
-const COLUMNS: &str = "user_id, card_id, access, preferred, created_at";
 
 fn wallet_card(row: &PgRow) -> StoreResult<WalletCard> {
     let access: String = row.try_get("access")?;
@@ -29,9 +28,7 @@ pub(crate) async fn cards<'e>(
     merchant: &MerchantId,
     user: &UserId,
 ) -> StoreResult<Vec<WalletCard>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM wallet_cards WHERE merchant_id = $1 AND user_id = $2 ORDER BY created_at, card_id"
-    );
+    let sql = sql::wallet_cards_of_user();
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(user.as_str())
@@ -46,7 +43,7 @@ pub(crate) async fn lock(
     user: &UserId,
     now: Timestamp,
 ) -> StoreResult<Vec<WalletCard>> {
-    sqlx::query("INSERT INTO wallet_users (merchant_id, user_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+    sqlx::query(sql::INSERT_WALLET_USER)
         .bind(merchant.as_str())
         .bind(user.as_str())
         .bind(now.unix_millis())
@@ -59,15 +56,12 @@ pub(crate) async fn lock(
         .execute(&mut *conn)
         .await?;
     // A closed card is closed for good: it leaves every wallet that still lists it.
-    sqlx::query(
-        "DELETE FROM wallet_cards WHERE merchant_id = $1 AND user_id = $2 \
-         AND card_id IN (SELECT id FROM cards WHERE state = 'closed')",
-    )
-    .bind(merchant.as_str())
-    .bind(user.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::REMOVE_CLOSED_WALLET_CARDS)
+        .bind(merchant.as_str())
+        .bind(user.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_write)?;
     cards(&mut *conn, merchant, user).await
 }
 
@@ -76,20 +70,16 @@ pub(crate) async fn put(
     merchant: &MerchantId,
     card: &WalletCard,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO wallet_cards (merchant_id, user_id, card_id, access, preferred, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (merchant_id, user_id, card_id) DO UPDATE SET access = excluded.access",
-    )
-    .bind(merchant.as_str())
-    .bind(card.user_id.as_str())
-    .bind(card.card_id.as_str())
-    .bind(card.access.as_str())
-    .bind(card.preferred)
-    .bind(card.created_at.unix_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::PUT_WALLET_CARD)
+        .bind(merchant.as_str())
+        .bind(card.user_id.as_str())
+        .bind(card.card_id.as_str())
+        .bind(card.access.as_str())
+        .bind(card.preferred)
+        .bind(card.created_at.unix_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(())
 }
 

@@ -6,37 +6,29 @@
 use giftd_domain::{MerchantId, Timestamp};
 use sqlx::{PgConnection, PgExecutor};
 
+use crate::sql::{self, ENDPOINT_COLUMNS, EVENT_COLUMNS};
 use crate::webhooks::{attempt_row, claimed_delivery, delivery_row, endpoint_row, event_row};
 use crate::{
     AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError, StoreResult,
     WebhookEndpointRow,
 };
 
-const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, secret, event_types, low_balance_threshold, enabled, \
-     created_at, updated_at";
-const EVENT_COLUMNS: &str = "id, merchant_id, type, payload, created_at";
-const DELIVERY_COLUMNS: &str = "id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, \
-     last_status, last_error, created_at, updated_at";
-
 // ---- the writer's side ----
 
 pub(crate) async fn insert_endpoint(conn: &mut PgConnection, row: &WebhookEndpointRow) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, event_types, low_balance_threshold, \
-         enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&row.id)
-    .bind(row.merchant_id.as_str())
-    .bind(&row.url)
-    .bind(&row.secret)
-    .bind(&row.event_types)
-    .bind(row.low_balance_threshold)
-    .bind(row.enabled)
-    .bind(row.created_at.unix_millis())
-    .bind(row.updated_at.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::INSERT_WEBHOOK_ENDPOINT)
+        .bind(&row.id)
+        .bind(row.merchant_id.as_str())
+        .bind(&row.url)
+        .bind(&row.secret)
+        .bind(&row.event_types)
+        .bind(row.low_balance_threshold)
+        .bind(row.enabled)
+        .bind(row.created_at.unix_millis())
+        .bind(row.updated_at.unix_millis())
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(())
 }
 
@@ -46,31 +38,25 @@ pub(crate) async fn disable_endpoint(
     id: &str,
     now: Timestamp,
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE webhook_endpoints SET enabled = $1, updated_at = $2 \
-         WHERE merchant_id = $3 AND id = $4 AND enabled = $5",
-    )
-    .bind(false)
-    .bind(now.unix_millis())
-    .bind(merchant.as_str())
-    .bind(id)
-    .bind(true)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    let done = sqlx::query(sql::SET_WEBHOOK_ENDPOINT_ENABLED)
+        .bind(false)
+        .bind(now.unix_millis())
+        .bind(merchant.as_str())
+        .bind(id)
+        .bind(true)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_write)?;
     if done.rows_affected() != 1 {
         return Ok(false);
     }
     // Nothing will be sent to a disabled endpoint: say so rather than leave them pending.
-    sqlx::query(
-        "UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled', updated_at = $1 \
-         WHERE endpoint_id = $2 AND state = 'pending'",
-    )
-    .bind(now.unix_millis())
-    .bind(id)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::FAIL_DELIVERIES_OF_DISABLED_ENDPOINT)
+        .bind(now.unix_millis())
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(true)
 }
 
@@ -78,9 +64,7 @@ pub(crate) async fn enabled_endpoints(
     conn: &mut PgConnection,
     merchant: &MerchantId,
 ) -> StoreResult<Vec<WebhookEndpointRow>> {
-    let sql = format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = $1 AND enabled = $2 ORDER BY seq"
-    );
+    let sql = sql::enabled_webhook_endpoints();
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(true)
@@ -90,40 +74,34 @@ pub(crate) async fn enabled_endpoints(
 }
 
 pub(crate) async fn insert_event(conn: &mut PgConnection, event: &EventRow) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO events (id, merchant_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&event.id)
-    .bind(event.merchant_id.as_str())
-    .bind(&event.event_type)
-    .bind(&event.payload)
-    .bind(event.created_at.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::INSERT_EVENT)
+        .bind(&event.id)
+        .bind(event.merchant_id.as_str())
+        .bind(&event.event_type)
+        .bind(&event.payload)
+        .bind(event.created_at.unix_millis())
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(())
 }
 
 pub(crate) async fn insert_delivery(conn: &mut PgConnection, delivery: &DeliveryRow) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, state, attempts, \
-         next_attempt_at, last_status, last_error, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&delivery.id)
-    .bind(delivery.merchant_id.as_str())
-    .bind(&delivery.event_id)
-    .bind(&delivery.endpoint_id)
-    .bind(&delivery.state)
-    .bind(delivery.attempts)
-    .bind(delivery.next_attempt_at.unix_millis())
-    .bind(delivery.last_status)
-    .bind(&delivery.last_error)
-    .bind(delivery.created_at.unix_millis())
-    .bind(delivery.updated_at.unix_millis())
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::INSERT_WEBHOOK_DELIVERY)
+        .bind(&delivery.id)
+        .bind(delivery.merchant_id.as_str())
+        .bind(&delivery.event_id)
+        .bind(&delivery.endpoint_id)
+        .bind(&delivery.state)
+        .bind(delivery.attempts)
+        .bind(delivery.next_attempt_at.unix_millis())
+        .bind(delivery.last_status)
+        .bind(&delivery.last_error)
+        .bind(delivery.created_at.unix_millis())
+        .bind(delivery.updated_at.unix_millis())
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(())
 }
 
@@ -156,7 +134,7 @@ pub(crate) async fn claim_deliveries(
         .map(claimed_delivery)
         .collect::<StoreResult<Vec<_>>>()?;
     for delivery in &claimed {
-        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query(sql::POSTPONE_WEBHOOK_DELIVERY)
             .bind(lease_until.unix_millis())
             .bind(now.unix_millis())
             .bind(&delivery.delivery_id)
@@ -172,33 +150,26 @@ pub(crate) async fn record_attempt(
     attempt: &AttemptRow,
     update: &DeliveryUpdate,
 ) -> StoreResult<bool> {
-    sqlx::query(
-        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&attempt.delivery_id)
-    .bind(attempt.attempted_at.unix_millis())
-    .bind(attempt.status)
-    .bind(&attempt.error)
-    .bind(attempt.duration_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    let done = sqlx::query(
-        "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
-         last_status = $3, last_error = $4, updated_at = $5 \
-         WHERE id = $6 AND state = 'pending' AND attempts = $7",
-    )
-    .bind(&update.state)
-    .bind(update.next_attempt_at.unix_millis())
-    .bind(update.last_status)
-    .bind(&update.last_error)
-    .bind(update.now.unix_millis())
-    .bind(&update.delivery_id)
-    .bind(update.claimed_attempts)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::INSERT_WEBHOOK_ATTEMPT)
+        .bind(&attempt.delivery_id)
+        .bind(attempt.attempted_at.unix_millis())
+        .bind(attempt.status)
+        .bind(&attempt.error)
+        .bind(attempt.duration_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_write)?;
+    let done = sqlx::query(sql::RECORD_WEBHOOK_DELIVERY_ATTEMPT)
+        .bind(&update.state)
+        .bind(update.next_attempt_at.unix_millis())
+        .bind(update.last_status)
+        .bind(&update.last_error)
+        .bind(update.now.unix_millis())
+        .bind(&update.delivery_id)
+        .bind(update.claimed_attempts)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -208,18 +179,14 @@ pub(crate) async fn retry_delivery(
     id: &str,
     now: Timestamp,
 ) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
-         WHERE merchant_id = $2 AND id = $3 \
-         AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = $4)",
-    )
-    .bind(now.unix_millis())
-    .bind(merchant.as_str())
-    .bind(id)
-    .bind(true)
-    .execute(conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    let done = sqlx::query(sql::RETRY_WEBHOOK_DELIVERY)
+        .bind(now.unix_millis())
+        .bind(merchant.as_str())
+        .bind(id)
+        .bind(true)
+        .execute(conn)
+        .await
+        .map_err(StoreError::from_write)?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -249,7 +216,7 @@ pub(crate) async fn endpoint<'e>(
     merchant: &MerchantId,
     id: &str,
 ) -> StoreResult<Option<WebhookEndpointRow>> {
-    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = $1 AND id = $2");
+    let sql = sql::webhook_endpoint_by_id();
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(id)
@@ -284,7 +251,7 @@ pub(crate) async fn event<'e>(
     merchant: &MerchantId,
     id: &str,
 ) -> StoreResult<Option<EventRow>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = $1 AND id = $2");
+    let sql = sql::event_by_id();
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(id)
@@ -298,24 +265,18 @@ pub(crate) async fn deliveries<'e>(
     merchant: &MerchantId,
     event_id: &str,
 ) -> StoreResult<(Vec<DeliveryRow>, Vec<AttemptRow>)> {
-    let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE merchant_id = $1 AND event_id = $2 ORDER BY seq"
-    );
+    let sql = sql::deliveries_of_event();
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(event_id)
         .fetch_all(executor)
         .await?;
     let deliveries = rows.iter().map(delivery_row).collect::<StoreResult<Vec<_>>>()?;
-    let rows = sqlx::query(
-        "SELECT a.delivery_id, a.attempted_at, a.status, a.error, a.duration_ms FROM webhook_attempts a \
-         JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.merchant_id = $1 AND d.event_id = $2 \
-         ORDER BY a.seq",
-    )
-    .bind(merchant.as_str())
-    .bind(event_id)
-    .fetch_all(executor)
-    .await?;
+    let rows = sqlx::query(sql::WEBHOOK_ATTEMPTS_OF_EVENT)
+        .bind(merchant.as_str())
+        .bind(event_id)
+        .fetch_all(executor)
+        .await?;
     let attempts = rows.iter().map(attempt_row).collect::<StoreResult<Vec<_>>>()?;
     Ok((deliveries, attempts))
 }

@@ -8,6 +8,7 @@ use sqlx::SqliteExecutor;
 
 use super::tx::{execute, query_optional};
 use crate::rows::Columns;
+use crate::sql;
 use crate::{CheckoutRow, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, merchant_id, state, version, open, lease_until, created_at, updated_at";
@@ -124,8 +125,7 @@ pub(crate) fn seal_idempotency_record(
 ) -> StoreResult<bool> {
     let done = execute(
         conn,
-        "UPDATE idempotency_records SET status = ?, body = ? \
-         WHERE merchant_id = ? AND scope = ? AND key = ? AND status = ?",
+        sql::SEAL_IDEMPOTENCY_RECORD,
         params![
             i64::from(status),
             body,

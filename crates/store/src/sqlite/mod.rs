@@ -44,6 +44,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection, Sql
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::rows;
+use crate::sql;
 use crate::telemetry::Written;
 use crate::{
     ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, LiabilityLine, Page,
@@ -530,7 +531,7 @@ impl Store for SqliteStore {
     }
 
     async fn merchant_for_api_key(&self, key_hash: &[u8]) -> StoreResult<Option<MerchantId>> {
-        let row = sqlx::query("SELECT merchant_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
+        let row = sqlx::query(sql::MERCHANT_OF_API_KEY)
             .bind(key_hash)
             .fetch_optional(&self.reads)
             .await?;
@@ -654,14 +655,11 @@ impl Store for SqliteStore {
     }
 
     async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>> {
-        let rows = sqlx::query(
-            "SELECT merchant_id, id FROM holds WHERE state = 'pending' AND expires_at <= ? \
-             ORDER BY expires_at LIMIT ?",
-        )
-        .bind(now.unix_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.reads)
-        .await?;
+        let rows = sqlx::query(sql::DUE_HOLDS)
+            .bind(now.unix_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&self.reads)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((

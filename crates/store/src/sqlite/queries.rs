@@ -1,42 +1,19 @@
-//! Lookups that both the read pool and the writer's transaction make: the SQL is written once,
-//! and run through sqlx on the read pool or through rusqlite on the writer's connection.
+//! Lookups of the read pool; the writer's transaction makes the same ones through rusqlite, with
+//! the same SQL (`sql.rs`, shared with PostgreSQL too).
 
 use giftd_domain::{HoldId, MerchantId, Program, ProgramId, TransactionId};
 use sqlx::{AssertSqlSafe, SqliteExecutor};
 
 use crate::rows;
+use crate::sql;
 use crate::{HoldRecord, StoreResult, TransactionRecord};
-
-/// A program by merchant and id.
-pub(crate) fn program_sql() -> String {
-    format!(
-        "SELECT {} FROM programs WHERE merchant_id = ? AND id = ?",
-        rows::PROGRAM_COLUMNS
-    )
-}
-
-/// A hold by merchant and id.
-pub(crate) fn hold_sql() -> String {
-    format!(
-        "SELECT {} FROM holds WHERE merchant_id = ? AND id = ?",
-        rows::HOLD_COLUMNS
-    )
-}
-
-/// A transaction by merchant and id.
-pub(crate) fn transaction_sql() -> String {
-    format!(
-        "SELECT {} FROM transactions WHERE merchant_id = ? AND id = ?",
-        rows::TRANSACTION_COLUMNS
-    )
-}
 
 pub(crate) async fn program<'e>(
     executor: impl SqliteExecutor<'e>,
     merchant: &MerchantId,
     id: &ProgramId,
 ) -> StoreResult<Option<Program>> {
-    let row = sqlx::query(AssertSqlSafe(program_sql()))
+    let row = sqlx::query(AssertSqlSafe(sql::program_by_id()))
         .bind(merchant.as_str())
         .bind(id.as_str())
         .fetch_optional(executor)
@@ -49,7 +26,7 @@ pub(crate) async fn hold<'e>(
     merchant: &MerchantId,
     id: &HoldId,
 ) -> StoreResult<Option<HoldRecord>> {
-    let row = sqlx::query(AssertSqlSafe(hold_sql()))
+    let row = sqlx::query(AssertSqlSafe(sql::hold_by_id()))
         .bind(merchant.as_str())
         .bind(id.as_str())
         .fetch_optional(executor)
@@ -62,7 +39,7 @@ pub(crate) async fn transaction<'e>(
     merchant: &MerchantId,
     id: &TransactionId,
 ) -> StoreResult<Option<TransactionRecord>> {
-    let row = sqlx::query(AssertSqlSafe(transaction_sql()))
+    let row = sqlx::query(AssertSqlSafe(sql::transaction_by_id()))
         .bind(merchant.as_str())
         .bind(id.as_str())
         .fetch_optional(executor)

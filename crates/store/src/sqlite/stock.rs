@@ -12,6 +12,7 @@ use giftd_domain::{HoldId, Timestamp, TransactionId};
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use crate::reports::{STOCK_ROWS_PER_STATEMENT, stock_batch};
+use crate::sql;
 use crate::{StockBatch, StockBatchRecord, StoreError, StoreResult};
 
 const CARD_COLUMNS: &str = "id, merchant_id, program_id, kind, state, currency, balance, held, \
@@ -50,21 +51,18 @@ async fn write(conn: &mut SqliteConnection, batch: &StockBatch) -> StoreResult<(
         .iter()
         .filter_map(|card| card.issue.as_ref().map(|(t, _)| t.amount))
         .sum();
-    sqlx::query(
-        "INSERT INTO card_stock_batches (id, merchant_id, program_id, source, source_digest, cards, value, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&batch.id)
-    .bind(batch.merchant_id.as_str())
-    .bind(batch.program_id.as_str())
-    .bind(batch.source.as_str())
-    .bind(&batch.source_digest)
-    .bind(i64::try_from(batch.cards.len()).unwrap_or(i64::MAX))
-    .bind(value)
-    .bind(batch.now.unix_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
+    sqlx::query(sql::INSERT_STOCK_BATCH)
+        .bind(&batch.id)
+        .bind(batch.merchant_id.as_str())
+        .bind(batch.program_id.as_str())
+        .bind(batch.source.as_str())
+        .bind(&batch.source_digest)
+        .bind(i64::try_from(batch.cards.len()).unwrap_or(i64::MAX))
+        .bind(value)
+        .bind(batch.now.unix_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from_write)?;
 
     for chunk in batch.cards.chunks(STOCK_ROWS_PER_STATEMENT) {
         let sql = insert_sql("cards", CARD_COLUMNS, chunk.len());
@@ -145,14 +143,11 @@ pub(super) async fn batch_by_digest(
     merchant: &giftd_domain::MerchantId,
     digest: &[u8],
 ) -> StoreResult<Option<StockBatchRecord>> {
-    let row = sqlx::query(
-        "SELECT id, merchant_id, program_id, source, cards, value, created_at FROM card_stock_batches \
-         WHERE merchant_id = ? AND source_digest = ?",
-    )
-    .bind(merchant.as_str())
-    .bind(digest)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(sql::STOCK_BATCH_BY_DIGEST)
+        .bind(merchant.as_str())
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(stock_batch).transpose()
 }
 
@@ -181,7 +176,7 @@ pub(super) async fn program_owner(
     pool: &sqlx::SqlitePool,
     program: &giftd_domain::ProgramId,
 ) -> StoreResult<Option<giftd_domain::MerchantId>> {
-    let merchant: Option<String> = sqlx::query_scalar("SELECT merchant_id FROM programs WHERE id = ?")
+    let merchant: Option<String> = sqlx::query_scalar(sql::PROGRAM_OWNER)
         .bind(program.as_str())
         .fetch_optional(pool)
         .await?;

@@ -3,10 +3,11 @@
 use giftd_domain::Timestamp;
 use sqlx::{Row, SqlitePool};
 
+use crate::sql;
 use crate::{PoolStats, StoreResult};
 
 pub(super) async fn pending_hold_count(reads: &SqlitePool, now: Timestamp) -> StoreResult<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS pending FROM holds WHERE state = 'pending' AND expires_at > ?")
+    let row = sqlx::query(sql::PENDING_HOLD_COUNT)
         .bind(now.unix_millis())
         .fetch_one(reads)
         .await?;
@@ -14,7 +15,7 @@ pub(super) async fn pending_hold_count(reads: &SqlitePool, now: Timestamp) -> St
 }
 
 pub(super) async fn pending_webhook_delivery_count(reads: &SqlitePool) -> StoreResult<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS pending FROM webhook_deliveries WHERE state = 'pending'")
+    let row = sqlx::query(sql::PENDING_WEBHOOK_DELIVERY_COUNT)
         .fetch_one(reads)
         .await?;
     Ok(row.try_get("pending")?)

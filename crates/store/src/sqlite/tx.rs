@@ -17,8 +17,9 @@ use giftd_domain::{
 };
 use rusqlite::{Connection, Params, Row, params};
 
-use super::{checkouts, queries, retention, wallet, webhooks};
+use super::{checkouts, retention, wallet, webhooks};
 use crate::rows;
+use crate::sql;
 use crate::{
     CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
     WriteTx,
@@ -109,8 +110,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<Option<IdempotencyRecord>> {
         query_optional(
             self.conn,
-            "SELECT request_hash, status, body, created_at FROM idempotency_records \
-             WHERE merchant_id = ? AND scope = ? AND key = ? AND created_at >= ?",
+            sql::IDEMPOTENCY_RECORD,
             params![merchant.as_str(), scope, key, not_before.unix_millis()],
             |row| {
                 let status: i64 = row.get("status")?;
@@ -135,11 +135,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         let done = execute(
             self.conn,
-            "INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, status, body, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (merchant_id, scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
-             status = excluded.status, body = excluded.body, created_at = excluded.created_at \
-             WHERE idempotency_records.created_at < ?8",
+            sql::PUT_IDEMPOTENCY_RECORD,
             params![
                 merchant.as_str(),
                 scope,
@@ -160,7 +156,7 @@ impl WriteTx for SqliteTx<'_> {
     async fn insert_merchant(&mut self, id: &MerchantId, name: &str, now: Timestamp) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO merchants (id, name, created_at) VALUES (?, ?, ?)",
+            sql::INSERT_MERCHANT,
             params![id.as_str(), name, now.unix_millis()],
         )?;
         Ok(())
@@ -174,7 +170,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO api_keys (key_hash, merchant_id, created_at) VALUES (?, ?, ?)",
+            sql::INSERT_API_KEY,
             params![key_hash, merchant.as_str(), now.unix_millis()],
         )?;
         Ok(())
@@ -183,10 +179,7 @@ impl WriteTx for SqliteTx<'_> {
     async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO programs (id, merchant_id, name, currency, denominations, min_load, max_load, \
-             max_balance, reloadable, expiry_months, promotional, number_prefix, number_length, \
-             security_code_length, promotion_code, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            sql::INSERT_PROGRAM,
             params![
                 program.id.as_str(),
                 merchant.as_str(),
@@ -212,7 +205,7 @@ impl WriteTx for SqliteTx<'_> {
     async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
         query_optional(
             self.conn,
-            &queries::program_sql(),
+            &sql::program_by_id(),
             params![merchant.as_str(), id.as_str()],
             |row| rows::program(row),
         )
@@ -246,9 +239,7 @@ impl WriteTx for SqliteTx<'_> {
         let s = &card.snapshot;
         execute(
             self.conn,
-            "INSERT INTO cards (id, merchant_id, program_id, kind, state, currency, balance, held, \
-             expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?)",
+            sql::INSERT_CARD,
             params![
                 s.id.as_str(),
                 card.merchant_id.as_str(),
@@ -278,9 +269,7 @@ impl WriteTx for SqliteTx<'_> {
         // Closing through a state change (not a transfer or merge) is a deactivation.
         let done = execute(
             self.conn,
-            "UPDATE cards SET state = ?1, updated_at = ?2, \
-             closed_reason = CASE WHEN ?1 = 'closed' THEN 'deactivated' ELSE closed_reason END \
-             WHERE id = ?3 AND state = ?4",
+            sql::SET_CARD_STATE,
             params![to.as_str(), now.unix_millis(), id.as_str(), from.as_str()],
         )?;
         if done != 1 {
@@ -330,9 +319,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
-             balance_after, reference, reverses, hold_id, entry_id, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            sql::INSERT_TRANSACTION,
             params![
                 record.id.as_str(),
                 record.merchant_id.as_str(),
@@ -361,8 +348,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            sql::INSERT_POSTING,
             params![
                 transaction_id.as_str(),
                 entry_id.as_str(),
@@ -384,8 +370,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO holds (id, merchant_id, card_id, transaction_id, amount, state, expires_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            sql::INSERT_HOLD,
             params![
                 hold.id.as_str(),
                 merchant.as_str(),
@@ -403,7 +388,7 @@ impl WriteTx for SqliteTx<'_> {
     async fn hold(&mut self, merchant: &MerchantId, id: &HoldId) -> StoreResult<Option<HoldRecord>> {
         query_optional(
             self.conn,
-            &queries::hold_sql(),
+            &sql::hold_by_id(),
             params![merchant.as_str(), id.as_str()],
             |row| rows::hold(row),
         )
@@ -418,7 +403,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         let done = execute(
             self.conn,
-            "UPDATE holds SET state = ?, captured_amount = ?, finished_at = ? WHERE id = ? AND state = 'pending'",
+            sql::FINISH_HOLD,
             params![state.as_str(), captured_amount, now.unix_millis(), id.as_str()],
         )?;
         if done != 1 {
@@ -432,11 +417,7 @@ impl WriteTx for SqliteTx<'_> {
         card: &CardId,
         due_at: Option<Timestamp>,
     ) -> StoreResult<Vec<HoldSnapshot>> {
-        let sql = format!(
-            "SELECT {} FROM holds WHERE card_id = ? AND state = 'pending' AND expires_at <= ? \
-             ORDER BY expires_at, seq",
-            rows::HOLD_COLUMNS
-        );
+        let sql = sql::due_holds_of_card();
         query_all(
             self.conn,
             &sql,
@@ -452,7 +433,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<Option<TransactionRecord>> {
         query_optional(
             self.conn,
-            &queries::transaction_sql(),
+            &sql::transaction_by_id(),
             params![merchant.as_str(), id.as_str()],
             |row| rows::transaction(row),
         )
@@ -503,10 +484,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO code_attempts (merchant_id, fingerprint, failures, window_started_at, locked_until) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (merchant_id, fingerprint) DO UPDATE SET \
-             failures = excluded.failures, window_started_at = excluded.window_started_at, \
-             locked_until = excluded.locked_until",
+            sql::PUT_CODE_ATTEMPTS,
             params![
                 merchant.as_str(),
                 fingerprint,
@@ -524,10 +502,7 @@ impl WriteTx for SqliteTx<'_> {
         promotion_code: &str,
         limit: u32,
     ) -> StoreResult<Vec<Program>> {
-        let sql = format!(
-            "SELECT {} FROM programs WHERE merchant_id = ? AND promotion_code = ? ORDER BY seq LIMIT ?",
-            rows::PROGRAM_COLUMNS
-        );
+        let sql = sql::programs_by_promotion_code();
         query_all(
             self.conn,
             &sql,
@@ -543,11 +518,7 @@ impl WriteTx for SqliteTx<'_> {
         hold: &HoldId,
         transaction_type: TransactionType,
     ) -> StoreResult<Option<TransactionRecord>> {
-        let sql = format!(
-            "SELECT {} FROM transactions WHERE merchant_id = ? AND card_id = ? AND hold_id = ? AND type = ? \
-             ORDER BY seq LIMIT 1",
-            rows::TRANSACTION_COLUMNS
-        );
+        let sql = sql::transaction_of_hold();
         query_optional(
             self.conn,
             &sql,
@@ -601,7 +572,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO clover_tokens (token_hash, merchant_id, card_id, created_at) VALUES (?, ?, ?, ?)",
+            sql::INSERT_CLOVER_TOKEN,
             params![token_hash, merchant.as_str(), card.as_str(), now.unix_millis()],
         )?;
         Ok(())
@@ -614,8 +585,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<Option<CardId>> {
         query_optional(
             self.conn,
-            "SELECT card_id FROM clover_tokens \
-             WHERE token_hash = ? AND merchant_id = ? AND revoked_at IS NULL",
+            sql::CLOVER_TOKEN_CARD,
             params![token_hash, merchant.as_str()],
             |row| Ok(CardId::new(row.get::<_, String>("card_id")?)),
         )
@@ -629,8 +599,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<bool> {
         let done = execute(
             self.conn,
-            "UPDATE clover_tokens SET revoked_at = ? \
-             WHERE token_hash = ? AND merchant_id = ? AND revoked_at IS NULL",
+            sql::REVOKE_CLOVER_TOKEN,
             params![now.unix_millis(), token_hash, merchant.as_str()],
         )?;
         Ok(done == 1)
@@ -644,11 +613,7 @@ impl WriteTx for SqliteTx<'_> {
         now: Timestamp,
     ) -> StoreResult<i64> {
         self.conn
-            .prepare_cached(
-                "INSERT INTO clover_locks (hold_id, merchant_id, card_id, lock_id, created_at) \
-                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(lock_id), 0) + 1 FROM clover_locks WHERE card_id = ?3), ?4) \
-                 RETURNING lock_id",
-            )
+            .prepare_cached(sql::INSERT_CLOVER_LOCK)
             .and_then(|mut statement| {
                 statement.query_row(
                     params![hold.as_str(), merchant.as_str(), card.as_str(), now.unix_millis()],
@@ -659,12 +624,9 @@ impl WriteTx for SqliteTx<'_> {
     }
 
     async fn clover_lock_id(&mut self, hold: &HoldId) -> StoreResult<Option<i64>> {
-        query_optional(
-            self.conn,
-            "SELECT lock_id FROM clover_locks WHERE hold_id = ?",
-            params![hold.as_str()],
-            |row| Ok(row.get("lock_id")?),
-        )
+        query_optional(self.conn, sql::CLOVER_LOCK_ID, params![hold.as_str()], |row| {
+            Ok(row.get("lock_id")?)
+        })
     }
 
     async fn insert_adyen_reference(
@@ -677,8 +639,7 @@ impl WriteTx for SqliteTx<'_> {
     ) -> StoreResult<()> {
         execute(
             self.conn,
-            "INSERT INTO adyen_references (merchant_id, api, reference, transaction_id, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            sql::INSERT_ADYEN_REFERENCE,
             params![
                 merchant.as_str(),
                 api,

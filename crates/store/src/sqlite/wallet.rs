@@ -9,16 +9,8 @@ use sqlx::SqliteExecutor;
 
 use super::tx::{execute, query_all};
 use crate::rows::Columns;
+use crate::sql;
 use crate::{StoreError, StoreResult};
-
-const COLUMNS: &str = "user_id, card_id, access, preferred, created_at";
-
-/// A user's cards, oldest first; the first `?` is the merchant, the second the user.
-fn cards_sql() -> String {
-    format!(
-        "SELECT {COLUMNS} FROM wallet_cards WHERE merchant_id = ? AND user_id = ? ORDER BY created_at, card_id"
-    )
-}
 
 fn wallet_card(row: &impl Columns) -> StoreResult<WalletCard> {
     let access = row.text("access")?;
@@ -37,7 +29,7 @@ pub(crate) async fn cards<'e>(
     merchant: &MerchantId,
     user: &UserId,
 ) -> StoreResult<Vec<WalletCard>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(cards_sql()))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql::wallet_cards_of_user()))
         .bind(merchant.as_str())
         .bind(user.as_str())
         .fetch_all(executor)
@@ -55,19 +47,18 @@ pub(crate) fn lock(
 ) -> StoreResult<Vec<WalletCard>> {
     execute(
         conn,
-        "INSERT INTO wallet_users (merchant_id, user_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        sql::INSERT_WALLET_USER,
         params![merchant.as_str(), user.as_str(), now.unix_millis()],
     )?;
     // A closed card is closed for good: it leaves every wallet that still lists it.
     execute(
         conn,
-        "DELETE FROM wallet_cards WHERE merchant_id = ? AND user_id = ? \
-         AND card_id IN (SELECT id FROM cards WHERE state = 'closed')",
+        sql::REMOVE_CLOSED_WALLET_CARDS,
         params![merchant.as_str(), user.as_str()],
     )?;
     query_all(
         conn,
-        &cards_sql(),
+        &sql::wallet_cards_of_user(),
         params![merchant.as_str(), user.as_str()],
         |row| wallet_card(row),
     )
@@ -76,9 +67,7 @@ pub(crate) fn lock(
 pub(crate) fn put(conn: &Connection, merchant: &MerchantId, card: &WalletCard) -> StoreResult<()> {
     execute(
         conn,
-        "INSERT INTO wallet_cards (merchant_id, user_id, card_id, access, preferred, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (merchant_id, user_id, card_id) DO UPDATE SET access = excluded.access",
+        sql::PUT_WALLET_CARD,
         params![
             merchant.as_str(),
             card.user_id.as_str(),

@@ -10,23 +10,17 @@ use sqlx::SqliteExecutor;
 use super::tx::{execute, query_all};
 use crate::webhooks::{attempt_row, claimed_delivery, delivery_row, endpoint_row, event_row};
 
+use crate::sql::{self, ENDPOINT_COLUMNS, EVENT_COLUMNS};
 use crate::{
     AttemptRow, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreResult, WebhookEndpointRow,
 };
-
-const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, secret, event_types, low_balance_threshold, enabled, \
-     created_at, updated_at";
-const EVENT_COLUMNS: &str = "id, merchant_id, type, payload, created_at";
-const DELIVERY_COLUMNS: &str = "id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, \
-     last_status, last_error, created_at, updated_at";
 
 // ---- the writer's side ----
 
 pub(crate) fn insert_endpoint(conn: &Connection, row: &WebhookEndpointRow) -> StoreResult<()> {
     execute(
         conn,
-        "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, event_types, low_balance_threshold, \
-         enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        sql::INSERT_WEBHOOK_ENDPOINT,
         params![
             row.id,
             row.merchant_id.as_str(),
@@ -50,8 +44,7 @@ pub(crate) fn disable_endpoint(
 ) -> StoreResult<bool> {
     let done = execute(
         conn,
-        "UPDATE webhook_endpoints SET enabled = ?1, updated_at = ?2 \
-         WHERE merchant_id = ?3 AND id = ?4 AND enabled = ?5",
+        sql::SET_WEBHOOK_ENDPOINT_ENABLED,
         params![false, now.unix_millis(), merchant.as_str(), id, true],
     )?;
     if done != 1 {
@@ -60,8 +53,7 @@ pub(crate) fn disable_endpoint(
     // Nothing will be sent to a disabled endpoint: say so rather than leave them pending.
     execute(
         conn,
-        "UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint disabled', updated_at = ?1 \
-         WHERE endpoint_id = ?2 AND state = 'pending'",
+        sql::FAIL_DELIVERIES_OF_DISABLED_ENDPOINT,
         params![now.unix_millis(), id],
     )?;
     Ok(true)
@@ -71,9 +63,7 @@ pub(crate) fn enabled_endpoints(
     conn: &Connection,
     merchant: &MerchantId,
 ) -> StoreResult<Vec<WebhookEndpointRow>> {
-    let sql = format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = ?1 AND enabled = ?2 ORDER BY seq"
-    );
+    let sql = sql::enabled_webhook_endpoints();
     query_all(conn, &sql, params![merchant.as_str(), true], |row| {
         endpoint_row(row)
     })
@@ -82,7 +72,7 @@ pub(crate) fn enabled_endpoints(
 pub(crate) fn insert_event(conn: &Connection, event: &EventRow) -> StoreResult<()> {
     execute(
         conn,
-        "INSERT INTO events (id, merchant_id, type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        sql::INSERT_EVENT,
         params![
             event.id,
             event.merchant_id.as_str(),
@@ -97,9 +87,7 @@ pub(crate) fn insert_event(conn: &Connection, event: &EventRow) -> StoreResult<(
 pub(crate) fn insert_delivery(conn: &Connection, delivery: &DeliveryRow) -> StoreResult<()> {
     execute(
         conn,
-        "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, state, attempts, \
-         next_attempt_at, last_status, last_error, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        sql::INSERT_WEBHOOK_DELIVERY,
         params![
             delivery.id,
             delivery.merchant_id.as_str(),
@@ -147,7 +135,7 @@ pub(crate) fn claim_deliveries(
     for delivery in &claimed {
         execute(
             conn,
-            "UPDATE webhook_deliveries SET next_attempt_at = ?1, updated_at = ?2 WHERE id = ?3",
+            sql::POSTPONE_WEBHOOK_DELIVERY,
             params![lease_until.unix_millis(), now.unix_millis(), delivery.delivery_id],
         )?;
     }
@@ -161,8 +149,7 @@ pub(crate) fn record_attempt(
 ) -> StoreResult<bool> {
     execute(
         conn,
-        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        sql::INSERT_WEBHOOK_ATTEMPT,
         params![
             attempt.delivery_id,
             attempt.attempted_at.unix_millis(),
@@ -173,9 +160,7 @@ pub(crate) fn record_attempt(
     )?;
     let done = execute(
         conn,
-        "UPDATE webhook_deliveries SET state = ?1, attempts = attempts + 1, next_attempt_at = ?2, \
-         last_status = ?3, last_error = ?4, updated_at = ?5 \
-         WHERE id = ?6 AND state = 'pending' AND attempts = ?7",
+        sql::RECORD_WEBHOOK_DELIVERY_ATTEMPT,
         params![
             update.state,
             update.next_attempt_at.unix_millis(),
@@ -197,9 +182,7 @@ pub(crate) fn retry_delivery(
 ) -> StoreResult<bool> {
     let done = execute(
         conn,
-        "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?1, updated_at = ?1 \
-         WHERE merchant_id = ?2 AND id = ?3 \
-         AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled = ?4)",
+        sql::RETRY_WEBHOOK_DELIVERY,
         params![now.unix_millis(), merchant.as_str(), id, true],
     )?;
     Ok(done == 1)
@@ -231,7 +214,7 @@ pub(crate) async fn endpoint<'e>(
     merchant: &MerchantId,
     id: &str,
 ) -> StoreResult<Option<WebhookEndpointRow>> {
-    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = ?1 AND id = ?2");
+    let sql = sql::webhook_endpoint_by_id();
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(id)
@@ -266,7 +249,7 @@ pub(crate) async fn event<'e>(
     merchant: &MerchantId,
     id: &str,
 ) -> StoreResult<Option<EventRow>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE merchant_id = ?1 AND id = ?2");
+    let sql = sql::event_by_id();
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(id)
@@ -280,24 +263,18 @@ pub(crate) async fn deliveries<'e>(
     merchant: &MerchantId,
     event_id: &str,
 ) -> StoreResult<(Vec<DeliveryRow>, Vec<AttemptRow>)> {
-    let sql = format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE merchant_id = ?1 AND event_id = ?2 ORDER BY seq"
-    );
+    let sql = sql::deliveries_of_event();
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(merchant.as_str())
         .bind(event_id)
         .fetch_all(executor)
         .await?;
     let deliveries = rows.iter().map(delivery_row).collect::<StoreResult<Vec<_>>>()?;
-    let rows = sqlx::query(
-        "SELECT a.delivery_id, a.attempted_at, a.status, a.error, a.duration_ms FROM webhook_attempts a \
-         JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.merchant_id = ?1 AND d.event_id = ?2 \
-         ORDER BY a.seq",
-    )
-    .bind(merchant.as_str())
-    .bind(event_id)
-    .fetch_all(executor)
-    .await?;
+    let rows = sqlx::query(sql::WEBHOOK_ATTEMPTS_OF_EVENT)
+        .bind(merchant.as_str())
+        .bind(event_id)
+        .fetch_all(executor)
+        .await?;
     let attempts = rows.iter().map(attempt_row).collect::<StoreResult<Vec<_>>>()?;
     Ok((deliveries, attempts))
 }
