@@ -70,3 +70,18 @@ id_type!(
     CheckoutId,
     "chk_"
 );
+id_type!(
+    /// Where a merchant's webhook events are POSTed.
+    WebhookEndpointId,
+    "whe_"
+);
+id_type!(
+    /// An event of the webhook outbox.
+    EventId,
+    "evt_"
+);
+id_type!(
+    /// One event on its way to one endpoint.
+    WebhookDeliveryId,
+    "whd_"
+);

@@ -23,7 +23,10 @@ pub mod wallet;
 
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
-pub use ids::{CardId, CheckoutId, HoldId, MerchantId, ProgramId, TransactionId};
+pub use ids::{
+    CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, TransactionId, WebhookDeliveryId,
+    WebhookEndpointId,
+};
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};
 pub use program::{NewProgram, Program};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use giftd_domain::checkout::Status;
 use giftd_domain::operations::HoldSnapshot;
-use giftd_domain::{MerchantId, Timestamp, TransactionType};
+use giftd_domain::{EventId, MerchantId, Timestamp, TransactionType, WebhookDeliveryId, WebhookEndpointId};
 use giftd_store::{
     AttemptRow, BoxFuture, ClaimedDelivery, DeliveryRow, DeliveryUpdate, EventRow, Page, StoreError,
     StoreResult, TransactionRecord, WebhookEndpointRow, WriteTx,
@@ -190,7 +190,7 @@ pub struct NewEndpoint {
 /// An endpoint as the API shows it (never its secret, but once at creation).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub id: String,
+    pub id: WebhookEndpointId,
     pub url: String,
     pub event_types: Vec<EventType>,
     pub low_balance_threshold: Option<i64>,
@@ -472,11 +472,11 @@ async fn write_event(
     data: EventData<'_>,
     also: impl Fn(&WebhookEndpointRow) -> bool,
 ) -> StoreResult<()> {
-    let id = ids::prefixed("evt_");
+    let id = EventId::new(ids::prefixed("evt_"));
     let payload = serde_json::to_string(&EventPayload {
         created_at: rfc3339(cx.now),
         data,
-        id: &id,
+        id: id.as_str(),
         object: "event",
         event_type: event_type.as_str(),
     })
@@ -491,7 +491,7 @@ async fn write_event(
     tx.insert_event(&event).await?;
     for endpoint in endpoints.iter().filter(|e| subscribes(e, event_type) && also(e)) {
         tx.insert_webhook_delivery(&DeliveryRow {
-            id: ids::prefixed("whd_"),
+            id: WebhookDeliveryId::new(ids::prefixed("whd_")),
             merchant_id: cx.merchant.clone(),
             event_id: event.id.clone(),
             endpoint_id: endpoint.id.clone(),
@@ -533,7 +533,7 @@ pub enum WebhookCommand {
     /// Registers an endpoint ([`Service::webhook_endpoint_command`]).
     CreateEndpoint(Box<EndpointCreation>),
     /// Makes a delivery due now.
-    RetryDelivery { id: String },
+    RetryDelivery { id: WebhookDeliveryId },
 }
 
 /// What a [`WebhookCommand`] produced.
@@ -545,7 +545,7 @@ pub enum WebhookOutcome {
         secret: WebhookSecret,
     },
     /// A delivery made due now.
-    DeliveryRetried { id: String },
+    DeliveryRetried { id: WebhookDeliveryId },
 }
 
 #[async_trait]
@@ -574,7 +574,7 @@ impl Operation for WebhookCommand {
 /// [`Service::webhook_endpoint_command`], its secret drawn and encrypted.
 #[derive(Debug, Clone)]
 pub struct EndpointCreation {
-    id: String,
+    id: WebhookEndpointId,
     url: String,
     event_types: String,
     low_balance_threshold: Option<i64>,
@@ -616,9 +616,13 @@ async fn create_endpoint(
 
 /// `WebhookCommand::RetryDelivery`: the delivery is pending and due now (a delivered one is sent
 /// again, a failed one gets one more attempt).
-async fn retry_delivery(tx: &mut dyn WriteTx, cx: &Context<'_>, id: &str) -> Result<WebhookOutcome, Failure> {
+async fn retry_delivery(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    id: &WebhookDeliveryId,
+) -> Result<WebhookOutcome, Failure> {
     if tx.retry_webhook_delivery(cx.merchant, id, cx.now).await? {
-        Ok(WebhookOutcome::DeliveryRetried { id: id.to_owned() })
+        Ok(WebhookOutcome::DeliveryRetried { id: id.clone() })
     } else {
         Err(Failure::Refused(Refusal::NotFound("webhook_delivery")))
     }
@@ -629,7 +633,7 @@ async fn retry_delivery(tx: &mut dyn WriteTx, cx: &Context<'_>, id: &str) -> Res
 enum Op {
     Disable {
         merchant: MerchantId,
-        id: String,
+        id: WebhookEndpointId,
     },
     Claim {
         lease_until: Timestamp,
@@ -778,9 +782,11 @@ impl Service {
         let mut secret_bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut secret_bytes);
         let secret = WebhookSecret(format!("whsec_{}", hex::encode(secret_bytes)));
-        let id = ids::prefixed("whe_");
+        let id = WebhookEndpointId::new(ids::prefixed("whe_"));
         Ok(WebhookCommand::CreateEndpoint(Box::new(EndpointCreation {
-            encrypted_secret: self.keys().encrypt(secret.0.as_bytes(), &secret_context(&id)),
+            encrypted_secret: self
+                .keys()
+                .encrypt(secret.0.as_bytes(), &secret_context(id.as_str())),
             id,
             url: new.url,
             event_types: types.join(","),
@@ -798,7 +804,11 @@ impl Service {
         Ok(rows.iter().map(endpoint).collect())
     }
 
-    pub async fn webhook_endpoint(&self, merchant: &MerchantId, id: &str) -> Result<Endpoint, ServiceError> {
+    pub async fn webhook_endpoint(
+        &self,
+        merchant: &MerchantId,
+        id: &WebhookEndpointId,
+    ) -> Result<Endpoint, ServiceError> {
         self.store()
             .webhook_endpoint(merchant, id)
             .await?
@@ -811,13 +821,13 @@ impl Service {
     pub async fn disable_webhook_endpoint(
         &self,
         merchant: &MerchantId,
-        id: &str,
+        id: &WebhookEndpointId,
     ) -> Result<Endpoint, ServiceError> {
         let found = self.webhook_endpoint(merchant, id).await?;
         if found.enabled {
             self.webhook_job(Op::Disable {
                 merchant: merchant.clone(),
-                id: id.to_owned(),
+                id: id.clone(),
             })
             .await?;
         }
@@ -836,7 +846,7 @@ impl Service {
             .await?)
     }
 
-    pub async fn event(&self, merchant: &MerchantId, id: &str) -> Result<EventDetail, ServiceError> {
+    pub async fn event(&self, merchant: &MerchantId, id: &EventId) -> Result<EventDetail, ServiceError> {
         let event = self
             .store()
             .event(merchant, id)
@@ -908,7 +918,7 @@ impl Service {
     ) -> Result<(), ServiceError> {
         let secret = self
             .keys()
-            .decrypt(&delivery.secret, &secret_context(&delivery.endpoint_id))
+            .decrypt(&delivery.secret, &secret_context(delivery.endpoint_id.as_str()))
             .ok_or_else(|| StoreError::Corrupt(format!("the secret of endpoint {}", delivery.endpoint_id)))?;
         let attempted_at = self.now();
         let started = Instant::now();
@@ -922,9 +932,9 @@ impl Service {
             .timeout(policy.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signed)
-            .header(EVENT_ID_HEADER, &delivery.event_id)
+            .header(EVENT_ID_HEADER, delivery.event_id.as_str())
             .header(EVENT_TYPE_HEADER, &delivery.event_type)
-            .header(DELIVERY_ID_HEADER, &delivery.delivery_id)
+            .header(DELIVERY_ID_HEADER, delivery.delivery_id.as_str())
             .body(delivery.payload.clone())
             .send()
             .await;
@@ -995,7 +1005,7 @@ impl Service {
         tokio::pin!(shutdown);
         let policy = Arc::new(policy);
         let mut in_flight = tokio::task::JoinSet::new();
-        let mut per_endpoint: HashMap<String, usize> = HashMap::new();
+        let mut per_endpoint: HashMap<WebhookEndpointId, usize> = HashMap::new();
         let mut interval = tokio::time::interval(policy.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -1014,7 +1024,7 @@ impl Service {
                         let busy = per_endpoint
                             .iter()
                             .filter(|(_, count)| **count >= MAX_DELIVERIES_IN_FLIGHT_PER_ENDPOINT)
-                            .map(|(endpoint, _)| endpoint.clone())
+                            .map(|(endpoint, _)| endpoint.to_string())
                             .collect();
                         match self.claim_deliveries(&policy, limit, busy).await {
                             Ok(claimed) => {
@@ -1065,12 +1075,12 @@ pub const MAX_DELIVERIES_IN_FLIGHT: usize = 128;
 /// deliveries (a claim may still bring it up to `batch` more at once).
 pub const MAX_DELIVERIES_IN_FLIGHT_PER_ENDPOINT: usize = 16;
 
-type AttemptDone = Result<(String, Result<(), ServiceError>), tokio::task::JoinError>;
+type AttemptDone = Result<(WebhookEndpointId, Result<(), ServiceError>), tokio::task::JoinError>;
 
 /// Counts a finished attempt off its endpoint. An attempt whose outcome could not be recorded
 /// stays claimed until its lease ends, then is attempted again: nothing is lost, so a failure
 /// is only logged.
-fn attempt_finished(finished: AttemptDone, per_endpoint: &mut HashMap<String, usize>) {
+fn attempt_finished(finished: AttemptDone, per_endpoint: &mut HashMap<WebhookEndpointId, usize>) {
     match finished {
         Ok((endpoint, outcome)) => {
             if let Some(count) = per_endpoint.get_mut(&endpoint) {

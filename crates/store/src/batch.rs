@@ -764,7 +764,12 @@ impl WriteTx for MemoryTx<'_> {
         not_in_memory("webhook endpoint")
     }
 
-    async fn disable_webhook_endpoint(&mut self, _: &MerchantId, _: &str, _: Timestamp) -> StoreResult<bool> {
+    async fn disable_webhook_endpoint(
+        &mut self,
+        _: &MerchantId,
+        _: &giftd_domain::WebhookEndpointId,
+        _: Timestamp,
+    ) -> StoreResult<bool> {
         not_in_memory("webhook endpoint")
     }
 
@@ -802,7 +807,12 @@ impl WriteTx for MemoryTx<'_> {
         not_in_memory("webhook attempt")
     }
 
-    async fn retry_webhook_delivery(&mut self, _: &MerchantId, _: &str, _: Timestamp) -> StoreResult<bool> {
+    async fn retry_webhook_delivery(
+        &mut self,
+        _: &MerchantId,
+        _: &giftd_domain::WebhookDeliveryId,
+        _: Timestamp,
+    ) -> StoreResult<bool> {
         not_in_memory("webhook delivery")
     }
 

@@ -516,7 +516,7 @@ pub trait WriteTx: Send {
     async fn disable_webhook_endpoint(
         &mut self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookEndpointId,
         now: Timestamp,
     ) -> StoreResult<bool>;
     /// The merchant's enabled endpoints, oldest first: whom a new event fans out to.
@@ -550,7 +550,7 @@ pub trait WriteTx: Send {
     async fn retry_webhook_delivery(
         &mut self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookDeliveryId,
         now: Timestamp,
     ) -> StoreResult<bool>;
 
@@ -709,7 +709,7 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_endpoint(
         &self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookEndpointId,
     ) -> StoreResult<Option<WebhookEndpointRow>>;
     /// The merchant's events, newest first, after the `cursor` event id, of one type if asked.
     async fn events(
@@ -718,12 +718,13 @@ pub trait Store: Send + Sync + 'static {
         event_type: Option<&str>,
         page: &Page,
     ) -> StoreResult<Vec<EventRow>>;
-    async fn event(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<EventRow>>;
+    async fn event(&self, merchant: &MerchantId, id: &giftd_domain::EventId)
+    -> StoreResult<Option<EventRow>>;
     /// An event's deliveries, oldest first, and all their attempts, oldest first.
     async fn event_deliveries(
         &self,
         merchant: &MerchantId,
-        event_id: &str,
+        event_id: &giftd_domain::EventId,
     ) -> StoreResult<(Vec<DeliveryRow>, Vec<AttemptRow>)>;
 
     // ---- operations: read at metrics scrape time ----

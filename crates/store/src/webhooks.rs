@@ -3,12 +3,12 @@
 //! delivered), deliveries and their attempts. Plain data; what the types and states mean is
 //! the service's business, and the store decides nothing in them.
 
-use giftd_domain::{MerchantId, Timestamp};
+use giftd_domain::{EventId, MerchantId, Timestamp, WebhookDeliveryId, WebhookEndpointId};
 
 /// A merchant's webhook endpoint.
 #[derive(Debug, Clone)]
 pub struct WebhookEndpointRow {
-    pub id: String,
+    pub id: WebhookEndpointId,
     pub merchant_id: MerchantId,
     pub url: String,
     /// The signing secret, encrypted by the service. Never in clear here.
@@ -24,7 +24,7 @@ pub struct WebhookEndpointRow {
 /// An event of the outbox.
 #[derive(Debug, Clone)]
 pub struct EventRow {
-    pub id: String,
+    pub id: EventId,
     pub merchant_id: MerchantId,
     pub event_type: String,
     /// The JSON body that is delivered, byte for byte.
@@ -35,10 +35,10 @@ pub struct EventRow {
 /// One event to one endpoint.
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
-    pub id: String,
+    pub id: WebhookDeliveryId,
     pub merchant_id: MerchantId,
-    pub event_id: String,
-    pub endpoint_id: String,
+    pub event_id: EventId,
+    pub endpoint_id: WebhookEndpointId,
     /// `pending`, `delivered` or `failed`.
     pub state: String,
     pub attempts: i64,
@@ -52,7 +52,7 @@ pub struct DeliveryRow {
 /// One attempt of a delivery.
 #[derive(Debug, Clone)]
 pub struct AttemptRow {
-    pub delivery_id: String,
+    pub delivery_id: WebhookDeliveryId,
     pub attempted_at: Timestamp,
     pub status: Option<i64>,
     pub error: Option<String>,
@@ -62,12 +62,12 @@ pub struct AttemptRow {
 /// A delivery claimed by a dispatcher, with what it needs to attempt it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
-    pub delivery_id: String,
+    pub delivery_id: WebhookDeliveryId,
     pub merchant_id: MerchantId,
-    pub event_id: String,
+    pub event_id: EventId,
     pub event_type: String,
     pub payload: String,
-    pub endpoint_id: String,
+    pub endpoint_id: WebhookEndpointId,
     pub url: String,
     pub secret: Vec<u8>,
     /// Attempts made before this one.
@@ -77,7 +77,7 @@ pub struct ClaimedDelivery {
 /// What an attempt leaves a delivery as: the guarded update of its row.
 #[derive(Debug, Clone)]
 pub struct DeliveryUpdate {
-    pub delivery_id: String,
+    pub delivery_id: WebhookDeliveryId,
     /// The attempts the claim saw: the update applies only if no one recorded one since.
     pub claimed_attempts: i64,
     pub state: String,
@@ -94,7 +94,7 @@ use crate::rows::Columns;
 
 pub(crate) fn endpoint_row(row: &impl Columns) -> StoreResult<WebhookEndpointRow> {
     Ok(WebhookEndpointRow {
-        id: row.text("id")?,
+        id: WebhookEndpointId::new(row.text("id")?),
         merchant_id: MerchantId::new(row.text("merchant_id")?),
         url: row.text("url")?,
         secret: row.bytes("secret")?,
@@ -108,7 +108,7 @@ pub(crate) fn endpoint_row(row: &impl Columns) -> StoreResult<WebhookEndpointRow
 
 pub(crate) fn event_row(row: &impl Columns) -> StoreResult<EventRow> {
     Ok(EventRow {
-        id: row.text("id")?,
+        id: EventId::new(row.text("id")?),
         merchant_id: MerchantId::new(row.text("merchant_id")?),
         event_type: row.text("type")?,
         payload: row.text("payload")?,
@@ -118,10 +118,10 @@ pub(crate) fn event_row(row: &impl Columns) -> StoreResult<EventRow> {
 
 pub(crate) fn delivery_row(row: &impl Columns) -> StoreResult<DeliveryRow> {
     Ok(DeliveryRow {
-        id: row.text("id")?,
+        id: WebhookDeliveryId::new(row.text("id")?),
         merchant_id: MerchantId::new(row.text("merchant_id")?),
-        event_id: row.text("event_id")?,
-        endpoint_id: row.text("endpoint_id")?,
+        event_id: EventId::new(row.text("event_id")?),
+        endpoint_id: WebhookEndpointId::new(row.text("endpoint_id")?),
         state: row.text("state")?,
         attempts: row.integer("attempts")?,
         next_attempt_at: Timestamp::from_unix_millis(row.integer("next_attempt_at")?),
@@ -134,7 +134,7 @@ pub(crate) fn delivery_row(row: &impl Columns) -> StoreResult<DeliveryRow> {
 
 pub(crate) fn attempt_row(row: &impl Columns) -> StoreResult<AttemptRow> {
     Ok(AttemptRow {
-        delivery_id: row.text("delivery_id")?,
+        delivery_id: WebhookDeliveryId::new(row.text("delivery_id")?),
         attempted_at: Timestamp::from_unix_millis(row.integer("attempted_at")?),
         status: row.optional_integer("status")?,
         error: row.optional_text("error")?,
@@ -145,12 +145,12 @@ pub(crate) fn attempt_row(row: &impl Columns) -> StoreResult<AttemptRow> {
 /// A claimed delivery with what sending it needs (the dispatcher's claim query).
 pub(crate) fn claimed_delivery(row: &impl Columns) -> StoreResult<ClaimedDelivery> {
     Ok(ClaimedDelivery {
-        delivery_id: row.text("delivery_id")?,
+        delivery_id: WebhookDeliveryId::new(row.text("delivery_id")?),
         merchant_id: MerchantId::new(row.text("merchant_id")?),
-        event_id: row.text("event_id")?,
+        event_id: EventId::new(row.text("event_id")?),
         event_type: row.text("type")?,
         payload: row.text("payload")?,
-        endpoint_id: row.text("endpoint_id")?,
+        endpoint_id: WebhookEndpointId::new(row.text("endpoint_id")?),
         url: row.text("url")?,
         secret: row.bytes("secret")?,
         attempts: row.integer("attempts")?,

@@ -199,7 +199,7 @@ impl NativeBody for WebhookOutcome {
             ),
             WebhookOutcome::DeliveryRetried { id } => serde_json::to_vec(&webhooks::RetryResponse {
                 object: "webhook_delivery",
-                id: id.clone(),
+                id: id.to_string(),
                 state: "pending",
             }),
         })

@@ -4,13 +4,14 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use giftd_domain::{EventId, WebhookDeliveryId, WebhookEndpointId};
 use giftd_service::views::{AttemptRow, DeliveryRow, EventRow};
 use giftd_service::webhooks::{Endpoint, EventDetail, EventType, NewEndpoint, WebhookCommand};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Body, Merchant, PageQuery, PathId, query};
+use super::extract::{Body, Merchant, PageQuery, PathId, path_id, query};
 use super::wire::{List, StateChangeRequest, rfc3339};
 use super::{Answer, list, ok};
 use crate::AppState;
@@ -52,7 +53,7 @@ impl WebhookEndpointResponse {
     pub(super) fn new(endpoint: &Endpoint, secret: Option<String>) -> Self {
         Self {
             object: "webhook_endpoint",
-            id: endpoint.id.clone(),
+            id: endpoint.id.to_string(),
             url: endpoint.url.clone(),
             event_types: endpoint.event_types.iter().map(|t| t.as_str()).collect(),
             low_balance_threshold: endpoint.low_balance_threshold,
@@ -108,7 +109,7 @@ pub struct AttemptResponse {
 fn event_response(event: &EventRow, deliveries: Option<Vec<DeliveryResponse>>) -> EventResponse {
     EventResponse {
         object: "event",
-        id: event.id.clone(),
+        id: event.id.to_string(),
         event_type: event.event_type.clone(),
         created_at: rfc3339(event.created_at),
         payload: serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null),
@@ -119,8 +120,8 @@ fn event_response(event: &EventRow, deliveries: Option<Vec<DeliveryResponse>>) -
 fn delivery_response(delivery: &DeliveryRow, attempts: &[AttemptRow]) -> DeliveryResponse {
     DeliveryResponse {
         object: "webhook_delivery",
-        id: delivery.id.clone(),
-        endpoint_id: delivery.endpoint_id.clone(),
+        id: delivery.id.to_string(),
+        endpoint_id: delivery.endpoint_id.to_string(),
         state: delivery.state.clone(),
         attempts: delivery.attempts,
         next_attempt_at: (delivery.state == "pending").then(|| rfc3339(delivery.next_attempt_at)),
@@ -147,15 +148,6 @@ fn event_detail(detail: &EventDetail) -> EventResponse {
         .map(|(d, attempts)| delivery_response(d, attempts))
         .collect();
     event_response(&detail.event, Some(deliveries))
-}
-
-/// An id of ours: a prefix and hex digits; anything else cannot name an object.
-fn object_id(value: &str, prefix: &str, what: &str) -> Result<String, ApiError> {
-    value
-        .strip_prefix(prefix)
-        .filter(|rest| !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(|_| value.to_owned())
-        .ok_or_else(|| ApiError::not_found(what))
 }
 
 // ---- handlers ----
@@ -210,7 +202,7 @@ pub(super) async fn list_webhook_endpoints(
     ok(&list(
         endpoints,
         &page,
-        |e| e.id.clone(),
+        |e| e.id.to_string(),
         |e| WebhookEndpointResponse::new(e, None),
     ))
 }
@@ -222,7 +214,7 @@ pub(super) async fn get_webhook_endpoint(
     Merchant(merchant): Merchant,
     PathId(id): PathId,
 ) -> Answer {
-    let id = object_id(&id, "whe_", "webhook_endpoint")?;
+    let id = path_id(&id, WebhookEndpointId::parse, "webhook_endpoint")?;
     ok(&WebhookEndpointResponse::new(
         &app.service.webhook_endpoint(&merchant, &id).await?,
         None,
@@ -237,7 +229,7 @@ pub(super) async fn delete_webhook_endpoint(
     Merchant(merchant): Merchant,
     PathId(id): PathId,
 ) -> Answer {
-    let id = object_id(&id, "whe_", "webhook_endpoint")?;
+    let id = path_id(&id, WebhookEndpointId::parse, "webhook_endpoint")?;
     ok(&WebhookEndpointResponse::new(
         &app.service.disable_webhook_endpoint(&merchant, &id).await?,
         None,
@@ -281,7 +273,7 @@ pub(super) async fn list_events(
     ok(&list(
         events,
         &page,
-        |e| e.id.clone(),
+        |e| e.id.to_string(),
         |e| event_response(e, None),
     ))
 }
@@ -294,7 +286,7 @@ pub(super) async fn get_event(
     Merchant(merchant): Merchant,
     PathId(id): PathId,
 ) -> Answer {
-    let id = object_id(&id, "evt_", "event")?;
+    let id = path_id(&id, EventId::parse, "event")?;
     ok(&event_detail(&app.service.event(&merchant, &id).await?))
 }
 
@@ -315,7 +307,7 @@ pub(super) async fn retry_webhook_delivery(
     PathId(id): PathId,
     body: Body<StateChangeRequest>,
 ) -> Answer {
-    let id = object_id(&id, "whd_", "webhook_delivery")?;
+    let id = path_id(&id, WebhookDeliveryId::parse, "webhook_delivery")?;
     super::run(
         &app,
         merchant,

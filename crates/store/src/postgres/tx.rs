@@ -685,10 +685,10 @@ impl WriteTx for PgTx<'_> {
     async fn disable_webhook_endpoint(
         &mut self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookEndpointId,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        webhooks::disable_endpoint(&mut *self.conn, merchant, id, now).await
+        webhooks::disable_endpoint(&mut *self.conn, merchant, id.as_str(), now).await
     }
 
     async fn enabled_webhook_endpoints(
@@ -727,10 +727,10 @@ impl WriteTx for PgTx<'_> {
     async fn retry_webhook_delivery(
         &mut self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookDeliveryId,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        webhooks::retry_delivery(&mut *self.conn, merchant, id, now).await
+        webhooks::retry_delivery(&mut *self.conn, merchant, id.as_str(), now).await
     }
 
     async fn prune_idempotency_records(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {

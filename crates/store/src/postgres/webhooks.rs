@@ -17,7 +17,7 @@ use crate::{
 
 pub(crate) async fn insert_endpoint(conn: &mut PgConnection, row: &WebhookEndpointRow) -> StoreResult<()> {
     sqlx::query(sql::INSERT_WEBHOOK_ENDPOINT)
-        .bind(&row.id)
+        .bind(row.id.as_str())
         .bind(row.merchant_id.as_str())
         .bind(&row.url)
         .bind(&row.secret)
@@ -75,7 +75,7 @@ pub(crate) async fn enabled_endpoints(
 
 pub(crate) async fn insert_event(conn: &mut PgConnection, event: &EventRow) -> StoreResult<()> {
     sqlx::query(sql::INSERT_EVENT)
-        .bind(&event.id)
+        .bind(event.id.as_str())
         .bind(event.merchant_id.as_str())
         .bind(&event.event_type)
         .bind(&event.payload)
@@ -88,10 +88,10 @@ pub(crate) async fn insert_event(conn: &mut PgConnection, event: &EventRow) -> S
 
 pub(crate) async fn insert_delivery(conn: &mut PgConnection, delivery: &DeliveryRow) -> StoreResult<()> {
     sqlx::query(sql::INSERT_WEBHOOK_DELIVERY)
-        .bind(&delivery.id)
+        .bind(delivery.id.as_str())
         .bind(delivery.merchant_id.as_str())
-        .bind(&delivery.event_id)
-        .bind(&delivery.endpoint_id)
+        .bind(delivery.event_id.as_str())
+        .bind(delivery.endpoint_id.as_str())
         .bind(&delivery.state)
         .bind(delivery.attempts)
         .bind(delivery.next_attempt_at.unix_millis())
@@ -137,7 +137,7 @@ pub(crate) async fn claim_deliveries(
         sqlx::query(sql::POSTPONE_WEBHOOK_DELIVERY)
             .bind(lease_until.unix_millis())
             .bind(now.unix_millis())
-            .bind(&delivery.delivery_id)
+            .bind(delivery.delivery_id.as_str())
             .execute(&mut *conn)
             .await
             .map_err(StoreError::from_write)?;
@@ -151,7 +151,7 @@ pub(crate) async fn record_attempt(
     update: &DeliveryUpdate,
 ) -> StoreResult<bool> {
     sqlx::query(sql::INSERT_WEBHOOK_ATTEMPT)
-        .bind(&attempt.delivery_id)
+        .bind(attempt.delivery_id.as_str())
         .bind(attempt.attempted_at.unix_millis())
         .bind(attempt.status)
         .bind(&attempt.error)
@@ -165,7 +165,7 @@ pub(crate) async fn record_attempt(
         .bind(update.last_status)
         .bind(&update.last_error)
         .bind(update.now.unix_millis())
-        .bind(&update.delivery_id)
+        .bind(update.delivery_id.as_str())
         .bind(update.claimed_attempts)
         .execute(conn)
         .await

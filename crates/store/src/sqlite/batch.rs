@@ -121,7 +121,7 @@ pub(super) async fn write(tx: &mut SqliteTx<'_>, writes: &BatchWrites) -> StoreR
         .iter()
         .map(|e| {
             vec![
-                text(&e.id),
+                text(e.id.as_str()),
                 text(e.merchant_id.as_str()),
                 text(&e.event_type),
                 text(&e.payload),
@@ -135,10 +135,10 @@ pub(super) async fn write(tx: &mut SqliteTx<'_>, writes: &BatchWrites) -> StoreR
         .iter()
         .map(|d| {
             vec![
-                text(&d.id),
+                text(d.id.as_str()),
                 text(d.merchant_id.as_str()),
-                text(&d.event_id),
-                text(&d.endpoint_id),
+                text(d.event_id.as_str()),
+                text(d.endpoint_id.as_str()),
                 text(&d.state),
                 Value::Integer(d.attempts),
                 Value::Integer(d.next_attempt_at.unix_millis()),

@@ -690,9 +690,9 @@ impl Store for SqliteStore {
     async fn webhook_endpoint(
         &self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookEndpointId,
     ) -> StoreResult<Option<crate::WebhookEndpointRow>> {
-        webhooks::endpoint(&self.reads, merchant, id).await
+        webhooks::endpoint(&self.reads, merchant, id.as_str()).await
     }
 
     async fn events(
@@ -704,16 +704,20 @@ impl Store for SqliteStore {
         webhooks::events(&self.reads, merchant, event_type, page).await
     }
 
-    async fn event(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<crate::EventRow>> {
-        webhooks::event(&self.reads, merchant, id).await
+    async fn event(
+        &self,
+        merchant: &MerchantId,
+        id: &giftd_domain::EventId,
+    ) -> StoreResult<Option<crate::EventRow>> {
+        webhooks::event(&self.reads, merchant, id.as_str()).await
     }
 
     async fn event_deliveries(
         &self,
         merchant: &MerchantId,
-        event_id: &str,
+        event_id: &giftd_domain::EventId,
     ) -> StoreResult<(Vec<crate::DeliveryRow>, Vec<crate::AttemptRow>)> {
-        webhooks::deliveries(&self.reads, merchant, event_id).await
+        webhooks::deliveries(&self.reads, merchant, event_id.as_str()).await
     }
 
     async fn liability(

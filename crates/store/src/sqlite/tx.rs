@@ -715,10 +715,10 @@ impl WriteTx for SqliteTx<'_> {
     async fn disable_webhook_endpoint(
         &mut self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookEndpointId,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        webhooks::disable_endpoint(self.conn, merchant, id, now)
+        webhooks::disable_endpoint(self.conn, merchant, id.as_str(), now)
     }
 
     async fn enabled_webhook_endpoints(
@@ -757,10 +757,10 @@ impl WriteTx for SqliteTx<'_> {
     async fn retry_webhook_delivery(
         &mut self,
         merchant: &MerchantId,
-        id: &str,
+        id: &giftd_domain::WebhookDeliveryId,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        webhooks::retry_delivery(self.conn, merchant, id, now)
+        webhooks::retry_delivery(self.conn, merchant, id.as_str(), now)
     }
 
     async fn prune_idempotency_records(&mut self, before: Timestamp, limit: u32) -> StoreResult<u64> {

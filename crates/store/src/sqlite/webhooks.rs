@@ -22,7 +22,7 @@ pub(crate) fn insert_endpoint(conn: &Connection, row: &WebhookEndpointRow) -> St
         conn,
         sql::INSERT_WEBHOOK_ENDPOINT,
         params![
-            row.id,
+            row.id.as_str(),
             row.merchant_id.as_str(),
             row.url,
             row.secret,
@@ -74,7 +74,7 @@ pub(crate) fn insert_event(conn: &Connection, event: &EventRow) -> StoreResult<(
         conn,
         sql::INSERT_EVENT,
         params![
-            event.id,
+            event.id.as_str(),
             event.merchant_id.as_str(),
             event.event_type,
             event.payload,
@@ -89,10 +89,10 @@ pub(crate) fn insert_delivery(conn: &Connection, delivery: &DeliveryRow) -> Stor
         conn,
         sql::INSERT_WEBHOOK_DELIVERY,
         params![
-            delivery.id,
+            delivery.id.as_str(),
             delivery.merchant_id.as_str(),
-            delivery.event_id,
-            delivery.endpoint_id,
+            delivery.event_id.as_str(),
+            delivery.endpoint_id.as_str(),
             delivery.state,
             delivery.attempts,
             delivery.next_attempt_at.unix_millis(),
@@ -136,7 +136,11 @@ pub(crate) fn claim_deliveries(
         execute(
             conn,
             sql::POSTPONE_WEBHOOK_DELIVERY,
-            params![lease_until.unix_millis(), now.unix_millis(), delivery.delivery_id],
+            params![
+                lease_until.unix_millis(),
+                now.unix_millis(),
+                delivery.delivery_id.as_str()
+            ],
         )?;
     }
     Ok(claimed)
@@ -151,7 +155,7 @@ pub(crate) fn record_attempt(
         conn,
         sql::INSERT_WEBHOOK_ATTEMPT,
         params![
-            attempt.delivery_id,
+            attempt.delivery_id.as_str(),
             attempt.attempted_at.unix_millis(),
             attempt.status,
             attempt.error,
@@ -167,7 +171,7 @@ pub(crate) fn record_attempt(
             update.last_status,
             update.last_error,
             update.now.unix_millis(),
-            update.delivery_id,
+            update.delivery_id.as_str(),
             update.claimed_attempts,
         ],
     )?;
