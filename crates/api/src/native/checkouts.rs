@@ -462,7 +462,7 @@ async fn request(
 /// cards are held (or redeemed) together; if one fails, everything is given back. A checkout
 /// that failed is still created (201): read `intent_outcome`.
 #[utoipa::path(post, path = "/v1/checkouts", tag = "checkouts", request_body = CreateCheckoutRequest,
-    responses((status = 201, body = CheckoutResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Created: the checkout.", body = CheckoutResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn create_checkout(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -482,7 +482,7 @@ pub async fn create_checkout(
 }
 
 #[utoipa::path(get, path = "/v1/checkouts/{id}", tag = "checkouts", params(("id" = String, Path)),
-    responses((status = 200, body = CheckoutResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The checkout.", body = CheckoutResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn get_checkout(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -500,7 +500,7 @@ pub async fn get_checkout(
 /// captured payment refunded).
 #[utoipa::path(post, path = "/v1/checkouts/{id}/capture", tag = "checkouts", params(("id" = String, Path)),
     request_body = EmptyCheckoutRequest,
-    responses((status = 200, body = CheckoutResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The checkout.", body = CheckoutResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn capture_checkout(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -514,7 +514,7 @@ pub async fn capture_checkout(
 /// failing processor void is retried until it succeeds; the checkout shows `voiding`).
 #[utoipa::path(post, path = "/v1/checkouts/{id}/void", tag = "checkouts", params(("id" = String, Path)),
     request_body = EmptyCheckoutRequest,
-    responses((status = 200, body = CheckoutResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The checkout.", body = CheckoutResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn void_checkout(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -528,7 +528,7 @@ pub async fn void_checkout(
 /// payment method first, then the gift cards from the last to the first.
 #[utoipa::path(post, path = "/v1/checkouts/{id}/refund", tag = "checkouts", params(("id" = String, Path)),
     request_body = RefundCheckoutRequest,
-    responses((status = 200, body = CheckoutResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The checkout.", body = CheckoutResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn refund_checkout(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -548,7 +548,7 @@ pub async fn refund_checkout(
 /// payment method's money but not the gift cards' (the buyer may no longer have them).
 #[utoipa::path(post, path = "/v1/checkouts/{id}/review", tag = "checkouts", params(("id" = String, Path)),
     request_body = ReviewCheckoutRequest,
-    responses((status = 200, body = CheckoutResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The checkout.", body = CheckoutResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn review_checkout(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -578,7 +578,7 @@ pub async fn review_checkout(
 /// What the built-in simulated processor recorded for a payment tender's reference.
 #[utoipa::path(get, path = "/v1/simulator/payments/{reference}", tag = "checkouts",
     params(("reference" = String, Path)),
-    responses((status = 200, body = SimulatedPaymentResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "What the simulated processor recorded.", body = SimulatedPaymentResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn get_simulated_payment(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,

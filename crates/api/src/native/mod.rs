@@ -280,7 +280,7 @@ fn list<R, T>(
 // ---- programs ----
 
 #[utoipa::path(post, path = "/v1/programs", tag = "programs", request_body = CreateProgramRequest,
-    responses((status = 201, body = ProgramResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Created: the program.", body = ProgramResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn create_program(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -321,7 +321,7 @@ async fn create_program(
 }
 
 #[utoipa::path(get, path = "/v1/programs", tag = "programs", params(PageQuery),
-    responses((status = 200, body = List<ProgramResponse>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of programs.", body = List<ProgramResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn list_programs(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -338,7 +338,7 @@ async fn list_programs(
 }
 
 #[utoipa::path(get, path = "/v1/programs/{id}", tag = "programs", params(("id" = String, Path)),
-    responses((status = 200, body = ProgramResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The program.", body = ProgramResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn get_program(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -353,7 +353,7 @@ async fn get_program(
 // ---- cards ----
 
 #[utoipa::path(post, path = "/v1/cards", tag = "cards", request_body = CreateCardRequest,
-    responses((status = 201, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Created: the card.", body = CardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn create_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -417,7 +417,7 @@ struct CardListQuery {
 }
 
 #[utoipa::path(get, path = "/v1/cards", tag = "cards", params(CardListQuery),
-    responses((status = 200, body = List<CardResponse>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of cards.", body = List<CardResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn list_cards(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -456,7 +456,7 @@ async fn list_cards(
 }
 
 #[utoipa::path(get, path = "/v1/cards/{id}", tag = "cards", params(("id" = String, Path)),
-    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card.", body = CardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn get_card(State(app): State<AppState>, Merchant(merchant): Merchant, PathId(id): PathId) -> Answer {
     let id = path_id(&id, CardId::parse, "card")?;
     ok(&CardResponse::new(&app.service.card(&merchant, &id).await?))
@@ -465,7 +465,7 @@ async fn get_card(State(app): State<AppState>, Merchant(merchant): Merchant, Pat
 /// Unknown number and wrong security code answer alike (404 `invalid_card`); 10 wrong codes
 /// for one number within 30 minutes lock it for 30 minutes (422 `card_locked`).
 #[utoipa::path(post, path = "/v1/cards/lookup", tag = "cards", request_body = LookupRequest,
-    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card.", body = CardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn lookup_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -492,7 +492,7 @@ async fn lookup_card(
 
 #[utoipa::path(post, path = "/v1/cards/{id}/activate", tag = "cards", params(("id" = String, Path)),
     request_body = ActivateRequest,
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn activate_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -512,7 +512,7 @@ async fn activate_card(
 
 #[utoipa::path(post, path = "/v1/cards/{id}/load", tag = "cards", params(("id" = String, Path)),
     request_body = LoadRequest,
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn load_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -532,7 +532,7 @@ async fn load_card(
 
 #[utoipa::path(post, path = "/v1/cards/{id}/redeem", tag = "cards", params(("id" = String, Path)),
     request_body = RedeemRequest,
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn redeem_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -553,7 +553,7 @@ async fn redeem_card(
 
 #[utoipa::path(post, path = "/v1/cards/{id}/cashout", tag = "cards", params(("id" = String, Path)),
     request_body = CashoutRequest,
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn cashout_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -571,7 +571,7 @@ async fn cashout_card(
 }
 
 #[utoipa::path(post, path = "/v1/cards/{id}/freeze", tag = "cards", params(("id" = String, Path)),
-    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card.", body = CardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn freeze_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -590,7 +590,7 @@ async fn freeze_card(
 }
 
 #[utoipa::path(post, path = "/v1/cards/{id}/unfreeze", tag = "cards", params(("id" = String, Path)),
-    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card.", body = CardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn unfreeze_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -612,7 +612,7 @@ async fn unfreeze_card(
 /// remain, unless `cashout` is true.
 #[utoipa::path(post, path = "/v1/cards/{id}/deactivate", tag = "cards", params(("id" = String, Path)),
     request_body = DeactivateRequest,
-    responses((status = 200, body = CardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card.", body = CardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn deactivate_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -628,7 +628,7 @@ async fn deactivate_card(
 }
 
 #[utoipa::path(get, path = "/v1/cards/{id}/transactions", tag = "cards", params(("id" = String, Path), PageQuery),
-    responses((status = 200, body = List<TransactionResponse>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of transactions, newest first.", body = List<TransactionResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn list_card_transactions(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -652,7 +652,7 @@ async fn list_card_transactions(
 /// both cards change or neither does.
 #[utoipa::path(post, path = "/v1/cards/{id}/transfer", tag = "cards", params(("id" = String, Path)),
     request_body = TransferRequest,
-    responses((status = 200, body = TransferResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transfer, with both cards and both transactions.", body = TransferResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn transfer_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -683,7 +683,7 @@ async fn transfer_card(
 /// entry; the sources end closed with reason `combined`.
 #[utoipa::path(post, path = "/v1/cards/{id}/merge", tag = "cards", params(("id" = String, Path)),
     request_body = MergeRequest,
-    responses((status = 200, body = MergeResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The merge, with every card and transaction.", body = MergeResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn merge_cards(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -718,7 +718,7 @@ async fn merge_cards(
 
 #[utoipa::path(post, path = "/v1/cards/{id}/holds", tag = "holds", params(("id" = String, Path)),
     request_body = CreateHoldRequest,
-    responses((status = 201, body = HoldResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Created: the hold.", body = HoldResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn create_hold(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -746,7 +746,7 @@ async fn create_hold(
 }
 
 #[utoipa::path(get, path = "/v1/holds/{id}", tag = "holds", params(("id" = String, Path)),
-    responses((status = 200, body = HoldResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The hold.", body = HoldResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn get_hold(State(app): State<AppState>, Merchant(merchant): Merchant, PathId(id): PathId) -> Answer {
     let id = path_id(&id, HoldId::parse, "hold")?;
     ok(&HoldResponse::from(&app.service.hold(&merchant, &id).await?))
@@ -755,7 +755,7 @@ async fn get_hold(State(app): State<AppState>, Merchant(merchant): Merchant, Pat
 /// Captures up to the hold's amount (default all of it); the rest is released. 0 releases all.
 #[utoipa::path(post, path = "/v1/holds/{id}/capture", tag = "holds", params(("id" = String, Path)),
     request_body = CaptureRequest,
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn capture_hold(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -782,7 +782,7 @@ async fn capture_hold(
 }
 
 #[utoipa::path(post, path = "/v1/holds/{id}/release", tag = "holds", params(("id" = String, Path)),
-    responses((status = 200, body = HoldResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The hold.", body = HoldResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn release_hold(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -803,7 +803,7 @@ async fn release_hold(
 // ---- transactions ----
 
 #[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions", params(("id" = String, Path)),
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn get_transaction(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -818,7 +818,7 @@ async fn get_transaction(
 /// Refunds a redemption or capture, in part or in whole; refunds never sum past the original.
 #[utoipa::path(post, path = "/v1/transactions/{id}/refund", tag = "transactions", params(("id" = String, Path)),
     request_body = RefundRequest,
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn refund_transaction(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -839,7 +839,7 @@ async fn refund_transaction(
 /// Reverses an issue, activation, load, redemption, capture, refund or cash-out exactly once.
 #[utoipa::path(post, path = "/v1/transactions/{id}/void", tag = "transactions", params(("id" = String, Path)),
     request_body = VoidRequest,
-    responses((status = 200, body = TransactionResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The transaction.", body = TransactionResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 async fn void_transaction(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,

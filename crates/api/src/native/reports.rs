@@ -155,7 +155,7 @@ fn dormant_card(card: &DormantCard) -> DormantCardResponse {
 /// Outstanding liability per program and currency at the end of a day, computed from the
 /// ledger's postings (not the cached card balances).
 #[utoipa::path(get, path = "/v1/reports/liability", tag = "reports", params(LiabilityQuery),
-    responses((status = 200, body = LiabilityReportResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The liability report.", body = LiabilityReportResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn get_liability_report(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -186,7 +186,7 @@ pub(super) async fn get_liability_report(
 
 /// Transactions counted and summed per UTC day, program, currency and type.
 #[utoipa::path(get, path = "/v1/reports/activity", tag = "reports", params(ActivityQuery),
-    responses((status = 200, body = ActivityReportResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The activity report.", body = ActivityReportResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn get_activity_report(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -207,7 +207,7 @@ pub(super) async fn get_activity_report(
 /// Cards that still hold value but had no transaction in the last `months` months before
 /// `as_of`: breakage and escheatment candidates, in card creation order.
 #[utoipa::path(get, path = "/v1/reports/dormant", tag = "reports", params(DormantQuery),
-    responses((status = 200, body = List<DormantCardResponse>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of dormant cards.", body = List<DormantCardResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn get_dormant_report(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,

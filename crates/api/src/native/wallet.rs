@@ -232,7 +232,7 @@ fn card_of(path: &UserPath) -> Result<CardId, ApiError> {
 #[utoipa::path(put, path = "/v1/users/{user_id}/cards/{card_id}", tag = "wallets",
     params(("user_id" = String, Path), ("card_id" = String, Path)),
     request_body = SaveWalletCardRequest,
-    responses((status = 200, body = WalletCardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card as the user holds it.", body = WalletCardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn save_user_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -256,7 +256,7 @@ pub async fn save_user_card(
 /// or closed. At most 10, so always one page (`next_cursor` null).
 #[utoipa::path(get, path = "/v1/users/{user_id}/cards", tag = "wallets",
     params(("user_id" = String, Path)),
-    responses((status = 200, body = List<WalletCardResponse>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of the user's cards.", body = List<WalletCardResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn list_user_cards(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -277,7 +277,7 @@ pub async fn list_user_cards(
 #[utoipa::path(patch, path = "/v1/users/{user_id}/cards/{card_id}", tag = "wallets",
     params(("user_id" = String, Path), ("card_id" = String, Path)),
     request_body = UpdateWalletCardRequest,
-    responses((status = 200, body = WalletCardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card as the user holds it.", body = WalletCardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn update_user_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -301,7 +301,7 @@ pub async fn update_user_card(
 /// Takes the card out of the user's wallet; the card itself is untouched.
 #[utoipa::path(delete, path = "/v1/users/{user_id}/cards/{card_id}", tag = "wallets",
     params(("user_id" = String, Path), ("card_id" = String, Path)),
-    responses((status = 200, body = RemovedWalletCardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card, out of the wallet.", body = RemovedWalletCardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn delete_user_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -321,7 +321,7 @@ pub async fn delete_user_card(
 #[utoipa::path(post, path = "/v1/users/{user_id}/cards/{card_id}/share", tag = "wallets",
     params(("user_id" = String, Path), ("card_id" = String, Path)),
     request_body = ShareWalletCardRequest,
-    responses((status = 200, body = WalletCardResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The card as the user holds it.", body = WalletCardResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn share_user_card(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -341,7 +341,7 @@ pub async fn share_user_card(
 /// card is issued, funded and given (`program_id`, `amount`, `funding_reference`; the answer
 /// carries its number and security code, once).
 #[utoipa::path(post, path = "/v1/gifts", tag = "wallets", request_body = CreateGiftRequest,
-    responses((status = 201, body = GiftResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Created: the gift.", body = GiftResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub async fn create_gift(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,

@@ -155,7 +155,7 @@ fn event_detail(detail: &EventDetail) -> EventResponse {
 /// The answer carries the endpoint's signing `secret`, shown this once (and replayed, byte for
 /// byte, to a retry with the same `Idempotency-Key`).
 #[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "webhooks", request_body = CreateWebhookEndpointRequest,
-    responses((status = 201, body = WebhookEndpointResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 201, description = "Created: the webhook endpoint.", body = WebhookEndpointResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn create_webhook_endpoint(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -191,7 +191,7 @@ fn truncated(text: &str) -> String {
 }
 
 #[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "webhooks", params(PageQuery),
-    responses((status = 200, body = List<WebhookEndpointResponse>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of webhook endpoints.", body = List<WebhookEndpointResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn list_webhook_endpoints(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -208,7 +208,7 @@ pub(super) async fn list_webhook_endpoints(
 }
 
 #[utoipa::path(get, path = "/v1/webhook_endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 200, body = WebhookEndpointResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The webhook endpoint.", body = WebhookEndpointResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn get_webhook_endpoint(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -223,7 +223,7 @@ pub(super) async fn get_webhook_endpoint(
 
 /// Disables the endpoint: no new deliveries, and its pending ones fail. It stays readable.
 #[utoipa::path(delete, path = "/v1/webhook_endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 200, body = WebhookEndpointResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The webhook endpoint.", body = WebhookEndpointResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn delete_webhook_endpoint(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -249,7 +249,7 @@ pub(super) struct EventListQuery {
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "webhooks", params(EventListQuery),
-    responses((status = 200, body = List<EventResponse>), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "A page of events.", body = List<EventResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn list_events(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -280,7 +280,7 @@ pub(super) async fn list_events(
 
 /// The event with each of its deliveries and every attempt of each.
 #[utoipa::path(get, path = "/v1/events/{id}", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 200, body = EventResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 200, description = "The event with its deliveries.", body = EventResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn get_event(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
@@ -300,7 +300,7 @@ pub struct RetryResponse {
 /// Makes the delivery pending and due now, whatever its state: a delivered one is sent again,
 /// a failed one gets one more attempt (the attempt count and its limit carry on).
 #[utoipa::path(post, path = "/v1/webhook_deliveries/{id}/retry", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 202, body = RetryResponse), (status = "4XX", body = ErrorBody)))]
+    responses((status = 202, description = "The delivery, due now.", body = RetryResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
 pub(super) async fn retry_webhook_delivery(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,

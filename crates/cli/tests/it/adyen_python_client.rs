@@ -5,8 +5,9 @@
 //! `giftd verify` must find the ledger sound.
 //!
 //! The interpreter is the one named by `GIFTD_TEST_PYTHON` (CI points it at a virtual
-//! environment with `Adyen==16.0.0`). Without it the test says so and passes, so that
-//! `cargo test` needs nothing but Rust.
+//! environment with `Adyen==16.0.0`). The test is `#[ignore]`d for that reason, so that
+//! `cargo test` needs nothing but Rust; run with `--include-ignored` (as CI does) it fails
+//! without the variable instead of passing unrun.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

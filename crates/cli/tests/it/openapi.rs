@@ -239,6 +239,48 @@ async fn openapi_json_is_served_without_auth_as_a_valid_openapi_3_document() {
     assert!(bearer.is_some(), "no bearer security scheme: {schemes}");
 }
 
+/// A standard validator's judgement of the served document: the `openapi-spec-validator`
+/// package, run by the Python that `GIFTD_TEST_PYTHON` names (CI installs it in the test virtual
+/// environment). It prints every error, one per line, and exits non-zero if there is one.
+const VALIDATOR: &str = r"
+import json, sys
+from openapi_spec_validator import OpenAPIV31SpecValidator
+errors = list(OpenAPIV31SpecValidator(json.load(sys.stdin)).iter_errors())
+for error in errors:
+    print('/'.join(str(p) for p in error.absolute_path), '-', error.message)
+sys.exit(1 if errors else 0)
+";
+
+#[tokio::test]
+#[ignore = "needs GIFTD_TEST_PYTHON, a Python with openapi-spec-validator installed"]
+async fn a_standard_validator_finds_no_error_in_the_openapi_document() {
+    use std::io::Write;
+    let python = std::env::var_os("GIFTD_TEST_PYTHON")
+        .expect("GIFTD_TEST_PYTHON: a Python with openapi-spec-validator installed");
+    let app = TestApp::spawn().await;
+    let document = serde_json::to_vec(&document(&app).await).expect("JSON");
+    let mut child = std::process::Command::new(python)
+        .args(["-c", VALIDATOR])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the validator");
+    child
+        .stdin
+        .take()
+        .expect("its input")
+        .write_all(&document)
+        .expect("send the document");
+    let output = child.wait_with_output().expect("the validator's answer");
+    assert!(
+        output.status.success(),
+        "the validator refused the document:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test]
 async fn every_documented_route_exists_in_the_router() {
     let app = TestApp::spawn().await;
