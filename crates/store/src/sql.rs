@@ -7,6 +7,13 @@
 
 use crate::rows;
 
+/// A decision's effect on a card, guarded: the card must still hold what the decision was taken
+/// on (`$9`, `$10`), and may not end with negative available value.
+pub(crate) const APPLY_CARD_EFFECT: &str = "UPDATE cards SET balance = balance + $1, held = held + $2, \
+     state = COALESCE($3, state), closed_reason = COALESCE($4, closed_reason), \
+     expires_at = CASE WHEN $5 THEN $6 ELSE expires_at END, updated_at = $7 \
+     WHERE id = $8 AND balance = $9 AND held = $10 \
+     AND (balance + $1) - (held + $2) >= 0 AND held + $2 >= 0";
 pub(crate) const CLOVER_LOCK_ID: &str = "SELECT lock_id FROM clover_locks WHERE hold_id = $1";
 pub(crate) const CLOVER_TOKEN_CARD: &str = "SELECT card_id FROM clover_tokens WHERE token_hash = $1 AND merchant_id = $2 AND \
      revoked_at IS NULL";
@@ -195,6 +202,7 @@ pub(crate) fn wallet_cards_of_user() -> String {
 /// Every statement of this module, for the placeholder check.
 #[cfg(test)]
 const ALL: &[&str] = &[
+    APPLY_CARD_EFFECT,
     CLOVER_LOCK_ID,
     CLOVER_TOKEN_CARD,
     DUE_HOLDS,

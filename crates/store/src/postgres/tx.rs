@@ -252,26 +252,20 @@ impl WriteTx for PgTx<'_> {
     ) -> StoreResult<()> {
         // The guard: the card must still hold what the decision was taken on, and must not end
         // with negative available value. Anything else means the decision is stale.
-        let updated = sqlx::query(
-            "UPDATE cards SET balance = balance + $1, held = held + $2, \
-             state = COALESCE($3, state), closed_reason = COALESCE($10, closed_reason), \
-             expires_at = CASE WHEN $4 THEN $5 ELSE expires_at END, updated_at = $6 \
-             WHERE id = $7 AND balance = $8 AND held = $9 \
-             AND (balance + $1) - (held + $2) >= 0 AND held + $2 >= 0",
-        )
-        .bind(effect.balance_delta)
-        .bind(effect.held_delta)
-        .bind(effect.new_state.map(CardState::as_str))
-        .bind(effect.new_expires_at.is_some())
-        .bind(effect.new_expires_at.flatten().map(Timestamp::unix_millis))
-        .bind(now.unix_millis())
-        .bind(card.id.as_str())
-        .bind(card.balance)
-        .bind(card.held)
-        .bind(effect.close_reason.map(CloseReason::as_str))
-        .execute(&mut *self.conn)
-        .await
-        .map_err(write_error)?;
+        let updated = sqlx::query(sql::APPLY_CARD_EFFECT)
+            .bind(effect.balance_delta)
+            .bind(effect.held_delta)
+            .bind(effect.new_state.map(CardState::as_str))
+            .bind(effect.close_reason.map(CloseReason::as_str))
+            .bind(effect.new_expires_at.is_some())
+            .bind(effect.new_expires_at.flatten().map(Timestamp::unix_millis))
+            .bind(now.unix_millis())
+            .bind(card.id.as_str())
+            .bind(card.balance)
+            .bind(card.held)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
         if updated.rows_affected() != 1 {
             return Err(StoreError::Conflict("card balance"));
         }

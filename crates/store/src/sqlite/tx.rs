@@ -288,22 +288,18 @@ impl WriteTx for SqliteTx<'_> {
         // with negative available value. Anything else means the decision is stale.
         let updated = execute(
             self.conn,
-            "UPDATE cards SET balance = balance + ?1, held = held + ?2, \
-             state = COALESCE(?3, state), closed_reason = COALESCE(?10, closed_reason), \
-             expires_at = CASE WHEN ?4 THEN ?5 ELSE expires_at END, updated_at = ?6 \
-             WHERE id = ?7 AND balance = ?8 AND held = ?9 \
-             AND (balance + ?1) - (held + ?2) >= 0 AND held + ?2 >= 0",
+            sql::APPLY_CARD_EFFECT,
             params![
                 effect.balance_delta,
                 effect.held_delta,
                 effect.new_state.map(CardState::as_str),
+                effect.close_reason.map(CloseReason::as_str),
                 effect.new_expires_at.is_some(),
                 effect.new_expires_at.flatten().map(Timestamp::unix_millis),
                 now.unix_millis(),
                 card.id.as_str(),
                 card.balance,
                 card.held,
-                effect.close_reason.map(CloseReason::as_str),
             ],
         )?;
         if updated != 1 {
