@@ -8,7 +8,9 @@
 //! code (`passcode` under `/giftcard`, `security_code` or `foreign_access_code` under `/clover`,
 //! `securityCode` under the Stored Value API, `SecurityCode` at the Terminal API's `/sync`,
 //! `pin` under `/gr4vy`). A refused request answers 429 with
-//! `Retry-After` (whole seconds) in the shape of the front-end it was sent to.
+//! `Retry-After` (whole seconds) in the shape of the front-end it was sent to. Each front-end
+//! declares these facts about itself (its `EDGE`: the paths it owns, its code fields, its
+//! refusal shape) and `lib.rs` lists them in `FRONT_ENDS`: this module names none of them.
 //!
 //! The limits are kept in this process's memory (GCRA, from the `governor` crate): with several
 //! giftd processes behind a load balancer each counts on its own. Nothing here logs or keeps a
@@ -24,13 +26,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
-
-use crate::native::error::ApiError;
 
 /// Sizes and times every request is held to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,67 +84,56 @@ impl Default for RateLimits {
     }
 }
 
-/// The front-end a request is for, which decides the shape of the refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FrontEnd {
-    Native,
-    Wallet,
-    Clover,
-    AdyenTerminal,
-    AdyenStoredValue,
-    Gr4vy,
+/// What the edge needs to know of a front-end to guard it. Each front-end declares its own
+/// (`EDGE` in its module: the paths it owns, where its bodies present a security code, the shape
+/// of its refusals), and `lib.rs` lists them in [`crate::FRONT_ENDS`]; nothing here names one.
+pub struct FrontEndEdge {
+    /// Whether a request path is this front-end's.
+    pub owns: fn(&str) -> bool,
+    /// The body fields in which it takes a security code.
+    pub code_fields: &'static [&'static str],
+    /// Whether a request counts toward the rate limits whatever its body says (a lookup).
+    pub counts: fn(&Method, &str) -> bool,
+    /// Whether a request's body is read for [`FrontEndEdge::code_fields`].
+    pub inspects_body: fn(&Method, &str) -> bool,
+    /// A refusal in this front-end's shape: status, error code (for the shapes that carry
+    /// one), message.
+    pub refusal: fn(StatusCode, &'static str, String) -> Response,
+    /// For a front-end that checks its own path segments (the native API: an id of the wrong
+    /// shape is a 404 there), how it names a refused query parameter; `None`: the edge checks
+    /// the whole path and answers with [`FrontEndEdge::refusal`].
+    pub query_refusal: Option<fn(&str, String) -> Response>,
 }
 
-impl FrontEnd {
-    fn of(path: &str) -> Option<Self> {
-        if path.starts_with("/v1/") {
-            Some(Self::Native)
-        } else if path.starts_with("/giftcard/") {
-            Some(Self::Wallet)
-        } else if path.starts_with("/clover/") {
-            Some(Self::Clover)
-        } else if path == "/sync" {
-            Some(Self::AdyenTerminal)
-        } else if path.starts_with("/pal/servlet/StoredValue/") {
-            Some(Self::AdyenStoredValue)
-        } else if path.starts_with("/gr4vy/") {
-            Some(Self::Gr4vy)
-        } else {
-            None
-        }
-    }
+/// The front-ends a router serves, the first being the one for paths none of them owns.
+pub type FrontEnds = &'static [&'static FrontEndEdge];
 
-    /// The body fields in which this front-end takes a security code.
-    fn code_fields(self) -> &'static [&'static str] {
-        match self {
-            Self::Native => &["security_code"],
-            Self::Wallet => &["passcode"],
-            Self::Clover => &["security_code", "foreign_access_code"],
-            Self::AdyenTerminal => &["SecurityCode"],
-            Self::AdyenStoredValue => &["securityCode"],
-            Self::Gr4vy => &["pin"],
-        }
-    }
+/// The front-end a path is for, if any owns it.
+fn owner(front_ends: FrontEnds, path: &str) -> Option<&'static FrontEndEdge> {
+    front_ends
+        .iter()
+        .copied()
+        .find(|front_end| (front_end.owns)(path))
+}
 
-    fn refusal(self, status: StatusCode, code: &'static str, message: String) -> Response {
-        match self {
-            Self::Native => ApiError::new(status, code, message).into_response(),
-            Self::Wallet => {
-                crate::giftcard::WalletError(ApiError::new(status, code, message)).into_response()
-            }
-            Self::Clover => crate::clover::error::CloverError::edge(status, message).into_response(),
-            Self::AdyenTerminal => crate::adyen_terminal::error::edge(status, &message),
-            Self::AdyenStoredValue => {
-                crate::adyen_stored_value::error::AdyenSvError::edge(status, message).into_response()
-            }
-            Self::Gr4vy => crate::gr4vy::error::Gr4vyError::new(status, message).into_response(),
-        }
-    }
+/// The front-end a path is for, or the first one: every refusal has some front-end's shape.
+fn owner_or_first(front_ends: FrontEnds, path: &str) -> &'static FrontEndEdge {
+    owner(front_ends, path).unwrap_or(front_ends[0])
+}
+
+/// The facades' rule for which bodies to read: every write may present a security code.
+pub fn every_write(method: &Method, _path: &str) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+}
+
+/// The facades' rule for requests that count without a body: none.
+pub fn none(_method: &Method, _path: &str) -> bool {
+    false
 }
 
 /// Refuses a request whose header names and values add up to more than the limit (431).
 pub async fn limit_header_size(
-    State(max_header_bytes): State<usize>,
+    State((max_header_bytes, front_ends)): State<(usize, FrontEnds)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -154,8 +143,8 @@ pub async fn limit_header_size(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if size > max_header_bytes {
-        let front_end = FrontEnd::of(request.uri().path()).unwrap_or(FrontEnd::Native);
-        return front_end.refusal(
+        let front_end = owner_or_first(front_ends, request.uri().path());
+        return (front_end.refusal)(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "invalid_request",
             format!("The request's headers are larger than {max_header_bytes} bytes."),
@@ -169,19 +158,23 @@ pub async fn limit_header_size(
 ///
 /// The native API names the query parameter, and leaves its path to its handlers: a native id
 /// of the wrong shape, control characters included, is a 404 before it reaches the database.
-pub async fn refuse_unsafe_uri(request: Request, next: Next) -> Response {
+pub async fn refuse_unsafe_uri(
+    State(front_ends): State<FrontEnds>,
+    request: Request,
+    next: Next,
+) -> Response {
     let uri = request.uri();
-    let front_end = FrontEnd::of(uri.path()).unwrap_or(FrontEnd::Native);
+    let front_end = owner_or_first(front_ends, uri.path());
     if let Err((param, refused)) = crate::text::check_query(uri.query().unwrap_or_default()) {
-        return match front_end {
-            FrontEnd::Native => ApiError::invalid(&param, refused.to_string()).into_response(),
-            other => other.refusal(StatusCode::BAD_REQUEST, "invalid_request", refused.to_string()),
+        return match front_end.query_refusal {
+            Some(query_refusal) => query_refusal(&param, refused.to_string()),
+            None => (front_end.refusal)(StatusCode::BAD_REQUEST, "invalid_request", refused.to_string()),
         };
     }
-    if !matches!(front_end, FrontEnd::Native)
+    if front_end.query_refusal.is_none()
         && let Err(refused) = crate::text::check_uri(uri.path())
     {
-        return front_end.refusal(StatusCode::BAD_REQUEST, "invalid_request", refused.to_string());
+        return (front_end.refusal)(StatusCode::BAD_REQUEST, "invalid_request", refused.to_string());
     }
     next.run(request).await
 }
@@ -197,6 +190,7 @@ pub struct Guard {
     per_address: Option<KeyedLimiter<IpAddr>>,
     client_address_header: Option<HeaderName>,
     max_body_bytes: usize,
+    front_ends: FrontEnds,
     clock: DefaultClock,
     checks: AtomicU64,
 }
@@ -216,12 +210,13 @@ enum Exceeded {
 }
 
 impl Guard {
-    pub fn new(limits: &RateLimits, max_body_bytes: usize) -> Arc<Self> {
+    pub fn new(limits: &RateLimits, max_body_bytes: usize, front_ends: FrontEnds) -> Arc<Self> {
         Arc::new(Self {
             per_key: limiter(limits.per_key, limits.period),
             per_address: limiter(limits.per_address, limits.period),
             client_address_header: limits.client_address_header.clone(),
             max_body_bytes,
+            front_ends,
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
         })
@@ -297,58 +292,34 @@ fn presents_field(value: &serde_json::Value, names: &[&str]) -> bool {
     }
 }
 
-/// Whether a native request is a lookup or a save by number and security code.
-fn native_counts(method: &Method, path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    matches!(
-        (method, segments.as_slice()),
-        (&Method::POST, ["", "v1", "cards", "lookup"]) | (&Method::PUT, ["", "v1", "users", _, "cards", _])
-    )
-}
-
 /// The rate limit middleware.
 pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    let Some(front_end) = FrontEnd::of(request.uri().path()) else {
+    let Some(front_end) = owner(guard.front_ends, request.uri().path()) else {
         return next.run(request).await;
     };
     if guard.per_key.is_none() && guard.per_address.is_none() {
         return next.run(request).await;
     }
-    let inspect_body = match front_end {
-        // Of the native API's other writes, only checkouts take cards by number and code; card
-        // imports (`POST /v1/cards`) carry codes but check none.
-        FrontEnd::Native => {
-            *request.method() == Method::POST && request.uri().path().starts_with("/v1/checkouts")
-        }
-        FrontEnd::Wallet
-        | FrontEnd::Clover
-        | FrontEnd::AdyenTerminal
-        | FrontEnd::AdyenStoredValue
-        | FrontEnd::Gr4vy => {
-            matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH)
-        }
-    };
-    let (counts, request) =
-        if front_end == FrontEnd::Native && native_counts(request.method(), request.uri().path()) {
-            (true, request)
-        } else if inspect_body {
-            let (parts, body) = request.into_parts();
-            match axum::body::to_bytes(body, guard.max_body_bytes).await {
-                Ok(bytes) => {
-                    let counts = serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .is_ok_and(|json| presents_field(&json, front_end.code_fields()));
-                    (counts, Request::from_parts(parts, Body::from(bytes)))
-                }
-                // Too large (or cut short): the front-end's own extractor answers it, as it would
-                // without this layer, from a body that fails the same way.
-                Err(_) => (
-                    false,
-                    Request::from_parts(parts, Body::from_stream(failing_body())),
-                ),
+    let (counts, request) = if (front_end.counts)(request.method(), request.uri().path()) {
+        (true, request)
+    } else if (front_end.inspects_body)(request.method(), request.uri().path()) {
+        let (parts, body) = request.into_parts();
+        match axum::body::to_bytes(body, guard.max_body_bytes).await {
+            Ok(bytes) => {
+                let counts = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .is_ok_and(|json| presents_field(&json, front_end.code_fields));
+                (counts, Request::from_parts(parts, Body::from(bytes)))
             }
-        } else {
-            (false, request)
-        };
+            // Too large (or cut short): the front-end's own extractor answers it, as it would
+            // without this layer, from a body that fails the same way.
+            Err(_) => (
+                false,
+                Request::from_parts(parts, Body::from_stream(failing_body())),
+            ),
+        }
+    } else {
+        (false, request)
+    };
     if !counts {
         return next.run(request).await;
     }
@@ -369,7 +340,7 @@ pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next:
             };
             tracing::warn!(limit, retry_after_seconds = seconds, "rate limited");
             ::metrics::counter!(crate::telemetry::RATE_LIMITED_TOTAL, "limit" => limit).increment(1);
-            let mut response = front_end.refusal(
+            let mut response = (front_end.refusal)(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!(
@@ -397,17 +368,38 @@ mod tests {
     fn code_fields_are_found_at_any_depth_and_null_does_not_count() {
         let json: serde_json::Value =
             serde_json::from_str(r#"{"gift_card":{"number":"6036","security_code":"1234"}}"#).expect("json");
-        assert!(presents_field(&json, FrontEnd::Clover.code_fields()));
+        assert!(presents_field(&json, crate::clover::EDGE.code_fields));
         let json: serde_json::Value =
             serde_json::from_str(r#"{"giftCardId":"c_1","passcode":null}"#).expect("json");
-        assert!(!presents_field(&json, FrontEnd::Wallet.code_fields()));
+        assert!(!presents_field(&json, crate::giftcard::EDGE.code_fields));
+    }
+
+    #[test]
+    fn every_request_path_of_a_front_end_is_owned_by_it_alone() {
+        for (path, owner_code_fields) in [
+            ("/v1/cards/lookup", crate::native::EDGE.code_fields),
+            ("/giftcard/v1/balance", crate::giftcard::EDGE.code_fields),
+            ("/clover/v1/charges", crate::clover::EDGE.code_fields),
+            ("/sync", crate::adyen_terminal::EDGE.code_fields),
+            (
+                "/pal/servlet/StoredValue/v46/issue",
+                crate::adyen_stored_value::EDGE.code_fields,
+            ),
+            ("/gr4vy/gift-cards", crate::gr4vy::EDGE.code_fields),
+        ] {
+            let owners: Vec<_> = crate::FRONT_ENDS.iter().filter(|f| (f.owns)(path)).collect();
+            assert_eq!(owners.len(), 1, "{path}");
+            assert_eq!(owners[0].code_fields, owner_code_fields, "{path}");
+        }
+        assert!(owner(crate::FRONT_ENDS, "/healthz").is_none());
     }
 
     #[test]
     fn native_lookups_and_saves_count_and_imports_do_not() {
-        assert!(native_counts(&Method::POST, "/v1/cards/lookup"));
-        assert!(native_counts(&Method::PUT, "/v1/users/u1/cards/card_1"));
-        assert!(!native_counts(&Method::POST, "/v1/cards"));
-        assert!(!native_counts(&Method::GET, "/v1/users/u1/cards"));
+        let counts = crate::native::EDGE.counts;
+        assert!(counts(&Method::POST, "/v1/cards/lookup"));
+        assert!(counts(&Method::PUT, "/v1/users/u1/cards/card_1"));
+        assert!(!counts(&Method::POST, "/v1/cards"));
+        assert!(!counts(&Method::GET, "/v1/users/u1/cards"));
     }
 }

@@ -23,6 +23,17 @@ pub mod text;
 
 pub use guard::{Limits, RateLimits};
 
+/// Every front-end as the edge guards it (`guard.rs`), each declared in its own module; the
+/// native API first, whose shape answers for paths no front-end owns.
+pub const FRONT_ENDS: guard::FrontEnds = &[
+    &native::EDGE,
+    &giftcard::EDGE,
+    &clover::EDGE,
+    &adyen_terminal::EDGE,
+    &adyen_stored_value::EDGE,
+    &gr4vy::EDGE,
+];
+
 use std::time::Duration;
 
 use axum::Router;
@@ -90,7 +101,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
             limits: config.limits.clone(),
         })
         .layer(axum::middleware::from_fn_with_state(
-            guard::Guard::new(&config.rate_limits, config.limits.max_body_bytes),
+            guard::Guard::new(&config.rate_limits, config.limits.max_body_bytes, FRONT_ENDS),
             guard::rate_limit,
         ))
         .layer(TimeoutLayer::with_status_code(
@@ -99,9 +110,12 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         ))
         .layer(axum::middleware::map_response(timeout_as_json))
         .layer(axum::middleware::map_response(retry_after_unavailable))
-        .layer(axum::middleware::from_fn(guard::refuse_unsafe_uri))
         .layer(axum::middleware::from_fn_with_state(
-            config.limits.max_header_bytes,
+            FRONT_ENDS,
+            guard::refuse_unsafe_uri,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            (config.limits.max_header_bytes, FRONT_ENDS),
             guard::limit_header_size,
         ))
         .layer(axum::middleware::from_fn(telemetry::record))

@@ -38,6 +38,19 @@ use error::{AdyenSvError, codes};
 use extract::{AdyenSvBody, AdyenSvMerchant};
 use wire::*;
 
+/// How the edge guards the Stored Value API (`guard.rs`): a request presenting a
+/// `securityCode` counts toward the rate limits; refusals in its shape.
+pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
+    owns: |path| path.starts_with("/pal/servlet/StoredValue/"),
+    code_fields: &["securityCode"],
+    counts: crate::guard::none,
+    inspects_body: crate::guard::every_write,
+    refusal: |status, _, message| {
+        axum::response::IntoResponse::into_response(error::AdyenSvError::edge(status, message))
+    },
+    query_refusal: None,
+};
+
 /// Adyen's limit on `reference`.
 pub const MAX_REFERENCE_LENGTH: usize = 80;
 /// Adyen's limit on `merchantAccount` is not documented; giftd keeps it sane.

@@ -38,6 +38,17 @@ use crate::AppState;
 use error::{ErrorCondition, TerminalError, TerminalFailure};
 use wire::*;
 
+/// How the edge guards the Terminal API (`guard.rs`): a message presenting a `SecurityCode`
+/// counts toward the rate limits; refusals in the Terminal API's shape.
+pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
+    owns: |path| path == "/sync",
+    code_fields: &["SecurityCode"],
+    counts: crate::guard::none,
+    inspects_body: crate::guard::every_write,
+    refusal: |status, _, message| error::edge(status, &message),
+    query_refusal: None,
+};
+
 /// The header Adyen's cloud takes the API key in (any case).
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// Longest `ServiceID`: nexo's pattern is `^.{1,10}$`.

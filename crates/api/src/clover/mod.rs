@@ -34,6 +34,19 @@ use extract::{
 };
 use wire::*;
 
+/// How the edge guards the Clover facade (`guard.rs`): a write presenting a `security_code` or
+/// `foreign_access_code` counts toward the rate limits; refusals in Clover's shape.
+pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
+    owns: |path| path.starts_with("/clover/"),
+    code_fields: &["security_code", "foreign_access_code"],
+    counts: crate::guard::none,
+    inspects_body: crate::guard::every_write,
+    refusal: |status, _, message| {
+        axum::response::IntoResponse::into_response(error::CloverError::edge(status, message))
+    },
+    query_refusal: None,
+};
+
 /// How long a lock (`capture: false`) reserves value when giftd is not told otherwise
 /// (`giftd serve --clover-lock-seconds`): 15 minutes, long enough for a checkout to finish,
 /// short enough that an abandoned one gives the value back soon. Clover's documentation leaves

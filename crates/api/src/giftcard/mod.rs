@@ -27,6 +27,17 @@ use crate::native::extract::{self, reference};
 use crate::{AppState, json_response};
 use wire::*;
 
+/// How the edge guards this facade (`guard.rs`): a write presenting a `passcode` counts toward
+/// the rate limits; refusals in this facade's shape.
+pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
+    owns: |path| path.starts_with("/giftcard/"),
+    code_fields: &["passcode"],
+    counts: crate::guard::none,
+    inspects_body: crate::guard::every_write,
+    refusal: |status, code, message| WalletError(ApiError::new(status, code, message)).into_response(),
+    query_refusal: None,
+};
+
 /// Most cards one `combine` takes (the native merge's limit).
 pub const MAX_COMBINE_SOURCES: usize = 10;
 

@@ -32,6 +32,19 @@ use crate::{AppState, json_response};
 use error::Gr4vyError;
 use wire::*;
 
+/// How the edge guards the Gr4vy facade (`guard.rs`): a write presenting a `pin` counts toward
+/// the rate limits; refusals in Gr4vy's shape.
+pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
+    owns: |path| path.starts_with("/gr4vy/"),
+    code_fields: &["pin"],
+    counts: crate::guard::none,
+    inspects_body: crate::guard::every_write,
+    refusal: |status, _, message| {
+        axum::response::IntoResponse::into_response(error::Gr4vyError::new(status, message))
+    },
+    query_refusal: None,
+};
+
 /// Most gift cards one balance request checks (Gr4vy's limit of 10 (seed 002)).
 pub const MAX_BALANCE_ITEMS: usize = 10;
 /// The idempotency scope of this facade: its keys never meet another front-end's.

@@ -33,6 +33,32 @@ use extract::{
 };
 use wire::*;
 
+/// How the edge guards the native API (`guard.rs`): its lookups and saves by number and
+/// security code count toward the rate limits, and a checkout's body is read for a
+/// `security_code`; card imports (`POST /v1/cards`) carry codes but check none.
+pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
+    owns: |path| path.starts_with("/v1/"),
+    code_fields: &["security_code"],
+    counts: lookups_and_saves,
+    inspects_body: |method, path| *method == axum::http::Method::POST && path.starts_with("/v1/checkouts"),
+    refusal: |status, code, message| {
+        axum::response::IntoResponse::into_response(ApiError::new(status, code, message))
+    },
+    query_refusal: Some(|param, message| {
+        axum::response::IntoResponse::into_response(ApiError::invalid(param, message))
+    }),
+};
+
+/// Whether a native request is a lookup or a save by number and security code.
+fn lookups_and_saves(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(
+        (method, segments.as_slice()),
+        (&Method::POST, ["", "v1", "cards", "lookup"]) | (&Method::PUT, ["", "v1", "users", _, "cards", _])
+    )
+}
+
 type Answer = Result<Response, ApiError>;
 
 #[derive(OpenApi)]
