@@ -509,28 +509,30 @@ impl crate::Service {
         let entries = self.wallet_entries(merchant, user).await?;
         if entries
             .iter()
-            .any(|(_, card)| !wallet::listed(&card.snapshot, now))
+            .all(|(_, card)| wallet::listed(&card.snapshot, now))
         {
-            let pruned = self
-                .execute(
-                    merchant.clone(),
-                    WalletCommand::Prune {
-                        user_id: user.clone(),
+            // Nothing to clear out: the entries just read are the listing, in its order.
+            return Ok(entries);
+        }
+        let pruned = self
+            .execute(
+                merchant.clone(),
+                WalletCommand::Prune {
+                    user_id: user.clone(),
+                },
+                None,
+                Box::new(|result| crate::Rendered {
+                    status: if matches!(result, Ok(WalletOutcome::Pruned)) {
+                        200
+                    } else {
+                        500
                     },
-                    None,
-                    Box::new(|result| crate::Rendered {
-                        status: if matches!(result, Ok(WalletOutcome::Pruned)) {
-                            200
-                        } else {
-                            500
-                        },
-                        body: Vec::new(),
-                    }),
-                )
-                .await?;
-            if pruned.status != 200 {
-                return Err(crate::ServiceError::unexpected_outcome());
-            }
+                    body: Vec::new(),
+                }),
+            )
+            .await?;
+        if pruned.status != 200 {
+            return Err(crate::ServiceError::unexpected_outcome());
         }
         self.wallet(merchant, user).await
     }

@@ -5,7 +5,7 @@
 //! `giftd verify` must find the ledger sound.
 //!
 //! The interpreter is the one named by `GIFTD_TEST_PYTHON` (CI points it at a virtual
-//! environment with `Adyen==16.0.0`). The test is `#[ignore]`d for that reason, so that
+//! environment with `Adyen==16.0.0`). The test is ignored for that reason, saying so, so that
 //! `cargo test` needs nothing but Rust; run with `--include-ignored` (as CI does) it fails
 //! without the variable instead of passing unrun.
 
