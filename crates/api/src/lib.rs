@@ -58,6 +58,8 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
+    /// The Terminal API messages being processed now, for its TransactionStatus.
+    pub terminal_in_flight: adyen_terminal::status::InFlight,
     pub clover: clover::CloverConfig,
     pub limits: Limits,
 }
@@ -97,6 +99,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(AppState {
             service,
+            terminal_in_flight: Default::default(),
             clover: config.clover,
             limits: config.limits.clone(),
         })

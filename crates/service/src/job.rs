@@ -131,15 +131,24 @@ impl<O: Operation> CommandJob<O> {
         if record.request_hash != key.request_hash {
             return Err(ServiceError::IdempotencyKeyReused);
         }
-        let body = self
-            .keys
-            .decrypt(&record.body, &body_context(&self.merchant, key))
-            .ok_or_else(|| StoreError::Corrupt("an idempotency record does not decrypt".into()))?;
-        Ok(Rendered {
-            status: record.status,
-            body,
-        })
+        open_record(&self.keys, &self.merchant, key, record)
     }
+}
+
+/// A stored answer as it was sent: its body is kept encrypted under the key's context.
+pub(crate) fn open_record(
+    keys: &Keys,
+    merchant: &MerchantId,
+    key: &IdempotencyKey,
+    record: IdempotencyRecord,
+) -> Result<Rendered, ServiceError> {
+    let body = keys
+        .decrypt(&record.body, &body_context(merchant, key))
+        .ok_or_else(|| StoreError::Corrupt("an idempotency record does not decrypt".into()))?;
+    Ok(Rendered {
+        status: record.status,
+        body,
+    })
 }
 
 impl<O: Operation> WriteJob for CommandJob<O> {

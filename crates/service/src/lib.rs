@@ -184,6 +184,67 @@ impl Service {
             .unwrap_or_else(|_| Err(giftd_store::StoreError::Closed.into()))
     }
 
+    /// The answer stored under an idempotency key within its scope's window, as it was sent:
+    /// for a front-end that lets a client ask what became of a request it lost (the Terminal
+    /// API's TransactionStatus).
+    pub async fn stored_answer(
+        &self,
+        merchant: &MerchantId,
+        scope: &'static str,
+        key: &str,
+    ) -> Result<Option<Rendered>, ServiceError> {
+        let key = IdempotencyKey {
+            scope,
+            key: key.to_owned(),
+            request_hash: Vec::new(),
+        };
+        let record = self
+            .store
+            .stored_answer(merchant, scope, &key.key, self.stored_answer_window(&key))
+            .await?;
+        record
+            .map(|record| job::open_record(&self.keys, merchant, &key, record))
+            .transpose()
+    }
+
+    /// At most `limit` stored answers whose keys start with `key_prefix`, newest first, with
+    /// their keys.
+    pub async fn stored_answers_by_prefix(
+        &self,
+        merchant: &MerchantId,
+        scope: &'static str,
+        key_prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Rendered)>, ServiceError> {
+        let window = self.stored_answer_window(&IdempotencyKey {
+            scope,
+            key: String::new(),
+            request_hash: Vec::new(),
+        });
+        let records = self
+            .store
+            .stored_answers_by_prefix(merchant, scope, key_prefix, window, limit)
+            .await?;
+        records
+            .into_iter()
+            .map(|(key, record)| {
+                let key = IdempotencyKey {
+                    scope,
+                    key,
+                    request_hash: Vec::new(),
+                };
+                let rendered = job::open_record(&self.keys, merchant, &key, record)?;
+                Ok((key.key, rendered))
+            })
+            .collect()
+    }
+
+    /// The oldest time a stored answer under `key` still counts.
+    fn stored_answer_window(&self, key: &IdempotencyKey) -> Timestamp {
+        let retention = key.retention_millis(self.idempotency_retention_millis);
+        Timestamp::from_unix_millis(self.now().unix_millis() - retention)
+    }
+
     /// Creates a merchant and its first API key. The key is returned once and stored hashed.
     pub async fn create_merchant(&self, name: &str) -> Result<NewMerchant, ServiceError> {
         let name = name.trim();

@@ -637,6 +637,24 @@ pub trait Store: Send + Sync + 'static {
     /// Pending holds past their expiry, soonest expiry first, for the sweeper.
     async fn due_holds(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, HoldId)>>;
 
+    /// The answer stored under an idempotency key, if it is younger than `not_before`.
+    async fn stored_answer(
+        &self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        not_before: Timestamp,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// At most `limit` stored answers whose keys start with `key_prefix`, newest first.
+    async fn stored_answers_by_prefix(
+        &self,
+        merchant: &MerchantId,
+        scope: &str,
+        key_prefix: &str,
+        not_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, IdempotencyRecord)>>;
+
     /// Recomputes every cached balance from the ledger and checks every invariant.
     async fn verify(&self) -> StoreResult<VerifyReport>;
 

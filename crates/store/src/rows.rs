@@ -11,7 +11,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use crate::{CardRecord, HoldRecord, StoreError, StoreResult, TransactionRecord};
+use crate::{CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord};
 
 pub(crate) const CARD_COLUMNS: &str = "id, merchant_id, program_id, kind, state, currency, \
     balance, held, expires_at, closed_reason, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at";
@@ -136,6 +136,21 @@ pub(crate) fn hold_snapshot(row: &impl Columns) -> StoreResult<HoldSnapshot> {
         state: HoldState::parse(&state).ok_or_else(|| corrupt("hold state", &state))?,
         expires_at: Timestamp::from_unix_millis(row.integer("expires_at")?),
     })
+}
+
+/// An idempotency record with its key, as `sql::STORED_ANSWERS_BY_PREFIX` reads it.
+pub(crate) fn keyed_idempotency_record(row: &impl Columns) -> StoreResult<(String, IdempotencyRecord)> {
+    let status = row.integer("status")?;
+    Ok((
+        row.text("key")?,
+        IdempotencyRecord {
+            request_hash: row.bytes("request_hash")?,
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+            body: row.bytes("body")?,
+            created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        },
+    ))
 }
 
 pub(crate) fn hold(row: &impl Columns) -> StoreResult<HoldRecord> {

@@ -25,6 +25,13 @@ pub(crate) const FINISH_HOLD: &str = "UPDATE holds SET state = $1, captured_amou
      AND state = 'pending'";
 pub(crate) const IDEMPOTENCY_RECORD: &str = "SELECT request_hash, status, body, created_at FROM idempotency_records WHERE \
      merchant_id = $1 AND scope = $2 AND key = $3 AND created_at >= $4";
+/// Stored answers whose key starts with `$3`, newest first: `substr` rather than a range on
+/// `key`, since PostgreSQL compares text in the database's collation, where punctuation may not
+/// order bytewise. It reads every record of the merchant's scope within the window; only the
+/// Terminal API's TransactionStatus without a ServiceID asks it.
+pub(crate) const STORED_ANSWERS_BY_PREFIX: &str = "SELECT key, request_hash, status, body, created_at FROM \
+     idempotency_records WHERE merchant_id = $1 AND scope = $2 AND substr(key, 1, length($3)) = $3 AND \
+     created_at >= $4 ORDER BY created_at DESC, key DESC LIMIT $5";
 pub(crate) const INSERT_ADYEN_REFERENCE: &str = "INSERT INTO adyen_references (merchant_id, api, reference, transaction_id, \
      created_at) VALUES ($1, $2, $3, $4, $5)";
 pub(crate) const INSERT_API_KEY: &str =
@@ -241,6 +248,7 @@ const ALL: &[&str] = &[
     SET_CARD_STATE,
     SET_WEBHOOK_ENDPOINT_ENABLED,
     STOCK_BATCH_BY_DIGEST,
+    STORED_ANSWERS_BY_PREFIX,
     WEBHOOK_ATTEMPTS_OF_EVENT,
 ];
 

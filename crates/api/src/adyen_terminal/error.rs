@@ -28,10 +28,12 @@ pub enum ErrorCondition {
     InvalidCard,
     /// The message is well formed JSON but a field is missing or wrong.
     MessageFormat,
+    /// The message a TransactionStatus names is still being processed.
+    InProgress,
     /// The operation is not allowed here (a type of payment giftd does not do, a reversal of
     /// something that cannot be reversed, a card in the wrong state).
     NotAllowed,
-    /// The transaction to reverse is not known.
+    /// The transaction to reverse, or the message a TransactionStatus names, is not known.
     NotFound,
     /// The issuer refused: not enough value, a limit, too many wrong PINs.
     Refusal,
@@ -42,6 +44,7 @@ pub enum ErrorCondition {
 impl ErrorCondition {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::InProgress => "InProgress",
             Self::InvalidCard => "InvalidCard",
             Self::MessageFormat => "MessageFormat",
             Self::NotAllowed => "NotAllowed",

@@ -5,7 +5,7 @@
 //!
 //! Messages: BalanceInquiry; StoredValue (Activate, Load, Unload, Reverse); Payment with a gift
 //! card (PaymentType Normal, with partial authorisation, and Refund: an unreferenced refund);
-//! Reversal of a payment. Handlers convert the wire request straight into service commands
+//! Reversal of a payment; TransactionStatus and Abort (`status.rs`). Handlers convert the wire request straight into service commands
 //! (`giftd_service::adyen::AdyenCommand`, never the native API's types) and render the outcome
 //! in Adyen's shape with this module's renderer and `error.rs`. A repeated ServiceID (per SaleID
 //! and POIID, for 48 hours) replays the first answer, or is rejected when the message differs.
@@ -13,6 +13,7 @@
 //! vendor's documentation leaves open.
 
 pub mod error;
+pub mod status;
 pub mod wire;
 
 use axum::Router;
@@ -81,6 +82,34 @@ impl FromRequestParts<AppState> for TerminalMerchant {
     }
 }
 
+/// What a message asks: one of the categories that run a command, or a recovery message
+/// (`status.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Message {
+    Command(Category),
+    TransactionStatus,
+    Abort,
+}
+
+impl Message {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "TransactionStatus" => Some(Self::TransactionStatus),
+            "Abort" => Some(Self::Abort),
+            other => Category::parse(other).map(Self::Command),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Command(category) => category.as_str(),
+            Self::TransactionStatus => "TransactionStatus",
+            Self::Abort => "Abort",
+        }
+    }
+}
+
+/// The categories of the messages that run a command, and whose answers are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Category {
     BalanceInquiry,
@@ -230,7 +259,7 @@ async fn handle(
     let service_id =
         header_field(header.service_id.as_ref(), "ServiceID", MAX_SERVICE_ID_LENGTH).map_err(reject)?;
     let category_name = header.message_category.clone().unwrap_or_default();
-    let category = Category::parse(&category_name).ok_or_else(|| {
+    let message = Message::parse(&category_name).ok_or_else(|| {
         // Named back only when the text rule lets it be echoed.
         let named = if crate::text::check_str(&category_name).is_ok() {
             format!(" {category_name:?}")
@@ -238,7 +267,7 @@ async fn handle(
             String::new()
         };
         reject(format!(
-            "giftd does not handle MessageCategory{named}; it handles BalanceInquiry, StoredValue, Payment and Reversal."
+            "giftd does not handle MessageCategory{named}; it handles BalanceInquiry, StoredValue, Payment, Reversal, TransactionStatus and Abort."
         ))
     })?;
     // A message with a control or bidirectional formatting character anywhere is answered
@@ -249,17 +278,41 @@ async fn handle(
         text.filter(|t| crate::text::check_str(&t.0).is_ok())
             .map(|t| t.0.clone())
     };
+    let response_header = TerminalResponseHeader {
+        protocol_version: echoed(header.protocol_version.as_ref()).unwrap_or_else(|| "3.0".to_owned()),
+        sale_id: sale_id.clone(),
+        message_class: "Service",
+        message_category: message.as_str(),
+        service_id: Some(service_id.clone()),
+        device_id: echoed(header.device_id.as_ref()),
+        poi_id: poi_id.clone(),
+        message_type: "Response",
+    };
+    let category = match message {
+        Message::Command(category) => category,
+        Message::TransactionStatus => {
+            if let Some(refused) = refused_text {
+                return Err(reject(refused.to_string()));
+            }
+            return Ok(status::transaction_status(
+                app,
+                &merchant,
+                parts.transaction_status_request,
+                response_header,
+                &sale_id,
+                &poi_id,
+            )
+            .await);
+        }
+        Message::Abort => {
+            if let Some(refused) = refused_text {
+                return Err(reject(refused.to_string()));
+            }
+            return status::abort(parts.abort_request).map_err(reject);
+        }
+    };
     let mut view = View {
-        header: TerminalResponseHeader {
-            protocol_version: echoed(header.protocol_version.as_ref()).unwrap_or_else(|| "3.0".to_owned()),
-            sale_id: sale_id.clone(),
-            message_class: "Service",
-            message_category: category.as_str(),
-            service_id: Some(service_id.clone()),
-            device_id: echoed(header.device_id.as_ref()),
-            poi_id: poi_id.clone(),
-            message_type: "Response",
-        },
+        header: response_header,
         category,
         sale_data: Value::Object(Map::new()),
         reference: AdyenReference::generate(),
@@ -298,9 +351,11 @@ async fn handle(
     };
     let idempotency = IdempotencyKey {
         scope: TERMINAL_SCOPE,
-        key: serde_json::to_string(&[&sale_id, &poi_id, &service_id]).expect("strings serialize"),
+        key: status::message_key(&sale_id, &poi_id, &service_id),
         request_hash: request_hash(&canonical),
     };
+    // Seen by a TransactionStatus for this message until its answer is stored and sent.
+    let _in_flight = app.terminal_in_flight.enter(&merchant, &idempotency.key);
     let rendered = app
         .service
         .execute(
@@ -737,12 +792,17 @@ fn envelope(body: TerminalResponseBody) -> Rendered {
 }
 
 fn empty_body(view: &View) -> TerminalResponseBody {
+    empty_header_body(view.header.clone())
+}
+
+fn empty_header_body(message_header: TerminalResponseHeader) -> TerminalResponseBody {
     TerminalResponseBody {
         balance_inquiry: None,
         stored_value: None,
         payment: None,
         reversal: None,
-        message_header: view.header.clone(),
+        transaction_status: None,
+        message_header,
     }
 }
 

@@ -14,8 +14,8 @@ use giftd_domain::major_units::MajorUnits;
 use giftd_domain::{Currency, Timestamp};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -104,6 +104,47 @@ pub struct TerminalParts<'a> {
     pub payment_request: Option<&'a RawValue>,
     #[serde(rename = "ReversalRequest", borrow)]
     pub reversal_request: Option<&'a RawValue>,
+    #[serde(rename = "TransactionStatusRequest", borrow)]
+    pub transaction_status_request: Option<&'a RawValue>,
+    #[serde(rename = "AbortRequest", borrow)]
+    pub abort_request: Option<&'a RawValue>,
+}
+
+/// `MessageReference`: names an earlier message of the sale system; SaleID and POIID default to
+/// the header's.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TerminalMessageReference {
+    #[serde(rename = "MessageCategory")]
+    pub message_category: Option<String>,
+    #[serde(rename = "ServiceID")]
+    pub service_id: Option<WireText>,
+    #[serde(rename = "DeviceID")]
+    pub device_id: Option<WireText>,
+    #[serde(rename = "SaleID")]
+    pub sale_id: Option<WireText>,
+    #[serde(rename = "POIID")]
+    pub poi_id: Option<WireText>,
+}
+
+/// `TransactionStatusRequest`: which message's answer the sale system lost. The receipt
+/// options are read and ignored (giftd keeps no receipts).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TerminalTransactionStatusRequest {
+    #[serde(rename = "MessageReference")]
+    pub message_reference: Option<TerminalMessageReference>,
+    #[serde(rename = "ReceiptReprintFlag")]
+    pub receipt_reprint_flag: Option<bool>,
+    #[serde(rename = "DocumentQualifier")]
+    pub document_qualifier: Option<Vec<String>>,
+}
+
+/// `AbortRequest`: cancel a message still in progress.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TerminalAbortRequest {
+    #[serde(rename = "MessageReference")]
+    pub message_reference: TerminalMessageReference,
+    #[serde(rename = "AbortReason")]
+    pub abort_reason: WireText,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -311,8 +352,43 @@ pub struct TerminalResponseBody {
     pub payment: Option<TerminalPaymentResponse>,
     #[serde(rename = "ReversalResponse", skip_serializing_if = "Option::is_none")]
     pub reversal: Option<TerminalReversalResponse>,
+    #[serde(rename = "TransactionStatusResponse", skip_serializing_if = "Option::is_none")]
+    pub transaction_status: Option<TerminalTransactionStatusResponse>,
     #[serde(rename = "MessageHeader")]
     pub message_header: TerminalResponseHeader,
+}
+
+/// `TransactionStatusResponse`: on success the message found and its stored answer.
+#[derive(Debug, Serialize)]
+pub struct TerminalTransactionStatusResponse {
+    #[serde(rename = "Response")]
+    pub response: TerminalResult,
+    #[serde(rename = "MessageReference", skip_serializing_if = "Option::is_none")]
+    pub message_reference: Option<TerminalMessageReferenceOut>,
+    #[serde(rename = "RepeatedMessageResponse", skip_serializing_if = "Option::is_none")]
+    pub repeated_message_response: Option<TerminalRepeatedMessageResponse>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TerminalMessageReferenceOut {
+    #[serde(rename = "MessageCategory")]
+    pub message_category: String,
+    #[serde(rename = "ServiceID")]
+    pub service_id: String,
+    #[serde(rename = "SaleID")]
+    pub sale_id: String,
+    #[serde(rename = "POIID")]
+    pub poi_id: String,
+}
+
+/// The earlier message's answer, as it was sent: its header, and its one `…Response` under
+/// `RepeatedResponseMessageBody`.
+#[derive(Debug, Serialize)]
+pub struct TerminalRepeatedMessageResponse {
+    #[serde(rename = "MessageHeader")]
+    pub message_header: Value,
+    #[serde(rename = "RepeatedResponseMessageBody")]
+    pub repeated_response_message_body: Map<String, Value>,
 }
 
 /// `Response`: `Result` (Success, Failure, Partial), and on failure an `ErrorCondition` and an

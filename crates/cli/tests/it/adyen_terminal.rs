@@ -1106,3 +1106,215 @@ async fn twenty_simultaneous_copies_of_one_message_pay_once_and_get_one_answer()
     assert_eq!(redemptions, 1);
     TestApp::assert_sound(&app.verify().await);
 }
+
+// ---- recovery: TransactionStatus and Abort ----
+
+/// A TransactionStatusRequest from the seed's sale system (POSSystemID12345 on V400m-324688179)
+/// under `service_id`, with `reference` as its MessageReference (none when `None`).
+fn transaction_status(service_id: &str, reference: Option<Value>) -> Value {
+    let mut request =
+        json!({"ReceiptReprintFlag": true, "DocumentQualifier": ["CashierReceipt", "CustomerReceipt"]});
+    if let Some(reference) = reference {
+        request["MessageReference"] = reference;
+    }
+    json!({"SaleToPOIRequest": {
+        "MessageHeader": {"ProtocolVersion": "3.0", "MessageClass": "Service", "MessageCategory": "TransactionStatus",
+            "MessageType": "Request", "ServiceID": service_id, "SaleID": "POSSystemID12345", "POIID": "V400m-324688179"},
+        "TransactionStatusRequest": request
+    }})
+}
+
+/// The stored answer a TransactionStatus repeated: asserts `Success`, the echoed reference and
+/// that the repeated header and body are the original answer's own, and returns the body.
+#[track_caller]
+fn assert_repeats(status: &TestResponse, original: &TestResponse, category: &str, service_id: &str) {
+    let body = answer(status, "TransactionStatusResponse");
+    assert_eq!(body["Response"], json!({"Result": "Success"}), "{}", status.text);
+    assert_eq!(
+        status.body["SaleToPOIResponse"]["MessageHeader"]["MessageCategory"],
+        "TransactionStatus"
+    );
+    let original_header = &original.body["SaleToPOIResponse"]["MessageHeader"];
+    assert_eq!(
+        body["MessageReference"],
+        json!({"MessageCategory": category, "ServiceID": service_id,
+               "SaleID": original_header["SaleID"], "POIID": original_header["POIID"]})
+    );
+    let repeated = &body["RepeatedMessageResponse"];
+    assert_eq!(&repeated["MessageHeader"], original_header);
+    let name = format!("{category}Response");
+    assert_eq!(
+        repeated["RepeatedResponseMessageBody"],
+        json!({ name.clone(): original.body["SaleToPOIResponse"][&name] }),
+        "{}",
+        status.text
+    );
+}
+
+#[tokio::test]
+async fn a_lost_payment_is_recovered_with_transaction_status_whether_it_was_approved_or_declined() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000000";
+    let card_id = active_card(&app, "EUR", number, "1234", 5000).await;
+    let paid = terminal(&app, &payment("P1", number, "10.00", None)).await;
+    assert_success(&paid, "PaymentResponse");
+    let declined = terminal(&app, &payment("P2", number, "100.00", None)).await;
+    assert_failure(&declined, "PaymentResponse", "Refusal");
+
+    let reference = |service_id: &str| json!({"SaleID": "POSSystemID12345", "ServiceID": service_id, "MessageCategory": "Payment"});
+    let status = terminal(&app, &transaction_status("T1", Some(reference("P1")))).await;
+    assert_repeats(&status, &paid, "Payment", "P1");
+    // The declined one is recovered with its own Failure inside a successful status.
+    let status = terminal(&app, &transaction_status("T2", Some(reference("P2")))).await;
+    assert_repeats(&status, &declined, "Payment", "P2");
+    // SaleID and POIID default to the header's; the category may be left out.
+    let status = terminal(&app, &transaction_status("T3", Some(json!({"ServiceID": "P1"})))).await;
+    assert_repeats(&status, &paid, "Payment", "P1");
+    // Asking moved nothing, and asking again answers the same.
+    assert_eq!(available(&app, &card_id).await, 4000);
+    let again = terminal(&app, &transaction_status("T1", Some(reference("P1")))).await;
+    assert_repeats(&again, &paid, "Payment", "P1");
+    // The POS retrying the payment itself still gets the first answer and pays nothing more.
+    let retried = terminal(&app, &payment("P1", number, "10.00", None)).await;
+    assert_eq!(retried.text, paid.text);
+    assert_eq!(available(&app, &card_id).await, 4000);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn a_lost_load_is_recovered_and_an_unknown_or_expired_reference_is_not_found() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000000";
+    let card_id = active_card(&app, "EUR", number, "1234", 5000).await;
+    let loaded = terminal(&app, &stored_value("L1", "Load", number, Some("25.00"), "EUR")).await;
+    assert_success(&loaded, "StoredValueResponse");
+    assert_eq!(available(&app, &card_id).await, 7500);
+
+    let mut status = transaction_status(
+        "T1",
+        Some(json!({"SaleID": "POS1", "ServiceID": "L1", "MessageCategory": "StoredValue"})),
+    );
+    let recovered = terminal(&app, &status).await;
+    assert_repeats(&recovered, &loaded, "StoredValue", "L1");
+
+    let not_found = |reference: Value| transaction_status("T2", Some(reference));
+    for reference in [
+        // No message under this ServiceID.
+        json!({"SaleID": "POS1", "ServiceID": "L9", "MessageCategory": "StoredValue"}),
+        // The message exists, but not in this category.
+        json!({"SaleID": "POS1", "ServiceID": "L1", "MessageCategory": "Payment"}),
+        // Another terminal's ServiceID space.
+        json!({"SaleID": "POS1", "POIID": "V400m-999999999", "ServiceID": "L1"}),
+        // A category giftd never answers.
+        json!({"SaleID": "POS1", "ServiceID": "L1", "MessageCategory": "CardAcquisition"}),
+    ] {
+        let answer = terminal(&app, &not_found(reference.clone())).await;
+        assert_failure(&answer, "TransactionStatusResponse", "NotFound");
+        let body = &answer.body["SaleToPOIResponse"]["TransactionStatusResponse"];
+        assert!(
+            body.get("RepeatedMessageResponse").is_none(),
+            "{reference}: {}",
+            answer.text
+        );
+    }
+    // Another merchant does not see it.
+    let other = app.another_merchant().await;
+    let answer = terminal_as(&app, &status, &other).await;
+    assert_failure(&answer, "TransactionStatusResponse", "NotFound");
+
+    // After the 48 hours a ServiceID is kept, it is forgotten.
+    app.clock.advance_seconds(48 * 3600 + 1);
+    *at(&mut status, "SaleToPOIRequest.MessageHeader.ServiceID") = json!("T3");
+    assert_failure(
+        &terminal(&app, &status).await,
+        "TransactionStatusResponse",
+        "NotFound",
+    );
+    assert_eq!(available(&app, &card_id).await, 7500);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn transaction_status_without_a_service_id_answers_the_devices_latest_transaction() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000000";
+    active_card(&app, "EUR", number, "1234", 5000).await;
+    // Nothing yet from this device.
+    let none = terminal(&app, &transaction_status("T0", None)).await;
+    assert_failure(&none, "TransactionStatusResponse", "NotFound");
+
+    let first = terminal(&app, &payment("P1", number, "10.00", None)).await;
+    assert_success(&first, "PaymentResponse");
+    app.clock.advance_seconds(1);
+    let second = terminal(&app, &payment("P2", number, "5.00", None)).await;
+    assert_success(&second, "PaymentResponse");
+    app.clock.advance_seconds(1);
+    // A balance inquiry is no transaction: the latest transaction is still the second payment.
+    let mut inquiry = fixture("terminal/balance_inquiry.request.json");
+    substitute(&mut inquiry, "9826150911219687", number);
+    *at(&mut inquiry, "SaleToPOIRequest.MessageHeader.ServiceID") = json!("B1");
+    assert_success(&terminal(&app, &inquiry).await, "BalanceInquiryResponse");
+
+    let latest = terminal(&app, &transaction_status("T1", None)).await;
+    assert_repeats(&latest, &second, "Payment", "P2");
+    // An empty MessageReference means the same; naming the category picks among them.
+    let latest = terminal(&app, &transaction_status("T2", Some(json!({})))).await;
+    assert_repeats(&latest, &second, "Payment", "P2");
+    let inquiry_status = terminal(
+        &app,
+        &transaction_status("T3", Some(json!({"MessageCategory": "BalanceInquiry"}))),
+    )
+    .await;
+    let body = answer(&inquiry_status, "TransactionStatusResponse");
+    assert_eq!(
+        body["MessageReference"]["ServiceID"], "B1",
+        "{}",
+        inquiry_status.text
+    );
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn an_abort_is_answered_with_an_empty_200_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000000";
+    let card_id = active_card(&app, "EUR", number, "1234", 5000).await;
+    let paid = terminal(&app, &payment("P1", number, "10.00", None)).await;
+    assert_success(&paid, "PaymentResponse");
+
+    let abort = json!({"SaleToPOIRequest": {
+        "MessageHeader": {"ProtocolVersion": "3.0", "MessageClass": "Service", "MessageCategory": "Abort",
+            "MessageType": "Request", "ServiceID": "A1", "SaleID": "POSSystemID12345", "POIID": "V400m-324688179"},
+        "AbortRequest": {"AbortReason": "MerchantAbort",
+            "MessageReference": {"SaleID": "POSSystemID12345", "ServiceID": "P1", "MessageCategory": "Payment"}}
+    }});
+    let answered = terminal(&app, &abort).await;
+    answered.assert_status(200);
+    assert_eq!(answered.text, "", "an abort has no answer body");
+    assert_eq!(available(&app, &card_id).await, 4000);
+    // The payment's own answer, recovered, tells what happened: it was approved.
+    let status = terminal(
+        &app,
+        &transaction_status(
+            "T1",
+            Some(json!({"ServiceID": "P1", "MessageCategory": "Payment"})),
+        ),
+    )
+    .await;
+    assert_repeats(&status, &paid, "Payment", "P1");
+
+    // An Abort without its AbortRequest, or without a reason, is rejected like any malformed message.
+    let mut bare = abort.clone();
+    bare["SaleToPOIRequest"]
+        .as_object_mut()
+        .unwrap()
+        .remove("AbortRequest");
+    assert_rejected(&terminal(&app, &bare).await);
+    let mut reasonless = abort;
+    reasonless["SaleToPOIRequest"]["AbortRequest"]
+        .as_object_mut()
+        .unwrap()
+        .remove("AbortReason");
+    assert_rejected(&terminal(&app, &reasonless).await);
+    TestApp::assert_sound(&app.verify().await);
+}

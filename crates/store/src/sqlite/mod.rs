@@ -47,8 +47,9 @@ use crate::rows;
 use crate::sql;
 use crate::telemetry::Written;
 use crate::{
-    ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, LiabilityLine, Page,
-    StockBatch, StockBatchRecord, Store, StoreError, StoreResult, TransactionRecord, VerifyReport, WriteJob,
+    ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, IdempotencyRecord,
+    LiabilityLine, Page, StockBatch, StockBatchRecord, Store, StoreError, StoreResult, TransactionRecord,
+    VerifyReport, WriteJob,
 };
 use tx::SqliteTx;
 
@@ -752,6 +753,52 @@ impl Store for SqliteStore {
         let written = stock::insert(&mut conn, batch).await;
         let _ = conn.close().await;
         written
+    }
+
+    async fn stored_answer(
+        &self,
+        merchant: &MerchantId,
+        scope: &str,
+        key: &str,
+        not_before: Timestamp,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let row = sqlx::query(sql::IDEMPOTENCY_RECORD)
+            .bind(merchant.as_str())
+            .bind(scope)
+            .bind(key)
+            .bind(not_before.unix_millis())
+            .fetch_optional(&self.reads)
+            .await?;
+        row.map(|row| {
+            let status: i64 = row.try_get("status")?;
+            Ok(IdempotencyRecord {
+                request_hash: row.try_get("request_hash")?,
+                status: u16::try_from(status)
+                    .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+                body: row.try_get("body")?,
+                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn stored_answers_by_prefix(
+        &self,
+        merchant: &MerchantId,
+        scope: &str,
+        key_prefix: &str,
+        not_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, IdempotencyRecord)>> {
+        let rows = sqlx::query(sql::STORED_ANSWERS_BY_PREFIX)
+            .bind(merchant.as_str())
+            .bind(scope)
+            .bind(key_prefix)
+            .bind(not_before.unix_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&self.reads)
+            .await?;
+        rows.iter().map(rows::keyed_idempotency_record).collect()
     }
 
     async fn program_owner(&self, program: &ProgramId) -> StoreResult<Option<MerchantId>> {
