@@ -196,6 +196,10 @@ pub struct Checkout {
     pub currency: Currency,
     pub intent: Intent,
     pub reference: Option<String>,
+    /// The merchant's customer the checkout is for (a wallet user's id; Gr4vy's buyer), when
+    /// one was named. Checkouts stored before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<String>,
     pub status: Status,
     pub intent_outcome: IntentOutcome,
     pub review: Review,
@@ -767,6 +771,7 @@ mod tests {
             currency: Currency::parse("USD").expect("USD"),
             intent,
             reference: None,
+            buyer: None,
             status: Status::Processing,
             intent_outcome: IntentOutcome::Pending,
             review: Review::None,

@@ -63,6 +63,8 @@ pub struct NewCheckout {
     pub gift_cards: Vec<GiftCardLeg>,
     pub payment: Option<PaymentCard>,
     pub reference: Option<String>,
+    /// The merchant's customer (a wallet user's id) the checkout is for.
+    pub buyer: Option<String>,
     /// Hold the checkout in fraud review before its intent is met.
     pub review: bool,
     pub hold_seconds: Option<i64>,
@@ -77,6 +79,9 @@ pub enum CheckoutRequest {
         approve: bool,
     },
     Refund {
+        /// The refund's id, chosen by the caller ([`new_refund_id`]) so that its answer names
+        /// its own refund even when others of the same checkout run at the same time.
+        id: String,
         amount: Option<Amount>,
         /// A tender's id: refund that tender only.
         tender_id: Option<String>,
@@ -329,10 +334,19 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &CheckoutComma
                 CheckoutRequest::Void => checkout.request_void(cx.now)?,
                 CheckoutRequest::Review { approve } => checkout.review(*approve, cx.now)?,
                 CheckoutRequest::Refund {
+                    id,
                     amount,
                     tender_id,
                     reference,
-                } => refund(tx, cx, &mut checkout, *amount, tender_id.as_deref(), reference).await?,
+                } => {
+                    let asked = RefundAsked {
+                        id,
+                        amount: *amount,
+                        tender_id: tender_id.as_deref(),
+                        reference,
+                    };
+                    refund(tx, cx, &mut checkout, asked).await?
+                }
             }
             save(tx, cx, &checkout, version, *lease_seconds).await
         }
@@ -484,6 +498,7 @@ async fn begin(
         currency: new.currency,
         intent: new.intent,
         reference: new.reference.clone(),
+        buyer: new.buyer.clone(),
         status: Status::Processing,
         intent_outcome: IntentOutcome::Pending,
         review: if new.review { Review::Pending } else { Review::None },
@@ -690,14 +705,37 @@ async fn release_holds(tx: &mut dyn WriteTx, cx: &Context<'_>, checkout: &Checko
 
 /// Refunds the gift card parts of a refund now (one refund transaction per card, all or
 /// none), and leaves the payment part owed to the processor.
+/// What a refund request asks.
+struct RefundAsked<'a> {
+    id: &'a str,
+    amount: Option<Amount>,
+    tender_id: Option<&'a str>,
+    reference: &'a Option<String>,
+}
+
+/// A new refund's id (`chr_…`), for [`CheckoutRequest::Refund`].
+pub fn new_refund_id() -> String {
+    ids::prefixed("chr_")
+}
+
 async fn refund(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,
     checkout: &mut Checkout,
-    amount: Option<Amount>,
-    tender_id: Option<&str>,
-    reference: &Option<String>,
+    asked: RefundAsked<'_>,
 ) -> Result<()> {
+    let RefundAsked {
+        id,
+        amount,
+        tender_id,
+        reference,
+    } = asked;
+    if checkout.refunds.iter().any(|r| r.id == id) {
+        // A caller reusing an id would make two refunds one; ids come from `new_refund_id`.
+        return Err(corrupt(format!(
+            "refund id {id} is already used by this checkout"
+        )));
+    }
     let mut allocations = checkout.allocate_refund(amount.map(Amount::minor), tender_id)?;
     for allocation in &mut allocations {
         let Some(gift) = checkout.gift_cards.iter().find(|g| g.id == allocation.tender_id) else {
@@ -719,7 +757,7 @@ async fn refund(
         allocation.transaction_id = Some(record.id);
     }
     let refund = Refund {
-        id: ids::prefixed("chr_"),
+        id: id.to_owned(),
         amount: allocations.iter().map(|a: &Allocation| a.amount).sum(),
         allocations,
         reference: reference.clone(),
@@ -821,6 +859,19 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("checkout"))?;
         Ok(parse(&row)?)
+    }
+
+    /// A page of the merchant's checkouts, newest first, after the checkout `before`.
+    pub async fn checkouts(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        before: Option<&CheckoutId>,
+        limit: u32,
+    ) -> std::result::Result<Vec<Checkout>, ServiceError> {
+        let rows = self.store.checkouts(merchant, before, limit).await?;
+        rows.iter()
+            .map(|row| parse(row).map_err(ServiceError::from))
+            .collect()
     }
 
     async fn run_checkout(

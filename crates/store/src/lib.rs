@@ -659,6 +659,14 @@ pub trait Store: Send + Sync + 'static {
     async fn verify(&self) -> StoreResult<VerifyReport>;
 
     async fn checkout(&self, merchant: &MerchantId, id: &CheckoutId) -> StoreResult<Option<CheckoutRow>>;
+    /// A merchant's checkouts, newest first, after `before` (a cursor: the last id of the
+    /// previous page).
+    async fn checkouts(
+        &self,
+        merchant: &MerchantId,
+        before: Option<&CheckoutId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CheckoutRow>>;
     /// Checkouts with a step left to run whose lease has run out by `now`, oldest lease first.
     async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>>;
 

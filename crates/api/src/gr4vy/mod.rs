@@ -9,6 +9,7 @@
 //! See docs/GR4VY.md. No SQL, no business rules.
 
 pub mod error;
+pub mod ids;
 pub mod transactions;
 pub mod wire;
 
@@ -60,7 +61,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/buyers/gift-cards", get(list_buyer_gift_cards))
         // Transactions with gift cards: giftd's checkouts (`transactions.rs`).
-        .route("/transactions", post(transactions::create_transaction))
+        .route(
+            "/transactions",
+            post(transactions::create_transaction).get(transactions::list_transactions),
+        )
         .route(
             "/transactions/{transaction_id}",
             get(transactions::get_transaction),
@@ -165,9 +169,10 @@ fn buyer(
     })
 }
 
-/// A gift card id from a path or an item: giftd's card id. One that cannot exist is unknown.
+/// A gift card id from a path or an item: its UUID, or giftd's card id. One that cannot exist
+/// is unknown.
 fn gift_card_id(value: &str) -> Result<CardId, Gr4vyError> {
-    CardId::parse(value).ok_or_else(|| Gr4vyError::not_found("gift card"))
+    ids::card(value).ok_or_else(|| Gr4vyError::not_found("gift card"))
 }
 
 /// A number and PIN as the request gave them; `None` when the number cannot belong to any card
@@ -260,7 +265,7 @@ impl BalanceCheck {
         let now = app.service.now();
         let summary = match self {
             Self::Stored(id) => {
-                let found = match CardId::parse(&id) {
+                let found = match ids::card(&id) {
                     Some(card_id) => app.service.card(merchant, &card_id).await.map(Some),
                     None => Ok(None),
                 };

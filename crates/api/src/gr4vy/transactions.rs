@@ -13,8 +13,9 @@ use axum::http::StatusCode;
 use giftd_domain::checkout::{
     Checkout, GiftCardStatus, GiftCardTender, Intent, IntentOutcome, PaymentStatus, Review, Status,
 };
-use giftd_domain::{Amount, CardId, CardNumber, CheckoutId, MerchantId, SecurityCode};
-use giftd_service::checkout::{CheckoutRequest, GiftCardLeg, GiftCardRef, NewCheckout};
+use giftd_domain::wallet::UserId;
+use giftd_domain::{Amount, CardId, CardNumber, CheckoutId, MerchantId, SecurityCode, Timestamp};
+use giftd_service::checkout::{CheckoutRequest, GiftCardLeg, GiftCardRef, NewCheckout, new_refund_id};
 use giftd_service::payments::PaymentCard;
 use giftd_service::{Refusal, Rendered, ServiceError};
 
@@ -35,6 +36,7 @@ pub const MAX_AMOUNT: i64 = 99_999_999;
 /// in the order of the checkout's gift card tenders (the request's order).
 #[derive(Debug, Clone)]
 struct View {
+    merchant: MerchantId,
     merchant_account_id: String,
     prefixes: Vec<Option<String>>,
 }
@@ -64,7 +66,7 @@ fn external_identifier(value: Option<String>) -> Result<Option<String>, Gr4vyErr
 /// The transaction in a path: a checkout id. One that cannot exist is not found.
 fn transaction_id(path: Result<Path<String>, PathRejection>) -> Result<CheckoutId, Gr4vyError> {
     path.ok()
-        .and_then(|Path(id)| CheckoutId::parse(&id))
+        .and_then(|Path(id)| super::ids::checkout(&id))
         .ok_or_else(|| Gr4vyError::not_found("transaction"))
 }
 
@@ -75,6 +77,7 @@ async fn view(app: &AppState, merchant: &MerchantId, checkout: &Checkout) -> Res
         prefixes.push(stored_prefix(app, merchant, &gift.card_id).await?);
     }
     Ok(View {
+        merchant: merchant.clone(),
         merchant_account_id: merchant.to_string(),
         prefixes,
     })
@@ -162,7 +165,7 @@ fn redemption(gift: &GiftCardTender, prefix: Option<&str>) -> Gr4vyGiftCardRedem
     };
     Gr4vyGiftCardRedemption {
         kind: "gift-card-redemption",
-        id: gift.id.clone(),
+        id: super::ids::public(&gift.id),
         status: redemption_status(gift),
         amount: gift.amount,
         refunded_amount: gift.refunded_amount,
@@ -172,7 +175,7 @@ fn redemption(gift: &GiftCardTender, prefix: Option<&str>) -> Gr4vyGiftCardRedem
         raw_error_message: gift.error_message.clone(),
         gift_card: Gr4vyRedeemedGiftCard {
             kind: "gift-card",
-            id: gift.card_id.to_string(),
+            id: super::ids::public(gift.card_id.as_str()),
             bin,
             sub_bin,
             last4: gift.last4.clone(),
@@ -198,7 +201,7 @@ fn transaction(checkout: &Checkout, view: &View) -> Gr4vyTransaction {
         .collect();
     Gr4vyTransaction {
         kind: "transaction",
-        id: checkout.id.to_string(),
+        id: super::ids::public(checkout.id.as_str()),
         reconciliation_id: checkout.id.to_string(),
         merchant_account_id: view.merchant_account_id.clone(),
         currency: checkout.currency.code(),
@@ -218,7 +221,7 @@ fn transaction(checkout: &Checkout, view: &View) -> Gr4vyTransaction {
         },
         payment_method: payment.map(|p| Gr4vyTransactionPaymentMethod {
             kind: "payment-method",
-            id: p.id.clone(),
+            id: super::ids::public(&p.id),
             method: "card",
             mode: "card",
             // giftd's brand `card` is a scheme it did not recognise.
@@ -237,7 +240,11 @@ fn transaction(checkout: &Checkout, view: &View) -> Gr4vyTransaction {
         error_code: checkout.problem.as_ref().map(|p| p.code.clone()),
         payment_service: None,
         pending_review: checkout.review == Review::Pending,
-        buyer: None,
+        buyer: checkout
+            .buyer
+            .as_deref()
+            .and_then(UserId::parse)
+            .map(|user| Gr4vyTransactionBuyer::of(&user, &view.merchant)),
         raw_response_code: payment.and_then(|p| p.error_code.clone()),
         raw_response_description: payment.and_then(|p| p.error_message.clone()),
         shipping_details: None,
@@ -296,7 +303,7 @@ fn transaction(checkout: &Checkout, view: &View) -> Gr4vyTransaction {
 /// The Gr4vy refunds of a checkout's refunds that `keep` selects: one per tender a refund
 /// reached (a refund that spans several tenders, from `/refunds/all`, gives several). A refund
 /// of the payment method the processor has not confirmed yet is `processing`.
-fn refunds(checkout: &Checkout, merchant_account_id: &str, keep: impl Fn(&str) -> bool) -> Vec<Gr4vyRefund> {
+fn refunds(checkout: &Checkout, keep: impl Fn(&str) -> bool) -> Vec<Gr4vyRefund> {
     let payment_id = checkout.payment.as_ref().map(|p| p.id.as_str());
     // Payment refunds are confirmed in order: the newest ones make up what is still pending.
     let mut pending = checkout.payment.as_ref().map_or(0, |p| p.refund_pending);
@@ -311,21 +318,20 @@ fn refunds(checkout: &Checkout, merchant_account_id: &str, keep: impl Fn(&str) -
     }
     let mut items = Vec::new();
     for refund in checkout.refunds.iter().filter(|r| keep(&r.id)) {
-        let several = refund.allocations.len() > 1;
+        let tenders = refund.allocations.len();
         for (index, allocation) in refund.allocations.iter().enumerate() {
             let to_payment = Some(allocation.tender_id.as_str()) == payment_id;
-            let id = if several {
-                format!("{}_{}", refund.id, index + 1)
-            } else {
-                refund.id.clone()
-            };
             items.push(Gr4vyRefund {
                 kind: "refund",
-                reconciliation_id: id.clone(),
-                id,
-                transaction_id: checkout.id.to_string(),
+                id: super::ids::refund_part(&refund.id, index + 1, tenders),
+                // giftd's own name for it: the refund's id, and the tender's place when several.
+                reconciliation_id: if tenders > 1 {
+                    format!("{}_{}", refund.id, index + 1)
+                } else {
+                    refund.id.clone()
+                },
+                transaction_id: super::ids::public(checkout.id.as_str()),
                 payment_service_refund_id: allocation.transaction_id.as_ref().map(ToString::to_string),
-                merchant_account_id: merchant_account_id.to_owned(),
                 status: if to_payment && processing.contains(refund.id.as_str()) {
                     "processing"
                 } else {
@@ -338,7 +344,7 @@ fn refunds(checkout: &Checkout, merchant_account_id: &str, keep: impl Fn(&str) -
                 } else {
                     "gift-card-redemption"
                 },
-                target_id: allocation.tender_id.clone(),
+                target_id: super::ids::public(&allocation.tender_id),
                 reason: None,
                 transaction_reconciliation_id: checkout.id.to_string(),
                 external_identifier: refund.reference.clone(),
@@ -408,7 +414,7 @@ fn gift_card_leg(index: usize, item: Gr4vyTransactionGiftCard) -> Result<GiftCar
     let value = required(item.amount, "body", &format!("{field}/amount"))?;
     let amount = amount(value, &format!("{field}/amount"))?;
     let card = match (item.id, item.number, item.pin) {
-        (Some(id), None, None) => GiftCardRef::Id(CardId::parse(&id).ok_or_else(|| {
+        (Some(id), None, None) => GiftCardRef::Id(super::ids::card(&id).ok_or_else(|| {
             Gr4vyError::invalid(
                 "body",
                 &format!("{field}/id"),
@@ -505,6 +511,11 @@ pub async fn create_transaction(
         .collect::<Result<Vec<_>, _>>()?;
     let payment = r.payment_method.map(payment_card).transpose()?;
     let reference = external_identifier(r.external_identifier)?;
+    let buyer = super::buyer(
+        r.buyer_id.as_deref(),
+        r.buyer_external_identifier.as_deref(),
+        "body",
+    )?;
     // The first digits of each gift card: from the number given, or the stored card's.
     let mut prefixes = Vec::with_capacity(legs.len());
     for leg in &legs {
@@ -514,6 +525,7 @@ pub async fn create_transaction(
         });
     }
     let view = View {
+        merchant: merchant.clone(),
         merchant_account_id: merchant.to_string(),
         prefixes,
     };
@@ -524,6 +536,7 @@ pub async fn create_transaction(
         gift_cards: legs,
         payment,
         reference,
+        buyer: buyer.map(|user| user.to_string()),
         review: false,
         hold_seconds: None,
     };
@@ -624,7 +637,13 @@ pub async fn void_transaction(
     request(&app, merchant, id, view, CheckoutRequest::Void, body.idempotency).await
 }
 
-/// Runs a refund of a checkout and renders the refunds it made (those not in `before`).
+/// Whether a request's `target_id` (a UUID this facade showed, or giftd's id) names the tender
+/// `tender_id`.
+fn names_tender(target: &str, tender_id: &str) -> bool {
+    target == tender_id || super::ids::public(tender_id).eq_ignore_ascii_case(target)
+}
+
+/// Runs a refund of a checkout and renders the refund it made (one item per tender it reached).
 async fn refund(
     app: &AppState,
     merchant: MerchantId,
@@ -633,8 +652,10 @@ async fn refund(
     idempotency: Option<giftd_service::IdempotencyKey>,
     all: bool,
 ) -> Answer {
-    let before: HashSet<String> = checkout.refunds.iter().map(|r| r.id.clone()).collect();
-    let merchant_account_id = merchant.to_string();
+    let CheckoutRequest::Refund { id: refund_id, .. } = &request else {
+        return Err(Gr4vyError::from(ServiceError::unexpected_outcome()));
+    };
+    let refund_id = refund_id.clone();
     let rendered = app
         .service
         .checkout_request(
@@ -644,13 +665,12 @@ async fn refund(
             idempotency,
             Box::new(move |result| match result {
                 Ok(checkout) => {
-                    // The refund this request made: the newest one that was not there before.
-                    let Some(new) = checkout.refunds.iter().rev().find(|r| !before.contains(&r.id)) else {
-                        return unexpected();
-                    };
-                    let mut items = refunds(checkout, &merchant_account_id, |id| id == new.id);
-                    if all {
-                        json(StatusCode::CREATED, &Gr4vyRefunds { items })
+                    // The refund this request made, by the id it gave it.
+                    let mut items = refunds(checkout, |id| id == refund_id);
+                    if items.is_empty() {
+                        unexpected()
+                    } else if all {
+                        json(StatusCode::CREATED, &Gr4vyRefunds::all(items))
                     } else if items.len() == 1 {
                         json(StatusCode::CREATED, &items.remove(0))
                     } else {
@@ -687,25 +707,31 @@ pub async fn create_transaction_refund(
                     "This transaction has no payment method: refund a `gift-card-redemption` (with its `target_id`), or all of it with `/refunds/all`.",
                 ));
             };
-            if r.target_id.as_ref().is_some_and(|t| *t != payment.id) {
+            if r.target_id
+                .as_ref()
+                .is_some_and(|t| !names_tender(t, &payment.id))
+            {
                 return Err(Gr4vyError::invalid(
                     "body",
                     "target_id",
-                    format!("The payment method of this transaction is `{}`.", payment.id),
+                    format!(
+                        "The payment method of this transaction is `{}`.",
+                        super::ids::public(&payment.id)
+                    ),
                 ));
             }
             payment.id.clone()
         }
         Some("gift-card-redemption") => {
             let target = required(r.target_id, "body", "target_id")?;
-            if !checkout.gift_cards.iter().any(|g| g.id == target) {
+            let Some(gift) = checkout.gift_cards.iter().find(|g| names_tender(&target, &g.id)) else {
                 return Err(Gr4vyError::invalid(
                     "body",
                     "target_id",
                     "`target_id` is not a gift card redemption of this transaction.",
                 ));
-            }
-            target
+            };
+            gift.id.clone()
         }
         Some(_) => {
             return Err(Gr4vyError::invalid(
@@ -716,6 +742,7 @@ pub async fn create_transaction_refund(
         }
     };
     let request = CheckoutRequest::Refund {
+        id: new_refund_id(),
         amount,
         tender_id: Some(tender_id),
         reference,
@@ -734,6 +761,7 @@ pub async fn create_full_transaction_refund(
     let id = transaction_id(path)?;
     let checkout = read(&app, &merchant, &id).await?;
     let request = CheckoutRequest::Refund {
+        id: new_refund_id(),
         amount: None,
         tender_id: None,
         reference: None,
@@ -749,6 +777,281 @@ pub async fn list_transaction_refunds(
 ) -> Answer {
     let id = transaction_id(path)?;
     let checkout = read(&app, &merchant, &id).await?;
-    let items = refunds(&checkout, merchant.as_str(), |_| true);
-    Ok(ok_json(StatusCode::OK, &Gr4vyRefunds { items }))
+    let items = refunds(&checkout, |_| true);
+    Ok(ok_json(StatusCode::OK, &Gr4vyRefunds::all(items)))
+}
+
+/// Most transactions one page of `GET /transactions` gives (Gr4vy's maximum), and its default.
+pub const MAX_LIST_LIMIT: usize = 100;
+pub const DEFAULT_LIST_LIMIT: usize = 20;
+/// Most checkouts one `GET /transactions` reads to fill a page under its filters: a page may
+/// then hold fewer than `limit` items, and its `next_cursor` goes on from where it stopped.
+pub const MAX_LIST_SCAN: usize = 1_000;
+/// Checkouts read from the store at a time while filling a page.
+const LIST_BATCH: u32 = 100;
+/// The fields of a `Transaction` that Gr4vy's `TransactionSummary` (a list's item) has.
+const SUMMARY_FIELDS: [&str; 33] = [
+    "type",
+    "id",
+    "reconciliation_id",
+    "merchant_account_id",
+    "currency",
+    "amount",
+    "status",
+    "authorized_amount",
+    "captured_amount",
+    "refunded_amount",
+    "settled_amount",
+    "settled",
+    "intent",
+    "gift_card_redemptions",
+    "created_at",
+    "updated_at",
+    "disputed",
+    "settled_currency",
+    "country",
+    "external_identifier",
+    "payment_method",
+    "method",
+    "instrument_type",
+    "error_code",
+    "payment_service",
+    "pending_review",
+    "buyer",
+    "raw_response_code",
+    "raw_response_description",
+    "shipping_details",
+    "checkout_session_id",
+    "gift_card_service",
+    "reauthorized_from_transaction_id",
+];
+
+/// The filters of `GET /transactions` giftd applies; the others Gr4vy has are accepted and
+/// ignored (docs/GR4VY.md lists them).
+#[derive(Debug, Default)]
+struct ListFilter {
+    created_at_gte: Option<Timestamp>,
+    created_at_lte: Option<Timestamp>,
+    updated_at_gte: Option<Timestamp>,
+    updated_at_lte: Option<Timestamp>,
+    id: Option<CheckoutId>,
+    external_identifier: Option<String>,
+    status: Vec<String>,
+    intent: Vec<String>,
+    currency: Vec<String>,
+    amount_eq: Option<i64>,
+    amount_gte: Option<i64>,
+    amount_lte: Option<i64>,
+    buyer: Option<String>,
+    has_refunds: Option<bool>,
+    has_gift_card_redemptions: Option<bool>,
+    gift_card_id: Option<CardId>,
+    gift_card_last4: Option<String>,
+}
+
+impl ListFilter {
+    fn keeps(&self, checkout: &Checkout) -> bool {
+        let within = |at: Timestamp, gte: Option<Timestamp>, lte: Option<Timestamp>| {
+            gte.is_none_or(|t| at >= t) && lte.is_none_or(|t| at <= t)
+        };
+        let intent = match checkout.intent {
+            Intent::Authorize => "authorize",
+            Intent::Capture => "capture",
+        };
+        within(checkout.created_at, self.created_at_gte, self.created_at_lte)
+            && within(checkout.updated_at, self.updated_at_gte, self.updated_at_lte)
+            && self.id.as_ref().is_none_or(|id| *id == checkout.id)
+            && self
+                .external_identifier
+                .as_ref()
+                .is_none_or(|e| checkout.reference.as_ref() == Some(e))
+            && (self.status.is_empty() || self.status.iter().any(|s| s == transaction_status(checkout)))
+            && (self.intent.is_empty() || self.intent.iter().any(|i| i == intent))
+            && (self.currency.is_empty() || self.currency.iter().any(|c| c == checkout.currency.code()))
+            && self.amount_eq.is_none_or(|a| checkout.amount == a)
+            && self.amount_gte.is_none_or(|a| checkout.amount >= a)
+            && self.amount_lte.is_none_or(|a| checkout.amount <= a)
+            && self
+                .buyer
+                .as_ref()
+                .is_none_or(|b| checkout.buyer.as_ref() == Some(b))
+            && self
+                .has_refunds
+                .is_none_or(|wanted| wanted != checkout.refunds.is_empty())
+            && self
+                .has_gift_card_redemptions
+                .is_none_or(|wanted| wanted != checkout.gift_cards.is_empty())
+            && self
+                .gift_card_id
+                .as_ref()
+                .is_none_or(|card| checkout.gift_cards.iter().any(|g| g.card_id == *card))
+            && self
+                .gift_card_last4
+                .as_ref()
+                .is_none_or(|last4| checkout.gift_cards.iter().any(|g| g.last4 == *last4))
+    }
+}
+
+/// Reads `GET /transactions`'s query: `(limit, cursor, filter)`. Lists repeat their key
+/// (`status=a&status=b`), as Gr4vy's clients send them.
+fn list_query(raw: Option<&str>) -> Result<(usize, Option<CheckoutId>, ListFilter), Gr4vyError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|_| Gr4vyError::invalid("query", "", "The query string cannot be read."))?;
+    let invalid = |field: &str, message: String| Gr4vyError::invalid("query", field, message);
+    let time = |field: &str, value: &str| {
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .and_then(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
+            .map(Timestamp::from_unix_millis)
+            .ok_or_else(|| invalid(field, format!("`{field}` must be an RFC 3339 date-time.")))
+    };
+    let integer = |field: &str, value: &str| {
+        value
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=i64::from(i32::MAX)).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    field,
+                    format!("`{field}` must be an integer from 0 to {}.", i32::MAX),
+                )
+            })
+    };
+    let boolean = |field: &str, value: &str| match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(field, format!("`{field}` must be `true` or `false`."))),
+    };
+    let mut limit = DEFAULT_LIST_LIMIT;
+    let mut cursor = None;
+    let mut filter = ListFilter::default();
+    let (mut buyer_id, mut buyer_external_identifier) = (None, None);
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        invalid("limit", format!("`limit` must be from 1 to {MAX_LIST_LIMIT}."))
+                    })?;
+            }
+            "cursor" => {
+                cursor =
+                    Some(CheckoutId::parse(&value).ok_or_else(|| {
+                        invalid("cursor", "`cursor` is not a cursor this API gave.".into())
+                    })?);
+            }
+            "created_at_gte" => filter.created_at_gte = Some(time(&key, &value)?),
+            "created_at_lte" => filter.created_at_lte = Some(time(&key, &value)?),
+            "updated_at_gte" => filter.updated_at_gte = Some(time(&key, &value)?),
+            "updated_at_lte" => filter.updated_at_lte = Some(time(&key, &value)?),
+            "id" => {
+                // An id that cannot be a transaction matches none.
+                filter.id = Some(
+                    super::ids::checkout(&value)
+                        .unwrap_or_else(|| CheckoutId::new(format!("{}none", CheckoutId::PREFIX))),
+                );
+            }
+            "external_identifier" => filter.external_identifier = Some(value),
+            "status" => filter.status.push(value),
+            "intent" => filter.intent.push(value),
+            "currency" => filter.currency.push(value),
+            "amount_eq" => filter.amount_eq = Some(integer(&key, &value)?),
+            "amount_gte" => filter.amount_gte = Some(integer(&key, &value)?),
+            "amount_lte" => filter.amount_lte = Some(integer(&key, &value)?),
+            "buyer_id" => buyer_id = Some(value),
+            "buyer_external_identifier" => buyer_external_identifier = Some(value),
+            "has_refunds" => filter.has_refunds = Some(boolean(&key, &value)?),
+            "has_gift_card_redemptions" => filter.has_gift_card_redemptions = Some(boolean(&key, &value)?),
+            "gift_card_id" => {
+                filter.gift_card_id = Some(
+                    super::ids::card(&value)
+                        .unwrap_or_else(|| CardId::new(format!("{}none", CardId::PREFIX))),
+                );
+            }
+            "gift_card_last4" => {
+                if value.len() != 4 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid(
+                        "gift_card_last4",
+                        "`gift_card_last4` must be 4 digits.".into(),
+                    ));
+                }
+                filter.gift_card_last4 = Some(value);
+            }
+            // Gr4vy's other filters (payment method, 3-D Secure, settlement, ...) describe
+            // what giftd does not keep: accepted, and ignored.
+            _ => {}
+        }
+    }
+    filter.buyer = super::buyer(buyer_id.as_deref(), buyer_external_identifier.as_deref(), "query")?
+        .map(|user| user.to_string());
+    Ok((limit, cursor, filter))
+}
+
+/// `GET /transactions`: the merchant's transactions, newest first, under Gr4vy's filters.
+pub async fn list_transactions(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Answer {
+    let (limit, mut cursor, filter) = list_query(raw.as_deref())?;
+    let mut items = Vec::new();
+    let mut scanned = 0;
+    let mut exhausted = false;
+    while items.len() < limit && scanned < MAX_LIST_SCAN {
+        let batch = app
+            .service
+            .checkouts(&merchant, cursor.as_ref(), LIST_BATCH)
+            .await?;
+        exhausted = batch.len() < LIST_BATCH as usize;
+        for checkout in batch {
+            scanned += 1;
+            cursor = Some(checkout.id.clone());
+            if filter.keeps(&checkout) {
+                let view = view(&app, &merchant, &checkout).await?;
+                items.push(summary(&transaction(&checkout, &view)));
+                if items.len() == limit {
+                    // Whether more follow is for the next page to find out.
+                    exhausted = false;
+                    break;
+                }
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct Summaries {
+        items: Vec<serde_json::Map<String, serde_json::Value>>,
+        limit: usize,
+        next_cursor: Option<String>,
+        previous_cursor: Option<String>,
+    }
+    Ok(ok_json(
+        StatusCode::OK,
+        &Summaries {
+            items,
+            limit,
+            next_cursor: if exhausted {
+                None
+            } else {
+                cursor.map(|c| c.to_string())
+            },
+            previous_cursor: None,
+        },
+    ))
+}
+
+/// A transaction as a list shows it: Gr4vy's `TransactionSummary` fields only.
+fn summary(transaction: &Gr4vyTransaction) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(mut fields) =
+        serde_json::to_value(transaction).expect("transactions always serialize")
+    else {
+        unreachable!("a transaction serializes to an object");
+    };
+    fields.retain(|key, _| SUMMARY_FIELDS.contains(&key.as_str()));
+    fields
 }

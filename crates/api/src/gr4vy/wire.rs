@@ -4,8 +4,8 @@
 //! as optional, so that a missing one is refused by the handler with a message naming it.
 //! Amounts are integers of minor units. Nothing here is seen below the API.
 
-use giftd_domain::wallet::WalletCard;
-use giftd_domain::{CardNumber, CardState, Timestamp};
+use giftd_domain::wallet::{UserId, WalletCard};
+use giftd_domain::{CardNumber, CardState, MerchantId, Timestamp};
 use giftd_service::gr4vy::{MIN_DIGITS_FOR_PREFIX, NUMBER_PREFIX_DIGITS};
 use giftd_service::views::Card;
 use serde::{Deserialize, Serialize};
@@ -85,13 +85,15 @@ impl Gr4vyGiftCardService {
     }
 }
 
-/// `Buyer`: giftd has no buyer records of its own; a buyer is a wallet user, whose id (the
-/// merchant's own id for its customer) is both `id` and `external_identifier`.
+/// `Buyer`: giftd has no buyer records of its own; a buyer is a wallet user, named by the
+/// merchant's own id for its customer: that is its `external_identifier` and
+/// `reconciliation_id`, and its `id` a UUID derived from it (`ids::buyer`).
 #[derive(Debug, Serialize)]
 pub struct Gr4vyBuyer {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub id: String,
+    pub reconciliation_id: String,
     pub merchant_account_id: String,
     pub display_name: Option<String>,
     pub external_identifier: String,
@@ -104,17 +106,46 @@ pub struct Gr4vyBuyer {
 impl Gr4vyBuyer {
     /// The buyer as seen from one of its stored cards: giftd keeps no buyer timestamps, so
     /// `created_at` and `updated_at` are when that card was stored.
-    fn of(entry: &WalletCard, merchant_account_id: &str) -> Self {
+    fn of(entry: &WalletCard, merchant: &MerchantId) -> Self {
         Self {
             kind: "buyer",
-            id: entry.user_id.to_string(),
-            merchant_account_id: merchant_account_id.to_owned(),
+            id: super::ids::buyer(merchant, &entry.user_id),
+            reconciliation_id: entry.user_id.to_string(),
+            merchant_account_id: merchant.to_string(),
             display_name: None,
             external_identifier: entry.user_id.to_string(),
             billing_details: None,
             account_number: None,
             created_at: rfc3339(entry.created_at),
             updated_at: rfc3339(entry.created_at),
+        }
+    }
+}
+
+/// `TransactionBuyer`: the buyer a transaction was made for (every field optional in Gr4vy's
+/// schema).
+#[derive(Debug, Serialize)]
+pub struct Gr4vyTransactionBuyer {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub reconciliation_id: String,
+    pub display_name: Option<String>,
+    pub external_identifier: String,
+    pub billing_details: Option<()>,
+    pub account_number: Option<String>,
+}
+
+impl Gr4vyTransactionBuyer {
+    pub fn of(user: &UserId, merchant: &MerchantId) -> Self {
+        Self {
+            kind: "buyer",
+            id: super::ids::buyer(merchant, user),
+            reconciliation_id: user.to_string(),
+            display_name: None,
+            external_identifier: user.to_string(),
+            billing_details: None,
+            account_number: None,
         }
     }
 }
@@ -167,13 +198,13 @@ impl Gr4vyGiftCard {
         let stored_at = entry.map_or(card.created_at, |e| e.created_at);
         Self {
             kind: "gift-card",
-            id: card.snapshot.id.to_string(),
+            id: super::ids::public(card.snapshot.id.as_str()),
             gift_card_service: Gr4vyGiftCardService::giftd(),
             bin,
             sub_bin,
             last4: card.last4.clone(),
             expiration_date: card.snapshot.expires_at.map(rfc3339),
-            buyer: entry.map(|e| Gr4vyBuyer::of(e, &merchant_account_id)),
+            buyer: entry.map(|e| Gr4vyBuyer::of(e, &card.merchant_id)),
             created_at: rfc3339(stored_at),
             updated_at: rfc3339(stored_at),
             // giftd counts no uses per stored card.
@@ -267,7 +298,7 @@ impl Gr4vyGiftCardSummary {
         };
         let mut summary = Self {
             kind: "gift-card",
-            id: Some(card.snapshot.id.to_string()),
+            id: Some(super::ids::public(card.snapshot.id.as_str())),
             merchant_account_id: card.merchant_id.to_string(),
             bin,
             sub_bin,
@@ -363,6 +394,8 @@ pub struct Gr4vyTransactionCreate {
     pub payment_method: Option<Gr4vyPaymentMethodCreate>,
     pub gift_cards: Option<Vec<Gr4vyTransactionGiftCard>>,
     pub external_identifier: Option<String>,
+    pub buyer_id: Option<String>,
+    pub buyer_external_identifier: Option<String>,
 }
 
 /// `CardWithUrlPaymentMethodCreate`: the one payment method giftd charges.
@@ -478,7 +511,7 @@ pub struct Gr4vyTransaction {
     pub error_code: Option<String>,
     pub payment_service: Option<()>,
     pub pending_review: bool,
-    pub buyer: Option<()>,
+    pub buyer: Option<Gr4vyTransactionBuyer>,
     pub raw_response_code: Option<String>,
     pub raw_response_description: Option<String>,
     pub shipping_details: Option<()>,
@@ -538,7 +571,6 @@ pub struct Gr4vyRefund {
     pub id: String,
     pub transaction_id: String,
     pub payment_service_refund_id: Option<String>,
-    pub merchant_account_id: String,
     /// `processing` (the processor has not confirmed it yet) or `succeeded`.
     pub status: &'static str,
     pub currency: &'static str,
@@ -566,4 +598,19 @@ pub struct Gr4vyRefund {
 #[derive(Debug, Serialize)]
 pub struct Gr4vyRefunds {
     pub items: Vec<Gr4vyRefund>,
+    /// A transaction's refunds come on one page: `limit` is how many there are.
+    pub limit: usize,
+    pub next_cursor: Option<String>,
+    pub previous_cursor: Option<String>,
+}
+
+impl Gr4vyRefunds {
+    pub fn all(items: Vec<Gr4vyRefund>) -> Self {
+        Self {
+            limit: items.len(),
+            items,
+            next_cursor: None,
+            previous_cursor: None,
+        }
+    }
 }

@@ -424,6 +424,7 @@ fn new_checkout(r: CreateCheckoutRequest) -> Result<NewCheckout, ApiError> {
         })
         .transpose()?;
     Ok(NewCheckout {
+        buyer: None,
         amount: amount(r.amount, "amount")?,
         currency: currency(&r.currency)?,
         intent,
@@ -537,6 +538,7 @@ pub async fn refund_checkout(
 ) -> Answer {
     let r = body.value;
     let refund = CheckoutRequest::Refund {
+        id: giftd_service::checkout::new_refund_id(),
         amount: optional_amount(r.amount, "amount")?,
         tender_id: r.tender_id,
         reference: reference(r.reference)?,

@@ -13,6 +13,31 @@ fn id_of(value: &Value) -> String {
     value["id"].as_str().expect("an id").to_owned()
 }
 
+/// The UUID the Gr4vy facade shows for a giftd id (`card_` and 32 hex digits; docs/GR4VY.md,
+/// "Ids").
+pub fn uuid_of(id: &str) -> String {
+    let hex = id.split_once('_').map_or(id, |(_, hex)| hex);
+    assert_eq!(hex.len(), 32, "{id} is not a giftd id");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// A native object's id as the Gr4vy facade shows it.
+fn gid(value: &Value) -> String {
+    uuid_of(&id_of(value))
+}
+
+/// The ids of native objects as the Gr4vy facade shows them.
+fn gids(items: &[Value]) -> Vec<String> {
+    items.iter().map(gid).collect()
+}
+
 /// The body a client sends to name a card by its secrets.
 fn secrets(card: &Value) -> Value {
     json!({"number": card["number"], "pin": card["security_code"]})
@@ -110,7 +135,7 @@ async fn balances_answer_each_card_in_order_with_its_balance_or_why_not() {
 
     let ok = &items[0];
     assert_eq!(ok["type"], "gift-card");
-    assert_eq!(ok["id"], known["id"]);
+    assert_eq!(ok["id"], gid(&known));
     assert_eq!(ok["merchant_account_id"], app.merchant_id.as_str());
     assert_eq!(ok["balance"], 5000);
     assert_eq!(ok["currency"], "USD");
@@ -129,13 +154,13 @@ async fn balances_answer_each_card_in_order_with_its_balance_or_why_not() {
 
     assert!(items[2]["balance"].is_null());
     assert_eq!(items[2]["balance_error_code"], "inactive_card");
-    assert_eq!(items[2]["id"], inactive["id"]);
+    assert_eq!(items[2]["id"], gid(&inactive));
 
     assert!(items[3]["balance"].is_null());
     assert_eq!(items[3]["balance_error_code"], "expired_card");
     assert!(items[3]["expiration_date"].is_string());
 
-    assert_eq!(items[4]["id"], stored["id"]);
+    assert_eq!(items[4]["id"], gid(&stored));
     assert_eq!(items[4]["balance"], 1200);
     assert_eq!(items[4]["last4"], stored["last4"]);
     // Read by id: the first 9 digits come from the stored (encrypted) number, as strings.
@@ -194,7 +219,7 @@ async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
     stored.assert_status(201);
     let body = &stored.body;
     assert_eq!(body["type"], "gift-card");
-    assert_eq!(body["id"], card["id"]);
+    assert_eq!(body["id"], gid(&card));
     assert_eq!(body["merchant_account_id"], app.merchant_id.as_str());
     assert_eq!(body["bin"], number[..6]);
     assert_eq!(body["sub_bin"], number[6..9]);
@@ -206,8 +231,11 @@ async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
     );
     assert_eq!(body["gift_card_service"]["display_name"], "giftd");
     assert_eq!(body["buyer"]["type"], "buyer");
-    assert_eq!(body["buyer"]["id"], "buyer-42");
+    let buyer_uuid = body["buyer"]["id"].as_str().expect("a buyer id").to_owned();
+    assert_eq!(uuid_of(&buyer_uuid.replace('-', "")), buyer_uuid, "a UUID");
     assert_eq!(body["buyer"]["external_identifier"], "buyer-42");
+    assert_eq!(body["buyer"]["reconciliation_id"], "buyer-42");
+    assert_eq!(body["buyer"]["merchant_account_id"], app.merchant_id.as_str());
     assert!(body["created_at"].is_string() && body["updated_at"].is_string());
     assert!(body.get("number").is_none() && body.get("pin").is_none());
     // Storing twice changes nothing.
@@ -220,20 +248,19 @@ async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
 
     for query in ["buyer_external_identifier=buyer-42", "buyer_id=buyer-42"] {
         let listed = vault(&app, query).await;
-        assert_eq!(
-            ids(listed["items"].as_array().unwrap()),
-            [id_of(&card)],
-            "{query}"
-        );
+        assert_eq!(ids(listed["items"].as_array().unwrap()), [gid(&card)], "{query}");
         assert_eq!(listed["limit"], 20);
         assert!(listed["next_cursor"].is_null());
-        assert_eq!(listed["items"][0]["buyer"]["id"], "buyer-42");
+        assert_eq!(listed["items"][0]["buyer"]["id"], buyer_uuid.as_str());
     }
     assert_eq!(buyer_cards(&app, "buyer-42").await[0]["balance"], 2500);
 
     let fetched = app.get(&format!("/gr4vy/gift-cards/{}", id_of(&card))).await;
     fetched.assert_status(200);
-    assert_eq!(fetched.body["id"], card["id"]);
+    assert_eq!(fetched.body["id"], gid(&card));
+    // The UUID finds the card as well as giftd's id does.
+    let by_uuid = app.get(&format!("/gr4vy/gift-cards/{}", gid(&card))).await;
+    assert_eq!(by_uuid.text, fetched.text);
     assert_eq!(fetched.body["last4"], card["last4"]);
     assert_eq!(fetched.body["bin"], number[..6]);
     assert_eq!(fetched.body["sub_bin"], number[6..9]);
@@ -278,7 +305,7 @@ async fn storing_without_a_buyer_checks_the_pin_and_answers_the_card() {
     let card = app.funded_card(900).await;
     let stored = app.post("/gr4vy/gift-cards", secrets(&card)).await;
     stored.assert_status(201);
-    assert_eq!(stored.body["id"], card["id"]);
+    assert_eq!(stored.body["id"], gid(&card));
     assert!(stored.body["buyer"].is_null());
 
     let wrong = app
@@ -343,7 +370,7 @@ async fn the_eleventh_gift_card_of_a_buyer_is_refused_with_the_seed_message() {
     assert!(second["next_cursor"].is_null());
     let mut seen = ids(first["items"].as_array().unwrap());
     seen.extend(ids(second["items"].as_array().unwrap()));
-    assert_eq!(seen, ids(&cards[..10]));
+    assert_eq!(seen, gids(&cards[..10]));
 }
 
 #[tokio::test]
@@ -367,26 +394,26 @@ async fn a_buyers_gift_cards_leave_out_and_clear_zero_balance_and_expired_cards(
     .assert_status(200);
 
     let listed = buyer_cards(&app, "bob").await;
-    assert_eq!(ids(&listed), [id_of(&full), id_of(&expiring)]);
+    assert_eq!(ids(&listed), [gid(&full), gid(&expiring)]);
     assert_eq!(listed[0]["balance"], 1000);
     assert_eq!(listed[1]["balance"], 700);
     assert_eq!(listed[0]["currency"], "USD");
     // Listing cleared the spent card out of the buyer's storage.
     assert_eq!(
         ids(vault(&app, "buyer_id=bob").await["items"].as_array().unwrap()),
-        [id_of(&full), id_of(&expiring)]
+        [gid(&full), gid(&expiring)]
     );
 
     app.clock.advance_seconds(40 * 24 * 3600);
     assert_eq!(
         ids(vault(&app, "buyer_id=bob").await["items"].as_array().unwrap()),
-        [id_of(&full), id_of(&expiring)],
+        [gid(&full), gid(&expiring)],
         "stored until the buyer's cards are listed"
     );
-    assert_eq!(ids(&buyer_cards(&app, "bob").await), [id_of(&full)]);
+    assert_eq!(ids(&buyer_cards(&app, "bob").await), [gid(&full)]);
     assert_eq!(
         ids(vault(&app, "buyer_id=bob").await["items"].as_array().unwrap()),
-        [id_of(&full)]
+        [gid(&full)]
     );
     // A buyer without cards has none.
     assert!(buyer_cards(&app, "nobody").await.is_empty());
@@ -432,7 +459,7 @@ async fn another_merchants_gift_card_is_not_found() {
     let all = app.get_as("/gr4vy/gift-cards", &other).await;
     assert_eq!(all.body["items"], json!([]));
     // The owner still has it.
-    assert_eq!(ids(&buyer_cards(&app, "zoe").await), [id_of(&card)]);
+    assert_eq!(ids(&buyer_cards(&app, "zoe").await), [gid(&card)]);
 }
 
 #[tokio::test]
@@ -449,7 +476,7 @@ async fn without_a_buyer_the_vault_lists_every_card_of_the_merchant_in_pages() {
     let mut seen = ids(first["items"].as_array().unwrap());
     seen.extend(ids(second["items"].as_array().unwrap()));
     seen.sort();
-    let mut expected = vec![id_of(&a), id_of(&b)];
+    let mut expected = vec![gid(&a), gid(&b)];
     expected.sort();
     assert_eq!(seen, expected);
 }

@@ -58,6 +58,20 @@ fn id_of(value: &Value) -> String {
     value["id"].as_str().expect("an id").to_owned()
 }
 
+/// Whether `id` is a UUID in its hyphenated form, as Gr4vy's ids are.
+fn is_uuid(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// giftd's id behind a UUID the facade showed: `prefix` and the UUID's hex digits.
+fn giftd_id(prefix: &str, uuid: &str) -> String {
+    format!("{prefix}{}", uuid.replace('-', ""))
+}
+
 fn card_payment(number: &str) -> Value {
     json!({"method": "card", "number": number, "expiration_date": "12/30", "security_code": "123"})
 }
@@ -102,9 +116,12 @@ async fn balance(app: &TestApp, card: &Value) -> (i64, i64) {
 
 /// What the simulated processor recorded for the transaction's payment method.
 async fn processor(app: &TestApp, transaction: &Value) -> Value {
-    let reference = transaction["payment_method"]["id"]
-        .as_str()
-        .expect("a payment method id");
+    let reference = giftd_id(
+        "pay_",
+        transaction["payment_method"]["id"]
+            .as_str()
+            .expect("a payment method id"),
+    );
     let response = app.get(&format!("/v1/simulator/payments/{reference}")).await;
     response.assert_status(200);
     response.body
@@ -129,10 +146,15 @@ fn assert_transaction_shape(body: &Value) {
     for field in REQUIRED_TRANSACTION_FIELDS {
         assert!(body.get(field).is_some(), "`{field}` is missing: {body}");
     }
-    assert!(body["id"].as_str().expect("id").starts_with("chk_"));
+    assert!(is_uuid(body["id"].as_str().expect("id")), "{body}");
+    assert_eq!(
+        body["reconciliation_id"],
+        giftd_id("chk_", body["id"].as_str().unwrap()),
+        "giftd's own id reconciles"
+    );
     for redemption in redemptions(body) {
         assert_eq!(redemption["type"], "gift-card-redemption");
-        assert!(redemption["id"].as_str().expect("id").starts_with("gcr_"));
+        assert!(is_uuid(redemption["id"].as_str().expect("id")), "{redemption}");
         assert_eq!(redemption["gift_card"]["type"], "gift-card");
         assert!(redemption["gift_card"]["last4"].is_string());
     }
@@ -206,6 +228,8 @@ enum Expect {
     Is(Value),
     /// A giftd id with this prefix (one the example cannot predict).
     Id(&'static str),
+    /// A UUID the example cannot predict.
+    Uuid,
 }
 
 #[tokio::test]
@@ -226,7 +250,12 @@ async fn the_constructed_example_splits_a_capture_across_two_gift_cards_and_a_ca
     let stored_number = stored["number"].as_str().unwrap().to_owned();
 
     let mut request = fixture("transaction.request.json");
-    substitute(&mut request, EXAMPLE_STORED_ID, &id_of(&stored));
+    // The stored card named by its UUID, as a Gr4vy client names it.
+    substitute(
+        &mut request,
+        EXAMPLE_STORED_ID,
+        &crate::gr4vy::uuid_of(&id_of(&stored)),
+    );
     let response = app.post_idempotent("/gr4vy/transactions", request, "7f1c").await;
     response.assert_status(201);
     let body = response.body.clone();
@@ -234,12 +263,16 @@ async fn the_constructed_example_splits_a_capture_across_two_gift_cards_and_a_ca
 
     // Field by field against the example's answer.
     let mut example = fixture("transaction.response.json");
-    substitute(&mut example, EXAMPLE_STORED_ID, &id_of(&stored));
+    substitute(
+        &mut example,
+        EXAMPLE_STORED_ID,
+        &crate::gr4vy::uuid_of(&id_of(&stored)),
+    );
     let differences: Vec<(&str, Expect)> = vec![
-        // giftd's ids are its own (`chk_`, `gcr_`, `txn_`), not UUIDs.
-        ("/id", Expect::Id("chk_")),
-        ("/gift_card_redemptions/0/id", Expect::Id("gcr_")),
-        ("/gift_card_redemptions/1/id", Expect::Id("gcr_")),
+        // Ids are new UUIDs; the card transaction's is giftd's own (`txn_`).
+        ("/id", Expect::Uuid),
+        ("/gift_card_redemptions/0/id", Expect::Uuid),
+        ("/gift_card_redemptions/1/id", Expect::Uuid),
         (
             "/gift_card_redemptions/0/gift_card_service_redemption_id",
             Expect::Id("txn_"),
@@ -247,7 +280,7 @@ async fn the_constructed_example_splits_a_capture_across_two_gift_cards_and_a_ca
         // Every giftd card has an id, also one named by its number and PIN.
         (
             "/gift_card_redemptions/0/gift_card/id",
-            Expect::Is(given["id"].clone()),
+            Expect::Is(json!(crate::gr4vy::uuid_of(&id_of(&given)))),
         ),
         // The example cannot know the stored card's digits.
         (
@@ -276,12 +309,15 @@ async fn the_constructed_example_splits_a_capture_across_two_gift_cards_and_a_ca
                 actual.as_str().is_some_and(|id| id.starts_with(prefix)),
                 "{pointer} is not a giftd id ({prefix}...): {actual}"
             ),
+            Some((_, Expect::Uuid)) => assert!(
+                actual.as_str().is_some_and(is_uuid),
+                "{pointer} is not a UUID: {actual}"
+            ),
         }
     }
 
     // The fields the example leaves out.
     assert_eq!(body["merchant_account_id"], app.merchant_id.as_str());
-    assert_eq!(body["reconciliation_id"], body["id"]);
     assert_eq!(body["refunded_amount"], 0);
     assert!(body["error_code"].is_null());
     assert!(body["external_identifier"].is_null());
@@ -297,7 +333,7 @@ async fn the_constructed_example_splits_a_capture_across_two_gift_cards_and_a_ca
     assert_eq!(method["method"], "card");
     assert_eq!(method["scheme"], "visa");
     assert_eq!(method["label"], "1111");
-    assert!(method["id"].as_str().unwrap().starts_with("pay_"));
+    assert!(is_uuid(method["id"].as_str().unwrap()));
     assert_eq!(body["method"], "card");
     assert!(body["payment_service_transaction_id"].is_string());
     let second = &redemptions(&body)[1];
@@ -343,7 +379,7 @@ async fn unread_fields_are_accepted_and_external_identifier_is_kept() {
     assert_eq!(balance(&app, &card).await, (0, 0));
     // The card's history names the transaction.
     let history = app.get(&format!("/v1/cards/{}/transactions", id_of(&card))).await;
-    assert_eq!(history.body["data"][0]["reference"], id_of(&body).as_str());
+    assert_eq!(history.body["data"][0]["reference"], body["reconciliation_id"]);
     sound(&app).await;
 }
 
@@ -1056,5 +1092,166 @@ async fn another_merchants_transaction_is_not_found() {
         .send(app.client.get(app.url(&format!("/gr4vy/transactions/{id}"))))
         .await;
     assert_envelope(&anonymous, 401, "unauthorized");
+    sound(&app).await;
+}
+
+/// `GET /gr4vy/transactions` with `query`: the page.
+async fn list(app: &TestApp, query: &str) -> Value {
+    let response = app.get(&format!("/gr4vy/transactions?{query}")).await;
+    response.assert_status(200);
+    response.body
+}
+
+fn listed_ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+#[tokio::test]
+async fn transactions_are_listed_newest_first_in_pages_and_under_gr4vys_filters() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let a = app.card(&program, 5000).await;
+    let b = app.card(&program, 5000).await;
+    let first = created(
+        &app,
+        json!({"amount": 1000, "currency": "USD", "intent": "capture", "external_identifier": "order-1",
+               "buyer_external_identifier": "ann", "gift_cards": [by_id(&a, 1000)]}),
+    )
+    .await;
+    app.clock.advance_seconds(60);
+    let second = created(
+        &app,
+        json!({"amount": 3000, "currency": "USD", "payment_method": card_payment(APPROVE),
+               "gift_cards": [by_secret(&b, 1000)]}),
+    )
+    .await;
+    app.clock.advance_seconds(60);
+    let third = created(
+        &app,
+        json!({"amount": 2000, "currency": "USD", "intent": "capture", "payment_method": card_payment(APPROVE)}),
+    )
+    .await;
+    let (first_id, second_id, third_id) = (id_of(&first), id_of(&second), id_of(&third));
+
+    // The transaction made for a buyer shows it.
+    assert_eq!(first["buyer"]["external_identifier"], "ann");
+    assert!(is_uuid(first["buyer"]["id"].as_str().unwrap()));
+    assert!(second["buyer"].is_null());
+
+    // Newest first, two to a page, the cursor going on.
+    let page = list(&app, "limit=2").await;
+    assert_eq!(listed_ids(&page), [third_id.clone(), second_id.clone()]);
+    assert_eq!(page["limit"], 2);
+    assert!(page["previous_cursor"].is_null());
+    let cursor = page["next_cursor"].as_str().expect("a next page").to_owned();
+    let rest = list(&app, &format!("limit=2&cursor={cursor}")).await;
+    assert_eq!(listed_ids(&rest), std::slice::from_ref(&first_id));
+    assert!(rest["next_cursor"].is_null());
+
+    // An item is Gr4vy's TransactionSummary: the transaction without the fields only the full
+    // one has, and otherwise the same.
+    let item = &page["items"][1];
+    assert!(item.get("payment_source").is_none() && item.get("multi_tender").is_none());
+    for (key, value) in item.as_object().unwrap() {
+        assert_eq!(&second[key], value, "{key}");
+    }
+
+    let gift_card = crate::gr4vy::uuid_of(&id_of(&a));
+    let last4 = b["last4"].as_str().unwrap().to_owned();
+    let later = "2100-01-01T00:00:00Z";
+    for (query, expected) in [
+        ("buyer_external_identifier=ann", vec![first_id.clone()]),
+        ("external_identifier=order-1", vec![first_id.clone()]),
+        (
+            "has_gift_card_redemptions=true",
+            vec![second_id.clone(), first_id.clone()],
+        ),
+        ("has_gift_card_redemptions=false", vec![third_id.clone()]),
+        (&format!("gift_card_id={gift_card}"), vec![first_id.clone()]),
+        (&format!("gift_card_last4={last4}"), vec![second_id.clone()]),
+        (
+            "status=capture_succeeded",
+            vec![third_id.clone(), first_id.clone()],
+        ),
+        (
+            "status=authorization_succeeded&status=capture_succeeded",
+            vec![third_id.clone(), second_id.clone(), first_id.clone()],
+        ),
+        ("amount_gte=2000", vec![third_id.clone(), second_id.clone()]),
+        (&format!("id={second_id}"), vec![second_id.clone()]),
+        (&format!("created_at_gte={later}"), vec![]),
+        (
+            &format!("created_at_lte={later}&intent=authorize"),
+            vec![second_id.clone()],
+        ),
+        // Filters giftd keeps nothing for are accepted and change nothing.
+        (
+            "used_3ds=false&payment_service_id=x&limit=10",
+            vec![third_id.clone(), second_id.clone(), first_id.clone()],
+        ),
+    ] {
+        assert_eq!(listed_ids(&list(&app, query).await), expected, "{query}");
+    }
+
+    for query in [
+        "limit=0",
+        "limit=101",
+        "cursor=nonsense",
+        "created_at_gte=yesterday",
+        "amount_eq=-1",
+        "has_refunds=maybe",
+        "gift_card_last4=12",
+    ] {
+        let response = app.get(&format!("/gr4vy/transactions?{query}")).await;
+        assert_envelope(&response, 400, "bad_request");
+    }
+    // Another merchant sees none of them.
+    let other = app.another_merchant().await;
+    let theirs = app.get_as("/gr4vy/transactions", &other).await;
+    theirs.assert_status(200);
+    assert_eq!(theirs.body["items"], json!([]));
+    sound(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refunds_of_one_transaction_each_answer_with_their_own_refund() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let card = app.card(&program, 5000).await;
+    let body = created(
+        &app,
+        json!({"amount": 5000, "currency": "USD", "intent": "capture", "gift_cards": [by_id(&card, 5000)]}),
+    )
+    .await;
+    let id = id_of(&body);
+    let target = id_of(&redemptions(&body)[0]);
+    let answers = futures::future::join_all((1..=8).map(|i| {
+        let (app, id, target) = (&app, id.clone(), target.clone());
+        async move {
+            app.post(
+                &format!("/gr4vy/transactions/{id}/refunds"),
+                json!({"amount": 100 * i, "target_type": "gift-card-redemption", "target_id": target,
+                       "external_identifier": format!("refund-{i}")}),
+            )
+            .await
+        }
+    }))
+    .await;
+    let mut seen = std::collections::HashSet::new();
+    for (i, answer) in (1..=8).zip(&answers) {
+        answer.assert_status(201);
+        assert_refund_shape(&answer.body);
+        assert_eq!(answer.body["amount"], 100 * i, "{}", answer.text);
+        assert_eq!(answer.body["external_identifier"], format!("refund-{i}"));
+        assert!(seen.insert(id_of(&answer.body)), "two answers name one refund");
+    }
+    let listed = app.get(&format!("/gr4vy/transactions/{id}/refunds")).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 8);
+    assert_eq!(balance(&app, &card).await, (3600, 3600));
     sound(&app).await;
 }

@@ -44,6 +44,26 @@ pub(crate) async fn get<'e>(
     row.as_ref().map(checkout_row).transpose()
 }
 
+/// A merchant's checkouts, newest first (ids are UUIDv7: they sort by creation), after `before`.
+pub(crate) async fn page<'e>(
+    executor: impl PgExecutor<'e>,
+    merchant: &MerchantId,
+    before: Option<&CheckoutId>,
+    limit: u32,
+) -> StoreResult<Vec<CheckoutRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE merchant_id = $1 AND ($2::text IS NULL OR id < $2) \
+         ORDER BY id DESC LIMIT $3"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(before.map(CheckoutId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(checkout_row).collect()
+}
+
 pub(crate) async fn open<'e>(
     executor: impl PgExecutor<'e>,
     now: Timestamp,

@@ -588,6 +588,15 @@ impl Store for PgStore {
         checkouts::get(&self.pool, merchant, id, false).await
     }
 
+    async fn checkouts(
+        &self,
+        merchant: &MerchantId,
+        before: Option<&CheckoutId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CheckoutRow>> {
+        checkouts::page(&self.pool, merchant, before, limit).await
+    }
+
     async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>> {
         checkouts::open(&self.pool, now, limit).await
     }

@@ -44,6 +44,27 @@ pub(crate) async fn get<'e>(
     row.as_ref().map(checkout_row).transpose()
 }
 
+/// A merchant's checkouts, newest first (ids are UUIDv7: they sort by creation), after `before`.
+pub(crate) async fn page<'e>(
+    executor: impl SqliteExecutor<'e>,
+    merchant: &MerchantId,
+    before: Option<&CheckoutId>,
+    limit: u32,
+) -> StoreResult<Vec<CheckoutRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE merchant_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?"
+    );
+    let before = before.map(CheckoutId::as_str);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(before)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(checkout_row).collect()
+}
+
 pub(crate) async fn open<'e>(
     executor: impl SqliteExecutor<'e>,
     now: Timestamp,

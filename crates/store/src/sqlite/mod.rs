@@ -647,6 +647,15 @@ impl Store for SqliteStore {
         checkouts::get(&self.reads, merchant, id).await
     }
 
+    async fn checkouts(
+        &self,
+        merchant: &MerchantId,
+        before: Option<&CheckoutId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CheckoutRow>> {
+        checkouts::page(&self.reads, merchant, before, limit).await
+    }
+
     async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>> {
         checkouts::open(&self.reads, now, limit).await
     }
