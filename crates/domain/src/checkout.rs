@@ -156,6 +156,11 @@ pub struct PaymentTender {
     pub refunded_amount: i64,
     /// Asked of the processor but not yet confirmed by it.
     pub refund_pending: i64,
+    /// What a partial capture left of the authorization (released by the processor with the
+    /// capture): `amount` is then what was captured, and `amount + uncaptured` what was
+    /// authorized. Checkouts stored before partial captures existed have none.
+    #[serde(default)]
+    pub uncaptured: i64,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     /// Failed attempts of the current void or refund, and when to try again.
@@ -518,8 +523,30 @@ impl Checkout {
     }
 
     /// A capture is asked for.
-    pub fn request_capture(&mut self, now: Timestamp) -> Result<(), DomainError> {
+    /// Asks for the capture: of everything, or with `payment_amount` of only that much of the
+    /// payment method (a partial capture: the gift cards are captured whole, and the rest of
+    /// the payment's authorization is released with the capture).
+    pub fn request_capture(
+        &mut self,
+        payment_amount: Option<i64>,
+        now: Timestamp,
+    ) -> Result<(), DomainError> {
         self.check_status(&[Status::Authorized], "captured")?;
+        if let Some(asked) = payment_amount {
+            let Some(payment) = &mut self.payment else {
+                return Err(DomainError::InvalidAmount {
+                    reason: "only a payment method can be captured in part; this checkout has none".into(),
+                });
+            };
+            let authorized = payment.amount + payment.uncaptured;
+            if asked < 1 || asked > authorized {
+                return Err(DomainError::InvalidAmount {
+                    reason: format!("the payment method can be captured for 1 to {authorized}"),
+                });
+            }
+            payment.uncaptured = authorized - asked;
+            payment.amount = asked;
+        }
         self.touch(now);
         self.status = Status::Capturing;
         self.problem = None;
@@ -543,6 +570,11 @@ impl Checkout {
     /// checkout's own intent asked for, after an approved review, fails it instead).
     pub fn payment_capture_refused(&mut self, code: String, message: String, now: Timestamp) {
         self.touch(now);
+        // A partial capture that did not happen leaves the whole authorization.
+        if let Some(payment) = &mut self.payment {
+            payment.amount += payment.uncaptured;
+            payment.uncaptured = 0;
+        }
         if self.intent_outcome == IntentOutcome::Pending {
             self.revert_payment();
             self.fail(&code, message);
@@ -799,6 +831,7 @@ mod tests {
                 processor_reference: None,
                 refunded_amount: 0,
                 refund_pending: 0,
+                uncaptured: 0,
                 error_code: None,
                 error_message: None,
                 retries: 0,
@@ -927,7 +960,7 @@ mod tests {
         c.payment_voided(now());
         assert_eq!(c.status, Status::Voided);
         assert_eq!(c.intent_outcome, IntentOutcome::Succeeded);
-        assert!(c.request_capture(now()).is_err());
+        assert!(c.request_capture(None, now()).is_err());
     }
 
     #[test]

@@ -73,7 +73,10 @@ pub struct NewCheckout {
 /// What is asked of an existing checkout.
 #[derive(Debug, Clone)]
 pub enum CheckoutRequest {
-    Capture,
+    /// Everything, or with `payment_amount` that much of the payment method only.
+    Capture {
+        payment_amount: Option<Amount>,
+    },
     Void,
     Review {
         approve: bool,
@@ -330,7 +333,9 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &CheckoutComma
         } => {
             let (mut checkout, version) = locked(tx, cx, id).await?;
             match request {
-                CheckoutRequest::Capture => checkout.request_capture(cx.now)?,
+                CheckoutRequest::Capture { payment_amount } => {
+                    checkout.request_capture(payment_amount.map(Amount::minor), cx.now)?;
+                }
                 CheckoutRequest::Void => checkout.request_void(cx.now)?,
                 CheckoutRequest::Review { approve } => checkout.review(*approve, cx.now)?,
                 CheckoutRequest::Refund {
@@ -487,6 +492,7 @@ async fn begin(
         processor_reference: None,
         refunded_amount: 0,
         refund_pending: 0,
+        uncaptured: 0,
         error_code: None,
         error_message: None,
         retries: 0,
@@ -887,7 +893,7 @@ impl Service {
         let capture = matches!(
             command,
             CheckoutCommand::Request {
-                request: CheckoutRequest::Capture,
+                request: CheckoutRequest::Capture { payment_amount: None },
                 ..
             }
         );

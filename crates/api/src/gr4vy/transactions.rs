@@ -188,7 +188,9 @@ fn transaction(checkout: &Checkout, view: &View) -> Gr4vyTransaction {
     // The amounts are the payment method's, as in Gr4vy (`authorized_amount` "can be less than
     // the `amount` if gift cards were used"); each redemption carries its own.
     let approved = payment.is_some_and(|p| p.processor_reference.is_some());
-    let authorized_amount = payment.filter(|_| approved).map_or(0, |p| p.amount);
+    let authorized_amount = payment
+        .filter(|_| approved)
+        .map_or(0, |p| p.amount + p.uncaptured);
     let captured_amount = payment
         .filter(|p| matches!(p.status, PaymentStatus::Captured | PaymentStatus::Refunded))
         .map_or(0, |p| p.amount);
@@ -586,41 +588,82 @@ async fn request(
     Ok(answer(rendered))
 }
 
-/// `POST /transactions/{transaction_id}/capture`: the whole transaction, payment first, then
-/// every gift card hold. `amount`, when given, must be the full amount (the transaction's, or
-/// the payment method's `authorized_amount`): giftd does not capture part of a checkout.
+/// `POST /transactions/{transaction_id}/capture`: the payment method first, then every gift
+/// card hold. Without `amount`, or with the full amount (the transaction's, or the payment
+/// method's `authorized_amount`), all of it; with less than `authorized_amount`, that much of
+/// the payment method (the gift cards whole, the rest of the authorization released). With
+/// `prefer: resource=transaction-capture` the answer is a `TransactionCapture` around the
+/// transaction, else the `Transaction`.
 pub async fn capture_transaction(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
+    headers: axum::http::HeaderMap,
     path: Result<Path<String>, PathRejection>,
     body: Body<Gr4vyTransactionCapture>,
 ) -> Answer {
     let id = transaction_id(path)?;
     let checkout = read(&app, &merchant, &id).await?;
-    if let Some(asked) = body.value.amount {
-        let payment_amount = checkout.payment.as_ref().map(|p| p.amount);
-        if asked != checkout.amount && Some(asked) != payment_amount {
-            return Err(Gr4vyError::invalid(
-                "body",
-                "amount",
-                format!(
-                    "Only the full amount can be captured ({}, or {} for the payment method); leave out `amount` to capture it.",
-                    checkout.amount,
-                    payment_amount.unwrap_or(0)
-                ),
-            ));
-        }
-    }
+    let authorized = checkout.payment.as_ref().map(|p| p.amount + p.uncaptured);
+    let payment_amount = match body.value.amount {
+        None => None,
+        Some(asked) if asked == checkout.amount || Some(asked) == authorized => None,
+        Some(asked) => match authorized {
+            Some(authorized) if (1..authorized).contains(&asked) => Some(amount(asked, "amount")?),
+            _ => {
+                return Err(Gr4vyError::invalid(
+                    "body",
+                    "amount",
+                    match authorized {
+                        Some(authorized) => format!(
+                            "`amount` is the payment method's part to capture, 1 to its authorized amount {authorized}, or the transaction's {}; leave it out to capture everything.",
+                            checkout.amount
+                        ),
+                        None => format!(
+                            "A transaction without a payment method is captured whole: `amount` is {} or left out.",
+                            checkout.amount
+                        ),
+                    },
+                ));
+            }
+        },
+    };
+    let as_capture = prefers_capture_resource(&headers);
     let view = view(&app, &merchant, &checkout).await?;
-    request(
-        &app,
-        merchant,
-        id,
-        view,
-        CheckoutRequest::Capture,
-        body.idempotency,
-    )
-    .await
+    let rendered = app
+        .service
+        .checkout_request(
+            merchant,
+            id,
+            CheckoutRequest::Capture { payment_amount },
+            body.idempotency,
+            Box::new(move |result| match (result, as_capture) {
+                (Ok(checkout), true) => json(
+                    StatusCode::OK,
+                    &Gr4vyTransactionCaptureAnswer {
+                        kind: "transaction-capture",
+                        status: "succeeded",
+                        code: None,
+                        raw_response_code: None,
+                        raw_response_description: None,
+                        transaction: transaction(checkout, &view),
+                    },
+                ),
+                _ => render_transaction(result, &view, StatusCode::OK, false),
+            }),
+        )
+        .await?;
+    Ok(answer(rendered))
+}
+
+/// Whether a `prefer` header asks for `resource=transaction-capture` (Gr4vy's header; several
+/// preferences may come comma-separated or in several headers).
+fn prefers_capture_resource(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|preference| preference.trim() == "resource=transaction-capture")
 }
 
 /// `POST /transactions/{transaction_id}/void`: releases the gift card holds and voids the

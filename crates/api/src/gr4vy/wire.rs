@@ -417,10 +417,24 @@ pub struct Gr4vyTransactionGiftCard {
     pub amount: Option<i64>,
 }
 
-/// `TransactionCaptureCreate`: only the full amount can be captured.
+/// `TransactionCaptureCreate`: `amount` is the full amount, or the payment method's part to
+/// capture. `final` and the rest are accepted and ignored (giftd captures once).
 #[derive(Debug, Deserialize)]
 pub struct Gr4vyTransactionCapture {
     pub amount: Option<i64>,
+}
+
+/// `TransactionCapture`: the answer to a capture under `prefer: resource=transaction-capture`.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyTransactionCaptureAnswer {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub status: &'static str,
+    /// The processor's code for the capture: giftd has none to give.
+    pub code: Option<String>,
+    pub raw_response_code: Option<String>,
+    pub raw_response_description: Option<String>,
+    pub transaction: Gr4vyTransaction,
 }
 
 /// The body of `POST /transactions/{id}/void` and `/refunds/all`: nothing is read from it.

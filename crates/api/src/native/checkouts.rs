@@ -508,7 +508,14 @@ pub async fn capture_checkout(
     PathId(id): PathId,
     body: Body<EmptyCheckoutRequest>,
 ) -> Answer {
-    request(&app, merchant, &id, CheckoutRequest::Capture, body.idempotency).await
+    request(
+        &app,
+        merchant,
+        &id,
+        CheckoutRequest::Capture { payment_amount: None },
+        body.idempotency,
+    )
+    .await
 }
 
 /// Voids an authorized checkout: gift card holds released, the authorization voided (a

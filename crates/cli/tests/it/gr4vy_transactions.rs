@@ -384,7 +384,7 @@ async fn unread_fields_are_accepted_and_external_identifier_is_kept() {
 }
 
 #[tokio::test]
-async fn authorize_is_the_default_and_capture_takes_the_full_amount_only() {
+async fn authorize_is_the_default_and_capture_takes_the_full_amount() {
     let app = TestApp::spawn().await;
     let program = app.usd_program().await;
     let card = app.card(&program, 2000).await;
@@ -408,11 +408,12 @@ async fn authorize_is_the_default_and_capture_takes_the_full_amount_only() {
     assert_eq!(balance(&app, &card).await, (2000, 800));
     assert_eq!(processor(&app, &body).await["status"], "authorized");
 
-    // Part of it cannot be captured.
+    // More than the payment method's authorization (and not the transaction's amount) cannot
+    // be captured.
     let partial = app
         .post(
             &format!("/gr4vy/transactions/{id}/capture"),
-            json!({"amount": 1000}),
+            json!({"amount": 2000}),
         )
         .await;
     assert_eq!(assert_envelope(&partial, 400, "bad_request"), "/amount");
@@ -1253,5 +1254,82 @@ async fn concurrent_refunds_of_one_transaction_each_answer_with_their_own_refund
     let listed = app.get(&format!("/gr4vy/transactions/{id}/refunds")).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 8);
     assert_eq!(balance(&app, &card).await, (3600, 3600));
+    sound(&app).await;
+}
+
+#[tokio::test]
+async fn a_partial_capture_takes_part_of_the_payment_method_and_every_gift_card_whole() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let card = app.card(&program, 2000).await;
+    let body = created(
+        &app,
+        json!({"amount": 3000, "currency": "USD", "payment_method": card_payment(APPROVE),
+               "gift_cards": [by_id(&card, 1200)]}),
+    )
+    .await;
+    let id = id_of(&body);
+    assert_eq!(body["authorized_amount"], 1800);
+
+    // Gr4vy's `prefer` header asks for the capture resource around the transaction.
+    let response = app
+        .send(
+            app.client
+                .post(app.url(&format!("/gr4vy/transactions/{id}/capture")))
+                .bearer_auth(&app.api_key)
+                .header("prefer", "resource=transaction-capture")
+                .json(&json!({"amount": 1000, "final": true})),
+        )
+        .await;
+    response.assert_status(200);
+    assert_eq!(response.body["type"], "transaction-capture");
+    assert_eq!(response.body["status"], "succeeded");
+    let captured = &response.body["transaction"];
+    assert_transaction_shape(captured);
+    assert_eq!(captured["status"], "capture_succeeded");
+    assert_eq!(captured["authorized_amount"], 1800, "what was authorized stays");
+    assert_eq!(captured["captured_amount"], 1000);
+    assert_eq!(captured["amount"], 3000);
+    // The gift card is captured whole; the processor captured 10.00 of its 18.00.
+    assert_eq!(balance(&app, &card).await, (800, 800));
+    let sim = processor(&app, captured).await;
+    assert_eq!(
+        (sim["status"].as_str(), sim["captured_amount"].as_i64()),
+        (Some("captured"), Some(1000))
+    );
+    assert_eq!(&fetch(&app, &id).await, captured);
+
+    // Only what was captured can be refunded from the payment method.
+    let too_much = app
+        .post(
+            &format!("/gr4vy/transactions/{id}/refunds"),
+            json!({"amount": 1001}),
+        )
+        .await;
+    assert_envelope(&too_much, 400, "bad_request");
+    let refund = app
+        .post(&format!("/gr4vy/transactions/{id}/refunds"), json!({}))
+        .await;
+    refund.assert_status(201);
+    assert_eq!(refund.body["amount"], 1000);
+
+    // A transaction of gift cards only has no payment method to capture in part.
+    let gift_only = created(
+        &app,
+        json!({"amount": 500, "currency": "USD", "gift_cards": [by_id(&card, 500)]}),
+    )
+    .await;
+    let partial = app
+        .post(
+            &format!("/gr4vy/transactions/{}/capture", id_of(&gift_only)),
+            json!({"amount": 200}),
+        )
+        .await;
+    assert_eq!(assert_envelope(&partial, 400, "bad_request"), "/amount");
+    assert_eq!(
+        balance(&app, &card).await,
+        (800, 300),
+        "still held, nothing captured"
+    );
     sound(&app).await;
 }
