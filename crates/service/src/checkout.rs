@@ -880,6 +880,20 @@ impl Service {
             .collect()
     }
 
+    /// The merchant's checkout with a refund whose id starts with `refund_id_prefix` (for a
+    /// front-end that names refunds without their checkout).
+    pub async fn checkout_with_refund(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        refund_id_prefix: &str,
+    ) -> std::result::Result<Option<Checkout>, ServiceError> {
+        let row = self
+            .store
+            .checkout_with_refund(merchant, refund_id_prefix)
+            .await?;
+        Ok(row.as_ref().map(parse).transpose()?)
+    }
+
     async fn run_checkout(
         &self,
         merchant: giftd_domain::MerchantId,

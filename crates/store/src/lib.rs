@@ -667,6 +667,14 @@ pub trait Store: Send + Sync + 'static {
         before: Option<&CheckoutId>,
         limit: u32,
     ) -> StoreResult<Vec<CheckoutRow>>;
+    /// The merchant's checkout with a refund whose id starts with `refund_id_prefix` (giftd
+    /// ids: letters, digits and `_`), the newest if several. It reads the merchant's
+    /// checkouts' documents, so it costs a scan of them: for lookups by a refund id alone.
+    async fn checkout_with_refund(
+        &self,
+        merchant: &MerchantId,
+        refund_id_prefix: &str,
+    ) -> StoreResult<Option<CheckoutRow>>;
     /// Checkouts with a step left to run whose lease has run out by `now`, oldest lease first.
     async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>>;
 

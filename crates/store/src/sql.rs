@@ -206,6 +206,20 @@ pub(crate) fn wallet_cards_of_user() -> String {
     )
 }
 
+/// A `LIKE … ESCAPE '\'` pattern matching text that starts with `prefix`, its wildcards and
+/// escape character taken literally.
+pub(crate) fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Every statement of this module, for the placeholder check.
 #[cfg(test)]
 const ALL: &[&str] = &[
@@ -254,7 +268,13 @@ const ALL: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::ALL;
+    use super::{ALL, like_prefix};
+
+    #[test]
+    fn a_like_prefix_takes_wildcards_literally() {
+        assert_eq!(like_prefix("chr_01a2"), "chr\\_01a2%");
+        assert_eq!(like_prefix("50%\\"), "50\\%\\\\%");
+    }
 
     /// The parameter numbers of a statement in the order they first appear.
     fn first_appearances(sql: &str) -> Vec<u32> {

@@ -55,6 +55,20 @@ pub fn refund_part(refund_id: &str, place: usize, tenders: usize) -> String {
     id
 }
 
+/// What the giftd id of the refund a Gr4vy refund id (a UUID, maybe a part's, or giftd's
+/// `chr_…` or `chr_…_n`) names starts with: `chr_` and its first 31 hex digits, since a part's
+/// UUID differs from its refund's in the last one. `None` for what cannot be a refund's id.
+pub fn refund_search_prefix(value: &str) -> Option<String> {
+    const PREFIX: &str = "chr_";
+    let hex = match Uuid::try_parse(value) {
+        Ok(uuid) if value.len() == 36 => uuid.simple().to_string(),
+        _ => value.strip_prefix(PREFIX)?.get(..32)?.to_ascii_lowercase(),
+    };
+    hex.bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then(|| format!("{PREFIX}{}", &hex[..31]))
+}
+
 /// The UUID a buyer (a merchant's wallet user) is shown with: a UUIDv8 of a digest of the
 /// merchant and the user's id, so the same buyer always has the same id and one merchant's
 /// buyer ids say nothing about another's.
@@ -95,6 +109,18 @@ mod tests {
         }
         let distinct: std::collections::HashSet<&String> = parts.iter().collect();
         assert_eq!(distinct.len(), parts.len());
+    }
+
+    #[test]
+    fn a_refund_is_searched_by_the_start_it_shares_with_its_parts() {
+        let refund = "chr_0190a5b2c3d47e8f9a0b1c2d3e4f5a6b";
+        let expected = Some("chr_0190a5b2c3d47e8f9a0b1c2d3e4f5a6".to_owned());
+        assert_eq!(refund_search_prefix(&public(refund)), expected);
+        assert_eq!(refund_search_prefix(&refund_part(refund, 3, 4)), expected);
+        assert_eq!(refund_search_prefix(refund), expected);
+        assert_eq!(refund_search_prefix(&format!("{refund}_2")), expected);
+        assert_eq!(refund_search_prefix("chr_nothex"), None);
+        assert_eq!(refund_search_prefix("x"), None);
     }
 
     #[test]

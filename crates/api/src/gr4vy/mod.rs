@@ -85,6 +85,15 @@ pub fn router() -> Router<AppState> {
             "/transactions/{transaction_id}/refunds/all",
             post(transactions::create_full_transaction_refund),
         )
+        .route(
+            "/transactions/{transaction_id}/refunds/{refund_id}",
+            get(transactions::get_transaction_refund),
+        )
+        .route(
+            "/transactions/{transaction_id}/cancel",
+            post(transactions::cancel_transaction),
+        )
+        .route("/refunds/{refund_id}", get(transactions::get_refund))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

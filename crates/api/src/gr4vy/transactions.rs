@@ -1098,3 +1098,73 @@ fn summary(transaction: &Gr4vyTransaction) -> serde_json::Map<String, serde_json
     fields.retain(|key, _| SUMMARY_FIELDS.contains(&key.as_str()));
     fields
 }
+
+/// The Gr4vy refund `wanted` (its UUID, or its `reconciliation_id`) among a checkout's.
+fn find_refund(checkout: &Checkout, wanted: &str) -> Option<Gr4vyRefund> {
+    refunds(checkout, |_| true)
+        .into_iter()
+        .find(|r| r.id.eq_ignore_ascii_case(wanted) || r.reconciliation_id == wanted)
+}
+
+/// `GET /transactions/{transaction_id}/refunds/{refund_id}`.
+pub async fn get_transaction_refund(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer {
+    let Ok(Path((transaction, refund_id))) = path else {
+        return Err(Gr4vyError::not_found("refund"));
+    };
+    let id = super::ids::checkout(&transaction).ok_or_else(|| Gr4vyError::not_found("transaction"))?;
+    let checkout = read(&app, &merchant, &id).await?;
+    let refund = find_refund(&checkout, &refund_id).ok_or_else(|| Gr4vyError::not_found("refund"))?;
+    Ok(ok_json(StatusCode::OK, &refund))
+}
+
+/// `GET /refunds/{refund_id}`: a refund by its id alone (see `Service::checkout_with_refund`).
+pub async fn get_refund(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let not_found = || Gr4vyError::not_found("refund");
+    let Ok(Path(refund_id)) = path else {
+        return Err(not_found());
+    };
+    let prefix = super::ids::refund_search_prefix(&refund_id).ok_or_else(not_found)?;
+    let checkout = app
+        .service
+        .checkout_with_refund(&merchant, &prefix)
+        .await?
+        .ok_or_else(not_found)?;
+    let refund = find_refund(&checkout, &refund_id).ok_or_else(not_found)?;
+    Ok(ok_json(StatusCode::OK, &refund))
+}
+
+/// `POST /transactions/{transaction_id}/cancel`: Gr4vy cancels a transaction still pending
+/// (waiting on the buyer or the processor). giftd answers every transaction before the request
+/// that made it returns, so there is never one to cancel: the answer is a `TransactionCancel`
+/// with `status` `failed` around the transaction as it is, and nothing changes. Use void or
+/// refunds to undo an authorized or captured one.
+pub async fn cancel_transaction(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let id = transaction_id(path)?;
+    let checkout = read(&app, &merchant, &id).await?;
+    let view = view(&app, &merchant, &checkout).await?;
+    Ok(ok_json(
+        StatusCode::OK,
+        &Gr4vyTransactionCancelAnswer {
+            kind: "transaction-cancel",
+            status: "failed",
+            code: Some("transaction_not_pending".into()),
+            raw_response_code: None,
+            raw_response_description: Some(
+                "The transaction is not pending: void or refund it instead.".into(),
+            ),
+            transaction: transaction(&checkout, &view),
+        },
+    ))
+}

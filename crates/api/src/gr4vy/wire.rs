@@ -424,6 +424,19 @@ pub struct Gr4vyTransactionCapture {
     pub amount: Option<i64>,
 }
 
+/// `TransactionCancel`: the answer to a cancel.
+#[derive(Debug, Serialize)]
+pub struct Gr4vyTransactionCancelAnswer {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `succeeded`, `pending` or `failed`.
+    pub status: &'static str,
+    pub code: Option<String>,
+    pub raw_response_code: Option<String>,
+    pub raw_response_description: Option<String>,
+    pub transaction: Gr4vyTransaction,
+}
+
 /// `TransactionCapture`: the answer to a capture under `prefer: resource=transaction-capture`.
 #[derive(Debug, Serialize)]
 pub struct Gr4vyTransactionCaptureAnswer {

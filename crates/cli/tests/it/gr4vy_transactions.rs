@@ -1333,3 +1333,86 @@ async fn a_partial_capture_takes_part_of_the_payment_method_and_every_gift_card_
     );
     sound(&app).await;
 }
+
+#[tokio::test]
+async fn a_refund_is_found_by_its_id_with_or_without_its_transaction() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let a = app.card(&program, 1000).await;
+    let b = app.card(&program, 1000).await;
+    let body = created(
+        &app,
+        json!({"amount": 1500, "currency": "USD", "intent": "capture",
+               "gift_cards": [by_id(&a, 1000), by_id(&b, 500)]}),
+    )
+    .await;
+    let id = id_of(&body);
+    let one = app
+        .post(
+            &format!("/gr4vy/transactions/{id}/refunds"),
+            json!({"amount": 100, "target_type": "gift-card-redemption", "target_id": id_of(&redemptions(&body)[0])}),
+        )
+        .await;
+    one.assert_status(201);
+    let all = app
+        .post(&format!("/gr4vy/transactions/{id}/refunds/all"), json!({}))
+        .await;
+    all.assert_status(201);
+    let parts = all.body["items"].as_array().unwrap().clone();
+    assert_eq!(parts.len(), 2, "one refund reached both cards");
+
+    for refund in std::iter::once(&one.body).chain(&parts) {
+        let refund_id = id_of(refund);
+        assert!(is_uuid(&refund_id), "{refund}");
+        let scoped = app
+            .get(&format!("/gr4vy/transactions/{id}/refunds/{refund_id}"))
+            .await;
+        scoped.assert_status(200);
+        assert_eq!(&scoped.body, refund);
+        let alone = app.get(&format!("/gr4vy/refunds/{refund_id}")).await;
+        alone.assert_status(200);
+        assert_eq!(&alone.body, refund);
+        // giftd's own name for it finds it too.
+        let reconciliation = refund["reconciliation_id"].as_str().unwrap();
+        assert_eq!(
+            &app.get(&format!("/gr4vy/refunds/{reconciliation}")).await.body,
+            refund
+        );
+    }
+    for path in [
+        "/gr4vy/refunds/00000000-0000-7000-8000-000000000000".to_owned(),
+        "/gr4vy/refunds/nonsense".to_owned(),
+        format!("/gr4vy/transactions/{id}/refunds/00000000-0000-7000-8000-000000000000"),
+    ] {
+        assert_envelope(&app.get(&path).await, 404, "not_found");
+    }
+    // Another merchant finds none of them.
+    let other = app.another_merchant().await;
+    let theirs = app
+        .get_as(&format!("/gr4vy/refunds/{}", id_of(&one.body)), &other)
+        .await;
+    assert_envelope(&theirs, 404, "not_found");
+    sound(&app).await;
+}
+
+#[tokio::test]
+async fn cancel_finds_nothing_pending_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(1000).await;
+    let body = created(
+        &app,
+        json!({"amount": 400, "currency": "USD", "gift_cards": [by_secret(&card, 400)]}),
+    )
+    .await;
+    let id = id_of(&body);
+    let cancel = app
+        .post(&format!("/gr4vy/transactions/{id}/cancel"), json!({}))
+        .await;
+    cancel.assert_status(200);
+    assert_eq!(cancel.body["type"], "transaction-cancel");
+    assert_eq!(cancel.body["status"], "failed");
+    assert_eq!(cancel.body["transaction"], fetch(&app, &id).await);
+    assert_eq!(fetch(&app, &id).await["status"], "authorization_succeeded");
+    assert_eq!(balance(&app, &card).await, (1000, 600));
+    sound(&app).await;
+}

@@ -64,6 +64,25 @@ pub(crate) async fn page<'e>(
     rows.iter().map(checkout_row).collect()
 }
 
+/// The merchant's newest checkout with a refund whose id starts with `prefix`.
+pub(crate) async fn with_refund<'e>(
+    executor: impl PgExecutor<'e>,
+    merchant: &MerchantId,
+    prefix: &str,
+) -> StoreResult<Option<CheckoutRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE merchant_id = $1 AND EXISTS (SELECT 1 FROM \
+         jsonb_array_elements(checkouts.state -> 'refunds') AS r WHERE r ->> 'id' LIKE $2 ESCAPE '\\') \
+         ORDER BY id DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(sql::like_prefix(prefix))
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(checkout_row).transpose()
+}
+
 pub(crate) async fn open<'e>(
     executor: impl PgExecutor<'e>,
     now: Timestamp,

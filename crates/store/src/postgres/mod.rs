@@ -597,6 +597,14 @@ impl Store for PgStore {
         checkouts::page(&self.pool, merchant, before, limit).await
     }
 
+    async fn checkout_with_refund(
+        &self,
+        merchant: &MerchantId,
+        refund_id_prefix: &str,
+    ) -> StoreResult<Option<CheckoutRow>> {
+        checkouts::with_refund(&self.pool, merchant, refund_id_prefix).await
+    }
+
     async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>> {
         checkouts::open(&self.pool, now, limit).await
     }

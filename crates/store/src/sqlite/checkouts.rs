@@ -65,6 +65,25 @@ pub(crate) async fn page<'e>(
     rows.iter().map(checkout_row).collect()
 }
 
+/// The merchant's newest checkout with a refund whose id starts with `prefix`.
+pub(crate) async fn with_refund<'e>(
+    executor: impl SqliteExecutor<'e>,
+    merchant: &MerchantId,
+    prefix: &str,
+) -> StoreResult<Option<CheckoutRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE merchant_id = ? AND EXISTS (SELECT 1 FROM \
+         json_each(checkouts.state, '$.refunds') WHERE json_extract(value, '$.id') LIKE ? ESCAPE '\\') \
+         ORDER BY id DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(merchant.as_str())
+        .bind(sql::like_prefix(prefix))
+        .fetch_optional(executor)
+        .await?;
+    row.as_ref().map(checkout_row).transpose()
+}
+
 pub(crate) async fn open<'e>(
     executor: impl SqliteExecutor<'e>,
     now: Timestamp,

@@ -656,6 +656,14 @@ impl Store for SqliteStore {
         checkouts::page(&self.reads, merchant, before, limit).await
     }
 
+    async fn checkout_with_refund(
+        &self,
+        merchant: &MerchantId,
+        refund_id_prefix: &str,
+    ) -> StoreResult<Option<CheckoutRow>> {
+        checkouts::with_refund(&self.reads, merchant, refund_id_prefix).await
+    }
+
     async fn open_checkouts(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(MerchantId, CheckoutId)>> {
         checkouts::open(&self.reads, now, limit).await
     }
