@@ -7,19 +7,29 @@
 //! decide the rest; it knows nothing of Clover's wire format (that is `giftd-api`'s `clover/`).
 //! Cards are always locked (loaded) before anything about them is decided; a token, a
 //! transaction or a hold is read first only to learn which card to lock.
+//!
+//! The reads (`GET /v1/charges`, `/v1/refunds` and their single-object forms) rebuild from the
+//! ledger what a charge's or refund's creation answered, with what changed since (captured,
+//! refunded, cancelled); which transactions count as charges and refunds is the store's
+//! `clover_reads.rs`, and docs/CLOVER.md says why.
 
 use std::fmt;
 
 use async_trait::async_trait;
+use giftd_domain::Timestamp;
 use giftd_domain::operations::{self, CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{
     Amount, CardId, CardKind, CardNumber, Currency, DomainError, HoldId, Program, SecurityCode,
     TransactionId, TransactionType,
 };
-use giftd_store::{StoreError, StoreResult, TransactionMeta, TransactionRecord, WriteTx};
+use giftd_store::{
+    CloverDirection, CloverLedgerRow, CloverListQuery, CloverObject, StoreError, StoreResult,
+    TransactionMeta, TransactionRecord, WriteTx,
+};
 use rand::{Rng, RngExt};
 
-use crate::error::{Failure, Refusal};
+use crate::Service;
+use crate::error::{Failure, Refusal, ServiceError};
 use crate::ids;
 use crate::operation::{Context, Operation};
 use crate::steps::{self, IssuedCard};
@@ -827,6 +837,302 @@ async fn charge_of(
         .transaction_of_hold(cx.merchant, card, hold_id, TransactionType::Hold)
         .await?;
     Ok(placed.map_or(transaction.id, |t| t.id))
+}
+
+// ---- reads ----
+
+/// The most objects one page of a list holds (Clover's hard limit).
+pub const MAX_LIST_LIMIT: u32 = 100;
+
+/// Where a page starts. Clover's cursors include the object they name: `starting_after` X
+/// gives X and what was created before it, newest first; `ending_before` X gives X and what
+/// was created after it, oldest first (X is first either way, as Clover's example shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloverCursor {
+    StartingAfter(TransactionId),
+    EndingBefore(TransactionId),
+}
+
+/// A list request, parsed.
+#[derive(Debug, Clone)]
+pub struct CloverListRequest {
+    /// Creation time from and until (milliseconds since 1970, both inclusive); unbounded when
+    /// absent.
+    pub created_from: Option<i64>,
+    pub created_until: Option<i64>,
+    pub cursor: Option<CloverCursor>,
+    /// Refunds only: those of this charge.
+    pub charge: Option<TransactionId>,
+    /// 1 to [`MAX_LIST_LIMIT`].
+    pub limit: u32,
+}
+
+/// A charge's state as its answer shows it: at its creation, or as of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeState {
+    pub captured: bool,
+    /// What the charge took from the card: a redemption all of it, a lock what its capture took.
+    pub amount_captured: i64,
+    /// What of its amount went back to the card: refunds (not cancelled) and a void of what it
+    /// took, and, for a lock, what it did not take (released, unlocked, expired, or left over by
+    /// a partial capture), as Stripe-shaped APIs count an authorization's release.
+    pub amount_refunded: i64,
+}
+
+impl ChargeState {
+    /// A charge's state when its creation answers: a redemption took its amount, a lock
+    /// nothing yet.
+    pub fn at_creation(kind: MovementKind, amount: i64) -> Self {
+        let captured = kind == MovementKind::Charge;
+        Self {
+            captured,
+            amount_captured: if captured { amount } else { 0 },
+            amount_refunded: 0,
+        }
+    }
+
+    /// Clover's `refunded`: all of the charge's amount went back.
+    pub fn refunded(&self, amount: i64) -> bool {
+        amount > 0 && self.amount_refunded >= amount
+    }
+}
+
+/// What changed about a charge or refund since its creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloverState {
+    Charge(ChargeState),
+    /// A refund; `cancelled` when it was voided (`/v1/refunds/{id}/cancel` or a native void).
+    Refund {
+        cancelled: bool,
+    },
+}
+
+/// A Clover charge or refund read back: what its creation's answer showed, and its state now.
+#[derive(Debug, Clone)]
+pub struct CloverRecord {
+    /// `Charge` (a redemption), `Lock` (a hold) or `Refund`.
+    pub kind: MovementKind,
+    pub transaction: TransactionRecord,
+    /// A refund's Clover charge.
+    pub charge: Option<TransactionId>,
+    pub last4: String,
+    /// The card's expiry, now.
+    pub expires_at: Option<Timestamp>,
+    /// Available before and after the transaction, and held after it.
+    pub previous_balance: i64,
+    pub new_balance: i64,
+    pub lock_amount: i64,
+    /// A lock's number, when the Clover facade placed it.
+    pub lock_id: Option<i64>,
+    pub state: CloverState,
+}
+
+/// One page of a list, and whether more lie beyond it in its direction.
+#[derive(Debug, Clone)]
+pub struct CloverPage {
+    pub items: Vec<CloverRecord>,
+    pub has_more: bool,
+}
+
+fn read_corrupt(what: String) -> ServiceError {
+    ServiceError::Internal(StoreError::Corrupt(what))
+}
+
+/// A ledger row as a Clover object, with its state as of `now` (a lock past its expiry has
+/// expired, swept or not).
+fn record(row: CloverLedgerRow, now: Timestamp) -> std::result::Result<CloverRecord, ServiceError> {
+    let amount = row.transaction.amount;
+    let (kind, state) = match row.transaction.transaction_type {
+        TransactionType::Redemption => {
+            let refunded = if row.voided { amount } else { row.refunded };
+            let state = ChargeState {
+                captured: true,
+                amount_captured: amount,
+                amount_refunded: refunded,
+            };
+            (MovementKind::Charge, CloverState::Charge(state))
+        }
+        TransactionType::Hold => {
+            let hold = row.hold.as_ref().ok_or_else(|| {
+                read_corrupt(format!("hold transaction {} has no hold", row.transaction.id))
+            })?;
+            let expired = hold.state == HoldState::Pending && hold.expires_at <= now;
+            let state = match (hold.state, expired) {
+                (HoldState::Pending, false) => ChargeState::at_creation(MovementKind::Lock, amount),
+                (HoldState::Captured, _) => {
+                    let taken = hold.captured_amount;
+                    let given_back = if row.voided { taken } else { row.refunded };
+                    ChargeState {
+                        captured: true,
+                        amount_captured: taken,
+                        amount_refunded: amount - taken + given_back,
+                    }
+                }
+                (HoldState::Pending, true) | (HoldState::Released | HoldState::Expired, _) => ChargeState {
+                    captured: false,
+                    amount_captured: 0,
+                    amount_refunded: amount,
+                },
+            };
+            (MovementKind::Lock, CloverState::Charge(state))
+        }
+        TransactionType::Refund => (
+            MovementKind::Refund(RefundType::Refund),
+            CloverState::Refund {
+                cancelled: row.voided,
+            },
+        ),
+        TransactionType::Void | TransactionType::Release => (
+            MovementKind::Refund(RefundType::Void),
+            CloverState::Refund { cancelled: false },
+        ),
+        other @ (TransactionType::Issue
+        | TransactionType::Activation
+        | TransactionType::Load
+        | TransactionType::Capture
+        | TransactionType::Cashout
+        | TransactionType::TransferOut
+        | TransactionType::TransferIn
+        | TransactionType::MergeOut
+        | TransactionType::MergeIn
+        | TransactionType::Adjustment
+        | TransactionType::Expiry) => {
+            return Err(read_corrupt(format!(
+                "a {} transaction read as a Clover charge or refund",
+                other.as_str()
+            )));
+        }
+    };
+    Ok(CloverRecord {
+        kind,
+        previous_balance: row.available_before(),
+        new_balance: row.available_after(),
+        lock_amount: row.held_after,
+        lock_id: row.hold.as_ref().and_then(|hold| hold.lock_id),
+        charge: row.charge,
+        last4: row.card_last4,
+        expires_at: row.card_expires_at,
+        transaction: row.transaction,
+        state,
+    })
+}
+
+impl Service {
+    /// A charge (a redemption or a lock) of the merchant, as of now.
+    pub async fn clover_charge(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        id: &TransactionId,
+    ) -> std::result::Result<CloverRecord, ServiceError> {
+        let row = self
+            .store
+            .clover_object(merchant, CloverObject::Charge, id)
+            .await?
+            .ok_or(ServiceError::NotFound("charge"))?;
+        record(row, self.now())
+    }
+
+    /// A refund (a refund, a void or a requested release) of the merchant, as of now.
+    pub async fn clover_refund(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        id: &TransactionId,
+    ) -> std::result::Result<CloverRecord, ServiceError> {
+        let row = self
+            .store
+            .clover_object(merchant, CloverObject::Refund, id)
+            .await?
+            .ok_or(ServiceError::NotFound("refund"))?;
+        record(row, self.now())
+    }
+
+    /// A page of the merchant's charges.
+    pub async fn clover_charges(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        request: &CloverListRequest,
+    ) -> std::result::Result<CloverPage, ServiceError> {
+        self.clover_list(merchant, CloverObject::Charge, request).await
+    }
+
+    /// A page of the merchant's refunds, perhaps only those of one charge.
+    pub async fn clover_refunds(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        request: &CloverListRequest,
+    ) -> std::result::Result<CloverPage, ServiceError> {
+        self.clover_list(merchant, CloverObject::Refund, request).await
+    }
+
+    /// Where the object a cursor names sits in its list; a cursor naming none is refused.
+    async fn clover_position(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        object: CloverObject,
+        param: &'static str,
+        id: &TransactionId,
+    ) -> std::result::Result<giftd_store::CloverPosition, ServiceError> {
+        let what = match object {
+            CloverObject::Charge => "charge",
+            CloverObject::Refund => "refund",
+        };
+        self.store
+            .clover_object(merchant, object, id)
+            .await?
+            .map(|row| row.position)
+            .ok_or_else(|| ServiceError::Invalid {
+                param,
+                message: format!("`{param}` names no {what} of yours: {id}"),
+            })
+    }
+
+    async fn clover_list(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        object: CloverObject,
+        request: &CloverListRequest,
+    ) -> std::result::Result<CloverPage, ServiceError> {
+        // A cursor must name an object of the list; where it sits is its place.
+        let direction = match &request.cursor {
+            None => CloverDirection::Older(None),
+            Some(CloverCursor::StartingAfter(id)) => CloverDirection::Older(Some(
+                self.clover_position(merchant, object, "starting_after", id)
+                    .await?,
+            )),
+            Some(CloverCursor::EndingBefore(id)) => CloverDirection::Newer(
+                self.clover_position(merchant, object, "ending_before", id)
+                    .await?,
+            ),
+        };
+        // A refund's `charge` is what its creation reversed: a charge, or a reload, activation
+        // or cash-out (voided through /v1/refunds too), so any transaction of the merchant.
+        if let Some(charge) = &request.charge
+            && self.store.transaction(merchant, charge).await?.is_none()
+        {
+            return Err(ServiceError::Invalid {
+                param: "charge",
+                message: format!("`charge` names nothing of yours: {charge}"),
+            });
+        }
+        let limit = request.limit.clamp(1, MAX_LIST_LIMIT);
+        let query = CloverListQuery {
+            created_from: request.created_from.unwrap_or(i64::MIN),
+            created_until: request.created_until.unwrap_or(i64::MAX),
+            direction,
+            charge: request.charge.clone(),
+            // One more than asked, to learn whether there is more.
+            limit: limit + 1,
+        };
+        let mut rows = self.store.clover_objects(merchant, object, &query).await?;
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let now = self.now();
+        let items = rows
+            .into_iter()
+            .map(|row| record(row, now))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(CloverPage { items, has_more })
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod backend;
 pub mod batch;
+mod clover_reads;
 pub mod postgres;
 mod records;
 pub mod reports;
@@ -33,6 +34,9 @@ use giftd_domain::{
 
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use batch::{BatchWrites, ReadSet};
+pub use clover_reads::{
+    CloverDirection, CloverHoldFacts, CloverLedgerRow, CloverListQuery, CloverObject, CloverPosition,
+};
 pub use records::{
     CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
     TransactionRecord,
@@ -730,6 +734,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Vec<u8>>>;
 
     /// Stops taking jobs, finishes the queued ones and closes connections.
+    /// A Clover charge or refund of the merchant (`clover_reads.rs` says which transactions
+    /// these are), with the facts its answer is made of.
+    async fn clover_object(
+        &self,
+        merchant: &MerchantId,
+        object: CloverObject,
+        id: &TransactionId,
+    ) -> StoreResult<Option<CloverLedgerRow>>;
+    /// A page of the merchant's Clover charges or refunds.
+    async fn clover_objects(
+        &self,
+        merchant: &MerchantId,
+        object: CloverObject,
+        query: &CloverListQuery,
+    ) -> StoreResult<Vec<CloverLedgerRow>>;
+
     async fn close(&self);
 
     // ---- webhooks ----

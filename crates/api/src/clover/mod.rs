@@ -1,7 +1,9 @@
 //! The Clover Gift Card API facade, mounted under `/clover`: an integration written against
 //! Clover's gift card endpoints (`/v1/tokens`, `/v1/activate`, `/v1/reload`,
 //! `/v1/balance_inquiry`, `/v1/charges`, `/v1/charges/{id}/capture`, `/v1/refunds`,
-//! `/v1/refunds/{id}/cancel`, `/v1/cashout`) works against giftd with Clover's field names.
+//! `/v1/refunds/{id}/cancel`, `/v1/cashout`) and its reads of charges and refunds
+//! (`GET /v1/charges[/{id}]`, `GET /v1/refunds[/{id}]`, in `reads.rs`) works against giftd
+//! with Clover's field names.
 //!
 //! Handlers parse Clover's wire requests straight into service commands
 //! (`giftd_service::clover::CloverCommand`, never the native API's types) and render the
@@ -11,19 +13,23 @@
 
 pub mod error;
 pub mod extract;
+mod reads;
 pub mod wire;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
+use giftd_domain::Timestamp;
 use giftd_domain::operations::MAX_HOLD_SECONDS;
 use giftd_domain::program::MAX_PROMOTION_CODE_LENGTH;
 use giftd_domain::{CardNumber, DomainError, MerchantId, SecurityCode, TransactionId};
 use giftd_service::clover::{
-    CloverCommand, CloverMovement, CloverOutcome, CloverToken, MovementKind, RefundType,
+    ChargeState, CloverCommand, CloverMovement, CloverOutcome, CloverRecord, CloverState, CloverToken,
+    MovementKind, RefundType,
 };
+use giftd_service::views::TransactionRecord;
 use giftd_service::{IdempotencyKey, Refusal, Rendered};
 
 use crate::{AppState, json_response};
@@ -84,9 +90,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/activate", post(activate))
         .route("/v1/reload", post(reload))
         .route("/v1/balance_inquiry", post(balance_inquiry))
-        .route("/v1/charges", post(create_charge))
+        .route("/v1/charges", post(create_charge).get(reads::list_charges))
+        .route("/v1/charges/{id}", get(reads::get_charge))
         .route("/v1/charges/{id}/capture", post(capture_charge))
-        .route("/v1/refunds", post(create_refund))
+        .route("/v1/refunds", post(create_refund).get(reads::list_refunds))
+        .route("/v1/refunds/{id}", get(reads::get_refund))
         .route("/v1/refunds/{id}/cancel", post(cancel_refund))
         .route("/v1/cashout", post(cashout))
         .fallback(not_found)
@@ -101,13 +109,14 @@ async fn method_not_allowed() -> CloverError {
     CloverError::method_not_allowed()
 }
 
-/// What of the request the answer echoes.
+/// What of the request the answer echoes. A read echoes no request: both are `None`.
 #[derive(Debug, Clone, Default)]
 struct View {
     /// The token the request carried: Clover answers show it as `source.id`.
     source: Option<String>,
-    /// `partial_redemption` of a charge.
-    partial_redemption: bool,
+    /// `partial_redemption` of a charge request (`Some(false)` when it left it out): it decides
+    /// between `partial_auth` and the warning. `None` for anything else, reads included.
+    partial_redemption: Option<bool>,
 }
 
 async fn run(
@@ -165,31 +174,108 @@ fn render(result: &Result<CloverOutcome, Refusal>, view: &View) -> Rendered {
                     },
                 })
             }
-            CloverOutcome::Movement(movement) => render_movement(movement, view),
+            CloverOutcome::Movement(movement) => to_json(&clover_object(&Shown::of_movement(movement), view)),
         },
     };
     Rendered { status: 200, body }
 }
 
-fn render_movement(m: &CloverMovement, view: &View) -> Vec<u8> {
-    let card = &m.card.snapshot;
+/// What an answer shows of one ledger transaction: made from a movement just written, or from
+/// a charge or refund read back (`reads.rs`). Both render through [`clover_object`], so a read
+/// answers as the creation did, with the state of now.
+struct Shown<'a> {
+    kind: MovementKind,
+    /// The id Clover clients see (a capture answers with its lock's).
+    id: &'a TransactionId,
+    transaction: &'a TransactionRecord,
+    /// A refund's charge.
+    charge: Option<&'a TransactionId>,
+    last4: &'a str,
+    expires_at: Option<Timestamp>,
+    /// Available before and after; held after.
+    previous_balance: i64,
+    new_balance: i64,
+    lock_amount: i64,
+    lock_id: Option<i64>,
+    issued: Option<&'a (CardNumber, SecurityCode)>,
+    /// A charge's or lock's state (at its creation for a movement).
+    charge_state: ChargeState,
+    /// A refund cancelled since.
+    cancelled: bool,
+}
+
+impl<'a> Shown<'a> {
+    fn of_movement(m: &'a CloverMovement) -> Self {
+        let card = &m.card.snapshot;
+        Self {
+            kind: m.kind,
+            id: &m.id,
+            transaction: &m.transaction,
+            charge: m.charge.as_ref(),
+            last4: &m.card.last4,
+            expires_at: card.expires_at,
+            previous_balance: m.previous_balance,
+            new_balance: card.available(),
+            lock_amount: card.held,
+            lock_id: m.lock.as_ref().and_then(|lock| lock.lock_id),
+            issued: m.issued.as_ref(),
+            charge_state: ChargeState::at_creation(m.kind, m.transaction.amount),
+            cancelled: false,
+        }
+    }
+
+    fn of_record(r: &'a CloverRecord) -> Self {
+        let (charge_state, cancelled) = match r.state {
+            CloverState::Charge(state) => (state, false),
+            CloverState::Refund { cancelled } => {
+                (ChargeState::at_creation(r.kind, r.transaction.amount), cancelled)
+            }
+        };
+        Self {
+            kind: r.kind,
+            id: &r.transaction.id,
+            transaction: &r.transaction,
+            charge: r.charge.as_ref(),
+            last4: &r.last4,
+            expires_at: r.expires_at,
+            previous_balance: r.previous_balance,
+            new_balance: r.new_balance,
+            lock_amount: r.lock_amount,
+            lock_id: r.lock_id,
+            issued: None,
+            charge_state,
+            cancelled,
+        }
+    }
+}
+
+/// A charge or a refund in Clover's shape.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
+enum CloverObjectWire {
+    Charge(CloverChargeResponse),
+    Refund(CloverRefundResponse),
+}
+
+fn clover_object(m: &Shown<'_>, view: &View) -> CloverObjectWire {
     let transaction_id = m.transaction.id.as_str();
     let ref_num = six_digits("ref_num", transaction_id);
     let auth_code = six_digits("auth_code", transaction_id);
     let created = Some(m.transaction.created_at.unix_millis());
     let gift_card = CloverGiftCard {
-        security_card_value: m.issued.as_ref().map(|(_, code)| code.expose().to_owned()),
-        expiration_date: card.expires_at.map(date),
-        number: m.issued.as_ref().map(|(number, _)| number.expose().to_owned()),
+        security_card_value: m.issued.map(|(_, code)| code.expose().to_owned()),
+        expiration_date: m.expires_at.map(date),
+        number: m.issued.map(|(number, _)| number.expose().to_owned()),
         previous_balance: m.previous_balance,
-        new_balance: card.available(),
+        new_balance: m.new_balance,
         lock_amount: None,
         lock_id: None,
     };
     let source = CloverSource {
         id: view.source.clone(),
         brand: None,
-        last4: m.card.last4.clone(),
+        last4: m.last4.to_owned(),
     };
     // Activations, reloads and cash-outs: the plain answer of the seed's examples.
     let plain = CloverChargeResponse {
@@ -197,6 +283,8 @@ fn render_movement(m: &CloverMovement, view: &View) -> Vec<u8> {
         amount: m.transaction.amount,
         payment_method_details: None,
         amount_refunded: None,
+        refunded: None,
+        amount_captured: None,
         currency: None,
         created: None,
         captured: None,
@@ -210,19 +298,17 @@ fn render_movement(m: &CloverMovement, view: &View) -> Vec<u8> {
         partial_auth: None,
         gift_card,
     };
-    let currency = Some(card.currency.code().to_ascii_lowercase());
+    let currency = Some(m.transaction.currency.to_ascii_lowercase());
     let refund = |object: &'static str, refund_type: RefundType, created: Option<i64>| {
-        to_json(&CloverRefundResponse {
+        CloverObjectWire::Refund(CloverRefundResponse {
             id: m.id.to_string(),
             object,
             amount: m.transaction.amount,
-            charge: m
-                .charge
-                .as_ref()
-                .map(TransactionId::to_string)
-                .unwrap_or_default(),
+            charge: m.charge.map(TransactionId::to_string).unwrap_or_default(),
             created,
-            status: "succeeded",
+            // Clover documents no refund statuses but `succeeded`; a cancelled refund reads as
+            // Stripe names it.
+            status: if m.cancelled { "canceled" } else { "succeeded" },
             metadata: CloverRefundMetadata {
                 refund_type: match refund_type {
                     RefundType::Void => "VOID",
@@ -233,38 +319,45 @@ fn render_movement(m: &CloverMovement, view: &View) -> Vec<u8> {
                 gateway_response_code: "00",
             },
             gift_card: CloverGiftCard {
-                lock_amount: Some(card.held),
+                lock_amount: Some(m.lock_amount),
                 security_card_value: None,
                 number: None,
-                expiration_date: card.expires_at.map(date),
+                expiration_date: m.expires_at.map(date),
                 previous_balance: m.previous_balance,
-                new_balance: card.available(),
+                new_balance: m.new_balance,
                 lock_id: None,
             },
         })
     };
-    match m.kind {
-        MovementKind::Activation | MovementKind::Reload | MovementKind::Cashout => to_json(&plain),
+    let charge = match m.kind {
+        MovementKind::Activation | MovementKind::Reload | MovementKind::Cashout => plain,
         MovementKind::Charge | MovementKind::Lock => {
-            let captured = m.kind == MovementKind::Charge;
-            to_json(&CloverChargeResponse {
+            let state = m.charge_state;
+            CloverChargeResponse {
                 payment_method_details: Some("giftCard"),
-                amount_refunded: Some(0),
+                amount_refunded: Some(state.amount_refunded),
+                refunded: Some(state.refunded(m.transaction.amount)),
+                amount_captured: Some(state.amount_captured),
                 currency,
                 created,
-                captured: Some(captured),
-                warning_message: (!view.partial_redemption).then_some(PARTIAL_REDEMPTION_WARNING),
-                // A lock is an authorization, not yet a payment.
-                paid: captured.then_some(true),
-                partial_auth: view.partial_redemption.then_some(true),
+                captured: Some(state.captured),
+                warning_message: (view.partial_redemption == Some(false))
+                    .then_some(PARTIAL_REDEMPTION_WARNING),
+                // A lock is an authorization, not a payment, until it is captured.
+                paid: state.captured.then_some(true),
+                partial_auth: (view.partial_redemption == Some(true)).then_some(true),
                 gift_card: CloverGiftCard {
-                    lock_id: m.lock.as_ref().and_then(|lock| lock.lock_id),
+                    lock_id: if m.kind == MovementKind::Lock {
+                        m.lock_id
+                    } else {
+                        None
+                    },
                     ..plain.gift_card
                 },
                 ..plain
-            })
+            }
         }
-        MovementKind::Capture => to_json(&CloverChargeResponse {
+        MovementKind::Capture => CloverChargeResponse {
             payment_method_details: Some("giftCard"),
             currency,
             created,
@@ -274,15 +367,16 @@ fn render_movement(m: &CloverMovement, view: &View) -> Vec<u8> {
                 ..plain.source
             },
             gift_card: CloverGiftCard {
-                lock_amount: Some(card.held),
-                lock_id: m.lock.as_ref().and_then(|lock| lock.lock_id),
+                lock_amount: Some(m.lock_amount),
+                lock_id: m.lock_id,
                 ..plain.gift_card
             },
             ..plain
-        }),
-        MovementKind::Refund(refund_type) => refund("refund", refund_type, created),
-        MovementKind::CancelRefund => refund("void_on_refund", RefundType::Void, None),
-    }
+        },
+        MovementKind::Refund(refund_type) => return refund("refund", refund_type, created),
+        MovementKind::CancelRefund => return refund("void_on_refund", RefundType::Void, None),
+    };
+    CloverObjectWire::Charge(charge)
 }
 
 // ---- parsing helpers ----
@@ -442,7 +536,7 @@ async fn create_charge(
     };
     let view = View {
         source: Some(source),
-        partial_redemption: r.partial_redemption.is_some_and(|p| p.0),
+        partial_redemption: Some(r.partial_redemption.is_some_and(|p| p.0)),
     };
     run(&app, merchant, command, body.idempotency, view).await
 }

@@ -226,6 +226,12 @@ pub struct CloverChargeResponse {
     pub payment_method_details: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amount_refunded: Option<i64>,
+    /// Charges and locks: whether all of the amount went back to the card.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<bool>,
+    /// Charges and locks: what the charge took from the card.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_captured: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -293,6 +299,16 @@ pub struct CloverRevokedTokenResponse {
     pub id: String,
     pub object: &'static str,
     pub revoked: bool,
+}
+
+/// A page of a list (`GET /v1/charges`, `GET /v1/refunds`), in Clover's envelope. `url` is
+/// Clover's path of the list, without giftd's `/clover` prefix, as Clover answers it.
+#[derive(Debug, Serialize)]
+pub struct CloverListResponse<T> {
+    pub object: &'static str,
+    pub url: &'static str,
+    pub has_more: bool,
+    pub data: Vec<T>,
 }
 
 /// `YYYY-MM-DD` (UTC), Clover's `expiration_date`.

@@ -435,7 +435,14 @@ async fn reload_lock_and_capture_examples_follow_the_seeds_balances() {
             // giftd numbers locks per card: this card's first.
             ("gift_card.lock_id", Is(json!(1))),
         ],
-        &[AUTH_CODE, CREATED, ("currency", Is(json!("usd")))],
+        &[
+            AUTH_CODE,
+            CREATED,
+            ("currency", Is(json!("usd"))),
+            // Clover's charge fields, which a read shows as they change: a lock took nothing yet.
+            ("amount_captured", Is(json!(0))),
+            ("refunded", Is(json!(false))),
+        ],
     );
     let lock_id = id_of(&lock);
     let during = balance(&app, &token).await;
@@ -493,7 +500,13 @@ async fn charge_examples_redeem_and_never_decline_for_insufficient_funds() {
         &response,
         &seed_response("charge_sufficient"),
         &[ID, REF_NUM, EXPIRATION, ("source.id", Is(json!(token)))],
-        &[AUTH_CODE, CREATED, ("currency", Is(json!("usd")))],
+        &[
+            AUTH_CODE,
+            CREATED,
+            ("currency", Is(json!("usd"))),
+            ("amount_captured", Is(json!(100))),
+            ("refunded", Is(json!(false))),
+        ],
     );
 
     // Without partial_redemption, a charge above the balance still takes the whole balance
@@ -520,7 +533,7 @@ async fn charge_examples_redeem_and_never_decline_for_insufficient_funds() {
             ("gift_card.previous_balance", Is(json!(10))),
             ("gift_card.new_balance", Is(json!(0))),
         ],
-        &[],
+        &[("amount_captured", Is(json!(10))), ("refunded", Is(json!(false)))],
     );
     assert_eq!(balance(&app, &token).await["new_balance"], 0);
 
@@ -1255,7 +1268,7 @@ async fn bad_input_is_a_4xx_in_clovers_shape_and_unknown_fields_are_ignored() {
     let wrong_method = app
         .send(
             app.client
-                .get(app.url("/clover/v1/charges"))
+                .delete(app.url("/clover/v1/charges"))
                 .bearer_auth(&app.api_key),
         )
         .await;
@@ -1271,5 +1284,596 @@ async fn bad_input_is_a_4xx_in_clovers_shape_and_unknown_fields_are_ignored() {
     lenient.assert_status(200);
     assert_eq!(lenient.body["amount"], 250);
     assert_eq!(balance(&app, t).await["new_balance"], 750);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+// ---- reads: GET /v1/charges and /v1/refunds ----
+
+async fn clover_get(app: &TestApp, path: &str) -> TestResponse {
+    clover_get_as(app, path, &app.api_key).await
+}
+
+async fn clover_get_as(app: &TestApp, path: &str, api_key: &str) -> TestResponse {
+    app.get_as(&format!("/clover{path}"), api_key).await
+}
+
+/// A charge's answer as a read shows it: without what echoed its request (the token as
+/// `source.id`, and `partial_auth` or the warning that `partial_redemption` decides), which
+/// giftd does not keep.
+fn without_request_echoes(answer: &Value) -> Value {
+    let mut read = answer.clone();
+    let object = read.as_object_mut().expect("an object");
+    object.remove("partial_auth");
+    object.remove("warning_message");
+    read["source"].as_object_mut().expect("a source").remove("id");
+    read
+}
+
+/// The ids of a list's page, in order, after checking Clover's envelope.
+#[track_caller]
+fn page_ids(list: &TestResponse, url: &str, has_more: bool) -> Vec<String> {
+    list.assert_status(200);
+    assert_eq!(list.body["object"], "list", "{}", list.text);
+    assert_eq!(list.body["url"], url, "{}", list.text);
+    assert_eq!(list.body["has_more"], has_more, "has_more; {}", list.text);
+    list.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|item| item["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// Ids to compare with a page's.
+fn ids<const N: usize>(items: [&String; N]) -> Vec<String> {
+    items.into_iter().cloned().collect()
+}
+
+/// An active card holding `amount`, its id (for the native API) and its token.
+async fn funded_card_and_token(app: &TestApp, number: &str, amount: i64) -> (String, String) {
+    let program_id = program(app, json!({})).await;
+    let card_id = import(app, &program_id, number, "4821").await;
+    app.post(
+        &format!("/v1/cards/{card_id}/activate"),
+        json!({"amount": amount}),
+    )
+    .await
+    .assert_status(200);
+    (card_id, tokenize(app, number, "4821").await)
+}
+
+async fn lock_of(app: &TestApp, token: &str, amount: i64) -> String {
+    let lock = clover(
+        app,
+        "/v1/charges",
+        json!({"source": token, "amount": amount, "capture": false}),
+    )
+    .await;
+    lock.assert_status(200);
+    id_of(&lock)
+}
+
+#[tokio::test]
+async fn a_charge_reads_back_as_its_creation_answered_with_its_state_of_now() {
+    let app = TestApp::spawn().await;
+    let token = funded(&app, "7777320000065003", 1000).await;
+
+    // A redemption, read back: its creation's answer, less the request's echoes.
+    let charge = clover(
+        &app,
+        "/v1/charges",
+        json!({"source": token, "amount": 300, "currency": "usd", "partial_redemption": true}),
+    )
+    .await;
+    charge.assert_status(200);
+    let charge_id = id_of(&charge);
+    let path = format!("/v1/charges/{charge_id}");
+    let mut expected = without_request_echoes(&charge.body);
+    assert_eq!(clover_get(&app, &path).await.body, expected);
+    assert_eq!(
+        (
+            &expected["captured"],
+            &expected["amount_captured"],
+            &expected["refunded"]
+        ),
+        (&json!(true), &json!(300), &json!(false))
+    );
+
+    // Partly refunded: `amount_refunded` says how much; `refunded` waits for all of it.
+    let refund = clover(&app, "/v1/refunds", json!({"charge": charge_id, "amount": 100})).await;
+    assert_eq!(refund.body["metadata"]["refundType"], "REFUND");
+    expected["amount_refunded"] = json!(100);
+    assert_eq!(clover_get(&app, &path).await.body, expected);
+    clover(&app, "/v1/refunds", json!({"charge": charge_id}))
+        .await
+        .assert_status(200);
+    expected["amount_refunded"] = json!(300);
+    expected["refunded"] = json!(true);
+    assert_eq!(clover_get(&app, &path).await.body, expected);
+
+    // A lock, pending: as created (an authorization: no `paid`), its balances those of then.
+    let lock = clover(
+        &app,
+        "/v1/charges",
+        json!({"source": token, "amount": 200, "capture": false}),
+    )
+    .await;
+    let lock_id = id_of(&lock);
+    let lock_path = format!("/v1/charges/{lock_id}");
+    let mut expected = without_request_echoes(&lock.body);
+    assert!(expected.get("paid").is_none() && expected.get("warning_message").is_none());
+    assert_eq!(clover_get(&app, &lock_path).await.body, expected);
+
+    // Captured in part: captured and paid, what it took, and what it did not take back on the
+    // card; its gift_card still says what its creation did (1000 → 800, lock 1).
+    clover(
+        &app,
+        &format!("/v1/charges/{lock_id}/capture"),
+        json!({"amount": 150}),
+    )
+    .await
+    .assert_status(200);
+    expected["captured"] = json!(true);
+    expected["paid"] = json!(true);
+    expected["amount_captured"] = json!(150);
+    expected["amount_refunded"] = json!(50);
+    let read = clover_get(&app, &lock_path).await;
+    assert_eq!(read.body, expected);
+    assert_eq!(
+        read.body["gift_card"],
+        json!({"expiration_date": read.body["gift_card"]["expiration_date"], "previous_balance": 1000, "new_balance": 800, "lock_id": 1})
+    );
+
+    // A lock voided through /v1/refunds, and one left to expire, gave all of it back.
+    let voided = lock_of(&app, &token, 100).await;
+    clover(&app, "/v1/refunds", json!({"charge": voided}))
+        .await
+        .assert_status(200);
+    let expiring = lock_of(&app, &token, 100).await;
+    app.clock.advance_seconds(LOCK_SECONDS + 1);
+    for id in [voided, expiring] {
+        let read = clover_get(&app, &format!("/v1/charges/{id}")).await;
+        read.assert_status(200);
+        assert_eq!(
+            (
+                &read.body["captured"],
+                &read.body["amount_captured"],
+                &read.body["amount_refunded"],
+                &read.body["refunded"]
+            ),
+            (&json!(false), &json!(0), &json!(100), &json!(true)),
+            "{}",
+            read.text
+        );
+        assert!(read.body.get("paid").is_none(), "{}", read.text);
+    }
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn a_refund_reads_back_as_its_creation_answered_and_shows_when_it_was_cancelled() {
+    let app = TestApp::spawn().await;
+    let token = funded(&app, "7777320000075003", 2000).await;
+    // A lock left pending throughout: every refund's answer shows it as `lock_amount`, and
+    // reads must show what the answers showed, whatever the card holds later.
+    let standing = lock_of(&app, &token, 50).await;
+
+    let charge = clover(&app, "/v1/charges", json!({"source": token, "amount": 300})).await;
+    let charge_id = id_of(&charge);
+    let refund = clover(&app, "/v1/refunds", json!({"charge": charge_id, "amount": 100})).await;
+    refund.assert_status(200);
+    assert_eq!(refund.body["gift_card"]["lock_amount"], 50);
+    let refund_id = id_of(&refund);
+
+    let pending = lock_of(&app, &token, 200).await;
+    let void = clover(&app, "/v1/refunds", json!({"charge": pending})).await;
+    void.assert_status(200);
+    assert_eq!(void.body["metadata"]["refundType"], "VOID");
+
+    let captured = lock_of(&app, &token, 400).await;
+    clover(&app, &format!("/v1/charges/{captured}/capture"), json!({}))
+        .await
+        .assert_status(200);
+    let of_capture = clover(&app, "/v1/refunds", json!({"charge": captured, "amount": 150})).await;
+    of_capture.assert_status(200);
+    assert_eq!(of_capture.body["charge"], captured.as_str());
+
+    let reload = clover(
+        &app,
+        "/v1/reload",
+        json!({"source": token, "amount": 500, "currency": "usd"}),
+    )
+    .await;
+    let reload_id = id_of(&reload);
+    let void_of_reload = clover(&app, "/v1/refunds", json!({"charge": reload_id})).await;
+    void_of_reload.assert_status(200);
+
+    // The standing lock goes; the reads still show what the answers did.
+    clover(&app, "/v1/refunds", json!({"charge": standing}))
+        .await
+        .assert_status(200);
+    for created in [&refund, &void, &of_capture, &void_of_reload] {
+        let read = clover_get(&app, &format!("/v1/refunds/{}", id_of(created))).await;
+        read.assert_status(200);
+        assert_eq!(read.body, created.body, "{}", read.text);
+    }
+
+    // Cancelled, a refund reads as such; its cancellation is no refund of its own.
+    let cancel = clover(&app, &format!("/v1/refunds/{refund_id}/cancel"), json!({})).await;
+    cancel.assert_status(200);
+    let mut expected = refund.body.clone();
+    expected["status"] = json!("canceled");
+    assert_eq!(
+        clover_get(&app, &format!("/v1/refunds/{refund_id}")).await.body,
+        expected
+    );
+
+    // What is not a refund is missing as a refund, and what is not a charge as a charge.
+    for id in [&charge_id, &id_of(&cancel), &reload_id] {
+        let read = clover_get(&app, &format!("/v1/refunds/{id}")).await;
+        assert_eq!(
+            read.body,
+            json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": format!("No such refund: {id}"), "param": "refundId"}}),
+        );
+        assert_eq!(read.status.as_u16(), 404);
+    }
+    for id in [&refund_id, &reload_id] {
+        let read = clover_get(&app, &format!("/v1/charges/{id}")).await;
+        assert_clover_error(&read, 404, "resource_missing");
+        assert_eq!(read.body["error"]["param"], "chargeId");
+    }
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn charges_list_newest_first_and_page_both_ways_from_inclusive_cursors() {
+    let app = TestApp::spawn().await;
+    let (card_id, token) = funded_card_and_token(&app, "7777320000085003", 10_000).await;
+    // Five charges a second apart, oldest first: redemptions and a lock through Clover, and a
+    // redemption through the native API (the same ledger object: a charge too). A reload is
+    // not a charge.
+    let mut charges = Vec::new();
+    for step in 0..5 {
+        app.clock.advance_seconds(1);
+        let id = match step {
+            1 => lock_of(&app, &token, 200).await,
+            2 => {
+                let native = app
+                    .post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 250}))
+                    .await;
+                native.assert_status(200);
+                native.body["id"].as_str().expect("an id").to_owned()
+            }
+            _ => id_of(
+                &clover(
+                    &app,
+                    "/v1/charges",
+                    json!({"source": token, "amount": 100 + step}),
+                )
+                .await,
+            ),
+        };
+        charges.push(id);
+        clover(
+            &app,
+            "/v1/reload",
+            json!({"source": token, "amount": 10, "currency": "usd"}),
+        )
+        .await
+        .assert_status(200);
+    }
+    let [c1, c2, c3, c4, c5] = <[String; 5]>::try_from(charges).expect("five");
+    let newest_first = ids([&c5, &c4, &c3, &c2, &c1]);
+
+    let all = clover_get(&app, "/v1/charges").await;
+    assert_eq!(page_ids(&all, "/v1/charges", false), newest_first);
+    // Each item is what reading it alone answers; the native redemption renders as a charge.
+    for item in all.body["data"].as_array().expect("data") {
+        let id = item["id"].as_str().expect("an id");
+        assert_eq!(&clover_get(&app, &format!("/v1/charges/{id}")).await.body, item);
+    }
+    let native = &all.body["data"][2];
+    assert_eq!(
+        (&native["amount"], &native["captured"], &native["currency"]),
+        (&json!(250), &json!(true), &json!("usd"))
+    );
+    let created: Vec<i64> = all.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|item| item["created"].as_i64().expect("created"))
+        .collect();
+    let [t5, t4, t3, t2, _] = <[i64; 5]>::try_from(created).expect("five");
+
+    let page = |query: String| {
+        let app = &app;
+        async move { clover_get(app, &format!("/v1/charges?{query}")).await }
+    };
+    // The first page, then the next from its last item: Clover's cursors include theirs.
+    assert_eq!(
+        page_ids(&page("limit=2".into()).await, "/v1/charges", true),
+        ids([&c5, &c4])
+    );
+    assert_eq!(
+        page_ids(
+            &page(format!("starting_after={c4}&limit=2")).await,
+            "/v1/charges",
+            true
+        ),
+        ids([&c4, &c3])
+    );
+    assert_eq!(
+        page_ids(
+            &page(format!("starting_after={c2}&limit=2")).await,
+            "/v1/charges",
+            false
+        ),
+        ids([&c2, &c1])
+    );
+    // Back toward the newest: the cursor first, then what came after it.
+    assert_eq!(
+        page_ids(
+            &page(format!("ending_before={c2}&limit=2")).await,
+            "/v1/charges",
+            true
+        ),
+        ids([&c2, &c3])
+    );
+    assert_eq!(
+        page_ids(
+            &page(format!("ending_before={c4}&limit=5")).await,
+            "/v1/charges",
+            false
+        ),
+        ids([&c4, &c5])
+    );
+    // Creation time, in milliseconds, dates or dates and times (UTC).
+    assert_eq!(
+        page_ids(
+            &page(format!("created.gte={t2}&created.lte={t4}")).await,
+            "/v1/charges",
+            false
+        ),
+        ids([&c4, &c3, &c2])
+    );
+    assert_eq!(
+        page_ids(
+            &page(format!("created.gt={t2}&created.lt={t4}")).await,
+            "/v1/charges",
+            false
+        ),
+        ids([&c3])
+    );
+    assert_eq!(
+        page_ids(
+            &page(format!("created.gte={t3}&starting_after={c4}&limit=1")).await,
+            "/v1/charges",
+            true
+        ),
+        ids([&c4])
+    );
+    assert_eq!(
+        page_ids(&page(format!("created.gt={t5}")).await, "/v1/charges", false),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        page_ids(&page("created.gt=2999-01-01".into()).await, "/v1/charges", false),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        page_ids(
+            &page("created.lte=2999-01-01%2000:00:00&created.gte=2001-01-01".into()).await,
+            "/v1/charges",
+            false
+        ),
+        newest_first
+    );
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn refunds_list_newest_first_and_by_charge_without_cancellations_or_expiries() {
+    let app = TestApp::spawn().await;
+    let token = funded(&app, "7777320000095003", 10_000).await;
+    let step = || app.clock.advance_seconds(1);
+
+    let captured = lock_of(&app, &token, 300).await;
+    clover(&app, &format!("/v1/charges/{captured}/capture"), json!({}))
+        .await
+        .assert_status(200);
+    step();
+    let rc1 = id_of(&clover(&app, "/v1/refunds", json!({"charge": captured, "amount": 100})).await);
+    step();
+    let rc2 = id_of(&clover(&app, "/v1/refunds", json!({"charge": captured, "amount": 50})).await);
+    step();
+    let charge = id_of(&clover(&app, "/v1/charges", json!({"source": token, "amount": 500})).await);
+    let r1 = id_of(&clover(&app, "/v1/refunds", json!({"charge": charge, "amount": 100})).await);
+    step();
+    let reload = id_of(
+        &clover(
+            &app,
+            "/v1/reload",
+            json!({"source": token, "amount": 10, "currency": "usd"}),
+        )
+        .await,
+    );
+    let vr = id_of(&clover(&app, "/v1/refunds", json!({"charge": reload})).await);
+    step();
+    let released = lock_of(&app, &token, 70).await;
+    let v2 = id_of(&clover(&app, "/v1/refunds", json!({"charge": released})).await);
+    step();
+    // Neither a cancellation nor an expired lock's release is a refund.
+    clover(&app, &format!("/v1/refunds/{rc2}/cancel"), json!({}))
+        .await
+        .assert_status(200);
+    let expired = lock_of(&app, &token, 30).await;
+    app.clock.advance_seconds(LOCK_SECONDS + 1);
+    balance(&app, &token).await;
+
+    let list = |query: &str| {
+        let path = format!("/v1/refunds?{query}");
+        let app = &app;
+        async move { clover_get(app, &path).await }
+    };
+    let all = list("").await;
+    assert_eq!(
+        page_ids(&all, "/v1/refunds", false),
+        ids([&v2, &vr, &r1, &rc2, &rc1])
+    );
+    let charges: Vec<&Value> = all.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|refund| &refund["charge"])
+        .collect();
+    assert_eq!(
+        charges,
+        [
+            &json!(released),
+            &json!(reload),
+            &json!(charge),
+            &json!(captured),
+            &json!(captured)
+        ]
+    );
+    assert_eq!(all.body["data"][3]["status"], "canceled");
+    assert_eq!(all.body["data"][4]["status"], "succeeded");
+
+    assert_eq!(
+        page_ids(&list(&format!("charge={captured}")).await, "/v1/refunds", false),
+        ids([&rc2, &rc1])
+    );
+    assert_eq!(
+        page_ids(&list(&format!("charge={charge}")).await, "/v1/refunds", false),
+        ids([&r1])
+    );
+    assert_eq!(
+        page_ids(&list(&format!("charge={released}")).await, "/v1/refunds", false),
+        ids([&v2])
+    );
+    assert_eq!(
+        page_ids(&list(&format!("charge={reload}")).await, "/v1/refunds", false),
+        ids([&vr])
+    );
+    assert_eq!(
+        page_ids(&list(&format!("charge={expired}")).await, "/v1/refunds", false),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        page_ids(
+            &list(&format!("starting_after={vr}&limit=2")).await,
+            "/v1/refunds",
+            true
+        ),
+        ids([&vr, &r1])
+    );
+    assert_eq!(
+        page_ids(
+            &list(&format!("ending_before={r1}&limit=2")).await,
+            "/v1/refunds",
+            true
+        ),
+        ids([&r1, &vr])
+    );
+    assert_eq!(
+        page_ids(
+            &list(&format!("charge={captured}&starting_after={rc2}&limit=1")).await,
+            "/v1/refunds",
+            true
+        ),
+        ids([&rc2])
+    );
+    // The expired lock reads as a charge that gave everything back.
+    let read = clover_get(&app, &format!("/v1/charges/{expired}")).await;
+    assert_eq!(read.body["refunded"], true, "{}", read.text);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn another_merchants_charges_and_refunds_are_missing_like_unknown_ones() {
+    let app = TestApp::spawn().await;
+    let token = funded(&app, "7777320000105003", 1000).await;
+    let charge = id_of(&clover(&app, "/v1/charges", json!({"source": token, "amount": 300})).await);
+    let refund = id_of(&clover(&app, "/v1/refunds", json!({"charge": charge, "amount": 100})).await);
+    let other = app.another_merchant().await;
+    let unknown = "txn_0000000000000000000000";
+
+    for id in [charge.as_str(), unknown, "not-an-id"] {
+        let read = clover_get_as(&app, &format!("/v1/charges/{id}"), &other).await;
+        assert_eq!(read.status.as_u16(), 404, "{}", read.text);
+        assert_eq!(
+            read.body,
+            json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": format!("No such charge: {id}"), "param": "chargeId"}})
+        );
+    }
+    for id in [refund.as_str(), unknown] {
+        let read = clover_get_as(&app, &format!("/v1/refunds/{id}"), &other).await;
+        assert_clover_error(&read, 404, "resource_missing");
+        assert_eq!(read.body["error"]["message"], format!("No such refund: {id}"));
+    }
+    let charges = clover_get_as(&app, "/v1/charges", &other).await;
+    assert!(page_ids(&charges, "/v1/charges", false).is_empty());
+    let refunds = clover_get_as(&app, "/v1/refunds", &other).await;
+    assert!(page_ids(&refunds, "/v1/refunds", false).is_empty());
+    // Another merchant's ids name nothing as cursors or filters either.
+    let cursor = clover_get_as(&app, &format!("/v1/charges?starting_after={charge}"), &other).await;
+    assert_clover_error(&cursor, 400, "invalid_request");
+    assert_eq!(cursor.body["error"]["param"], "starting_after");
+    let filter = clover_get_as(&app, &format!("/v1/refunds?charge={charge}"), &other).await;
+    assert_clover_error(&filter, 400, "invalid_request");
+    assert_eq!(filter.body["error"]["param"], "charge");
+    // Its owner still reads them.
+    clover_get(&app, &format!("/v1/charges/{charge}"))
+        .await
+        .assert_status(200);
+    clover_get(&app, &format!("/v1/refunds/{refund}"))
+        .await
+        .assert_status(200);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn bad_read_parameters_are_400_in_clovers_shape_and_unknown_ones_are_ignored() {
+    let app = TestApp::spawn().await;
+    let token = funded(&app, "7777320000115003", 1000).await;
+    let charge = id_of(&clover(&app, "/v1/charges", json!({"source": token, "amount": 300})).await);
+    let refund = id_of(&clover(&app, "/v1/refunds", json!({"charge": charge, "amount": 100})).await);
+    let unknown = "txn_0000000000000000000000";
+
+    for (path, param) in [
+        ("/v1/charges?limit=0".to_owned(), "limit"),
+        ("/v1/charges?limit=101".to_owned(), "limit"),
+        ("/v1/charges?limit=ten".to_owned(), "limit"),
+        ("/v1/charges?limit=5&limit=6".to_owned(), "limit"),
+        ("/v1/charges?created.gt=yesterday".to_owned(), "created.gt"),
+        ("/v1/charges?created.lte=2021-02-30".to_owned(), "created.lte"),
+        ("/v1/charges?created=2021-01-12".to_owned(), "created"),
+        (format!("/v1/charges?starting_after={unknown}"), "starting_after"),
+        // A refund is no cursor of the charges, nor a charge of the refunds.
+        (format!("/v1/charges?ending_before={refund}"), "ending_before"),
+        (format!("/v1/refunds?starting_after={charge}"), "starting_after"),
+        (
+            format!("/v1/charges?starting_after={charge}&ending_before={charge}"),
+            "ending_before",
+        ),
+        (format!("/v1/refunds?charge={unknown}"), "charge"),
+        ("/v1/charges?customer=NAYQEY34V6H24".to_owned(), "customer"),
+        ("/v1/refunds?expand[]=charge".to_owned(), "expand[]"),
+        (format!("/v1/charges/{charge}?expand=customer"), "expand"),
+    ] {
+        let response = clover_get(&app, &path).await;
+        assert_clover_error(&response, 400, "invalid_request");
+        assert_eq!(response.body["error"]["type"], "invalid_request_error");
+        assert_eq!(
+            response.body["error"]["param"], param,
+            "{path}: {}",
+            response.text
+        );
+    }
+    let unauthenticated = app.send(app.client.get(app.url("/clover/v1/charges"))).await;
+    assert_clover_error(&unauthenticated, 401, "unauthorized");
+    // Parameters giftd does not know are ignored, as Clover ignores unknown fields.
+    let lenient = clover_get(&app, "/v1/charges?limit=100&shipping=none").await;
+    assert_eq!(page_ids(&lenient, "/v1/charges", false), ids([&charge]));
     TestApp::assert_sound(&app.verify().await);
 }

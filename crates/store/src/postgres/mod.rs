@@ -20,6 +20,7 @@
 
 mod batch;
 mod checkouts;
+mod clover_reads;
 pub mod hosts;
 mod queries;
 mod reports;
@@ -801,6 +802,24 @@ impl Store for PgStore {
         fingerprints: &[Vec<u8>],
     ) -> StoreResult<Vec<Vec<u8>>> {
         stock::existing_fingerprints(&self.pool, merchant, fingerprints).await
+    }
+
+    async fn clover_object(
+        &self,
+        merchant: &MerchantId,
+        object: crate::CloverObject,
+        id: &TransactionId,
+    ) -> StoreResult<Option<crate::CloverLedgerRow>> {
+        clover_reads::object(&self.pool, merchant, object, id).await
+    }
+
+    async fn clover_objects(
+        &self,
+        merchant: &MerchantId,
+        object: crate::CloverObject,
+        query: &crate::CloverListQuery,
+    ) -> StoreResult<Vec<crate::CloverLedgerRow>> {
+        clover_reads::page(&self.pool, merchant, object, query).await
     }
 
     async fn close(&self) {

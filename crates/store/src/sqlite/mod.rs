@@ -16,6 +16,7 @@
 
 mod batch;
 mod checkouts;
+mod clover_reads;
 #[cfg(test)]
 mod lean_migration_tests;
 mod queries;
@@ -836,6 +837,24 @@ impl Store for SqliteStore {
         fingerprints: &[Vec<u8>],
     ) -> StoreResult<Vec<Vec<u8>>> {
         stock::existing_fingerprints(&self.reads, merchant, fingerprints).await
+    }
+
+    async fn clover_object(
+        &self,
+        merchant: &MerchantId,
+        object: crate::CloverObject,
+        id: &TransactionId,
+    ) -> StoreResult<Option<crate::CloverLedgerRow>> {
+        clover_reads::object(&self.reads, merchant, object, id).await
+    }
+
+    async fn clover_objects(
+        &self,
+        merchant: &MerchantId,
+        object: crate::CloverObject,
+        query: &crate::CloverListQuery,
+    ) -> StoreResult<Vec<crate::CloverLedgerRow>> {
+        clover_reads::page(&self.reads, merchant, object, query).await
     }
 
     async fn close(&self) {
