@@ -107,13 +107,7 @@ impl AdyenApi {
     }
 }
 
-/// A card as a terminal reads it or a shopper types it: its number and, when one was given,
-/// its security code (PIN).
-#[derive(Debug, Clone)]
-pub struct PresentedCard {
-    pub number: CardNumber,
-    pub security_code: Option<SecurityCode>,
-}
+pub use crate::steps::PresentedCard;
 
 /// What identifies one request's transactions: the reference giftd answers with (drawn by the
 /// caller before the command runs, so that a refusal carries one too) and the client's own
@@ -340,7 +334,7 @@ impl Operation for AdyenCommand {
 async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &AdyenCommand) -> Result<AdyenOutcome> {
     let outcome = match command {
         AdyenCommand::Balance { card } => {
-            let card = presented_card(tx, cx, card).await?;
+            let card = steps::presented_card(tx, cx, card).await?;
             AdyenOutcome::Balance {
                 card: card_record(tx, cx, &card).await?,
             }
@@ -359,7 +353,7 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &AdyenCommand)
             currency,
             allow_partial,
         } => {
-            let card = presented_card(tx, cx, card).await?;
+            let card = steps::presented_card(tx, cx, card).await?;
             let decision = operations::redeem(&card, *amount, *allow_partial, Some(*currency), cx.now)?;
             let movement = append(tx, cx, AdyenApi::Terminal, tag, &card, &decision, None).await?;
             done(tag, vec![movement], None)
@@ -371,7 +365,7 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &AdyenCommand)
             amount,
             currency,
         } => {
-            let card = presented_card(tx, cx, card).await?;
+            let card = steps::presented_card(tx, cx, card).await?;
             let program = steps::program_of(tx, cx, &card).await?;
             let decision =
                 stored_value::merchandise_return(&program, &card, *amount, Some(*currency), cx.now)?;
@@ -402,7 +396,7 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &AdyenCommand)
             done(tag, vec![movement], None)
         }
         AdyenCommand::Deactivate { tag, card } => {
-            let card = presented_card(tx, cx, card).await?;
+            let card = steps::presented_card(tx, cx, card).await?;
             if operations::deactivate(&card, false)?.is_some() {
                 return Err(corrupt(format!(
                     "card {} is not empty yet was deactivated",
@@ -423,7 +417,7 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &AdyenCommand)
             amount,
             currency,
         } => {
-            let card = presented_card(tx, cx, card).await?;
+            let card = steps::presented_card(tx, cx, card).await?;
             let program = steps::program_of(tx, cx, &card).await?;
             let decision = operations::load(&program, &card, *amount, Some(*currency), cx.now)?;
             let movement = append(tx, cx, AdyenApi::StoredValue, tag, &card, &decision, None).await?;
@@ -454,32 +448,6 @@ fn done(
 /// transaction. With a security code, the code must be the card's (a wrong one is counted by
 /// [`after_refusal`]); without one, the number alone finds the card. Either way a number locked
 /// by too many wrong codes is refused, and an unknown number is `InvalidCard`.
-async fn presented_card(
-    tx: &mut dyn WriteTx,
-    cx: &Context<'_>,
-    card: &PresentedCard,
-) -> Result<CardSnapshot> {
-    let record = match &card.security_code {
-        Some(code) => steps::card_by_secret(tx, cx, &card.number, code).await?,
-        None => {
-            let fingerprint = cx
-                .keys
-                .card_fingerprint(cx.merchant.as_str(), card.number.expose());
-            let attempts = tx.attempts(cx.merchant, &fingerprint).await?;
-            if let Some(until) = attempts.locked_until(cx.now) {
-                return Err(DomainError::CardLocked {
-                    locked_until_millis: until.unix_millis(),
-                }
-                .into());
-            }
-            tx.card_by_fingerprint(cx.merchant, &fingerprint)
-                .await?
-                .ok_or(DomainError::InvalidCard)?
-        }
-    };
-    steps::load_card(tx, cx, &record.snapshot.id).await
-}
-
 async fn card_record(tx: &mut dyn WriteTx, cx: &Context<'_>, card: &CardSnapshot) -> Result<Card> {
     tx.card(cx.merchant, &card.id)
         .await?
@@ -533,7 +501,7 @@ async fn activate(
     amount: Option<Amount>,
     currency: Option<Currency>,
 ) -> Result<AdyenMovement> {
-    let card = presented_card(tx, cx, card).await?;
+    let card = steps::presented_card(tx, cx, card).await?;
     operations::check_currency(&card, currency)?;
     let program = steps::program_of(tx, cx, &card).await?;
     let decision = operations::activate(&program, &card, amount, cx.now)?;
@@ -558,7 +526,7 @@ async fn stored_value_item(
             amount,
             currency,
         } => {
-            let card = presented_card(tx, cx, card).await?;
+            let card = steps::presented_card(tx, cx, card).await?;
             let program = steps::program_of(tx, cx, &card).await?;
             let decision = operations::load(&program, &card, *amount, Some(*currency), cx.now)?;
             append(tx, cx, api, tag, &card, &decision, None).await
@@ -568,7 +536,7 @@ async fn stored_value_item(
             amount,
             currency,
         } => {
-            let card = presented_card(tx, cx, card).await?;
+            let card = steps::presented_card(tx, cx, card).await?;
             let decision = stored_value::unload(&card, *amount, *currency)?;
             append(tx, cx, api, tag, &card, &decision, None).await
         }
@@ -596,7 +564,7 @@ async fn reverse_stored_value(
     // The card that was presented picks the transaction among several; it is checked (a code
     // with it must be right) but it is the original's card that is locked below.
     if let Some(card) = card {
-        let presented = presented_card(tx, cx, card).await?;
+        let presented = steps::presented_card(tx, cx, card).await?;
         candidates.retain(|t| t.card_id == presented.id);
     }
     let original = match candidates.as_slice() {
@@ -800,8 +768,8 @@ async fn merge(
     target: &PresentedCard,
     source: &PresentedCard,
 ) -> Result<AdyenOutcome> {
-    let target = presented_card(tx, cx, target).await?;
-    let source = presented_card(tx, cx, source).await?;
+    let target = steps::presented_card(tx, cx, target).await?;
+    let source = steps::presented_card(tx, cx, source).await?;
     let command = TransferCommand::Merge {
         card_id: target.id.clone(),
         source_card_ids: vec![source.id.clone()],

@@ -39,7 +39,7 @@ pub use crypto::{Keys, MasterKey};
 pub use error::{Refusal, ServiceError};
 pub use job::{IDEMPOTENCY_RETENTION_MILLIS, IdempotencyKey, Rendered, Renderer};
 pub use operation::Operation;
-pub use steps::IssuedCard;
+pub use steps::{IssuedCard, PresentedCard};
 
 use job::CommandJob;
 use payments::{PaymentConnector, Simulator};

@@ -23,6 +23,14 @@ const NUMBER_ATTEMPTS: usize = 8;
 
 type Result<T> = std::result::Result<T, Failure>;
 
+/// A card as a terminal reads it or a shopper types it: its number and, when one was given,
+/// its security code (PIN).
+#[derive(Debug, Clone)]
+pub struct PresentedCard {
+    pub number: CardNumber,
+    pub security_code: Option<SecurityCode>,
+}
+
 /// A card just issued: the only time its number and security code leave giftd.
 #[derive(Debug, Clone)]
 pub struct IssuedCard {
@@ -314,6 +322,34 @@ pub(crate) async fn card_by_secret(
 
 /// Counts a wrong security code (or an unknown number) presented with `number` toward its
 /// lockout; the command's own writes are rolled back, this one stays.
+/// The card presented by its number, with its security code checked when one came (under
+/// the lookup's lockout either way), its due holds expired.
+pub(crate) async fn presented_card(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    card: &PresentedCard,
+) -> Result<CardSnapshot> {
+    let record = match &card.security_code {
+        Some(code) => card_by_secret(tx, cx, &card.number, code).await?,
+        None => {
+            let fingerprint = cx
+                .keys
+                .card_fingerprint(cx.merchant.as_str(), card.number.expose());
+            let attempts = tx.attempts(cx.merchant, &fingerprint).await?;
+            if let Some(until) = attempts.locked_until(cx.now) {
+                return Err(DomainError::CardLocked {
+                    locked_until_millis: until.unix_millis(),
+                }
+                .into());
+            }
+            tx.card_by_fingerprint(cx.merchant, &fingerprint)
+                .await?
+                .ok_or(DomainError::InvalidCard)?
+        }
+    };
+    load_card(tx, cx, &record.snapshot.id).await
+}
+
 pub(crate) async fn count_failed_secret(
     tx: &mut dyn WriteTx,
     cx: &Context<'_>,

@@ -358,12 +358,25 @@ async fn save(
         // The secrets are of another card: as wrong as a wrong code.
         return Err(DomainError::InvalidCard.into());
     }
-    refuse_closed(&card.snapshot)?;
-    wallet::check_room(&entries, &card.snapshot.id)?;
-    // Saving a card the user holds shared makes them an owner; saving twice changes nothing.
-    tx.put_wallet_card(cx.merchant, &owner_entry(cx, user_id, &card.snapshot.id))
-        .await?;
+    put_owned(tx, cx, &entries, user_id, &card.snapshot).await?;
     entry_outcome(tx, cx, user_id, &card.snapshot.id).await
+}
+
+/// Puts `card` in the user's wallet as its owner, its possession already proven and the
+/// wallet (`entries`) locked: refused for a closed card or a full wallet. Saving a card the
+/// user holds shared makes them an owner; saving twice changes nothing.
+pub(crate) async fn put_owned(
+    tx: &mut dyn WriteTx,
+    cx: &Context<'_>,
+    entries: &[WalletCard],
+    user_id: &UserId,
+    card: &CardSnapshot,
+) -> Result<WalletCard> {
+    refuse_closed(card)?;
+    wallet::check_room(entries, &card.id)?;
+    let entry = owner_entry(cx, user_id, &card.id);
+    tx.put_wallet_card(cx.merchant, &entry).await?;
+    Ok(entry)
 }
 
 async fn share(

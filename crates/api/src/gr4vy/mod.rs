@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod issuing;
 pub mod transactions;
 pub mod wire;
 
@@ -55,6 +56,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/gift-cards/balances", post(list_gift_card_balances))
         .route("/gift-cards", post(create_gift_card).get(list_gift_cards))
+        .route("/gift-cards/activations", post(issuing::activate))
+        .route("/gift-cards/issuances", post(issuing::issue))
         .route(
             "/gift-cards/{gift_card_id}",
             get(get_gift_card).delete(delete_gift_card),

@@ -383,6 +383,48 @@ pub struct Gr4vyErrorDetail {
     pub kind: String,
 }
 
+// ---- activations and issuances ----
+
+/// `GiftCardActivationCreate`.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyGiftCardActivationCreate {
+    pub number: Option<String>,
+    pub pin: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub external_identifier: Option<String>,
+    pub store: Option<bool>,
+    pub buyer_id: Option<String>,
+    pub buyer_external_identifier: Option<String>,
+}
+
+/// `GiftCardIssuanceCreate`.
+#[derive(Debug, Deserialize)]
+pub struct Gr4vyGiftCardIssuanceCreate {
+    pub theme: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub external_identifier: Option<String>,
+}
+
+/// `GiftCardIssuance`: a new virtual card, without its number or PIN (Gr4vy's answer carries a
+/// `url` where the recipient sees the card instead).
+#[derive(Debug, Serialize)]
+pub struct Gr4vyGiftCardIssuance {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub merchant_account_id: String,
+    pub gift_card_service: Gr4vyGiftCardService,
+    pub gift_card_service_payment_issuance_id: String,
+    pub url: String,
+    pub amount: i64,
+    pub currency: &'static str,
+    pub external_identifier: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 // ---- transactions ----
 
 /// `TransactionCreate`, the fields giftd reads (the others are accepted and ignored).

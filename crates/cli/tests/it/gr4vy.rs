@@ -588,3 +588,222 @@ async fn malformed_requests_are_400_in_gr4vys_envelope_never_500() {
         .await;
     assert_envelope(&key, 400, "bad_request");
 }
+
+/// An inactive physical card of `program` with this number and PIN (printed card stock).
+async fn stock(app: &TestApp, program: &str, number: &str, pin: &str) -> Value {
+    let response = app
+        .post(
+            "/v1/cards",
+            json!({"program_id": program, "kind": "physical", "number": number, "security_code": pin}),
+        )
+        .await;
+    response.assert_status(201);
+    response.body
+}
+
+async fn native_card(app: &TestApp, id: &str) -> Value {
+    let response = app.get(&format!("/v1/cards/{id}")).await;
+    response.assert_status(200);
+    response.body
+}
+
+#[tokio::test]
+async fn an_activation_activates_card_stock_with_its_first_value_and_may_store_it_for_a_buyer() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let plain = stock(&app, &program, "6006491286999921374", "1111").await;
+    let stored = stock(&app, &program, "6006491286999921382", "2222").await;
+
+    let activated = app
+        .post_idempotent(
+            "/gr4vy/gift-cards/activations",
+            json!({"number": "6006491286999921374", "amount": 2500, "currency": "USD", "external_identifier": "till-9"}),
+            "act-1",
+        )
+        .await;
+    activated.assert_status(201);
+    assert_eq!(activated.body["type"], "gift-card");
+    assert_eq!(activated.body["id"], gid(&plain));
+    assert_eq!(activated.body["bin"], "600649");
+    assert_eq!(activated.body["last4"], "1374");
+    assert!(activated.body["buyer"].is_null());
+    let card = native_card(&app, &id_of(&plain)).await;
+    assert_eq!(
+        (card["state"].as_str(), card["balance"].as_i64()),
+        (Some("active"), Some(2500))
+    );
+    // A retry with the same key is the same activation.
+    let again = app
+        .post_idempotent(
+            "/gr4vy/gift-cards/activations",
+            json!({"number": "6006491286999921374", "amount": 2500, "currency": "USD", "external_identifier": "till-9"}),
+            "act-1",
+        )
+        .await;
+    assert_eq!(again.text, activated.text);
+    // An active card cannot be activated again.
+    let twice = app
+        .post(
+            "/gr4vy/gift-cards/activations",
+            json!({"number": "6006491286999921374", "amount": 100, "currency": "USD"}),
+        )
+        .await;
+    assert_envelope(&twice, 400, "bad_request");
+    assert_eq!(detail_type(&twice), "invalid_state");
+
+    // Activated and stored for a buyer at once: the PIN proves possession.
+    let wrong_pin = app
+        .post(
+            "/gr4vy/gift-cards/activations",
+            json!({"number": "6006491286999921382", "pin": "9999", "store": true, "buyer_external_identifier": "zed"}),
+        )
+        .await;
+    assert_envelope(&wrong_pin, 400, "bad_request");
+    assert_eq!(detail_type(&wrong_pin), "invalid_card");
+    assert_eq!(native_card(&app, &id_of(&stored)).await["state"], "inactive");
+    let with_buyer = app
+        .post(
+            "/gr4vy/gift-cards/activations",
+            json!({"number": "6006491286999921382", "pin": "2222", "amount": 1000, "currency": "USD",
+                   "store": true, "buyer_external_identifier": "zed"}),
+        )
+        .await;
+    with_buyer.assert_status(201);
+    assert_eq!(with_buyer.body["buyer"]["external_identifier"], "zed");
+    assert_eq!(ids(&buyer_cards(&app, "zed").await), [gid(&stored)]);
+
+    for (body, field) in [
+        (json!({"amount": 100, "currency": "USD"}), "number"),
+        (
+            json!({"number": "6006491286999921390", "amount": 100}),
+            "currency",
+        ),
+        (
+            json!({"number": "6006491286999921390", "currency": "USD"}),
+            "amount",
+        ),
+        (
+            json!({"number": "6006491286999921390", "store": true, "buyer_external_identifier": "zed"}),
+            "pin",
+        ),
+        (
+            json!({"number": "6006491286999921390", "pin": "1", "buyer_external_identifier": "zed"}),
+            "store",
+        ),
+        (
+            json!({"number": "6006491286999921390", "amount": -1, "currency": "USD"}),
+            "amount",
+        ),
+    ] {
+        let refused = app.post("/gr4vy/gift-cards/activations", body.clone()).await;
+        assert_envelope(&refused, 400, "bad_request");
+        assert_eq!(
+            refused.body["details"][0]["pointer"],
+            format!("/{field}"),
+            "{body}"
+        );
+    }
+    // A number giftd never issued is no card.
+    let unknown = app
+        .post(
+            "/gr4vy/gift-cards/activations",
+            json!({"number": "6006491286999999999", "amount": 100, "currency": "USD"}),
+        )
+        .await;
+    assert_envelope(&unknown, 400, "bad_request");
+    assert_eq!(detail_type(&unknown), "invalid_card");
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn an_issuance_makes_a_new_virtual_card_of_the_program_its_theme_names() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let birthday = app
+        .program(json!({"name": "Birthday", "currency": "USD", "promotion_code": "birthday-2026"}))
+        .await;
+
+    let issued = app
+        .post_idempotent(
+            "/gr4vy/gift-cards/issuances",
+            json!({"theme": program, "amount": 5000, "currency": "USD", "external_identifier": "ord-77"}),
+            "iss-1",
+        )
+        .await;
+    issued.assert_status(201);
+    let body = &issued.body;
+    assert_eq!(body["type"], "gift-card-issuance");
+    assert_eq!(body["merchant_account_id"], app.merchant_id.as_str());
+    assert_eq!(body["amount"], 5000);
+    assert_eq!(body["currency"], "USD");
+    assert_eq!(body["external_identifier"], "ord-77");
+    assert_eq!(
+        body["gift_card_service"]["gift_card_service_definition_id"],
+        "mock-gift-card"
+    );
+    let id = id_of(body);
+    assert_eq!(body["url"], format!("urn:giftd:gift-card:{id}"));
+    assert!(body.get("number").is_none() && body.get("pin").is_none());
+    // The card is a giftd card like any other, read by its UUID.
+    let card = app.get(&format!("/gr4vy/gift-cards/{id}")).await;
+    card.assert_status(200);
+    let native = native_card(&app, &format!("card_{}", id.replace('-', ""))).await;
+    assert_eq!(
+        (
+            native["kind"].as_str(),
+            native["balance"].as_i64(),
+            native["program_id"].as_str()
+        ),
+        (Some("virtual"), Some(5000), Some(program.as_str()))
+    );
+    let again = app
+        .post_idempotent(
+            "/gr4vy/gift-cards/issuances",
+            json!({"theme": program, "amount": 5000, "currency": "USD", "external_identifier": "ord-77"}),
+            "iss-1",
+        )
+        .await;
+    assert_eq!(again.text, issued.text, "one card for one key");
+
+    // A theme may be a program's promotion code.
+    let themed = app
+        .post(
+            "/gr4vy/gift-cards/issuances",
+            json!({"theme": "birthday-2026", "amount": 2000, "currency": "USD"}),
+        )
+        .await;
+    themed.assert_status(201);
+    let themed_id = id_of(&themed.body);
+    let native = native_card(&app, &format!("card_{}", themed_id.replace('-', ""))).await;
+    assert_eq!(native["program_id"], birthday.as_str());
+
+    let unknown = app
+        .post(
+            "/gr4vy/gift-cards/issuances",
+            json!({"theme": "no-such-theme", "amount": 2000, "currency": "USD"}),
+        )
+        .await;
+    assert_envelope(&unknown, 404, "not_found");
+    let currency = app
+        .post(
+            "/gr4vy/gift-cards/issuances",
+            json!({"theme": program, "amount": 2000, "currency": "EUR"}),
+        )
+        .await;
+    assert_envelope(&currency, 400, "bad_request");
+    assert_eq!(detail_type(&currency), "currency_mismatch");
+    for body in [
+        json!({"amount": 2000, "currency": "USD"}),
+        json!({"theme": program, "currency": "USD"}),
+        json!({"theme": program, "amount": 0, "currency": "USD"}),
+        json!({"theme": program, "amount": 2000}),
+        json!({"theme": "", "amount": 2000, "currency": "USD"}),
+    ] {
+        assert_envelope(
+            &app.post("/gr4vy/gift-cards/issuances", body).await,
+            400,
+            "bad_request",
+        );
+    }
+    TestApp::assert_sound(&app.verify().await);
+}
