@@ -40,10 +40,7 @@ How it talks to giftd:
     because a stricter client would refuse it),
   * an id the spec marks `format: uuid` that is not one ("not a uuid"; the SDK does not
     check, but the spec and stricter clients do; see vendor-apis-2.md 2.3).
-- Steps that giftd does not implement yet (transactions.list, gift card activations and
-  issuances, partial capture, `prefer: resource=transaction-capture`, cancel, refunds.get,
-  the top-level refunds.get) are in the suite anyway: they fail until the server has them.
-  `--core` leaves out the transaction methods beyond gift cards that Gr4vy has and giftd
+- `--core` leaves out the transaction methods beyond gift cards that Gr4vy has and giftd
   does not plan (update, sync, increment_authorization, captures, events, actions,
   settlements, refund settlements); by default they run too, marked `"scope": "extra"`.
 - Some steps expect an error (`"expect": "Error404"`): they pass when the SDK raises that
@@ -456,7 +453,8 @@ step(
 step(
     "gift_cards.issuances.create",
     lambda: sdk.gift_cards.issuances.create(
-        theme="default", amount=2500, currency="USD", external_identifier=f"iss-{RUN}", idempotency_key=key()
+        # A theme is a giftd program: its id (or a promotion code of exactly one program).
+        theme=program["id"], amount=2500, currency="USD", external_identifier=f"iss-{RUN}", idempotency_key=key()
     ),
 )
 

@@ -22,16 +22,24 @@ const DEFAULT_NODE_MODULES: &str = "target/adyen-node/node_modules";
 
 #[tokio::test]
 #[ignore = "needs Node.js and @adyen/api-library installed in target/adyen-node (as .ci/run does)"]
-async fn adyens_node_library_recovers_lost_answers_with_transaction_status_against_the_giftd_binary() {
+async fn adyens_node_library_recovers_lost_answers_with_transaction_status_on_sqlite() {
+    node_library_recovers_lost_answers(Deployment::sqlite()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs @adyen/api-library in target/adyen-node (as .ci/run installs it) and GIFTD_TEST_PG_URL"]
+async fn adyens_node_library_recovers_lost_answers_with_transaction_status_on_postgres() {
+    node_library_recovers_lost_answers(Deployment::postgres().await).await;
+}
+
+async fn node_library_recovers_lost_answers(deployment: Deployment) {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let node_modules = std::env::var_os("GIFTD_TEST_NODE_PATH")
         .filter(|p| !p.is_empty())
         .map_or_else(|| workspace.join(DEFAULT_NODE_MODULES), Into::into);
-    let temp = tempfile::tempdir().expect("a temporary folder");
-    let data_dir = temp.path().join("data");
-    let api_key = create_merchant(&data_dir, "Node Shop");
+    let api_key = deployment.create_merchant("Node Shop");
 
-    let server = Server::start(&data_dir, temp.path().join("serve.log")).await;
+    let server = deployment.serve().await;
     let program = server
         .post(
             &api_key,
@@ -93,5 +101,5 @@ async fn adyens_node_library_recovers_lost_answers_with_transaction_status_again
     assert_eq!(card_now["balance"], 4585, "{card_now}");
     assert!(!server.log().contains(&api_key), "the API key is in the log");
     drop(server);
-    assert_verified(&data_dir);
+    deployment.assert_verified();
 }

@@ -18,16 +18,24 @@ use crate::served::*;
 
 #[tokio::test]
 #[ignore = "needs GIFTD_TEST_PYTHON, a Python with Adyen==16.0.0 installed"]
-async fn adyens_python_library_runs_every_stored_value_operation_against_the_giftd_binary() {
+async fn adyens_python_library_runs_every_stored_value_operation_on_sqlite() {
+    python_library_runs_every_stored_value_operation(Deployment::sqlite()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs GIFTD_TEST_PYTHON (Adyen==16.0.0) and GIFTD_TEST_PG_URL"]
+async fn adyens_python_library_runs_every_stored_value_operation_on_postgres() {
+    python_library_runs_every_stored_value_operation(Deployment::postgres().await).await;
+}
+
+async fn python_library_runs_every_stored_value_operation(deployment: Deployment) {
     let python = std::env::var_os("GIFTD_TEST_PYTHON")
         .filter(|p| !p.is_empty())
         .expect("GIFTD_TEST_PYTHON: a Python with Adyen installed (pip install Adyen==16.0.0)");
-    let temp = tempfile::tempdir().expect("a temporary folder");
-    let data_dir = temp.path().join("data");
 
-    let api_key = create_merchant(&data_dir, "Python Shop");
+    let api_key = deployment.create_merchant("Python Shop");
 
-    let server = Server::start(&data_dir, temp.path().join("serve.log")).await;
+    let server = deployment.serve().await;
     server
         .post(
             &api_key,
@@ -98,5 +106,5 @@ async fn adyens_python_library_runs_every_stored_value_operation_against_the_gif
     assert!(!server.log().contains(&api_key), "the API key is in the log");
     drop(server);
 
-    assert_verified(&data_dir);
+    deployment.assert_verified();
 }

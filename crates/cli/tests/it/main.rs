@@ -24,6 +24,7 @@ mod faults;
 mod fuzz_wire;
 mod giftcard_api;
 mod gr4vy;
+mod gr4vy_sdk;
 mod gr4vy_transactions;
 mod holds;
 mod idempotency;

@@ -1,6 +1,7 @@
 //! The real `giftd` binary for the suites that drive it with a vendor's own client (Adyen's
-//! Python and Node libraries, Gr4vy's Python SDK): a fresh data folder, a merchant made by
-//! the CLI, `giftd serve` on a free port, and `giftd verify` at the end.
+//! Python and Node libraries, Gr4vy's Python SDK): a [`Deployment`] (a fresh data folder, on
+//! the embedded SQLite or on a fresh PostgreSQL database), a merchant made by the CLI,
+//! `giftd serve` on a free port, and `giftd verify` at the end.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,77 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
+/// Where a suite's `giftd` keeps its data: a temporary data folder, and on PostgreSQL a fresh
+/// database of the test server (`GIFTD_TEST_PG_URL`), dropped with it.
+pub struct Deployment {
+    temp: tempfile::TempDir,
+    database: Option<giftd_testkit::PgTestDatabase>,
+}
+
+impl Deployment {
+    pub fn sqlite() -> Self {
+        Self {
+            temp: tempfile::tempdir().expect("a temporary folder"),
+            database: None,
+        }
+    }
+
+    /// Fails (never skips) without `GIFTD_TEST_PG_URL`: a PostgreSQL run that was asked for
+    /// must not pass unrun.
+    pub async fn postgres() -> Self {
+        let admin = giftd_testkit::test_pg_url().expect("GIFTD_TEST_PG_URL: a PostgreSQL server to test on");
+        Self {
+            temp: tempfile::tempdir().expect("a temporary folder"),
+            database: Some(giftd_testkit::PgTestDatabase::create(&admin).await),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.temp.path().join("data")
+    }
+
+    /// The binary, on this deployment's storage.
+    pub fn giftd(&self) -> Command {
+        let mut command = giftd(&self.data_dir());
+        if let Some(database) = &self.database {
+            command.env("GIFTD_DATABASE_URL", &database.url);
+        }
+        command
+    }
+
+    /// A new merchant, made by `giftd merchants create`: its API key.
+    pub fn create_merchant(&self, name: &str) -> String {
+        let created = run(
+            self.giftd().args(["merchants", "create", name, "--json"]),
+            START_TIMEOUT,
+        );
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let created: Value = serde_json::from_slice(&created.stdout).expect("JSON from merchants create");
+        created["api_key"].as_str().expect("an API key").to_owned()
+    }
+
+    pub async fn serve(&self) -> Server {
+        Server::start(self.giftd(), self.temp.path().join("serve.log")).await
+    }
+
+    /// `giftd verify` (the server stopped) must find the ledger sound.
+    pub fn assert_verified(&self) {
+        let verified = run(self.giftd().arg("verify"), START_TIMEOUT);
+        assert!(
+            verified.status.success(),
+            "giftd verify failed:\n{}\n{}",
+            String::from_utf8_lossy(&verified.stdout),
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+}
+
 /// The `giftd` binary with no `GIFTD_*` or `RUST_LOG` setting inherited from the caller.
-pub fn giftd(data_dir: &Path) -> Command {
+fn giftd(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_giftd"));
     for (variable, _) in std::env::vars() {
         if variable.starts_with("GIFTD_") || variable == "RUST_LOG" {
@@ -59,11 +129,12 @@ impl Drop for Server {
 }
 
 impl Server {
-    pub async fn start(data_dir: &Path, log: PathBuf) -> Self {
+    /// Starts `giftd` (a command on some storage) as `giftd serve` on a free port.
+    async fn start(mut giftd: Command, log: PathBuf) -> Self {
         let address = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port");
-        let child = giftd(data_dir)
+        let child = giftd
             .args(["serve", "--listen", &address.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("the log file"))
@@ -115,32 +186,6 @@ impl Server {
         assert!(status.is_success(), "{path}: {status} {body}");
         body
     }
-}
-
-/// A new merchant in `data_dir`, made by `giftd merchants create`: its API key.
-pub fn create_merchant(data_dir: &Path, name: &str) -> String {
-    let created = run(
-        giftd(data_dir).args(["merchants", "create", name, "--json"]),
-        START_TIMEOUT,
-    );
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let created: Value = serde_json::from_slice(&created.stdout).expect("JSON from merchants create");
-    created["api_key"].as_str().expect("an API key").to_owned()
-}
-
-/// `giftd verify` on `data_dir` (the server stopped) must find the ledger sound.
-pub fn assert_verified(data_dir: &Path) {
-    let verified = run(giftd(data_dir).arg("verify"), START_TIMEOUT);
-    assert!(
-        verified.status.success(),
-        "giftd verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
-    );
 }
 
 /// Runs a vendor client's script to its end and returns its step lines, parsed, after checking
