@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::card::CardState;
 use crate::error::DomainError;
-use crate::ids::CardId;
+use crate::ids::{CardId, MerchantId};
 use crate::operations::CardSnapshot;
 use crate::time::Timestamp;
 
@@ -26,6 +26,17 @@ pub const MAX_USER_ID_LENGTH: usize = 64;
 pub struct UserId(String);
 
 impl UserId {
+    /// The UUID this user of `merchant` is shown with where a front-end names customers by
+    /// UUID (Gr4vy's buyers): a UUIDv8 of a SHA-256 digest of both, so the same user always
+    /// has the same one and one merchant's say nothing about another's. The store keeps it
+    /// with the user (`wallet_users.public_id`), so that it can be read back.
+    pub fn public_id(&self, merchant: &MerchantId) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("giftd wallet user\0{merchant}\0{}", self.0).as_bytes());
+        let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes of a 32-byte digest");
+        uuid::Uuid::new_v8(bytes).hyphenated().to_string()
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         let plausible = !value.is_empty()
             && value.chars().count() <= MAX_USER_ID_LENGTH

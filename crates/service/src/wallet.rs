@@ -550,6 +550,16 @@ impl crate::Service {
         self.wallet(merchant, user).await
     }
 
+    /// The user `public_id` (`UserId::public_id`) names, if a wallet user of the merchant has
+    /// it.
+    pub async fn wallet_user_by_public_id(
+        &self,
+        merchant: &giftd_domain::MerchantId,
+        public_id: &str,
+    ) -> std::result::Result<Option<UserId>, crate::ServiceError> {
+        Ok(self.store().wallet_user_by_public_id(merchant, public_id).await?)
+    }
+
     /// Every card in a user's wallet, oldest first, whether or not a listing would show it.
     /// A user without cards has an empty wallet.
     pub async fn wallet_entries(

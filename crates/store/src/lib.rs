@@ -635,6 +635,12 @@ pub trait Store: Send + Sync + 'static {
         page: &Page,
     ) -> StoreResult<Vec<TransactionRecord>>;
 
+    /// The wallet user of `merchant` with this public id (`UserId::public_id`).
+    async fn wallet_user_by_public_id(
+        &self,
+        merchant: &MerchantId,
+        public_id: &str,
+    ) -> StoreResult<Option<UserId>>;
     /// A user's wallet, oldest card first (closed cards may still be named until the next write).
     async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>>;
 

@@ -61,8 +61,13 @@ pub(crate) const INSERT_STOCK_BATCH: &str = "INSERT INTO card_stock_batches (id,
 pub(crate) const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, \
      balance_before, balance_after, reference, reverses, hold_id, entry_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-pub(crate) const INSERT_WALLET_USER: &str = "INSERT INTO wallet_users (merchant_id, user_id, created_at) VALUES ($1, $2, $3) ON \
-     CONFLICT DO NOTHING";
+/// A wallet user's row, made on its first wallet change; a row made before public ids existed
+/// gets its public id (`$4`) here too.
+pub(crate) const INSERT_WALLET_USER: &str = "INSERT INTO wallet_users (merchant_id, user_id, created_at, public_id) VALUES ($1, \
+     $2, $3, $4) ON CONFLICT (merchant_id, user_id) DO UPDATE SET public_id = excluded.public_id WHERE \
+     wallet_users.public_id IS NULL";
+pub(crate) const WALLET_USER_BY_PUBLIC_ID: &str =
+    "SELECT user_id FROM wallet_users WHERE merchant_id = $1 AND public_id = $2";
 pub(crate) const INSERT_WEBHOOK_ATTEMPT: &str = "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, duration_ms) \
      VALUES ($1, $2, $3, $4, $5)";
 pub(crate) const INSERT_WEBHOOK_DELIVERY: &str = "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, state, \
@@ -243,6 +248,7 @@ const ALL: &[&str] = &[
     INSERT_STOCK_BATCH,
     INSERT_TRANSACTION,
     INSERT_WALLET_USER,
+    WALLET_USER_BY_PUBLIC_ID,
     INSERT_WEBHOOK_ATTEMPT,
     INSERT_WEBHOOK_DELIVERY,
     INSERT_WEBHOOK_ENDPOINT,

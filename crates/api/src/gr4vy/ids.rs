@@ -5,11 +5,10 @@
 //! that reached several tenders is one Gr4vy refund per tender: the refund's UUID with its
 //! last hex digit replaced by the tender's place (1 to 11), found back by comparing. A buyer
 //! (a wallet user, named by the merchant's own id) gets a UUID derived from the merchant and
-//! that id: stable, but not readable back here, so `buyer_id` also takes the user id itself.
+//! that id, which the store keeps with the user; `buyer_id` takes it, or the user id itself.
 
 use giftd_domain::wallet::UserId;
 use giftd_domain::{CardId, CheckoutId, MerchantId};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The UUID of a giftd id (`prefix` + 32 hex digits); any other id is shown as it is.
@@ -69,13 +68,10 @@ pub fn refund_search_prefix(value: &str) -> Option<String> {
         .then(|| format!("{PREFIX}{}", &hex[..31]))
 }
 
-/// The UUID a buyer (a merchant's wallet user) is shown with: a UUIDv8 of a digest of the
-/// merchant and the user's id, so the same buyer always has the same id and one merchant's
-/// buyer ids say nothing about another's.
+/// The UUID a buyer (a merchant's wallet user) is shown with: `UserId::public_id`, which the
+/// store keeps with the user so that `buyer_id` can name the buyer by it.
 pub fn buyer(merchant: &MerchantId, user: &UserId) -> String {
-    let digest = Sha256::digest(format!("giftd gr4vy buyer\0{merchant}\0{user}").as_bytes());
-    let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes of a 32-byte digest");
-    Uuid::new_v8(bytes).hyphenated().to_string()
+    user.public_id(merchant)
 }
 
 #[cfg(test)]

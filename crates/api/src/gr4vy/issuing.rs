@@ -13,7 +13,7 @@ use giftd_service::{Refusal, Rendered};
 
 use super::error::Gr4vyError;
 use super::wire::*;
-use super::{Answer, Body, Merchant, answer, buyer, required, unexpected};
+use super::{Answer, Body, Merchant, answer, buyer_of, required, unexpected};
 use crate::AppState;
 use crate::edge::rfc3339;
 use crate::native::extract;
@@ -90,11 +90,14 @@ pub async fn activate(
         }
     };
     let store = r.store.unwrap_or(false);
-    let store_for = buyer(
+    let store_for = buyer_of(
+        &app,
+        &merchant,
         r.buyer_id.as_deref(),
         r.buyer_external_identifier.as_deref(),
         "body",
-    )?;
+    )
+    .await?;
     if store_for.is_some() && !store {
         return Err(Gr4vyError::invalid(
             "body",

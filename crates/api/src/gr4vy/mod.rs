@@ -181,6 +181,30 @@ fn buyer(
     })
 }
 
+/// The buyer a request names, as [`buyer`] reads it, with a `buyer_id` that is the UUID this
+/// facade shows for a buyer (`ids::buyer`) read back to its user. A UUID that names no known
+/// buyer is taken as a user id, as any other `buyer_id` is (a merchant's own ids may be UUIDs).
+async fn buyer_of(
+    app: &AppState,
+    merchant: &MerchantId,
+    buyer_id: Option<&str>,
+    buyer_external_identifier: Option<&str>,
+    location: &'static str,
+) -> Result<Option<UserId>, Gr4vyError> {
+    let named = buyer(buyer_id, buyer_external_identifier, location)?;
+    if let Some(id) = buyer_id
+        && id.len() == 36
+        && uuid::Uuid::try_parse(id).is_ok()
+        && let Some(user) = app
+            .service
+            .wallet_user_by_public_id(merchant, &id.to_ascii_lowercase())
+            .await?
+    {
+        return Ok(Some(user));
+    }
+    Ok(named)
+}
+
 /// A gift card id from a path or an item: its UUID, or giftd's card id. One that cannot exist
 /// is unknown.
 fn gift_card_id(value: &str) -> Result<CardId, Gr4vyError> {
@@ -402,11 +426,14 @@ async fn create_gift_card(
     let r = body.value;
     let number = required(r.number, "body", "number")?;
     let pin = required(r.pin, "body", "pin")?;
-    let buyer = buyer(
+    let buyer = buyer_of(
+        &app,
+        &merchant,
         r.buyer_id.as_deref(),
         r.buyer_external_identifier.as_deref(),
         "body",
-    )?;
+    )
+    .await?;
     if CardNumber::parse(&number).is_none() {
         return Err(Gr4vyError::invalid(
             "body",
@@ -483,11 +510,14 @@ async fn list_gift_cards(
     .page()
     .map_err(|e| Gr4vyError::from_native(e, "query"))?;
     let limit = page.limit - 1;
-    let buyer = buyer(
+    let buyer = buyer_of(
+        &app,
+        &merchant,
         q.buyer_id.as_deref(),
         q.buyer_external_identifier.as_deref(),
         "query",
-    )?;
+    )
+    .await?;
     let (items, next_cursor) = match buyer {
         Some(user_id) => {
             let entries = app.service.wallet_entries(&merchant, &user_id).await?;
@@ -606,11 +636,14 @@ async fn list_buyer_gift_cards(
     RawQuery(raw): RawQuery,
 ) -> Answer {
     let q: Gr4vyBuyerGiftCardsQuery = query(raw.as_deref())?;
-    let user_id = buyer(
+    let user_id = buyer_of(
+        &app,
+        &merchant,
         q.buyer_id.as_deref(),
         q.buyer_external_identifier.as_deref(),
         "query",
-    )?
+    )
+    .await?
     .ok_or_else(|| {
         Gr4vyError::invalid(
             "query",

@@ -513,11 +513,14 @@ pub async fn create_transaction(
         .collect::<Result<Vec<_>, _>>()?;
     let payment = r.payment_method.map(payment_card).transpose()?;
     let reference = external_identifier(r.external_identifier)?;
-    let buyer = super::buyer(
+    let buyer = super::buyer_of(
+        &app,
+        &merchant,
         r.buyer_id.as_deref(),
         r.buyer_external_identifier.as_deref(),
         "body",
-    )?;
+    )
+    .await?;
     // The first digits of each gift card: from the number given, or the stored card's.
     let mut prefixes = Vec::with_capacity(legs.len());
     for leg in &legs {
@@ -885,6 +888,9 @@ struct ListFilter {
     amount_eq: Option<i64>,
     amount_gte: Option<i64>,
     amount_lte: Option<i64>,
+    /// The buyer as the query named it (`buyer_id`, `buyer_external_identifier`), then as
+    /// resolved (`buyer`).
+    buyer_named: (Option<String>, Option<String>),
     buyer: Option<String>,
     has_refunds: Option<bool>,
     has_gift_card_redemptions: Option<bool>,
@@ -968,7 +974,6 @@ fn list_query(raw: Option<&str>) -> Result<(usize, Option<CheckoutId>, ListFilte
     let mut limit = DEFAULT_LIST_LIMIT;
     let mut cursor = None;
     let mut filter = ListFilter::default();
-    let (mut buyer_id, mut buyer_external_identifier) = (None, None);
     for (key, value) in pairs {
         match key.as_str() {
             "limit" => {
@@ -1004,8 +1009,8 @@ fn list_query(raw: Option<&str>) -> Result<(usize, Option<CheckoutId>, ListFilte
             "amount_eq" => filter.amount_eq = Some(integer(&key, &value)?),
             "amount_gte" => filter.amount_gte = Some(integer(&key, &value)?),
             "amount_lte" => filter.amount_lte = Some(integer(&key, &value)?),
-            "buyer_id" => buyer_id = Some(value),
-            "buyer_external_identifier" => buyer_external_identifier = Some(value),
+            "buyer_id" => filter.buyer_named.0 = Some(value),
+            "buyer_external_identifier" => filter.buyer_named.1 = Some(value),
             "has_refunds" => filter.has_refunds = Some(boolean(&key, &value)?),
             "has_gift_card_redemptions" => filter.has_gift_card_redemptions = Some(boolean(&key, &value)?),
             "gift_card_id" => {
@@ -1028,8 +1033,6 @@ fn list_query(raw: Option<&str>) -> Result<(usize, Option<CheckoutId>, ListFilte
             _ => {}
         }
     }
-    filter.buyer = super::buyer(buyer_id.as_deref(), buyer_external_identifier.as_deref(), "query")?
-        .map(|user| user.to_string());
     Ok((limit, cursor, filter))
 }
 
@@ -1039,7 +1042,17 @@ pub async fn list_transactions(
     Merchant(merchant): Merchant,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Answer {
-    let (limit, mut cursor, filter) = list_query(raw.as_deref())?;
+    let (limit, mut cursor, mut filter) = list_query(raw.as_deref())?;
+    let (buyer_id, buyer_external_identifier) = &filter.buyer_named;
+    filter.buyer = super::buyer_of(
+        &app,
+        &merchant,
+        buyer_id.as_deref(),
+        buyer_external_identifier.as_deref(),
+        "query",
+    )
+    .await?
+    .map(|user| user.to_string());
     let mut items = Vec::new();
     let mut scanned = 0;
     let mut exhausted = false;

@@ -246,7 +246,14 @@ async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
     native.assert_status(200);
     assert_eq!(ids(native.body["data"].as_array().unwrap()), [id_of(&card)]);
 
-    for query in ["buyer_external_identifier=buyer-42", "buyer_id=buyer-42"] {
+    // The buyer's UUID names it as well as its own id does.
+    for query in [
+        "buyer_external_identifier=buyer-42".to_owned(),
+        "buyer_id=buyer-42".to_owned(),
+        format!("buyer_id={buyer_uuid}"),
+        format!("buyer_id={}", buyer_uuid.to_uppercase()),
+    ] {
+        let query = query.as_str();
         let listed = vault(&app, query).await;
         assert_eq!(ids(listed["items"].as_array().unwrap()), [gid(&card)], "{query}");
         assert_eq!(listed["limit"], 20);
@@ -254,6 +261,10 @@ async fn a_stored_gift_card_is_in_the_buyers_wallet_until_deleted() {
         assert_eq!(listed["items"][0]["buyer"]["id"], buyer_uuid.as_str());
     }
     assert_eq!(buyer_cards(&app, "buyer-42").await[0]["balance"], 2500);
+    let by_uuid = app
+        .get(&format!("/gr4vy/buyers/gift-cards?buyer_id={buyer_uuid}"))
+        .await;
+    assert_eq!(by_uuid.body["items"][0]["balance"], 2500, "{}", by_uuid.text);
 
     let fetched = app.get(&format!("/gr4vy/gift-cards/{}", id_of(&card))).await;
     fetched.assert_status(200);

@@ -610,6 +610,22 @@ impl Store for PgStore {
         checkouts::open(&self.pool, now, limit).await
     }
 
+    async fn wallet_user_by_public_id(
+        &self,
+        merchant: &MerchantId,
+        public_id: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let user: Option<String> = sqlx::query_scalar(sql::WALLET_USER_BY_PUBLIC_ID)
+            .bind(merchant.as_str())
+            .bind(public_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        user.map(|user| {
+            UserId::parse(&user).ok_or_else(|| StoreError::Corrupt(format!("wallet user id {user:?}")))
+        })
+        .transpose()
+    }
+
     async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>> {
         wallet::cards(&self.pool, merchant, user).await
     }

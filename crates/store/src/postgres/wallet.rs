@@ -47,6 +47,7 @@ pub(crate) async fn lock(
         .bind(merchant.as_str())
         .bind(user.as_str())
         .bind(now.unix_millis())
+        .bind(user.public_id(merchant))
         .execute(&mut *conn)
         .await
         .map_err(StoreError::from_write)?;

@@ -669,6 +669,22 @@ impl Store for SqliteStore {
         checkouts::open(&self.reads, now, limit).await
     }
 
+    async fn wallet_user_by_public_id(
+        &self,
+        merchant: &MerchantId,
+        public_id: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let user: Option<String> = sqlx::query_scalar(sql::WALLET_USER_BY_PUBLIC_ID)
+            .bind(merchant.as_str())
+            .bind(public_id)
+            .fetch_optional(&self.reads)
+            .await?;
+        user.map(|user| {
+            UserId::parse(&user).ok_or_else(|| StoreError::Corrupt(format!("wallet user id {user:?}")))
+        })
+        .transpose()
+    }
+
     async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>> {
         wallet::cards(&self.reads, merchant, user).await
     }

@@ -48,7 +48,12 @@ pub(crate) fn lock(
     execute(
         conn,
         sql::INSERT_WALLET_USER,
-        params![merchant.as_str(), user.as_str(), now.unix_millis()],
+        params![
+            merchant.as_str(),
+            user.as_str(),
+            now.unix_millis(),
+            user.public_id(merchant)
+        ],
     )?;
     // A closed card is closed for good: it leaves every wallet that still lists it.
     execute(
