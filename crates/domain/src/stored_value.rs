@@ -1,19 +1,23 @@
 //! Decisions that stored-value terminals ask for beyond the core operations: a merchandise
 //! return credited onto a card without naming the payment it reverses (Adyen's unreferenced
-//! refund, and its Stored Value API's `loadType: merchandiseReturn`), and unloading part or all
-//! of a card's available value (a cash-out of a chosen amount). Pure, like `operations`.
+//! refund, and its Stored Value API's `loadType: merchandiseReturn`), unloading part or all
+//! of a card's available value (a cash-out of a chosen amount), and cashing a card out whole
+//! and closing it (Adyen's cashback). Pure, like `operations`.
 //!
-//! Both use existing transaction types, so that the ledger keeps one vocabulary and the
-//! existing void reverses them exactly: a merchandise return is a `refund` without `reverses`
-//! (the program's redemption account gives back value, as for a refund of a redemption), an
-//! unload is a `cashout` (value leaves through the program's cash-out account).
+//! All use existing transaction types, so that the ledger keeps one vocabulary: a merchandise
+//! return is a `refund` without `reverses` (the program's redemption account gives back value,
+//! as for a refund of a redemption), an unload is a `cashout` (value leaves through the
+//! program's cash-out account), and the existing void reverses either exactly. A cash-out that
+//! closes the card is the native deactivation's own `cashout`, and is final: a closed card is
+//! never reopened, so nothing voids it.
 
 use crate::CardState;
 use crate::error::DomainError;
 use crate::ledger::{Account, JournalEntry, TransactionType};
+use crate::major_units::MajorUnits;
 use crate::money::{Amount, Currency, checked_add};
 use crate::operations::{
-    CardEffect, CardSnapshot, Decision, check_currency, check_max_balance, check_usable,
+    self, CardEffect, CardSnapshot, Decision, check_currency, check_max_balance, check_usable,
 };
 use crate::program::Program;
 use crate::time::Timestamp;
@@ -96,6 +100,63 @@ pub fn unload(
             ..CardEffect::default()
         },
     })
+}
+
+/// Pay out a card's whole available value and close it, in one `cashout`: Adyen's gift card
+/// cashback (a Terminal API PaymentRequest with `redemptionType` `cashback`, or
+/// `cashback|deactivate`), after which "the card is no longer active and cannot be used again".
+/// The decision is the one deactivation with cash-out makes ([`operations::deactivate`]), so
+/// the ledger has one way of closing a card with value.
+///
+/// `requested` must be all that is available: giftd's programs have no setting that allows a
+/// partial cash-out through a payment (an [`unload`] pays out part and leaves the card active).
+/// More than is available is `InsufficientFunds`; less is refused as a partial cash-out. A card
+/// with pending holds is refused: closing it would release value another sale still holds.
+/// The card must be active; like the native cash-out, an expired card may still be paid out.
+pub fn cash_out_and_close(
+    card: &CardSnapshot,
+    requested: Amount,
+    currency: Option<Currency>,
+) -> Result<Decision, DomainError> {
+    check_currency(card, currency)?;
+    if card.state != CardState::Active {
+        return Err(DomainError::CardNotActive { state: card.state });
+    }
+    let format = |minor: i64| {
+        format!(
+            "{} {}",
+            MajorUnits::format_minor(minor, card.currency),
+            card.currency
+        )
+    };
+    if card.held > 0 {
+        return Err(DomainError::InvalidState {
+            state: card.state,
+            reason: format!(
+                "pending holds keep {} of its value, and a cash-out closes the card: capture or release them first",
+                format(card.held)
+            ),
+        });
+    }
+    let available = card.available();
+    if available <= 0 || requested.minor() > available {
+        return Err(DomainError::InsufficientFunds {
+            available,
+            requested: requested.minor(),
+        });
+    }
+    if requested.minor() < available {
+        return Err(DomainError::InvalidState {
+            state: card.state,
+            reason: format!(
+                "a cash-out pays out the whole available balance, {}, and closes the card; {} would be a partial cash-out, which giftd's programs do not allow",
+                format(available),
+                format(requested.minor())
+            ),
+        });
+    }
+    let decision = operations::deactivate(card, true)?;
+    Ok(decision.expect("a card with value available is paid out, not closed empty"))
 }
 
 #[cfg(test)]
@@ -205,5 +266,53 @@ mod tests {
         ));
         assert!(unload(&card(0, 0), None, None).is_err());
         assert!(unload(&card(500, 0), None, Some(Currency::parse("EUR").unwrap())).is_err());
+    }
+
+    #[test]
+    fn a_cash_out_and_close_pays_out_exactly_what_is_available_and_closes_the_card() {
+        let decision = cash_out_and_close(&card(500, 0), amount(500), Some(usd())).unwrap();
+        assert_eq!(
+            decision,
+            operations::deactivate(&card(500, 0), true).unwrap().unwrap()
+        );
+        assert_eq!(decision.transaction_type, TransactionType::Cashout);
+        assert_eq!(decision.amount, 500);
+        assert_eq!(decision.card.new_state, Some(CardState::Closed));
+        let cashout = Account::ProgramCashout(ProgramId::new("prog_p"));
+        assert_eq!(decision.entry.delta(&cashout), 500);
+    }
+
+    #[test]
+    fn a_cash_out_and_close_refuses_part_more_held_value_and_cards_not_active() {
+        let partial = cash_out_and_close(&card(500, 0), amount(499), None);
+        assert!(
+            matches!(&partial, Err(DomainError::InvalidState { reason, .. }) if reason.contains("5 USD") && reason.contains("4.99 USD")),
+            "{partial:?}"
+        );
+        assert_eq!(
+            cash_out_and_close(&card(500, 0), amount(501), None),
+            Err(DomainError::InsufficientFunds {
+                available: 500,
+                requested: 501
+            })
+        );
+        assert!(matches!(
+            cash_out_and_close(&card(0, 0), amount(1), None),
+            Err(DomainError::InsufficientFunds { .. })
+        ));
+        assert!(matches!(
+            cash_out_and_close(&card(500, 100), amount(400), None),
+            Err(DomainError::InvalidState { .. })
+        ));
+        let mut frozen = card(500, 0);
+        frozen.state = CardState::Frozen;
+        assert!(matches!(
+            cash_out_and_close(&frozen, amount(500), None),
+            Err(DomainError::CardNotActive { .. })
+        ));
+        assert!(matches!(
+            cash_out_and_close(&card(500, 0), amount(500), Some(Currency::parse("EUR").unwrap())),
+            Err(DomainError::CurrencyMismatch { .. })
+        ));
     }
 }

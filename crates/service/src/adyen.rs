@@ -1,8 +1,8 @@
 //! The use-cases of the Adyen facades (the Terminal API over cloud `/sync`, and the Stored
 //! Value API v46), run like every command inside the writer's transaction: balance inquiries,
-//! activations, loads, unloads, payments, merchandise returns, reversals and voids, issuing
-//! virtual cards, deactivation, and merging one card's balance into another (through giftd's
-//! own merge in `transfers.rs`).
+//! activations, loads, unloads, payments, cash-outs that close a card, merchandise returns,
+//! reversals and voids, issuing virtual cards, deactivation, and merging one card's balance
+//! into another (through giftd's own merge in `transfers.rs`).
 //!
 //! This module decides what an Adyen request means in giftd's terms and asks the domain to
 //! decide the rest; it knows nothing of Adyen's wire format (that is `giftd-api`'s
@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use giftd_domain::major_units::MajorUnits;
 use giftd_domain::operations::{self, CardSnapshot, Decision};
 use giftd_domain::{
-    Amount, CardKind, CardNumber, Currency, DomainError, Program, ProgramId, SecurityCode, TransactionId,
-    TransactionType, stored_value,
+    Amount, CardKind, CardNumber, CardState, Currency, DomainError, Program, ProgramId, SecurityCode,
+    TransactionId, TransactionType, stored_value,
 };
 use giftd_store::{StoreError, StoreResult, TransactionRecord, WriteTx};
 use rand::RngExt;
@@ -174,6 +174,15 @@ pub enum AdyenCommand {
         currency: Currency,
         allow_partial: bool,
     },
+    /// Terminal API PaymentRequest, PaymentType Normal, with `redemptionType` `cashback` or
+    /// `cashback|deactivate`: pay out the card's whole available value, `amount`, and close the
+    /// card, in one `cashout` (`stored_value::cash_out_and_close`; a partial amount is refused).
+    CashBack {
+        tag: Tag,
+        card: PresentedCard,
+        amount: Amount,
+        currency: Currency,
+    },
     /// Terminal API PaymentRequest, PaymentType Refund (an unreferenced refund), and Stored
     /// Value API load with `loadType: merchandiseReturn`: value credited for returned goods.
     MerchandiseReturn {
@@ -206,8 +215,9 @@ pub enum AdyenCommand {
         amount: Option<Amount>,
         currency: Option<Currency>,
     },
-    /// Stored Value API changeStatus `inactive`: the card is closed for good. A card that still
-    /// holds value is refused (cash it out first).
+    /// Stored Value API changeStatus `inactive`, and a Terminal API PaymentRequest with
+    /// `redemptionType` `deactivate`: the card is closed for good. A card that still holds value
+    /// is refused (cash it out first).
     Deactivate { tag: Tag, card: PresentedCard },
     /// Stored Value API load (`loadType` absent or `load`).
     Load {
@@ -233,6 +243,7 @@ impl AdyenCommand {
         match self {
             Self::Balance { card }
             | Self::Payment { card, .. }
+            | Self::CashBack { card, .. }
             | Self::MerchandiseReturn { card, .. }
             | Self::Activate { card, .. }
             | Self::Deactivate { card, .. }
@@ -286,6 +297,13 @@ fn not_reversible(reason: &str) -> Failure {
         reason: reason.to_owned(),
     }
     .into()
+}
+
+/// A cash-out that closed its card (a Terminal API cashback) is final: giftd never reopens a
+/// closed card (closed is the end of a card's life everywhere in giftd), and the value has left
+/// as cash.
+fn cash_out_closed_the_card() -> Failure {
+    not_reversible("the cash-out closed the card, and a closed card is never reopened")
 }
 
 fn invalid(param: &'static str, message: &str) -> Failure {
@@ -355,6 +373,17 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &AdyenCommand)
         } => {
             let card = steps::presented_card(tx, cx, card).await?;
             let decision = operations::redeem(&card, *amount, *allow_partial, Some(*currency), cx.now)?;
+            let movement = append(tx, cx, AdyenApi::Terminal, tag, &card, &decision, None).await?;
+            done(tag, vec![movement], None)
+        }
+        AdyenCommand::CashBack {
+            tag,
+            card,
+            amount,
+            currency,
+        } => {
+            let card = steps::presented_card(tx, cx, card).await?;
+            let decision = stored_value::cash_out_and_close(&card, *amount, Some(*currency))?;
             let movement = append(tx, cx, AdyenApi::Terminal, tag, &card, &decision, None).await?;
             done(tag, vec![movement], None)
         }
@@ -613,6 +642,9 @@ async fn reverse_stored_value(
     if snapshot.voided {
         return Err(not_reversible("the transaction has already been reversed"));
     }
+    if snapshot.transaction_type == TransactionType::Cashout && locked.state == CardState::Closed {
+        return Err(cash_out_closed_the_card());
+    }
     let decision = operations::void(&locked, &snapshot)?;
     append(
         tx,
@@ -685,6 +717,9 @@ async fn reverse_payment(
                 return Err(not_reversible("the refund has already been reversed"));
             }
             operations::void(&card, &snapshot)?
+        }
+        TransactionType::Cashout if card.state == CardState::Closed => {
+            return Err(cash_out_closed_the_card());
         }
         TransactionType::Issue
         | TransactionType::Activation

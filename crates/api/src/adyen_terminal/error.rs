@@ -104,6 +104,14 @@ pub fn failure(refusal: &Refusal, pin_presented: bool) -> TerminalFailure {
                         TerminalFailure::new(C::InvalidCard, "Unknown card.")
                     };
                 }
+                // Only a deactivation (`redemptionType` `deactivate`) gives this here; the
+                // domain's sentence names the native API's remedy, not the Terminal API's.
+                DomainError::CardNotEmpty { .. } => {
+                    return TerminalFailure::new(
+                        C::NotAllowed,
+                        "The card still holds value, and a deactivation pays nothing out: send redemptionType cashback|deactivate to pay it out and close the card.",
+                    );
+                }
                 DomainError::CardLocked { .. } => {
                     return TerminalFailure::new(
                         C::Refusal,
@@ -122,7 +130,6 @@ pub fn failure(refusal: &Refusal, pin_presented: bool) -> TerminalFailure {
                 | DomainError::NotRefundable { .. }
                 | DomainError::InvalidState { .. }
                 | DomainError::CheckoutState { .. }
-                | DomainError::CardNotEmpty { .. }
                 | DomainError::InvalidTransfer { .. } => C::NotAllowed,
                 DomainError::InvalidProgram { .. } => C::MessageFormat,
             };

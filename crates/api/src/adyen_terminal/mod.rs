@@ -4,7 +4,8 @@
 //! works against giftd, which plays both the cloud and the terminal.
 //!
 //! Messages: BalanceInquiry; StoredValue (Activate, Load, Unload, Reverse); Payment with a gift
-//! card (PaymentType Normal, with partial authorisation, and Refund: an unreferenced refund);
+//! card (PaymentType Normal, with partial authorisation, cash-out and deactivation through
+//! `redemptionType`, and Refund: an unreferenced refund);
 //! Reversal of a payment; TransactionStatus and Abort (`status.rs`). Handlers convert the wire request straight into service commands
 //! (`giftd_service::adyen::AdyenCommand`, never the native API's types) and render the outcome
 //! in Adyen's shape with this module's renderer and `error.rs`. A repeated ServiceID (per SaleID
@@ -162,6 +163,8 @@ struct View {
     merchant_id: String,
     items: Vec<ItemView>,
     payment_type: &'static str,
+    /// A gift card payment's `redemptionType`, when it had one.
+    redemption: Option<RedemptionType>,
     account: Option<Value>,
 }
 
@@ -321,6 +324,7 @@ async fn handle(
         merchant_id: merchant.to_string(),
         items: Vec::new(),
         payment_type: "Normal",
+        redemption: None,
         account: None,
     };
     let body = match category {
@@ -656,37 +660,110 @@ fn stored_value(body: &RawValue, view: &mut View) -> Parsed<AdyenCommand> {
     })
 }
 
-/// Whether `SaleToAcquirerData` asks for partial authorisation: `tenderOption` holding
-/// `AllowPartialAuthorisation`, written as `key=value&...` text or as base64 of a JSON object
-/// (what Adyen's Java and .NET libraries send).
-fn allows_partial_authorisation(data: &str) -> bool {
-    let from_json = base64::engine::general_purpose::STANDARD
+/// The values `SaleToAcquirerData` gives `key`, in either of its encodings: base64 of a JSON
+/// object (what Adyen's Java and .NET libraries send), or URL-encoded `key=value&...` text. A
+/// JSON value that is not a string comes back as its JSON text (which no option matches).
+fn acquirer_data_values(data: &str, key: &str) -> Vec<String> {
+    let json = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|json| {
-            json.get("tenderOption")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-    let options: Vec<String> = match from_json {
-        Some(options) => vec![options],
+        .filter(Value::is_object);
+    match json {
+        Some(json) => json
+            .get(key)
+            .map(|value| match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .into_iter()
+            .collect(),
         None => serde_urlencoded::from_str::<Vec<(String, String)>>(data)
             .unwrap_or_default()
             .into_iter()
-            .filter(|(key, _)| key == "tenderOption")
+            .filter(|(name, _)| name == key)
             .map(|(_, value)| value)
             .collect(),
-    };
-    options
+    }
+}
+
+/// Whether `SaleToAcquirerData` asks for partial authorisation: `tenderOption` holding
+/// `AllowPartialAuthorisation` (alone or in a comma-separated list).
+fn allows_partial_authorisation(data: &str) -> bool {
+    acquirer_data_values(data, "tenderOption")
         .iter()
         .flat_map(|value| value.split(','))
         .any(|option| option.trim() == "AllowPartialAuthorisation")
 }
 
+/// What a gift card PaymentRequest's `redemptionType` (in `SaleToAcquirerData`) asks: Adyen's
+/// values for cashing out and deactivating a gift card, which may be piped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RedemptionType {
+    /// `cashback`: pay out the whole remaining balance; the card is closed after it.
+    Cashback,
+    /// `deactivate`: close the card without paying anything out (only an empty card).
+    Deactivate,
+    /// `cashback|deactivate`: both, in one transaction.
+    CashbackDeactivate,
+}
+
+impl RedemptionType {
+    /// The values giftd takes, as a failure names them.
+    const ACCEPTED: &str = "cashback, deactivate or cashback|deactivate";
+
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "cashback" => Some(Self::Cashback),
+            "deactivate" => Some(Self::Deactivate),
+            "cashback|deactivate" => Some(Self::CashbackDeactivate),
+            _ => None,
+        }
+    }
+}
+
+/// Longest unknown `redemptionType` value a failure quotes back.
+const MAX_QUOTED_OPTION_LENGTH: usize = 40;
+
+/// The `redemptionType` `SaleToAcquirerData` carries, if any. An unknown value, or two
+/// different ones, is `MessageFormat` naming the values giftd takes.
+fn redemption_type(data: &str) -> Parsed<Option<RedemptionType>> {
+    let mut found = None;
+    for value in acquirer_data_values(data, "redemptionType") {
+        let Some(parsed) = RedemptionType::parse(&value) else {
+            // Quoted back only when it is short, printable text (a base64 value is not checked
+            // by the message-wide text rule).
+            let quoted = if value.len() <= MAX_QUOTED_OPTION_LENGTH
+                && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            {
+                format!(" {value:?}")
+            } else {
+                String::new()
+            };
+            return Err(TerminalFailure::message_format(format!(
+                "SaleData.SaleToAcquirerData: giftd does not know the redemptionType{quoted}; it takes {}.",
+                RedemptionType::ACCEPTED
+            )));
+        };
+        if found.is_some_and(|earlier| earlier != parsed) {
+            return Err(TerminalFailure::message_format(
+                "SaleData.SaleToAcquirerData gives two different redemptionTypes; give one.",
+            ));
+        }
+        found = Some(parsed);
+    }
+    Ok(found)
+}
+
 fn payment(body: &RawValue, view: &mut View) -> Parsed<AdyenCommand> {
     let request: TerminalPaymentRequest = part(body, "PaymentRequest")?;
     let merchant_reference = sale(request.sale_data.as_ref(), view)?;
+    let acquirer_data = request
+        .sale_data
+        .as_ref()
+        .and_then(|s| s.sale_to_acquirer_data.as_deref());
+    let redemption = acquirer_data.map(redemption_type).transpose()?.flatten();
+    view.redemption = redemption;
     let amounts = request
         .payment_transaction
         .and_then(|t| t.amounts_req)
@@ -695,11 +772,27 @@ fn payment(body: &RawValue, view: &mut View) -> Parsed<AdyenCommand> {
         amounts.currency.as_deref(),
         "PaymentTransaction.AmountsReq.Currency",
     )?;
-    let amount = positive_amount(
-        amounts.requested_amount,
-        currency,
-        "PaymentTransaction.AmountsReq.RequestedAmount",
-    )?;
+    const REQUESTED_AMOUNT: &str = "PaymentTransaction.AmountsReq.RequestedAmount";
+    // A deactivation pays nothing out: its RequestedAmount is 0, or left out.
+    let amount = if redemption == Some(RedemptionType::Deactivate) {
+        let requested = amounts
+            .requested_amount
+            .map(|value| minor_amount(value, currency, REQUESTED_AMOUNT))
+            .transpose()?
+            .flatten();
+        if requested.is_some() {
+            return Err(TerminalFailure::message_format(
+                "RequestedAmount must be 0 with redemptionType deactivate, which pays nothing out; cashback|deactivate pays out the balance and closes the card.",
+            ));
+        }
+        None
+    } else {
+        Some(positive_amount(
+            amounts.requested_amount,
+            currency,
+            REQUESTED_AMOUNT,
+        )?)
+    };
     for (value, name) in [
         (amounts.tip_amount, "TipAmount"),
         (amounts.cash_back_amount, "CashBackAmount"),
@@ -723,33 +816,50 @@ fn payment(body: &RawValue, view: &mut View) -> Parsed<AdyenCommand> {
     let (card, account) = presented_card(instrument.and_then(|i| i.stored_value_account_id).as_ref(), view)?;
     view.account = Some(account);
     let tag = tag(view, merchant_reference);
-    match payment_type.as_str() {
-        "Normal" => {
+    let required = |amount: Option<Amount>| {
+        amount.ok_or_else(|| TerminalFailure::message_format(format!("{REQUESTED_AMOUNT} is required.")))
+    };
+    match (payment_type.as_str(), redemption) {
+        ("Normal", None) => {
             view.payment_type = "Normal";
-            let allow_partial = request
-                .sale_data
-                .as_ref()
-                .and_then(|s| s.sale_to_acquirer_data.as_deref())
-                .is_some_and(allows_partial_authorisation);
             Ok(AdyenCommand::Payment {
                 tag,
                 card,
-                amount,
+                amount: required(amount)?,
                 currency,
-                allow_partial,
+                allow_partial: acquirer_data.is_some_and(allows_partial_authorisation),
             })
         }
-        "Refund" => {
+        // A full cash-out ends the card's life (Adyen: "the card is no longer active and
+        // cannot be used again"), so cashback alone closes the card as the chain does.
+        ("Normal", Some(RedemptionType::Cashback | RedemptionType::CashbackDeactivate)) => {
+            view.payment_type = "Normal";
+            Ok(AdyenCommand::CashBack {
+                tag,
+                card,
+                amount: required(amount)?,
+                currency,
+            })
+        }
+        ("Normal", Some(RedemptionType::Deactivate)) => {
+            view.payment_type = "Normal";
+            Ok(AdyenCommand::Deactivate { tag, card })
+        }
+        (_, Some(_)) => Err(TerminalFailure::new(
+            ErrorCondition::NotAllowed,
+            "redemptionType applies to PaymentType Normal only.",
+        )),
+        ("Refund", None) => {
             view.payment_type = "Refund";
             Ok(AdyenCommand::MerchandiseReturn {
                 api: AdyenApi::Terminal,
                 tag,
                 card,
-                amount,
+                amount: required(amount)?,
                 currency,
             })
         }
-        other => Err(TerminalFailure::new(
+        (other, None) => Err(TerminalFailure::new(
             ErrorCondition::NotAllowed,
             format!("giftd takes PaymentType Normal or Refund with a gift card, not {other}."),
         )),
@@ -944,18 +1054,21 @@ fn render(result: &Result<AdyenOutcome, Refusal>, view: &View) -> Rendered {
             });
         }
         (Category::Payment, AdyenOutcome::Done { movements, .. }) => {
-            let Some((movement, transaction)) = movements
-                .first()
-                .and_then(|m| m.transaction.as_ref().map(|t| (m, t)))
-            else {
+            let Some(movement) = movements.first() else {
                 return unexpected(view);
             };
+            // Only a deactivation (of an empty card) moves no value: it authorises 0 and has
+            // no transaction to name.
+            let transaction = movement.transaction.as_ref();
+            if transaction.is_none() && view.redemption != Some(RedemptionType::Deactivate) {
+                return unexpected(view);
+            }
             let currency = movement.card.snapshot.currency;
             let host = host_transaction_id(movement);
             body.payment = Some(TerminalPaymentResponse {
                 response: TerminalResult::SUCCESS,
                 sale_data: view.sale_data.clone(),
-                poi_data: poi_data(&view.reference, transaction.created_at),
+                poi_data: poi_data(&view.reference, transaction.map_or(view.now, |t| t.created_at)),
                 payment_result: Some(TerminalPaymentResult {
                     payment_type: view.payment_type,
                     payment_instrument_data: TerminalPaymentInstrumentDataOut {
@@ -966,7 +1079,7 @@ fn render(result: &Result<AdyenOutcome, Refusal>, view: &View) -> Rendered {
                             .unwrap_or_else(|| masked_account(movement)),
                     },
                     amounts_resp: TerminalAmountsResp {
-                        authorized_amount: decimal(transaction.amount, currency),
+                        authorized_amount: decimal(transaction.map_or(0, |t| t.amount), currency),
                         currency: currency.code(),
                     },
                     online_flag: true,
@@ -974,7 +1087,7 @@ fn render(result: &Result<AdyenOutcome, Refusal>, view: &View) -> Rendered {
                         merchant_id: Some(view.merchant_id.clone()),
                         acquirer_poi_id: view.header.poi_id.clone(),
                         acquirer_transaction_id: host,
-                        approval_code: Some(approval_code(transaction.id.as_str())),
+                        approval_code: transaction.map(|t| approval_code(t.id.as_str())),
                     },
                 }),
             });
@@ -1019,6 +1132,52 @@ mod tests {
         assert!(!allows_partial_authorisation(""));
         let other = base64::engine::general_purpose::STANDARD.encode(r#"{"tenderOption":"AskGratuity"}"#);
         assert!(!allows_partial_authorisation(&other));
+    }
+
+    #[test]
+    fn redemption_type_is_read_from_either_encoding_and_unknown_values_are_refused() {
+        let encode = |json: &str| base64::engine::general_purpose::STANDARD.encode(json);
+        assert_eq!(
+            redemption_type("redemptionType=cashback").unwrap(),
+            Some(RedemptionType::Cashback)
+        );
+        assert_eq!(
+            redemption_type("tenderOption=ReceiptHandler&redemptionType=cashback%7Cdeactivate").unwrap(),
+            Some(RedemptionType::CashbackDeactivate)
+        );
+        assert_eq!(
+            redemption_type("redemptionType=cashback|deactivate").unwrap(),
+            Some(RedemptionType::CashbackDeactivate)
+        );
+        assert_eq!(
+            redemption_type(&encode(
+                r#"{"redemptionType":"deactivate","tenderOption":"ReceiptHandler"}"#
+            ))
+            .unwrap(),
+            Some(RedemptionType::Deactivate)
+        );
+        assert_eq!(
+            redemption_type("tenderOption=AllowPartialAuthorisation").unwrap(),
+            None
+        );
+        assert_eq!(redemption_type("").unwrap(), None);
+        for unknown in [
+            "redemptionType=refund".to_owned(),
+            "redemptionType=".to_owned(),
+            "redemptionType=deactivate|cashback".to_owned(),
+            "redemptionType=cashback&redemptionType=deactivate".to_owned(),
+            encode(r#"{"redemptionType":true}"#),
+        ] {
+            let failure = redemption_type(&unknown).unwrap_err();
+            assert_eq!(failure.condition, ErrorCondition::MessageFormat, "{unknown}");
+        }
+        let failure = redemption_type("redemptionType=refund").unwrap_err();
+        assert!(failure.message.contains("\"refund\""), "{}", failure.message);
+        assert!(
+            failure.message.contains(RedemptionType::ACCEPTED),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //! for the rest) and the answers compared, field by field, with the vendor's example answers
 //! in `*.response.json`. A field giftd answers differently is named in the test with its
 //! reason (docs/ADYEN.md records them all). Then: partial authorisation in both encodings,
-//! unreferenced refunds, reversals (of unknown transactions too), ServiceID replay and
-//! rejection, PINs and the lockout, and messages that cannot be read. Every test ends with the
-//! ledger verified.
+//! unreferenced refunds, reversals (of unknown transactions too), cash-out and deactivation
+//! through `redemptionType`, ServiceID replay and rejection, PINs and the lockout, and messages
+//! that cannot be read. Every test ends with the ledger verified.
 
 use crate::adyen_support;
 
@@ -1316,5 +1316,421 @@ async fn an_abort_is_answered_with_an_empty_200_and_changes_nothing() {
         .unwrap()
         .remove("AbortReason");
     assert_rejected(&terminal(&app, &reasonless).await);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+// ---- cash-out and deactivation: `redemptionType` in SaleToAcquirerData ----
+
+/// The card's state as the native API shows it.
+async fn state(app: &TestApp, card_id: &str) -> String {
+    card(app, card_id).await["state"]
+        .as_str()
+        .expect("a state")
+        .to_owned()
+}
+
+/// The failure's `AdditionalResponse` holds `text` (URL-encoded, as Adyen writes it).
+#[track_caller]
+fn assert_additional_response_has(response: &TestResponse, name: &str, text: &str) {
+    let additional = answer(response, name)["Response"]["AdditionalResponse"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // application/x-www-form-urlencoded, as serde_urlencoded writes it.
+    let fragment: String = text
+        .bytes()
+        .map(|b| match b {
+            b' ' => "+".to_owned(),
+            b if b.is_ascii_alphanumeric() || b"*-._".contains(&b) => char::from(b).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect();
+    assert!(
+        additional.contains(&fragment),
+        "{fragment} not in {}",
+        response.text
+    );
+}
+
+#[tokio::test]
+async fn a_cashback_pays_out_the_whole_balance_in_either_encoding_and_closes_the_card() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000010";
+    let card_id = active_card(&app, "EUR", number, "1234", 2599).await;
+
+    // Key=value text: the whole 25.99 is paid out, in the shape of a payment's answer.
+    let request = payment("C1", number, "25.99", Some("redemptionType=cashback"));
+    let paid = terminal(&app, &request).await;
+    let account = request["SaleToPOIRequest"]["PaymentRequest"]["PaymentData"]["PaymentInstrumentData"]
+        ["StoredValueAccountID"]
+        .clone();
+    assert_like_example(
+        answer(&paid, "PaymentResponse"),
+        &json!({
+            "Response": {"Result": "Success"},
+            "SaleData": {
+                "SaleTransactionID": {"TransactionID": "27908", "TimeStamp": "2019-03-22T09:44:56+00:00"},
+                "SaleReferenceID": "ORDER-1001"
+            },
+            "POIData": {"POITransactionID": {"TransactionID": "", "TimeStamp": ""}},
+            "PaymentResult": {
+                "PaymentType": "Normal",
+                "PaymentInstrumentData": {"PaymentInstrumentType": "StoredValue", "StoredValueAccountID": account},
+                // What was paid out in cash.
+                "AmountsResp": {"AuthorizedAmount": 25.99, "Currency": "EUR"},
+                "OnlineFlag": true,
+                "PaymentAcquirerData": {
+                    "MerchantID": app.merchant_id.clone(),
+                    "AcquirerPOIID": "V400m-324688179",
+                    "AcquirerTransactionID": {"TransactionID": "", "TimeStamp": ""},
+                    "ApprovalCode": ""
+                }
+            }
+        }),
+        &[
+            (
+                "POIData.POITransactionID.TransactionID",
+                Like("a reference", is_reference),
+            ),
+            (
+                "POIData.POITransactionID.TimeStamp",
+                Like("a time stamp", is_time_stamp),
+            ),
+            (
+                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TransactionID",
+                Like("a transaction id", is_transaction_id),
+            ),
+            (
+                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TimeStamp",
+                Like("a time stamp", is_time_stamp),
+            ),
+            (
+                "PaymentResult.PaymentAcquirerData.ApprovalCode",
+                Like("six digits", is_six_digits),
+            ),
+        ],
+        &[],
+    );
+    let closed = card(&app, &card_id).await;
+    assert_eq!(
+        (
+            closed["state"].as_str(),
+            closed["closed_reason"].as_str(),
+            closed["balance"].as_i64()
+        ),
+        (Some("closed"), Some("deactivated"), Some(0))
+    );
+    let history = transactions(&app, &card_id).await;
+    assert_eq!(history.len(), 2, "activation, then one cashout");
+    assert_eq!(
+        (
+            history[0]["type"].as_str(),
+            history[0]["amount"].as_i64(),
+            history[0]["reference"].as_str()
+        ),
+        (Some("cashout"), Some(2599), Some("27908"))
+    );
+
+    // A retry under the ServiceID, and a TransactionStatus, repeat the answer and pay nothing more.
+    assert_eq!(terminal(&app, &request).await.text, paid.text);
+    let status = terminal(&app, &transaction_status("T1", Some(json!({"ServiceID": "C1"})))).await;
+    assert_repeats(&status, &paid, "Payment", "C1");
+    assert_eq!(transactions(&app, &card_id).await.len(), 2);
+
+    // The closed card refuses whatever comes next: a payment, another cashback, a refund.
+    let after = terminal(&app, &payment("C2", number, "1.00", None)).await;
+    assert_failure(&after, "PaymentResponse", "InvalidCard");
+    let again = terminal(
+        &app,
+        &payment("C3", number, "1.00", Some("redemptionType=cashback")),
+    )
+    .await;
+    assert_failure(&again, "PaymentResponse", "InvalidCard");
+    let mut refund = payment("C4", number, "1.00", None);
+    *at(
+        &mut refund,
+        "SaleToPOIRequest.PaymentRequest.PaymentData.PaymentType",
+    ) = json!("Refund");
+    assert_failure(&terminal(&app, &refund).await, "PaymentResponse", "InvalidCard");
+
+    // Base64 of a JSON object, as Adyen's Java and .NET libraries write SaleToAcquirerData.
+    let number = "6036280000000000011";
+    let card_id = active_card(&app, "EUR", number, "1234", 1000).await;
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"redemptionType":"cashback","tenderOption":"ReceiptHandler","applicationInfo":{}}"#);
+    let paid = terminal(&app, &payment("C5", number, "10", Some(&encoded))).await;
+    assert_success(&paid, "PaymentResponse");
+    assert_eq!(
+        answer(&paid, "PaymentResponse")["PaymentResult"]["AmountsResp"]["AuthorizedAmount"],
+        json!(10)
+    );
+    assert_eq!(state(&app, &card_id).await, "closed");
+    assert_eq!(transactions(&app, &card_id).await[0]["type"], "cashout");
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn a_cashback_of_part_of_the_balance_or_of_held_value_is_refused_and_takes_nothing() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000020";
+    let card_id = active_card(&app, "EUR", number, "1234", 2500).await;
+
+    // Part of it: giftd's programs have no setting that allows a partial cash-out.
+    let part = terminal(
+        &app,
+        &payment("C1", number, "10.00", Some("redemptionType=cashback")),
+    )
+    .await;
+    assert_failure(&part, "PaymentResponse", "NotAllowed");
+    assert_additional_response_has(&part, "PaymentResponse", "25 EUR");
+    assert_additional_response_has(&part, "PaymentResponse", "partial cash-out");
+    // Partial authorisation does not make a partial cash-out.
+    let allowed = terminal(
+        &app,
+        &payment(
+            "C2",
+            number,
+            "10.00",
+            Some("redemptionType=cashback&tenderOption=AllowPartialAuthorisation"),
+        ),
+    )
+    .await;
+    assert_failure(&allowed, "PaymentResponse", "NotAllowed");
+    // More than the card holds, and nothing at all.
+    let more = terminal(
+        &app,
+        &payment("C3", number, "25.01", Some("redemptionType=cashback")),
+    )
+    .await;
+    assert_failure(&more, "PaymentResponse", "Refusal");
+    let nothing = terminal(&app, &payment("C4", number, "0", Some("redemptionType=cashback"))).await;
+    assert_failure(&nothing, "PaymentResponse", "MessageFormat");
+
+    // Value held for another sale stays held: the card is not closed under it.
+    app.post(&format!("/v1/cards/{card_id}/holds"), json!({"amount": 500}))
+        .await
+        .assert_status(201);
+    let held = terminal(
+        &app,
+        &payment("C5", number, "20.00", Some("redemptionType=cashback")),
+    )
+    .await;
+    assert_failure(&held, "PaymentResponse", "NotAllowed");
+    assert_additional_response_has(&held, "PaymentResponse", "pending holds");
+
+    let card = card(&app, &card_id).await;
+    assert_eq!(
+        (
+            card["state"].as_str(),
+            card["balance"].as_i64(),
+            card["available"].as_i64()
+        ),
+        (Some("active"), Some(2500), Some(2000))
+    );
+    assert_eq!(transactions(&app, &card_id).await[0]["type"], "hold");
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn deactivate_is_refused_while_value_remains_and_closes_an_empty_card() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000030";
+    let card_id = active_card(&app, "EUR", number, "1234", 500).await;
+
+    // With value on it: refused, and the answer says how to pay it out.
+    let refused = terminal(
+        &app,
+        &payment("D1", number, "0", Some("redemptionType=deactivate")),
+    )
+    .await;
+    assert_failure(&refused, "PaymentResponse", "NotAllowed");
+    assert_additional_response_has(&refused, "PaymentResponse", "cashback|deactivate");
+    // A deactivation pays nothing out: any RequestedAmount but 0 is a mistake.
+    let paying = terminal(
+        &app,
+        &payment("D2", number, "5.00", Some("redemptionType=deactivate")),
+    )
+    .await;
+    assert_failure(&paying, "PaymentResponse", "MessageFormat");
+    assert_eq!(state(&app, &card_id).await, "active");
+    assert_eq!(available(&app, &card_id).await, 500);
+
+    // Spent to nothing, then deactivated (RequestedAmount left out): Success, 0 authorised, no
+    // transaction to name.
+    assert_success(
+        &terminal(&app, &payment("D3", number, "5.00", None)).await,
+        "PaymentResponse",
+    );
+    let mut request = payment("D4", number, "0", Some("redemptionType=deactivate"));
+    at(
+        &mut request,
+        "SaleToPOIRequest.PaymentRequest.PaymentTransaction.AmountsReq",
+    )
+    .as_object_mut()
+    .expect("AmountsReq")
+    .remove("RequestedAmount");
+    let closed = terminal(&app, &request).await;
+    assert_success(&closed, "PaymentResponse");
+    let result = &answer(&closed, "PaymentResponse")["PaymentResult"];
+    assert_eq!(
+        result["AmountsResp"],
+        json!({"AuthorizedAmount": 0, "Currency": "EUR"})
+    );
+    assert_eq!(
+        result["PaymentAcquirerData"],
+        json!({"MerchantID": app.merchant_id.clone(), "AcquirerPOIID": "V400m-324688179"})
+    );
+    assert_eq!(state(&app, &card_id).await, "closed");
+    let history = transactions(&app, &card_id).await;
+    assert_eq!(history[0]["type"], "redemption", "closing moved no value");
+
+    // Its POITransactionID names nothing to reverse; the closed card takes no second deactivation.
+    let reference = poi_transaction_id(answer(&closed, "PaymentResponse"));
+    assert_failure(
+        &terminal(&app, &reversal("D5", &reference, None)).await,
+        "ReversalResponse",
+        "NotFound",
+    );
+    let twice = terminal(
+        &app,
+        &payment("D6", number, "0", Some("redemptionType=deactivate")),
+    )
+    .await;
+    assert_failure(&twice, "PaymentResponse", "NotAllowed");
+
+    // An empty card deactivated in the base64 encoding.
+    let number = "6036280000000000031";
+    let card_id = active_card(&app, "EUR", number, "1234", 0).await;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(r#"{"redemptionType":"deactivate"}"#);
+    assert_success(
+        &terminal(&app, &payment("D7", number, "0", Some(&encoded))).await,
+        "PaymentResponse",
+    );
+    assert_eq!(state(&app, &card_id).await, "closed");
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn cashback_and_deactivate_chained_pay_out_and_close_in_one_transaction_that_is_never_reversed() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000040";
+    let card_id = active_card(&app, "EUR", number, "1234", 1234).await;
+
+    // Piped as Adyen's classic libraries wrote it, URL-encoded or not.
+    let paid = terminal(
+        &app,
+        &payment(
+            "X1",
+            number,
+            "12.34",
+            Some("redemptionType=cashback%7Cdeactivate"),
+        ),
+    )
+    .await;
+    assert_success(&paid, "PaymentResponse");
+    let body = answer(&paid, "PaymentResponse");
+    assert_eq!(
+        body["PaymentResult"]["AmountsResp"]["AuthorizedAmount"],
+        json!(12.34)
+    );
+    let closed = card(&app, &card_id).await;
+    assert_eq!(
+        (closed["state"].as_str(), closed["balance"].as_i64()),
+        (Some("closed"), Some(0))
+    );
+    let history = transactions(&app, &card_id).await;
+    assert_eq!(history.len(), 2, "activation, then one cashout");
+    assert_eq!(
+        (history[0]["type"].as_str(), history[0]["amount"].as_i64()),
+        (Some("cashout"), Some(1234))
+    );
+    assert_eq!(
+        body["PaymentResult"]["PaymentAcquirerData"]["AcquirerTransactionID"]["TransactionID"],
+        history[0]["id"]
+    );
+
+    // The cash has gone and the card is closed for good: neither a ReversalRequest nor a
+    // stored value Reverse brings either back.
+    let original = poi_transaction_id(body);
+    let reversed = terminal(&app, &reversal("X2", &original, None)).await;
+    assert_failure(&reversed, "ReversalResponse", "NotAllowed");
+    assert_additional_response_has(&reversed, "ReversalResponse", "never reopened");
+    let mut undo = fixture("terminal/reverse.request.json");
+    substitute(&mut undo, "<from original POIData>", &original);
+    *at(&mut undo, "SaleToPOIRequest.MessageHeader.ServiceID") = json!("X3");
+    let item = at(
+        &mut undo,
+        "SaleToPOIRequest.StoredValueRequest.StoredValueData[0]",
+    );
+    item.as_object_mut().expect("an item").remove("ItemAmount");
+    item["Currency"] = json!("EUR");
+    assert_failure(&terminal(&app, &undo).await, "StoredValueResponse", "NotAllowed");
+    assert_eq!(transactions(&app, &card_id).await.len(), 2);
+    assert_eq!(state(&app, &card_id).await, "closed");
+
+    // Unpiped, on another card: the same.
+    let number = "6036280000000000041";
+    let card_id = active_card(&app, "EUR", number, "1234", 700).await;
+    assert_success(
+        &terminal(
+            &app,
+            &payment("X4", number, "7", Some("redemptionType=cashback|deactivate")),
+        )
+        .await,
+        "PaymentResponse",
+    );
+    assert_eq!(state(&app, &card_id).await, "closed");
+
+    // redemptionType belongs to a payment: a refund carrying one is refused.
+    let number = "6036280000000000042";
+    let card_id = active_card(&app, "EUR", number, "1234", 700).await;
+    let mut refund = payment("X5", number, "7", Some("redemptionType=cashback"));
+    *at(
+        &mut refund,
+        "SaleToPOIRequest.PaymentRequest.PaymentData.PaymentType",
+    ) = json!("Refund");
+    assert_failure(&terminal(&app, &refund).await, "PaymentResponse", "NotAllowed");
+    assert_eq!(available(&app, &card_id).await, 700);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn an_unknown_redemption_type_is_a_message_format_failure_naming_the_accepted_values() {
+    let app = TestApp::spawn().await;
+    let number = "6036280000000000050";
+    let card_id = active_card(&app, "EUR", number, "1234", 1000).await;
+
+    let unknown = terminal(&app, &payment("U1", number, "10", Some("redemptionType=refund"))).await;
+    assert_failure(&unknown, "PaymentResponse", "MessageFormat");
+    assert_additional_response_has(
+        &unknown,
+        "PaymentResponse",
+        "cashback, deactivate or cashback|deactivate",
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(r#"{"redemptionType":"CASHBACK"}"#);
+    let unknown = terminal(&app, &payment("U2", number, "10", Some(&encoded))).await;
+    assert_failure(&unknown, "PaymentResponse", "MessageFormat");
+    assert_additional_response_has(&unknown, "PaymentResponse", "\"CASHBACK\"");
+    let twice = terminal(
+        &app,
+        &payment(
+            "U3",
+            number,
+            "10",
+            Some("redemptionType=cashback&redemptionType=deactivate"),
+        ),
+    )
+    .await;
+    assert_failure(&twice, "PaymentResponse", "MessageFormat");
+    assert_eq!(available(&app, &card_id).await, 1000);
+
+    // Nothing ran, so nothing is remembered under the ServiceID: the corrected message goes through.
+    let corrected = terminal(
+        &app,
+        &payment("U1", number, "10", Some("redemptionType=cashback")),
+    )
+    .await;
+    assert_success(&corrected, "PaymentResponse");
+    assert_eq!(state(&app, &card_id).await, "closed");
     TestApp::assert_sound(&app.verify().await);
 }
