@@ -48,6 +48,10 @@ pub const MAX_TOKEN_LENGTH: usize = 100;
 /// the same 24-hour void window for gift cards.
 pub const VOID_WINDOW_MILLIS: i64 = 24 * 3600 * 1000;
 
+/// Why Clover reverses no merchandise return (a `refund` of no charge, made through Adyen's
+/// APIs): it is neither a charge nor a refund of one.
+const MERCHANDISE_RETURN: &str = "a merchandise return reverses no charge, so Clover can neither refund nor cancel it: void it with POST /v1/transactions/{id}/void or through the Adyen API that made it";
+
 /// A Clover card token as a client presents it. It is a bearer credential for one card of one
 /// merchant, so its `Debug` is redacted; it is stored only as a keyed hash.
 #[derive(Clone, PartialEq, Eq)]
@@ -601,6 +605,8 @@ async fn capture(
     }
     let hold_id = lock_hold_id(&charge)?;
     let (card, hold) = steps::load_hold(tx, cx, &hold_id).await?;
+    // A checkout's hold is captured by its checkout alone, as on the native API.
+    steps::refuse_checkout_hold(tx, cx, &card, &hold_id).await?;
     let state = hold.snapshot.effective_state(cx.now);
     if state != HoldState::Pending {
         let refusal = finished_lock(tx, cx, &card.id, &hold_id, state).await?;
@@ -693,6 +699,9 @@ async fn refund(
             let kind = MovementKind::Refund(RefundType::Void);
             reversal(tx, cx, kind, charge_id, &card, &decision, meta).await
         }
+        // A merchandise return (an Adyen unreferenced refund) reverses no charge: it is no
+        // Clover refund, and Clover cannot cancel it either.
+        TransactionType::Refund if charge.reverses.is_none() => Err(invalid("charge", MERCHANDISE_RETURN)),
         TransactionType::Refund => Err(invalid(
             "charge",
             "a refund is voided with POST /v1/refunds/{id}/cancel",
@@ -718,6 +727,8 @@ async fn refund_lock(
 ) -> Result<CloverOutcome> {
     let hold_id = lock_hold_id(charge)?;
     let (card, hold) = steps::load_hold(tx, cx, &hold_id).await?;
+    // A checkout's hold is released by its checkout alone, as on the native API.
+    steps::refuse_checkout_hold(tx, cx, &card, &hold_id).await?;
     match hold.snapshot.effective_state(cx.now) {
         HoldState::Pending => {
             if amount.is_some_and(|a| a.minor() != hold.snapshot.amount) {
@@ -794,10 +805,11 @@ async fn cancel_refund(
             "only a refund (metadata.refundType REFUND) can be cancelled; a void is final",
         ));
     }
-    let refunded = refund
-        .reverses
-        .clone()
-        .ok_or_else(|| corrupt(format!("refund {} reverses nothing", refund.id)))?;
+    // A merchandise return (an Adyen unreferenced refund) reverses no charge: it is no Clover
+    // refund (the reads do not list it), so there is nothing for Clover to cancel.
+    let Some(refunded) = refund.reverses.clone() else {
+        return Err(invalid("refund", MERCHANDISE_RETURN));
+    };
     let (card, original) = steps::load_original(tx, cx, &refund.id).await?;
     if original.voided {
         return Err(Refusal::Clover(CloverRefusal::AlreadyRefunded).into());

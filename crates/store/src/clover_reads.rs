@@ -106,9 +106,10 @@ impl CloverLedgerRow {
 /// The charges: every redemption and every hold (a Clover lock, or a hold placed through
 /// another API).
 const CHARGES: &str = "t.type IN ('redemption', 'hold')";
-/// The refunds: refunds; voids of anything but a refund (a void of a refund cancels it);
-/// releases of holds released on request (an expired hold's release is no refund).
-const REFUNDS: &str = "(t.type = 'refund' \
+/// The refunds: refunds of a charge (a merchandise return, a refund of nothing, is none);
+/// voids of anything but a refund (a void of a refund cancels it); releases of holds released
+/// on request (an expired hold's release is no refund).
+const REFUNDS: &str = "((t.type = 'refund' AND t.reverses IS NOT NULL) \
      OR (t.type = 'void' AND o.type <> 'refund') \
      OR (t.type = 'release' AND EXISTS (SELECT 1 FROM holds rh WHERE rh.id = t.hold_id AND \
      rh.state = 'released')))";

@@ -263,7 +263,9 @@ impl From<&Refusal> for CloverError {
         match refusal {
             Refusal::Domain(error) => error.into(),
             Refusal::Clover(refusal) => refusal.into(),
-            // Only checkouts give these; the Clover facade never runs one.
+            // A checkout's gift card leg (its redemption, or its hold) refunded, voided, captured
+            // or released here rather than through its checkout: `Owned`, naming the checkout.
+            // The others only a checkout's own commands give.
             Refusal::Checkout(refusal) => Self::invalid("checkout", sentence(refusal.to_string())),
             Refusal::NotFound(what) => Self::missing(what, format!("No such {}.", what.replace('_', " "))),
             Refusal::CardNumberTaken => Self::invalid("number", "A card with this number already exists."),

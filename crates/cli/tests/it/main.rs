@@ -20,6 +20,7 @@ mod checkout_recovery;
 mod checkouts;
 mod clover;
 mod concurrency;
+mod cross_facade;
 mod faults;
 mod fuzz_wire;
 mod giftcard_api;
