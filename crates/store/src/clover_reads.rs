@@ -261,6 +261,53 @@ pub(crate) fn row(row: &impl Columns) -> StoreResult<CloverLedgerRow> {
     })
 }
 
+/// The two reads on a backend's read pool (`$pool`): the statements above, bound and run, their
+/// rows decoded here. Each backend's `clover_reads.rs` is this macro on its pool type, so that
+/// the binding is written once.
+macro_rules! reads_on_pool {
+    ($pool:ty) => {
+        pub(crate) async fn object(
+            reads: &$pool,
+            merchant: &giftd_domain::MerchantId,
+            object: $crate::clover_reads::CloverObject,
+            id: &giftd_domain::TransactionId,
+        ) -> $crate::StoreResult<Option<$crate::clover_reads::CloverLedgerRow>> {
+            let sql = $crate::clover_reads::object_by_id(object);
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(merchant.as_str())
+                .bind(id.as_str())
+                .fetch_optional(reads)
+                .await?;
+            row.as_ref().map($crate::clover_reads::row).transpose()
+        }
+
+        pub(crate) async fn page(
+            reads: &$pool,
+            merchant: &giftd_domain::MerchantId,
+            object: $crate::clover_reads::CloverObject,
+            query: &$crate::clover_reads::CloverListQuery,
+        ) -> $crate::StoreResult<Vec<$crate::clover_reads::CloverLedgerRow>> {
+            let sql = $crate::clover_reads::page(object, query.direction, query.charge.is_some());
+            let (cursor_created_at, cursor_seq) = $crate::clover_reads::cursor_parameters(query.direction);
+            let mut statement = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(merchant.as_str())
+                .bind(query.created_from)
+                .bind(query.created_until)
+                .bind(cursor_created_at)
+                .bind(cursor_seq);
+            if let Some(charge) = &query.charge {
+                statement = statement.bind(charge.as_str());
+            }
+            let rows = statement
+                .bind(i64::from(query.limit))
+                .fetch_all(reads)
+                .await?;
+            rows.iter().map($crate::clover_reads::row).collect()
+        }
+    };
+}
+pub(crate) use reads_on_pool;
+
 #[cfg(test)]
 mod tests {
     use super::*;

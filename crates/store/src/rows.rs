@@ -138,19 +138,25 @@ pub(crate) fn hold_snapshot(row: &impl Columns) -> StoreResult<HoldSnapshot> {
     })
 }
 
+/// An idempotency record, as `sql::IDEMPOTENCY_RECORD` reads it.
+pub(crate) fn idempotency_record(row: &impl Columns) -> StoreResult<IdempotencyRecord> {
+    let status = row.integer("status")?;
+    Ok(IdempotencyRecord {
+        request_hash: row.bytes("request_hash")?,
+        status: u16::try_from(status).map_err(|_| corrupt("idempotency status", status))?,
+        body: row.bytes("body")?,
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+    })
+}
+
 /// An idempotency record with its key, as `sql::STORED_ANSWERS_BY_PREFIX` reads it.
 pub(crate) fn keyed_idempotency_record(row: &impl Columns) -> StoreResult<(String, IdempotencyRecord)> {
-    let status = row.integer("status")?;
-    Ok((
-        row.text("key")?,
-        IdempotencyRecord {
-            request_hash: row.bytes("request_hash")?,
-            status: u16::try_from(status)
-                .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
-            body: row.bytes("body")?,
-            created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
-        },
-    ))
+    Ok((row.text("key")?, idempotency_record(row)?))
+}
+
+/// A wallet user's id as stored.
+pub(crate) fn user_id(text: &str) -> StoreResult<giftd_domain::wallet::UserId> {
+    giftd_domain::wallet::UserId::parse(text).ok_or_else(|| corrupt("wallet user id", text))
 }
 
 pub(crate) fn hold(row: &impl Columns) -> StoreResult<HoldRecord> {

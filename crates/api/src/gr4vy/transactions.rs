@@ -642,7 +642,7 @@ pub async fn capture_transaction(
             Box::new(move |result| match (result, as_capture) {
                 (Ok(checkout), true) => json(
                     StatusCode::OK,
-                    &Gr4vyTransactionCaptureAnswer {
+                    &Gr4vyTransactionAction {
                         kind: "transaction-capture",
                         status: "succeeded",
                         code: None,
@@ -1169,7 +1169,7 @@ pub async fn cancel_transaction(
     let view = view(&app, &merchant, &checkout).await?;
     Ok(ok_json(
         StatusCode::OK,
-        &Gr4vyTransactionCancelAnswer {
+        &Gr4vyTransactionAction {
             kind: "transaction-cancel",
             status: "failed",
             code: Some("transaction_not_pending".into()),

@@ -466,26 +466,16 @@ pub struct Gr4vyTransactionCapture {
     pub amount: Option<i64>,
 }
 
-/// `TransactionCancel`: the answer to a cancel.
+/// `TransactionCapture` and `TransactionCancel`: what became of a capture or a cancel, around
+/// the transaction (a capture answers one under `prefer: resource=transaction-capture`).
 #[derive(Debug, Serialize)]
-pub struct Gr4vyTransactionCancelAnswer {
+pub struct Gr4vyTransactionAction {
+    /// `transaction-capture` or `transaction-cancel`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// `succeeded`, `pending` or `failed`.
     pub status: &'static str,
-    pub code: Option<String>,
-    pub raw_response_code: Option<String>,
-    pub raw_response_description: Option<String>,
-    pub transaction: Gr4vyTransaction,
-}
-
-/// `TransactionCapture`: the answer to a capture under `prefer: resource=transaction-capture`.
-#[derive(Debug, Serialize)]
-pub struct Gr4vyTransactionCaptureAnswer {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub status: &'static str,
-    /// The processor's code for the capture: giftd has none to give.
+    /// The processor's code for it: giftd has none to give, but a cancel says why it failed.
     pub code: Option<String>,
     pub raw_response_code: Option<String>,
     pub raw_response_description: Option<String>,

@@ -620,10 +620,7 @@ impl Store for PgStore {
             .bind(public_id)
             .fetch_optional(&self.pool)
             .await?;
-        user.map(|user| {
-            UserId::parse(&user).ok_or_else(|| StoreError::Corrupt(format!("wallet user id {user:?}")))
-        })
-        .transpose()
+        user.as_deref().map(rows::user_id).transpose()
     }
 
     async fn wallet_cards(&self, merchant: &MerchantId, user: &UserId) -> StoreResult<Vec<WalletCard>> {
@@ -768,17 +765,7 @@ impl Store for PgStore {
             .bind(not_before.unix_millis())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            let status: i64 = row.try_get("status")?;
-            Ok(IdempotencyRecord {
-                request_hash: row.try_get("request_hash")?,
-                status: u16::try_from(status)
-                    .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
-                body: row.try_get("body")?,
-                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::idempotency_record).transpose()
     }
 
     async fn stored_answers_by_prefix(

@@ -76,17 +76,7 @@ impl WriteTx for PgTx<'_> {
             .bind(not_before.unix_millis())
             .fetch_optional(&mut *self.conn)
             .await?;
-        row.map(|row| {
-            let status: i64 = row.try_get("status")?;
-            Ok(IdempotencyRecord {
-                request_hash: row.try_get("request_hash")?,
-                status: u16::try_from(status)
-                    .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
-                body: row.try_get("body")?,
-                created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(crate::rows::idempotency_record).transpose()
     }
 
     async fn put_idempotency_record(

@@ -112,16 +112,7 @@ impl WriteTx for SqliteTx<'_> {
             self.conn,
             sql::IDEMPOTENCY_RECORD,
             params![merchant.as_str(), scope, key, not_before.unix_millis()],
-            |row| {
-                let status: i64 = row.get("status")?;
-                Ok(IdempotencyRecord {
-                    request_hash: row.get("request_hash")?,
-                    status: u16::try_from(status)
-                        .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
-                    body: row.get("body")?,
-                    created_at: Timestamp::from_unix_millis(row.get("created_at")?),
-                })
-            },
+            |row| crate::rows::idempotency_record(row),
         )
     }
 
