@@ -29,5 +29,5 @@ pub use ids::{
 };
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};
-pub use program::{NewProgram, Program};
+pub use program::{NewProgram, Program, ProgramChanges};
 pub use time::{Date, Timestamp};

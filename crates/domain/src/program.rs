@@ -42,6 +42,21 @@ pub struct NewProgram {
     pub promotion_code: Option<String>,
 }
 
+/// A change to a program (`PATCH /v1/programs/{id}`): a field left `None` stays as it is; for
+/// an optional field, `Some(None)` clears it. The currency, the number format and whether the
+/// program is promotional never change: cards were issued under them.
+#[derive(Debug, Clone, Default)]
+pub struct ProgramChanges {
+    pub name: Option<String>,
+    pub denominations: Option<Option<Vec<Amount>>>,
+    pub min_load: Option<Option<Amount>>,
+    pub max_load: Option<Option<Amount>>,
+    pub max_balance: Option<Option<Amount>>,
+    pub reloadable: Option<bool>,
+    pub expiry_months: Option<Option<u32>>,
+    pub promotion_code: Option<Option<String>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Program {
     pub id: ProgramId,
@@ -183,6 +198,50 @@ impl NewProgram {
 }
 
 impl Program {
+    /// The program with `changes` applied, under every rule a new program meets, and one more:
+    /// a change may not break a promise made to cards already issued. Their funds were promised
+    /// to last `expiry_months` from issue or last load (or forever), so expiry may be lengthened
+    /// or dropped, never shortened or introduced. Limits and reloadability may change: they
+    /// govern what is loaded from now on, never value already on a card.
+    pub fn amend(&self, changes: &ProgramChanges) -> Result<Program, DomainError> {
+        if let Some(expiry) = changes.expiry_months {
+            match (self.expiry_months, expiry) {
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "expiry_months",
+                        "this program's cards never expire, and a change may not make them expire",
+                    ));
+                }
+                (Some(now), Some(asked)) if asked < now => {
+                    return Err(invalid(
+                        "expiry_months",
+                        format!("expiry may only be lengthened: cards were promised {now} months"),
+                    ));
+                }
+                (_, _) => {}
+            }
+        }
+        fn pick<T: Clone>(change: &Option<T>, current: &T) -> T {
+            change.as_ref().unwrap_or(current).clone()
+        }
+        let amended = NewProgram {
+            name: pick(&changes.name, &self.name),
+            currency: self.currency,
+            denominations: pick(&changes.denominations, &self.denominations),
+            min_load: pick(&changes.min_load, &self.min_load),
+            max_load: pick(&changes.max_load, &self.max_load),
+            max_balance: pick(&changes.max_balance, &self.max_balance),
+            reloadable: pick(&changes.reloadable, &self.reloadable),
+            expiry_months: pick(&changes.expiry_months, &self.expiry_months),
+            promotional: self.promotional,
+            number_prefix: self.number_prefix.clone(),
+            number_length: self.number_length,
+            security_code_length: self.security_code_length,
+            promotion_code: pick(&changes.promotion_code, &self.promotion_code),
+        };
+        amended.validate(self.id.clone(), self.created_at)
+    }
+
     /// Checks an amount that puts value on a card: the first value (issue, activation) must be
     /// one of the denominations when the program has them; every value respects the load limits.
     pub fn check_value_amount(&self, amount: Amount, first_value: bool) -> Result<(), DomainError> {
@@ -361,5 +420,69 @@ mod tests {
                 .check_value_amount(Amount::new(1000).unwrap(), false)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_amended_program_keeps_what_was_not_changed_and_meets_every_rule() {
+        let mut new = usd_program();
+        new.expiry_months = Some(60);
+        new.max_load = Some(Amount::new(10_000).unwrap());
+        let program = validate(new).unwrap();
+        let changes = ProgramChanges {
+            name: Some("Spring".into()),
+            max_load: Some(None),
+            promotion_code: Some(Some("SPRING".into())),
+            ..ProgramChanges::default()
+        };
+        let amended = program.amend(&changes).unwrap();
+        assert_eq!(amended.name, "Spring");
+        assert_eq!(amended.max_load, None);
+        assert_eq!(amended.promotion_code.as_deref(), Some("SPRING"));
+        assert_eq!((amended.expiry_months, amended.reloadable), (Some(60), true));
+        assert_eq!(
+            (amended.id, amended.created_at),
+            (program.id.clone(), program.created_at)
+        );
+        // The rules of a new program hold for an amended one.
+        let too_low = ProgramChanges {
+            min_load: Some(Some(Amount::new(20_000).unwrap())),
+            max_load: Some(Some(Amount::new(10_000).unwrap())),
+            ..ProgramChanges::default()
+        };
+        assert!(matches!(
+            program.amend(&too_low),
+            Err(DomainError::InvalidProgram {
+                param: "min_load",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn expiry_may_be_lengthened_or_dropped_but_never_shortened_or_introduced() {
+        let mut new = usd_program();
+        new.expiry_months = Some(72);
+        let expiring = validate(new).unwrap();
+        let expiry = |months: Option<u32>| ProgramChanges {
+            expiry_months: Some(months),
+            ..ProgramChanges::default()
+        };
+        assert_eq!(expiring.amend(&expiry(Some(84))).unwrap().expiry_months, Some(84));
+        assert_eq!(expiring.amend(&expiry(None)).unwrap().expiry_months, None);
+        assert!(matches!(
+            expiring.amend(&expiry(Some(60))),
+            Err(DomainError::InvalidProgram {
+                param: "expiry_months",
+                ..
+            })
+        ));
+        let forever = validate(usd_program()).unwrap();
+        assert!(matches!(
+            forever.amend(&expiry(Some(120))),
+            Err(DomainError::InvalidProgram {
+                param: "expiry_months",
+                ..
+            })
+        ));
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use giftd_domain::operations::{self, CardSnapshot, Decision, HoldSnapshot, HoldState};
 use giftd_domain::{
     Amount, CardId, CardKind, CardNumber, CardState, Currency, DomainError, HoldId, MerchantId, NewProgram,
-    Program, ProgramId, SecurityCode, TransactionId, TransactionType,
+    Program, ProgramChanges, ProgramId, SecurityCode, TransactionId, TransactionType,
 };
 use giftd_store::{HoldRecord, StoreResult, TransactionRecord, WriteTx};
 
@@ -29,6 +29,11 @@ pub enum Command {
         api_key_hash: Vec<u8>,
     },
     CreateProgram(NewProgram),
+    /// `PATCH /v1/programs/{id}`: the changes `Program::amend` allows.
+    UpdateProgram {
+        program_id: ProgramId,
+        changes: ProgramChanges,
+    },
     IssueCard {
         program_id: ProgramId,
         kind: CardKind,
@@ -149,6 +154,7 @@ impl Operation for Command {
             }
             Command::CreateMerchant { .. }
             | Command::CreateProgram(_)
+            | Command::UpdateProgram { .. }
             | Command::IssueCard { .. }
             | Command::LookupCard { .. } => None,
         }
@@ -162,6 +168,7 @@ impl Operation for Command {
             Command::Load { card_id, .. } | Command::Activate { card_id, .. } => Some((card_id, true)),
             Command::CreateMerchant { .. }
             | Command::CreateProgram(_)
+            | Command::UpdateProgram { .. }
             | Command::IssueCard { .. }
             | Command::LookupCard { .. }
             | Command::Freeze { .. }
@@ -186,6 +193,15 @@ impl Operation for Command {
                 let program = new.clone().validate(ids::program(), cx.now)?;
                 tx.insert_program(cx.merchant, &program).await?;
                 Ok(Outcome::Program(program))
+            }
+            Command::UpdateProgram { program_id, changes } => {
+                let program = tx
+                    .program(cx.merchant, program_id)
+                    .await?
+                    .ok_or(Refusal::NotFound("program"))?;
+                let amended = program.amend(changes)?;
+                tx.update_program(cx.merchant, &amended).await?;
+                Ok(Outcome::Program(amended))
             }
             Command::IssueCard {
                 program_id,

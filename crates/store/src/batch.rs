@@ -481,6 +481,10 @@ impl WriteTx for MemoryTx<'_> {
         not_in_memory("program")
     }
 
+    async fn update_program(&mut self, _: &MerchantId, _: &Program) -> StoreResult<()> {
+        not_in_memory("program")
+    }
+
     async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
         match self.state.programs.get(id) {
             None => not_in_memory("program"),

@@ -231,6 +231,9 @@ pub trait WriteTx: Send {
     ) -> StoreResult<()>;
 
     async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()>;
+    /// Writes a program's changeable fields (its name, limits, reloadability, expiry and
+    /// promotion code); the rest never changes.
+    async fn update_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()>;
     async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>>;
 
     /// The card, locked for the rest of the transaction.

@@ -56,6 +56,9 @@ pub(crate) const INSERT_PROGRAM: &str = "INSERT INTO programs (id, merchant_id, 
      max_load, max_balance, reloadable, expiry_months, promotional, number_prefix, \
      number_length, security_code_length, promotion_code, created_at) VALUES ($1, $2, $3, \
      $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+/// A program's changeable fields (`Program::amend` decides what they may become).
+pub(crate) const UPDATE_PROGRAM: &str = "UPDATE programs SET name = $1, denominations = $2, min_load = $3, max_load = $4, \
+     max_balance = $5, reloadable = $6, expiry_months = $7, promotion_code = $8 WHERE id = $9 AND merchant_id = $10";
 pub(crate) const INSERT_STOCK_BATCH: &str = "INSERT INTO card_stock_batches (id, merchant_id, program_id, source, source_digest, \
      cards, value, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(crate) const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, \
@@ -245,6 +248,7 @@ const ALL: &[&str] = &[
     INSERT_MERCHANT,
     INSERT_POSTING,
     INSERT_PROGRAM,
+    UPDATE_PROGRAM,
     INSERT_STOCK_BATCH,
     INSERT_TRANSACTION,
     INSERT_WALLET_USER,

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use giftd_domain::operations::{DEFAULT_HOLD_SECONDS, MAX_HOLD_SECONDS};
 use giftd_domain::{CardId, CardKind, CardNumber, CardState, HoldId, ProgramId, SecurityCode, TransactionId};
-use giftd_domain::{MerchantId, NewProgram};
+use giftd_domain::{MerchantId, NewProgram, ProgramChanges};
 use giftd_service::transfers::{TransferCommand, TransferOutcome};
 use giftd_service::views::{CardFilter, Page};
 use giftd_service::webhooks::WebhookOutcome;
@@ -108,7 +108,7 @@ pub fn complete_document(openapi: &mut utoipa::openapi::OpenApi) {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(NativeDoc::openapi())
         .routes(routes!(create_program, list_programs))
-        .routes(routes!(get_program))
+        .routes(routes!(get_program, update_program))
         .routes(routes!(create_card, list_cards))
         .routes(routes!(get_card))
         .routes(routes!(lookup_card))
@@ -374,6 +374,67 @@ async fn get_program(
     ok(&ProgramResponse::from(
         &app.service.program(&merchant, &id).await?,
     ))
+}
+
+/// Changes a program: its name, limits, reloadability, expiry (lengthened or cleared only) and
+/// promotion code. What cards already hold never changes; the new limits govern what comes
+/// after.
+#[utoipa::path(patch, path = "/v1/programs/{id}", tag = "programs", params(("id" = String, Path)),
+    request_body = UpdateProgramRequest,
+    responses((status = 200, description = "The program as changed.", body = ProgramResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
+async fn update_program(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    PathId(id): PathId,
+    body: Body<UpdateProgramRequest>,
+) -> Answer {
+    let program_id = path_id(&id, ProgramId::parse, "program")?;
+    let r = body.value;
+    for (param, sent) in [
+        ("currency", r.currency.is_some()),
+        ("promotional", r.promotional.is_some()),
+        ("number_prefix", r.number_prefix.is_some()),
+        ("number_length", r.number_length.is_some()),
+        ("security_code_length", r.security_code_length.is_some()),
+    ] {
+        if sent {
+            return Err(ApiError::invalid(
+                param,
+                format!("`{param}` never changes: the program's cards were issued under it."),
+            ));
+        }
+    }
+    let amounts =
+        |value: Option<Option<i64>>, param: &str| value.map(|v| optional_amount(v, param)).transpose();
+    let denominations = r
+        .denominations
+        .map(|list| {
+            list.map(|list| {
+                list.into_iter()
+                    .map(|d| amount(d, "denominations"))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+        })
+        .transpose()?;
+    let changes = ProgramChanges {
+        name: r.name,
+        denominations,
+        min_load: amounts(r.min_load, "min_load")?,
+        max_load: amounts(r.max_load, "max_load")?,
+        max_balance: amounts(r.max_balance, "max_balance")?,
+        reloadable: r.reloadable,
+        expiry_months: r.expiry_months,
+        promotion_code: r.promotion_code,
+    };
+    run(
+        &app,
+        merchant,
+        Command::UpdateProgram { program_id, changes },
+        body.idempotency,
+        StatusCode::OK,
+    )
+    .await
 }
 
 // ---- cards ----

@@ -36,6 +36,61 @@ pub struct CreateProgramRequest {
     pub promotion_code: Option<String>,
 }
 
+/// `PATCH /v1/programs/{id}`: the fields to change, the rest left as they are. For the optional
+/// limits, expiry and promotion code, `null` clears the field; leaving a field out keeps it.
+/// `currency`, `promotional` and the number format never change (cards were issued under
+/// them): sending one is refused, by name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProgramRequest {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<i64>>)]
+    pub denominations: Option<Option<Vec<i64>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub min_load: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub max_load: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub max_balance: Option<Option<i64>>,
+    pub reloadable: Option<bool>,
+    /// May be lengthened or cleared (never expire), never shortened or introduced.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    pub expiry_months: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub promotion_code: Option<Option<String>>,
+    /// Never changes: refused.
+    #[schema(value_type = Option<String>)]
+    pub currency: Option<serde_json::Value>,
+    /// Never changes: refused.
+    #[schema(value_type = Option<bool>)]
+    pub promotional: Option<serde_json::Value>,
+    /// Never changes: refused.
+    #[schema(value_type = Option<String>)]
+    pub number_prefix: Option<serde_json::Value>,
+    /// Never changes: refused.
+    #[schema(value_type = Option<u32>)]
+    pub number_length: Option<serde_json::Value>,
+    /// Never changes: refused.
+    #[schema(value_type = Option<u32>)]
+    pub security_code_length: Option<serde_json::Value>,
+}
+
+/// A field that was sent, `null` or not: `Some(None)` for `null`, while a field left out stays
+/// `None` (`#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProgramResponse {
     pub id: String,

@@ -263,6 +263,101 @@ async fn promotional_program_may_expire_within_sixty_months() {
     assert_eq!(response.body["promotional"], true);
 }
 
+async fn patch_program(app: &TestApp, id: &str, body: Value) -> TestResponse {
+    app.send(
+        app.client
+            .patch(app.url(&format!("/v1/programs/{id}")))
+            .bearer_auth(&app.api_key)
+            .json(&body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_program_change_applies_to_what_comes_after_and_keeps_every_promise_made_to_cards() {
+    let app = TestApp::spawn().await;
+    let program = app
+        .program(json!({"name": "Winter", "currency": "USD", "expiry_months": 60, "max_load": 10000, "promotion_code": "WINTER"}))
+        .await;
+    let card = app.card(&program, 5000).await;
+
+    let changed = patch_program(
+        &app,
+        &program,
+        json!({"name": "Spring", "max_load": 2000, "reloadable": true, "promotion_code": null, "expiry_months": 72}),
+    )
+    .await;
+    changed.assert_status(200);
+    assert_eq!(changed.body["id"], program.as_str());
+    assert_eq!(changed.body["name"], "Spring");
+    assert_eq!(changed.body["max_load"], 2000);
+    assert_eq!(changed.body["expiry_months"], 72);
+    assert!(changed.body["promotion_code"].is_null());
+    assert_eq!(changed.body["currency"], "USD", "what was not sent stays");
+    assert_eq!(
+        app.get(&format!("/v1/programs/{program}")).await.body,
+        changed.body
+    );
+    // The new limit governs the next load; the value already on the card is untouched.
+    assert_eq!(get_card(&app, &id_of(&card)).await["balance"], 5000);
+    let too_much = app
+        .post(
+            &format!("/v1/cards/{}/load", id_of(&card)),
+            json!({"amount": 3000}),
+        )
+        .await;
+    assert_eq!(too_much.status.as_u16(), 422, "{}", too_much.text);
+    app.post(
+        &format!("/v1/cards/{}/load", id_of(&card)),
+        json!({"amount": 2000}),
+    )
+    .await
+    .assert_status(200);
+    // Clearing a limit: `null`; leaving a field out keeps it.
+    let cleared = patch_program(&app, &program, json!({"max_load": null})).await;
+    cleared.assert_status(200);
+    assert!(cleared.body["max_load"].is_null());
+    assert_eq!(cleared.body["name"], "Spring");
+
+    // Cards were promised 72 months now: shorter is refused, as is what never changes.
+    for (body, param) in [
+        (json!({"expiry_months": 60}), "expiry_months"),
+        (json!({"currency": "EUR"}), "currency"),
+        (json!({"promotional": true}), "promotional"),
+        (json!({"number_length": 19}), "number_length"),
+        (json!({"min_load": 100, "max_load": 50}), "min_load"),
+        (json!({"name": ""}), "name"),
+        (json!({"max_balance": -5}), "max_balance"),
+    ] {
+        let refused = patch_program(&app, &program, body.clone()).await;
+        assert_eq!(refused.status.as_u16(), 400, "{body}: {}", refused.text);
+        assert_param(&refused, param);
+    }
+    let unknown = patch_program(&app, &program, json!({"colour": "blue"})).await;
+    assert_eq!(unknown.status.as_u16(), 400, "{}", unknown.text);
+    // A program whose cards never expire may not start expiring them.
+    let forever = app.usd_program().await;
+    let refused = patch_program(&app, &forever, json!({"expiry_months": 120})).await;
+    assert_eq!(refused.status.as_u16(), 400);
+    assert_param(&refused, "expiry_months");
+    // Another merchant's program is not found.
+    let other = app.another_merchant().await;
+    let theirs = app
+        .send(
+            app.client
+                .patch(app.url(&format!("/v1/programs/{program}")))
+                .bearer_auth(&other)
+                .json(&json!({"name": "Mine"})),
+        )
+        .await;
+    theirs.assert_error(404, "not_found");
+    assert_eq!(
+        app.get(&format!("/v1/programs/{program}")).await.body["name"],
+        "Spring"
+    );
+    TestApp::assert_sound(&app.verify().await);
+}
+
 #[tokio::test]
 async fn program_validation_errors_are_400_and_name_the_field() {
     let app = TestApp::spawn().await;

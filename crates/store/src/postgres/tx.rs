@@ -156,6 +156,24 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
+    async fn update_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()> {
+        sqlx::query(sql::UPDATE_PROGRAM)
+            .bind(&program.name)
+            .bind(rows::denominations_text(program))
+            .bind(program.min_load.map(|a| a.minor()))
+            .bind(program.max_load.map(|a| a.minor()))
+            .bind(program.max_balance.map(|a| a.minor()))
+            .bind(program.reloadable)
+            .bind(program.expiry_months.map(i64::from))
+            .bind(&program.promotion_code)
+            .bind(program.id.as_str())
+            .bind(merchant.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
     async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
         queries::program(&mut *self.conn, merchant, id).await
     }

@@ -193,6 +193,26 @@ impl WriteTx for SqliteTx<'_> {
         Ok(())
     }
 
+    async fn update_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()> {
+        execute(
+            self.conn,
+            sql::UPDATE_PROGRAM,
+            params![
+                program.name,
+                rows::denominations_text(program),
+                program.min_load.map(|a| a.minor()),
+                program.max_load.map(|a| a.minor()),
+                program.max_balance.map(|a| a.minor()),
+                program.reloadable,
+                program.expiry_months.map(i64::from),
+                program.promotion_code,
+                program.id.as_str(),
+                merchant.as_str(),
+            ],
+        )?;
+        Ok(())
+    }
+
     async fn program(&mut self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {
         query_optional(
             self.conn,
