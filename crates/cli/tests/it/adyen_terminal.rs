@@ -175,6 +175,59 @@ fn reversal(service_id: &str, original: &str, amount: Option<&str>) -> Value {
     body
 }
 
+/// Asserts that a PaymentResponse to the seed's payment request (`payment`, SaleID POSSystemID12345
+/// on V400m-324688179) is the example's answer with giftd's references, `authorized` its
+/// AuthorizedAmount and `account` the card it echoes.
+#[track_caller]
+fn assert_paid_like_example(body: &Value, app: &TestApp, account: Value, authorized: Value) {
+    assert_like_example(
+        body,
+        &json!({
+            "Response": {"Result": "Success"},
+            "SaleData": {
+                "SaleTransactionID": {"TransactionID": "27908", "TimeStamp": "2019-03-22T09:44:56+00:00"},
+                "SaleReferenceID": "ORDER-1001"
+            },
+            "POIData": {"POITransactionID": {"TransactionID": "", "TimeStamp": ""}},
+            "PaymentResult": {
+                "PaymentType": "Normal",
+                "PaymentInstrumentData": {"PaymentInstrumentType": "StoredValue", "StoredValueAccountID": account},
+                "AmountsResp": {"AuthorizedAmount": authorized, "Currency": "EUR"},
+                "OnlineFlag": true,
+                "PaymentAcquirerData": {
+                    "MerchantID": app.merchant_id.clone(),
+                    "AcquirerPOIID": "V400m-324688179",
+                    "AcquirerTransactionID": {"TransactionID": "", "TimeStamp": ""},
+                    "ApprovalCode": ""
+                }
+            }
+        }),
+        &[
+            (
+                "POIData.POITransactionID.TransactionID",
+                Like("a reference", is_reference),
+            ),
+            (
+                "POIData.POITransactionID.TimeStamp",
+                Like("a time stamp", is_time_stamp),
+            ),
+            (
+                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TransactionID",
+                Like("a transaction id", is_transaction_id),
+            ),
+            (
+                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TimeStamp",
+                Like("a time stamp", is_time_stamp),
+            ),
+            (
+                "PaymentResult.PaymentAcquirerData.ApprovalCode",
+                Like("six digits", is_six_digits),
+            ),
+        ],
+        &[],
+    );
+}
+
 /// Available minor units on a card, through the native API.
 async fn available(app: &TestApp, card_id: &str) -> i64 {
     card(app, card_id).await["available"].as_i64().expect("available")
@@ -509,53 +562,8 @@ async fn payment_example_redeems_and_authorises_partially_in_either_encoding_of_
     let account = request["SaleToPOIRequest"]["PaymentRequest"]["PaymentData"]["PaymentInstrumentData"]
         ["StoredValueAccountID"]
         .clone();
-    assert_like_example(
-        body,
-        &json!({
-            "Response": {"Result": "Success"},
-            "SaleData": {
-                "SaleTransactionID": {"TransactionID": "27908", "TimeStamp": "2019-03-22T09:44:56+00:00"},
-                "SaleReferenceID": "ORDER-1001"
-            },
-            "POIData": {"POITransactionID": {"TransactionID": "", "TimeStamp": ""}},
-            "PaymentResult": {
-                "PaymentType": "Normal",
-                "PaymentInstrumentData": {"PaymentInstrumentType": "StoredValue", "StoredValueAccountID": account},
-                // What the card had: the point of sale takes the rest with another tender.
-                "AmountsResp": {"AuthorizedAmount": 20, "Currency": "EUR"},
-                "OnlineFlag": true,
-                "PaymentAcquirerData": {
-                    "MerchantID": app.merchant_id.clone(),
-                    "AcquirerPOIID": "V400m-324688179",
-                    "AcquirerTransactionID": {"TransactionID": "", "TimeStamp": ""},
-                    "ApprovalCode": ""
-                }
-            }
-        }),
-        &[
-            (
-                "POIData.POITransactionID.TransactionID",
-                Like("a reference", is_reference),
-            ),
-            (
-                "POIData.POITransactionID.TimeStamp",
-                Like("a time stamp", is_time_stamp),
-            ),
-            (
-                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TransactionID",
-                Like("a transaction id", is_transaction_id),
-            ),
-            (
-                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TimeStamp",
-                Like("a time stamp", is_time_stamp),
-            ),
-            (
-                "PaymentResult.PaymentAcquirerData.ApprovalCode",
-                Like("six digits", is_six_digits),
-            ),
-        ],
-        &[],
-    );
+    // What the card had: the point of sale takes the rest with another tender.
+    assert_paid_like_example(body, &app, account, json!(20));
     assert_eq!(available(&app, &card_id).await, 0);
     let history = transactions(&app, &card_id).await;
     assert_eq!(
@@ -1364,53 +1372,8 @@ async fn a_cashback_pays_out_the_whole_balance_in_either_encoding_and_closes_the
     let account = request["SaleToPOIRequest"]["PaymentRequest"]["PaymentData"]["PaymentInstrumentData"]
         ["StoredValueAccountID"]
         .clone();
-    assert_like_example(
-        answer(&paid, "PaymentResponse"),
-        &json!({
-            "Response": {"Result": "Success"},
-            "SaleData": {
-                "SaleTransactionID": {"TransactionID": "27908", "TimeStamp": "2019-03-22T09:44:56+00:00"},
-                "SaleReferenceID": "ORDER-1001"
-            },
-            "POIData": {"POITransactionID": {"TransactionID": "", "TimeStamp": ""}},
-            "PaymentResult": {
-                "PaymentType": "Normal",
-                "PaymentInstrumentData": {"PaymentInstrumentType": "StoredValue", "StoredValueAccountID": account},
-                // What was paid out in cash.
-                "AmountsResp": {"AuthorizedAmount": 25.99, "Currency": "EUR"},
-                "OnlineFlag": true,
-                "PaymentAcquirerData": {
-                    "MerchantID": app.merchant_id.clone(),
-                    "AcquirerPOIID": "V400m-324688179",
-                    "AcquirerTransactionID": {"TransactionID": "", "TimeStamp": ""},
-                    "ApprovalCode": ""
-                }
-            }
-        }),
-        &[
-            (
-                "POIData.POITransactionID.TransactionID",
-                Like("a reference", is_reference),
-            ),
-            (
-                "POIData.POITransactionID.TimeStamp",
-                Like("a time stamp", is_time_stamp),
-            ),
-            (
-                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TransactionID",
-                Like("a transaction id", is_transaction_id),
-            ),
-            (
-                "PaymentResult.PaymentAcquirerData.AcquirerTransactionID.TimeStamp",
-                Like("a time stamp", is_time_stamp),
-            ),
-            (
-                "PaymentResult.PaymentAcquirerData.ApprovalCode",
-                Like("six digits", is_six_digits),
-            ),
-        ],
-        &[],
-    );
+    // What was paid out in cash.
+    assert_paid_like_example(answer(&paid, "PaymentResponse"), &app, account, json!(25.99));
     let closed = card(&app, &card_id).await;
     assert_eq!(
         (
