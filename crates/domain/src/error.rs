@@ -46,4 +46,7 @@ pub enum DomainError {
     InvalidTransfer { reason: String },
     #[error("invalid program: {reason}")]
     InvalidProgram { param: &'static str, reason: String },
+    /// The program was made inactive: it issues no new cards and activates no card stock.
+    #[error("the program is inactive: it issues no new cards and activates no card stock")]
+    ProgramInactive,
 }

@@ -227,6 +227,7 @@ pub fn issue(
     amount: Option<Amount>,
     now: Timestamp,
 ) -> Result<Issued, DomainError> {
+    program.check_issuing()?;
     let expires_at = program.expiry_after_value(now, None);
     let state = match kind {
         CardKind::Virtual => CardState::Active,
@@ -304,6 +305,9 @@ pub fn activate(
             reason: "only an inactive card can be activated".into(),
         });
     }
+    // Activation is when card stock first goes into circulation: an inactive program's stock
+    // stays on the shelf.
+    program.check_issuing()?;
     let expires_at = Some(program.expiry_after_value(now, card.expires_at));
     match amount {
         Some(amount) => {

@@ -1,5 +1,6 @@
 //! Programs: the rules of a family of cards (currency, denominations, load limits, maximum
-//! balance, reloadability, expiry, number format, security code length).
+//! balance, reloadability, expiry, number format, security code length) and whether the
+//! program still puts new cards into circulation (`active`).
 
 use crate::card::{GENERATED_NUMBER_LENGTH, MIN_RANDOM_DIGITS, SECURITY_CODE_LENGTH};
 use crate::error::DomainError;
@@ -40,6 +41,8 @@ pub struct NewProgram {
     pub number_length: u32,
     pub security_code_length: u32,
     pub promotion_code: Option<String>,
+    /// Whether the program issues new cards (see [`Program::check_issuing`]).
+    pub active: bool,
 }
 
 /// A change to a program (`PATCH /v1/programs/{id}`): a field left `None` stays as it is; for
@@ -55,6 +58,7 @@ pub struct ProgramChanges {
     pub reloadable: Option<bool>,
     pub expiry_months: Option<Option<u32>>,
     pub promotion_code: Option<Option<String>>,
+    pub active: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +77,9 @@ pub struct Program {
     pub number_length: u32,
     pub security_code_length: u32,
     pub promotion_code: Option<String>,
+    /// An inactive program issues no new cards and activates no card stock; the cards it has
+    /// already put into circulation keep working as before.
+    pub active: bool,
     pub created_at: Timestamp,
 }
 
@@ -192,6 +199,7 @@ impl NewProgram {
             number_length: self.number_length,
             security_code_length: self.security_code_length,
             promotion_code: self.promotion_code,
+            active: self.active,
             created_at: now,
         })
     }
@@ -202,7 +210,8 @@ impl Program {
     /// a change may not break a promise made to cards already issued. Their funds were promised
     /// to last `expiry_months` from issue or last load (or forever), so expiry may be lengthened
     /// or dropped, never shortened or introduced. Limits and reloadability may change: they
-    /// govern what is loaded from now on, never value already on a card.
+    /// govern what is loaded from now on, never value already on a card. A program may be made
+    /// inactive and active again: that governs new cards only (see [`Program::check_issuing`]).
     pub fn amend(&self, changes: &ProgramChanges) -> Result<Program, DomainError> {
         if let Some(expiry) = changes.expiry_months {
             match (self.expiry_months, expiry) {
@@ -238,8 +247,22 @@ impl Program {
             number_length: self.number_length,
             security_code_length: self.security_code_length,
             promotion_code: pick(&changes.promotion_code, &self.promotion_code),
+            active: pick(&changes.active, &self.active),
         };
         amended.validate(self.id.clone(), self.created_at)
+    }
+
+    /// Checks that the program may put a new card into circulation: issue one (virtual or
+    /// physical, drawn or imported, one at a time or as card stock) or activate card stock
+    /// already printed, which is when such a card first takes value. An inactive program does
+    /// neither. Everything else a card does (loads, redemptions, holds, refunds, voids,
+    /// transfers between existing cards, closing) is a promise already made, and does not ask.
+    pub fn check_issuing(&self) -> Result<(), DomainError> {
+        if self.active {
+            Ok(())
+        } else {
+            Err(DomainError::ProgramInactive)
+        }
     }
 
     /// Checks an amount that puts value on a card: the first value (issue, activation) must be
@@ -317,6 +340,7 @@ mod tests {
             number_length: 16,
             security_code_length: 8,
             promotion_code: None,
+            active: true,
         }
     }
 
@@ -484,5 +508,90 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_inactive_program_issues_and_activates_nothing_while_its_cards_keep_working() {
+        use crate::card::{CardKind, CardState};
+        use crate::ids::CardId;
+        use crate::operations;
+
+        let now = Timestamp::from_unix_millis(0);
+        let amount = |minor| Amount::new(minor).unwrap();
+        let program = validate(usd_program()).unwrap();
+        let issued = operations::issue(
+            &program,
+            &CardId::new("card_1"),
+            CardKind::Virtual,
+            Some(amount(5000)),
+            now,
+        )
+        .unwrap();
+        let mut card = operations::CardSnapshot {
+            id: CardId::new("card_1"),
+            program_id: program.id.clone(),
+            kind: CardKind::Virtual,
+            state: issued.state,
+            currency: program.currency,
+            balance: 0,
+            held: 0,
+            expires_at: issued.expires_at,
+        };
+        card.apply(&issued.value.unwrap().card);
+        let stock = operations::CardSnapshot {
+            id: CardId::new("card_2"),
+            kind: CardKind::Physical,
+            state: CardState::Inactive,
+            balance: 0,
+            ..card.clone()
+        };
+
+        let deactivate = ProgramChanges {
+            active: Some(false),
+            ..ProgramChanges::default()
+        };
+        let inactive = program.amend(&deactivate).unwrap();
+        assert!(!inactive.active);
+        assert_eq!(inactive.check_issuing(), Err(DomainError::ProgramInactive));
+        for kind in [CardKind::Virtual, CardKind::Physical] {
+            assert_eq!(
+                operations::issue(&inactive, &CardId::new("card_3"), kind, None, now),
+                Err(DomainError::ProgramInactive),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            operations::activate(&inactive, &stock, Some(amount(1000)), now),
+            Err(DomainError::ProgramInactive)
+        );
+        assert_eq!(
+            crate::stock::import(
+                &inactive,
+                &CardId::new("card_4"),
+                CardKind::Physical,
+                CardState::Active,
+                Some(amount(100)),
+                None,
+                now
+            ),
+            Err(DomainError::ProgramInactive)
+        );
+        // A card already issued loads and redeems as before.
+        assert!(operations::load(&inactive, &card, amount(1000), None, now).is_ok());
+        assert!(operations::redeem(&card, amount(1000), false, None, now).is_ok());
+
+        let reactivate = ProgramChanges {
+            active: Some(true),
+            ..ProgramChanges::default()
+        };
+        let active = inactive.amend(&reactivate).unwrap();
+        assert!(operations::issue(&active, &CardId::new("card_3"), CardKind::Physical, None, now).is_ok());
+        assert!(operations::activate(&active, &stock, None, now).is_ok());
+        // Leaving `active` out of a change keeps it.
+        let renamed = ProgramChanges {
+            name: Some("Retired".into()),
+            ..ProgramChanges::default()
+        };
+        assert!(!inactive.amend(&renamed).unwrap().active);
     }
 }

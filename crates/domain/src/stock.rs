@@ -29,6 +29,7 @@ pub fn import(
     expires_at: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<Issued, DomainError> {
+    program.check_issuing()?;
     match state {
         CardState::Inactive | CardState::Active | CardState::Frozen => {}
         CardState::Closed => {
@@ -97,6 +98,7 @@ mod tests {
             number_length: 16,
             security_code_length: 8,
             promotion_code: None,
+            active: true,
         }
         .validate(
             crate::ids::ProgramId::new("prog_1"),

@@ -188,6 +188,7 @@ mod tests {
             number_length: 16,
             security_code_length: 8,
             promotion_code: None,
+            active: true,
         }
         .validate(ProgramId::new("prog_p"), Timestamp::from_unix_millis(0))
         .unwrap()

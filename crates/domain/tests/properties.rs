@@ -321,6 +321,7 @@ fn build_program(rules: &ProgramRules) -> Program {
         number_length: 16,
         security_code_length: 8,
         promotion_code: None,
+        active: true,
     };
     new_program
         .validate(

@@ -946,9 +946,10 @@ async fn after_refusal(
 
 impl crate::Service {
     /// The program a Stored Value API `issue` without `giftCardPromoCode` uses: the merchant's
-    /// one program (in `currency`, when the request names one). `None` when there is no such
-    /// program or more than one, and the client must say which with `giftCardPromoCode`.
-    /// Programs never change or go away, so reading this before the command runs is safe.
+    /// one active program (in `currency`, when the request names one). `None` when there is no
+    /// such program or more than one, and the client must say which with `giftCardPromoCode`.
+    /// Read before the command runs: a program made inactive in between is refused by the
+    /// issue itself (`Program::check_issuing`).
     pub async fn adyen_issue_program(
         &self,
         merchant: &giftd_domain::MerchantId,
@@ -962,7 +963,7 @@ impl crate::Service {
             let page = giftd_store::Page { limit: PAGE, cursor };
             let programs = self.programs(merchant, &page).await?;
             for program in &programs {
-                if currency.is_none_or(|c| c == program.currency) {
+                if program.active && currency.is_none_or(|c| c == program.currency) {
                     if found.is_some() {
                         return Ok(None);
                     }

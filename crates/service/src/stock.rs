@@ -308,6 +308,15 @@ fn refusal(error: &DomainError) -> String {
     error.to_string()
 }
 
+/// Refuses a batch of an inactive program as a whole, before any number is drawn or any row
+/// checked: it issues no new cards, generated or imported (`Program::check_issuing`).
+fn check_issuing(program: &Program) -> Result<(), ServiceError> {
+    program.check_issuing().map_err(|error| ServiceError::Invalid {
+        param: "program",
+        message: format!("{}: {}", program.id, refusal(&error)),
+    })
+}
+
 impl Service {
     /// The merchant that owns a program: the CLI names a program only.
     pub async fn program_owner(&self, program: &ProgramId) -> Result<(MerchantId, Program), ServiceError> {
@@ -345,6 +354,7 @@ impl Service {
             });
         }
         let (merchant, program) = self.program_owner(program_id).await?;
+        check_issuing(&program)?;
         let now = self.now();
         let mut rng = rand::rng();
         let mut numbers: Vec<CardNumber> = Vec::with_capacity(count);
@@ -459,6 +469,7 @@ impl Service {
             .into());
         }
         let (merchant, program) = self.program_owner(program_id).await?;
+        check_issuing(&program)?;
         let now = self.now();
         let mut lines = Lines {
             errors: Vec::new(),

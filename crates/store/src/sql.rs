@@ -54,11 +54,12 @@ pub(crate) const INSERT_POSTING: &str = "INSERT INTO postings (transaction_id, e
      amount) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const INSERT_PROGRAM: &str = "INSERT INTO programs (id, merchant_id, name, currency, denominations, min_load, \
      max_load, max_balance, reloadable, expiry_months, promotional, number_prefix, \
-     number_length, security_code_length, promotion_code, created_at) VALUES ($1, $2, $3, \
-     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+     number_length, security_code_length, promotion_code, created_at, active) VALUES ($1, $2, \
+     $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 /// A program's changeable fields (`Program::amend` decides what they may become).
 pub(crate) const UPDATE_PROGRAM: &str = "UPDATE programs SET name = $1, denominations = $2, min_load = $3, max_load = $4, \
-     max_balance = $5, reloadable = $6, expiry_months = $7, promotion_code = $8 WHERE id = $9 AND merchant_id = $10";
+     max_balance = $5, reloadable = $6, expiry_months = $7, promotion_code = $8, active = $9 WHERE id = $10 \
+     AND merchant_id = $11";
 pub(crate) const INSERT_STOCK_BATCH: &str = "INSERT INTO card_stock_batches (id, merchant_id, program_id, source, source_digest, \
      cards, value, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(crate) const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, \

@@ -429,6 +429,7 @@ fn full_program(id: &str) -> Program {
         number_length: 16,
         security_code_length: 8,
         promotion_code: Some("SPRING-25".into()),
+        active: true,
         created_at: T0,
     }
 }
@@ -452,6 +453,7 @@ fn bare_program(id: &str, currency: Currency) -> Program {
         number_length: 19,
         security_code_length: 4,
         promotion_code: None,
+        active: true,
         created_at: at_seconds(1),
     }
 }
@@ -509,15 +511,21 @@ async fn setup(b: &Backend) -> Fixture {
         merchant: MerchantId::new("mer_acme"),
         other: MerchantId::new("mer_other"),
         program: full_program("prog_full"),
-        bare: bare_program("prog_bare", usd()),
+        // Inactive, so that `active` round-trips both ways; no chapter issues a card of it.
+        bare: Program {
+            active: false,
+            ..bare_program("prog_bare", usd())
+        },
         other_program: bare_program("prog_other", Currency::parse("EUR").expect("EUR")),
     };
     b.write(fx.clone(), |tx, fx| {
         Box::pin(async move {
             tx.insert_merchant(&fx.merchant, "Acme", T0).await?;
-            tx.insert_api_key(&fx.merchant, ACME_KEY, T0).await?;
+            tx.insert_api_key(&key_of(&fx.merchant, "key_acme"), ACME_KEY)
+                .await?;
             tx.insert_merchant(&fx.other, "Other", T0).await?;
-            tx.insert_api_key(&fx.other, OTHER_KEY, T0).await?;
+            tx.insert_api_key(&key_of(&fx.other, "key_other"), OTHER_KEY)
+                .await?;
             tx.insert_program(&fx.merchant, &fx.program).await?;
             tx.insert_program(&fx.merchant, &fx.bare).await?;
             tx.insert_program(&fx.other, &fx.other_program).await
@@ -957,6 +965,24 @@ async fn a_program_round_trips_every_field(b: &Backend, fx: &Fixture) {
     assert_same_program(in_writer.0.as_ref().expect("full program"), &fx.program);
     assert_same_program(in_writer.1.as_ref().expect("bare program"), &fx.bare);
     assert!(in_writer.2.is_none(), "a program is only its merchant's");
+
+    // A change writes every changeable field, `active` included, and is read back; then the
+    // program is put back as the other chapters expect it.
+    let mut changed = fx.bare.clone();
+    changed.name = "Promo, renamed".into();
+    changed.active = !fx.bare.active;
+    for program in [changed, fx.bare.clone()] {
+        let read = b
+            .write((fx.clone(), program.clone()), |tx, (fx, program)| {
+                Box::pin(async move {
+                    tx.update_program(&fx.merchant, &program).await?;
+                    tx.program(&fx.merchant, &program.id).await
+                })
+            })
+            .await
+            .unwrap();
+        assert_same_program(read.as_ref().expect("the changed program"), &program);
+    }
 
     // Listed newest first, a page at a time.
     let first = store.programs(&fx.merchant, &page(1, None)).await.unwrap();

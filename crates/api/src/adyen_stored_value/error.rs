@@ -221,6 +221,7 @@ pub fn refusal(refusal: &Refusal, code_presented: bool) -> AdyenSvRefusal {
                 DomainError::CurrencyMismatch { .. } => answer(ERROR, "Invalid Amount", detail),
                 DomainError::LimitExceeded { .. }
                 | DomainError::NotReloadable
+                | DomainError::ProgramInactive
                 | DomainError::HoldNotPending { .. }
                 | DomainError::NotReversible { .. }
                 | DomainError::NotRefundable { .. }

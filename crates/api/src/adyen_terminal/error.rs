@@ -125,6 +125,7 @@ pub fn failure(refusal: &Refusal, pin_presented: bool) -> TerminalFailure {
                 | DomainError::RefundExceedsAmount { .. } => C::Refusal,
                 DomainError::CurrencyMismatch { .. }
                 | DomainError::NotReloadable
+                | DomainError::ProgramInactive
                 | DomainError::HoldNotPending { .. }
                 | DomainError::NotReversible { .. }
                 | DomainError::NotRefundable { .. }

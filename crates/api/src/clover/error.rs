@@ -206,6 +206,8 @@ impl From<&DomainError> for CloverError {
             ),
             DomainError::LimitExceeded { .. } => Self::amount_too_large("amount", message),
             DomainError::NotReloadable => Self::declined("not_reloadable", message),
+            // Activating a card (of new stock, or a new virtual card) of an inactive program.
+            DomainError::ProgramInactive => Self::declined("program_inactive", message),
             DomainError::HoldNotPending { .. } => Self::new(
                 StatusCode::BAD_REQUEST,
                 INVALID_REQUEST,

@@ -103,6 +103,7 @@ impl Gr4vyError {
             | DomainError::CardExpired
             | DomainError::LimitExceeded { .. }
             | DomainError::NotReloadable
+            | DomainError::ProgramInactive
             | DomainError::HoldNotPending { .. }
             | DomainError::NotReversible { .. }
             | DomainError::RefundExceedsAmount { .. }

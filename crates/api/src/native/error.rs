@@ -107,6 +107,7 @@ impl From<&DomainError> for ApiError {
             DomainError::InvalidCard => (S::NOT_FOUND, "invalid_card", None),
             DomainError::LimitExceeded { .. } => (S::UNPROCESSABLE_ENTITY, "limit_exceeded", Some("amount")),
             DomainError::NotReloadable => (S::UNPROCESSABLE_ENTITY, "not_reloadable", None),
+            DomainError::ProgramInactive => (S::UNPROCESSABLE_ENTITY, "program_inactive", None),
             DomainError::HoldNotPending { .. } => (S::CONFLICT, "hold_not_pending", None),
             DomainError::NotReversible { .. } | DomainError::NotRefundable { .. } => {
                 (S::CONFLICT, "not_reversible", None)

@@ -335,6 +335,7 @@ async fn create_program(
         number_length: r.number_length.unwrap_or(16),
         security_code_length: r.security_code_length.unwrap_or(8),
         promotion_code: r.promotion_code,
+        active: r.active.unwrap_or(true),
     };
     run(
         &app,
@@ -376,9 +377,9 @@ async fn get_program(
     ))
 }
 
-/// Changes a program: its name, limits, reloadability, expiry (lengthened or cleared only) and
-/// promotion code. What cards already hold never changes; the new limits govern what comes
-/// after.
+/// Changes a program: its name, limits, reloadability, expiry (lengthened or cleared only),
+/// promotion code and whether it is active (issues new cards). What cards already hold never
+/// changes; the new limits govern what comes after.
 #[utoipa::path(patch, path = "/v1/programs/{id}", tag = "programs", params(("id" = String, Path)),
     request_body = UpdateProgramRequest,
     responses((status = 200, description = "The program as changed.", body = ProgramResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
@@ -426,6 +427,7 @@ async fn update_program(
         reloadable: r.reloadable,
         expiry_months: r.expiry_months,
         promotion_code: r.promotion_code,
+        active: r.active,
     };
     run(
         &app,

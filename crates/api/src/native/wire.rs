@@ -34,6 +34,8 @@ pub struct CreateProgramRequest {
     /// 4 to 8; default 8.
     pub security_code_length: Option<u32>,
     pub promotion_code: Option<String>,
+    /// Default true. An inactive program issues no new cards and activates no card stock.
+    pub active: Option<bool>,
 }
 
 /// `PATCH /v1/programs/{id}`: the fields to change, the rest left as they are. For the optional
@@ -64,6 +66,9 @@ pub struct UpdateProgramRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub promotion_code: Option<Option<String>>,
+    /// `false` stops new cards (issue, activation of card stock); `true` starts them again.
+    /// Cards already issued keep working either way.
+    pub active: Option<bool>,
     /// Never changes: refused.
     #[schema(value_type = Option<String>)]
     pub currency: Option<serde_json::Value>,
@@ -108,6 +113,8 @@ pub struct ProgramResponse {
     pub number_length: u32,
     pub security_code_length: u32,
     pub promotion_code: Option<String>,
+    /// False: the program issues no new cards and activates no card stock.
+    pub active: bool,
     pub created_at: String,
 }
 
@@ -132,6 +139,7 @@ impl From<&Program> for ProgramResponse {
             number_length: p.number_length,
             security_code_length: p.security_code_length,
             promotion_code: p.promotion_code.clone(),
+            active: p.active,
             created_at: rfc3339(p.created_at),
         }
     }

@@ -3,8 +3,9 @@
 //! that a refused request changes nothing. Tenant isolation: another merchant's objects are
 //! answered exactly as if they did not exist.
 
-use giftd_domain::Timestamp;
 use giftd_domain::card::luhn_valid;
+use giftd_domain::{ProgramId, Timestamp};
+use giftd_service::stock;
 use giftd_testkit::{TestApp, TestResponse};
 use serde_json::{Value, json};
 
@@ -96,6 +97,7 @@ async fn program_create_answers_201_with_its_fields_and_the_documented_defaults(
     assert_eq!(program["number_length"], 16);
     assert_eq!(program["security_code_length"], 8);
     assert_eq!(program["promotion_code"], Value::Null);
+    assert_eq!(program["active"], true);
     assert!(program["created_at"].is_string());
 
     let fetched = app.get(&format!("/v1/programs/{}", id_of(program))).await;
@@ -355,6 +357,290 @@ async fn a_program_change_applies_to_what_comes_after_and_keeps_every_promise_ma
         app.get(&format!("/v1/programs/{program}")).await.body["name"],
         "Spring"
     );
+    TestApp::assert_sound(&app.verify().await);
+}
+
+/// How many cards the merchant has (fewer than a hundred in these tests).
+async fn card_count(app: &TestApp) -> usize {
+    let response = app.get("/v1/cards?limit=100").await;
+    response.assert_status(200);
+    assert_eq!(response.body["next_cursor"], Value::Null, "{}", response.text);
+    response.body["data"].as_array().expect("a data array").len()
+}
+
+/// `giftd cards generate` of two cards and `giftd cards import` of one with a balance, for
+/// `program_id`, through the service calls the CLI makes: for each, `Ok` when its batch was
+/// prepared and written, else its refusal.
+async fn add_card_stock(app: &TestApp, program_id: &str) -> [Result<(), String>; 2] {
+    let program = ProgramId::parse(program_id).expect("a program id");
+    let generated = app
+        .service
+        .prepare_generated_stock(&program, 2, &|_| {})
+        .await
+        .map_err(|error| format!("generate: {error}"));
+    let file = "number,security_code,balance\n7400000000000034,1234,700\n";
+    let rows = stock::parse_import(file).expect("a good file");
+    let imported = app
+        .service
+        .prepare_imported_stock(&program, rows, stock::digest(file.as_bytes()), &|_| {})
+        .await
+        .map_err(|error| format!("import: {error}"));
+    let mut written = Vec::new();
+    for batch in [generated, imported] {
+        written.push(match batch {
+            Ok(batch) => {
+                app.service
+                    .write_stock(&batch)
+                    .await
+                    .expect("the batch is written");
+                Ok(())
+            }
+            Err(refusal) => Err(refusal),
+        });
+    }
+    written.try_into().expect("two batches")
+}
+
+#[tokio::test]
+async fn an_inactive_program_issues_no_new_cards_while_its_cards_keep_working_until_it_is_active_again() {
+    let app = TestApp::spawn().await;
+    let program_id = app.usd_program().await;
+    let card_id = id_of(&app.card(&program_id, 5000).await);
+    let other = post_card(&app, json!({"program_id": program_id, "kind": "virtual"})).await;
+    other.assert_status(201);
+    let other_id = id_of(&other.body);
+    let stock_id = id_of(&physical_card(&app, &program_id).await);
+    let redemption = post_on_card(&app, &card_id, "redeem", json!({"amount": 500})).await;
+    redemption.assert_status(200);
+
+    let changed = patch_program(&app, &program_id, json!({"active": false})).await;
+    changed.assert_status(200);
+    assert_eq!(changed.body["active"], false);
+    assert_eq!(changed.body["name"], "Test USD", "what was not sent stays");
+    assert_eq!(
+        app.get(&format!("/v1/programs/{program_id}")).await.body,
+        changed.body
+    );
+
+    // No new card: issued virtual or physical, drawn or imported, or made by a transfer.
+    let cards = card_count(&app).await;
+    for body in [
+        json!({"program_id": program_id, "kind": "virtual", "amount": 2500}),
+        json!({"program_id": program_id, "kind": "virtual"}),
+        json!({"program_id": program_id, "kind": "physical"}),
+        json!({"program_id": program_id, "kind": "physical", "number": "7400000000000018", "security_code": "1234"}),
+    ] {
+        let refused = post_card(&app, body.clone()).await;
+        refused.assert_error(422, "program_inactive");
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("inactive")),
+            "{body}: {}",
+            refused.text
+        );
+    }
+    app.post(&format!("/v1/cards/{card_id}/transfer"), json!({"amount": 100}))
+        .await
+        .assert_error(422, "program_inactive");
+    assert_eq!(card_count(&app).await, cards, "a refused issue created a card");
+    // Its printed stock stays on the shelf: activation would put it into circulation.
+    for body in [json!({"amount": 1000}), json!({})] {
+        post_on_card(&app, &stock_id, "activate", body)
+            .await
+            .assert_error(422, "program_inactive");
+    }
+    assert_eq!(get_card(&app, &stock_id).await["state"], "inactive");
+    // `giftd cards generate` and `import` refuse the whole batch.
+    for refused in add_card_stock(&app, &program_id).await {
+        let refused = refused.expect_err("an inactive program takes no card stock");
+        assert!(refused.contains("inactive"), "{refused}");
+    }
+    assert_eq!(card_count(&app).await, cards, "a refused batch created a card");
+
+    // The cards it issued keep working, every operation on them as before.
+    app.post(
+        &format!("/v1/cards/{card_id}/transfer"),
+        json!({"to_card_id": other_id, "amount": 100}),
+    )
+    .await
+    .assert_status(200);
+    post_on_card(&app, &card_id, "load", json!({"amount": 1000}))
+        .await
+        .assert_status(200);
+    post_on_card(&app, &card_id, "redeem", json!({"amount": 700}))
+        .await
+        .assert_status(200);
+    app.post(
+        &format!("/v1/transactions/{}/refund", id_of(&redemption.body)),
+        json!({"amount": 100}),
+    )
+    .await
+    .assert_status(200);
+    let hold = post_on_card(&app, &card_id, "holds", json!({"amount": 300})).await;
+    hold.assert_status(201);
+    app.post(&format!("/v1/holds/{}/capture", id_of(&hold.body)), json!({}))
+        .await
+        .assert_status(200);
+    assert_money(&get_card(&app, &card_id).await, 4500, 0, 4500);
+    post_on_card(&app, &other_id, "redeem", json!({"amount": 100}))
+        .await
+        .assert_status(200);
+
+    // Active again: it issues and activates as before.
+    let changed = patch_program(&app, &program_id, json!({"active": true})).await;
+    changed.assert_status(200);
+    assert_eq!(changed.body["active"], true);
+    let issued = post_card(
+        &app,
+        json!({"program_id": program_id, "kind": "virtual", "amount": 2500}),
+    )
+    .await;
+    issued.assert_status(201);
+    assert_money(&issued.body, 2500, 0, 2500);
+    physical_card(&app, &program_id).await;
+    post_on_card(&app, &stock_id, "activate", json!({"amount": 1000}))
+        .await
+        .assert_status(200);
+    for written in add_card_stock(&app, &program_id).await {
+        written.expect("an active program takes card stock");
+    }
+    assert_eq!(card_count(&app).await, cards + 2 + 3);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn a_program_created_inactive_issues_nothing_until_it_is_made_active() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .post(
+            "/v1/programs",
+            json!({"name": "Next season", "currency": "USD", "active": false}),
+        )
+        .await;
+    created.assert_status(201);
+    assert_eq!(created.body["active"], false);
+    let program_id = id_of(&created.body);
+    assert_eq!(
+        app.get(&format!("/v1/programs/{program_id}")).await.body,
+        created.body
+    );
+    post_card(
+        &app,
+        json!({"program_id": program_id, "kind": "virtual", "amount": 2500}),
+    )
+    .await
+    .assert_error(422, "program_inactive");
+    post_card(&app, json!({"program_id": program_id, "kind": "physical"}))
+        .await
+        .assert_error(422, "program_inactive");
+    assert_eq!(card_count(&app).await, 0);
+    // `active` is a boolean.
+    let refused = patch_program(&app, &program_id, json!({"active": "yes"})).await;
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.text);
+    let refused = app
+        .post(
+            "/v1/programs",
+            json!({"name": "Odd", "currency": "USD", "active": 0}),
+        )
+        .await;
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.text);
+
+    patch_program(&app, &program_id, json!({"active": true}))
+        .await
+        .assert_status(200);
+    app.card(&program_id, 2500).await;
+    assert_eq!(card_count(&app).await, 1);
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
+async fn an_inactive_programs_new_cards_are_refused_in_each_front_ends_own_shape_never_with_a_5xx() {
+    let app = TestApp::spawn().await;
+    let program_id = app
+        .program(json!({"name": "Retired", "currency": "USD", "denominations": [2500], "promotion_code": "RETIRED"}))
+        .await;
+    let number = "7400000000000026";
+    let stock = post_card(
+        &app,
+        json!({"program_id": program_id, "kind": "physical", "number": number, "security_code": "1234"}),
+    )
+    .await;
+    stock.assert_status(201);
+    let token = app
+        .send(
+            app.client
+                .post(app.url("/clover/v1/tokens"))
+                .header("apiKey", &app.api_key)
+                .json(&json!({"gift_card": {"number": number, "security_code": "1234"}})),
+        )
+        .await;
+    token.assert_status(200);
+    let token = token.body["id"].as_str().expect("a token").to_owned();
+    patch_program(&app, &program_id, json!({"active": false}))
+        .await
+        .assert_status(200);
+    let cards = card_count(&app).await;
+
+    // Clover: a virtual card by promotion code, or printed stock by token, is declined.
+    for body in [json!({"promotion_code": "RETIRED"}), json!({"source": token})] {
+        let declined = app
+            .send(
+                app.client
+                    .post(app.url("/clover/v1/activate"))
+                    .bearer_auth(&app.api_key)
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(declined.status.as_u16(), 402, "{body}: {}", declined.text);
+        assert_eq!(
+            declined.body["error"]["code"], "card_declined",
+            "{}",
+            declined.text
+        );
+        assert_eq!(
+            declined.body["error"]["decline_code"], "program_inactive",
+            "{}",
+            declined.text
+        );
+    }
+    // Adyen's Stored Value API: `issue` and activation (`changeStatus` to active) are refused.
+    let mut issue = crate::adyen_support::fixture("stored_value/issue.request.json");
+    issue["giftCardPromoCode"] = json!("RETIRED");
+    let mut activate = crate::adyen_support::fixture("stored_value/change_status.request.json");
+    activate["paymentMethod"]["number"] = json!(number);
+    activate["paymentMethod"]["securityCode"] = json!("1234");
+    activate["amount"]["value"] = json!(2500);
+    for (operation, body) in [("issue", issue), ("changeStatus", activate)] {
+        let refused = app
+            .send(
+                app.client
+                    .post(app.url(&format!("/pal/servlet/StoredValue/v46/{operation}")))
+                    .header("x-api-key", &app.api_key)
+                    .json(&body),
+            )
+            .await;
+        refused.assert_status(200);
+        assert_eq!(
+            refused.body["resultCode"], "Refused",
+            "{operation}: {}",
+            refused.text
+        );
+        assert_eq!(
+            refused.body["refusalReason"], "Transaction Not Permitted",
+            "{operation}: {}",
+            refused.text
+        );
+        assert!(
+            refused.body["thirdPartyRefusalReason"]
+                .as_str()
+                .is_some_and(|r| r.contains("inactive")),
+            "{operation}: {}",
+            refused.text
+        );
+    }
+    assert_eq!(card_count(&app).await, cards);
+    assert_eq!(get_card(&app, &id_of(&stock.body)).await["state"], "inactive");
     TestApp::assert_sound(&app.verify().await);
 }
 

@@ -150,6 +150,7 @@ impl WriteTx for PgTx<'_> {
             .bind(i64::from(program.security_code_length))
             .bind(&program.promotion_code)
             .bind(program.created_at.unix_millis())
+            .bind(program.active)
             .execute(&mut *self.conn)
             .await
             .map_err(write_error)?;
@@ -166,6 +167,7 @@ impl WriteTx for PgTx<'_> {
             .bind(program.reloadable)
             .bind(program.expiry_months.map(i64::from))
             .bind(&program.promotion_code)
+            .bind(program.active)
             .bind(program.id.as_str())
             .bind(merchant.as_str())
             .execute(&mut *self.conn)

@@ -188,6 +188,7 @@ impl WriteTx for SqliteTx<'_> {
                 i64::from(program.security_code_length),
                 program.promotion_code,
                 program.created_at.unix_millis(),
+                program.active,
             ],
         )?;
         Ok(())
@@ -206,6 +207,7 @@ impl WriteTx for SqliteTx<'_> {
                 program.reloadable,
                 program.expiry_months.map(i64::from),
                 program.promotion_code,
+                program.active,
                 program.id.as_str(),
                 merchant.as_str(),
             ],
