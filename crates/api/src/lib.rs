@@ -7,6 +7,7 @@
 //! Handlers parse, call `giftd-service` and render. No SQL and no business rules live here,
 //! and no request body, card number or key is ever logged.
 
+pub mod access;
 pub mod adyen_stored_value;
 pub mod adyen_terminal;
 pub mod clover;

@@ -58,6 +58,11 @@ enum Commands {
         #[command(subcommand)]
         command: MerchantCommands,
     },
+    /// A merchant's API keys: create (shown once), list, revoke.
+    ApiKeys {
+        #[command(subcommand)]
+        command: ApiKeyCommands,
+    },
     /// Finance reports from the ledger (not the cached balances), as JSON or --csv.
     Report {
         #[command(subcommand)]
@@ -92,6 +97,39 @@ enum MerchantCommands {
         /// Print `{"merchant_id", "api_key"}` as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommands {
+    /// Create a key and print it (shown once, stored hashed).
+    Create {
+        /// The merchant's id (`mer_...`).
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        name: String,
+        /// `full`, `pos` or `read_only`.
+        #[arg(long, default_value = "full")]
+        scope: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List the merchant's keys as JSON (never the keys themselves).
+    List {
+        #[arg(long)]
+        merchant: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Revoke a key: it stops working (within a minute on a running server).
+    Revoke {
+        #[arg(long)]
+        merchant: String,
+        /// The key's id (`key_...`).
+        id: String,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -329,6 +367,12 @@ impl Commands {
             | Self::Merchants {
                 command: MerchantCommands::Create { storage, .. },
             }
+            | Self::ApiKeys {
+                command:
+                    ApiKeyCommands::Create { storage, .. }
+                    | ApiKeyCommands::List { storage, .. }
+                    | ApiKeyCommands::Revoke { storage, .. },
+            }
             | Self::Cards {
                 command: CardCommands::Generate { storage, .. } | CardCommands::Import { storage, .. },
             } => storage.flags(),
@@ -453,6 +497,13 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
             service.store().close().await;
             done
         }
+        Commands::ApiKeys { command } => {
+            let service = open(storage).await?;
+            let done = api_keys(&service, command).await;
+            service.store().close().await;
+            done?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Merchants {
             command: MerchantCommands::Create { name, json, .. },
         } => {
@@ -472,6 +523,73 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `giftd api-keys ...`: each a service call, its answer printed as JSON.
+async fn api_keys(service: &Service, command: ApiKeyCommands) -> anyhow::Result<()> {
+    use giftd_service::api_keys::{ApiKeyOutcome, NewApiKey};
+    let merchant_of = |id: &str| {
+        giftd_domain::MerchantId::parse(id)
+            .ok_or_else(|| anyhow::anyhow!("--merchant must be a merchant id (mer_...)"))
+    };
+    let key_json = |key: &giftd_service::views::ApiKeyRecord, secret: Option<&str>| {
+        serde_json::json!({
+            "id": key.id.as_str(), "name": key.name, "scope": key.scope.as_str(), "prefix": key.prefix,
+            "key": secret, "created_at": key.created_at.unix_millis(),
+            "expires_at": key.expires_at.map(|at| at.unix_millis()),
+            "revoked_at": key.revoked_at.map(|at| at.unix_millis()),
+            "last_used_at": key.last_used_at.map(|at| at.unix_millis()),
+        })
+    };
+    let printed = move |result: &Result<ApiKeyOutcome, giftd_service::Refusal>| {
+        let body = match result {
+            Ok(ApiKeyOutcome::Created { key, secret }) => key_json(key, Some(secret)),
+            Ok(ApiKeyOutcome::Key(key)) => key_json(key, None),
+            Ok(ApiKeyOutcome::Touched) => serde_json::json!({}),
+            Err(refusal) => serde_json::json!({"error": refusal.to_string()}),
+        };
+        giftd_service::Rendered {
+            status: if result.is_ok() { 200 } else { 400 },
+            body: body.to_string().into_bytes(),
+        }
+    };
+    let rendered = match command {
+        ApiKeyCommands::Create {
+            merchant,
+            name,
+            scope,
+            ..
+        } => {
+            let scope = giftd_domain::Scope::parse(&scope)
+                .ok_or_else(|| anyhow::anyhow!("--scope must be full, pos or read_only"))?;
+            let new = NewApiKey {
+                name,
+                scope,
+                expires_at: None,
+            };
+            service
+                .create_api_key(merchant_of(&merchant)?, new, None, Box::new(printed))
+                .await?
+        }
+        ApiKeyCommands::Revoke { merchant, id, .. } => {
+            let id =
+                giftd_domain::ApiKeyId::parse(&id).ok_or_else(|| anyhow::anyhow!("the key id is key_..."))?;
+            service
+                .revoke_api_key(merchant_of(&merchant)?, id, None, Box::new(printed))
+                .await?
+        }
+        ApiKeyCommands::List { merchant, .. } => {
+            let keys = service.api_keys(&merchant_of(&merchant)?).await?;
+            let list: Vec<_> = keys.iter().map(|key| key_json(key, None)).collect();
+            println!("{}", serde_json::Value::Array(list));
+            return Ok(());
+        }
+    };
+    println!("{}", String::from_utf8_lossy(&rendered.body));
+    if rendered.status != 200 {
+        anyhow::bail!("refused");
+    }
+    Ok(())
 }
 
 async fn report(service: &Service, command: ReportCommands) -> anyhow::Result<()> {

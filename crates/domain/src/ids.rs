@@ -85,3 +85,8 @@ id_type!(
     WebhookDeliveryId,
     "whd_"
 );
+id_type!(
+    /// A merchant's API key (the id it is managed by; the key itself is a secret).
+    ApiKeyId,
+    "key_"
+);

@@ -5,6 +5,7 @@
 //! [`Timestamp`] argument and randomness as an `&mut impl Rng`. No async, no SQL, no HTTP.
 //! Every value that exists is valid ("parse, don't validate"): constructors refuse bad input.
 
+pub mod access;
 pub mod card;
 pub mod checkout;
 pub mod error;
@@ -21,10 +22,11 @@ pub mod stored_value;
 pub mod time;
 pub mod wallet;
 
+pub use access::{Access, Scope};
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
 pub use ids::{
-    CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, TransactionId, WebhookDeliveryId,
+    ApiKeyId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, TransactionId, WebhookDeliveryId,
     WebhookEndpointId,
 };
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};

@@ -1,15 +1,16 @@
 //! Remembering API keys already checked: every request presents its merchant's key, and
 //! looking it up in the database each time would cost a read (on SQLite a hand-off to a reader
 //! thread) for an answer that almost never changes. Keys are remembered by their keyed hash
-//! only, for [`API_KEY_CACHE_SECONDS`]; a key revoked in the database stops working within that
-//! time. Unknown keys are never remembered, so a caller trying keys cannot fill the cache, and
+//! only, for [`API_KEY_CACHE_SECONDS`]; a key revoked by another process stops working within
+//! that time (one revoked or rotated by this process, at once: the cache is cleared). Expiry
+//! and scope are checked on every request. Unknown keys are never remembered, so a caller trying keys cannot fill the cache, and
 //! each wrong key still costs a lookup. No IO here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use giftd_domain::MerchantId;
+use giftd_store::ApiKeyRecord;
 
 /// How long a checked key is trusted without asking the database again.
 pub const API_KEY_CACHE_SECONDS: u64 = 60;
@@ -18,14 +19,15 @@ pub const API_KEY_CACHE_ENTRIES: usize = 10_000;
 
 #[derive(Default)]
 pub(crate) struct ApiKeyCache {
-    entries: Mutex<HashMap<Vec<u8>, (MerchantId, Instant)>>,
+    entries: Mutex<HashMap<Vec<u8>, (ApiKeyRecord, Instant)>>,
 }
 
 impl ApiKeyCache {
     const TTL: Duration = Duration::from_secs(API_KEY_CACHE_SECONDS);
 
-    /// The merchant of a key checked less than [`API_KEY_CACHE_SECONDS`] ago.
-    pub(crate) fn get(&self, key_hash: &[u8]) -> Option<MerchantId> {
+    /// A key checked less than [`API_KEY_CACHE_SECONDS`] ago (its expiry and scope are still
+    /// the caller's to check).
+    pub(crate) fn get(&self, key_hash: &[u8]) -> Option<ApiKeyRecord> {
         let entries = self
             .entries
             .lock()
@@ -33,11 +35,11 @@ impl ApiKeyCache {
         entries
             .get(key_hash)
             .filter(|(_, checked_at)| checked_at.elapsed() < Self::TTL)
-            .map(|(merchant, _)| merchant.clone())
+            .map(|(key, _)| key.clone())
     }
 
     /// Remembers a key the database has just confirmed.
-    pub(crate) fn put(&self, key_hash: Vec<u8>, merchant: MerchantId) {
+    pub(crate) fn put(&self, key_hash: Vec<u8>, key: ApiKeyRecord) {
         let mut entries = self
             .entries
             .lock()
@@ -48,7 +50,15 @@ impl ApiKeyCache {
                 entries.clear();
             }
         }
-        entries.insert(key_hash, (merchant, Instant::now()));
+        entries.insert(key_hash, (key, Instant::now()));
+    }
+
+    /// Forgets every key: after a key changed (revoked, rotated) in this process.
+    pub(crate) fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -56,23 +66,39 @@ impl ApiKeyCache {
 mod tests {
     use super::*;
 
+    fn key(merchant: &str) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: giftd_domain::ApiKeyId::new("key_1"),
+            merchant_id: giftd_domain::MerchantId::new(merchant),
+            name: "default".into(),
+            scope: giftd_domain::Scope::Full,
+            prefix: None,
+            created_at: giftd_domain::Timestamp::from_unix_millis(0),
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
     #[test]
-    fn a_remembered_key_answers_its_merchant_and_an_unknown_key_nothing() {
+    fn a_remembered_key_answers_its_record_and_an_unknown_key_nothing() {
         let cache = ApiKeyCache::default();
-        cache.put(vec![1; 32], MerchantId::new("mer_a"));
-        assert_eq!(cache.get(&[1; 32]), Some(MerchantId::new("mer_a")));
+        cache.put(vec![1; 32], key("mer_a"));
+        assert_eq!(cache.get(&[1; 32]), Some(key("mer_a")));
         assert_eq!(cache.get(&[2; 32]), None);
+        cache.clear();
+        assert_eq!(cache.get(&[1; 32]), None);
     }
 
     #[test]
     fn a_full_cache_makes_room_instead_of_growing() {
         let cache = ApiKeyCache::default();
         for i in 0..=API_KEY_CACHE_ENTRIES {
-            cache.put(i.to_be_bytes().to_vec(), MerchantId::new("mer_a"));
+            cache.put(i.to_be_bytes().to_vec(), key("mer_a"));
         }
         let size = cache.entries.lock().unwrap().len();
         assert!(size <= API_KEY_CACHE_ENTRIES, "{size} entries");
         let last = API_KEY_CACHE_ENTRIES.to_be_bytes();
-        assert_eq!(cache.get(&last), Some(MerchantId::new("mer_a")));
+        assert_eq!(cache.get(&last), Some(key("mer_a")));
     }
 }

@@ -24,8 +24,10 @@ use crate::webhooks::{self, Before};
 /// more than the native operations).
 #[derive(Debug, Clone)]
 pub enum Command {
+    /// A merchant and its first API key (`full`, named `default`).
     CreateMerchant {
         name: String,
+        api_key: giftd_store::ApiKeyRecord,
         api_key_hash: Vec<u8>,
     },
     CreateProgram(NewProgram),
@@ -184,9 +186,13 @@ impl Operation for Command {
 
     async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<Outcome> {
         match self {
-            Command::CreateMerchant { name, api_key_hash } => {
+            Command::CreateMerchant {
+                name,
+                api_key,
+                api_key_hash,
+            } => {
                 tx.insert_merchant(cx.merchant, name, cx.now).await?;
-                tx.insert_api_key(cx.merchant, api_key_hash, cx.now).await?;
+                tx.insert_api_key(api_key, api_key_hash).await?;
                 Ok(Outcome::Merchant(cx.merchant.clone()))
             }
             Command::CreateProgram(new) => {

@@ -28,6 +28,9 @@ pub enum Refusal {
 pub enum ServiceError {
     #[error("missing or unknown API key")]
     Unauthorized,
+    /// The key is valid, but its scope does not allow this request.
+    #[error("this API key's scope ({scope}) does not allow this request")]
+    InsufficientScope { scope: giftd_domain::Scope },
     #[error("no such {0}")]
     NotFound(&'static str),
     #[error("{message}")]

@@ -1,7 +1,7 @@
 //! New ids: a type prefix and a UUIDv7 in hex, so ids sort roughly by creation time and
 //! reveal nothing else.
 
-use giftd_domain::{CardId, CheckoutId, HoldId, MerchantId, ProgramId, TransactionId};
+use giftd_domain::{ApiKeyId, CardId, CheckoutId, HoldId, MerchantId, ProgramId, TransactionId};
 
 fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::now_v7().simple())
@@ -25,6 +25,10 @@ pub fn hold() -> HoldId {
 
 pub fn transaction() -> TransactionId {
     TransactionId::new(new_id(TransactionId::PREFIX))
+}
+
+pub fn api_key() -> ApiKeyId {
+    ApiKeyId::new(new_id(ApiKeyId::PREFIX))
 }
 
 pub fn checkout() -> CheckoutId {

@@ -3,6 +3,7 @@
 //! Adyen facades' use-cases) calls this crate and nothing below it. No HTTP here, and no SQL.
 
 pub mod adyen;
+pub mod api_keys;
 mod auth;
 pub mod checkout;
 pub mod clock;
@@ -29,7 +30,6 @@ use std::time::Duration;
 
 use giftd_domain::{CardId, HoldId, MerchantId, Program, ProgramId, Timestamp, TransactionId};
 use giftd_store::{Store, VerifyReport};
-use rand::Rng;
 use tokio::sync::oneshot;
 use views::{Card, CardFilter, HoldRecord, Page, TransactionRecord};
 
@@ -254,13 +254,17 @@ impl Service {
                 message: "a merchant name must be 1 to 200 characters".into(),
             });
         }
-        let mut secret = [0u8; 24];
-        rand::rng().fill_bytes(&mut secret);
-        let api_key = format!("gk_{}", hex::encode(secret));
         let merchant_id = ids::merchant();
+        let first = api_keys::NewApiKey {
+            name: "default".into(),
+            scope: giftd_domain::Scope::Full,
+            expires_at: None,
+        };
+        let (key, api_key_hash, api_key) = self.fresh_key(&merchant_id, &first);
         let command = Command::CreateMerchant {
             name: name.to_owned(),
-            api_key_hash: self.keys.api_key_hash(&api_key),
+            api_key: key,
+            api_key_hash,
         };
         let rendered = self
             .execute(
@@ -277,25 +281,6 @@ impl Service {
             return Err(giftd_store::StoreError::Corrupt("merchant creation was refused".into()).into());
         }
         Ok(NewMerchant { merchant_id, api_key })
-    }
-
-    /// The merchant an API key belongs to (a key checked in the last minute is not looked up
-    /// again; see `auth.rs`).
-    pub async fn authenticate(&self, api_key: &str) -> Result<MerchantId, ServiceError> {
-        if api_key.is_empty() || api_key.len() > 256 {
-            return Err(ServiceError::Unauthorized);
-        }
-        let key_hash = self.keys.api_key_hash(api_key);
-        if let Some(merchant) = self.api_keys.get(&key_hash) {
-            return Ok(merchant);
-        }
-        let merchant = self
-            .store
-            .merchant_for_api_key(&key_hash)
-            .await?
-            .ok_or(ServiceError::Unauthorized)?;
-        self.api_keys.put(key_hash, merchant.clone());
-        Ok(merchant)
     }
 
     pub async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> Result<Program, ServiceError> {

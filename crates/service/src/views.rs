@@ -10,7 +10,7 @@ use giftd_domain::{CloseReason, MerchantId, Timestamp};
 use giftd_store::CardRecord;
 
 pub use giftd_store::{
-    ActivityLine, AttemptRow, CardFilter, DeliveryRow, DormantCard, EventRow, HoldRecord,
+    ActivityLine, ApiKeyRecord, AttemptRow, CardFilter, DeliveryRow, DormantCard, EventRow, HoldRecord,
     LEDGER_TRANSACTIONS_TOTAL, LiabilityLine, Page, PoolStats, TransactionRecord, WRITE_JOBS_TOTAL,
 };
 

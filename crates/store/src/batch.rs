@@ -473,7 +473,23 @@ impl WriteTx for MemoryTx<'_> {
         not_in_memory("merchant")
     }
 
-    async fn insert_api_key(&mut self, _: &MerchantId, _: &[u8], _: Timestamp) -> StoreResult<()> {
+    async fn insert_api_key(&mut self, _: &crate::ApiKeyRecord, _: &[u8]) -> StoreResult<()> {
+        not_in_memory("API key")
+    }
+
+    async fn api_key(
+        &mut self,
+        _: &MerchantId,
+        _: &giftd_domain::ApiKeyId,
+    ) -> StoreResult<Option<crate::ApiKeyRecord>> {
+        not_in_memory("API key")
+    }
+
+    async fn end_api_key(&mut self, _: &crate::ApiKeyRecord) -> StoreResult<()> {
+        not_in_memory("API key")
+    }
+
+    async fn touch_api_key(&mut self, _: &giftd_domain::ApiKeyId, _: Timestamp) -> StoreResult<()> {
         not_in_memory("API key")
     }
 

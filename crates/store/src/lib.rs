@@ -38,7 +38,7 @@ pub use clover_reads::{
     CloverDirection, CloverHoldFacts, CloverLedgerRow, CloverListQuery, CloverObject, CloverPosition,
 };
 pub use records::{
-    CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
+    ApiKeyRecord, CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
     TransactionRecord,
 };
 pub use reports::{
@@ -223,12 +223,18 @@ pub trait WriteTx: Send {
     ) -> StoreResult<()>;
 
     async fn insert_merchant(&mut self, id: &MerchantId, name: &str, now: Timestamp) -> StoreResult<()>;
-    async fn insert_api_key(
+    /// Stores a new API key (its keyed hash, and what it may do).
+    async fn insert_api_key(&mut self, key: &ApiKeyRecord, key_hash: &[u8]) -> StoreResult<()>;
+    /// The merchant's API key, for a change.
+    async fn api_key(
         &mut self,
         merchant: &MerchantId,
-        key_hash: &[u8],
-        now: Timestamp,
-    ) -> StoreResult<()>;
+        id: &giftd_domain::ApiKeyId,
+    ) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Writes when a key stops working: `expires_at` (a rotation's grace) and `revoked_at`.
+    async fn end_api_key(&mut self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// Records that a key was used at `at` (never moving the time back).
+    async fn touch_api_key(&mut self, id: &giftd_domain::ApiKeyId, at: Timestamp) -> StoreResult<()>;
 
     async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()>;
     /// Writes a program's changeable fields (its name, limits, reloadability, expiry and
@@ -605,7 +611,10 @@ pub trait Store: Send + Sync + 'static {
     /// Reachable and answering: for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn merchant_for_api_key(&self, key_hash: &[u8]) -> StoreResult<Option<MerchantId>>;
+    /// The API key with this keyed hash, revoked or expired ones too (the caller decides).
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>>;
+    /// At most `limit` of the merchant's API keys, newest first.
+    async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>>;
 
     async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>>;
     async fn programs(&self, merchant: &MerchantId, page: &Page) -> StoreResult<Vec<Program>>;

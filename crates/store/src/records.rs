@@ -64,6 +64,21 @@ pub struct IdempotencyRecord {
     pub created_at: Timestamp,
 }
 
+/// An API key as stored: its keyed hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: giftd_domain::ApiKeyId,
+    pub merchant_id: giftd_domain::MerchantId,
+    pub name: String,
+    pub scope: giftd_domain::Scope,
+    /// The key's first characters, to tell keys apart (none for keys made before they were kept).
+    pub prefix: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
 /// A page of a list, newest first. `cursor` is the id of the last item of the previous page.
 #[derive(Debug, Clone)]
 pub struct Page {

@@ -154,6 +154,26 @@ pub(crate) fn keyed_idempotency_record(row: &impl Columns) -> StoreResult<(Strin
     Ok((row.text("key")?, idempotency_record(row)?))
 }
 
+/// An API key, as `sql::API_KEY_BY_HASH` and its siblings read it.
+pub(crate) fn api_key(row: &impl Columns) -> StoreResult<crate::ApiKeyRecord> {
+    let scope = row.text("scope")?;
+    let at = |column: &str| {
+        row.optional_integer(column)
+            .map(|v| v.map(Timestamp::from_unix_millis))
+    };
+    Ok(crate::ApiKeyRecord {
+        id: giftd_domain::ApiKeyId::new(row.text("id")?),
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        name: row.text("name")?,
+        scope: giftd_domain::Scope::parse(&scope).ok_or_else(|| corrupt("API key scope", &scope))?,
+        prefix: row.optional_text("prefix")?,
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        expires_at: at("expires_at")?,
+        revoked_at: at("revoked_at")?,
+        last_used_at: at("last_used_at")?,
+    })
+}
+
 /// A wallet user's id as stored.
 pub(crate) fn user_id(text: &str) -> StoreResult<giftd_domain::wallet::UserId> {
     giftd_domain::wallet::UserId::parse(text).ok_or_else(|| corrupt("wallet user id", text))

@@ -34,8 +34,18 @@ pub(crate) const STORED_ANSWERS_BY_PREFIX: &str = "SELECT key, request_hash, sta
      created_at >= $4 ORDER BY created_at DESC, key DESC LIMIT $5";
 pub(crate) const INSERT_ADYEN_REFERENCE: &str = "INSERT INTO adyen_references (merchant_id, api, reference, transaction_id, \
      created_at) VALUES ($1, $2, $3, $4, $5)";
-pub(crate) const INSERT_API_KEY: &str =
-    "INSERT INTO api_keys (key_hash, merchant_id, created_at) VALUES ($1, $2, $3)";
+pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (key_hash, merchant_id, created_at, id, name, scope, prefix, \
+     expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub(crate) const API_KEY_BY_HASH: &str = "SELECT id, merchant_id, name, scope, prefix, created_at, expires_at, revoked_at, \
+     last_used_at FROM api_keys WHERE key_hash = $1";
+pub(crate) const API_KEY_BY_ID: &str = "SELECT id, merchant_id, name, scope, prefix, created_at, expires_at, revoked_at, \
+     last_used_at FROM api_keys WHERE merchant_id = $1 AND id = $2";
+pub(crate) const API_KEYS_OF_MERCHANT: &str = "SELECT id, merchant_id, name, scope, prefix, created_at, expires_at, revoked_at, \
+     last_used_at FROM api_keys WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+pub(crate) const END_API_KEY: &str =
+    "UPDATE api_keys SET expires_at = $1, revoked_at = $2 WHERE merchant_id = $3 AND id = $4";
+pub(crate) const TOUCH_API_KEY: &str =
+    "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
 pub(crate) const INSERT_CARD: &str = "INSERT INTO cards (id, merchant_id, program_id, kind, state, currency, balance, \
      held, expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, \
      created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, $9, $10, $11, \
@@ -80,8 +90,6 @@ pub(crate) const INSERT_WEBHOOK_DELIVERY: &str = "INSERT INTO webhook_deliveries
 pub(crate) const INSERT_WEBHOOK_ENDPOINT: &str = "INSERT INTO webhook_endpoints (id, merchant_id, url, secret, event_types, \
      low_balance_threshold, enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, \
      $6, $7, $8, $9)";
-pub(crate) const MERCHANT_OF_API_KEY: &str =
-    "SELECT merchant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
 pub(crate) const PENDING_HOLD_COUNT: &str =
     "SELECT COUNT(*) AS pending FROM holds WHERE state = 'pending' AND expires_at > $1";
 pub(crate) const PENDING_WEBHOOK_DELIVERY_COUNT: &str =
@@ -241,6 +249,11 @@ const ALL: &[&str] = &[
     IDEMPOTENCY_RECORD,
     INSERT_ADYEN_REFERENCE,
     INSERT_API_KEY,
+    API_KEY_BY_HASH,
+    API_KEY_BY_ID,
+    API_KEYS_OF_MERCHANT,
+    END_API_KEY,
+    TOUCH_API_KEY,
     INSERT_CARD,
     INSERT_CLOVER_LOCK,
     INSERT_CLOVER_TOKEN,
@@ -257,7 +270,6 @@ const ALL: &[&str] = &[
     INSERT_WEBHOOK_ATTEMPT,
     INSERT_WEBHOOK_DELIVERY,
     INSERT_WEBHOOK_ENDPOINT,
-    MERCHANT_OF_API_KEY,
     PENDING_HOLD_COUNT,
     PENDING_WEBHOOK_DELIVERY_COUNT,
     POSTPONE_WEBHOOK_DELIVERY,

@@ -898,6 +898,21 @@ async fn money_story(b: &Backend, fx: &Fixture, tag: &str) -> Story {
 }
 
 /// Marks where a run is, so that a failure's output says which chapter on which backend.
+/// A `full` API key of `merchant`, as a merchant's first key is made.
+fn key_of(merchant: &MerchantId, id: &str) -> giftd_store::ApiKeyRecord {
+    giftd_store::ApiKeyRecord {
+        id: giftd_domain::ApiKeyId::new(id),
+        merchant_id: merchant.clone(),
+        name: "default".into(),
+        scope: giftd_domain::Scope::Full,
+        prefix: Some("gk_test0".into()),
+        created_at: T0,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+    }
+}
+
 fn chapter(b: &Backend, name: &str) {
     println!("── {}: {name}", b.name);
 }
@@ -909,15 +924,22 @@ fn chapter(b: &Backend, name: &str) {
 async fn a_merchant_is_found_by_its_api_key_hash(b: &Backend, fx: &Fixture) {
     chapter(b, "a_merchant_is_found_by_its_api_key_hash");
     let store = &b.store;
+    let acme = store
+        .api_key_by_hash(ACME_KEY)
+        .await
+        .unwrap()
+        .expect("acme's key");
+    assert_eq!(acme, key_of(&fx.merchant, "key_acme"));
     assert_eq!(
-        store.merchant_for_api_key(ACME_KEY).await.unwrap(),
-        Some(fx.merchant.clone())
-    );
-    assert_eq!(
-        store.merchant_for_api_key(OTHER_KEY).await.unwrap(),
+        store
+            .api_key_by_hash(OTHER_KEY)
+            .await
+            .unwrap()
+            .map(|k| k.merchant_id),
         Some(fx.other.clone())
     );
-    assert_eq!(store.merchant_for_api_key(b"no such key").await.unwrap(), None);
+    assert_eq!(store.api_key_by_hash(b"no such key").await.unwrap(), None);
+    assert_eq!(store.api_keys(&fx.merchant, 10).await.unwrap(), [acme]);
 
     // Merchant ids and key hashes are keys: a second of either is refused.
     let (merchant_again, key_again) = b
@@ -927,7 +949,7 @@ async fn a_merchant_is_found_by_its_api_key_hash(b: &Backend, fx: &Fixture) {
                 let merchant_again = tx.insert_merchant(&fx.merchant, "Acme again", T0).await;
                 settle(tx, "attempt", merchant_again.is_err()).await?;
                 tx.savepoint("attempt").await?;
-                let key_again = tx.insert_api_key(&fx.other, ACME_KEY, T0).await;
+                let key_again = tx.insert_api_key(&key_of(&fx.other, "key_again"), ACME_KEY).await;
                 settle(tx, "attempt", key_again.is_err()).await?;
                 Ok((merchant_again, key_again))
             })
@@ -937,7 +959,11 @@ async fn a_merchant_is_found_by_its_api_key_hash(b: &Backend, fx: &Fixture) {
     assert!(is_unique_violation(&merchant_again), "{merchant_again:?}");
     assert!(is_unique_violation(&key_again), "{key_again:?}");
     assert_eq!(
-        store.merchant_for_api_key(ACME_KEY).await.unwrap(),
+        store
+            .api_key_by_hash(ACME_KEY)
+            .await
+            .unwrap()
+            .map(|k| k.merchant_id),
         Some(fx.merchant.clone())
     );
     b.store.ping().await.expect("the store answers");
@@ -1276,7 +1302,8 @@ async fn a_stale_snapshot_is_refused_by_the_guard(b: &Backend, fx: &Fixture) {
             Box::pin(async move {
                 let ghost = MerchantId::new("mer_ghost");
                 tx.insert_merchant(&ghost, "Ghost", T0).await?;
-                tx.insert_api_key(&ghost, b"ghost-key", T0).await?;
+                tx.insert_api_key(&key_of(&ghost, "key_ghost"), b"ghost-key")
+                    .await?;
                 let decision = operations::redeem(&issued, amount(1000), false, None, T0).unwrap();
                 tx.append(&fx.merchant, &issued, &decision, &meta("txn_returned", T0))
                     .await
@@ -1284,7 +1311,7 @@ async fn a_stale_snapshot_is_refused_by_the_guard(b: &Backend, fx: &Fixture) {
         })
         .await;
     assert!(is_conflict(&returned), "{returned:?}");
-    assert_eq!(b.store.merchant_for_api_key(b"ghost-key").await.unwrap(), None);
+    assert_eq!(b.store.api_key_by_hash(b"ghost-key").await.unwrap(), None);
 
     let store = &b.store;
     let card_now = read_card(b, &fx.merchant, &card.id, T0).await;
@@ -1912,7 +1939,8 @@ async fn rolling_back_to_a_savepoint_undoes_only_its_writes(b: &Backend, fx: &Fi
                     .await?;
                 let ghost = MerchantId::new("mer_ghost");
                 tx.insert_merchant(&ghost, "Ghost", T0).await?;
-                tx.insert_api_key(&ghost, b"ghost-key", T0).await?;
+                tx.insert_api_key(&key_of(&ghost, "key_ghost"), b"ghost-key")
+                    .await?;
                 tx.rollback_to_savepoint("undone").await?;
 
                 tx.savepoint("released").await?;
@@ -1953,7 +1981,7 @@ async fn rolling_back_to_a_savepoint_undoes_only_its_writes(b: &Backend, fx: &Fi
             .unwrap()
             .is_none()
     );
-    assert_eq!(store.merchant_for_api_key(b"ghost-key").await.unwrap(), None);
+    assert_eq!(store.api_key_by_hash(b"ghost-key").await.unwrap(), None);
     let attempts = b
         .write(fx.clone(), |tx, fx| {
             Box::pin(async move { tx.attempts(&fx.merchant, b"fp-sp").await })
@@ -1983,7 +2011,8 @@ async fn a_failing_job_leaves_no_trace_while_the_jobs_beside_it_commit(b: &Backe
             Box::pin(async move {
                 let ghost = MerchantId::new("mer_ghost");
                 tx.insert_merchant(&ghost, "Ghost", T0).await?;
-                tx.insert_api_key(&ghost, b"ghost-key", T0).await?;
+                tx.insert_api_key(&key_of(&ghost, "key_ghost"), b"ghost-key")
+                    .await?;
                 let card = locked_card(tx, &fx.merchant, &card_id).await?;
                 let decision = operations::redeem(&card, amount(500), false, None, T0).unwrap();
                 tx.append(&fx.merchant, &card, &decision, &meta("txn_failing", T0))
@@ -2000,7 +2029,7 @@ async fn a_failing_job_leaves_no_trace_while_the_jobs_beside_it_commit(b: &Backe
                     .await?;
                 tx.insert_merchant(&MerchantId::new("mer_after"), "After", T0)
                     .await?;
-                tx.insert_api_key(&MerchantId::new("mer_after"), b"after-key", T0)
+                tx.insert_api_key(&key_of(&MerchantId::new("mer_after"), "key_after"), b"after-key")
                     .await
             })
         })
@@ -2023,9 +2052,13 @@ async fn a_failing_job_leaves_no_trace_while_the_jobs_beside_it_commit(b: &Backe
             .unwrap()
             .is_none()
     );
-    assert_eq!(store.merchant_for_api_key(b"ghost-key").await.unwrap(), None);
+    assert_eq!(store.api_key_by_hash(b"ghost-key").await.unwrap(), None);
     assert_eq!(
-        store.merchant_for_api_key(b"after-key").await.unwrap(),
+        store
+            .api_key_by_hash(b"after-key")
+            .await
+            .unwrap()
+            .map(|k| k.merchant_id),
         Some(MerchantId::new("mer_after"))
     );
     assert_sound(b).await;

@@ -145,6 +145,12 @@ impl From<ServiceError> for AdyenSvError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Unauthorized => Self::unauthorized(),
+            ServiceError::InsufficientScope { .. } => Self::new(
+                StatusCode::FORBIDDEN,
+                codes::GENERAL,
+                "security",
+                "HTTP Status Response - Forbidden",
+            ),
             ServiceError::NotFound(what) => Self::validation(codes::STRUCTURE, format!("No such {what}.")),
             ServiceError::Invalid { param, message } => {
                 Self::validation(codes::STRUCTURE, format!("{param}: {message}."))

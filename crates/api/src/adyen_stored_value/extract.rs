@@ -32,7 +32,9 @@ impl FromRequestParts<AppState> for AdyenSvMerchant {
             .map(str::to_owned)
             .or_else(|| crate::credentials::basic(&parts.headers))
             .unwrap_or_default();
-        Ok(Self(state.service.authenticate(&key).await?))
+        Ok(Self(
+            state.service.authenticate(&key, crate::access::of(parts)).await?,
+        ))
     }
 }
 

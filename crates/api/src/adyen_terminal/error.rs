@@ -210,6 +210,8 @@ pub fn unauthorized() -> Response {
 #[derive(Debug)]
 pub enum TerminalError {
     Unauthorized,
+    /// The key's scope does not allow the Terminal API (a `read_only` key).
+    Forbidden,
     /// giftd failed; nothing of the request was kept.
     Internal,
     /// The database could not take the request; nothing of it was kept.
@@ -220,6 +222,11 @@ impl IntoResponse for TerminalError {
     fn into_response(self) -> Response {
         match self {
             Self::Unauthorized => unauthorized(),
+            Self::Forbidden => service_error(
+                StatusCode::FORBIDDEN,
+                "security",
+                "HTTP Status Response - Forbidden",
+            ),
             Self::Internal => service_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", INTERNAL_MESSAGE),
             Self::Unavailable => service_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -234,6 +241,7 @@ impl From<ServiceError> for TerminalError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Unauthorized => Self::Unauthorized,
+            ServiceError::InsufficientScope { .. } => Self::Forbidden,
             // Reads and commands of this facade give these only through a refusal; if one
             // reaches here it is a bug, answered like any failure inside giftd.
             ServiceError::NotFound(_) | ServiceError::Invalid { .. } | ServiceError::IdempotencyKeyReused => {

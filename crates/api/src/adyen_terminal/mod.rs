@@ -79,7 +79,9 @@ impl FromRequestParts<AppState> for TerminalMerchant {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = crate::credentials::key_header(&parts.headers, API_KEY_HEADER).unwrap_or_default();
-        Ok(Self(state.service.authenticate(key).await?))
+        Ok(Self(
+            state.service.authenticate(key, crate::access::of(parts)).await?,
+        ))
     }
 }
 

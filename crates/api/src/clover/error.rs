@@ -280,6 +280,12 @@ impl From<ServiceError> for CloverError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Unauthorized => Self::unauthorized(),
+            ServiceError::InsufficientScope { scope } => Self::new(
+                StatusCode::FORBIDDEN,
+                "authentication_error",
+                "insufficient_scope",
+                format!("This API key's scope ({scope}) does not allow this request."),
+            ),
             ServiceError::NotFound(what) => Self::missing(what, format!("No such {what}.")),
             ServiceError::Invalid { param, message } => Self::invalid(param, sentence(message)),
             ServiceError::IdempotencyKeyReused => Self::new(

@@ -35,7 +35,9 @@ impl FromRequestParts<AppState> for CloverMerchant {
         let key = crate::credentials::key_header(&parts.headers, API_KEY_HEADER)
             .or_else(|| crate::credentials::bearer(&parts.headers))
             .unwrap_or_default();
-        Ok(Self(state.service.authenticate(key).await?))
+        Ok(Self(
+            state.service.authenticate(key, crate::access::of(parts)).await?,
+        ))
     }
 }
 

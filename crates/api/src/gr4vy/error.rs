@@ -172,6 +172,16 @@ impl From<ServiceError> for Gr4vyError {
                 StatusCode::UNAUTHORIZED,
                 "Missing or unknown API key; send Authorization: Bearer <giftd API key>.",
             ),
+            ServiceError::InsufficientScope { scope } => Self {
+                status: StatusCode::FORBIDDEN,
+                details: vec![detail(
+                    "header",
+                    "Authorization",
+                    &format!("This API key's scope ({scope}) does not allow this request."),
+                    "insufficient_scope",
+                )],
+                message: format!("This API key's scope ({scope}) does not allow this request."),
+            },
             ServiceError::NotFound(what) => Self::not_found(gr4vy_name(what)),
             other @ (ServiceError::Invalid { .. }
             | ServiceError::IdempotencyKeyReused

@@ -111,7 +111,9 @@ impl FromRequestParts<AppState> for Merchant {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let key = crate::credentials::bearer(&parts.headers).unwrap_or_default();
-        Ok(Self(state.service.authenticate(key).await?))
+        Ok(Self(
+            state.service.authenticate(key, crate::access::of(parts)).await?,
+        ))
     }
 }
 

@@ -180,6 +180,13 @@ impl From<ServiceError> for ApiError {
                 "unauthorized",
                 "Missing or unknown API key; send Authorization: Bearer <key>.",
             ),
+            ServiceError::InsufficientScope { scope } => Self::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!(
+                    "This API key's scope ({scope}) does not allow this request; use a key with more power."
+                ),
+            ),
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::Invalid { param, message } => Self::invalid(param, sentence(message)),
             ServiceError::IdempotencyKeyReused => Self::new(

@@ -2,6 +2,7 @@
 //! service results into the contract's JSON. No SQL and no business rules here: a handler
 //! parses, calls the service, renders.
 
+pub mod api_keys;
 pub mod checkouts;
 pub mod error;
 pub mod extract;
@@ -155,6 +156,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_events))
         .routes(routes!(webhooks::get_event))
         .routes(routes!(webhooks::retry_webhook_delivery))
+        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
+        .routes(routes!(api_keys::rotate_api_key))
+        .routes(routes!(api_keys::revoke_api_key))
         .routes(routes!(reports::get_liability_report))
         .routes(routes!(reports::get_activity_report))
         .routes(routes!(reports::get_dormant_report))

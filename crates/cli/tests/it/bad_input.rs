@@ -31,6 +31,7 @@ struct Fixture {
     user_id: String,
     checkout_id: String,
     delivery_id: String,
+    api_key_id: String,
 }
 
 async fn fixture() -> Fixture {
@@ -52,6 +53,7 @@ async fn fixture() -> Fixture {
         user_id: "bad-input-user".into(),
         checkout_id: "chk_0000badinput".into(),
         delivery_id: "whd_00000000".into(),
+        api_key_id: "key_00000000".into(),
         program_id,
         card_number: text(&card["number"]),
         security_code: text(&card["security_code"]),
@@ -413,6 +415,21 @@ fn endpoints(fixture: &Fixture) -> Vec<Endpoint> {
         ),
         endpoint(
             format!("/v1/webhook_deliveries/{}/retry", fixture.delivery_id),
+            json!({}),
+            AmountField::Absent,
+        ),
+        endpoint(
+            "/v1/api_keys".into(),
+            json!({"name": "Bad input", "scope": "pos"}),
+            AmountField::Absent,
+        ),
+        endpoint(
+            format!("/v1/api_keys/{}/rotate", fixture.api_key_id),
+            json!({"grace_seconds": 60}),
+            AmountField::Absent,
+        ),
+        endpoint(
+            format!("/v1/api_keys/{}/revoke", fixture.api_key_id),
             json!({}),
             AmountField::Absent,
         ),
@@ -1371,8 +1388,9 @@ async fn another_merchants_objects_are_404_as_if_they_did_not_exist() {
         let expected: (u16, &[&'static str]) = match path.as_str() {
             // Lists are the other merchant's own (empty) lists.
             "/v1/programs" | "/v1/cards" if method == Method::GET => continue,
-            // Creating a program or a webhook endpoint is not about this merchant's objects.
-            "/v1/programs" | "/v1/webhook_endpoints" => continue,
+            // Creating a program, a webhook endpoint or an API key is not about this merchant's
+            // objects.
+            "/v1/programs" | "/v1/webhook_endpoints" | "/v1/api_keys" => continue,
             "/v1/cards/lookup" => (404, &["invalid_card"]),
             _ => (404, &["not_found"]),
         };
@@ -1959,6 +1977,7 @@ fn template_of(fixture: &Fixture, path: &str) -> String {
         &fixture.user_id,
         &fixture.checkout_id,
         &fixture.delivery_id,
+        &fixture.api_key_id,
     ]
     .iter()
     .fold(path.to_owned(), |path, id| path.replace(id.as_str(), "{}"))

@@ -12,6 +12,7 @@ mod adyen_python_client;
 mod adyen_stored_value;
 mod adyen_support;
 mod adyen_terminal;
+mod api_keys;
 mod bad_input;
 mod binary;
 mod card_stock;

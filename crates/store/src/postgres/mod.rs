@@ -50,9 +50,9 @@ use crate::sql;
 use crate::telemetry::Written;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
-    ActivityLine, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord, IdempotencyRecord,
-    LiabilityLine, Page, StockBatch, StockBatchRecord, Store, StoreError, StoreResult, TransactionRecord,
-    VerifyReport, WriteJob,
+    ActivityLine, ApiKeyRecord, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord,
+    IdempotencyRecord, LiabilityLine, Page, StockBatch, StockBatchRecord, Store, StoreError, StoreResult,
+    TransactionRecord, VerifyReport, WriteJob,
 };
 use hosts::Hosts;
 use tx::PgTx;
@@ -473,15 +473,21 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn merchant_for_api_key(&self, key_hash: &[u8]) -> StoreResult<Option<MerchantId>> {
-        let row = sqlx::query(sql::MERCHANT_OF_API_KEY)
+    async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>> {
+        let row = sqlx::query(sql::API_KEY_BY_HASH)
             .bind(key_hash)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row
-            .map(|r| r.try_get::<String, _>("merchant_id"))
-            .transpose()?
-            .map(MerchantId::new))
+        row.as_ref().map(rows::api_key).transpose()
+    }
+
+    async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>> {
+        let rows = sqlx::query(sql::API_KEYS_OF_MERCHANT)
+            .bind(merchant.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::api_key).collect()
     }
 
     async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>> {

@@ -10,7 +10,7 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
+    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
     TransactionId, TransactionType,
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
@@ -19,8 +19,8 @@ use super::{checkouts, queries, retention, wallet, webhooks};
 use crate::rows;
 use crate::sql;
 use crate::{
-    CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
-    WriteTx,
+    ApiKeyRecord, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult,
+    TransactionRecord, WriteTx,
 };
 
 pub(crate) struct PgTx<'c> {
@@ -116,16 +116,47 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
-    async fn insert_api_key(
-        &mut self,
-        merchant: &MerchantId,
-        key_hash: &[u8],
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn insert_api_key(&mut self, key: &ApiKeyRecord, key_hash: &[u8]) -> StoreResult<()> {
         sqlx::query(sql::INSERT_API_KEY)
             .bind(key_hash)
+            .bind(key.merchant_id.as_str())
+            .bind(key.created_at.unix_millis())
+            .bind(key.id.as_str())
+            .bind(&key.name)
+            .bind(key.scope.as_str())
+            .bind(&key.prefix)
+            .bind(key.expires_at.map(Timestamp::unix_millis))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn api_key(&mut self, merchant: &MerchantId, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>> {
+        let row = sqlx::query(sql::API_KEY_BY_ID)
             .bind(merchant.as_str())
-            .bind(now.unix_millis())
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.as_ref().map(rows::api_key).transpose()
+    }
+
+    async fn end_api_key(&mut self, key: &ApiKeyRecord) -> StoreResult<()> {
+        sqlx::query(sql::END_API_KEY)
+            .bind(key.expires_at.map(Timestamp::unix_millis))
+            .bind(key.revoked_at.map(Timestamp::unix_millis))
+            .bind(key.merchant_id.as_str())
+            .bind(key.id.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn touch_api_key(&mut self, id: &ApiKeyId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(sql::TOUCH_API_KEY)
+            .bind(at.unix_millis())
+            .bind(id.as_str())
             .execute(&mut *self.conn)
             .await
             .map_err(write_error)?;

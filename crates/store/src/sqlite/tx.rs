@@ -12,7 +12,7 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
+    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
     TransactionId, TransactionType,
 };
 use rusqlite::{Connection, Params, Row, params};
@@ -21,8 +21,8 @@ use super::{checkouts, retention, wallet, webhooks};
 use crate::rows;
 use crate::sql;
 use crate::{
-    CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult, TransactionRecord,
-    WriteTx,
+    ApiKeyRecord, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult,
+    TransactionRecord, WriteTx,
 };
 
 pub(crate) struct SqliteTx<'c> {
@@ -153,16 +153,52 @@ impl WriteTx for SqliteTx<'_> {
         Ok(())
     }
 
-    async fn insert_api_key(
-        &mut self,
-        merchant: &MerchantId,
-        key_hash: &[u8],
-        now: Timestamp,
-    ) -> StoreResult<()> {
+    async fn insert_api_key(&mut self, key: &ApiKeyRecord, key_hash: &[u8]) -> StoreResult<()> {
         execute(
             self.conn,
             sql::INSERT_API_KEY,
-            params![key_hash, merchant.as_str(), now.unix_millis()],
+            params![
+                key_hash,
+                key.merchant_id.as_str(),
+                key.created_at.unix_millis(),
+                key.id.as_str(),
+                key.name,
+                key.scope.as_str(),
+                key.prefix,
+                key.expires_at.map(Timestamp::unix_millis),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn api_key(&mut self, merchant: &MerchantId, id: &ApiKeyId) -> StoreResult<Option<ApiKeyRecord>> {
+        query_optional(
+            self.conn,
+            sql::API_KEY_BY_ID,
+            params![merchant.as_str(), id.as_str()],
+            |row| rows::api_key(row),
+        )
+    }
+
+    async fn end_api_key(&mut self, key: &ApiKeyRecord) -> StoreResult<()> {
+        execute(
+            self.conn,
+            sql::END_API_KEY,
+            params![
+                key.expires_at.map(Timestamp::unix_millis),
+                key.revoked_at.map(Timestamp::unix_millis),
+                key.merchant_id.as_str(),
+                key.id.as_str(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn touch_api_key(&mut self, id: &ApiKeyId, at: Timestamp) -> StoreResult<()> {
+        execute(
+            self.conn,
+            sql::TOUCH_API_KEY,
+            params![at.unix_millis(), id.as_str()],
         )?;
         Ok(())
     }
