@@ -32,7 +32,8 @@ pub enum ApiKeyCommand {
         key_hash: Vec<u8>,
         secret: String,
     },
-    /// A new key with the old one's name and scope; the old one keeps working until `old_until`.
+    /// A new key with the old one's name, scope and expiry; the old one keeps working until
+    /// `old_until` (or its own expiry, if sooner).
     Rotate {
         id: ApiKeyId,
         old_until: Timestamp,
@@ -92,14 +93,16 @@ impl Operation for ApiKeyCommand {
                 secret,
             } => {
                 let mut old = live_key(tx, cx, id).await?;
-                // A grace period never lengthens the old key's life.
-                old.expires_at = Some(old.expires_at.map_or(*old_until, |at| at.min(*old_until)));
-                tx.end_api_key(&old).await?;
+                // The new key takes the old one's name, scope and expiry.
                 let new_key = ApiKeyRecord {
                     name: old.name.clone(),
                     scope: old.scope,
+                    expires_at: old.expires_at,
                     ..new_key.clone()
                 };
+                // A grace period never lengthens the old key's life.
+                old.expires_at = Some(old.expires_at.map_or(*old_until, |at| at.min(*old_until)));
+                tx.end_api_key(&old).await?;
                 tx.insert_api_key(&new_key, key_hash).await?;
                 Ok(ApiKeyOutcome::Created {
                     key: new_key,

@@ -264,10 +264,27 @@ async fn a_rotated_key_keeps_working_for_its_grace_period_and_an_expiring_key_st
         .await;
     again.assert_error(400, "invalid_request");
 
-    // A key made to expire stops then.
+    // A key made to expire keeps its expiry through a rotation.
     let expires_at = "2100-01-01T00:00:00Z";
     let dated = create_key(&app, json!({"name": "temp", "expires_at": expires_at})).await;
     assert_eq!(dated["expires_at"], "2100-01-01T00:00:00.000Z");
+    let dated_again = app
+        .post(
+            &format!("/v1/api_keys/{}/rotate", dated["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    dated_again.assert_status(201);
+    assert_eq!(dated_again.body["expires_at"], "2100-01-01T00:00:00.000Z");
+    // And one whose time has come stops.
+    let soon = create_key(
+        &app,
+        json!({"name": "soon", "expires_at": "2100-01-01T00:00:00Z"}),
+    )
+    .await;
+    get_with(&app, "/v1/programs", &secret(&soon))
+        .await
+        .assert_status(200);
     for (body, param) in [
         (json!({"name": "x", "scope": "admin"}), "scope"),
         (json!({"name": ""}), "name"),
