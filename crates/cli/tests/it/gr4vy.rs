@@ -795,6 +795,24 @@ async fn an_issuance_makes_a_new_virtual_card_of_the_program_its_theme_names() {
         )
         .await;
     assert_envelope(&unknown, 404, "not_found");
+    // An inactive program issues nothing.
+    let paused = app
+        .send(
+            app.client
+                .patch(app.url(&format!("/v1/programs/{birthday}")))
+                .bearer_auth(&app.api_key)
+                .json(&json!({"active": false})),
+        )
+        .await;
+    paused.assert_status(200);
+    let inactive = app
+        .post(
+            "/gr4vy/gift-cards/issuances",
+            json!({"theme": "birthday-2026", "amount": 2000, "currency": "USD"}),
+        )
+        .await;
+    assert_envelope(&inactive, 400, "bad_request");
+    assert_eq!(detail_type(&inactive), "program_inactive");
     let currency = app
         .post(
             "/gr4vy/gift-cards/issuances",

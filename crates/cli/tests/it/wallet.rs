@@ -397,6 +397,32 @@ async fn a_gift_of_a_new_card_issues_and_funds_it_for_the_recipient() {
 }
 
 #[tokio::test]
+async fn an_inactive_programs_gift_of_a_new_card_is_refused_and_no_card_is_issued() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let paused = app
+        .send(
+            app.client
+                .patch(app.url(&format!("/v1/programs/{program}")))
+                .bearer_auth(&app.api_key)
+                .json(&json!({"active": false})),
+        )
+        .await;
+    paused.assert_status(200);
+    let gift = app
+        .post(
+            "/v1/gifts",
+            json!({"sender_user_id": "lea", "recipient_user_id": "max", "program_id": program,
+                   "amount": 5000, "funding_reference": "ch_9"}),
+        )
+        .await;
+    gift.assert_error(422, "program_inactive");
+    let wallet = app.get("/v1/users/max/cards").await;
+    assert_eq!(wallet.body["data"], json!([]), "no card was issued");
+    TestApp::assert_sound(&app.verify().await);
+}
+
+#[tokio::test]
 async fn a_full_wallet_refuses_a_gift_and_no_card_is_issued() {
     let app = TestApp::spawn().await;
     let program = app.usd_program().await;
