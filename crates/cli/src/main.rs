@@ -543,7 +543,7 @@ async fn api_keys(service: &Service, command: ApiKeyCommands) -> anyhow::Result<
     };
     let printed = move |result: &Result<ApiKeyOutcome, giftd_service::Refusal>| {
         let body = match result {
-            Ok(ApiKeyOutcome::Created { key, secret }) => key_json(key, Some(secret)),
+            Ok(ApiKeyOutcome::Created { key, secret }) => key_json(key, Some(secret.expose())),
             Ok(ApiKeyOutcome::Key(key)) => key_json(key, None),
             Ok(ApiKeyOutcome::Touched) => serde_json::json!({}),
             Err(refusal) => serde_json::json!({"error": refusal.to_string()}),

@@ -30,7 +30,7 @@ pub enum ApiKeyCommand {
     Create {
         key: ApiKeyRecord,
         key_hash: Vec<u8>,
-        secret: String,
+        secret: ApiKeySecret,
     },
     /// A new key with the old one's name, scope and expiry; the old one keeps working until
     /// `old_until` (or its own expiry, if sooner).
@@ -39,7 +39,7 @@ pub enum ApiKeyCommand {
         old_until: Timestamp,
         new_key: ApiKeyRecord,
         key_hash: Vec<u8>,
-        secret: String,
+        secret: ApiKeySecret,
     },
     Revoke {
         id: ApiKeyId,
@@ -55,17 +55,33 @@ pub enum ApiKeyOutcome {
     /// A new key with the key itself, to be shown once.
     Created {
         key: ApiKeyRecord,
-        secret: String,
+        secret: ApiKeySecret,
     },
     Key(ApiKeyRecord),
     Touched,
 }
 
-/// A new key: `gk_` and 48 hex digits (192 random bits).
-fn new_secret() -> String {
-    let mut secret = [0u8; 24];
-    rand::rng().fill_bytes(&mut secret);
-    format!("gk_{}", hex::encode(secret))
+/// An API key in clear: in the answer that made it only, never in `Debug` output.
+#[derive(Clone)]
+pub struct ApiKeySecret(String);
+
+impl ApiKeySecret {
+    /// A new key: `gk_` and 48 hex digits (192 random bits).
+    fn new() -> Self {
+        let mut secret = [0u8; 24];
+        rand::rng().fill_bytes(&mut secret);
+        Self(format!("gk_{}", hex::encode(secret)))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKeySecret(redacted)")
+    }
 }
 
 #[async_trait]
@@ -327,20 +343,20 @@ impl Service {
         &self,
         merchant: &MerchantId,
         new: &NewApiKey,
-    ) -> (ApiKeyRecord, Vec<u8>, String) {
-        let secret = new_secret();
+    ) -> (ApiKeyRecord, Vec<u8>, ApiKeySecret) {
+        let secret = ApiKeySecret::new();
         let key = ApiKeyRecord {
             id: crate::ids::api_key(),
             merchant_id: merchant.clone(),
             name: new.name.trim().to_owned(),
             scope: new.scope,
-            prefix: Some(secret[..API_KEY_PREFIX_LENGTH].to_owned()),
+            prefix: Some(secret.expose()[..API_KEY_PREFIX_LENGTH].to_owned()),
             created_at: self.now(),
             expires_at: new.expires_at,
             revoked_at: None,
             last_used_at: None,
         };
-        (key, self.keys.api_key_hash(&secret), secret)
+        (key, self.keys.api_key_hash(secret.expose()), secret)
     }
 }
 
@@ -353,4 +369,18 @@ fn check_name(name: &str) -> Result<(), ServiceError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_in_clear_never_shows_in_debug_output() {
+        let secret = ApiKeySecret::new();
+        assert!(secret.expose().starts_with("gk_") && secret.expose().len() == 51);
+        let shown = format!("{:?}", ApiKeyOutcome::Touched) + &format!("{secret:?}");
+        assert!(!shown.contains(secret.expose()));
+        assert!(shown.contains("redacted"));
+    }
 }

@@ -260,7 +260,8 @@ impl Service {
             scope: giftd_domain::Scope::Full,
             expires_at: None,
         };
-        let (key, api_key_hash, api_key) = self.fresh_key(&merchant_id, &first);
+        let (key, api_key_hash, secret) = self.fresh_key(&merchant_id, &first);
+        let api_key = secret.expose().to_owned();
         let command = Command::CreateMerchant {
             name: name.to_owned(),
             api_key: key,

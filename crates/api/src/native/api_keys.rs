@@ -78,9 +78,10 @@ impl ApiKeyResponse {
 impl NativeBody for ApiKeyOutcome {
     fn native_body(&self) -> Option<serde_json::Result<Vec<u8>>> {
         match self {
-            ApiKeyOutcome::Created { key, secret } => {
-                Some(serde_json::to_vec(&ApiKeyResponse::new(key, Some(secret))))
-            }
+            ApiKeyOutcome::Created { key, secret } => Some(serde_json::to_vec(&ApiKeyResponse::new(
+                key,
+                Some(secret.expose()),
+            ))),
             ApiKeyOutcome::Key(key) => Some(serde_json::to_vec(&ApiKeyResponse::new(key, None))),
             // The service's own record of a use: no route asks for it.
             ApiKeyOutcome::Touched => None,
