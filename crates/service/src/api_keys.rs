@@ -9,6 +9,7 @@ use giftd_domain::{Access, ApiKeyId, MerchantId, Scope, Timestamp};
 use giftd_store::{ApiKeyRecord, StoreResult, WriteTx};
 use rand::Rng;
 
+use crate::auth::KeyGrant;
 use crate::error::{Failure, Refusal, ServiceError};
 use crate::operation::{Context, Operation};
 use crate::webhooks::Before;
@@ -171,7 +172,7 @@ async fn live_key(tx: &mut dyn WriteTx, cx: &Context<'_>, id: &ApiKeyId) -> Resu
 }
 
 /// Whether a key is neither revoked nor past its expiry at `now`.
-pub(crate) fn works(key: &ApiKeyRecord, now: Timestamp) -> bool {
+fn works(key: &ApiKeyRecord, now: Timestamp) -> bool {
     key.revoked_at.is_none() && key.expires_at.is_none_or(|at| now < at)
 }
 
@@ -192,8 +193,8 @@ impl Service {
             return Err(ServiceError::Unauthorized);
         }
         let key_hash = self.keys.api_key_hash(api_key);
-        let key = match self.api_keys.get(&key_hash) {
-            Some(key) => key,
+        let grant = match self.api_keys.get(&key_hash) {
+            Some(grant) => grant,
             None => {
                 let key = self
                     .store
@@ -204,17 +205,19 @@ impl Service {
                     return Err(ServiceError::Unauthorized);
                 }
                 self.record_use(&key);
-                self.api_keys.put(key_hash, key.clone());
-                key
+                let grant = KeyGrant::of(&key);
+                self.api_keys.put(key_hash, grant.clone());
+                grant
             }
         };
-        if !works(&key, self.now()) {
+        // A remembered key may have expired since.
+        if grant.expired(self.now()) {
             return Err(ServiceError::Unauthorized);
         }
-        if !key.scope.allows(access) {
-            return Err(ServiceError::InsufficientScope { scope: key.scope });
+        if !grant.scope.allows(access) {
+            return Err(ServiceError::InsufficientScope { scope: grant.scope });
         }
-        Ok(key.merchant_id)
+        Ok(grant.merchant)
     }
 
     /// Records a key's use without making the request wait for it.

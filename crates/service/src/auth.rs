@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use giftd_domain::{MerchantId, Scope, Timestamp};
 use giftd_store::ApiKeyRecord;
 
 /// How long a checked key is trusted without asking the database again.
@@ -17,9 +18,33 @@ pub const API_KEY_CACHE_SECONDS: u64 = 60;
 /// Keys remembered at most; past it the expired ones go, or, if none has expired, all of them.
 pub const API_KEY_CACHE_ENTRIES: usize = 10_000;
 
+/// What a request needs of a key that works: its merchant, its scope and when it expires (a
+/// revoked key is never remembered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyGrant {
+    pub merchant: MerchantId,
+    pub scope: Scope,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl KeyGrant {
+    pub(crate) fn of(key: &ApiKeyRecord) -> Self {
+        Self {
+            merchant: key.merchant_id.clone(),
+            scope: key.scope,
+            expires_at: key.expires_at,
+        }
+    }
+
+    /// Whether the key is past its expiry at `now`.
+    pub(crate) fn expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct ApiKeyCache {
-    entries: Mutex<HashMap<Vec<u8>, (ApiKeyRecord, Instant)>>,
+    entries: Mutex<HashMap<Vec<u8>, (KeyGrant, Instant)>>,
 }
 
 impl ApiKeyCache {
@@ -27,7 +52,7 @@ impl ApiKeyCache {
 
     /// A key checked less than [`API_KEY_CACHE_SECONDS`] ago (its expiry and scope are still
     /// the caller's to check).
-    pub(crate) fn get(&self, key_hash: &[u8]) -> Option<ApiKeyRecord> {
+    pub(crate) fn get(&self, key_hash: &[u8]) -> Option<KeyGrant> {
         let entries = self
             .entries
             .lock()
@@ -35,11 +60,11 @@ impl ApiKeyCache {
         entries
             .get(key_hash)
             .filter(|(_, checked_at)| checked_at.elapsed() < Self::TTL)
-            .map(|(key, _)| key.clone())
+            .map(|(grant, _)| grant.clone())
     }
 
     /// Remembers a key the database has just confirmed.
-    pub(crate) fn put(&self, key_hash: Vec<u8>, key: ApiKeyRecord) {
+    pub(crate) fn put(&self, key_hash: Vec<u8>, grant: KeyGrant) {
         let mut entries = self
             .entries
             .lock()
@@ -50,7 +75,7 @@ impl ApiKeyCache {
                 entries.clear();
             }
         }
-        entries.insert(key_hash, (key, Instant::now()));
+        entries.insert(key_hash, (grant, Instant::now()));
     }
 
     /// Forgets every key: after a key changed (revoked, rotated) in this process.
@@ -66,17 +91,11 @@ impl ApiKeyCache {
 mod tests {
     use super::*;
 
-    fn key(merchant: &str) -> ApiKeyRecord {
-        ApiKeyRecord {
-            id: giftd_domain::ApiKeyId::new("key_1"),
-            merchant_id: giftd_domain::MerchantId::new(merchant),
-            name: "default".into(),
-            scope: giftd_domain::Scope::Full,
-            prefix: None,
-            created_at: giftd_domain::Timestamp::from_unix_millis(0),
+    fn key(merchant: &str) -> KeyGrant {
+        KeyGrant {
+            merchant: MerchantId::new(merchant),
+            scope: Scope::Full,
             expires_at: None,
-            revoked_at: None,
-            last_used_at: None,
         }
     }
 
