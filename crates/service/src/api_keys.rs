@@ -15,7 +15,8 @@ use crate::operation::{Context, Operation};
 use crate::webhooks::Before;
 use crate::{IdempotencyKey, Rendered, Renderer, Service};
 
-/// Most API keys a merchant may have (revoked and expired ones included).
+/// Most API keys that work at once per merchant (revoked and expired ones do not count), and
+/// the most a listing shows.
 pub const MAX_API_KEYS: u32 = 100;
 /// Longest key name.
 pub const MAX_API_KEY_NAME_LENGTH: usize = 100;
@@ -290,7 +291,6 @@ impl Service {
                 message: format!("grace_seconds must be 0 to {MAX_ROTATION_GRACE_SECONDS} (30 days)"),
             });
         }
-        self.check_room(&merchant).await?;
         let placeholder = NewApiKey {
             name: String::new(),
             scope: Scope::Full,
@@ -324,13 +324,16 @@ impl Service {
         rendered
     }
 
-    /// Refuses a new key past [`MAX_API_KEYS`] (read before the write: two made at once may
-    /// pass the limit by one).
+    /// Refuses a new key past [`MAX_API_KEYS`] working ones (read before the write: two made at
+    /// once may pass the limit by one). A rotation does not ask: it replaces a key, whose
+    /// grace period ends.
     async fn check_room(&self, merchant: &MerchantId) -> Result<(), ServiceError> {
-        if self.store.api_keys(merchant, MAX_API_KEYS).await?.len() >= MAX_API_KEYS as usize {
+        if self.store.working_api_key_count(merchant, self.now()).await? >= i64::from(MAX_API_KEYS) {
             return Err(ServiceError::Invalid {
                 param: "name",
-                message: format!("a merchant has at most {MAX_API_KEYS} API keys"),
+                message: format!(
+                    "a merchant has at most {MAX_API_KEYS} API keys that work: revoke one first"
+                ),
             });
         }
         Ok(())

@@ -615,6 +615,8 @@ pub trait Store: Send + Sync + 'static {
     async fn api_key_by_hash(&self, key_hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>>;
     /// At most `limit` of the merchant's API keys, newest first.
     async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// How many of the merchant's API keys still work at `now` (neither revoked nor expired).
+    async fn working_api_key_count(&self, merchant: &MerchantId, now: Timestamp) -> StoreResult<i64>;
 
     async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>>;
     async fn programs(&self, merchant: &MerchantId, page: &Page) -> StoreResult<Vec<Program>>;

@@ -42,6 +42,9 @@ pub(crate) const API_KEY_BY_ID: &str = "SELECT id, merchant_id, name, scope, pre
      last_used_at FROM api_keys WHERE merchant_id = $1 AND id = $2";
 pub(crate) const API_KEYS_OF_MERCHANT: &str = "SELECT id, merchant_id, name, scope, prefix, created_at, expires_at, revoked_at, \
      last_used_at FROM api_keys WHERE merchant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+/// Keys that still work at `$2`: neither revoked nor expired.
+pub(crate) const WORKING_API_KEY_COUNT: &str = "SELECT COUNT(*) FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL \
+     AND (expires_at IS NULL OR expires_at > $2)";
 pub(crate) const END_API_KEY: &str =
     "UPDATE api_keys SET expires_at = $1, revoked_at = $2 WHERE merchant_id = $3 AND id = $4";
 pub(crate) const TOUCH_API_KEY: &str =
@@ -253,6 +256,7 @@ const ALL: &[&str] = &[
     API_KEY_BY_ID,
     API_KEYS_OF_MERCHANT,
     END_API_KEY,
+    WORKING_API_KEY_COUNT,
     TOUCH_API_KEY,
     INSERT_CARD,
     INSERT_CLOVER_LOCK,

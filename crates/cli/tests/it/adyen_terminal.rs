@@ -1225,6 +1225,25 @@ async fn a_lost_load_is_recovered_and_an_unknown_or_expired_reference_is_not_fou
             answer.text
         );
     }
+    // A reference that cannot name a message is a format failure, and moves nothing.
+    for (reference, field) in [
+        (
+            json!({"SaleID": "POS1", "ServiceID": "12345678901"}),
+            "MessageReference.ServiceID",
+        ),
+        (
+            json!({"SaleID": "", "ServiceID": "L1"}),
+            "MessageReference.SaleID",
+        ),
+    ] {
+        let answer = terminal(&app, &not_found(reference)).await;
+        assert_failure(&answer, "TransactionStatusResponse", "MessageFormat");
+        let details =
+            answer.body["SaleToPOIResponse"]["TransactionStatusResponse"]["Response"]["AdditionalResponse"]
+                .as_str()
+                .unwrap();
+        assert!(details.contains(field), "{details}");
+    }
     // Another merchant does not see it.
     let other = app.another_merchant().await;
     let answer = terminal_as(&app, &status, &other).await;

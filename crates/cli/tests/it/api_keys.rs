@@ -322,3 +322,43 @@ async fn a_rotated_key_keeps_working_for_its_grace_period_and_an_expiring_key_st
     get_with(&app, "/v1/programs", &new_key).await.assert_status(200);
     TestApp::assert_sound(&app.verify().await);
 }
+
+#[tokio::test]
+async fn a_merchant_has_at_most_a_hundred_working_keys_and_an_unknown_key_is_not_found() {
+    let app = TestApp::spawn().await;
+    // The first key, made with the merchant, counts.
+    for i in 1..100 {
+        create_key(&app, json!({"name": format!("till {i}"), "scope": "pos"})).await;
+    }
+    assert_eq!(listed(&app).await.len(), 100);
+    let refused = app.post("/v1/api_keys", json!({"name": "one too many"})).await;
+    assert_eq!(refused.status.as_u16(), 400, "{}", refused.text);
+    assert!(refused.text.contains("at most 100"), "{}", refused.text);
+    assert_eq!(listed(&app).await.len(), 100, "nothing was made");
+    // A revoked key makes room; a rotation replaces a key and needs none.
+    let keys = listed(&app).await;
+    let till = keys.iter().find(|k| k["name"] == "till 1").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = keys.iter().find(|k| k["name"] == "till 2").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(&format!("/v1/api_keys/{other}/rotate"), json!({}))
+        .await
+        .assert_status(201);
+    app.post(&format!("/v1/api_keys/{till}/revoke"), json!({}))
+        .await
+        .assert_status(200);
+    app.clock.advance_seconds(24 * 3600 + 1);
+    create_key(&app, json!({"name": "after the revoke"})).await;
+
+    for path in [
+        "/v1/api_keys/key_00000000000000000000000000000000/rotate",
+        "/v1/api_keys/key_00000000000000000000000000000000/revoke",
+    ] {
+        app.post(path, json!({})).await.assert_error(404, "not_found");
+    }
+    TestApp::assert_sound(&app.verify().await);
+}

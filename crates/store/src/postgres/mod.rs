@@ -481,6 +481,14 @@ impl Store for PgStore {
         row.as_ref().map(rows::api_key).transpose()
     }
 
+    async fn working_api_key_count(&self, merchant: &MerchantId, now: Timestamp) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(sql::WORKING_API_KEY_COUNT)
+            .bind(merchant.as_str())
+            .bind(now.unix_millis())
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>> {
         let rows = sqlx::query(sql::API_KEYS_OF_MERCHANT)
             .bind(merchant.as_str())
