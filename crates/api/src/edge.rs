@@ -188,9 +188,25 @@ pub fn rfc3339(at: Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// An RFC 3339 date-time from a request (any offset) as an instant; `None` when it is not one.
+pub fn parse_rfc3339(value: &str) -> Option<Timestamp> {
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
+        .map(Timestamp::from_unix_millis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_rfc3339_date_time_in_any_offset_reads_as_its_instant() {
+        let at = parse_rfc3339("2026-12-07T07:19:15.5+01:00").unwrap();
+        assert_eq!(rfc3339(at), "2026-12-07T06:19:15.500Z");
+        assert_eq!(parse_rfc3339("2026-12-07"), None);
+        assert_eq!(parse_rfc3339("tomorrow"), None);
+    }
 
     #[test]
     fn a_sentence_starts_upper_case_and_ends_with_one_full_stop() {

@@ -12,6 +12,7 @@ use giftd_service::gr4vy::{Gr4vyCommand, Gr4vyOutcome};
 use giftd_service::{Refusal, Rendered};
 
 use super::error::Gr4vyError;
+use super::transactions::json;
 use super::wire::*;
 use super::{Answer, Body, Merchant, answer, buyer_of, required, unexpected};
 use crate::AppState;
@@ -217,11 +218,4 @@ pub async fn issue(
 
 fn refused(refusal: &Refusal) -> Rendered {
     Gr4vyError::from_refusal(refusal).rendered()
-}
-
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Rendered {
-    Rendered {
-        status: status.as_u16(),
-        body: serde_json::to_vec(body).expect("answers always serialize"),
-    }
 }

@@ -366,7 +366,8 @@ fn refunds(checkout: &Checkout, keep: impl Fn(&str) -> bool) -> Vec<Gr4vyRefund>
     items
 }
 
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Rendered {
+/// An answer of this facade, rendered inside a command's job.
+pub(super) fn json(status: StatusCode, body: &impl serde::Serialize) -> Rendered {
     Rendered {
         status: status.as_u16(),
         body: serde_json::to_vec(body).expect("response types always serialize"),
@@ -948,10 +949,7 @@ fn list_query(raw: Option<&str>) -> Result<(usize, Option<CheckoutId>, ListFilte
         .map_err(|_| Gr4vyError::invalid("query", "", "The query string cannot be read."))?;
     let invalid = |field: &str, message: String| Gr4vyError::invalid("query", field, message);
     let time = |field: &str, value: &str| {
-        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-            .ok()
-            .and_then(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
-            .map(Timestamp::from_unix_millis)
+        crate::edge::parse_rfc3339(value)
             .ok_or_else(|| invalid(field, format!("`{field}` must be an RFC 3339 date-time.")))
     };
     let integer = |field: &str, value: &str| {

@@ -107,10 +107,7 @@ fn scope(value: Option<&str>) -> Result<Scope, ApiError> {
 }
 
 fn timestamp(value: &str, param: &str) -> Result<Timestamp, ApiError> {
-    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .and_then(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok())
-        .map(Timestamp::from_unix_millis)
+    crate::edge::parse_rfc3339(value)
         .ok_or_else(|| ApiError::invalid(param, format!("`{param}` must be an RFC 3339 date-time.")))
 }
 
