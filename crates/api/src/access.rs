@@ -1,10 +1,12 @@
-//! What a request needs of its API key (`giftd_domain::Access`), decided once for every
-//! front-end from the method and the full path. A till's front-ends (the Adyen Terminal and
-//! Stored Value APIs, Clover's Gift Card API) need `pos`; so do the native card operations a
-//! till makes (lookups, activations, loads, redemptions, holds, voids and refunds). Reads need
-//! any key, except the API keys' own list; every other write, and anything about API keys,
-//! needs a `full` key. Each front-end's extractor asks this and answers a refusal in its own
-//! shape (403 `insufficient_scope`).
+//! What a request needs of its caller (`giftd_domain::Access`), decided once for every front-end
+//! from the method and the full path; an API key's scope or a staff member's role then allows
+//! it or not. A till's front-ends (the Adyen Terminal and Stored Value APIs, Clover's Gift Card
+//! API) need `Pos`; so do the native card operations a till makes (lookups, activations, loads,
+//! redemptions, holds, voids and refunds). Freezing and unfreezing a card is the support desk's
+//! (`CardSupport`); API keys and changes to webhooks are a developer's (`Developer`); the reports
+//! are `Reports`; staff accounts are `Staff`, and one's own account (`/v1/staff/me`) is `Own`.
+//! Other reads need `Read`; every other write `Full`. Each front-end's extractor asks this and
+//! answers a refusal in its own shape (403 `insufficient_scope` or `insufficient_role`).
 
 use axum::extract::OriginalUri;
 use axum::http::Method;
@@ -17,8 +19,13 @@ pub fn required(method: &Method, path: &str) -> Access {
     let reading = matches!(*method, Method::GET | Method::HEAD);
     match segments.as_slice() {
         ["", "sync"] | ["", "clover", ..] | ["", "pal", "servlet", "StoredValue", ..] => Access::Pos,
-        ["", "v1", "api_keys", ..] => Access::Full,
+        ["", "v1", "api_keys", ..] => Access::Developer,
+        ["", "v1", "staff", "me", ..] => Access::Own,
+        ["", "v1", "staff", ..] => Access::Staff,
+        ["", "v1", "reports", ..] => Access::Reports,
         _ if reading => Access::Read,
+        ["", "v1", "webhook_endpoints" | "webhook_deliveries", ..] => Access::Developer,
+        ["", "v1", "cards", _, "freeze" | "unfreeze"] if *method == Method::POST => Access::CardSupport,
         ["", "v1", "cards", "lookup"]
         | ["", "v1", "cards", _, "activate" | "load" | "redeem" | "holds"]
         | ["", "v1", "holds", _, "capture" | "release"]
@@ -45,7 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tills_work_needs_pos_reads_need_any_key_and_the_rest_a_full_one() {
+    fn each_request_needs_the_access_of_its_kind_of_work() {
         let cases = [
             (Method::POST, "/sync", Access::Pos),
             (Method::POST, "/clover/v1/charges", Access::Pos),
@@ -57,14 +64,28 @@ mod tests {
             (Method::POST, "/v1/transactions/txn_1/void", Access::Pos),
             (Method::GET, "/v1/cards/card_1", Access::Read),
             (Method::GET, "/gr4vy/transactions", Access::Read),
-            (Method::GET, "/v1/api_keys", Access::Full),
+            (Method::GET, "/v1/api_keys", Access::Developer),
+            (Method::POST, "/v1/api_keys/key_1/rotate", Access::Developer),
+            (Method::GET, "/v1/reports/liability", Access::Reports),
+            (Method::GET, "/v1/webhook_endpoints", Access::Read),
+            (Method::DELETE, "/v1/webhook_endpoints/whe_1", Access::Developer),
+            (
+                Method::POST,
+                "/v1/webhook_deliveries/whd_1/retry",
+                Access::Developer,
+            ),
+            (Method::POST, "/v1/cards/card_1/freeze", Access::CardSupport),
+            (Method::GET, "/v1/staff", Access::Staff),
+            (Method::PATCH, "/v1/staff/stf_1", Access::Staff),
+            (Method::GET, "/v1/staff/me", Access::Own),
+            (Method::POST, "/v1/staff/me/password", Access::Own),
             (Method::POST, "/v1/programs", Access::Full),
             (Method::PATCH, "/v1/programs/prog_1", Access::Full),
             (Method::POST, "/v1/cards", Access::Full),
             (Method::POST, "/v1/cards/card_1/cashout", Access::Full),
             (Method::POST, "/gr4vy/transactions", Access::Full),
             (Method::POST, "/giftcard/v1/cards/card_1/redeem", Access::Full),
-            (Method::POST, "/v1/webhook_endpoints", Access::Full),
+            (Method::POST, "/v1/webhook_endpoints", Access::Developer),
         ];
         for (method, path, access) in cases {
             assert_eq!(required(&method, path), access, "{method} {path}");

@@ -3,7 +3,8 @@
 //! key and per client address, on top of the per-card lockout that the service keeps.
 //!
 //! Which requests count: the native `POST /v1/cards/lookup` and `PUT /v1/users/{user_id}/cards/
-//! {card_id}` (saving a card by number and security code), a native checkout whose body presents
+//! {card_id}` (saving a card by number and security code), a staff sign-in (`POST /v1/sessions`,
+//! which presents no key: counted per address), a native checkout whose body presents
 //! a `security_code`, and every request to a vendor facade whose JSON body presents a security
 //! code (`passcode` under `/giftcard`, `security_code` or `foreign_access_code` under `/clover`,
 //! `securityCode` under the Stored Value API, `SecurityCode` at the Terminal API's `/sync`,
@@ -344,7 +345,7 @@ pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next:
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!(
-                    "Too many card lookups and security-code checks from {whom}; retry after {seconds} s."
+                    "Too many card lookups, sign-ins and security-code checks from {whom}; retry after {seconds} s."
                 ),
             );
             response
@@ -395,9 +396,10 @@ mod tests {
     }
 
     #[test]
-    fn native_lookups_and_saves_count_and_imports_do_not() {
+    fn native_lookups_saves_and_sign_ins_count_and_imports_do_not() {
         let counts = crate::native::EDGE.counts;
         assert!(counts(&Method::POST, "/v1/cards/lookup"));
+        assert!(counts(&Method::POST, "/v1/sessions"));
         assert!(counts(&Method::PUT, "/v1/users/u1/cards/card_1"));
         assert!(!counts(&Method::POST, "/v1/cards"));
         assert!(!counts(&Method::GET, "/v1/users/u1/cards"));

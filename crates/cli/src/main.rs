@@ -63,6 +63,11 @@ enum Commands {
         #[command(subcommand)]
         command: ApiKeyCommands,
     },
+    /// A merchant's staff accounts: create one (the first owner, say) with a temporary password.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommands,
+    },
     /// Finance reports from the ledger (not the cached balances), as JSON or --csv.
     Report {
         #[command(subcommand)]
@@ -130,6 +135,24 @@ enum ApiKeyCommands {
         merchant: String,
         /// The key's id (`key_...`).
         id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommands {
+    /// Create a staff account and print it as JSON with its temporary password (shown once,
+    /// stored hashed; it must be changed at the first sign-in, and stops working after 7 days).
+    Create {
+        /// The merchant's id (`mer_...`).
+        #[arg(long)]
+        merchant: String,
+        #[arg(long)]
+        email: String,
+        /// `owner`, `admin`, `support`, `finance`, `developer` or `viewer`.
+        #[arg(long)]
+        role: String,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -373,6 +396,9 @@ impl Commands {
                     | ApiKeyCommands::List { storage, .. }
                     | ApiKeyCommands::Revoke { storage, .. },
             }
+            | Self::Staff {
+                command: StaffCommands::Create { storage, .. },
+            }
             | Self::Cards {
                 command: CardCommands::Generate { storage, .. } | CardCommands::Import { storage, .. },
             } => storage.flags(),
@@ -504,6 +530,21 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
             done?;
             Ok(ExitCode::SUCCESS)
         }
+        Commands::Staff {
+            command:
+                StaffCommands::Create {
+                    merchant,
+                    email,
+                    role,
+                    ..
+                },
+        } => {
+            let service = open(storage).await?;
+            let done = create_staff(&service, &merchant, email, &role).await;
+            service.store().close().await;
+            done?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Merchants {
             command: MerchantCommands::Create { name, json, .. },
         } => {
@@ -589,6 +630,46 @@ async fn api_keys(service: &Service, command: ApiKeyCommands) -> anyhow::Result<
     if rendered.status != 200 {
         anyhow::bail!("refused");
     }
+    Ok(())
+}
+
+/// `giftd staff create`: the account as JSON, with its temporary password.
+async fn create_staff(service: &Service, merchant: &str, email: String, role: &str) -> anyhow::Result<()> {
+    use giftd_service::staff::{NewStaff, StaffOutcome};
+    let merchant = giftd_domain::MerchantId::parse(merchant)
+        .ok_or_else(|| anyhow::anyhow!("--merchant must be a merchant id (mer_...)"))?;
+    let role = giftd_domain::Role::parse(role).ok_or_else(|| {
+        anyhow::anyhow!("--role must be owner, admin, support, finance, developer or viewer")
+    })?;
+    let printed = |result: &Result<StaffOutcome, giftd_service::Refusal>| {
+        let (status, body) = match result {
+            Ok(StaffOutcome::WithTemporaryPassword {
+                member,
+                temporary_password,
+            }) => (
+                200,
+                serde_json::json!({
+                    "id": member.id.as_str(), "merchant_id": member.merchant_id.as_str(),
+                    "email": member.email, "role": member.role.as_str(),
+                    "temporary_password": temporary_password.expose(),
+                }),
+            ),
+            Ok(_) => (500, serde_json::json!({"error": "unexpected outcome"})),
+            Err(refusal) => (400, serde_json::json!({"error": refusal.to_string()})),
+        };
+        giftd_service::Rendered {
+            status,
+            body: body.to_string().into_bytes(),
+        }
+    };
+    let rendered = service
+        .create_staff(merchant, NewStaff { email, role }, None, Box::new(printed))
+        .await?;
+    println!("{}", String::from_utf8_lossy(&rendered.body));
+    if rendered.status != 200 {
+        anyhow::bail!("refused");
+    }
+    eprintln!("(the temporary password is shown only now; it must be changed at the first sign-in)");
     Ok(())
 }
 

@@ -1,8 +1,10 @@
-//! What an API key may do. A key has a [`Scope`]; a request needs an [`Access`], decided by the
-//! front-end from what the request is; the scope allows it or not. `full` is every power (the
-//! keys made before scopes existed are `full`); `pos` is what a till needs: balances, lookups,
-//! activations, loads, redemptions, holds and reversals, and the vendor front-ends a terminal
-//! speaks; `read_only` reads. Pure: no IO.
+//! What a caller may do. A request needs an [`Access`], decided by the front-end from what the
+//! request is. An API key has a [`Scope`]; a signed-in staff member has a [`crate::Role`]; each
+//! allows an access or not. `full` is every power a key can have (the keys made before scopes
+//! existed are `full`); `pos` is what a till needs: balances, lookups, activations, loads,
+//! redemptions, holds and reversals, and the vendor front-ends a terminal speaks; `read_only`
+//! reads. What only a person does (their own password, second factor and sessions) no key may
+//! do. Pure: no IO.
 
 use std::fmt;
 
@@ -14,15 +16,38 @@ pub enum Scope {
     ReadOnly,
 }
 
-/// What a request needs of its key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a request needs of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
-    /// Reading: every scope.
+    /// Reading cards, programs, transactions, checkouts, users, events: every scope, every role.
     Read,
-    /// A till's work on cards: `pos` and `full`.
+    /// Reading the finance reports.
+    Reports,
+    /// A till's work on cards (lookups, activations, loads, redemptions, holds, reversals).
     Pos,
-    /// Everything else (programs, webhooks, reports, keys, checkouts, ...): `full` only.
+    /// The support desk's work on a card: freezing and unfreezing it.
+    CardSupport,
+    /// A developer's work: API keys, webhook endpoints and deliveries.
+    Developer,
+    /// Managing the merchant's staff accounts.
+    Staff,
+    /// A signed-in person's own account: password, second factor, sign-out. No key has one.
+    Own,
+    /// Everything else (programs, issuing, cash-out, transfers, checkouts, ...).
     Full,
+}
+
+impl Access {
+    pub const ALL: [Self; 8] = [
+        Self::Read,
+        Self::Reports,
+        Self::Pos,
+        Self::CardSupport,
+        Self::Developer,
+        Self::Staff,
+        Self::Own,
+        Self::Full,
+    ];
 }
 
 impl Scope {
@@ -42,11 +67,11 @@ impl Scope {
 
     /// Whether a key of this scope may make a request that needs `access`.
     pub fn allows(self, access: Access) -> bool {
-        match (self, access) {
-            (Self::Full, _) | (Self::Pos, Access::Read | Access::Pos) | (Self::ReadOnly, Access::Read) => {
-                true
-            }
-            (Self::Pos, Access::Full) | (Self::ReadOnly, Access::Pos | Access::Full) => false,
+        match access {
+            Access::Read | Access::Reports => true,
+            Access::Pos => matches!(self, Self::Full | Self::Pos),
+            Access::CardSupport | Access::Developer | Access::Staff | Access::Full => self == Self::Full,
+            Access::Own => false,
         }
     }
 }
@@ -63,15 +88,19 @@ mod tests {
 
     #[test]
     fn each_scope_allows_its_own_access_and_what_is_below_it() {
+        use Access::*;
         let allowed = |scope: Scope| {
-            [Access::Read, Access::Pos, Access::Full]
+            Access::ALL
                 .into_iter()
                 .filter(|access| scope.allows(*access))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(allowed(Scope::Full), [Access::Read, Access::Pos, Access::Full]);
-        assert_eq!(allowed(Scope::Pos), [Access::Read, Access::Pos]);
-        assert_eq!(allowed(Scope::ReadOnly), [Access::Read]);
+        assert_eq!(
+            allowed(Scope::Full),
+            [Read, Reports, Pos, CardSupport, Developer, Staff, Full]
+        );
+        assert_eq!(allowed(Scope::Pos), [Read, Reports, Pos]);
+        assert_eq!(allowed(Scope::ReadOnly), [Read, Reports]);
     }
 
     #[test]

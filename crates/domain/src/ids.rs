@@ -90,3 +90,13 @@ id_type!(
     ApiKeyId,
     "key_"
 );
+id_type!(
+    /// A merchant's staff member: a person who signs in.
+    StaffId,
+    "stf_"
+);
+id_type!(
+    /// A staff member's signed-in session (the token it is used by is a secret).
+    StaffSessionId,
+    "ses_"
+);

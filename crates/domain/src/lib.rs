@@ -17,6 +17,7 @@ pub mod major_units;
 pub mod money;
 pub mod operations;
 pub mod program;
+pub mod staff;
 pub mod stock;
 pub mod stored_value;
 pub mod time;
@@ -26,10 +27,11 @@ pub use access::{Access, Scope};
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
 pub use ids::{
-    ApiKeyId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, TransactionId, WebhookDeliveryId,
-    WebhookEndpointId,
+    ApiKeyId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, StaffId, StaffSessionId,
+    TransactionId, WebhookDeliveryId, WebhookEndpointId,
 };
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};
 pub use program::{NewProgram, Program, ProgramChanges};
+pub use staff::Role;
 pub use time::{Date, Timestamp};

@@ -223,24 +223,8 @@ impl Service {
 
     /// Records a key's use without making the request wait for it.
     fn record_use(&self, key: &ApiKeyRecord) {
-        let service = self.clone();
-        let (merchant, id) = (key.merchant_id.clone(), key.id.clone());
-        tokio::spawn(async move {
-            let touched = service
-                .execute(
-                    merchant,
-                    ApiKeyCommand::Touch { id },
-                    None,
-                    Box::new(|_| Rendered {
-                        status: 200,
-                        body: Vec::new(),
-                    }),
-                )
-                .await;
-            if let Err(error) = touched {
-                tracing::warn!(%error, "an API key's last use was not recorded");
-            }
-        });
+        let command = ApiKeyCommand::Touch { id: key.id.clone() };
+        self.execute_in_background(key.merchant_id.clone(), command, "an API key's last use");
     }
 
     /// A new key of the merchant (shown once, in the answer `render` makes).

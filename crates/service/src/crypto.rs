@@ -103,6 +103,7 @@ pub struct Keys {
     security_code: [u8; 32],
     api_key: [u8; 32],
     clover_token: [u8; 32],
+    staff_session: [u8; 32],
 }
 
 impl Drop for Keys {
@@ -111,6 +112,7 @@ impl Drop for Keys {
         self.fingerprint.zeroize();
         self.security_code.zeroize();
         self.api_key.zeroize();
+        self.staff_session.zeroize();
         self.clover_token.zeroize();
     }
 }
@@ -141,6 +143,7 @@ impl Keys {
             security_code: derive("security code hash"),
             api_key: derive("api key hash"),
             clover_token: derive("clover token hash"),
+            staff_session: derive("staff session token hash"),
         }
     }
 
@@ -155,6 +158,11 @@ impl Keys {
 
     pub fn api_key_hash(&self, api_key: &str) -> Vec<u8> {
         hmac(&self.api_key, &[api_key.as_bytes()]).to_vec()
+    }
+
+    /// The stored form of a staff member's session token: kept only as this keyed hash.
+    pub fn staff_session_hash(&self, token: &str) -> Vec<u8> {
+        hmac(&self.staff_session, &[token.as_bytes()]).to_vec()
     }
 
     /// The stored form of a Clover card token: tokens are kept only as this keyed hash.

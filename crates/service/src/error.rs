@@ -31,6 +31,10 @@ pub enum ServiceError {
     /// The key is valid, but its scope does not allow this request.
     #[error("this API key's scope ({scope}) does not allow this request")]
     InsufficientScope { scope: giftd_domain::Scope },
+    /// A staff member's sign-in refused, or a signed-in request their role or account does not
+    /// allow (only the native API takes staff sessions; see `crate::staff`).
+    #[error(transparent)]
+    Staff(#[from] crate::staff::StaffRefusal),
     #[error("no such {0}")]
     NotFound(&'static str),
     #[error("{message}")]

@@ -1,7 +1,9 @@
 //! New ids: a type prefix and a UUIDv7 in hex, so ids sort roughly by creation time and
 //! reveal nothing else.
 
-use giftd_domain::{ApiKeyId, CardId, CheckoutId, HoldId, MerchantId, ProgramId, TransactionId};
+use giftd_domain::{
+    ApiKeyId, CardId, CheckoutId, HoldId, MerchantId, ProgramId, StaffId, StaffSessionId, TransactionId,
+};
 
 fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::now_v7().simple())
@@ -29,6 +31,14 @@ pub fn transaction() -> TransactionId {
 
 pub fn api_key() -> ApiKeyId {
     ApiKeyId::new(new_id(ApiKeyId::PREFIX))
+}
+
+pub fn staff() -> StaffId {
+    StaffId::new(new_id(StaffId::PREFIX))
+}
+
+pub fn staff_session() -> StaffSessionId {
+    StaffSessionId::new(new_id(StaffSessionId::PREFIX))
 }
 
 pub fn checkout() -> CheckoutId {

@@ -18,6 +18,7 @@ mod operation;
 pub mod payments;
 pub mod reports;
 pub mod retention;
+pub mod staff;
 mod steps;
 pub mod stock;
 pub mod transfers;
@@ -150,6 +151,33 @@ impl Service {
     /// How busy the database connections are, for the operators' metrics.
     pub fn pool_stats(&self) -> views::PoolStats {
         self.store.pool_stats()
+    }
+
+    /// Runs a command nobody waits for (the record of a key's or a session's use): a failure
+    /// is logged as `what` was not recorded.
+    pub(crate) fn execute_in_background<O: Operation>(
+        &self,
+        merchant: MerchantId,
+        command: O,
+        what: &'static str,
+    ) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let done = service
+                .execute(
+                    merchant,
+                    command,
+                    None,
+                    Box::new(|_| Rendered {
+                        status: 200,
+                        body: Vec::new(),
+                    }),
+                )
+                .await;
+            if let Err(error) = done {
+                tracing::warn!(%error, "{what} was not recorded");
+            }
+        });
     }
 
     /// Runs a command for `merchant` and answers with what `render` made of its result (or, for

@@ -493,6 +493,48 @@ impl WriteTx for MemoryTx<'_> {
         not_in_memory("API key")
     }
 
+    async fn insert_staff(&mut self, _: &crate::StaffRecord) -> StoreResult<()> {
+        not_in_memory("staff member")
+    }
+
+    async fn staff(
+        &mut self,
+        _: &MerchantId,
+        _: &giftd_domain::StaffId,
+    ) -> StoreResult<Option<crate::StaffRecord>> {
+        not_in_memory("staff member")
+    }
+
+    async fn update_staff(&mut self, _: &crate::StaffRecord) -> StoreResult<()> {
+        not_in_memory("staff member")
+    }
+
+    async fn active_owner_count(&mut self, _: &MerchantId) -> StoreResult<i64> {
+        not_in_memory("staff member")
+    }
+
+    async fn insert_staff_session(&mut self, _: &crate::StaffSessionRecord, _: &[u8]) -> StoreResult<()> {
+        not_in_memory("staff session")
+    }
+
+    async fn end_staff_sessions(
+        &mut self,
+        _: &giftd_domain::StaffId,
+        _: Option<&giftd_domain::StaffSessionId>,
+        _: Option<&giftd_domain::StaffSessionId>,
+        _: Timestamp,
+    ) -> StoreResult<()> {
+        not_in_memory("staff session")
+    }
+
+    async fn touch_staff_session(
+        &mut self,
+        _: &giftd_domain::StaffSessionId,
+        _: Timestamp,
+    ) -> StoreResult<()> {
+        not_in_memory("staff session")
+    }
+
     async fn insert_program(&mut self, _: &MerchantId, _: &Program) -> StoreResult<()> {
         not_in_memory("program")
     }

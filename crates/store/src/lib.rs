@@ -15,6 +15,7 @@ pub mod reports;
 mod rows;
 mod sql;
 pub mod sqlite;
+mod staff;
 mod telemetry;
 mod verify;
 mod webhooks;
@@ -38,8 +39,8 @@ pub use clover_reads::{
     CloverDirection, CloverHoldFacts, CloverLedgerRow, CloverListQuery, CloverObject, CloverPosition,
 };
 pub use records::{
-    ApiKeyRecord, CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, TransactionMeta,
-    TransactionRecord,
+    ApiKeyRecord, CardFilter, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, Page, StaffRecord,
+    StaffSessionRecord, TransactionMeta, TransactionRecord,
 };
 pub use reports::{
     ActivityLine, DormantCard, LiabilityLine, StockBatch, StockBatchRecord, StockCard, StockSource,
@@ -235,6 +236,41 @@ pub trait WriteTx: Send {
     async fn end_api_key(&mut self, key: &ApiKeyRecord) -> StoreResult<()>;
     /// Records that a key was used at `at` (never moving the time back).
     async fn touch_api_key(&mut self, id: &giftd_domain::ApiKeyId, at: Timestamp) -> StoreResult<()>;
+
+    /// Stores a new staff member (their email must be unused: `StoreError::Conflict` if not).
+    async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()>;
+    /// The merchant's staff member, locked for the rest of the transaction.
+    async fn staff(
+        &mut self,
+        merchant: &MerchantId,
+        id: &giftd_domain::StaffId,
+    ) -> StoreResult<Option<StaffRecord>>;
+    /// Writes what changes of a staff member (role, password, second factor, lockout, disabling,
+    /// last sign-in).
+    async fn update_staff(&mut self, staff: &StaffRecord) -> StoreResult<()>;
+    /// How many of the merchant's owners are not disabled.
+    async fn active_owner_count(&mut self, merchant: &MerchantId) -> StoreResult<i64>;
+    /// Stores a new session (the keyed hash of its token, never the token).
+    async fn insert_staff_session(
+        &mut self,
+        session: &StaffSessionRecord,
+        token_hash: &[u8],
+    ) -> StoreResult<()>;
+    /// Ends the staff member's open sessions at `at`: only `only` when given, all but `except`
+    /// when given.
+    async fn end_staff_sessions(
+        &mut self,
+        staff: &giftd_domain::StaffId,
+        only: Option<&giftd_domain::StaffSessionId>,
+        except: Option<&giftd_domain::StaffSessionId>,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Records that a session was used at `at` (never moving the time back).
+    async fn touch_staff_session(
+        &mut self,
+        id: &giftd_domain::StaffSessionId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     async fn insert_program(&mut self, merchant: &MerchantId, program: &Program) -> StoreResult<()>;
     /// Writes a program's changeable fields (its name, limits, reloadability, expiry and
@@ -617,6 +653,19 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>>;
     /// How many of the merchant's API keys still work at `now` (neither revoked nor expired).
     async fn working_api_key_count(&self, merchant: &MerchantId, now: Timestamp) -> StoreResult<i64>;
+
+    /// The staff member with this email (lower case), in any merchant.
+    async fn staff_by_email(&self, email: &str) -> StoreResult<Option<StaffRecord>>;
+    /// The merchant's staff member.
+    async fn staff_member(
+        &self,
+        merchant: &MerchantId,
+        id: &giftd_domain::StaffId,
+    ) -> StoreResult<Option<StaffRecord>>;
+    /// At most `limit` of the merchant's staff, oldest first.
+    async fn staff_members(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<StaffRecord>>;
+    /// The session whose token has this keyed hash, ended ones too (the caller decides).
+    async fn staff_session_by_hash(&self, token_hash: &[u8]) -> StoreResult<Option<StaffSessionRecord>>;
 
     async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> StoreResult<Option<Program>>;
     async fn programs(&self, merchant: &MerchantId, page: &Page) -> StoreResult<Vec<Program>>;

@@ -79,6 +79,68 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// A staff member as stored: the password only as its argon2id hash (a PHC string), the TOTP
+/// secret only encrypted. Neither shows in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaffRecord {
+    pub id: giftd_domain::StaffId,
+    pub merchant_id: giftd_domain::MerchantId,
+    /// Lower case, unique across giftd.
+    pub email: String,
+    pub role: giftd_domain::Role,
+    pub password_hash: String,
+    /// Set while the password is a temporary one: it must be changed at sign-in, and stops
+    /// working at this time.
+    pub temporary_password_expires_at: Option<Timestamp>,
+    /// The TOTP secret, encrypted; set from enrolment on, in use once `totp_enabled_at` is.
+    pub totp_secret: Option<Vec<u8>>,
+    pub totp_enabled_at: Option<Timestamp>,
+    /// The last TOTP time step accepted: a code is never accepted twice.
+    pub totp_last_step: Option<i64>,
+    /// Failed sign-ins, under the same lockout rule as security codes.
+    pub attempts: giftd_domain::lockout::Attempts,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+    pub last_sign_in_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for StaffRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffRecord")
+            .field("id", &self.id)
+            .field("merchant_id", &self.merchant_id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("password_hash", &"redacted")
+            .field(
+                "temporary_password_expires_at",
+                &self.temporary_password_expires_at,
+            )
+            .field("totp_secret", &self.totp_secret.as_ref().map(|_| "redacted"))
+            .field("totp_enabled_at", &self.totp_enabled_at)
+            .field("attempts", &self.attempts)
+            .field("created_at", &self.created_at)
+            .field("disabled_at", &self.disabled_at)
+            .field("last_sign_in_at", &self.last_sign_in_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A staff member's session as stored: the keyed hash of its token, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffSessionRecord {
+    pub id: giftd_domain::StaffSessionId,
+    pub staff_id: giftd_domain::StaffId,
+    pub merchant_id: giftd_domain::MerchantId,
+    pub created_at: Timestamp,
+    /// When it was last used (recorded at most about once a minute).
+    pub last_seen_at: Timestamp,
+    /// Its absolute end, however active it is.
+    pub expires_at: Timestamp,
+    /// When it was signed out or ended by a change to its staff member.
+    pub ended_at: Option<Timestamp>,
+}
+
 /// A page of a list, newest first. `cursor` is the id of the last item of the previous page.
 #[derive(Debug, Clone)]
 pub struct Page {

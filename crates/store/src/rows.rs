@@ -31,6 +31,7 @@ pub(crate) trait Columns {
     fn optional_integer(&self, column: &str) -> StoreResult<Option<i64>>;
     fn boolean(&self, column: &str) -> StoreResult<bool>;
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>>;
+    fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>>;
 }
 
 macro_rules! columns_for {
@@ -52,6 +53,9 @@ macro_rules! columns_for {
                 Ok(self.$get(column)?)
             }
             fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
+                Ok(self.$get(column)?)
+            }
+            fn optional_bytes(&self, column: &str) -> StoreResult<Option<Vec<u8>>> {
                 Ok(self.$get(column)?)
             }
         }
@@ -171,6 +175,48 @@ pub(crate) fn api_key(row: &impl Columns) -> StoreResult<crate::ApiKeyRecord> {
         expires_at: at("expires_at")?,
         revoked_at: at("revoked_at")?,
         last_used_at: at("last_used_at")?,
+    })
+}
+
+/// A staff member, as `sql::STAFF_BY_ID` and its siblings read it.
+pub(crate) fn staff(row: &impl Columns) -> StoreResult<crate::StaffRecord> {
+    let role = row.text("role")?;
+    let at = |column: &str| {
+        row.optional_integer(column)
+            .map(|v| v.map(Timestamp::from_unix_millis))
+    };
+    let failures = row.integer("failed_sign_ins")?;
+    Ok(crate::StaffRecord {
+        id: giftd_domain::StaffId::new(row.text("id")?),
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        email: row.text("email")?,
+        role: giftd_domain::Role::parse(&role).ok_or_else(|| corrupt("staff role", &role))?,
+        password_hash: row.text("password_hash")?,
+        temporary_password_expires_at: at("temporary_password_expires_at")?,
+        totp_secret: row.optional_bytes("totp_secret")?,
+        totp_enabled_at: at("totp_enabled_at")?,
+        totp_last_step: row.optional_integer("totp_last_step")?,
+        attempts: giftd_domain::lockout::Attempts {
+            failures: u32::try_from(failures).map_err(|_| corrupt("failed sign-ins", failures))?,
+            window_started_at: at("failure_window_started_at")?,
+            locked_until: at("locked_until")?,
+        },
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        disabled_at: at("disabled_at")?,
+        last_sign_in_at: at("last_sign_in_at")?,
+    })
+}
+
+/// A staff member's session, as `sql::STAFF_SESSION_BY_HASH` reads it.
+pub(crate) fn staff_session(row: &impl Columns) -> StoreResult<crate::StaffSessionRecord> {
+    Ok(crate::StaffSessionRecord {
+        id: giftd_domain::StaffSessionId::new(row.text("id")?),
+        staff_id: giftd_domain::StaffId::new(row.text("staff_id")?),
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
+        last_seen_at: Timestamp::from_unix_millis(row.integer("last_seen_at")?),
+        expires_at: Timestamp::from_unix_millis(row.integer("expires_at")?),
+        ended_at: row.optional_integer("ended_at")?.map(Timestamp::from_unix_millis),
     })
 }
 

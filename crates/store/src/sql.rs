@@ -49,6 +49,40 @@ pub(crate) const END_API_KEY: &str =
     "UPDATE api_keys SET expires_at = $1, revoked_at = $2 WHERE merchant_id = $3 AND id = $4";
 pub(crate) const TOUCH_API_KEY: &str =
     "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
+pub(crate) const INSERT_STAFF: &str = "INSERT INTO staff (id, merchant_id, email, role, password_hash, temporary_password_expires_at, totp_secret, \
+     totp_enabled_at, totp_last_step, failed_sign_ins, failure_window_started_at, locked_until, created_at, \
+     disabled_at, last_sign_in_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+pub(crate) const STAFF_BY_ID: &str = "SELECT id, merchant_id, email, role, password_hash, temporary_password_expires_at, totp_secret, \
+     totp_enabled_at, totp_last_step, failed_sign_ins, failure_window_started_at, locked_until, created_at, \
+     disabled_at, last_sign_in_at \
+     FROM staff WHERE merchant_id = $1 AND id = $2";
+pub(crate) const STAFF_BY_EMAIL: &str = "SELECT id, merchant_id, email, role, password_hash, temporary_password_expires_at, totp_secret, \
+     totp_enabled_at, totp_last_step, failed_sign_ins, failure_window_started_at, locked_until, created_at, \
+     disabled_at, last_sign_in_at \
+     FROM staff WHERE email = $1";
+pub(crate) const STAFF_OF_MERCHANT: &str = "SELECT id, merchant_id, email, role, password_hash, temporary_password_expires_at, totp_secret, \
+     totp_enabled_at, totp_last_step, failed_sign_ins, failure_window_started_at, locked_until, created_at, \
+     disabled_at, last_sign_in_at \
+     FROM staff WHERE merchant_id = $1 ORDER BY created_at, id LIMIT $2";
+/// Everything about a staff member that changes (its id, merchant, email and creation never do).
+pub(crate) const UPDATE_STAFF: &str = "UPDATE staff SET role = $1, password_hash = $2, \
+     temporary_password_expires_at = $3, totp_secret = $4, totp_enabled_at = $5, totp_last_step = $6, \
+     failed_sign_ins = $7, failure_window_started_at = $8, locked_until = $9, disabled_at = $10, \
+     last_sign_in_at = $11 WHERE merchant_id = $12 AND id = $13";
+/// Owners who can still sign in.
+pub(crate) const ACTIVE_OWNER_COUNT: &str =
+    "SELECT COUNT(*) FROM staff WHERE merchant_id = $1 AND role = 'owner' AND disabled_at IS NULL";
+pub(crate) const INSERT_STAFF_SESSION: &str = "INSERT INTO staff_sessions (token_hash, id, staff_id, merchant_id, \
+     created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const STAFF_SESSION_BY_HASH: &str = "SELECT id, staff_id, merchant_id, created_at, last_seen_at, \
+     expires_at, ended_at FROM staff_sessions WHERE token_hash = $1";
+/// Ends the staff member's open sessions: only the one named by `$3` when it is not null, all
+/// but the one named by `$4` when that is not null.
+pub(crate) const END_STAFF_SESSIONS: &str = "UPDATE staff_sessions SET ended_at = $1 WHERE staff_id = $2 \
+     AND ended_at IS NULL AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR id <> $4)";
+pub(crate) const TOUCH_STAFF_SESSION: &str =
+    "UPDATE staff_sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1";
 pub(crate) const INSERT_CARD: &str = "INSERT INTO cards (id, merchant_id, program_id, kind, state, currency, balance, \
      held, expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, \
      created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, $9, $10, $11, \

@@ -144,7 +144,8 @@ impl IntoResponse for AdyenSvError {
 impl From<ServiceError> for AdyenSvError {
     fn from(error: ServiceError) -> Self {
         match error {
-            ServiceError::Unauthorized => Self::unauthorized(),
+            // Staff sign in to the native API only; here a session is no credential.
+            ServiceError::Unauthorized | ServiceError::Staff(_) => Self::unauthorized(),
             ServiceError::InsufficientScope { .. } => Self::new(
                 StatusCode::FORBIDDEN,
                 codes::GENERAL,

@@ -240,7 +240,8 @@ impl IntoResponse for TerminalError {
 impl From<ServiceError> for TerminalError {
     fn from(error: ServiceError) -> Self {
         match error {
-            ServiceError::Unauthorized => Self::Unauthorized,
+            // Staff sign in to the native API only; here a session is no credential.
+            ServiceError::Unauthorized | ServiceError::Staff(_) => Self::Unauthorized,
             ServiceError::InsufficientScope { .. } => Self::Forbidden,
             // Reads and commands of this facade give these only through a refusal; if one
             // reaches here it is a bug, answered like any failure inside giftd.

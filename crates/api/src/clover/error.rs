@@ -279,7 +279,8 @@ impl From<&Refusal> for CloverError {
 impl From<ServiceError> for CloverError {
     fn from(error: ServiceError) -> Self {
         match error {
-            ServiceError::Unauthorized => Self::unauthorized(),
+            // Staff sign in to the native API only; here a session is no credential.
+            ServiceError::Unauthorized | ServiceError::Staff(_) => Self::unauthorized(),
             ServiceError::InsufficientScope { scope } => Self::new(
                 StatusCode::FORBIDDEN,
                 "authentication_error",

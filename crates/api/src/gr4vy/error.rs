@@ -168,7 +168,8 @@ fn detail(location: &'static str, field: &str, message: &str, kind: &str) -> Gr4
 impl From<ServiceError> for Gr4vyError {
     fn from(error: ServiceError) -> Self {
         match error {
-            ServiceError::Unauthorized => Self::new(
+            // Staff sign in to the native API only; here a session is no credential.
+            ServiceError::Unauthorized | ServiceError::Staff(_) => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "Missing or unknown API key; send Authorization: Bearer <giftd API key>.",
             ),

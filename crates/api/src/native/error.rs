@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use giftd_domain::DomainError;
 use giftd_service::checkout::CheckoutRefusal;
+use giftd_service::staff::StaffRefusal;
 use giftd_service::{Refusal, Rendered, ServiceError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -172,13 +173,40 @@ impl From<&Refusal> for ApiError {
     }
 }
 
+impl From<&StaffRefusal> for ApiError {
+    fn from(refusal: &StaffRefusal) -> Self {
+        use StatusCode as S;
+        let message = sentence(refusal.to_string());
+        match refusal {
+            StaffRefusal::InvalidCredentials => Self::new(S::UNAUTHORIZED, "invalid_credentials", message),
+            StaffRefusal::TotpRequired => {
+                Self::new(S::UNAUTHORIZED, "totp_required", message).with_param("totp_code")
+            }
+            StaffRefusal::Locked { until } => Self::new(
+                S::TOO_MANY_REQUESTS,
+                "sign_in_locked",
+                format!(
+                    "Too many failed sign-ins: this account is locked until {}.",
+                    crate::edge::rfc3339(*until)
+                ),
+            ),
+            StaffRefusal::Disabled => Self::new(S::FORBIDDEN, "account_disabled", message),
+            StaffRefusal::TemporaryPasswordExpired => Self::new(S::UNAUTHORIZED, "password_expired", message),
+            StaffRefusal::PasswordChangeRequired => {
+                Self::new(S::FORBIDDEN, "password_change_required", message)
+            }
+            StaffRefusal::InsufficientRole { .. } => Self::new(S::FORBIDDEN, "insufficient_role", message),
+        }
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         match error {
             ServiceError::Unauthorized => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "Missing or unknown API key; send Authorization: Bearer <key>.",
+                "Missing or unknown API key, or a session that has ended; send Authorization: Bearer <key or session token>.",
             ),
             ServiceError::InsufficientScope { scope } => Self::new(
                 StatusCode::FORBIDDEN,
@@ -187,6 +215,7 @@ impl From<ServiceError> for ApiError {
                     "This API key's scope ({scope}) does not allow this request; use a key with more power."
                 ),
             ),
+            ServiceError::Staff(refusal) => Self::from(&refusal),
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::Invalid { param, message } => Self::invalid(param, sentence(message)),
             ServiceError::IdempotencyKeyReused => Self::new(

@@ -1,4 +1,5 @@
-//! Request extraction for the native API: the merchant behind the bearer key, the JSON body
+//! Request extraction for the native API: the merchant behind the bearer key or staff session,
+//! the signed-in staff member, the JSON body
 //! (strict: unknown fields refused, every error naming its field), the Idempotency-Key with a
 //! digest of the request, ids from paths and list paging.
 
@@ -7,6 +8,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use giftd_domain::{Amount, Currency, MerchantId};
 use giftd_service::IdempotencyKey;
+use giftd_service::staff::{SESSION_TOKEN_PREFIX, StaffCaller};
 use giftd_service::views::Page;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -23,16 +25,48 @@ pub const MAX_REFERENCE_LENGTH: usize = 255;
 /// The idempotency scope of the native API.
 pub const SCOPE: &str = "native";
 
-/// The authenticated merchant.
+/// The authenticated merchant: behind an API key, or behind a staff member's session (whose
+/// caller is then kept in the request's extensions for [`Staff`]).
 pub struct Merchant(pub MerchantId);
 
 impl FromRequestParts<AppState> for Merchant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = crate::credentials::bearer(&parts.headers).unwrap_or_default();
-        Ok(Self(
-            state.service.authenticate(key, crate::access::of(parts)).await?,
+        let credential = crate::credentials::bearer(&parts.headers).unwrap_or_default();
+        let access = crate::access::of(parts);
+        if credential.starts_with(SESSION_TOKEN_PREFIX) {
+            let caller = state.service.authenticate_staff(credential, access).await?;
+            let merchant = caller.merchant.clone();
+            parts.extensions.insert(caller);
+            return Ok(Self(merchant));
+        }
+        Ok(Self(state.service.authenticate(credential, access).await?))
+    }
+}
+
+/// The signed-in staff member, for what only a person has (their own password, second factor
+/// and session): an API key is refused with 403 `insufficient_scope`.
+pub struct Staff(pub StaffCaller);
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<StaffCaller>() {
+            return Ok(Self(caller.clone()));
+        }
+        let credential = crate::credentials::bearer(&parts.headers).unwrap_or_default();
+        let access = crate::access::of(parts);
+        if credential.starts_with(SESSION_TOKEN_PREFIX) {
+            return Ok(Self(state.service.authenticate_staff(credential, access).await?));
+        }
+        // A key that works has no account of its own: its scope says so (`Scope::allows`).
+        let _merchant = state.service.authenticate(credential, access).await?;
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "An API key has no account of its own; sign in as a staff member (POST /v1/sessions).",
         ))
     }
 }

@@ -7,6 +7,7 @@ pub mod checkouts;
 pub mod error;
 pub mod extract;
 pub mod reports;
+pub mod staff;
 pub mod wallet;
 pub mod webhooks;
 pub mod wire;
@@ -50,13 +51,17 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
     }),
 };
 
-/// Whether a native request is a lookup or a save by number and security code.
+/// Whether a native request is a lookup or a save by number and security code, or a staff
+/// sign-in (which tries a password).
 fn lookups_and_saves(method: &axum::http::Method, path: &str) -> bool {
     use axum::http::Method;
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     matches!(
         (method, segments.as_slice()),
-        (&Method::POST, ["", "v1", "cards", "lookup"]) | (&Method::PUT, ["", "v1", "users", _, "cards", _])
+        (
+            &Method::POST,
+            ["", "v1", "cards", "lookup"] | ["", "v1", "sessions"]
+        ) | (&Method::PUT, ["", "v1", "users", _, "cards", _])
     )
 }
 
@@ -159,6 +164,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::rotate_api_key))
         .routes(routes!(api_keys::revoke_api_key))
+        .routes(routes!(staff::sign_in))
+        .routes(routes!(staff::get_own_account))
+        .routes(routes!(staff::sign_out))
+        .routes(routes!(staff::change_own_password))
+        .routes(routes!(staff::begin_totp))
+        .routes(routes!(staff::confirm_totp))
+        .routes(routes!(staff::create_staff, staff::list_staff))
+        .routes(routes!(staff::get_staff, staff::update_staff))
         .routes(routes!(reports::get_liability_report))
         .routes(routes!(reports::get_activity_report))
         .routes(routes!(reports::get_dormant_report))

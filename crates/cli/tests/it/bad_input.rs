@@ -32,6 +32,23 @@ struct Fixture {
     checkout_id: String,
     delivery_id: String,
     api_key_id: String,
+    /// A signed-in owner's session, for what only a person has (`/v1/staff/me/...`).
+    staff_token: String,
+}
+
+/// The password of the fixture's owner.
+const STAFF_PASSWORD: &str = "bad input passphrase";
+
+impl Fixture {
+    /// The credential a request to `path` is made with: the owner's session under
+    /// `/v1/staff/me`, where no API key is taken, the merchant's key elsewhere.
+    fn credential(&self, path: &str) -> &str {
+        if path.starts_with("/v1/staff/me") {
+            &self.staff_token
+        } else {
+            &self.app.api_key
+        }
+    }
 }
 
 async fn fixture() -> Fixture {
@@ -48,7 +65,30 @@ async fn fixture() -> Fixture {
         .await;
     redemption.assert_status(200);
     let other = app.card(&program_id, 1_000).await;
+    let owner = app
+        .post(
+            "/v1/staff",
+            json!({"email": "owner@example.com", "role": "owner"}),
+        )
+        .await;
+    owner.assert_status(201);
+    let signed_in = app
+        .send(app.client.post(app.url("/v1/sessions")).json(&json!({
+            "email": "owner@example.com", "password": owner.body["temporary_password"],
+        })))
+        .await;
+    signed_in.assert_status(201);
+    let staff_token = text(&signed_in.body["token"]);
+    app.post_as(
+        "/v1/staff/me/password",
+        json!({"current_password": owner.body["temporary_password"], "new_password": STAFF_PASSWORD}),
+        &staff_token,
+        None,
+    )
+    .await
+    .assert_status(200);
     Fixture {
+        staff_token,
         other_card_id: text(&other["id"]),
         user_id: "bad-input-user".into(),
         checkout_id: "chk_0000badinput".into(),
@@ -131,7 +171,7 @@ impl Case {
             what: format!("POST {path}"),
             method: Method::POST,
             path: path.to_owned(),
-            authorization: Some(format!("Bearer {}", fixture.app.api_key)),
+            authorization: Some(format!("Bearer {}", fixture.credential(path))),
             payload,
             status: Status::ClientError,
             codes: Vec::new(),
@@ -433,6 +473,29 @@ fn endpoints(fixture: &Fixture) -> Vec<Endpoint> {
             json!({}),
             AmountField::Absent,
         ),
+        endpoint(
+            "/v1/sessions".into(),
+            json!({"email": "nobody@example.com", "password": "not a password"}),
+            AmountField::Absent,
+        ),
+        endpoint(
+            "/v1/staff".into(),
+            json!({"email": "bad-input@example.com", "role": "viewer"}),
+            AmountField::Absent,
+        ),
+        // The owner's own password, set to itself: sent as is, it changes nothing.
+        endpoint(
+            "/v1/staff/me/password".into(),
+            json!({"current_password": STAFF_PASSWORD, "new_password": STAFF_PASSWORD}),
+            AmountField::Absent,
+        ),
+        endpoint("/v1/staff/me/totp".into(), json!({}), AmountField::Absent),
+        endpoint(
+            "/v1/staff/me/totp/confirm".into(),
+            json!({"code": "000000"}),
+            AmountField::Absent,
+        ),
+        endpoint("/v1/staff/me/sign_out".into(), json!({}), AmountField::Absent),
     ]
 }
 
@@ -1388,9 +1451,12 @@ async fn another_merchants_objects_are_404_as_if_they_did_not_exist() {
         let expected: (u16, &[&'static str]) = match path.as_str() {
             // Lists are the other merchant's own (empty) lists.
             "/v1/programs" | "/v1/cards" if method == Method::GET => continue,
-            // Creating a program, a webhook endpoint or an API key is not about this merchant's
-            // objects.
-            "/v1/programs" | "/v1/webhook_endpoints" | "/v1/api_keys" => continue,
+            // Creating a program, a webhook endpoint, an API key or a staff account, or signing
+            // in, is not about this merchant's objects; no key has an account of its own.
+            "/v1/programs" | "/v1/webhook_endpoints" | "/v1/api_keys" | "/v1/staff" | "/v1/sessions" => {
+                continue;
+            }
+            _ if path.starts_with("/v1/staff/me") => continue,
             "/v1/cards/lookup" => (404, &["invalid_card"]),
             _ => (404, &["not_found"]),
         };
@@ -1710,8 +1776,11 @@ async fn control_and_bidirectional_characters_and_overlong_text_in_any_field_of_
     let mut cases: Vec<TextCase> = endpoints(&fixture)
         .into_iter()
         .map(|endpoint| TextCase {
+            auth: (
+                "authorization",
+                format!("Bearer {}", fixture.credential(&endpoint.path)),
+            ),
             path: endpoint.path,
-            auth: bearer.clone(),
             body: with(&endpoint.valid, "reference", Some(json!("ref-1"))),
         })
         .collect();

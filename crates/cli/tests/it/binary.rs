@@ -377,6 +377,61 @@ fn merchants_create_json_prints_the_merchant_id_and_api_key() {
 }
 
 #[tokio::test]
+async fn staff_create_bootstraps_an_owner_who_signs_in_to_the_served_api_and_no_secret_is_logged() {
+    let temp = tempfile::tempdir().expect("temporary folder");
+    let data_dir = temp.path().join("data");
+    let (merchant_id, _) = create_merchant(&data_dir, None);
+    let output = run(giftd()
+        .args(["staff", "create", "--merchant", &merchant_id, "--role", "owner"])
+        .args(["--email", "Owner@Example.com"])
+        .env("GIFTD_DATA_DIR", &data_dir));
+    assert!(output.status.success(), "stderr: {}", stderr_of(&output));
+    let printed: Value = serde_json::from_str(stdout_of(&output).trim()).expect("stdout is JSON");
+    assert_eq!(printed["email"], "owner@example.com", "kept in lower case");
+    assert_eq!(printed["role"], "owner");
+    assert_eq!(printed["merchant_id"], merchant_id.as_str());
+    let password = printed["temporary_password"]
+        .as_str()
+        .expect("a temporary password")
+        .to_owned();
+    assert_eq!(password.len(), 20);
+
+    // The same email again is refused.
+    let again = run(giftd()
+        .args(["staff", "create", "--merchant", &merchant_id, "--role", "viewer"])
+        .args(["--email", "owner@example.com"])
+        .env("GIFTD_DATA_DIR", &data_dir));
+    assert!(!again.status.success());
+    assert!(
+        stderr_of(&again).contains("already exists"),
+        "{}",
+        stderr_of(&again)
+    );
+
+    let log_path = temp.path().join("serve.log");
+    let server = Server::start(&data_dir, &log_path, None).await;
+    let signed_in = server
+        .post(
+            "",
+            "/v1/sessions",
+            json!({"email": "owner@example.com", "password": password}),
+        )
+        .await;
+    let session = signed_in.expect(201).clone();
+    assert_eq!(session["staff"]["role"], "owner");
+    assert_eq!(session["staff"]["password_change_required"], true);
+    let token = session["token"].as_str().expect("a session token").to_owned();
+    server.get(&token, "/v1/staff/me").await.expect(200);
+    // Until the temporary password is changed, nothing else answers.
+    let refused = server.get(&token, "/v1/programs").await;
+    assert_eq!(refused.expect(403)["error"]["code"], "password_change_required");
+
+    let log = std::fs::read_to_string(&log_path).expect("the log");
+    assert!(!log.contains(&password), "the password is never logged");
+    assert!(!log.contains(&token), "the session token is never logged");
+}
+
+#[tokio::test]
 async fn serve_with_only_a_data_dir_creates_it_with_a_wal_database_and_an_owner_only_master_key() {
     let temp = tempfile::tempdir().expect("temporary folder");
     let data_dir = temp.path().join("fresh").join("data");

@@ -39,6 +39,7 @@ mod retention;
 mod reversals;
 mod security;
 mod served;
+mod staff;
 mod transfers;
 mod wallet;
 mod webhooks;

@@ -1,6 +1,6 @@
-//! Abuse protection at the edge: the rate limits on card lookups and security-code checks (per
-//! API key, per client address, each front-end answering 429 with `Retry-After` in its own
-//! shape), and the configurable body and header size limits.
+//! Abuse protection at the edge: the rate limits on card lookups, staff sign-ins and
+//! security-code checks (per API key, per client address, each front-end answering 429 with
+//! `Retry-After` in its own shape), and the configurable body and header size limits.
 //!
 //! Client addresses are told apart by binding the client to different loopback addresses
 //! (127.0.0.2, 127.0.0.3, ...), which Linux routes to the server on 127.0.0.1.
@@ -338,4 +338,27 @@ async fn a_request_whose_body_does_not_arrive_within_the_configured_timeout_is_4
         "answered after {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn staff_sign_ins_are_limited_per_client_address() {
+    let app = TestApp::spawn_with(config(1000, 3)).await;
+    let guesser = client_from(2);
+    let sign_in = |client: &reqwest::Client| {
+        app.send(
+            client
+                .post(app.url("/v1/sessions"))
+                .json(&json!({"email": "someone@example.com", "password": "a guess"})),
+        )
+    };
+    for _ in 0..3 {
+        sign_in(&guesser).await.assert_error(401, "invalid_credentials");
+    }
+    let refused = sign_in(&guesser).await;
+    assert_rate_limited(&refused);
+    assert_eq!(refused.code(), "rate_limited");
+    // Another address is not held back by the first one's guesses.
+    sign_in(&client_from(3))
+        .await
+        .assert_error(401, "invalid_credentials");
 }

@@ -489,6 +489,29 @@ impl Store for PgStore {
             .await?)
     }
 
+    async fn staff_by_email(&self, email: &str) -> StoreResult<Option<crate::StaffRecord>> {
+        staff_reads::by_email(&self.pool, email).await
+    }
+
+    async fn staff_member(
+        &self,
+        merchant: &MerchantId,
+        id: &giftd_domain::StaffId,
+    ) -> StoreResult<Option<crate::StaffRecord>> {
+        staff_reads::member(&self.pool, merchant, id).await
+    }
+
+    async fn staff_members(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<crate::StaffRecord>> {
+        staff_reads::members(&self.pool, merchant, limit).await
+    }
+
+    async fn staff_session_by_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<crate::StaffSessionRecord>> {
+        staff_reads::session_by_hash(&self.pool, token_hash).await
+    }
+
     async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>> {
         let rows = sqlx::query(sql::API_KEYS_OF_MERCHANT)
             .bind(merchant.as_str())
@@ -856,4 +879,9 @@ impl Store for PgStore {
     fn pool_stats(&self) -> crate::PoolStats {
         telemetry::pool_stats(&self.pool)
     }
+}
+
+/// The staff reads (`crate::staff`), bound on this backend's pool.
+mod staff_reads {
+    crate::staff::reads_on_pool!(sqlx::PgPool);
 }

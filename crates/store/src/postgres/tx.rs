@@ -10,8 +10,8 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
-    TransactionId, TransactionType,
+    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, StaffId,
+    StaffSessionId, Timestamp, TransactionId, TransactionType,
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
@@ -19,8 +19,8 @@ use super::{checkouts, queries, retention, wallet, webhooks};
 use crate::rows;
 use crate::sql;
 use crate::{
-    ApiKeyRecord, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult,
-    TransactionRecord, WriteTx,
+    ApiKeyRecord, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StaffRecord, StaffSessionRecord,
+    StoreError, StoreResult, TransactionRecord, WriteTx,
 };
 
 pub(crate) struct PgTx<'c> {
@@ -155,6 +155,117 @@ impl WriteTx for PgTx<'_> {
 
     async fn touch_api_key(&mut self, id: &ApiKeyId, at: Timestamp) -> StoreResult<()> {
         sqlx::query(sql::TOUCH_API_KEY)
+            .bind(at.unix_millis())
+            .bind(id.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
+        let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
+        sqlx::query(sql::INSERT_STAFF)
+            .bind(staff.id.as_str())
+            .bind(staff.merchant_id.as_str())
+            .bind(&staff.email)
+            .bind(staff.role.as_str())
+            .bind(&staff.password_hash)
+            .bind(millis(staff.temporary_password_expires_at))
+            .bind(&staff.totp_secret)
+            .bind(millis(staff.totp_enabled_at))
+            .bind(staff.totp_last_step)
+            .bind(i64::from(staff.attempts.failures))
+            .bind(millis(staff.attempts.window_started_at))
+            .bind(millis(staff.attempts.locked_until))
+            .bind(staff.created_at.unix_millis())
+            .bind(millis(staff.disabled_at))
+            .bind(millis(staff.last_sign_in_at))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn staff(&mut self, merchant: &MerchantId, id: &StaffId) -> StoreResult<Option<StaffRecord>> {
+        // Locked: two failed sign-ins at once must both count.
+        let row = sqlx::query(AssertSqlSafe(format!("{} FOR UPDATE", sql::STAFF_BY_ID)))
+            .bind(merchant.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.as_ref().map(rows::staff).transpose()
+    }
+
+    async fn update_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
+        let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
+        sqlx::query(sql::UPDATE_STAFF)
+            .bind(staff.role.as_str())
+            .bind(&staff.password_hash)
+            .bind(millis(staff.temporary_password_expires_at))
+            .bind(&staff.totp_secret)
+            .bind(millis(staff.totp_enabled_at))
+            .bind(staff.totp_last_step)
+            .bind(i64::from(staff.attempts.failures))
+            .bind(millis(staff.attempts.window_started_at))
+            .bind(millis(staff.attempts.locked_until))
+            .bind(millis(staff.disabled_at))
+            .bind(millis(staff.last_sign_in_at))
+            .bind(staff.merchant_id.as_str())
+            .bind(staff.id.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn active_owner_count(&mut self, merchant: &MerchantId) -> StoreResult<i64> {
+        let count: i64 = sqlx::query_scalar(sql::ACTIVE_OWNER_COUNT)
+            .bind(merchant.as_str())
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok(count)
+    }
+
+    async fn insert_staff_session(
+        &mut self,
+        session: &StaffSessionRecord,
+        token_hash: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query(sql::INSERT_STAFF_SESSION)
+            .bind(token_hash)
+            .bind(session.id.as_str())
+            .bind(session.staff_id.as_str())
+            .bind(session.merchant_id.as_str())
+            .bind(session.created_at.unix_millis())
+            .bind(session.last_seen_at.unix_millis())
+            .bind(session.expires_at.unix_millis())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn end_staff_sessions(
+        &mut self,
+        staff: &StaffId,
+        only: Option<&StaffSessionId>,
+        except: Option<&StaffSessionId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(sql::END_STAFF_SESSIONS)
+            .bind(at.unix_millis())
+            .bind(staff.as_str())
+            .bind(only.map(StaffSessionId::as_str))
+            .bind(except.map(StaffSessionId::as_str))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn touch_staff_session(&mut self, id: &StaffSessionId, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(sql::TOUCH_STAFF_SESSION)
             .bind(at.unix_millis())
             .bind(id.as_str())
             .execute(&mut *self.conn)

@@ -548,6 +548,29 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn staff_by_email(&self, email: &str) -> StoreResult<Option<crate::StaffRecord>> {
+        staff_reads::by_email(&self.reads, email).await
+    }
+
+    async fn staff_member(
+        &self,
+        merchant: &MerchantId,
+        id: &giftd_domain::StaffId,
+    ) -> StoreResult<Option<crate::StaffRecord>> {
+        staff_reads::member(&self.reads, merchant, id).await
+    }
+
+    async fn staff_members(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<crate::StaffRecord>> {
+        staff_reads::members(&self.reads, merchant, limit).await
+    }
+
+    async fn staff_session_by_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<crate::StaffSessionRecord>> {
+        staff_reads::session_by_hash(&self.reads, token_hash).await
+    }
+
     async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>> {
         let rows = sqlx::query(sql::API_KEYS_OF_MERCHANT)
             .bind(merchant.as_str())
@@ -937,4 +960,9 @@ impl FromStr for Durability {
             other => Err(format!("unknown durability {other:?}: use full or normal")),
         }
     }
+}
+
+/// The staff reads (`crate::staff`), bound on this backend's pool.
+mod staff_reads {
+    crate::staff::reads_on_pool!(sqlx::SqlitePool);
 }

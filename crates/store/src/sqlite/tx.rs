@@ -12,8 +12,8 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, Timestamp,
-    TransactionId, TransactionType,
+    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, StaffId,
+    StaffSessionId, Timestamp, TransactionId, TransactionType,
 };
 use rusqlite::{Connection, Params, Row, params};
 
@@ -21,8 +21,8 @@ use super::{checkouts, retention, wallet, webhooks};
 use crate::rows;
 use crate::sql;
 use crate::{
-    ApiKeyRecord, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StoreError, StoreResult,
-    TransactionRecord, WriteTx,
+    ApiKeyRecord, CardRecord, CheckoutRow, HoldRecord, IdempotencyRecord, StaffRecord, StaffSessionRecord,
+    StoreError, StoreResult, TransactionRecord, WriteTx,
 };
 
 pub(crate) struct SqliteTx<'c> {
@@ -198,6 +198,126 @@ impl WriteTx for SqliteTx<'_> {
         execute(
             self.conn,
             sql::TOUCH_API_KEY,
+            params![at.unix_millis(), id.as_str()],
+        )?;
+        Ok(())
+    }
+
+    async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
+        let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
+        execute(
+            self.conn,
+            sql::INSERT_STAFF,
+            params![
+                staff.id.as_str(),
+                staff.merchant_id.as_str(),
+                staff.email,
+                staff.role.as_str(),
+                staff.password_hash,
+                millis(staff.temporary_password_expires_at),
+                staff.totp_secret,
+                millis(staff.totp_enabled_at),
+                staff.totp_last_step,
+                staff.attempts.failures,
+                millis(staff.attempts.window_started_at),
+                millis(staff.attempts.locked_until),
+                staff.created_at.unix_millis(),
+                millis(staff.disabled_at),
+                millis(staff.last_sign_in_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn staff(&mut self, merchant: &MerchantId, id: &StaffId) -> StoreResult<Option<StaffRecord>> {
+        // The writer is the only one: what it reads stays as read until it commits.
+        query_optional(
+            self.conn,
+            sql::STAFF_BY_ID,
+            params![merchant.as_str(), id.as_str()],
+            |row| rows::staff(row),
+        )
+    }
+
+    async fn update_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
+        let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
+        execute(
+            self.conn,
+            sql::UPDATE_STAFF,
+            params![
+                staff.role.as_str(),
+                staff.password_hash,
+                millis(staff.temporary_password_expires_at),
+                staff.totp_secret,
+                millis(staff.totp_enabled_at),
+                staff.totp_last_step,
+                staff.attempts.failures,
+                millis(staff.attempts.window_started_at),
+                millis(staff.attempts.locked_until),
+                millis(staff.disabled_at),
+                millis(staff.last_sign_in_at),
+                staff.merchant_id.as_str(),
+                staff.id.as_str(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn active_owner_count(&mut self, merchant: &MerchantId) -> StoreResult<i64> {
+        let count = query_optional(
+            self.conn,
+            sql::ACTIVE_OWNER_COUNT,
+            params![merchant.as_str()],
+            |row| Ok(row.get::<_, i64>(0)?),
+        )?;
+        Ok(count.unwrap_or(0))
+    }
+
+    async fn insert_staff_session(
+        &mut self,
+        session: &StaffSessionRecord,
+        token_hash: &[u8],
+    ) -> StoreResult<()> {
+        execute(
+            self.conn,
+            sql::INSERT_STAFF_SESSION,
+            params![
+                token_hash,
+                session.id.as_str(),
+                session.staff_id.as_str(),
+                session.merchant_id.as_str(),
+                session.created_at.unix_millis(),
+                session.last_seen_at.unix_millis(),
+                session.expires_at.unix_millis(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn end_staff_sessions(
+        &mut self,
+        staff: &StaffId,
+        only: Option<&StaffSessionId>,
+        except: Option<&StaffSessionId>,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        execute(
+            self.conn,
+            sql::END_STAFF_SESSIONS,
+            params![
+                at.unix_millis(),
+                staff.as_str(),
+                only.map(StaffSessionId::as_str),
+                except.map(StaffSessionId::as_str),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn touch_staff_session(&mut self, id: &StaffSessionId, at: Timestamp) -> StoreResult<()> {
+        execute(
+            self.conn,
+            sql::TOUCH_STAFF_SESSION,
             params![at.unix_millis(), id.as_str()],
         )?;
         Ok(())
