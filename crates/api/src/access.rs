@@ -4,7 +4,8 @@
 //! API) need `Pos`; so do the native card operations a till makes (lookups, activations, loads,
 //! redemptions, holds, voids and refunds). Freezing and unfreezing a card is the support desk's
 //! (`CardSupport`); API keys and changes to webhooks are a developer's (`Developer`); the reports
-//! are `Reports`; staff accounts are `Staff`, and one's own account (`/v1/staff/me`) is `Own`.
+//! and the audit trail are `Reports`; staff accounts are `Staff`, and one's own account
+//! (`/v1/staff/me`) is `Own`.
 //! Other reads need `Read`; every other write `Full`. Each front-end's extractor asks this and
 //! answers a refusal in its own shape (403 `insufficient_scope` or `insufficient_role`).
 
@@ -22,7 +23,7 @@ pub fn required(method: &Method, path: &str) -> Access {
         ["", "v1", "api_keys", ..] => Access::Developer,
         ["", "v1", "staff", "me", ..] => Access::Own,
         ["", "v1", "staff", ..] => Access::Staff,
-        ["", "v1", "reports", ..] => Access::Reports,
+        ["", "v1", "reports" | "audit_events", ..] => Access::Reports,
         _ if reading => Access::Read,
         ["", "v1", "webhook_endpoints" | "webhook_deliveries", ..] => Access::Developer,
         ["", "v1", "cards", _, "freeze" | "unfreeze"] if *method == Method::POST => Access::CardSupport,
@@ -67,6 +68,7 @@ mod tests {
             (Method::GET, "/v1/api_keys", Access::Developer),
             (Method::POST, "/v1/api_keys/key_1/rotate", Access::Developer),
             (Method::GET, "/v1/reports/liability", Access::Reports),
+            (Method::GET, "/v1/audit_events", Access::Reports),
             (Method::GET, "/v1/webhook_endpoints", Access::Read),
             (Method::DELETE, "/v1/webhook_endpoints/whe_1", Access::Developer),
             (

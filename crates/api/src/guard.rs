@@ -293,8 +293,17 @@ fn presents_field(value: &serde_json::Value, names: &[&str]) -> bool {
     }
 }
 
-/// The rate limit middleware.
-pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+/// The client's address as the edge decided it (the peer, or the trusted proxy's header), for
+/// the handlers and the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+/// The rate limit middleware. It also leaves the client's address in the request's extensions
+/// ([`ClientAddress`]).
+pub async fn rate_limit(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
+    if let Some(address) = guard.client_address(&request) {
+        request.extensions_mut().insert(ClientAddress(address));
+    }
     let Some(front_end) = owner(guard.front_ends, request.uri().path()) else {
         return next.run(request).await;
     };
@@ -325,7 +334,10 @@ pub async fn rate_limit(State(guard): State<Arc<Guard>>, request: Request, next:
         return next.run(request).await;
     }
     let key = credential_digest(request.headers());
-    let address = guard.client_address(&request);
+    let address = request
+        .extensions()
+        .get::<ClientAddress>()
+        .map(|ClientAddress(ip)| *ip);
     match guard.check(key, address) {
         Ok(()) => next.run(request).await,
         Err((exceeded, wait)) => {

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod adyen_stored_value;
 pub mod adyen_terminal;
+mod audit;
 pub mod clover;
 mod credentials;
 pub mod edge;
@@ -84,6 +85,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
     native::complete_document(&mut openapi);
     let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
+    let audit_service = service.clone();
     router
         .route(
             "/openapi.json",
@@ -104,6 +106,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
             clover: config.clover,
             limits: config.limits.clone(),
         })
+        .layer(axum::middleware::from_fn_with_state(audit_service, audit::record))
         .layer(axum::middleware::from_fn_with_state(
             guard::Guard::new(&config.rate_limits, config.limits.max_body_bytes, FRONT_ENDS),
             guard::rate_limit,

@@ -68,6 +68,11 @@ enum Commands {
         #[command(subcommand)]
         command: StaffCommands,
     },
+    /// The audit trail: who did what, from where, when.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommands,
+    },
     /// Finance reports from the ledger (not the cached balances), as JSON or --csv.
     Report {
         #[command(subcommand)]
@@ -135,6 +140,24 @@ enum ApiKeyCommands {
         merchant: String,
         /// The key's id (`key_...`).
         id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommands {
+    /// Print a merchant's audit trail as CSV with a header line, newest first.
+    Export {
+        /// The merchant's id (`mer_...`).
+        #[arg(long)]
+        merchant: String,
+        /// YYYY-MM-DD (UTC): rows from the start of that day.
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// YYYY-MM-DD (UTC): rows up to the end of that day.
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -399,6 +422,9 @@ impl Commands {
             | Self::Staff {
                 command: StaffCommands::Create { storage, .. },
             }
+            | Self::Audit {
+                command: AuditCommands::Export { storage, .. },
+            }
             | Self::Cards {
                 command: CardCommands::Generate { storage, .. } | CardCommands::Import { storage, .. },
             } => storage.flags(),
@@ -545,6 +571,31 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
             done?;
             Ok(ExitCode::SUCCESS)
         }
+        Commands::Audit {
+            command: AuditCommands::Export {
+                merchant, from, to, ..
+            },
+        } => {
+            let merchant = stock::merchant(Some(&merchant))?.expect("a merchant was given");
+            let from = from
+                .as_deref()
+                .map(|d| stock::date(Some(d), "from"))
+                .transpose()?;
+            let to = to.as_deref().map(|d| stock::date(Some(d), "to")).transpose()?;
+            let service = open(storage).await?;
+            let exported = service
+                .export_audit_csv(
+                    &merchant,
+                    from.map(giftd_domain::Date::start),
+                    to.map(|day| day.end().plus_millis(1)),
+                    std::io::stdout().lock(),
+                )
+                .await;
+            service.store().close().await;
+            let rows = exported?;
+            eprintln!("{rows} rows");
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Merchants {
             command: MerchantCommands::Create { name, json, .. },
         } => {
@@ -608,16 +659,24 @@ async fn api_keys(service: &Service, command: ApiKeyCommands) -> anyhow::Result<
                 scope,
                 expires_at: None,
             };
-            service
-                .create_api_key(merchant_of(&merchant)?, new, None, Box::new(printed))
-                .await?
+            let merchant = merchant_of(&merchant)?;
+            let context = giftd_service::audit::RequestContext::cli(&merchant, "giftd api-keys create");
+            giftd_service::audit::within(
+                context,
+                service.create_api_key(merchant, new, None, Box::new(printed)),
+            )
+            .await?
         }
         ApiKeyCommands::Revoke { merchant, id, .. } => {
             let id =
                 giftd_domain::ApiKeyId::parse(&id).ok_or_else(|| anyhow::anyhow!("the key id is key_..."))?;
-            service
-                .revoke_api_key(merchant_of(&merchant)?, id, None, Box::new(printed))
-                .await?
+            let merchant = merchant_of(&merchant)?;
+            let context = giftd_service::audit::RequestContext::cli(&merchant, "giftd api-keys revoke");
+            giftd_service::audit::within(
+                context,
+                service.revoke_api_key(merchant, id, None, Box::new(printed)),
+            )
+            .await?
         }
         ApiKeyCommands::List { merchant, .. } => {
             let keys = service.api_keys(&merchant_of(&merchant)?).await?;
@@ -662,9 +721,13 @@ async fn create_staff(service: &Service, merchant: &str, email: String, role: &s
             body: body.to_string().into_bytes(),
         }
     };
-    let rendered = service
-        .create_staff(merchant, NewStaff { email, role }, None, Box::new(printed))
-        .await?;
+    // Recorded in the audit trail as the command line's.
+    let context = giftd_service::audit::RequestContext::cli(&merchant, "giftd staff create");
+    let rendered = giftd_service::audit::within(
+        context,
+        service.create_staff(merchant, NewStaff { email, role }, None, Box::new(printed)),
+    )
+    .await?;
     println!("{}", String::from_utf8_lossy(&rendered.body));
     if rendered.status != 200 {
         anyhow::bail!("refused");

@@ -100,3 +100,8 @@ id_type!(
     StaffSessionId,
     "ses_"
 );
+id_type!(
+    /// A row of the audit trail.
+    AuditEventId,
+    "aud_"
+);

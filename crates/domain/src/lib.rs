@@ -27,8 +27,8 @@ pub use access::{Access, Scope};
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
 pub use ids::{
-    ApiKeyId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, StaffId, StaffSessionId,
-    TransactionId, WebhookDeliveryId, WebhookEndpointId,
+    ApiKeyId, AuditEventId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, StaffId,
+    StaffSessionId, TransactionId, WebhookDeliveryId, WebhookEndpointId,
 };
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};

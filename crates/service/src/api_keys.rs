@@ -90,6 +90,16 @@ impl std::fmt::Debug for ApiKeySecret {
 impl Operation for ApiKeyCommand {
     type Outcome = ApiKeyOutcome;
 
+    fn audit_objects(&self, outcome: &ApiKeyOutcome) -> Vec<String> {
+        match (self, outcome) {
+            (Self::Rotate { id, .. }, ApiKeyOutcome::Created { key, .. }) => {
+                vec![id.to_string(), key.id.to_string()]
+            }
+            (_, ApiKeyOutcome::Created { key, .. } | ApiKeyOutcome::Key(key)) => vec![key.id.to_string()],
+            (_, ApiKeyOutcome::Touched) => Vec::new(),
+        }
+    }
+
     async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<ApiKeyOutcome, Failure> {
         match self {
             Self::Create {
@@ -215,6 +225,8 @@ impl Service {
         if grant.expired(self.now()) {
             return Err(ServiceError::Unauthorized);
         }
+        // Known from here on, a refusal for want of scope included.
+        crate::audit::identify(&grant.merchant, crate::audit::Actor::ApiKey(grant.id.clone()));
         if !grant.scope.allows(access) {
             return Err(ServiceError::InsufficientScope { scope: grant.scope });
         }

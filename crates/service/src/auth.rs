@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use giftd_domain::{MerchantId, Scope, Timestamp};
+use giftd_domain::{ApiKeyId, MerchantId, Scope, Timestamp};
 use giftd_store::ApiKeyRecord;
 
 /// How long a checked key is trusted without asking the database again.
@@ -18,10 +18,12 @@ pub const API_KEY_CACHE_SECONDS: u64 = 60;
 /// Keys remembered at most; past it the expired ones go, or, if none has expired, all of them.
 pub const API_KEY_CACHE_ENTRIES: usize = 10_000;
 
-/// What a request needs of a key that works: its merchant, its scope and when it expires (a
+/// What a request needs of a key that works: its id, merchant, scope and when it expires (a
 /// revoked key is never remembered).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeyGrant {
+    /// The key's id (what the audit trail names), never the key.
+    pub id: ApiKeyId,
     pub merchant: MerchantId,
     pub scope: Scope,
     pub expires_at: Option<Timestamp>,
@@ -30,6 +32,7 @@ pub(crate) struct KeyGrant {
 impl KeyGrant {
     pub(crate) fn of(key: &ApiKeyRecord) -> Self {
         Self {
+            id: key.id.clone(),
             merchant: key.merchant_id.clone(),
             scope: key.scope,
             expires_at: key.expires_at,
@@ -93,6 +96,7 @@ mod tests {
 
     fn key(merchant: &str) -> KeyGrant {
         KeyGrant {
+            id: ApiKeyId::new("key_1"),
             merchant: MerchantId::new(merchant),
             scope: Scope::Full,
             expires_at: None,

@@ -138,6 +138,7 @@ pub enum CheckoutCommand {
 
 /// Replaces a request's placeholder answer with its final one; answers whether it did (another
 /// request with the same key may have sealed it first).
+#[derive(Debug)]
 pub(crate) struct Seal {
     key: IdempotencyKey,
     rendered: Rendered,
@@ -146,6 +147,12 @@ pub(crate) struct Seal {
 /// Runs only for its idempotency key's stored answer (`T` is what the front-end renders); refused
 /// if there is none.
 pub(crate) struct Replay<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> std::fmt::Debug for Replay<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Replay")
+    }
+}
 
 #[async_trait]
 impl Operation for CheckoutCommand {

@@ -138,6 +138,22 @@ type Result<T> = std::result::Result<T, Failure>;
 impl Operation for Command {
     type Outcome = Outcome;
 
+    fn audit_objects(&self, outcome: &Outcome) -> Vec<String> {
+        match outcome {
+            Outcome::Merchant(id) => vec![id.to_string()],
+            Outcome::Program(program) => vec![program.id.to_string()],
+            Outcome::IssuedCard(issued) => std::iter::once(issued.card.snapshot.id.to_string())
+                .chain(issued.transaction.iter().map(|t| t.id.to_string()))
+                .collect(),
+            Outcome::Card(card) => vec![card.snapshot.id.to_string()],
+            Outcome::Transaction(transaction) => {
+                vec![transaction.card_id.to_string(), transaction.id.to_string()]
+            }
+            Outcome::Hold(hold) => vec![hold.snapshot.card_id.to_string(), hold.snapshot.id.to_string()],
+            Outcome::Nothing => Vec::new(),
+        }
+    }
+
     fn affinity(&self) -> Option<&str> {
         match self {
             Command::Activate { card_id, .. }

@@ -2,7 +2,8 @@
 //! reveal nothing else.
 
 use giftd_domain::{
-    ApiKeyId, CardId, CheckoutId, HoldId, MerchantId, ProgramId, StaffId, StaffSessionId, TransactionId,
+    ApiKeyId, AuditEventId, CardId, CheckoutId, HoldId, MerchantId, ProgramId, StaffId, StaffSessionId,
+    TransactionId,
 };
 
 fn new_id(prefix: &str) -> String {
@@ -31,6 +32,10 @@ pub fn transaction() -> TransactionId {
 
 pub fn api_key() -> ApiKeyId {
     ApiKeyId::new(new_id(ApiKeyId::PREFIX))
+}
+
+pub fn audit_event() -> AuditEventId {
+    AuditEventId::new(new_id(AuditEventId::PREFIX))
 }
 
 pub fn staff() -> StaffId {

@@ -8,6 +8,7 @@ use giftd_domain::{MerchantId, Timestamp};
 use giftd_store::{BoxFuture, IdempotencyRecord, ReadSet, Store, StoreError, StoreResult, WriteJob, WriteTx};
 use tokio::sync::oneshot;
 
+use crate::audit::{AuditDraft, Ending, operation_name};
 use crate::clock::Clock;
 use crate::crypto::Keys;
 use crate::error::{Failure, Refusal, ServiceError};
@@ -41,6 +42,8 @@ pub struct IdempotencyKey {
 pub(crate) struct CommandJob<O: Operation> {
     pub keys: Arc<Keys>,
     pub clock: Arc<dyn Clock>,
+    /// The request's audit row to write with the command's effect, when it is a request's.
+    pub audit: Option<AuditDraft>,
     pub merchant: MerchantId,
     pub command: O,
     pub idempotency: Option<IdempotencyKey>,
@@ -86,7 +89,19 @@ impl<O: Operation> CommandJob<O> {
                 .idempotency_record(&self.merchant, key.scope, &key.key, not_before)
                 .await?
         {
-            self.answer = Some(self.replay(key, record));
+            let answer = self.replay(key, record);
+            if let (Some(draft), Ok(rendered)) = (&self.audit, &answer) {
+                let row = draft.row(Ending {
+                    operation: operation_name(&self.command),
+                    objects: Vec::new(),
+                    status: rendered.status,
+                    reason: None,
+                    replayed: true,
+                    at: now,
+                });
+                tx.insert_audit_event(&row).await?;
+            }
+            self.answer = Some(answer);
             return Ok(());
         }
         let cx = Context {
@@ -122,6 +137,21 @@ impl<O: Operation> CommandJob<O> {
             };
             tx.put_idempotency_record(&self.merchant, key.scope, &key.key, &record, not_before)
                 .await?;
+        }
+        if let Some(draft) = &self.audit {
+            // After the command's own writes, outside its savepoint: a refusal is recorded
+            // although what the command wrote was rolled back.
+            let row = draft.row(Ending {
+                operation: operation_name(&self.command),
+                objects: result
+                    .as_ref()
+                    .map_or_else(|_| Vec::new(), |outcome| self.command.audit_objects(outcome)),
+                status: rendered.status,
+                reason: result.as_ref().err().map(ToString::to_string),
+                replayed: false,
+                at: now,
+            });
+            tx.insert_audit_event(&row).await?;
         }
         self.answer = Some(Ok(rendered));
         Ok(())
@@ -174,6 +204,11 @@ impl<O: Operation> WriteJob for CommandJob<O> {
     }
 
     fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
+        if committed.is_ok()
+            && let Some(draft) = &self.audit
+        {
+            draft.committed();
+        }
         let answer = match committed {
             Ok(()) => self
                 .answer

@@ -4,6 +4,7 @@
 
 pub mod adyen;
 pub mod api_keys;
+pub mod audit;
 mod auth;
 pub mod checkout;
 pub mod clock;
@@ -198,6 +199,7 @@ impl Service {
         let job = CommandJob {
             keys: Arc::clone(&self.keys),
             clock: Arc::clone(&self.clock),
+            audit: audit::draft_for(&merchant),
             merchant,
             command,
             idempotency,

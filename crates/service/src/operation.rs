@@ -31,7 +31,7 @@ pub struct Context<'a> {
 /// to [`crate::Service::execute`] with a renderer of the family's [`Operation::Outcome`], and
 /// never see another family's results.
 #[async_trait]
-pub trait Operation: Send + Sync + 'static {
+pub trait Operation: std::fmt::Debug + Send + Sync + 'static {
     /// What a command of the family produced, for its front-end to render. One exists per
     /// request and lives only until rendered.
     type Outcome: Send + Sync + 'static;
@@ -59,6 +59,12 @@ pub trait Operation: Send + Sync + 'static {
     /// Loads what the command touches, lets the domain decide, and appends the outcome.
     /// Only the transaction, no other IO, so that transactions stay short.
     async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<Self::Outcome, Failure>;
+
+    /// The ids a command that succeeded made or changed beyond those its request's path names
+    /// (a new card, the transaction of a redemption), for its audit row.
+    fn audit_objects(&self, _outcome: &Self::Outcome) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Writes the webhook events of a command that succeeded, in its transaction.
     async fn events(

@@ -234,6 +234,21 @@ pub enum StaffOutcome {
 impl Operation for StaffCommand {
     type Outcome = StaffOutcome;
 
+    fn audit_objects(&self, outcome: &StaffOutcome) -> Vec<String> {
+        match outcome {
+            StaffOutcome::Member(member) | StaffOutcome::WithTemporaryPassword { member, .. } => {
+                vec![member.id.to_string()]
+            }
+            StaffOutcome::SignedIn { member, session, .. } => {
+                vec![member.id.to_string(), session.id.to_string()]
+            }
+            StaffOutcome::SignedOut(session) => vec![session.to_string()],
+            StaffOutcome::Refused(_) | StaffOutcome::TotpEnrolment { .. } | StaffOutcome::Touched => {
+                Vec::new()
+            }
+        }
+    }
+
     async fn execute(&self, tx: &mut dyn WriteTx, cx: &Context<'_>) -> Result<StaffOutcome, Failure> {
         match self {
             Self::Create {
@@ -605,6 +620,8 @@ impl Service {
             verify_password(DECOY_HASH.to_owned(), password).await;
             return Err(StaffRefusal::InvalidCredentials.into());
         };
+        // A sign-in is its account's to answer for, whether it succeeds or not.
+        crate::audit::identify(&staff.merchant_id, crate::audit::Actor::Staff(staff.id.clone()));
         if let Some(until) = staff.attempts.locked_until(self.now()) {
             return Err(StaffRefusal::Locked { until }.into());
         }
@@ -663,6 +680,8 @@ impl Service {
         if staff.disabled_at.is_some() {
             return Err(ServiceError::Unauthorized);
         }
+        // Known from here on, a refusal for want of a role included.
+        crate::audit::identify(&staff.merchant_id, crate::audit::Actor::Staff(staff.id.clone()));
         if staff.temporary_password_expires_at.is_some() && access != Access::Own {
             return Err(StaffRefusal::PasswordChangeRequired.into());
         }

@@ -235,7 +235,8 @@ pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
     format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn rfc3339(at: Timestamp) -> String {
+/// An instant as RFC 3339 in UTC with milliseconds, as the API shows it.
+pub(crate) fn rfc3339(at: Timestamp) -> String {
     const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
@@ -534,6 +535,8 @@ pub enum WebhookCommand {
     CreateEndpoint(Box<EndpointCreation>),
     /// Makes a delivery due now.
     RetryDelivery { id: WebhookDeliveryId },
+    /// Disables an endpoint ([`Service::disable_webhook_endpoint`]).
+    DisableEndpoint { id: WebhookEndpointId },
 }
 
 /// What a [`WebhookCommand`] produced.
@@ -546,6 +549,8 @@ pub enum WebhookOutcome {
     },
     /// A delivery made due now.
     DeliveryRetried { id: WebhookDeliveryId },
+    /// An endpoint disabled (read back by its caller).
+    Disabled,
 }
 
 #[async_trait]
@@ -556,6 +561,10 @@ impl Operation for WebhookCommand {
         match self {
             WebhookCommand::CreateEndpoint(creation) => create_endpoint(tx, cx, creation).await,
             WebhookCommand::RetryDelivery { id } => retry_delivery(tx, cx, id).await,
+            WebhookCommand::DisableEndpoint { id } => {
+                tx.disable_webhook_endpoint(cx.merchant, id, cx.now).await?;
+                Ok(WebhookOutcome::Disabled)
+            }
         }
     }
 
@@ -631,10 +640,6 @@ async fn retry_delivery(
 // ---- write jobs of the endpoints and the dispatcher ----
 
 enum Op {
-    Disable {
-        merchant: MerchantId,
-        id: WebhookEndpointId,
-    },
     Claim {
         lease_until: Timestamp,
         limit: u32,
@@ -659,10 +664,6 @@ struct WebhookJob {
 impl WebhookJob {
     async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<Done> {
         Ok(match &self.op {
-            Op::Disable { merchant, id } => {
-                tx.disable_webhook_endpoint(merchant, id, self.now).await?;
-                Done::Written
-            }
             Op::Claim {
                 lease_until,
                 limit,
@@ -825,11 +826,22 @@ impl Service {
     ) -> Result<Endpoint, ServiceError> {
         let found = self.webhook_endpoint(merchant, id).await?;
         if found.enabled {
-            self.webhook_job(Op::Disable {
-                merchant: merchant.clone(),
-                id: id.clone(),
-            })
-            .await?;
+            // A command like any other, for its audit row; its answer is the endpoint read back.
+            let command = WebhookCommand::DisableEndpoint { id: id.clone() };
+            let rendered = self
+                .execute(
+                    merchant.clone(),
+                    command,
+                    None,
+                    Box::new(|result| crate::Rendered {
+                        status: if result.is_ok() { 200 } else { 500 },
+                        body: Vec::new(),
+                    }),
+                )
+                .await?;
+            if rendered.status != 200 {
+                return Err(ServiceError::unexpected_outcome());
+            }
         }
         self.webhook_endpoint(merchant, id).await
     }

@@ -147,6 +147,7 @@ pub struct BatchWrites {
     pub events: Vec<EventRow>,
     pub deliveries: Vec<DeliveryRow>,
     pub idempotency: Vec<IdempotencyWrite>,
+    pub audit: Vec<crate::AuditEventRow>,
     pub(crate) written: Written,
 }
 
@@ -159,6 +160,7 @@ struct Mark {
     events: usize,
     deliveries: usize,
     idempotency: usize,
+    audit: usize,
     written: usize,
 }
 
@@ -171,6 +173,7 @@ impl BatchWrites {
             events: self.events.len(),
             deliveries: self.deliveries.len(),
             idempotency: self.idempotency.len(),
+            audit: self.audit.len(),
             written: self.written.len(),
         }
     }
@@ -182,6 +185,7 @@ impl BatchWrites {
         self.events.truncate(mark.events);
         self.deliveries.truncate(mark.deliveries);
         self.idempotency.truncate(mark.idempotency);
+        self.audit.truncate(mark.audit);
         self.written.truncate(mark.written);
     }
 
@@ -192,6 +196,7 @@ impl BatchWrites {
             && self.holds.is_empty()
             && self.events.is_empty()
             && self.idempotency.is_empty()
+            && self.audit.is_empty()
     }
 
     /// The ledger transactions written, to count once the batch committed.
@@ -847,6 +852,11 @@ impl WriteTx for MemoryTx<'_> {
 
     async fn insert_event(&mut self, event: &EventRow) -> StoreResult<()> {
         self.writes.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn insert_audit_event(&mut self, event: &crate::AuditEventRow) -> StoreResult<()> {
+        self.writes.audit.push(event.clone());
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! each job only after the commit that holds its effect. The store owns SQL and migrations; it
 //! takes no business decisions (the domain does) and never sees a clear card number or secret.
 
+mod audit;
 mod backend;
 pub mod batch;
 mod clover_reads;
@@ -33,6 +34,7 @@ use giftd_domain::{
     TransactionType,
 };
 
+pub use audit::{AuditEventRow, AuditFilter};
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use batch::{BatchWrites, ReadSet};
 pub use clover_reads::{
@@ -236,6 +238,9 @@ pub trait WriteTx: Send {
     async fn end_api_key(&mut self, key: &ApiKeyRecord) -> StoreResult<()>;
     /// Records that a key was used at `at` (never moving the time back).
     async fn touch_api_key(&mut self, id: &giftd_domain::ApiKeyId, at: Timestamp) -> StoreResult<()>;
+
+    /// Appends a row to the audit trail.
+    async fn insert_audit_event(&mut self, event: &AuditEventRow) -> StoreResult<()>;
 
     /// Stores a new staff member (their email must be unused: `StoreError::Conflict` if not).
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()>;
@@ -653,6 +658,14 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>>;
     /// How many of the merchant's API keys still work at `now` (neither revoked nor expired).
     async fn working_api_key_count(&self, merchant: &MerchantId, now: Timestamp) -> StoreResult<i64>;
+
+    /// At most `page.limit` of the merchant's audit trail, newest first, after `page.cursor`.
+    async fn audit_events(
+        &self,
+        merchant: &MerchantId,
+        filter: &AuditFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<AuditEventRow>>;
 
     /// The staff member with this email (lower case), in any merchant.
     async fn staff_by_email(&self, email: &str) -> StoreResult<Option<StaffRecord>>;

@@ -3,6 +3,7 @@
 //! parses, calls the service, renders.
 
 pub mod api_keys;
+pub mod audit;
 pub mod checkouts;
 pub mod error;
 pub mod extract;
@@ -172,6 +173,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(staff::confirm_totp))
         .routes(routes!(staff::create_staff, staff::list_staff))
         .routes(routes!(staff::get_staff, staff::update_staff))
+        .routes(routes!(audit::list_audit_events))
         .routes(routes!(reports::get_liability_report))
         .routes(routes!(reports::get_activity_report))
         .routes(routes!(reports::get_dormant_report))
@@ -245,6 +247,8 @@ impl NativeBody for WebhookOutcome {
                 id: id.to_string(),
                 state: "pending",
             }),
+            // The service answers the endpoint read back after it, not this.
+            WebhookOutcome::Disabled => return None,
         })
     }
 }

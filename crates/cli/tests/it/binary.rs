@@ -429,6 +429,31 @@ async fn staff_create_bootstraps_an_owner_who_signs_in_to_the_served_api_and_no_
     let log = std::fs::read_to_string(&log_path).expect("the log");
     assert!(!log.contains(&password), "the password is never logged");
     assert!(!log.contains(&token), "the session token is never logged");
+
+    // The audit trail, exported beside the running server: the command line's creation of
+    // the owner, then the owner's sign-in, newest first (reads, the refused one included, are
+    // not recorded).
+    let export = run(giftd()
+        .args(["audit", "export", "--merchant", &merchant_id])
+        .env("GIFTD_DATA_DIR", &data_dir));
+    assert!(export.status.success(), "stderr: {}", stderr_of(&export));
+    let csv = stdout_of(&export);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,occurred_at,actor_type,actor_id,request_id,client_address,method,path,operation,object_ids,outcome,status,reason,occurred_at_unix_ms"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[2].contains(",cli,,,,CLI,giftd staff create,StaffCommand::Create,"),
+        "{csv}"
+    );
+    assert!(
+        lines[1].contains(",staff,")
+            && lines[1].contains(",127.0.0.1,POST,/v1/sessions,StaffCommand::SignIn,"),
+        "{csv}"
+    );
+    assert!(!csv.contains(&password) && !csv.contains(&token));
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod adyen_stored_value;
 mod adyen_support;
 mod adyen_terminal;
 mod api_keys;
+mod audit;
 mod bad_input;
 mod binary;
 mod card_stock;

@@ -417,7 +417,9 @@ fn allowed(method: &str, path: &str) -> (&'static [&'static str], &'static [&'st
         (_, ["v1", "staff", "me", ..]) => (EVERY_ROLE, NO_KEY),
         (_, ["v1", "staff", ..]) => (&["owner"], FULL),
         (_, ["v1", "api_keys", ..]) => (&["owner", "admin", "developer"], FULL),
-        ("get", ["v1", "reports", ..]) => (&["owner", "admin", "finance", "viewer"], EVERY_SCOPE),
+        ("get", ["v1", "reports" | "audit_events", ..]) => {
+            (&["owner", "admin", "finance", "viewer"], EVERY_SCOPE)
+        }
         ("get", _) => (EVERY_ROLE, EVERY_SCOPE),
         (_, ["v1", "webhook_endpoints" | "webhook_deliveries", ..]) => {
             (&["owner", "admin", "developer"], FULL)

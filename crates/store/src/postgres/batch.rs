@@ -84,7 +84,7 @@ pub(super) async fn idempotency_records(
 }
 
 /// One statement per table. The order is the foreign keys': cards, transactions, postings,
-/// holds, events, deliveries; idempotency records last.
+/// holds, events, deliveries; the audit trail, and idempotency records last.
 pub(super) async fn write(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
     update_cards(conn, writes).await?;
     insert_transactions(conn, writes).await?;
@@ -92,7 +92,42 @@ pub(super) async fn write(conn: &mut PgConnection, writes: &BatchWrites) -> Stor
     insert_holds(conn, writes).await?;
     insert_events(conn, writes).await?;
     insert_deliveries(conn, writes).await?;
+    insert_audit_events(conn, writes).await?;
     insert_idempotency_records(conn, writes).await
+}
+
+async fn insert_audit_events(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+    let rows = &writes.audit;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let texts = |field: fn(&crate::AuditEventRow) -> &str| rows.iter().map(field).collect::<Vec<_>>();
+    let optional =
+        |field: fn(&crate::AuditEventRow) -> Option<&str>| rows.iter().map(field).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO audit_events (merchant_id, id, occurred_at, actor_type, actor_id, request_id, \
+         client_address, method, path, operation, objects, outcome, status, reason) \
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], \
+         $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BIGINT[], $14::TEXT[])",
+    )
+    .bind(texts(|a| a.merchant_id.as_str()))
+    .bind(texts(|a| a.id.as_str()))
+    .bind(rows.iter().map(|a| a.occurred_at.unix_millis()).collect::<Vec<_>>())
+    .bind(texts(|a| a.actor_type.as_str()))
+    .bind(optional(|a| a.actor_id.as_deref()))
+    .bind(optional(|a| a.request_id.as_deref()))
+    .bind(optional(|a| a.client_address.as_deref()))
+    .bind(texts(|a| a.method.as_str()))
+    .bind(texts(|a| a.path.as_str()))
+    .bind(texts(|a| a.operation.as_str()))
+    .bind(texts(|a| a.objects.as_str()))
+    .bind(texts(|a| a.outcome.as_str()))
+    .bind(rows.iter().map(|a| a.status).collect::<Vec<_>>())
+    .bind(optional(|a| a.reason.as_deref()))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
 }
 
 async fn update_cards(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {

@@ -489,6 +489,15 @@ impl Store for PgStore {
             .await?)
     }
 
+    async fn audit_events(
+        &self,
+        merchant: &MerchantId,
+        filter: &crate::AuditFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<crate::AuditEventRow>> {
+        audit_reads::events(&self.pool, merchant, filter, page).await
+    }
+
     async fn staff_by_email(&self, email: &str) -> StoreResult<Option<crate::StaffRecord>> {
         staff_reads::by_email(&self.pool, email).await
     }
@@ -884,4 +893,9 @@ impl Store for PgStore {
 /// The staff reads (`crate::staff`), bound on this backend's pool.
 mod staff_reads {
     crate::staff::reads_on_pool!(sqlx::PgPool);
+}
+
+/// The audit trail's listing (`crate::audit`), bound on this backend's pool.
+mod audit_reads {
+    crate::audit::reads_on_pool!(sqlx::PgPool);
 }

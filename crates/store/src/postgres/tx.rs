@@ -163,6 +163,28 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
+    async fn insert_audit_event(&mut self, event: &crate::AuditEventRow) -> StoreResult<()> {
+        sqlx::query(crate::audit::INSERT_AUDIT_EVENT)
+            .bind(event.merchant_id.as_str())
+            .bind(event.id.as_str())
+            .bind(event.occurred_at.unix_millis())
+            .bind(&event.actor_type)
+            .bind(&event.actor_id)
+            .bind(&event.request_id)
+            .bind(&event.client_address)
+            .bind(&event.method)
+            .bind(&event.path)
+            .bind(&event.operation)
+            .bind(&event.objects)
+            .bind(&event.outcome)
+            .bind(event.status)
+            .bind(&event.reason)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
         let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
         sqlx::query(sql::INSERT_STAFF)

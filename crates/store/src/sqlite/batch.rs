@@ -12,7 +12,7 @@ use super::tx::SqliteTx;
 use crate::batch::BatchWrites;
 use crate::{StoreResult, WriteTx};
 
-/// Rows per `INSERT`, largest first. 32 rows of the widest table (13 columns) bind 416
+/// Rows per `INSERT`, largest first. 32 rows of the widest table (14 columns) bind 448
 /// variables, far below SQLite's limit (32,766).
 const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
@@ -150,6 +150,29 @@ pub(super) async fn write(tx: &mut SqliteTx<'_>, writes: &BatchWrites) -> StoreR
         })
         .collect();
     insert_rows(tx.conn, DELIVERIES, 11, &deliveries)?;
+    let audit: Vec<Vec<Value>> = writes
+        .audit
+        .iter()
+        .map(|a| {
+            vec![
+                text(a.merchant_id.as_str()),
+                text(a.id.as_str()),
+                Value::Integer(a.occurred_at.unix_millis()),
+                text(&a.actor_type),
+                optional_text(a.actor_id.as_deref()),
+                optional_text(a.request_id.as_deref()),
+                optional_text(a.client_address.as_deref()),
+                text(&a.method),
+                text(&a.path),
+                text(&a.operation),
+                text(&a.objects),
+                text(&a.outcome),
+                Value::Integer(a.status),
+                optional_text(a.reason.as_deref()),
+            ]
+        })
+        .collect();
+    insert_rows(tx.conn, crate::audit::INSERT_HEAD, 14, &audit)?;
     for write in &writes.idempotency {
         tx.put_idempotency_record(
             &write.merchant,

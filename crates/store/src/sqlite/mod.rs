@@ -548,6 +548,15 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn audit_events(
+        &self,
+        merchant: &MerchantId,
+        filter: &crate::AuditFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<crate::AuditEventRow>> {
+        audit_reads::events(&self.reads, merchant, filter, page).await
+    }
+
     async fn staff_by_email(&self, email: &str) -> StoreResult<Option<crate::StaffRecord>> {
         staff_reads::by_email(&self.reads, email).await
     }
@@ -965,4 +974,9 @@ impl FromStr for Durability {
 /// The staff reads (`crate::staff`), bound on this backend's pool.
 mod staff_reads {
     crate::staff::reads_on_pool!(sqlx::SqlitePool);
+}
+
+/// The audit trail's listing (`crate::audit`), bound on this backend's pool.
+mod audit_reads {
+    crate::audit::reads_on_pool!(sqlx::SqlitePool);
 }

@@ -203,6 +203,30 @@ impl WriteTx for SqliteTx<'_> {
         Ok(())
     }
 
+    async fn insert_audit_event(&mut self, event: &crate::AuditEventRow) -> StoreResult<()> {
+        execute(
+            self.conn,
+            crate::audit::INSERT_AUDIT_EVENT,
+            params![
+                event.merchant_id.as_str(),
+                event.id.as_str(),
+                event.occurred_at.unix_millis(),
+                event.actor_type,
+                event.actor_id,
+                event.request_id,
+                event.client_address,
+                event.method,
+                event.path,
+                event.operation,
+                event.objects,
+                event.outcome,
+                event.status,
+                event.reason,
+            ],
+        )?;
+        Ok(())
+    }
+
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
         let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
         execute(
