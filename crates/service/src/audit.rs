@@ -10,8 +10,8 @@
 //! refused before any command ran (a role that does not allow it, a malformed body) or that
 //! failed is recorded on its own afterwards ([`Service::audit_unrecorded`]), when its caller is
 //! known; one that succeeded without a command changed nothing, and is not recorded. The body
-//! of a request is never kept, and a long run of digits in a path (a card number somewhere a
-//! path holds one) is masked to its last 4, so no secret enters the trail.
+//! of a request is never kept, and a path segment of many digits (a card number, where a path
+//! holds one) is masked to its last 4, so no secret enters the trail.
 //!
 //! The context travels as a task-local value: jobs spawned off the request's task (the record
 //! of a key's last use, say) are not the request's and are not audited.
@@ -33,7 +33,7 @@ pub const MAX_AUDIT_PATH_CHARS: usize = 512;
 pub const MAX_AUDIT_OBJECTS: usize = 16;
 /// Longest refusal reason kept.
 pub const MAX_AUDIT_REASON_CHARS: usize = 500;
-/// Digits in a row from which a path segment's digits are masked to their last 4: shorter
+/// Digits from which a path segment made only of digits is masked to its last 4: shorter
 /// than any card number, longer than any amount or date in a path.
 pub const MASKED_DIGIT_RUN: usize = 12;
 /// Most rows a listing answers at once.
@@ -61,7 +61,7 @@ impl Actor {
         }
     }
 
-    fn id(&self) -> Option<String> {
+    pub fn id(&self) -> Option<String> {
         match self {
             Self::ApiKey(id) => Some(id.to_string()),
             Self::Staff(id) => Some(id.to_string()),
@@ -132,6 +132,14 @@ pub async fn within<F: Future>(context: Arc<RequestContext>, work: F) -> F::Outp
 /// Says who the current request comes from (its first authentication counts).
 pub(crate) fn identify(merchant: &MerchantId, actor: Actor) {
     let _ = REQUEST.try_with(|context| context.caller.set((merchant.clone(), actor)));
+}
+
+/// Who the current request comes from, once authentication said so.
+pub(crate) fn current_caller() -> Option<(MerchantId, Actor)> {
+    REQUEST
+        .try_with(|context| context.caller.get().cloned())
+        .ok()
+        .flatten()
 }
 
 /// What a command's job needs to write its request's row: taken when the command is submitted,
@@ -232,29 +240,21 @@ pub(crate) fn operation_name<O: fmt::Debug>(command: &O) -> String {
     format!("{family}::{}", variant.0)
 }
 
-/// The path with every run of [`MASKED_DIGIT_RUN`] digits or more masked to its last 4, cut
-/// to [`MAX_AUDIT_PATH_CHARS`].
+/// The path with every segment of [`MASKED_DIGIT_RUN`] digits or more (a card number where a
+/// path holds one) masked to its last 4, cut to [`MAX_AUDIT_PATH_CHARS`]. Digits inside a
+/// segment (an id's hex) are left alone.
 fn masked_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if digits.len() >= MASKED_DIGIT_RUN {
-            out.push_str("****");
-            out.push_str(&digits[digits.len() - 4..]);
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in path.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut digits, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
+    let mut out = path
+        .split('/')
+        .map(|segment| {
+            if segment.len() >= MASKED_DIGIT_RUN && segment.bytes().all(|b| b.is_ascii_digit()) {
+                format!("****{}", &segment[segment.len() - 4..])
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
     if out.chars().count() > MAX_AUDIT_PATH_CHARS {
         out = out.chars().take(MAX_AUDIT_PATH_CHARS - 1).collect();
         out.push('…');
@@ -435,6 +435,11 @@ mod tests {
         assert_eq!(masked_path("/v1/cards/6036281234567890"), "/v1/cards/****7890");
         assert_eq!(masked_path("/v1/reports/2026-12-31"), "/v1/reports/2026-12-31");
         assert_eq!(masked_path("/x/12345678901"), "/x/12345678901");
+        // An id whose hex holds a long run of digits is an id, not a number.
+        assert_eq!(
+            masked_path("/v1/cards/card_01a250783196702a841fb0455716a893/redeem"),
+            "/v1/cards/card_01a250783196702a841fb0455716a893/redeem"
+        );
         let long = format!("/{}", "a".repeat(600));
         assert_eq!(masked_path(&long).chars().count(), MAX_AUDIT_PATH_CHARS);
     }

@@ -18,7 +18,7 @@ pub struct AuditEventRow {
     pub request_id: Option<String>,
     pub client_address: Option<String>,
     pub method: String,
-    /// The path as requested, without its query, a long run of digits masked.
+    /// The path as requested, without its query, a segment of many digits masked.
     pub path: String,
     /// What ran: the command's family and kind (`Command::Redeem`), or the route of a request
     /// refused before any command.

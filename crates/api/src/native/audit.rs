@@ -33,7 +33,7 @@ pub struct AuditEventResponse {
     pub request_id: Option<String>,
     pub client_address: Option<String>,
     pub method: String,
-    /// Without its query; a run of 12 digits or more is masked to its last 4.
+    /// Without its query; a segment of 12 digits or more is masked to its last 4.
     pub path: String,
     /// The command that ran (`Command::Redeem`), or the route of a request refused before one.
     pub operation: String,
