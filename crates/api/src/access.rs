@@ -3,10 +3,11 @@
 //! it or not. A till's front-ends (the Adyen Terminal and Stored Value APIs, Clover's Gift Card
 //! API) need `Pos`; so do the native card operations a till makes (lookups, activations, loads,
 //! redemptions, holds, voids and refunds). Freezing and unfreezing a card is the support desk's
-//! (`CardSupport`); API keys and changes to webhooks are a developer's (`Developer`); the reports
-//! and the audit trail are `Reports`; staff accounts are `Staff`, and one's own account
-//! (`/v1/staff/me`) is `Own`.
-//! Other reads need `Read`; every other write `Full`. Each front-end's extractor asks this and
+//! (`CardSupport`), and so is asking for an adjustment (`Adjust`), which a second person
+//! approves (`Approve`, a person only); API keys and changes to webhooks are a developer's
+//! (`Developer`); the reports and the audit trail are `Reports`; staff accounts and the
+//! merchant's settings are `Staff`, and one's own account (`/v1/staff/me`) is `Own`. Other
+//! reads need `Read`; every other write `Full`. Each front-end's extractor asks this and
 //! answers a refusal in its own shape (403 `insufficient_scope` or `insufficient_role`).
 
 use axum::extract::OriginalUri;
@@ -23,10 +24,13 @@ pub fn required(method: &Method, path: &str) -> Access {
         ["", "v1", "api_keys", ..] => Access::Developer,
         ["", "v1", "staff", "me", ..] => Access::Own,
         ["", "v1", "staff", ..] => Access::Staff,
+        ["", "v1", "settings"] if !reading => Access::Staff,
         ["", "v1", "reports" | "audit_events", ..] => Access::Reports,
         _ if reading => Access::Read,
         ["", "v1", "webhook_endpoints" | "webhook_deliveries", ..] => Access::Developer,
         ["", "v1", "cards", _, "freeze" | "unfreeze"] if *method == Method::POST => Access::CardSupport,
+        ["", "v1", "cards", _, "adjustments"] if *method == Method::POST => Access::Adjust,
+        ["", "v1", "adjustments", _, "approve" | "reject"] if *method == Method::POST => Access::Approve,
         ["", "v1", "cards", "lookup"]
         | ["", "v1", "cards", _, "activate" | "load" | "redeem" | "holds"]
         | ["", "v1", "holds", _, "capture" | "release"]
@@ -77,6 +81,11 @@ mod tests {
                 Access::Developer,
             ),
             (Method::POST, "/v1/cards/card_1/freeze", Access::CardSupport),
+            (Method::POST, "/v1/cards/card_1/adjustments", Access::Adjust),
+            (Method::POST, "/v1/adjustments/adj_1/approve", Access::Approve),
+            (Method::GET, "/v1/adjustments", Access::Read),
+            (Method::GET, "/v1/settings", Access::Read),
+            (Method::PATCH, "/v1/settings", Access::Staff),
             (Method::GET, "/v1/staff", Access::Staff),
             (Method::PATCH, "/v1/staff/stf_1", Access::Staff),
             (Method::GET, "/v1/staff/me", Access::Own),

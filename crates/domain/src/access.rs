@@ -3,8 +3,8 @@
 //! allows an access or not. `full` is every power a key can have (the keys made before scopes
 //! existed are `full`); `pos` is what a till needs: balances, lookups, activations, loads,
 //! redemptions, holds and reversals, and the vendor front-ends a terminal speaks; `read_only`
-//! reads. What only a person does (their own password, second factor and sessions) no key may
-//! do. Pure: no IO.
+//! reads. What only a person does (their own password, second factor and sessions, and
+//! approving someone else's adjustment) no key may do. Pure: no IO.
 
 use std::fmt;
 
@@ -27,6 +27,10 @@ pub enum Access {
     Pos,
     /// The support desk's work on a card: freezing and unfreezing it.
     CardSupport,
+    /// Asking for an adjustment of a card's value.
+    Adjust,
+    /// Approving or rejecting someone else's adjustment: a person's, never a key's.
+    Approve,
     /// A developer's work: API keys, webhook endpoints and deliveries.
     Developer,
     /// Managing the merchant's staff accounts.
@@ -38,11 +42,13 @@ pub enum Access {
 }
 
 impl Access {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Read,
         Self::Reports,
         Self::Pos,
         Self::CardSupport,
+        Self::Adjust,
+        Self::Approve,
         Self::Developer,
         Self::Staff,
         Self::Own,
@@ -70,8 +76,10 @@ impl Scope {
         match access {
             Access::Read | Access::Reports => true,
             Access::Pos => matches!(self, Self::Full | Self::Pos),
-            Access::CardSupport | Access::Developer | Access::Staff | Access::Full => self == Self::Full,
-            Access::Own => false,
+            Access::CardSupport | Access::Adjust | Access::Developer | Access::Staff | Access::Full => {
+                self == Self::Full
+            }
+            Access::Own | Access::Approve => false,
         }
     }
 }
@@ -97,7 +105,7 @@ mod tests {
         };
         assert_eq!(
             allowed(Scope::Full),
-            [Read, Reports, Pos, CardSupport, Developer, Staff, Full]
+            [Read, Reports, Pos, CardSupport, Adjust, Developer, Staff, Full]
         );
         assert_eq!(allowed(Scope::Pos), [Read, Reports, Pos]);
         assert_eq!(allowed(Scope::ReadOnly), [Read, Reports]);

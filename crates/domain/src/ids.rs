@@ -105,3 +105,8 @@ id_type!(
     AuditEventId,
     "aud_"
 );
+id_type!(
+    /// A request to put value on or take it off a card by hand.
+    AdjustmentId,
+    "adj_"
+);

@@ -30,6 +30,8 @@ pub enum Account {
     ProgramRedemption(ProgramId),
     /// Where cashed-out value goes.
     ProgramCashout(ProgramId),
+    /// The other side of value a person put on or took off a card (an adjustment).
+    ProgramAdjustment(ProgramId),
 }
 
 impl Account {
@@ -40,13 +42,17 @@ impl Account {
             Self::ProgramFunding(_) => "program_funding",
             Self::ProgramRedemption(_) => "program_redemption",
             Self::ProgramCashout(_) => "program_cashout",
+            Self::ProgramAdjustment(_) => "program_adjustment",
         }
     }
 
     pub fn owner_id(&self) -> &str {
         match self {
             Self::CardAvailable(id) | Self::CardHeld(id) => id.as_str(),
-            Self::ProgramFunding(id) | Self::ProgramRedemption(id) | Self::ProgramCashout(id) => id.as_str(),
+            Self::ProgramFunding(id)
+            | Self::ProgramRedemption(id)
+            | Self::ProgramCashout(id)
+            | Self::ProgramAdjustment(id) => id.as_str(),
         }
     }
 
@@ -58,6 +64,7 @@ impl Account {
             "program_funding" => Self::ProgramFunding(ProgramId::new(owner_id)),
             "program_redemption" => Self::ProgramRedemption(ProgramId::new(owner_id)),
             "program_cashout" => Self::ProgramCashout(ProgramId::new(owner_id)),
+            "program_adjustment" => Self::ProgramAdjustment(ProgramId::new(owner_id)),
             _ => return None,
         })
     }

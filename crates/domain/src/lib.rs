@@ -6,6 +6,7 @@
 //! Every value that exists is valid ("parse, don't validate"): constructors refuse bad input.
 
 pub mod access;
+pub mod adjustment;
 pub mod card;
 pub mod checkout;
 pub mod error;
@@ -27,8 +28,8 @@ pub use access::{Access, Scope};
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
 pub use ids::{
-    ApiKeyId, AuditEventId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId, StaffId,
-    StaffSessionId, TransactionId, WebhookDeliveryId, WebhookEndpointId,
+    AdjustmentId, ApiKeyId, AuditEventId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId,
+    StaffId, StaffSessionId, TransactionId, WebhookDeliveryId, WebhookEndpointId,
 };
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};

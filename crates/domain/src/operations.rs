@@ -81,7 +81,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(
+    pub(crate) fn new(
         transaction_type: TransactionType,
         amount: i64,
         currency: Currency,

@@ -1,7 +1,8 @@
 //! A merchant's people and what each may do. A staff member has one [`Role`]; the role allows an
 //! [`Access`] or not, checked on the server for every request whatever page or client sent it.
 //! `owner` does everything and alone manages staff; `admin` everything else; `support` finds
-//! cards, reads their history and freezes or unfreezes them; `finance` reads the reports;
+//! cards, reads their history, freezes or unfreezes them and asks for adjustments; `finance`
+//! reads the reports and approves adjustments;
 //! `developer` manages API keys and webhooks; `viewer` reads. Everyone reads cards and manages
 //! their own password, second factor and sessions. Pure: no IO.
 
@@ -52,7 +53,8 @@ impl Role {
             Access::Staff => self == Self::Owner,
             Access::Pos | Access::Full => matches!(self, Self::Owner | Self::Admin),
             Access::Reports => matches!(self, Self::Owner | Self::Admin | Self::Finance | Self::Viewer),
-            Access::CardSupport => matches!(self, Self::Owner | Self::Admin | Self::Support),
+            Access::CardSupport | Access::Adjust => matches!(self, Self::Owner | Self::Admin | Self::Support),
+            Access::Approve => matches!(self, Self::Owner | Self::Admin | Self::Finance),
             Access::Developer => matches!(self, Self::Owner | Self::Admin | Self::Developer),
         }
     }
@@ -79,14 +81,35 @@ mod tests {
         };
         assert_eq!(
             allowed(Role::Owner),
-            [Read, Reports, Pos, CardSupport, Developer, Staff, Own, Full]
+            [
+                Read,
+                Reports,
+                Pos,
+                CardSupport,
+                Adjust,
+                Approve,
+                Developer,
+                Staff,
+                Own,
+                Full
+            ]
         );
         assert_eq!(
             allowed(Role::Admin),
-            [Read, Reports, Pos, CardSupport, Developer, Own, Full]
+            [
+                Read,
+                Reports,
+                Pos,
+                CardSupport,
+                Adjust,
+                Approve,
+                Developer,
+                Own,
+                Full
+            ]
         );
-        assert_eq!(allowed(Role::Support), [Read, CardSupport, Own]);
-        assert_eq!(allowed(Role::Finance), [Read, Reports, Own]);
+        assert_eq!(allowed(Role::Support), [Read, CardSupport, Adjust, Own]);
+        assert_eq!(allowed(Role::Finance), [Read, Reports, Approve, Own]);
         assert_eq!(allowed(Role::Developer), [Read, Developer, Own]);
         assert_eq!(allowed(Role::Viewer), [Read, Reports, Own]);
     }

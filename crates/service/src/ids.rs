@@ -2,8 +2,8 @@
 //! reveal nothing else.
 
 use giftd_domain::{
-    ApiKeyId, AuditEventId, CardId, CheckoutId, HoldId, MerchantId, ProgramId, StaffId, StaffSessionId,
-    TransactionId,
+    AdjustmentId, ApiKeyId, AuditEventId, CardId, CheckoutId, HoldId, MerchantId, ProgramId, StaffId,
+    StaffSessionId, TransactionId,
 };
 
 fn new_id(prefix: &str) -> String {
@@ -32,6 +32,10 @@ pub fn transaction() -> TransactionId {
 
 pub fn api_key() -> ApiKeyId {
     ApiKeyId::new(new_id(ApiKeyId::PREFIX))
+}
+
+pub fn adjustment() -> AdjustmentId {
+    AdjustmentId::new(new_id(AdjustmentId::PREFIX))
 }
 
 pub fn audit_event() -> AuditEventId {

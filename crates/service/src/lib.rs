@@ -2,6 +2,7 @@
 //! front-end (the native API and the vendor facades: `clover` and `adyen` hold the Clover and
 //! Adyen facades' use-cases) calls this crate and nothing below it. No HTTP here, and no SQL.
 
+pub mod adjustments;
 pub mod adyen;
 pub mod api_keys;
 pub mod audit;

@@ -78,6 +78,9 @@ pub enum StaffRefusal {
     /// The staff member's role does not allow this request.
     #[error("the role {role} does not allow this request")]
     InsufficientRole { role: Role },
+    /// An adjustment is approved or rejected by someone other than the one who asked.
+    #[error("an adjustment is decided by a second person, not the one who asked for it")]
+    OwnAdjustment,
 }
 
 /// A staff member as the API shows them: no password hash, no TOTP secret.

@@ -860,6 +860,26 @@ impl WriteTx for MemoryTx<'_> {
         Ok(())
     }
 
+    async fn insert_adjustment(&mut self, _: &crate::AdjustmentRecord) -> StoreResult<()> {
+        not_in_memory("adjustment")
+    }
+
+    async fn adjustment(
+        &mut self,
+        _: &MerchantId,
+        _: &giftd_domain::AdjustmentId,
+    ) -> StoreResult<Option<crate::AdjustmentRecord>> {
+        not_in_memory("adjustment")
+    }
+
+    async fn update_adjustment(&mut self, _: &crate::AdjustmentRecord) -> StoreResult<()> {
+        not_in_memory("adjustment")
+    }
+
+    async fn set_adjustment_threshold(&mut self, _: &MerchantId, _: i64) -> StoreResult<()> {
+        not_in_memory("adjustment threshold")
+    }
+
     async fn insert_webhook_delivery(&mut self, delivery: &DeliveryRow) -> StoreResult<()> {
         self.writes.deliveries.push(delivery.clone());
         Ok(())

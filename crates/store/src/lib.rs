@@ -6,6 +6,7 @@
 //! each job only after the commit that holds its effect. The store owns SQL and migrations; it
 //! takes no business decisions (the domain does) and never sees a clear card number or secret.
 
+mod adjustments;
 mod audit;
 mod backend;
 pub mod batch;
@@ -34,6 +35,7 @@ use giftd_domain::{
     TransactionType,
 };
 
+pub use adjustments::AdjustmentRecord;
 pub use audit::{AuditEventRow, AuditFilter};
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use batch::{BatchWrites, ReadSet};
@@ -242,6 +244,18 @@ pub trait WriteTx: Send {
     /// Appends a row to the audit trail.
     async fn insert_audit_event(&mut self, event: &AuditEventRow) -> StoreResult<()>;
 
+    async fn insert_adjustment(&mut self, adjustment: &AdjustmentRecord) -> StoreResult<()>;
+    /// The merchant's adjustment, locked for the rest of the transaction (an approval and a
+    /// rejection of it are decided one after the other).
+    async fn adjustment(
+        &mut self,
+        merchant: &MerchantId,
+        id: &giftd_domain::AdjustmentId,
+    ) -> StoreResult<Option<AdjustmentRecord>>;
+    /// Writes a decision: state, who decided and when, the transaction applied.
+    async fn update_adjustment(&mut self, adjustment: &AdjustmentRecord) -> StoreResult<()>;
+    async fn set_adjustment_threshold(&mut self, merchant: &MerchantId, threshold: i64) -> StoreResult<()>;
+
     /// Stores a new staff member (their email must be unused: `StoreError::Conflict` if not).
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()>;
     /// The merchant's staff member, locked for the rest of the transaction.
@@ -361,9 +375,10 @@ pub trait WriteTx: Send {
                 Account::CardAvailable(card) | Account::CardHeld(card) => {
                     legs.iter().find(|leg| &leg.card.id == card)
                 }
-                Account::ProgramFunding(_) | Account::ProgramRedemption(_) | Account::ProgramCashout(_) => {
-                    None
-                }
+                Account::ProgramFunding(_)
+                | Account::ProgramRedemption(_)
+                | Account::ProgramCashout(_)
+                | Account::ProgramAdjustment(_) => None,
             };
             let transaction_id = &owner.unwrap_or(first).meta.id;
             self.insert_posting(transaction_id, &entry_id, posting).await?;
@@ -658,6 +673,22 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<ApiKeyRecord>>;
     /// How many of the merchant's API keys still work at `now` (neither revoked nor expired).
     async fn working_api_key_count(&self, merchant: &MerchantId, now: Timestamp) -> StoreResult<i64>;
+
+    async fn adjustment(
+        &self,
+        merchant: &MerchantId,
+        id: &giftd_domain::AdjustmentId,
+    ) -> StoreResult<Option<AdjustmentRecord>>;
+    /// The merchant's adjustments, newest first, of one state and card when given.
+    async fn adjustments(
+        &self,
+        merchant: &MerchantId,
+        state: Option<giftd_domain::adjustment::AdjustmentState>,
+        card: Option<&CardId>,
+        page: &Page,
+    ) -> StoreResult<Vec<AdjustmentRecord>>;
+    /// Above how much (minor units, either way) the merchant's adjustments wait for approval.
+    async fn adjustment_threshold(&self, merchant: &MerchantId) -> StoreResult<i64>;
 
     /// At most `page.limit` of the merchant's audit trail, newest first, after `page.cursor`.
     async fn audit_events(

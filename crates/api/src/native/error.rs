@@ -196,6 +196,7 @@ impl From<&StaffRefusal> for ApiError {
                 Self::new(S::FORBIDDEN, "password_change_required", message)
             }
             StaffRefusal::InsufficientRole { .. } => Self::new(S::FORBIDDEN, "insufficient_role", message),
+            StaffRefusal::OwnAdjustment => Self::new(S::FORBIDDEN, "own_adjustment", message),
         }
     }
 }

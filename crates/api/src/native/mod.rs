@@ -2,6 +2,7 @@
 //! service results into the contract's JSON. No SQL and no business rules here: a handler
 //! parses, calls the service, renders.
 
+pub mod adjustments;
 pub mod api_keys;
 pub mod audit;
 pub mod checkouts;
@@ -174,6 +175,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(staff::create_staff, staff::list_staff))
         .routes(routes!(staff::get_staff, staff::update_staff))
         .routes(routes!(audit::list_audit_events))
+        .routes(routes!(adjustments::create_adjustment))
+        .routes(routes!(adjustments::list_adjustments))
+        .routes(routes!(adjustments::get_adjustment))
+        .routes(routes!(adjustments::approve_adjustment))
+        .routes(routes!(adjustments::reject_adjustment))
+        .routes(routes!(adjustments::get_settings, adjustments::update_settings))
         .routes(routes!(reports::get_liability_report))
         .routes(routes!(reports::get_activity_report))
         .routes(routes!(reports::get_dormant_report))

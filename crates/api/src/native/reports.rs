@@ -94,7 +94,8 @@ pub struct ActivityLineResponse {
     #[serde(rename = "type")]
     pub transaction_type: &'static str,
     pub count: i64,
-    /// Sum of the transactions' amounts (positive magnitudes), minor units. May pass 64 bits.
+    /// Sum of the transactions' amounts (positive magnitudes), minor units; for `adjustment`,
+    /// net: what they put on less what they took off (may be negative). May pass 64 bits.
     pub amount: i128,
 }
 

@@ -32,6 +32,7 @@ struct Fixture {
     checkout_id: String,
     delivery_id: String,
     api_key_id: String,
+    adjustment_id: String,
     /// A signed-in owner's session, for what only a person has (`/v1/staff/me/...`).
     staff_token: String,
 }
@@ -41,9 +42,11 @@ const STAFF_PASSWORD: &str = "bad input passphrase";
 
 impl Fixture {
     /// The credential a request to `path` is made with: the owner's session under
-    /// `/v1/staff/me`, where no API key is taken, the merchant's key elsewhere.
+    /// `/v1/staff/me` and `/v1/adjustments/`, where no API key is taken, the merchant's key
+    /// elsewhere.
     fn credential(&self, path: &str) -> &str {
-        if path.starts_with("/v1/staff/me") {
+        // Approving an adjustment is a person's too.
+        if path.starts_with("/v1/staff/me") || path.starts_with("/v1/adjustments/") {
             &self.staff_token
         } else {
             &self.app.api_key
@@ -94,6 +97,7 @@ async fn fixture() -> Fixture {
         checkout_id: "chk_0000badinput".into(),
         delivery_id: "whd_00000000".into(),
         api_key_id: "key_00000000".into(),
+        adjustment_id: "adj_00000000".into(),
         program_id,
         card_number: text(&card["number"]),
         security_code: text(&card["security_code"]),
@@ -496,6 +500,22 @@ fn endpoints(fixture: &Fixture) -> Vec<Endpoint> {
             AmountField::Absent,
         ),
         endpoint("/v1/staff/me/sign_out".into(), json!({}), AmountField::Absent),
+        // A signed amount (negative takes value off): not one of the positive amounts above.
+        endpoint(
+            format!("/v1/cards/{card}/adjustments"),
+            json!({"amount": 100, "reason": "goodwill"}),
+            AmountField::Absent,
+        ),
+        endpoint(
+            format!("/v1/adjustments/{}/approve", fixture.adjustment_id),
+            json!({}),
+            AmountField::Absent,
+        ),
+        endpoint(
+            format!("/v1/adjustments/{}/reject", fixture.adjustment_id),
+            json!({}),
+            AmountField::Absent,
+        ),
     ]
 }
 
@@ -1456,7 +1476,7 @@ async fn another_merchants_objects_are_404_as_if_they_did_not_exist() {
             "/v1/programs" | "/v1/webhook_endpoints" | "/v1/api_keys" | "/v1/staff" | "/v1/sessions" => {
                 continue;
             }
-            _ if path.starts_with("/v1/staff/me") => continue,
+            _ if path.starts_with("/v1/staff/me") || path.starts_with("/v1/adjustments/") => continue,
             "/v1/cards/lookup" => (404, &["invalid_card"]),
             _ => (404, &["not_found"]),
         };
@@ -2047,6 +2067,7 @@ fn template_of(fixture: &Fixture, path: &str) -> String {
         &fixture.checkout_id,
         &fixture.delivery_id,
         &fixture.api_key_id,
+        &fixture.adjustment_id,
     ]
     .iter()
     .fold(path.to_owned(), |path, id| path.replace(id.as_str(), "{}"))

@@ -7,6 +7,7 @@
 //! Suites that need more than Rust (PostgreSQL, Python, root) mark those tests
 //! `#[ignore = "needs …"]`; `--include-ignored` runs them (CI does).
 
+mod adjustments;
 mod adyen_node_client;
 mod adyen_python_client;
 mod adyen_stored_value;

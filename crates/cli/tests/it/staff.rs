@@ -417,6 +417,9 @@ fn allowed(method: &str, path: &str) -> (&'static [&'static str], &'static [&'st
         (_, ["v1", "staff", "me", ..]) => (EVERY_ROLE, NO_KEY),
         (_, ["v1", "staff", ..]) => (&["owner"], FULL),
         (_, ["v1", "api_keys", ..]) => (&["owner", "admin", "developer"], FULL),
+        ("patch", ["v1", "settings"]) => (&["owner"], FULL),
+        ("post", ["v1", "cards", _, "adjustments"]) => (&["owner", "admin", "support"], FULL),
+        ("post", ["v1", "adjustments", _, "approve" | "reject"]) => (&["owner", "admin", "finance"], NO_KEY),
         ("get", ["v1", "reports" | "audit_events", ..]) => {
             (&["owner", "admin", "finance", "viewer"], EVERY_SCOPE)
         }

@@ -489,6 +489,28 @@ impl Store for PgStore {
             .await?)
     }
 
+    async fn adjustment(
+        &self,
+        merchant: &MerchantId,
+        id: &giftd_domain::AdjustmentId,
+    ) -> StoreResult<Option<crate::AdjustmentRecord>> {
+        adjustment_reads::one(&self.pool, merchant, id).await
+    }
+
+    async fn adjustments(
+        &self,
+        merchant: &MerchantId,
+        state: Option<giftd_domain::adjustment::AdjustmentState>,
+        card: Option<&CardId>,
+        page: &Page,
+    ) -> StoreResult<Vec<crate::AdjustmentRecord>> {
+        adjustment_reads::page(&self.pool, merchant, state, card, page).await
+    }
+
+    async fn adjustment_threshold(&self, merchant: &MerchantId) -> StoreResult<i64> {
+        adjustment_reads::threshold(&self.pool, merchant).await
+    }
+
     async fn audit_events(
         &self,
         merchant: &MerchantId,
@@ -898,4 +920,9 @@ mod staff_reads {
 /// The audit trail's listing (`crate::audit`), bound on this backend's pool.
 mod audit_reads {
     crate::audit::reads_on_pool!(sqlx::PgPool);
+}
+
+/// The adjustments' reads (`crate::adjustments`), bound on this backend's pool.
+mod adjustment_reads {
+    crate::adjustments::reads_on_pool!(sqlx::PgPool);
 }

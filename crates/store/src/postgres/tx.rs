@@ -185,6 +185,71 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
+    async fn insert_adjustment(&mut self, a: &crate::AdjustmentRecord) -> StoreResult<()> {
+        sqlx::query(crate::adjustments::INSERT_ADJUSTMENT)
+            .bind(a.id.as_str())
+            .bind(a.merchant_id.as_str())
+            .bind(a.card_id.as_str())
+            .bind(a.amount)
+            .bind(a.reason.as_str())
+            .bind(&a.note)
+            .bind(a.state.as_str())
+            .bind(&a.requested_by_type)
+            .bind(&a.requested_by_id)
+            .bind(a.requested_at.unix_millis())
+            .bind(a.expires_at.unix_millis())
+            .bind(&a.decided_by_type)
+            .bind(&a.decided_by_id)
+            .bind(a.decided_at.map(Timestamp::unix_millis))
+            .bind(a.transaction_id.as_ref().map(TransactionId::as_str))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn adjustment(
+        &mut self,
+        merchant: &MerchantId,
+        id: &giftd_domain::AdjustmentId,
+    ) -> StoreResult<Option<crate::AdjustmentRecord>> {
+        // Locked: an approval and a rejection at once are decided one after the other.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "{} FOR UPDATE",
+            crate::adjustments::by_id()
+        )))
+        .bind(merchant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.conn)
+        .await?;
+        row.as_ref().map(crate::adjustments::row).transpose()
+    }
+
+    async fn update_adjustment(&mut self, a: &crate::AdjustmentRecord) -> StoreResult<()> {
+        sqlx::query(crate::adjustments::UPDATE_ADJUSTMENT)
+            .bind(a.state.as_str())
+            .bind(&a.decided_by_type)
+            .bind(&a.decided_by_id)
+            .bind(a.decided_at.map(Timestamp::unix_millis))
+            .bind(a.transaction_id.as_ref().map(TransactionId::as_str))
+            .bind(a.merchant_id.as_str())
+            .bind(a.id.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn set_adjustment_threshold(&mut self, merchant: &MerchantId, threshold: i64) -> StoreResult<()> {
+        sqlx::query(crate::adjustments::SET_THRESHOLD)
+            .bind(threshold)
+            .bind(merchant.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
         let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
         sqlx::query(sql::INSERT_STAFF)

@@ -548,6 +548,28 @@ impl Store for SqliteStore {
             .await?)
     }
 
+    async fn adjustment(
+        &self,
+        merchant: &MerchantId,
+        id: &giftd_domain::AdjustmentId,
+    ) -> StoreResult<Option<crate::AdjustmentRecord>> {
+        adjustment_reads::one(&self.reads, merchant, id).await
+    }
+
+    async fn adjustments(
+        &self,
+        merchant: &MerchantId,
+        state: Option<giftd_domain::adjustment::AdjustmentState>,
+        card: Option<&CardId>,
+        page: &Page,
+    ) -> StoreResult<Vec<crate::AdjustmentRecord>> {
+        adjustment_reads::page(&self.reads, merchant, state, card, page).await
+    }
+
+    async fn adjustment_threshold(&self, merchant: &MerchantId) -> StoreResult<i64> {
+        adjustment_reads::threshold(&self.reads, merchant).await
+    }
+
     async fn audit_events(
         &self,
         merchant: &MerchantId,
@@ -979,4 +1001,9 @@ mod staff_reads {
 /// The audit trail's listing (`crate::audit`), bound on this backend's pool.
 mod audit_reads {
     crate::audit::reads_on_pool!(sqlx::SqlitePool);
+}
+
+/// The adjustments' reads (`crate::adjustments`), bound on this backend's pool.
+mod adjustment_reads {
+    crate::adjustments::reads_on_pool!(sqlx::SqlitePool);
 }

@@ -28,10 +28,13 @@ const LIABILITY_SQL: &str = "\
     GROUP BY c.merchant_id, c.program_id, c.currency \
     ORDER BY c.merchant_id, c.program_id, c.currency";
 
+/// An adjustment counts net (what it put on, less what it took off): its `amount` is a
+/// magnitude, the direction is in the balances.
 const ACTIVITY_SQL: &str = "\
     SELECT t.created_at / 86400000 AS day, t.merchant_id, c.program_id, t.currency, t.type, \
-           COUNT(*) AS count, SUM(t.amount >> 32) AS amount_high, \
-           SUM(t.amount & 4294967295) AS amount_low \
+           COUNT(*) AS count, SUM((CASE WHEN t.type = 'adjustment' THEN t.balance_after - t.balance_before \
+           ELSE t.amount END) >> 32) AS amount_high, SUM((CASE WHEN t.type = 'adjustment' \
+           THEN t.balance_after - t.balance_before ELSE t.amount END) & 4294967295) AS amount_low \
     FROM transactions t JOIN cards c ON c.id = t.card_id \
     WHERE t.created_at >= ?1 AND t.created_at < ?2 AND (?3 IS NULL OR t.merchant_id = ?3) \
     GROUP BY day, t.merchant_id, c.program_id, t.currency, t.type \

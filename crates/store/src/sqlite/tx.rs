@@ -227,6 +227,71 @@ impl WriteTx for SqliteTx<'_> {
         Ok(())
     }
 
+    async fn insert_adjustment(&mut self, a: &crate::AdjustmentRecord) -> StoreResult<()> {
+        execute(
+            self.conn,
+            crate::adjustments::INSERT_ADJUSTMENT,
+            params![
+                a.id.as_str(),
+                a.merchant_id.as_str(),
+                a.card_id.as_str(),
+                a.amount,
+                a.reason.as_str(),
+                a.note,
+                a.state.as_str(),
+                a.requested_by_type,
+                a.requested_by_id,
+                a.requested_at.unix_millis(),
+                a.expires_at.unix_millis(),
+                a.decided_by_type,
+                a.decided_by_id,
+                a.decided_at.map(Timestamp::unix_millis),
+                a.transaction_id.as_ref().map(TransactionId::as_str),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn adjustment(
+        &mut self,
+        merchant: &MerchantId,
+        id: &giftd_domain::AdjustmentId,
+    ) -> StoreResult<Option<crate::AdjustmentRecord>> {
+        // The writer is the only one: what it reads stays as read until it commits.
+        query_optional(
+            self.conn,
+            &crate::adjustments::by_id(),
+            params![merchant.as_str(), id.as_str()],
+            |row| crate::adjustments::row(row),
+        )
+    }
+
+    async fn update_adjustment(&mut self, a: &crate::AdjustmentRecord) -> StoreResult<()> {
+        execute(
+            self.conn,
+            crate::adjustments::UPDATE_ADJUSTMENT,
+            params![
+                a.state.as_str(),
+                a.decided_by_type,
+                a.decided_by_id,
+                a.decided_at.map(Timestamp::unix_millis),
+                a.transaction_id.as_ref().map(TransactionId::as_str),
+                a.merchant_id.as_str(),
+                a.id.as_str(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn set_adjustment_threshold(&mut self, merchant: &MerchantId, threshold: i64) -> StoreResult<()> {
+        execute(
+            self.conn,
+            crate::adjustments::SET_THRESHOLD,
+            params![threshold, merchant.as_str()],
+        )?;
+        Ok(())
+    }
+
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
         let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
         execute(
