@@ -43,8 +43,8 @@ pub const SESSION_LIFETIME_SECONDS: i64 = 8 * 3600;
 pub const SESSION_TOUCH_SECONDS: i64 = 60;
 /// A temporary password stops working this long after it was made.
 pub const TEMPORARY_PASSWORD_SECONDS: i64 = 7 * 24 * 3600;
-/// Characters of a temporary password: 20 from a 32-letter alphabet without look-alikes (100
-/// random bits).
+/// Characters of a temporary password: 20 from a 33-character alphabet without look-alikes
+/// (about 100 random bits).
 const TEMPORARY_PASSWORD_LENGTH: usize = 20;
 const TEMPORARY_PASSWORD_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789AB";
 /// The name authenticator apps show for giftd's codes.
@@ -723,6 +723,45 @@ impl Service {
         self.execute(caller.merchant.clone(), command, None, render).await
     }
 
+    /// The caller's sessions still open (not signed out, not idle too long, not past their
+    /// lifetime), newest first.
+    pub async fn own_sessions(&self, caller: &StaffCaller) -> Result<Vec<OwnSession>, ServiceError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .open_staff_sessions(&caller.staff, now, MAX_LISTED_SESSIONS)
+            .await?
+            .into_iter()
+            .filter(|session| now < session.last_seen_at.plus_seconds(SESSION_IDLE_SECONDS))
+            .map(|session| OwnSession {
+                current: session.id == caller.session,
+                session,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's own open sessions (a browser left signed in elsewhere).
+    pub async fn revoke_own_session(
+        &self,
+        caller: &StaffCaller,
+        id: StaffSessionId,
+        render: Renderer<StaffOutcome>,
+    ) -> Result<Rendered, ServiceError> {
+        if !self
+            .own_sessions(caller)
+            .await?
+            .iter()
+            .any(|own| own.session.id == id)
+        {
+            return Err(ServiceError::NotFound("session"));
+        }
+        let command = StaffCommand::SignOut {
+            id: caller.staff.clone(),
+            session: id,
+        };
+        self.execute(caller.merchant.clone(), command, None, render).await
+    }
+
     /// The caller's own account.
     pub async fn own_account(&self, caller: &StaffCaller) -> Result<StaffMember, ServiceError> {
         self.staff_member(&caller.merchant, &caller.staff).await
@@ -889,6 +928,17 @@ async fn temporary_password() -> Result<(ShownOnce, String), ServiceError> {
     let shown = ShownOnce(password);
     let hash = hash_password(shown.clone()).await?;
     Ok((shown, hash))
+}
+
+/// Most of one's own open sessions a listing shows.
+pub const MAX_LISTED_SESSIONS: u32 = 50;
+
+/// A session of one's own, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnSession {
+    pub session: StaffSessionRecord,
+    /// The session the listing was asked from.
+    pub current: bool,
 }
 
 /// A session token: `gs_` and 48 hex digits (192 random bits).

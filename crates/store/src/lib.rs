@@ -708,6 +708,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<StaffRecord>>;
     /// At most `limit` of the merchant's staff, oldest first.
     async fn staff_members(&self, merchant: &MerchantId, limit: u32) -> StoreResult<Vec<StaffRecord>>;
+    /// At most `limit` of the staff member's sessions still open at `now`, newest first.
+    async fn open_staff_sessions(
+        &self,
+        staff: &giftd_domain::StaffId,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<StaffSessionRecord>>;
     /// The session whose token has this keyed hash, ended ones too (the caller decides).
     async fn staff_session_by_hash(&self, token_hash: &[u8]) -> StoreResult<Option<StaffSessionRecord>>;
 

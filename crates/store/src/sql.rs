@@ -75,6 +75,11 @@ pub(crate) const ACTIVE_OWNER_COUNT: &str =
     "SELECT COUNT(*) FROM staff WHERE merchant_id = $1 AND role = 'owner' AND disabled_at IS NULL";
 pub(crate) const INSERT_STAFF_SESSION: &str = "INSERT INTO staff_sessions (token_hash, id, staff_id, merchant_id, \
      created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// A staff member's sessions still open at `$2` (not ended, not past their lifetime; the idle
+/// timeout is the caller's to apply), newest first.
+pub(crate) const OPEN_STAFF_SESSIONS: &str = "SELECT id, staff_id, merchant_id, created_at, last_seen_at, \
+     expires_at, ended_at FROM staff_sessions WHERE staff_id = $1 AND ended_at IS NULL AND expires_at > $2 \
+     ORDER BY created_at DESC, id DESC LIMIT $3";
 pub(crate) const STAFF_SESSION_BY_HASH: &str = "SELECT id, staff_id, merchant_id, created_at, last_seen_at, \
      expires_at, ended_at FROM staff_sessions WHERE token_hash = $1";
 /// Ends the staff member's open sessions: only the one named by `$3` when it is not null, all

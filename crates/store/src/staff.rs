@@ -43,6 +43,21 @@ macro_rules! reads_on_pool {
             rows.iter().map($crate::rows::staff).collect()
         }
 
+        pub(crate) async fn open_sessions(
+            reads: &$pool,
+            staff: &giftd_domain::StaffId,
+            now: giftd_domain::Timestamp,
+            limit: u32,
+        ) -> $crate::StoreResult<Vec<$crate::StaffSessionRecord>> {
+            let rows = sqlx::query($crate::sql::OPEN_STAFF_SESSIONS)
+                .bind(staff.as_str())
+                .bind(now.unix_millis())
+                .bind(i64::from(limit))
+                .fetch_all(reads)
+                .await?;
+            rows.iter().map($crate::rows::staff_session).collect()
+        }
+
         pub(crate) async fn session_by_hash(
             reads: &$pool,
             token_hash: &[u8],

@@ -169,6 +169,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(staff::sign_in))
         .routes(routes!(staff::get_own_account))
         .routes(routes!(staff::sign_out))
+        .routes(routes!(staff::list_own_sessions))
+        .routes(routes!(staff::revoke_own_session))
         .routes(routes!(staff::change_own_password))
         .routes(routes!(staff::begin_totp))
         .routes(routes!(staff::confirm_totp))

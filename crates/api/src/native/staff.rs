@@ -7,7 +7,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use giftd_domain::{Role, StaffId};
+use giftd_domain::{Role, StaffId, StaffSessionId};
 use giftd_service::staff::{NewStaff, SESSION_IDLE_SECONDS, SignIn, StaffChanges, StaffMember, StaffOutcome};
 use giftd_service::{Rendered, Renderer};
 use serde::{Deserialize, Serialize};
@@ -192,6 +192,55 @@ pub(super) async fn sign_out(
     _body: Body<NoFields>,
 ) -> Answer {
     answer(app.service.sign_out(&caller, renderer(StatusCode::OK)).await?)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OwnSessionResponse {
+    pub object: &'static str,
+    pub id: String,
+    pub created_at: String,
+    /// Within a minute (uses are recorded at most once a minute).
+    pub last_seen_at: String,
+    pub expires_at: String,
+    /// The session this listing was asked from.
+    pub current: bool,
+}
+
+#[utoipa::path(get, path = "/v1/staff/me/sessions", tag = "staff",
+    responses((status = 200, description = "One's own sessions still open, newest first (at most 50; never their tokens).", body = List<OwnSessionResponse>), (status = "4XX", description = "Refused: `error.code` says why.", body = ErrorBody)))]
+pub(super) async fn list_own_sessions(State(app): State<AppState>, Staff(caller): Staff) -> Answer {
+    let sessions = app.service.own_sessions(&caller).await?;
+    ok(&List {
+        object: "list",
+        data: sessions
+            .iter()
+            .map(|own| OwnSessionResponse {
+                object: "staff_session",
+                id: own.session.id.to_string(),
+                created_at: rfc3339(own.session.created_at),
+                last_seen_at: rfc3339(own.session.last_seen_at),
+                expires_at: rfc3339(own.session.expires_at),
+                current: own.current,
+            })
+            .collect(),
+        next_cursor: None,
+    })
+}
+
+#[utoipa::path(post, path = "/v1/staff/me/sessions/{id}/revoke", tag = "staff", params(("id" = String, Path)),
+    responses((status = 200, description = "The session, ended: its token no longer works.", body = SignedOutResponse), (status = "4XX", description = "Refused: `not_found` for a session that is not one's own open one.", body = ErrorBody)))]
+pub(super) async fn revoke_own_session(
+    State(app): State<AppState>,
+    Staff(caller): Staff,
+    PathId(id): PathId,
+    _body: Body<NoFields>,
+) -> Answer {
+    let id = path_id(&id, StaffSessionId::parse, "session")?;
+    answer(
+        app.service
+            .revoke_own_session(&caller, id, renderer(StatusCode::OK))
+            .await?,
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

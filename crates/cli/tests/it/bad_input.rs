@@ -33,6 +33,7 @@ struct Fixture {
     delivery_id: String,
     api_key_id: String,
     adjustment_id: String,
+    session_id: String,
     /// A signed-in owner's session, for what only a person has (`/v1/staff/me/...`).
     staff_token: String,
 }
@@ -98,6 +99,7 @@ async fn fixture() -> Fixture {
         delivery_id: "whd_00000000".into(),
         api_key_id: "key_00000000".into(),
         adjustment_id: "adj_00000000".into(),
+        session_id: "ses_00000000".into(),
         program_id,
         card_number: text(&card["number"]),
         security_code: text(&card["security_code"]),
@@ -497,6 +499,11 @@ fn endpoints(fixture: &Fixture) -> Vec<Endpoint> {
         endpoint(
             "/v1/staff/me/totp/confirm".into(),
             json!({"code": "000000"}),
+            AmountField::Absent,
+        ),
+        endpoint(
+            format!("/v1/staff/me/sessions/{}/revoke", fixture.session_id),
+            json!({}),
             AmountField::Absent,
         ),
         endpoint("/v1/staff/me/sign_out".into(), json!({}), AmountField::Absent),
@@ -2068,6 +2075,7 @@ fn template_of(fixture: &Fixture, path: &str) -> String {
         &fixture.delivery_id,
         &fixture.api_key_id,
         &fixture.adjustment_id,
+        &fixture.session_id,
     ]
     .iter()
     .fold(path.to_owned(), |path, id| path.replace(id.as_str(), "{}"))

@@ -283,6 +283,60 @@ async fn a_session_ends_when_signed_out_idle_or_old() {
 }
 
 #[tokio::test]
+async fn a_member_lists_their_open_sessions_and_ends_one_left_elsewhere() {
+    let app = TestApp::spawn().await;
+    let here = staff_session(&app, "gus@example.com", "viewer").await;
+    let elsewhere = sign_in(
+        &app,
+        json!({"email": "gus@example.com", "password": NEW_PASSWORD}),
+    )
+    .await;
+    let elsewhere_id = elsewhere.body["id"].as_str().unwrap().to_owned();
+    let elsewhere = elsewhere.body["token"].as_str().unwrap().to_owned();
+    let listed = app.get_as("/v1/staff/me/sessions", &here).await;
+    listed.assert_status(200);
+    let sessions = listed.body["data"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    assert!(listed.text.find("gs_").is_none(), "never a token");
+
+    let revoked = post_as(
+        &app,
+        &here,
+        &format!("/v1/staff/me/sessions/{elsewhere_id}/revoke"),
+        json!({}),
+    )
+    .await;
+    revoked.assert_status(200);
+    assert_eq!(revoked.body["ended"], true);
+    app.get_as("/v1/staff/me", &elsewhere)
+        .await
+        .assert_error(401, "unauthorized");
+    app.get_as("/v1/staff/me", &here).await.assert_status(200);
+    // Ended already, or someone else's: not one's own open session.
+    post_as(
+        &app,
+        &here,
+        &format!("/v1/staff/me/sessions/{elsewhere_id}/revoke"),
+        json!({}),
+    )
+    .await
+    .assert_error(404, "not_found");
+    let other = staff_session(&app, "hal@example.com", "viewer").await;
+    let theirs = app.get_as("/v1/staff/me/sessions", &other).await;
+    let their_id = theirs.body["data"][0]["id"].as_str().unwrap().to_owned();
+    post_as(
+        &app,
+        &here,
+        &format!("/v1/staff/me/sessions/{their_id}/revoke"),
+        json!({}),
+    )
+    .await
+    .assert_error(404, "not_found");
+    app.get_as("/v1/staff/me", &other).await.assert_status(200);
+}
+
+#[tokio::test]
 async fn owners_manage_staff_and_the_last_owner_who_can_sign_in_stays() {
     let app = TestApp::spawn().await;
     let owner = staff_session(&app, "owner@example.com", "owner").await;

@@ -536,6 +536,15 @@ impl Store for PgStore {
         staff_reads::members(&self.pool, merchant, limit).await
     }
 
+    async fn open_staff_sessions(
+        &self,
+        staff: &giftd_domain::StaffId,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::StaffSessionRecord>> {
+        staff_reads::open_sessions(&self.pool, staff, now, limit).await
+    }
+
     async fn staff_session_by_hash(
         &self,
         token_hash: &[u8],
