@@ -140,14 +140,25 @@ impl Operation for AdjustmentCommand {
         }
     }
 
+    /// `card.adjusted` (and `card.low_balance` when it crossed a threshold) for an adjustment
+    /// applied by this command.
     async fn events(
         &self,
-        _: &mut dyn WriteTx,
-        _: &Context<'_>,
-        _: &AdjustmentOutcome,
+        tx: &mut dyn WriteTx,
+        cx: &Context<'_>,
+        outcome: &AdjustmentOutcome,
         _: Before,
     ) -> StoreResult<()> {
-        Ok(())
+        match outcome {
+            AdjustmentOutcome::Adjustment {
+                transaction: Some(transaction),
+                ..
+            } => crate::webhooks::transactions(tx, cx, std::slice::from_ref(&**transaction)).await,
+            AdjustmentOutcome::Adjustment {
+                transaction: None, ..
+            }
+            | AdjustmentOutcome::Threshold(_) => Ok(()),
+        }
     }
 }
 

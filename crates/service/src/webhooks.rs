@@ -53,6 +53,8 @@ pub enum EventType {
     CardRedeemed,
     CardRefunded,
     CardCashedOut,
+    /// Value a person put on or took off a card (an adjustment, applied).
+    CardAdjusted,
     /// A card's balance fell below the endpoint's `low_balance_threshold`.
     CardLowBalance,
     TransactionVoided,
@@ -64,12 +66,13 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::CardActivated,
         Self::CardLoaded,
         Self::CardRedeemed,
         Self::CardRefunded,
         Self::CardCashedOut,
+        Self::CardAdjusted,
         Self::CardLowBalance,
         Self::TransactionVoided,
         Self::HoldExpired,
@@ -86,6 +89,7 @@ impl EventType {
             Self::CardRedeemed => "card.redeemed",
             Self::CardRefunded => "card.refunded",
             Self::CardCashedOut => "card.cashed_out",
+            Self::CardAdjusted => "card.adjusted",
             Self::CardLowBalance => "card.low_balance",
             Self::TransactionVoided => "transaction.voided",
             Self::HoldExpired => "hold.expired",
@@ -108,6 +112,7 @@ impl EventType {
             TransactionType::Redemption | TransactionType::Capture => Some(Self::CardRedeemed),
             TransactionType::Refund => Some(Self::CardRefunded),
             TransactionType::Cashout => Some(Self::CardCashedOut),
+            TransactionType::Adjustment => Some(Self::CardAdjusted),
             TransactionType::Void => Some(Self::TransactionVoided),
             // Hold expiry is reported where it is written (`hold_expired`), with its hold.
             TransactionType::Issue
@@ -117,7 +122,6 @@ impl EventType {
             | TransactionType::TransferIn
             | TransactionType::MergeOut
             | TransactionType::MergeIn
-            | TransactionType::Adjustment
             | TransactionType::Expiry => None,
         }
     }

@@ -112,6 +112,16 @@ async fn an_adjustment_within_the_threshold_applies_at_once_either_way() {
         (Some(2), Some(-750))
     );
 
+    // Each applied adjustment is a `card.adjusted` event, carrying its transaction.
+    let events = app.get("/v1/events?type=card.adjusted").await;
+    let events = events.body["data"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["payload"]["data"]["transaction"]["id"] == up.body["transaction_id"])
+    );
+
     // More than is available is refused and leaves nothing, not even a request.
     let too_much = adjust(
         &app,
