@@ -9,6 +9,7 @@ use crate::card::CardState;
 use crate::error::DomainError;
 use crate::ledger::{Account, TransactionType};
 use crate::operations::{CardSnapshot, Decision, check_currency};
+use crate::program::Program;
 use crate::time::Timestamp;
 
 /// Longest note on an adjustment.
@@ -101,8 +102,14 @@ pub fn needs_approval(amount: i64, threshold: i64) -> bool {
 /// Puts `amount` on the card (positive) or takes it off (negative). The card must hold value
 /// in a state that can: active or frozen (a frozen card is often the one being corrected),
 /// not inactive stock or a closed card; what is taken off must be available (not held).
-/// The program's limits do not apply: an adjustment corrects, it does not sell.
-pub fn adjust(card: &CardSnapshot, amount: i64) -> Result<Decision, DomainError> {
+/// The program's limits do not apply: an adjustment corrects, it does not sell. Value put on
+/// an expired card reinstates it: its expiry is renewed as a load's would be.
+pub fn adjust(
+    program: &Program,
+    card: &CardSnapshot,
+    amount: i64,
+    now: Timestamp,
+) -> Result<Decision, DomainError> {
     check_currency(card, None)?;
     if !matches!(card.state, CardState::Active | CardState::Frozen) {
         return Err(DomainError::CardNotActive { state: card.state });
@@ -126,6 +133,8 @@ pub fn adjust(card: &CardSnapshot, amount: i64) -> Result<Decision, DomainError>
         .ok_or(DomainError::InvalidAmount {
             reason: "the balance would be out of range".into(),
         })?;
+    let renewed =
+        (amount > 0 && card.is_expired(now)).then(|| program.expiry_after_value(now, card.expires_at));
     Ok(Decision::new(
         TransactionType::Adjustment,
         magnitude,
@@ -136,7 +145,7 @@ pub fn adjust(card: &CardSnapshot, amount: i64) -> Result<Decision, DomainError>
         ],
         card,
         None,
-        None,
+        renewed,
     ))
 }
 
@@ -163,9 +172,40 @@ mod tests {
         }
     }
 
+    fn program(expiry_months: Option<u32>) -> Program {
+        let mut new = crate::program::tests::usd_program();
+        new.expiry_months = expiry_months;
+        new.validate(ProgramId::new("prog_1"), Timestamp::from_unix_millis(0))
+            .unwrap()
+    }
+
+    fn at(millis: i64) -> Timestamp {
+        Timestamp::from_unix_millis(millis)
+    }
+
+    #[test]
+    fn value_put_on_an_expired_card_reinstates_it_and_value_taken_off_does_not() {
+        let program = program(Some(60));
+        let mut expired = card(CardState::Active, 0, 0);
+        expired.expires_at = Some(at(1_000));
+        let now = at(5_000);
+        let up = adjust(&program, &expired, 500, now).unwrap();
+        assert_eq!(up.card.new_expires_at, Some(Some(now.plus_months(60))));
+        let mut with_value = expired.clone();
+        with_value.balance = 800;
+        let down = adjust(&program, &with_value, -100, now).unwrap();
+        assert_eq!(down.card.new_expires_at, None);
+        let live = card(CardState::Active, 0, 0);
+        assert_eq!(
+            adjust(&program, &live, 500, now).unwrap().card.new_expires_at,
+            None
+        );
+    }
+
     #[test]
     fn value_put_on_comes_from_the_adjustment_account_and_value_taken_off_goes_back_to_it() {
-        let up = adjust(&card(CardState::Active, 1_000, 0), 250).unwrap();
+        let (p, now) = (program(None), at(0));
+        let up = adjust(&p, &card(CardState::Active, 1_000, 0), 250, now).unwrap();
         assert_eq!(up.transaction_type, TransactionType::Adjustment);
         assert_eq!(up.amount, 250);
         assert_eq!(up.card.balance_delta, 250);
@@ -174,7 +214,7 @@ mod tests {
                 .delta(&Account::ProgramAdjustment(ProgramId::new("prog_1"))),
             -250
         );
-        let down = adjust(&card(CardState::Frozen, 1_000, 0), -400).unwrap();
+        let down = adjust(&p, &card(CardState::Frozen, 1_000, 0), -400, now).unwrap();
         assert_eq!(down.amount, 400);
         assert_eq!(down.card.balance_delta, -400);
         assert_eq!(
@@ -186,8 +226,9 @@ mod tests {
 
     #[test]
     fn held_value_closed_cards_stock_and_zero_are_refused() {
+        let (p, now) = (program(None), at(0));
         assert!(matches!(
-            adjust(&card(CardState::Active, 1_000, 700), -400),
+            adjust(&p, &card(CardState::Active, 1_000, 700), -400, now),
             Err(DomainError::InsufficientFunds {
                 available: 300,
                 requested: 400
@@ -195,12 +236,12 @@ mod tests {
         ));
         for state in [CardState::Closed, CardState::Inactive] {
             assert!(matches!(
-                adjust(&card(state, 0, 0), 100),
+                adjust(&p, &card(state, 0, 0), 100, now),
                 Err(DomainError::CardNotActive { .. })
             ));
         }
-        assert!(adjust(&card(CardState::Active, 0, 0), 0).is_err());
-        assert!(adjust(&card(CardState::Active, 0, 0), i64::MIN).is_err());
+        assert!(adjust(&p, &card(CardState::Active, 0, 0), 0, now).is_err());
+        assert!(adjust(&p, &card(CardState::Active, 0, 0), i64::MIN, now).is_err());
     }
 
     #[test]

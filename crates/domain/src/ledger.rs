@@ -32,6 +32,8 @@ pub enum Account {
     ProgramCashout(ProgramId),
     /// The other side of value a person put on or took off a card (an adjustment).
     ProgramAdjustment(ProgramId),
+    /// Value left on cards when they expired, for a program that takes it (breakage).
+    ProgramBreakage(ProgramId),
 }
 
 impl Account {
@@ -43,6 +45,7 @@ impl Account {
             Self::ProgramRedemption(_) => "program_redemption",
             Self::ProgramCashout(_) => "program_cashout",
             Self::ProgramAdjustment(_) => "program_adjustment",
+            Self::ProgramBreakage(_) => "program_breakage",
         }
     }
 
@@ -52,7 +55,8 @@ impl Account {
             Self::ProgramFunding(id)
             | Self::ProgramRedemption(id)
             | Self::ProgramCashout(id)
-            | Self::ProgramAdjustment(id) => id.as_str(),
+            | Self::ProgramAdjustment(id)
+            | Self::ProgramBreakage(id) => id.as_str(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Account {
             "program_redemption" => Self::ProgramRedemption(ProgramId::new(owner_id)),
             "program_cashout" => Self::ProgramCashout(ProgramId::new(owner_id)),
             "program_adjustment" => Self::ProgramAdjustment(ProgramId::new(owner_id)),
+            "program_breakage" => Self::ProgramBreakage(ProgramId::new(owner_id)),
             _ => return None,
         })
     }

@@ -644,6 +644,39 @@ pub fn cashout(card: &CardSnapshot) -> Result<Decision, DomainError> {
 }
 
 /// A lifecycle change that moves no value.
+/// Moves the value left on an expired card to its program's breakage account: an `expiry`
+/// transaction. Only for a card past its expiry, with value and no pending hold (the sweeper
+/// comes back once its holds have ended), of a program that takes breakage.
+pub fn expire(program: &Program, card: &CardSnapshot, now: Timestamp) -> Result<Decision, DomainError> {
+    if !program.breakage_on_expiry {
+        return Err(DomainError::InvalidState {
+            state: card.state,
+            reason: "its program does not take breakage".into(),
+        });
+    }
+    if !card.is_expired(now) || card.balance <= 0 || card.held != 0 {
+        return Err(DomainError::InvalidState {
+            state: card.state,
+            reason: "only an expired card with value and no pending hold expires".into(),
+        });
+    }
+    if !matches!(card.state, CardState::Active | CardState::Frozen) {
+        return Err(DomainError::CardNotActive { state: card.state });
+    }
+    Ok(Decision::new(
+        TransactionType::Expiry,
+        card.balance,
+        card.currency,
+        vec![
+            (card.available_account(), -card.balance),
+            (Account::ProgramBreakage(card.program_id.clone()), card.balance),
+        ],
+        card,
+        None,
+        None,
+    ))
+}
+
 pub fn freeze(card: &CardSnapshot) -> Result<CardState, DomainError> {
     match card.state {
         CardState::Active => Ok(CardState::Frozen),
@@ -696,4 +729,56 @@ pub fn deactivate(card: &CardSnapshot, cashout: bool) -> Result<Option<Decision>
         Some(CardState::Closed),
         None,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(breakage: bool) -> Program {
+        let mut new = crate::program::tests::usd_program();
+        new.expiry_months = Some(60);
+        new.breakage_on_expiry = breakage;
+        new.validate(ProgramId::new("prog_1"), Timestamp::from_unix_millis(0))
+            .unwrap()
+    }
+
+    fn expired_card(balance: i64, held: i64) -> CardSnapshot {
+        CardSnapshot {
+            id: CardId::new("card_1"),
+            program_id: ProgramId::new("prog_1"),
+            kind: CardKind::Virtual,
+            state: CardState::Active,
+            currency: Currency::parse("USD").unwrap(),
+            balance,
+            held,
+            expires_at: Some(Timestamp::from_unix_millis(1_000)),
+        }
+    }
+
+    #[test]
+    fn an_expired_cards_value_moves_to_breakage_only_when_nothing_holds_it_back() {
+        let now = Timestamp::from_unix_millis(2_000);
+        let decision = expire(&program(true), &expired_card(700, 0), now).unwrap();
+        assert_eq!(decision.transaction_type, TransactionType::Expiry);
+        assert_eq!(decision.card.balance_delta, -700);
+        assert_eq!(
+            decision
+                .entry
+                .delta(&Account::ProgramBreakage(ProgramId::new("prog_1"))),
+            700
+        );
+        // A program that does not take it, a pending hold, no value, not yet expired.
+        assert!(expire(&program(false), &expired_card(700, 0), now).is_err());
+        assert!(expire(&program(true), &expired_card(700, 100), now).is_err());
+        assert!(expire(&program(true), &expired_card(0, 0), now).is_err());
+        assert!(
+            expire(
+                &program(true),
+                &expired_card(700, 0),
+                Timestamp::from_unix_millis(500)
+            )
+            .is_err()
+        );
+    }
 }

@@ -43,6 +43,9 @@ pub struct NewProgram {
     pub promotion_code: Option<String>,
     /// Whether the program issues new cards (see [`Program::check_issuing`]).
     pub active: bool,
+    /// Whether value left on an expired card moves to the program's breakage account
+    /// (`operations::expire`). Off unless asked: many jurisdictions forbid taking it.
+    pub breakage_on_expiry: bool,
 }
 
 /// A change to a program (`PATCH /v1/programs/{id}`): a field left `None` stays as it is; for
@@ -59,6 +62,8 @@ pub struct ProgramChanges {
     pub expiry_months: Option<Option<u32>>,
     pub promotion_code: Option<Option<String>>,
     pub active: Option<bool>,
+    /// May be turned off, never on: cards were sold without it.
+    pub breakage_on_expiry: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +85,8 @@ pub struct Program {
     /// An inactive program issues no new cards and activates no card stock; the cards it has
     /// already put into circulation keep working as before.
     pub active: bool,
+    /// Value left on its cards when they expire moves to the program's breakage account.
+    pub breakage_on_expiry: bool,
     pub created_at: Timestamp,
 }
 
@@ -184,6 +191,12 @@ impl NewProgram {
                 ));
             }
         }
+        if self.breakage_on_expiry && self.expiry_months.is_none() {
+            return Err(invalid(
+                "breakage_on_expiry",
+                "breakage_on_expiry needs expiry_months: cards that never expire have no breakage",
+            ));
+        }
         Ok(Program {
             id,
             name: name.to_owned(),
@@ -200,6 +213,7 @@ impl NewProgram {
             security_code_length: self.security_code_length,
             promotion_code: self.promotion_code,
             active: self.active,
+            breakage_on_expiry: self.breakage_on_expiry,
             created_at: now,
         })
     }
@@ -230,6 +244,12 @@ impl Program {
                 (_, _) => {}
             }
         }
+        if changes.breakage_on_expiry == Some(true) && !self.breakage_on_expiry {
+            return Err(invalid(
+                "breakage_on_expiry",
+                "breakage may not be turned on: this program's cards were sold without it",
+            ));
+        }
         fn pick<T: Clone>(change: &Option<T>, current: &T) -> T {
             change.as_ref().unwrap_or(current).clone()
         }
@@ -248,6 +268,7 @@ impl Program {
             security_code_length: self.security_code_length,
             promotion_code: pick(&changes.promotion_code, &self.promotion_code),
             active: pick(&changes.active, &self.active),
+            breakage_on_expiry: pick(&changes.breakage_on_expiry, &self.breakage_on_expiry),
         };
         amended.validate(self.id.clone(), self.created_at)
     }
@@ -322,7 +343,7 @@ impl Program {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn usd_program() -> NewProgram {
@@ -341,6 +362,7 @@ mod tests {
             security_code_length: 8,
             promotion_code: None,
             active: true,
+            breakage_on_expiry: false,
         }
     }
 

@@ -99,6 +99,7 @@ mod tests {
             security_code_length: 8,
             promotion_code: None,
             active: true,
+            breakage_on_expiry: false,
         }
         .validate(
             crate::ids::ProgramId::new("prog_1"),

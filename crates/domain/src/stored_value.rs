@@ -189,6 +189,7 @@ mod tests {
             security_code_length: 8,
             promotion_code: None,
             active: true,
+            breakage_on_expiry: false,
         }
         .validate(ProgramId::new("prog_p"), Timestamp::from_unix_millis(0))
         .unwrap()

@@ -322,6 +322,7 @@ fn build_program(rules: &ProgramRules) -> Program {
         security_code_length: 8,
         promotion_code: None,
         active: true,
+        breakage_on_expiry: false,
     };
     new_program
         .validate(

@@ -85,7 +85,8 @@ impl Operation for AdjustmentCommand {
                 } else {
                     // The card must exist and could take it now; it is decided again on approval.
                     let card = steps::load_card(tx, cx, &adjustment.card_id).await?;
-                    adjustment::adjust(&card, adjustment.amount)?;
+                    let program = steps::program_of(tx, cx, &card).await?;
+                    adjustment::adjust(&program, &card, adjustment.amount, cx.now)?;
                     None
                 };
                 tx.insert_adjustment(&adjustment).await?;
@@ -170,7 +171,8 @@ async fn apply_to_card(
     amount: i64,
 ) -> Result<TransactionRecord, Failure> {
     let card = steps::load_card(tx, cx, card_id).await?;
-    let decision = adjustment::adjust(&card, amount)?;
+    let program = steps::program_of(tx, cx, &card).await?;
+    let decision = adjustment::adjust(&program, &card, amount, cx.now)?;
     steps::append(tx, cx, &card, &decision, None, None, None).await
 }
 

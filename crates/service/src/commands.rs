@@ -103,6 +103,11 @@ pub enum Command {
     ExpireHold {
         hold_id: HoldId,
     },
+    /// The sweeper's: move the value left on an expired card to its program's breakage account
+    /// (nothing if it no longer qualifies: value loaded or spent meanwhile, a hold placed).
+    ExpireCard {
+        card_id: CardId,
+    },
     Refund {
         transaction_id: TransactionId,
         amount: Option<Amount>,
@@ -163,7 +168,8 @@ impl Operation for Command {
             | Command::Freeze { card_id }
             | Command::Unfreeze { card_id }
             | Command::Deactivate { card_id, .. }
-            | Command::PlaceHold { card_id, .. } => Some(card_id.as_str()),
+            | Command::PlaceHold { card_id, .. }
+            | Command::ExpireCard { card_id } => Some(card_id.as_str()),
             Command::CaptureHold { hold_id, .. }
             | Command::ReleaseHold { hold_id }
             | Command::ExpireHold { hold_id } => Some(hold_id.as_str()),
@@ -195,6 +201,7 @@ impl Operation for Command {
             | Command::CaptureHold { .. }
             | Command::ReleaseHold { .. }
             | Command::ExpireHold { .. }
+            | Command::ExpireCard { .. }
             | Command::Refund { .. }
             | Command::Void { .. } => None,
         }
@@ -361,6 +368,15 @@ impl Operation for Command {
                     .ok_or(Refusal::NotFound("hold"))?;
                 load_card(tx, cx, &hold.snapshot.card_id).await?;
                 Ok(Outcome::Nothing)
+            }
+            Command::ExpireCard { card_id } => {
+                let card = load_card(tx, cx, card_id).await?;
+                let program = steps::program_of(tx, cx, &card).await?;
+                match operations::expire(&program, &card, cx.now) {
+                    Ok(decision) => transaction(tx, cx, &card, &decision, None, None, None).await,
+                    // It no longer qualifies: the sweeper leaves it.
+                    Err(_) => Ok(Outcome::Nothing),
+                }
             }
             Command::Refund {
                 transaction_id,

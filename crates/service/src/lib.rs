@@ -423,7 +423,30 @@ impl Service {
         Ok(count)
     }
 
-    /// Runs the hold sweeper until `shutdown` resolves.
+    /// Moves the value left on expired cards of programs that take breakage to their breakage
+    /// accounts, at most [`SWEEP_BATCH`] cards a call: how many it looked at.
+    pub async fn expire_due_cards(&self) -> Result<usize, ServiceError> {
+        let due = self.store.cards_due_for_breakage(self.now(), SWEEP_BATCH).await?;
+        let count = due.len();
+        let sweeps = due.into_iter().map(|(merchant, card_id)| {
+            self.execute(
+                merchant,
+                Command::ExpireCard { card_id },
+                None,
+                Box::new(|_| Rendered {
+                    status: 200,
+                    body: Vec::new(),
+                }),
+            )
+        });
+        for result in futures::future::join_all(sweeps).await {
+            result?;
+        }
+        Ok(count)
+    }
+
+    /// Runs the sweepers (due holds released, expired value moved to breakage) until
+    /// `shutdown` resolves.
     pub async fn run_hold_sweeper(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut interval = tokio::time::interval(SWEEP_INTERVAL);
@@ -434,6 +457,9 @@ impl Service {
                 _ = interval.tick() => {
                     if let Err(error) = self.expire_due_holds().await {
                         tracing::error!(error = %error, "hold sweep failed");
+                    }
+                    if let Err(error) = self.expire_due_cards().await {
+                        tracing::error!(error = %error, "breakage sweep failed");
                     }
                 }
             }

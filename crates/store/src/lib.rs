@@ -378,7 +378,8 @@ pub trait WriteTx: Send {
                 Account::ProgramFunding(_)
                 | Account::ProgramRedemption(_)
                 | Account::ProgramCashout(_)
-                | Account::ProgramAdjustment(_) => None,
+                | Account::ProgramAdjustment(_)
+                | Account::ProgramBreakage(_) => None,
             };
             let transaction_id = &owner.unwrap_or(first).meta.id;
             self.insert_posting(transaction_id, &entry_id, posting).await?;
@@ -687,6 +688,13 @@ pub trait Store: Send + Sync + 'static {
         card: Option<&CardId>,
         page: &Page,
     ) -> StoreResult<Vec<AdjustmentRecord>>;
+    /// At most `limit` cards whose value expiry moves to breakage at `now`, longest expired
+    /// first, each with its merchant.
+    async fn cards_due_for_breakage(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(MerchantId, CardId)>>;
     /// Above how much (minor units, either way) the merchant's adjustments wait for approval.
     async fn adjustment_threshold(&self, merchant: &MerchantId) -> StoreResult<i64>;
 

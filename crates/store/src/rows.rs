@@ -21,7 +21,7 @@ pub(crate) const HOLD_COLUMNS: &str =
     "id, merchant_id, card_id, amount, captured_amount, state, expires_at, created_at";
 pub(crate) const PROGRAM_COLUMNS: &str = "id, name, currency, denominations, min_load, max_load, \
     max_balance, reloadable, expiry_months, promotional, number_prefix, number_length, \
-    security_code_length, promotion_code, created_at, active";
+    security_code_length, promotion_code, created_at, active, breakage_on_expiry";
 
 /// Typed column access shared by the backends' row types.
 pub(crate) trait Columns {
@@ -272,6 +272,7 @@ pub(crate) fn program(row: &impl Columns) -> StoreResult<Program> {
         security_code_length: small("security_code_length")?,
         promotion_code: row.optional_text("promotion_code")?,
         active: row.boolean("active")?,
+        breakage_on_expiry: row.boolean("breakage_on_expiry")?,
         created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
     })
 }

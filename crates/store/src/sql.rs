@@ -106,12 +106,12 @@ pub(crate) const INSERT_POSTING: &str = "INSERT INTO postings (transaction_id, e
      amount) VALUES ($1, $2, $3, $4, $5, $6)";
 pub(crate) const INSERT_PROGRAM: &str = "INSERT INTO programs (id, merchant_id, name, currency, denominations, min_load, \
      max_load, max_balance, reloadable, expiry_months, promotional, number_prefix, \
-     number_length, security_code_length, promotion_code, created_at, active) VALUES ($1, $2, \
-     $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+     number_length, security_code_length, promotion_code, created_at, active, breakage_on_expiry) VALUES ($1, $2, \
+     $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 /// A program's changeable fields (`Program::amend` decides what they may become).
 pub(crate) const UPDATE_PROGRAM: &str = "UPDATE programs SET name = $1, denominations = $2, min_load = $3, max_load = $4, \
-     max_balance = $5, reloadable = $6, expiry_months = $7, promotion_code = $8, active = $9 WHERE id = $10 \
-     AND merchant_id = $11";
+     max_balance = $5, reloadable = $6, expiry_months = $7, promotion_code = $8, active = $9, \
+     breakage_on_expiry = $10 WHERE id = $11 AND merchant_id = $12";
 pub(crate) const INSERT_STOCK_BATCH: &str = "INSERT INTO card_stock_batches (id, merchant_id, program_id, source, source_digest, \
      cards, value, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(crate) const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, \
@@ -138,6 +138,11 @@ pub(crate) const PENDING_WEBHOOK_DELIVERY_COUNT: &str =
     "SELECT COUNT(*) AS pending FROM webhook_deliveries WHERE state = 'pending'";
 pub(crate) const POSTPONE_WEBHOOK_DELIVERY: &str =
     "UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $2 WHERE id = $3";
+/// Cards whose value expiry moves to breakage now: past their expiry, holding value and no
+/// pending hold, of a program that takes breakage; the longest expired first.
+pub(crate) const CARDS_DUE_FOR_BREAKAGE: &str = "SELECT c.merchant_id, c.id FROM cards c \
+     JOIN programs p ON p.id = c.program_id WHERE c.balance > 0 AND c.expires_at <= $1 AND c.held = 0 \
+     AND c.state IN ('active', 'frozen') AND p.breakage_on_expiry ORDER BY c.expires_at LIMIT $2";
 pub(crate) const PROGRAM_OWNER: &str = "SELECT merchant_id FROM programs WHERE id = $1";
 pub(crate) const PUT_CODE_ATTEMPTS: &str = "INSERT INTO code_attempts (merchant_id, fingerprint, failures, window_started_at, \
      locked_until) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, fingerprint) DO \

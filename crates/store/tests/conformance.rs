@@ -430,6 +430,7 @@ fn full_program(id: &str) -> Program {
         security_code_length: 8,
         promotion_code: Some("SPRING-25".into()),
         active: true,
+        breakage_on_expiry: false,
         created_at: T0,
     }
 }
@@ -454,6 +455,7 @@ fn bare_program(id: &str, currency: Currency) -> Program {
         security_code_length: 4,
         promotion_code: None,
         active: true,
+        breakage_on_expiry: false,
         created_at: at_seconds(1),
     }
 }
@@ -514,6 +516,7 @@ async fn setup(b: &Backend) -> Fixture {
         // Inactive, so that `active` round-trips both ways; no chapter issues a card of it.
         bare: Program {
             active: false,
+            breakage_on_expiry: false,
             ..bare_program("prog_bare", usd())
         },
         other_program: bare_program("prog_other", Currency::parse("EUR").expect("EUR")),

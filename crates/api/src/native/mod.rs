@@ -366,6 +366,7 @@ async fn create_program(
         security_code_length: r.security_code_length.unwrap_or(8),
         promotion_code: r.promotion_code,
         active: r.active.unwrap_or(true),
+        breakage_on_expiry: r.breakage_on_expiry.unwrap_or(false),
     };
     run(
         &app,
@@ -458,6 +459,7 @@ async fn update_program(
         expiry_months: r.expiry_months,
         promotion_code: r.promotion_code,
         active: r.active,
+        breakage_on_expiry: r.breakage_on_expiry,
     };
     run(
         &app,

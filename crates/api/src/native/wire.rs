@@ -36,6 +36,9 @@ pub struct CreateProgramRequest {
     pub promotion_code: Option<String>,
     /// Default true. An inactive program issues no new cards and activates no card stock.
     pub active: Option<bool>,
+    /// Default false. True: value left on a card when it expires moves to the program's
+    /// breakage account (needs `expiry_months`; many jurisdictions forbid it).
+    pub breakage_on_expiry: Option<bool>,
 }
 
 /// `PATCH /v1/programs/{id}`: the fields to change, the rest left as they are. For the optional
@@ -69,6 +72,8 @@ pub struct UpdateProgramRequest {
     /// `false` stops new cards (issue, activation of card stock); `true` starts them again.
     /// Cards already issued keep working either way.
     pub active: Option<bool>,
+    /// May be turned off; turning it on is refused (the cards were sold without it).
+    pub breakage_on_expiry: Option<bool>,
     /// Never changes: refused.
     #[schema(value_type = Option<String>)]
     pub currency: Option<serde_json::Value>,
@@ -115,6 +120,8 @@ pub struct ProgramResponse {
     pub promotion_code: Option<String>,
     /// False: the program issues no new cards and activates no card stock.
     pub active: bool,
+    /// Value left on an expired card moves to the program's breakage account.
+    pub breakage_on_expiry: bool,
     pub created_at: String,
 }
 
@@ -140,6 +147,7 @@ impl From<&Program> for ProgramResponse {
             security_code_length: p.security_code_length,
             promotion_code: p.promotion_code.clone(),
             active: p.active,
+            breakage_on_expiry: p.breakage_on_expiry,
             created_at: rfc3339(p.created_at),
         }
     }

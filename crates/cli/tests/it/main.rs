@@ -17,6 +17,7 @@ mod api_keys;
 mod audit;
 mod bad_input;
 mod binary;
+mod breakage;
 mod card_stock;
 mod cards;
 mod checkout_recovery;

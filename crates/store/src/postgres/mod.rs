@@ -507,6 +507,22 @@ impl Store for PgStore {
         adjustment_reads::page(&self.pool, merchant, state, card, page).await
     }
 
+    async fn cards_due_for_breakage(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(MerchantId, CardId)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::CARDS_DUE_FOR_BREAKAGE)
+            .bind(now.unix_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(merchant, card)| (MerchantId::new(merchant), CardId::new(card)))
+            .collect())
+    }
+
     async fn adjustment_threshold(&self, merchant: &MerchantId) -> StoreResult<i64> {
         adjustment_reads::threshold(&self.pool, merchant).await
     }

@@ -380,6 +380,7 @@ impl WriteTx for PgTx<'_> {
             .bind(&program.promotion_code)
             .bind(program.created_at.unix_millis())
             .bind(program.active)
+            .bind(program.breakage_on_expiry)
             .execute(&mut *self.conn)
             .await
             .map_err(write_error)?;
@@ -397,6 +398,7 @@ impl WriteTx for PgTx<'_> {
             .bind(program.expiry_months.map(i64::from))
             .bind(&program.promotion_code)
             .bind(program.active)
+            .bind(program.breakage_on_expiry)
             .bind(program.id.as_str())
             .bind(merchant.as_str())
             .execute(&mut *self.conn)

@@ -434,6 +434,7 @@ impl WriteTx for SqliteTx<'_> {
                 program.promotion_code,
                 program.created_at.unix_millis(),
                 program.active,
+                program.breakage_on_expiry,
             ],
         )?;
         Ok(())
@@ -453,6 +454,7 @@ impl WriteTx for SqliteTx<'_> {
                 program.expiry_months.map(i64::from),
                 program.promotion_code,
                 program.active,
+                program.breakage_on_expiry,
                 program.id.as_str(),
                 merchant.as_str(),
             ],
