@@ -576,7 +576,8 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
                 merchant, from, to, ..
             },
         } => {
-            let merchant = stock::merchant(Some(&merchant))?.expect("a merchant was given");
+            let merchant = giftd_domain::MerchantId::parse(&merchant)
+                .ok_or_else(|| anyhow::anyhow!("--merchant must be a merchant id (mer_...)"))?;
             let from = from
                 .as_deref()
                 .map(|d| stock::date(Some(d), "from"))

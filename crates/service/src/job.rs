@@ -44,6 +44,8 @@ pub(crate) struct CommandJob<O: Operation> {
     pub clock: Arc<dyn Clock>,
     /// The request's audit row to write with the command's effect, when it is a request's.
     pub audit: Option<AuditDraft>,
+    /// Whether the last run wrote that row (a key reused for another request writes none).
+    pub audited: bool,
     pub merchant: MerchantId,
     pub command: O,
     pub idempotency: Option<IdempotencyKey>,
@@ -82,6 +84,7 @@ impl<O: Operation> CommandJob<O> {
     async fn execute(&mut self, tx: &mut dyn WriteTx) -> StoreResult<()> {
         // A job may run more than once (a backend retries it after a conflict): start afresh.
         self.answer = None;
+        self.audited = false;
         let now = self.clock.now();
         let not_before = Timestamp::from_unix_millis(now.unix_millis() - self.retention_millis);
         if let Some(key) = &self.idempotency
@@ -100,6 +103,7 @@ impl<O: Operation> CommandJob<O> {
                     at: now,
                 });
                 tx.insert_audit_event(&row).await?;
+                self.audited = true;
             }
             self.answer = Some(answer);
             return Ok(());
@@ -152,6 +156,7 @@ impl<O: Operation> CommandJob<O> {
                 at: now,
             });
             tx.insert_audit_event(&row).await?;
+            self.audited = true;
         }
         self.answer = Some(Ok(rendered));
         Ok(())
@@ -205,6 +210,7 @@ impl<O: Operation> WriteJob for CommandJob<O> {
 
     fn finish(mut self: Box<Self>, committed: StoreResult<()>) {
         if committed.is_ok()
+            && self.audited
             && let Some(draft) = &self.audit
         {
             draft.committed();

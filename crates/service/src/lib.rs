@@ -201,6 +201,7 @@ impl Service {
             keys: Arc::clone(&self.keys),
             clock: Arc::clone(&self.clock),
             audit: audit::draft_for(&merchant),
+            audited: false,
             merchant,
             command,
             idempotency,

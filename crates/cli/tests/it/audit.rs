@@ -87,6 +87,17 @@ async fn a_redemption_is_recorded_once_with_who_what_where_and_its_outcome() {
     let replayed = rows_of(&app, &again).await;
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0]["outcome"], "replayed");
+    // The same key with another request is refused, and that refusal recorded.
+    let reused = app
+        .post_idempotent(&path, json!({"amount": 200}), "audit-1")
+        .await;
+    reused.assert_error(409, "idempotency_key_reused");
+    let refused = rows_of(&app, &reused).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        (refused[0]["outcome"].as_str(), refused[0]["status"].as_i64()),
+        (Some("refused"), Some(409))
+    );
 }
 
 #[tokio::test]
