@@ -149,11 +149,6 @@ pub fn adjust(
     ))
 }
 
-/// Whether a pending adjustment asked at `requested_at` has expired at `now`.
-pub fn expired(requested_at: Timestamp, now: Timestamp) -> bool {
-    now.unix_millis() - requested_at.unix_millis() >= ADJUSTMENT_REQUEST_MILLIS
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,13 +246,6 @@ mod tests {
         assert!(needs_approval(5_001, 5_000));
         assert!(needs_approval(-5_001, 5_000));
         assert!(needs_approval(1, 0));
-    }
-
-    #[test]
-    fn a_pending_request_expires_after_seven_days() {
-        let asked = Timestamp::from_unix_millis(0);
-        assert!(!expired(asked, asked.plus_millis(ADJUSTMENT_REQUEST_MILLIS - 1)));
-        assert!(expired(asked, asked.plus_millis(ADJUSTMENT_REQUEST_MILLIS)));
     }
 
     #[test]

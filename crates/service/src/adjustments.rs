@@ -113,7 +113,7 @@ impl Operation for AdjustmentCommand {
                 adjustment.decided_by_type = Some(by.kind().to_owned());
                 adjustment.decided_by_id = by.id();
                 adjustment.decided_at = Some(cx.now);
-                let transaction = if adjustment::expired(adjustment.requested_at, cx.now) {
+                let transaction = if cx.now >= adjustment.expires_at {
                     // Too late either way: it moves nothing, and says so.
                     adjustment.state = AdjustmentState::Expired;
                     adjustment.decided_by_type = None;

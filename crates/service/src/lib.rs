@@ -405,12 +405,21 @@ impl Service {
     /// many holds it looked at.
     pub async fn expire_due_holds(&self) -> Result<usize, ServiceError> {
         let due = self.store.due_holds(self.now(), SWEEP_BATCH).await?;
+        self.sweep(due, |hold_id| Command::ExpireHold { hold_id }).await
+    }
+
+    /// Runs the sweeper's command for each item due, submitted together so that the writer
+    /// takes them in few transactions: how many there were.
+    async fn sweep<T>(
+        &self,
+        due: Vec<(MerchantId, T)>,
+        command: impl Fn(T) -> Command,
+    ) -> Result<usize, ServiceError> {
         let count = due.len();
-        // Submitted together, so that the writer can expire them in few transactions.
-        let sweeps = due.into_iter().map(|(merchant, hold_id)| {
+        let sweeps = due.into_iter().map(|(merchant, item)| {
             self.execute(
                 merchant,
-                Command::ExpireHold { hold_id },
+                command(item),
                 None,
                 Box::new(|_| Rendered {
                     status: 200,
@@ -428,22 +437,7 @@ impl Service {
     /// accounts, at most [`SWEEP_BATCH`] cards a call: how many it looked at.
     pub async fn expire_due_cards(&self) -> Result<usize, ServiceError> {
         let due = self.store.cards_due_for_breakage(self.now(), SWEEP_BATCH).await?;
-        let count = due.len();
-        let sweeps = due.into_iter().map(|(merchant, card_id)| {
-            self.execute(
-                merchant,
-                Command::ExpireCard { card_id },
-                None,
-                Box::new(|_| Rendered {
-                    status: 200,
-                    body: Vec::new(),
-                }),
-            )
-        });
-        for result in futures::future::join_all(sweeps).await {
-            result?;
-        }
-        Ok(count)
+        self.sweep(due, |card_id| Command::ExpireCard { card_id }).await
     }
 
     /// Runs the sweepers (due holds released, expired value moved to breakage) until

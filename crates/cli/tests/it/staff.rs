@@ -124,6 +124,39 @@ async fn an_invited_member_must_change_the_temporary_password_before_anything_el
 }
 
 #[tokio::test]
+async fn a_temporary_password_stops_working_after_seven_days_and_a_reset_gives_a_new_one() {
+    let app = TestApp::spawn().await;
+    let invited = invite(&app, "ivy@example.com", "viewer").await;
+    let temporary = invited["temporary_password"].as_str().unwrap().to_owned();
+    app.clock.advance_seconds(7 * 24 * 3600);
+    sign_in(&app, json!({"email": "ivy@example.com", "password": temporary}))
+        .await
+        .assert_error(401, "password_expired");
+    // A wrong password says nothing of the expiry.
+    sign_in(
+        &app,
+        json!({"email": "ivy@example.com", "password": "not the password"}),
+    )
+    .await
+    .assert_error(401, "invalid_credentials");
+    let reset = app
+        .send(
+            app.client
+                .patch(app.url(&format!("/v1/staff/{}", invited["id"].as_str().unwrap())))
+                .bearer_auth(&app.api_key)
+                .json(&json!({"reset_password": true})),
+        )
+        .await;
+    reset.assert_status(200);
+    sign_in(
+        &app,
+        json!({"email": "ivy@example.com", "password": reset.body["temporary_password"]}),
+    )
+    .await
+    .assert_status(201);
+}
+
+#[tokio::test]
 async fn wrong_passwords_lock_the_account_and_an_unknown_email_is_answered_alike() {
     let app = TestApp::spawn().await;
     let token = staff_session(&app, "bo@example.com", "viewer").await;
