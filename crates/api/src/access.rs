@@ -26,6 +26,8 @@ pub fn required(method: &Method, path: &str) -> Access {
         ["", "v1", "staff", ..] => Access::Staff,
         ["", "v1", "settings"] if !reading => Access::Staff,
         ["", "v1", "reports" | "audit_events", ..] => Access::Reports,
+        // A printer's file holds numbers and codes: even reading a batch is card stock work.
+        ["", "v1", "card_batches", ..] => Access::Full,
         _ if reading => Access::Read,
         ["", "v1", "webhook_endpoints" | "webhook_deliveries", ..] => Access::Developer,
         ["", "v1", "cards", _, "freeze" | "unfreeze"] if *method == Method::POST => Access::CardSupport,
@@ -97,6 +99,9 @@ mod tests {
             (Method::POST, "/gr4vy/transactions", Access::Full),
             (Method::POST, "/giftcard/v1/cards/card_1/redeem", Access::Full),
             (Method::POST, "/v1/webhook_endpoints", Access::Developer),
+            (Method::POST, "/v1/card_batches", Access::Full),
+            (Method::GET, "/v1/card_batches/stk_1/file", Access::Full),
+            (Method::GET, "/v1/card_batches", Access::Full),
         ];
         for (method, path, access) in cases {
             assert_eq!(required(&method, path), access, "{method} {path}");

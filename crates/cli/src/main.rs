@@ -6,6 +6,7 @@
 
 mod config;
 mod listener;
+mod remote;
 mod serve;
 mod stock;
 
@@ -227,8 +228,10 @@ struct ReportArgs {
 
 #[derive(Subcommand)]
 enum CardCommands {
-    /// Create COUNT inactive physical cards of a program in one transaction (all or nothing)
-    /// and write their numbers and security codes, once, to a new CSV file (mode 0600).
+    /// Create COUNT inactive physical cards of a program and write their numbers and security
+    /// codes, once, to a new CSV file (mode 0600). Without --server: in one transaction on the
+    /// database (all or nothing; on SQLite only while no server runs). With --server: through
+    /// the running server, in batches of up to 10,000 cards, each whole.
     Generate {
         #[arg(long, value_name = "PROGRAM_ID")]
         program: String,
@@ -237,6 +240,8 @@ enum CardCommands {
         /// The new file for the card printer.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -250,8 +255,34 @@ enum CardCommands {
         #[arg(long, value_name = "PROGRAM_ID")]
         program: String,
         #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Fetch the printer's file a running server still keeps for a batch (a `generate
+    /// --server` run cut short), write it to a new file (mode 0600), and have the server drop
+    /// it.
+    Collect {
+        #[arg(long, value_name = "BATCH_ID")]
+        batch: String,
+        /// The new file for the card printer.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// The running giftd, `http://host:port` [GIFTD_SERVER]; the credential comes from
+        /// GIFTD_API_KEY.
+        #[arg(long, env = "GIFTD_SERVER", value_name = "URL")]
+        server: String,
+    },
+}
+
+/// Where a card stock command sends its work instead of writing the database itself.
+#[derive(Args, Clone, Default)]
+struct ServerArgs {
+    /// Make the batch through the running giftd at this address (`http://host:port`) instead
+    /// of writing the database: no downtime [GIFTD_SERVER]. The credential comes from
+    /// GIFTD_API_KEY (an API key of scope full, or an owner's or admin's session token).
+    #[arg(long, env = "GIFTD_SERVER", value_name = "URL")]
+    server: Option<String>,
 }
 
 /// Storage flags, on every command that opens the database. Each overrides its `GIFTD_*`
@@ -428,6 +459,9 @@ impl Commands {
             | Self::Cards {
                 command: CardCommands::Generate { storage, .. } | CardCommands::Import { storage, .. },
             } => storage.flags(),
+            Self::Cards {
+                command: CardCommands::Collect { .. },
+            } => Vec::new(),
             Self::Report {
                 command:
                     ReportCommands::Liability { report, .. }
@@ -538,13 +572,35 @@ async fn run(command: Commands, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Cards { command } => {
-            let _lock = claim_sqlite_folder(storage, "giftd cards")?;
+            match &command {
+                CardCommands::Generate {
+                    program,
+                    count,
+                    out,
+                    server: ServerArgs { server: Some(server) },
+                    ..
+                } => return remote::generate(&remote::Remote::new(server)?, program, *count, out).await,
+                CardCommands::Import {
+                    file,
+                    program,
+                    server: ServerArgs { server: Some(server) },
+                    ..
+                } => return remote::import(&remote::Remote::new(server)?, program, file).await,
+                CardCommands::Collect { batch, out, server } => {
+                    return remote::collect(&remote::Remote::new(server)?, batch, out).await;
+                }
+                CardCommands::Generate { .. } | CardCommands::Import { .. } => {}
+            }
+            let _lock = claim_sqlite_folder(storage, "giftd cards").context(
+                "or leave it running and make the batch through it: add --server http://HOST:PORT, with GIFTD_API_KEY set",
+            )?;
             let service = open(storage).await?;
             let done = match command {
                 CardCommands::Generate {
                     program, count, out, ..
                 } => stock::generate(&service, &program, count, &out).await,
                 CardCommands::Import { file, program, .. } => stock::import(&service, &program, &file).await,
+                CardCommands::Collect { .. } => unreachable!("answered above, through the server"),
             };
             service.store().close().await;
             done

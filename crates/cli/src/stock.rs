@@ -27,7 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Dormant cards fetched per query while the CLI pages through them all.
 const DORMANT_PAGE: u32 = 1000;
 
-fn progress(length: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(length: u64, what: &str) -> ProgressBar {
     // Hidden when stderr is not a terminal, so scripts and logs get no control characters.
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -42,7 +42,7 @@ fn progress(length: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn spinner(what: &str) -> ProgressBar {
+pub(crate) fn spinner(what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -211,14 +211,14 @@ pub async fn dormant(
     Ok(())
 }
 
-fn partial_path(out: &Path) -> PathBuf {
+pub(crate) fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".partial");
     out.with_file_name(name)
 }
 
 /// A new file only readable by its owner: it holds clear card numbers and security codes.
-fn create_secret_file(path: &Path) -> anyhow::Result<File> {
+pub(crate) fn create_secret_file(path: &Path) -> anyhow::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -231,7 +231,7 @@ fn create_secret_file(path: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("cannot create {}", path.display()))
 }
 
-fn sync_parent(path: &Path) {
+pub(crate) fn sync_parent(path: &Path) {
     // Makes the rename durable; not every platform can open a folder, and the data is already
     // safe in the file, so a failure here is not an error.
     if let Some(parent) = path.parent() {
@@ -275,25 +275,13 @@ pub async fn generate(
     let file = create_secret_file(&partial)?;
     let written = (|| -> anyhow::Result<()> {
         let mut writer = BufWriter::new(&file);
-        writeln!(
-            writer,
-            "card_id,number,security_code,program_id,expires_at,batch_id"
-        )?;
+        writeln!(writer, "{}", stock::PRINTER_HEADER)?;
         let bar = progress(count as u64, "writing");
         for (i, secret) in prepared.secrets.iter().enumerate() {
-            let expires = secret
-                .expires_at
-                .map(|at| Date::of(at).to_string())
-                .unwrap_or_default();
             writeln!(
                 writer,
-                "{},{},{},{},{},{}",
-                secret.card_id,
-                secret.number.expose(),
-                secret.security_code.expose(),
-                prepared.program.id,
-                expires,
-                prepared.batch.id
+                "{}",
+                stock::printer_line(secret, &prepared.program.id, &prepared.batch.id)
             )?;
             if i % 1000 == 0 {
                 bar.set_position(i as u64);
@@ -402,5 +390,7 @@ fn refused(file: &Path, error: StockError) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         StockError::Service(error) => Err(error.into()),
+        // Only a running server's batches have printer's files to collect.
+        error @ (StockError::FileCollected | StockError::DigestMismatch) => Err(error.into()),
     }
 }

@@ -319,6 +319,30 @@ impl Service {
         }
     }
 
+    /// Records that the current request is handed something secret (a printer's file), in its
+    /// own transaction and before the answer leaves: a read the trail must show, though it
+    /// changes nothing. A failure to record refuses the read.
+    pub(crate) async fn audit_read(
+        &self,
+        merchant: &MerchantId,
+        operation: &str,
+        objects: Vec<String>,
+    ) -> Result<(), ServiceError> {
+        let Some(draft) = draft_for(merchant) else {
+            return Ok(());
+        };
+        let row = draft.row(Ending {
+            operation: operation.to_owned(),
+            objects,
+            status: 200,
+            reason: None,
+            replayed: false,
+            at: self.now(),
+        });
+        run_answered(self.store().as_ref(), AuditWork(row)).await?;
+        Ok(())
+    }
+
     /// The merchant's audit trail, newest first.
     pub async fn audit_events(
         &self,

@@ -272,7 +272,7 @@ impl Service {
     }
 
     /// The oldest time a stored answer under `key` still counts.
-    fn stored_answer_window(&self, key: &IdempotencyKey) -> Timestamp {
+    pub(crate) fn stored_answer_window(&self, key: &IdempotencyKey) -> Timestamp {
         let retention = key.retention_millis(self.idempotency_retention_millis);
         Timestamp::from_unix_millis(self.now().unix_millis() - retention)
     }

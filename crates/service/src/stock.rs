@@ -16,9 +16,15 @@ use giftd_domain::{
     Amount, CardId, CardKind, CardNumber, CardState, Currency, Date, DomainError, MerchantId, Program,
     ProgramId, SecurityCode, Timestamp,
 };
-use giftd_store::{CardRecord, StockBatch, StockBatchRecord, StockCard, StockSource, TransactionRecord};
+pub use giftd_store::{CardBatchRow, StockFileState};
+use giftd_store::{
+    CardRecord, IdempotencyRecord, Page, StockBatch, StockBatchRecord, StockCard, StockFile,
+    StockIdempotency, StockSource, StoreError, TransactionRecord,
+};
 use sha2::{Digest, Sha256};
 
+use crate::audit::{self, Ending};
+use crate::job::{self, IdempotencyKey, Rendered};
 use crate::{Service, ServiceError, ids};
 
 /// Most cards in one batch: a batch is held in memory whole (about 1 KB a card while it is
@@ -29,6 +35,21 @@ pub const MAX_STOCK_CARDS: usize = 1_000_000;
 const NUMBER_ROUNDS: usize = 8;
 /// Line errors reported at most; the rest are counted.
 pub const MAX_REPORTED_LINE_ERRORS: usize = 20;
+/// Most cards a running server generates in one request (`POST /v1/card_batches`). A batch is
+/// one transaction beside the group commit, which on SQLite waits for it: 10,000 cards hold
+/// the writer for a fraction of a second (docs/OPERATIONS.md "Card stock"), and the command
+/// line asks for a larger run in batches of this size.
+pub const MAX_SERVED_BATCH_CARDS: usize = 10_000;
+/// Largest import file a running server takes in one request, bytes (10,000 cards of a wide
+/// file).
+pub const MAX_SERVED_IMPORT_BYTES: usize = 2 * 1024 * 1024;
+/// Most cards of an import a running server writes in one request: an imported card writes
+/// three more rows than a generated one (its `issue` and two postings), and the SQLite writer
+/// waits for the whole transaction. A larger migration is split into files (each its own
+/// batch, each recognised if run again), or imported with the server stopped.
+pub const MAX_SERVED_IMPORT_CARDS: usize = 10_000;
+/// The printer's file's first line; one line per card follows ([`printer_line`]).
+pub const PRINTER_HEADER: &str = "card_id,number,security_code,program_id,expires_at,batch_id";
 
 /// A generated card's secrets, for the card printer's file: here once, never stored in clear.
 pub struct StockSecret {
@@ -78,6 +99,12 @@ pub enum StockError {
     /// listed, `total` counts them all.
     #[error("{} bad line(s), nothing imported; first: {}", total, lines.first().map(ToString::to_string).unwrap_or_default())]
     Lines { lines: Vec<LineError>, total: usize },
+    /// The batch's printer's file was collected: only its digest is left.
+    #[error("this batch's printer's file was collected; only its SHA-256 is kept")]
+    FileCollected,
+    /// The digest a caller named is not the printer's file's: it does not have the file.
+    #[error("`sha256` is not the SHA-256 of this batch's printer's file; the file is kept")]
+    DigestMismatch,
 }
 
 /// One row of an import file, parsed.
@@ -317,7 +344,299 @@ fn check_issuing(program: &Program) -> Result<(), ServiceError> {
     })
 }
 
+/// One card's line of the printer's file (without its line break).
+pub fn printer_line(secret: &StockSecret, program: &ProgramId, batch_id: &str) -> String {
+    let expires = secret
+        .expires_at
+        .map(|at| Date::of(at).to_string())
+        .unwrap_or_default();
+    format!(
+        "{},{},{},{program},{expires},{batch_id}",
+        secret.card_id,
+        secret.number.expose(),
+        secret.security_code.expose(),
+    )
+}
+
+/// A generated batch's whole printer's file: [`PRINTER_HEADER`], then a line per card.
+pub fn printer_file(prepared: &PreparedStock) -> Vec<u8> {
+    let mut file = String::with_capacity(64 * (prepared.secrets.len() + 1));
+    file.push_str(PRINTER_HEADER);
+    file.push('\n');
+    for secret in &prepared.secrets {
+        file.push_str(&printer_line(secret, &prepared.program.id, &prepared.batch.id));
+        file.push('\n');
+    }
+    file.into_bytes()
+}
+
+/// What `POST /v1/card_batches` asks a running server for.
+pub enum NewCardBatch {
+    /// `count` new inactive physical cards, their numbers and codes in a printer's file.
+    Generate { program: ProgramId, count: usize },
+    /// The cards of an import file (`giftd cards import`'s format), as its bytes.
+    Import { program: ProgramId, file: Vec<u8> },
+}
+
+/// How a front-end answers a batch: `created` is false for an import file already imported.
+pub type BatchRenderer<'a> = &'a (dyn Fn(&CardBatchRow, bool) -> Rendered + Sync);
+
 impl Service {
+    /// Makes a card batch on a running server, every card of it or none, in one transaction
+    /// with the printer's file (encrypted, for a generated batch), the request's audit row and
+    /// its idempotency record. A retry with the same Idempotency-Key gets the first answer; an
+    /// import file already imported answers with its batch (`created` false) and writes
+    /// nothing.
+    pub async fn create_card_batch(
+        &self,
+        merchant: &MerchantId,
+        new: NewCardBatch,
+        idempotency: Option<IdempotencyKey>,
+        render: BatchRenderer<'_>,
+    ) -> Result<Rendered, StockError> {
+        if let Some(replayed) = self.replayed_batch(merchant, idempotency.as_ref()).await? {
+            return Ok(replayed);
+        }
+        let (program, operation) = match &new {
+            NewCardBatch::Generate { program, .. } => (program, "CardBatch::Generate"),
+            NewCardBatch::Import { program, .. } => (program, "CardBatch::Import"),
+        };
+        let (owner, _) = self.program_owner(program).await?;
+        if &owner != merchant {
+            return Err(ServiceError::NotFound("program").into());
+        }
+        let mut prepared = match new {
+            NewCardBatch::Generate { program, count } => {
+                if !(1..=MAX_SERVED_BATCH_CARDS).contains(&count) {
+                    return Err(ServiceError::Invalid {
+                        param: "count",
+                        message: format!(
+                            "a running server makes 1 to {MAX_SERVED_BATCH_CARDS} cards per batch; ask for more in several batches"
+                        ),
+                    }
+                    .into());
+                }
+                self.prepare_generated_stock(&program, count, &|_| {}).await?
+            }
+            NewCardBatch::Import { program, file } => {
+                if file.len() > MAX_SERVED_IMPORT_BYTES {
+                    return Err(ServiceError::Invalid {
+                        param: "file",
+                        message: format!("a running server takes import files of up to {MAX_SERVED_IMPORT_BYTES} bytes; split the file"),
+                    }
+                    .into());
+                }
+                let source_digest = digest(&file);
+                if let Some(done) = self.completed_import(merchant, &source_digest).await? {
+                    let row = self.card_batch(merchant, &done.id).await?;
+                    return Ok(render(&row, false));
+                }
+                let text = String::from_utf8(file).map_err(|_| ServiceError::Invalid {
+                    param: "file",
+                    message: "the import file is not UTF-8 text".into(),
+                })?;
+                let rows = parse_import(&text)?;
+                if rows.len() > MAX_SERVED_IMPORT_CARDS {
+                    return Err(ServiceError::Invalid {
+                        param: "file",
+                        message: format!("a running server imports up to {MAX_SERVED_IMPORT_CARDS} cards per file; split the file"),
+                    }
+                    .into());
+                }
+                self.prepare_imported_stock(&program, rows, source_digest, &|_| {})
+                    .await?
+            }
+        };
+        let now = prepared.batch.now;
+        let file = (!prepared.secrets.is_empty()).then(|| printer_file(&prepared));
+        let row = CardBatchRow {
+            batch: StockBatchRecord {
+                id: prepared.batch.id.clone(),
+                merchant_id: merchant.clone(),
+                program_id: prepared.program.id.clone(),
+                source: prepared.batch.source,
+                cards: i64::try_from(prepared.batch.cards.len()).unwrap_or(i64::MAX),
+                value_minor: prepared.value_minor(),
+                created_at: now,
+            },
+            file: file.as_ref().map(|file| StockFileState {
+                sha256: digest(file),
+                size: i64::try_from(file.len()).unwrap_or(i64::MAX),
+                collected_at: None,
+            }),
+        };
+        let rendered = render(&row, true);
+        // The printer's file leaves only through `card_batch_file`, decrypted with the batch id.
+        prepared.batch.file = file.map(|file| StockFile {
+            sha256: digest(&file),
+            size: i64::try_from(file.len()).unwrap_or(i64::MAX),
+            ciphertext: self.keys.encrypt(&file, prepared.batch.id.as_bytes()),
+        });
+        prepared.batch.idempotency = idempotency.as_ref().map(|key| StockIdempotency {
+            scope: key.scope,
+            key: key.key.clone(),
+            record: IdempotencyRecord {
+                request_hash: key.request_hash.clone(),
+                status: rendered.status,
+                body: self
+                    .keys
+                    .encrypt(&rendered.body, &job::body_context(merchant, key)),
+                created_at: now,
+            },
+            not_before: self.stored_answer_window(key),
+        });
+        let draft = audit::draft_for(merchant);
+        prepared.batch.audit = draft.as_ref().map(|draft| {
+            draft.row(Ending {
+                operation: operation.to_owned(),
+                objects: vec![prepared.batch.id.clone(), prepared.program.id.to_string()],
+                status: rendered.status,
+                reason: None,
+                replayed: false,
+                at: now,
+            })
+        });
+        match self.store.insert_card_stock(&prepared.batch).await {
+            Ok(()) => {
+                if let Some(draft) = &draft {
+                    draft.committed();
+                }
+                Ok(rendered)
+            }
+            // Another request took the same key meanwhile: its answer is this one's.
+            Err(StoreError::Conflict(_)) if idempotency.is_some() => self
+                .replayed_batch(merchant, idempotency.as_ref())
+                .await?
+                .ok_or_else(|| ServiceError::from(StoreError::Conflict("card batch")).into()),
+            Err(StoreError::UniqueViolation(_)) => Err(ServiceError::Invalid {
+                param: "program",
+                message:
+                    "a card of this batch was issued by another request meanwhile; nothing was written, retry"
+                        .into(),
+            }
+            .into()),
+            Err(error) => Err(ServiceError::from(error).into()),
+        }
+    }
+
+    /// The answer stored under a batch request's Idempotency-Key, if there is one.
+    async fn replayed_batch(
+        &self,
+        merchant: &MerchantId,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<Rendered>, ServiceError> {
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        let Some(record) = self
+            .store
+            .stored_answer(merchant, key.scope, &key.key, self.stored_answer_window(key))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.request_hash != key.request_hash {
+            return Err(ServiceError::IdempotencyKeyReused);
+        }
+        job::open_record(&self.keys, merchant, key, record).map(Some)
+    }
+
+    /// The merchant's card batches, newest first.
+    pub async fn card_batches(
+        &self,
+        merchant: &MerchantId,
+        page: &Page,
+    ) -> Result<Vec<CardBatchRow>, ServiceError> {
+        Ok(self.store.card_batches(merchant, page).await?)
+    }
+
+    /// One of the merchant's card batches.
+    pub async fn card_batch(&self, merchant: &MerchantId, id: &str) -> Result<CardBatchRow, ServiceError> {
+        self.store
+            .card_batch(merchant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("card batch"))
+    }
+
+    /// A generated batch's printer's file, for as long as it is kept; the handing out is
+    /// recorded in the audit trail first.
+    pub async fn card_batch_file(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+    ) -> Result<(CardBatchRow, Vec<u8>), StockError> {
+        let row = self.card_batch(merchant, id).await?;
+        let sealed =
+            match self
+                .store
+                .card_batch_file(merchant, id)
+                .await
+                .map_err(ServiceError::from)?
+            {
+                None => return Err(ServiceError::NotFound(
+                    "printer's file of this batch (only generated batches made by a running server have one)",
+                )
+                .into()),
+                Some(None) => return Err(StockError::FileCollected),
+                Some(Some(sealed)) => sealed,
+            };
+        let file = self.keys.decrypt(&sealed, id.as_bytes()).ok_or_else(|| {
+            ServiceError::from(StoreError::Corrupt("a printer's file does not decrypt".into()))
+        })?;
+        self.audit_read(merchant, "CardBatch::HandOutFile", vec![id.to_owned()])
+            .await?;
+        Ok((row, file))
+    }
+
+    /// Drops a printer's file once its caller has it, named by its SHA-256 (`sha256_hex`):
+    /// only the digest is kept from then on. Saying so again is answered as the first time.
+    pub async fn collect_card_batch_file(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+        sha256_hex: &str,
+    ) -> Result<CardBatchRow, StockError> {
+        let sha256 = hex::decode(sha256_hex)
+            .ok()
+            .filter(|digest| digest.len() == 32)
+            .ok_or_else(|| ServiceError::Invalid {
+                param: "sha256",
+                message: "`sha256` must be the file's SHA-256 as 64 hex digits".into(),
+            })?;
+        let row = self.card_batch(merchant, id).await?;
+        let Some(file) = &row.file else {
+            return Err(ServiceError::NotFound("printer's file of this batch").into());
+        };
+        if file.sha256 != sha256 {
+            return Err(StockError::DigestMismatch);
+        }
+        if file.collected_at.is_some() {
+            return Ok(row);
+        }
+        let now = self.now();
+        let draft = audit::draft_for(merchant);
+        let audit_row = draft.as_ref().map(|draft| {
+            draft.row(Ending {
+                operation: "CardBatch::CollectFile".to_owned(),
+                objects: vec![id.to_owned()],
+                status: 200,
+                reason: None,
+                replayed: false,
+                at: now,
+            })
+        });
+        if self
+            .store
+            .collect_card_batch_file(merchant, id, &sha256, now, audit_row.as_ref())
+            .await
+            .map_err(ServiceError::from)?
+            && let Some(draft) = &draft
+        {
+            draft.committed();
+        }
+        Ok(self.card_batch(merchant, id).await?)
+    }
+
     /// The merchant that owns a program: the CLI names a program only.
     pub async fn program_owner(&self, program: &ProgramId) -> Result<(MerchantId, Program), ServiceError> {
         let merchant = self
@@ -356,20 +675,24 @@ impl Service {
         let (merchant, program) = self.program_owner(program_id).await?;
         check_issuing(&program)?;
         let now = self.now();
-        let mut rng = rand::rng();
         let mut numbers: Vec<CardNumber> = Vec::with_capacity(count);
         let mut taken: HashSet<String> = HashSet::with_capacity(count);
         for _ in 0..NUMBER_ROUNDS {
-            // Draw what is missing, unique within the batch...
-            let mut attempts = 0usize;
-            while numbers.len() < count {
-                let number = CardNumber::generate(&program.number_prefix, program.number_length, &mut rng);
-                if taken.insert(number.expose().to_owned()) {
-                    numbers.push(number);
-                } else {
-                    attempts += 1;
-                    if attempts > count.saturating_mul(4) {
-                        break;
+            // Draw what is missing, unique within the batch... (in a block: a thread's
+            // generator may not be held across an await, as a server runs this on any thread)
+            {
+                let mut rng = rand::rng();
+                let mut attempts = 0usize;
+                while numbers.len() < count {
+                    let number =
+                        CardNumber::generate(&program.number_prefix, program.number_length, &mut rng);
+                    if taken.insert(number.expose().to_owned()) {
+                        numbers.push(number);
+                    } else {
+                        attempts += 1;
+                        if attempts > count.saturating_mul(4) {
+                            break;
+                        }
                     }
                 }
             }
@@ -404,6 +727,7 @@ impl Service {
         }
         let mut cards = Vec::with_capacity(count);
         let mut secrets = Vec::with_capacity(count);
+        let mut rng = rand::rng();
         for (done, number) in numbers.into_iter().enumerate() {
             let card_id = ids::card();
             let issued =
@@ -446,6 +770,9 @@ impl Service {
                 source_digest: digest(ids::prefixed("generated_").as_bytes()),
                 cards,
                 now,
+                file: None,
+                audit: None,
+                idempotency: None,
             },
             secrets,
             program,
@@ -582,6 +909,9 @@ impl Service {
                 source_digest,
                 cards: batch,
                 now,
+                file: None,
+                audit: None,
+                idempotency: None,
             },
             secrets: Vec::new(),
             program,

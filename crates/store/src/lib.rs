@@ -10,6 +10,7 @@ mod adjustments;
 mod audit;
 mod backend;
 pub mod batch;
+mod card_batches;
 mod clover_reads;
 pub mod postgres;
 mod records;
@@ -39,6 +40,7 @@ pub use adjustments::AdjustmentRecord;
 pub use audit::{AuditEventRow, AuditFilter};
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use batch::{BatchWrites, ReadSet};
+pub use card_batches::{CardBatchRow, StockFile, StockFileState, StockIdempotency};
 pub use clover_reads::{
     CloverDirection, CloverHoldFacts, CloverLedgerRow, CloverListQuery, CloverObject, CloverPosition,
 };
@@ -860,6 +862,23 @@ pub trait Store: Send + Sync + 'static {
         merchant: &MerchantId,
         fingerprints: &[Vec<u8>],
     ) -> StoreResult<Vec<Vec<u8>>>;
+    /// The merchant's card batches, newest first, with their files' states.
+    async fn card_batches(&self, merchant: &MerchantId, page: &Page) -> StoreResult<Vec<CardBatchRow>>;
+    /// One of the merchant's card batches.
+    async fn card_batch(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<CardBatchRow>>;
+    /// A batch's printer's file, encrypted: `None` when it has none, `Some(None)` once
+    /// collected.
+    async fn card_batch_file(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<Option<Vec<u8>>>>;
+    /// Drops a file's content, if `sha256` is its digest and it is still there, with the
+    /// request's audit row, in one transaction; whether it did (nothing is written if not).
+    async fn collect_card_batch_file(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+        sha256: &[u8],
+        at: Timestamp,
+        audit: Option<&AuditEventRow>,
+    ) -> StoreResult<bool>;
 
     /// Stops taking jobs, finishes the queued ones and closes connections.
     /// A Clover charge or refund of the merchant (`clover_reads.rs` says which transactions

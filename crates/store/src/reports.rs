@@ -100,6 +100,12 @@ pub struct StockBatch {
     pub source_digest: Vec<u8>,
     pub cards: Vec<StockCard>,
     pub now: Timestamp,
+    /// The printer's file of a batch made by a running server, kept until collected.
+    pub file: Option<crate::card_batches::StockFile>,
+    /// The row of the request that made the batch, written with it.
+    pub audit: Option<crate::AuditEventRow>,
+    /// The request's idempotency record, written with it.
+    pub idempotency: Option<crate::card_batches::StockIdempotency>,
 }
 
 /// A batch already written, as `card_stock_batches` remembers it.

@@ -5,6 +5,7 @@
 pub mod adjustments;
 pub mod api_keys;
 pub mod audit;
+pub mod card_batches;
 pub mod checkouts;
 pub mod error;
 pub mod extract;
@@ -183,6 +184,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(adjustments::approve_adjustment))
         .routes(routes!(adjustments::reject_adjustment))
         .routes(routes!(adjustments::get_settings, adjustments::update_settings))
+        .routes(routes!(
+            card_batches::create_card_batch,
+            card_batches::list_card_batches
+        ))
+        .routes(routes!(card_batches::import_card_batch))
+        .routes(routes!(card_batches::get_card_batch))
+        .routes(routes!(
+            card_batches::get_card_batch_file,
+            card_batches::collect_card_batch_file
+        ))
         .routes(routes!(reports::get_liability_report))
         .routes(routes!(reports::get_activity_report))
         .routes(routes!(reports::get_dormant_report))

@@ -333,6 +333,11 @@ fn endpoints(fixture: &Fixture) -> Vec<Endpoint> {
             AmountField::Absent,
         ),
         endpoint(
+            "/v1/card_batches".into(),
+            json!({"program_id": fixture.program_id, "count": 1}),
+            AmountField::Absent,
+        ),
+        endpoint(
             "/v1/cards".into(),
             json!({"program_id": fixture.program_id, "kind": "virtual", "amount": 100}),
             AmountField::Optional,
@@ -2113,7 +2118,13 @@ async fn every_native_post_route_is_in_the_bad_input_table() {
         .iter()
         .map(|e| template_of(&fixture, &e.path))
         .collect();
-    let missing: Vec<&String> = documented.iter().filter(|t| !covered.contains(t)).collect();
+    // Takes the import file itself (text/csv, up to 2 MiB), not JSON: its bad input is
+    // card_stock.rs's.
+    let not_json = ["/v1/card_batches/import".to_owned()];
+    let missing: Vec<&String> = documented
+        .iter()
+        .filter(|t| !covered.contains(t) && !not_json.contains(t))
+        .collect();
     assert!(
         missing.is_empty(),
         "POST routes the malformed-JSON, unknown-field and over-64-KiB tests do not send to: {missing:?}"

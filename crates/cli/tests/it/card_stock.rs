@@ -3,7 +3,10 @@
 //! else was created), `giftd cards import` brings balances over as ledger entries that
 //! `giftd verify` accepts, refuses a file with a bad row as a whole naming the line, and does
 //! not import the same file twice; `giftd report liability --csv` sees the imported value.
-//! Runs on SQLite, or PostgreSQL with GIFTD_TEST_BACKEND=postgres.
+//! The same through a running server (`/v1/card_batches`, `--server`): batches made while
+//! redemptions go on, the printer's file handed out until collected and then only its digest
+//! kept, each request idempotent and audited. Runs on SQLite, or PostgreSQL with
+//! GIFTD_TEST_BACKEND=postgres.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -164,6 +167,25 @@ impl Setup {
                 None => return count,
             }
         }
+    }
+
+    /// Runs `giftd ARGS --server` this setup's server, with its API key, off the runtime's
+    /// threads (the server answers it meanwhile).
+    async fn run_through_server(&self, args: &[&str]) -> Output {
+        let mut command = self.giftd();
+        command
+            .args(args)
+            .args(["--server", &self.address])
+            .env("GIFTD_API_KEY", &self.api_key);
+        tokio::task::spawn_blocking(move || command.output().expect("run giftd"))
+            .await
+            .expect("the command ran")
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, String) {
+        let response = request.bearer_auth(&self.api_key).send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
     }
 
     async fn close(self) {
@@ -433,4 +455,293 @@ async fn an_import_whose_balances_add_up_past_64_bits_is_refused_naming_the_line
         text(&output)
     );
     assert_eq!(setup.card_count().await, 0);
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_batch_hands_its_printers_file_out_until_collected_then_keeps_only_its_digest() {
+    let setup =
+        Setup::new(json!({"name": "Stock", "currency": "USD", "number_prefix": "6036", "number_length": 16}))
+            .await;
+    let batches = format!("{}/v1/card_batches", setup.address);
+    let ask = json!({"program_id": setup.program_id, "count": 50});
+    let (status, body) = setup
+        .send(
+            setup
+                .client
+                .post(&batches)
+                .header("Idempotency-Key", "batch-1")
+                .json(&ask),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let batch = json_of(&body);
+    let id = batch["id"].as_str().expect("a batch id").to_owned();
+    assert_eq!(
+        (
+            batch["object"].clone(),
+            batch["source"].clone(),
+            batch["cards"].clone()
+        ),
+        (json!("card_batch"), json!("generated"), json!(50))
+    );
+    assert_eq!(batch["file"]["collected"], false);
+    let sha256 = batch["file"]["sha256"].as_str().expect("a digest").to_owned();
+
+    // A retry with the same key is the same batch; no card is made twice.
+    let (status, again) = setup
+        .send(
+            setup
+                .client
+                .post(&batches)
+                .header("Idempotency-Key", "batch-1")
+                .json(&ask),
+        )
+        .await;
+    assert_eq!((status, json_of(&again)["id"].clone()), (201, json!(id)));
+    assert_eq!(setup.card_count().await, 50);
+
+    // The file: its digest is the batch's, and its numbers open inactive cards.
+    let file_url = format!("{batches}/{id}/file");
+    let response = setup
+        .client
+        .get(&file_url)
+        .bearer_auth(&setup.api_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let file = response.bytes().await.expect("the file");
+    assert_eq!(hex::encode(giftd_service::stock::digest(&file)), sha256);
+    let printed = String::from_utf8(file.to_vec()).expect("UTF-8");
+    let rows: Vec<Vec<&str>> = printed.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|row| row[5] == id));
+    let (status, card) = setup.lookup(rows[7][1], rows[7][2]).await;
+    assert_eq!(
+        (status, card["state"].clone()),
+        (200, json!("inactive")),
+        "{card}"
+    );
+
+    // Collected only by a caller that names its digest; then gone, the digest kept.
+    let wrong = "0".repeat(64);
+    let (status, body) = setup
+        .send(setup.client.delete(format!("{file_url}?sha256={wrong}")))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(json_of(&body)["error"]["code"], "digest_mismatch");
+    let (status, _) = setup.send(setup.client.get(&file_url)).await;
+    assert_eq!(status, 200, "a refused collection keeps the file");
+    for _ in 0..2 {
+        let (status, body) = setup
+            .send(setup.client.delete(format!("{file_url}?sha256={sha256}")))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let collected = json_of(&body);
+        assert_eq!(collected["file"]["collected"], true);
+        assert_eq!(collected["file"]["sha256"], sha256.as_str());
+    }
+    let (status, body) = setup.send(setup.client.get(&file_url)).await;
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(json_of(&body)["error"]["code"], "file_collected");
+    let listed = setup.get("/v1/card_batches").await;
+    assert_eq!(listed["data"][0]["id"], id.as_str());
+
+    // Each step is in the audit trail: made, handed out (twice), collected.
+    let audit = setup.get("/v1/audit_events?limit=100").await;
+    let operations: Vec<&str> = audit["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|row| row["outcome"] == "succeeded")
+        .filter_map(|row| row["operation"].as_str())
+        .filter(|op| op.starts_with("CardBatch::"))
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            "CardBatch::CollectFile",
+            "CardBatch::HandOutFile",
+            "CardBatch::HandOutFile",
+            "CardBatch::Generate"
+        ],
+        "{audit}"
+    );
+
+    // Too many at once, a program of another merchant's, a till's key: refused, nothing made.
+    let (status, body) = setup
+        .send(
+            setup
+                .client
+                .post(&batches)
+                .json(&json!({"program_id": setup.program_id, "count": 10_001})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json_of(&body)["error"]["param"], "count");
+    let till = setup
+        .post("/v1/api_keys", json!({"name": "till", "scope": "pos"}))
+        .await;
+    let response = setup
+        .client
+        .post(&batches)
+        .bearer_auth(till["key"].as_str().expect("a key"))
+        .json(&ask)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 403);
+    assert_eq!(setup.card_count().await, 50);
+    let verify = setup.run(&["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    setup.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_generates_through_a_running_server_while_it_serves_redemptions() {
+    let setup =
+        Setup::new(json!({"name": "Stock", "currency": "USD", "number_prefix": "6037", "number_length": 16}))
+            .await;
+    let card = setup
+        .post(
+            "/v1/cards",
+            json!({"program_id": setup.program_id, "kind": "virtual", "amount": 100_000}),
+        )
+        .await;
+    let card_id = card["id"].as_str().expect("a card").to_owned();
+    // Redemptions of 1 go on, one after another, for as long as the batches are made.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let redeemer = {
+        let (client, address, key, stop) = (
+            setup.client.clone(),
+            setup.address.clone(),
+            setup.api_key.clone(),
+            Arc::clone(&stop),
+        );
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = client
+                    .post(format!("{address}/v1/cards/{card_id}/redeem"))
+                    .bearer_auth(&key)
+                    .json(&json!({"amount": 1}))
+                    .send()
+                    .await
+                    .expect("an answer");
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        })
+    };
+    let out = setup.path("served.csv");
+    let count = 1_200;
+    let output = setup
+        .run_through_server(&[
+            "cards",
+            "generate",
+            "--program",
+            &setup.program_id,
+            "--count",
+            &count.to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = redeemer.await.expect("the redeemer ran");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
+
+    // One file, every card in it once; the batches it was made of all collected.
+    let contents = std::fs::read_to_string(&out).expect("the printer's file");
+    let mut lines = contents.lines();
+    assert_eq!(lines.next(), Some(giftd_service::stock::PRINTER_HEADER));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), count);
+    assert_eq!(rows.iter().map(|r| r[1]).collect::<HashSet<_>>().len(), count);
+    let batch_ids: HashSet<&str> = rows.iter().map(|r| r[5]).collect();
+    assert_eq!(batch_ids.len(), 3, "1,200 cards in batches of 500");
+    let listed = setup.get("/v1/card_batches").await;
+    for batch in listed["data"].as_array().expect("batches") {
+        assert!(batch_ids.contains(batch["id"].as_str().unwrap()), "{batch}");
+        assert_eq!(batch["file"]["collected"], true, "{batch}");
+    }
+    assert!(!setup.path("served.csv.partial").exists());
+    let (status, opened) = setup.lookup(rows[1_100][1], rows[1_100][2]).await;
+    assert_eq!((status, opened["id"].clone()), (200, json!(rows[1_100][0])));
+    assert_eq!(setup.card_count().await, count + 1);
+    let verify = setup.run(&["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    setup.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_through_a_running_server_is_whole_or_nothing_and_recognised_when_repeated() {
+    let setup = Setup::new(json!({"name": "Migrated", "currency": "EUR", "max_balance": 10_000})).await;
+    let bad = setup.path("bad.csv");
+    write(
+        &bad,
+        "number,security_code,balance\n7200000000000001,1234,100\n7200000000000002,5678,20000\n",
+    );
+    let file = bad.to_str().unwrap();
+    let output = setup
+        .run_through_server(&["cards", "import", file, "--program", &setup.program_id])
+        .await;
+    assert!(!output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid_import") && stderr.contains("line 3"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(setup.card_count().await, 0);
+
+    let good = setup.path("good.csv");
+    write(
+        &good,
+        "number,security_code,balance\n7200000000000001,1234,100\n7200000000000002,5678,2000\n",
+    );
+    let file = good.to_str().unwrap();
+    let output = setup
+        .run_through_server(&["cards", "import", file, "--program", &setup.program_id])
+        .await;
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("imported 2 cards"),
+        "{}",
+        text(&output)
+    );
+    let again = setup
+        .run_through_server(&["cards", "import", file, "--program", &setup.program_id])
+        .await;
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already imported"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(setup.card_count().await, 2);
+    let (status, card) = setup.lookup("7200000000000002", "5678").await;
+    assert_eq!((status, card["balance"].clone()), (200, json!(2_000)));
+    let listed = setup.get("/v1/card_batches").await;
+    assert_eq!(listed["data"][0]["source"], "imported");
+    assert_eq!(listed["data"][0]["value"], 2_100);
+    assert!(listed["data"][0]["file"].is_null());
+    let verify = setup.run(&["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    setup.close().await;
 }

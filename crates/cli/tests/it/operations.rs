@@ -916,6 +916,38 @@ async fn one_process_at_a_time_writes_a_sqlite_folder() {
         );
     }
     assert!(!out.exists(), "no card file from a refused run");
+    let stderr = String::from_utf8_lossy(&refused[1].stderr);
+    assert!(
+        stderr.contains("--server"),
+        "the refusal names the way that needs no downtime: {stderr}"
+    );
+
+    // Through the running server, the same batch is made with no downtime.
+    let served_out = storage.path("served-cards.csv");
+    let mut served = giftd();
+    served
+        .args([
+            "cards",
+            "generate",
+            "--program",
+            &program_id,
+            "--count",
+            "3",
+            "--server",
+        ])
+        .arg(server.url(""))
+        .arg("--out")
+        .arg(&served_out)
+        .env("GIFTD_API_KEY", &api_key);
+    storage.apply(&mut served);
+    let output = run(&mut served);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let file = std::fs::read_to_string(&served_out).expect("the card file");
+    assert_eq!(file.lines().count(), 4, "a header and three cards: {file}");
     let health = giftd_testkit::http_client()
         .get(server.url("/healthz"))
         .send()

@@ -507,6 +507,8 @@ fn allowed(method: &str, path: &str) -> (&'static [&'static str], &'static [&'st
         ("patch", ["v1", "settings"]) => (&["owner"], FULL),
         ("post", ["v1", "cards", _, "adjustments"]) => (&["owner", "admin", "support"], FULL),
         ("post", ["v1", "adjustments", _, "approve" | "reject"]) => (&["owner", "admin", "finance"], NO_KEY),
+        // Card stock: even reading a batch is a manager's work (its file holds numbers).
+        (_, ["v1", "card_batches", ..]) => (MANAGERS, FULL),
         ("get", ["v1", "reports" | "audit_events", ..]) => {
             (&["owner", "admin", "finance", "viewer"], EVERY_SCOPE)
         }

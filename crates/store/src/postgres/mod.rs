@@ -900,6 +900,33 @@ impl Store for PgStore {
         stock::existing_fingerprints(&self.pool, merchant, fingerprints).await
     }
 
+    async fn card_batches(
+        &self,
+        merchant: &MerchantId,
+        page: &Page,
+    ) -> StoreResult<Vec<crate::CardBatchRow>> {
+        stock::batches(&self.pool, merchant, page).await
+    }
+
+    async fn card_batch(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<crate::CardBatchRow>> {
+        stock::batch(&self.pool, merchant, id).await
+    }
+
+    async fn card_batch_file(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<Option<Vec<u8>>>> {
+        stock::file(&self.pool, merchant, id).await
+    }
+
+    async fn collect_card_batch_file(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+        sha256: &[u8],
+        at: Timestamp,
+        audit: Option<&crate::AuditEventRow>,
+    ) -> StoreResult<bool> {
+        stock::collect(&self.pool, merchant, id, sha256, at, audit).await
+    }
+
     async fn clover_object(
         &self,
         merchant: &MerchantId,

@@ -935,6 +935,36 @@ impl Store for SqliteStore {
         stock::existing_fingerprints(&self.reads, merchant, fingerprints).await
     }
 
+    async fn card_batches(
+        &self,
+        merchant: &MerchantId,
+        page: &Page,
+    ) -> StoreResult<Vec<crate::CardBatchRow>> {
+        stock::batches(&self.reads, merchant, page).await
+    }
+
+    async fn card_batch(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<crate::CardBatchRow>> {
+        stock::batch(&self.reads, merchant, id).await
+    }
+
+    async fn card_batch_file(&self, merchant: &MerchantId, id: &str) -> StoreResult<Option<Option<Vec<u8>>>> {
+        stock::file(&self.reads, merchant, id).await
+    }
+
+    async fn collect_card_batch_file(
+        &self,
+        merchant: &MerchantId,
+        id: &str,
+        sha256: &[u8],
+        at: Timestamp,
+        audit: Option<&crate::AuditEventRow>,
+    ) -> StoreResult<bool> {
+        let mut conn = options(&self.path, self.durability).connect().await?;
+        let collected = stock::collect(&mut conn, merchant, id, sha256, at, audit).await;
+        let _ = conn.close().await;
+        collected
+    }
+
     async fn clover_object(
         &self,
         merchant: &MerchantId,

@@ -2,18 +2,20 @@
 //! connection of its own, with multi-row `INSERT`s ([`STOCK_ROWS_PER_STATEMENT`] rows each),
 //! so 100,000 cards are a few hundred statements and one fsync.
 //!
-//! It runs beside the writer task, not through it: the CLI owns the database while it
-//! generates or imports, and a batch is far too large for one job of the group commit. A
-//! server running at the same time waits for this transaction (up to its busy timeout), which
-//! is why docs/OPERATIONS.md asks to stop it first. Plain functions over a connection, so that
+//! It runs beside the writer task, not through it: a batch is far too large for one job of the
+//! group commit. Made by a running server (`POST /v1/card_batches`), the writer waits for this
+//! transaction (up to its busy timeout, far longer than a batch of the server's size takes);
+//! made by the CLI, the CLI holds the data folder's lock. Plain functions over a connection, so that
 //! the writer (`tx.rs`) can change underneath without touching this file.
 
-use giftd_domain::{HoldId, Timestamp, TransactionId};
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use giftd_domain::{HoldId, MerchantId, Timestamp, TransactionId};
+use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
 
+use crate::card_batches::{self, CardBatchRow, card_batch_row, extras, run_extras};
 use crate::reports::{STOCK_ROWS_PER_STATEMENT, stock_batch};
+use crate::rows::Columns;
 use crate::sql;
-use crate::{StockBatch, StockBatchRecord, StoreError, StoreResult};
+use crate::{AuditEventRow, Page, StockBatch, StockBatchRecord, StoreError, StoreResult};
 
 const CARD_COLUMNS: &str = "id, merchant_id, program_id, kind, state, currency, balance, held, \
     expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at, updated_at";
@@ -135,7 +137,78 @@ async fn write(conn: &mut SqliteConnection, batch: &StockBatch) -> StoreResult<(
         }
         query.execute(&mut *conn).await.map_err(StoreError::from_write)?;
     }
-    Ok(())
+    run_extras!(&mut *conn, extras(batch))
+}
+
+/// The merchant's batches, newest first, with their files' states.
+pub(super) async fn batches(
+    pool: &SqlitePool,
+    merchant: &MerchantId,
+    page: &Page,
+) -> StoreResult<Vec<CardBatchRow>> {
+    let rows = sqlx::query(card_batches::BATCHES_OF_MERCHANT)
+        .bind(merchant.as_str())
+        .bind(page.cursor.as_deref())
+        .bind(i64::from(page.limit))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(card_batch_row).collect()
+}
+
+pub(super) async fn batch(
+    pool: &SqlitePool,
+    merchant: &MerchantId,
+    id: &str,
+) -> StoreResult<Option<CardBatchRow>> {
+    let row = sqlx::query(card_batches::BATCH_BY_ID)
+        .bind(merchant.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(card_batch_row).transpose()
+}
+
+pub(super) async fn file(
+    pool: &SqlitePool,
+    merchant: &MerchantId,
+    id: &str,
+) -> StoreResult<Option<Option<Vec<u8>>>> {
+    let row = sqlx::query(card_batches::FILE_OF_BATCH)
+        .bind(merchant.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref()
+        .map(|row| row.optional_bytes("ciphertext"))
+        .transpose()
+}
+
+/// Drops a file's content with the request's audit row, in one `BEGIN IMMEDIATE`
+/// transaction on `conn` (a connection of its own, as a batch's): whether it did.
+pub(super) async fn collect(
+    conn: &mut SqliteConnection,
+    merchant: &MerchantId,
+    id: &str,
+    sha256: &[u8],
+    at: Timestamp,
+    audit: Option<&AuditEventRow>,
+) -> StoreResult<bool> {
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let mut statements = vec![card_batches::collect_extra(merchant, id, sha256, at)];
+    statements.extend(audit.map(card_batches::audit_extra));
+    match run_extras!(&mut *conn, statements) {
+        Ok(()) => {
+            sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+            Ok(true)
+        }
+        Err(error) => {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            match error {
+                StoreError::Conflict(_) => Ok(false),
+                error => Err(error),
+            }
+        }
+    }
 }
 
 pub(super) async fn batch_by_digest(
