@@ -12,6 +12,7 @@ pub mod adyen_stored_value;
 pub mod adyen_terminal;
 mod audit;
 pub mod clover;
+pub mod console;
 mod credentials;
 pub mod edge;
 pub mod giftcard;
@@ -70,6 +71,7 @@ pub struct AppState {
 #[derive(Debug, Clone, Default)]
 pub struct ApiConfig {
     pub clover: clover::CloverConfig,
+    pub console: console::ConsoleConfig,
     pub limits: Limits,
     pub rate_limits: RateLimits,
 }
@@ -86,7 +88,9 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
     let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
     let request_id = header::HeaderName::from_static(REQUEST_ID_HEADER);
     let audit_service = service.clone();
-    router
+    let console_config = config.console;
+    let console_service = service.clone();
+    let api = router
         .route(
             "/openapi.json",
             get(move || async move { json_response(StatusCode::OK, openapi_json.into_bytes()) }),
@@ -154,7 +158,9 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(axum::middleware::map_request(drop_unusable_request_id))
+        .layer(axum::middleware::map_request(drop_unusable_request_id));
+    // The console's pages make their native requests through `api`, with all its layers.
+    console::router(api.clone(), console_config, console_service).merge(api)
 }
 
 /// The longest request id a client may choose. It is echoed and written into every log line

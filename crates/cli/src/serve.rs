@@ -28,6 +28,10 @@ pub async fn run(
         clover: giftd_api::clover::CloverConfig {
             lock_seconds: config.clover_lock_seconds,
         },
+        // Over TLS the console's session cookie is `Secure` (`__Host-giftd`).
+        console: giftd_api::console::ConsoleConfig {
+            tls: config.tls.is_some(),
+        },
         limits: config.limits.clone(),
         rate_limits: config.rate_limits.clone(),
     };

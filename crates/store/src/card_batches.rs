@@ -209,3 +209,60 @@ macro_rules! run_extras {
     }};
 }
 pub(crate) use run_extras;
+
+/// The reads of card batches on a backend's pool (`$pool`: its type), as `batches`, `batch` and
+/// `file` in the module that invokes it: the statements and decoding are shared, the pool
+/// types are not.
+macro_rules! card_batch_reads {
+    ($pool:ty) => {
+        /// The merchant's batches, newest first, with their files' states.
+        pub(super) async fn batches(
+            pool: &$pool,
+            merchant: &giftd_domain::MerchantId,
+            page: &$crate::Page,
+        ) -> $crate::StoreResult<Vec<$crate::CardBatchRow>> {
+            let rows = sqlx::query($crate::card_batches::BATCHES_OF_MERCHANT)
+                .bind(merchant.as_str())
+                .bind(page.cursor.as_deref())
+                .bind(i64::from(page.limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map($crate::card_batches::card_batch_row)
+                .collect()
+        }
+
+        pub(super) async fn batch(
+            pool: &$pool,
+            merchant: &giftd_domain::MerchantId,
+            id: &str,
+        ) -> $crate::StoreResult<Option<$crate::CardBatchRow>> {
+            let row = sqlx::query($crate::card_batches::BATCH_BY_ID)
+                .bind(merchant.as_str())
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref()
+                .map($crate::card_batches::card_batch_row)
+                .transpose()
+        }
+
+        /// A batch's encrypted file: `None` without one, `Some(None)` once collected.
+        pub(super) async fn file(
+            pool: &$pool,
+            merchant: &giftd_domain::MerchantId,
+            id: &str,
+        ) -> $crate::StoreResult<Option<Option<Vec<u8>>>> {
+            use $crate::rows::Columns as _;
+            let row = sqlx::query($crate::card_batches::FILE_OF_BATCH)
+                .bind(merchant.as_str())
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref()
+                .map(|row| row.optional_bytes("ciphertext"))
+                .transpose()
+        }
+    };
+}
+pub(crate) use card_batch_reads;

@@ -24,6 +24,7 @@ mod checkout_recovery;
 mod checkouts;
 mod clover;
 mod concurrency;
+mod console;
 mod cross_facade;
 mod faults;
 mod fuzz_wire;

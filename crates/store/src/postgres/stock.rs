@@ -10,11 +10,10 @@
 use giftd_domain::{MerchantId, Timestamp};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::card_batches::{self, CardBatchRow, card_batch_row, extras, run_extras};
+use crate::card_batches::{self, card_batch_reads, extras, run_extras};
 use crate::reports::stock_batch;
-use crate::rows::Columns;
 use crate::sql;
-use crate::{AuditEventRow, Page, StockBatch, StockBatchRecord, StoreError, StoreResult};
+use crate::{AuditEventRow, StockBatch, StockBatchRecord, StoreError, StoreResult};
 
 /// Rows per `UNNEST` statement: arrays are one parameter each, so the limit is the message
 /// size; 10,000 rows of a card are about 2 MB.
@@ -158,48 +157,7 @@ async fn write(tx: &mut Transaction<'_, Postgres>, batch: &StockBatch) -> StoreR
     run_extras!(&mut **tx, extras(batch))
 }
 
-/// The merchant's batches, newest first, with their files' states.
-pub(super) async fn batches(
-    pool: &PgPool,
-    merchant: &MerchantId,
-    page: &Page,
-) -> StoreResult<Vec<CardBatchRow>> {
-    let rows = sqlx::query(card_batches::BATCHES_OF_MERCHANT)
-        .bind(merchant.as_str())
-        .bind(page.cursor.as_deref())
-        .bind(i64::from(page.limit))
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(card_batch_row).collect()
-}
-
-pub(super) async fn batch(
-    pool: &PgPool,
-    merchant: &MerchantId,
-    id: &str,
-) -> StoreResult<Option<CardBatchRow>> {
-    let row = sqlx::query(card_batches::BATCH_BY_ID)
-        .bind(merchant.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(card_batch_row).transpose()
-}
-
-pub(super) async fn file(
-    pool: &PgPool,
-    merchant: &MerchantId,
-    id: &str,
-) -> StoreResult<Option<Option<Vec<u8>>>> {
-    let row = sqlx::query(card_batches::FILE_OF_BATCH)
-        .bind(merchant.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref()
-        .map(|row| row.optional_bytes("ciphertext"))
-        .transpose()
-}
+card_batch_reads!(PgPool);
 
 /// Drops a file's content with the request's audit row, in one transaction: whether it did.
 pub(super) async fn collect(

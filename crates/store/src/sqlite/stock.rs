@@ -11,11 +11,10 @@
 use giftd_domain::{HoldId, MerchantId, Timestamp, TransactionId};
 use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
 
-use crate::card_batches::{self, CardBatchRow, card_batch_row, extras, run_extras};
+use crate::card_batches::{self, card_batch_reads, extras, run_extras};
 use crate::reports::{STOCK_ROWS_PER_STATEMENT, stock_batch};
-use crate::rows::Columns;
 use crate::sql;
-use crate::{AuditEventRow, Page, StockBatch, StockBatchRecord, StoreError, StoreResult};
+use crate::{AuditEventRow, StockBatch, StockBatchRecord, StoreError, StoreResult};
 
 const CARD_COLUMNS: &str = "id, merchant_id, program_id, kind, state, currency, balance, held, \
     expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at, updated_at";
@@ -140,48 +139,7 @@ async fn write(conn: &mut SqliteConnection, batch: &StockBatch) -> StoreResult<(
     run_extras!(&mut *conn, extras(batch))
 }
 
-/// The merchant's batches, newest first, with their files' states.
-pub(super) async fn batches(
-    pool: &SqlitePool,
-    merchant: &MerchantId,
-    page: &Page,
-) -> StoreResult<Vec<CardBatchRow>> {
-    let rows = sqlx::query(card_batches::BATCHES_OF_MERCHANT)
-        .bind(merchant.as_str())
-        .bind(page.cursor.as_deref())
-        .bind(i64::from(page.limit))
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(card_batch_row).collect()
-}
-
-pub(super) async fn batch(
-    pool: &SqlitePool,
-    merchant: &MerchantId,
-    id: &str,
-) -> StoreResult<Option<CardBatchRow>> {
-    let row = sqlx::query(card_batches::BATCH_BY_ID)
-        .bind(merchant.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(card_batch_row).transpose()
-}
-
-pub(super) async fn file(
-    pool: &SqlitePool,
-    merchant: &MerchantId,
-    id: &str,
-) -> StoreResult<Option<Option<Vec<u8>>>> {
-    let row = sqlx::query(card_batches::FILE_OF_BATCH)
-        .bind(merchant.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref()
-        .map(|row| row.optional_bytes("ciphertext"))
-        .transpose()
-}
+card_batch_reads!(SqlitePool);
 
 /// Drops a file's content with the request's audit row, in one `BEGIN IMMEDIATE`
 /// transaction on `conn` (a connection of its own, as a batch's): whether it did.

@@ -1,0 +1,973 @@
+//! The console's pages and actions. Each page reads what it shows from the native API as the
+//! signed-in staff member and renders a template; each action checks its form (same origin,
+//! the session's form token), makes the native request, and redirects to the page that shows
+//! the result (`?done=` naming one of [`NOTICES`]) or renders the refusal's sentence.
+
+use askama::Template;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::{Answer, Console, Visit, field, form, minor_units, money, see_other};
+
+/// What a redirect after an action may say, by its `?done=` word: fixed sentences only, so a
+/// link from elsewhere cannot put words into a console page.
+const NOTICES: [(&str, &str); 10] = [
+    ("program_created", "Program created."),
+    ("card_issued", "Card issued: it is active with its amount."),
+    ("frozen", "Card frozen: it cannot be used until unfrozen."),
+    ("unfrozen", "Card unfrozen."),
+    ("adjusted", "Adjustment applied."),
+    (
+        "adjustment_pending",
+        "Adjustment requested: it waits for a second person's approval.",
+    ),
+    ("approved", "Adjustment approved and applied."),
+    ("rejected", "Adjustment rejected: it moved nothing."),
+    ("password_changed", "Password changed."),
+    ("signed_out", "You are signed out."),
+];
+
+/// Transactions shown on a card's page.
+const HISTORY_ROWS: u32 = 50;
+
+pub(super) fn routes() -> axum::Router<Console> {
+    axum::Router::new()
+        .route("/console", get(home))
+        .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/sign_in", get(sign_in_page).post(sign_in))
+        .route("/console/sign_out", post(sign_out))
+        .route("/console/password", get(password_page).post(change_password))
+        .route("/console/programs", get(programs).post(create_program))
+        .route("/console/cards", get(cards).post(issue_card))
+        .route("/console/cards/lookup", post(lookup_card))
+        .route("/console/cards/{id}", get(card))
+        .route("/console/cards/{id}/{action}", post(card_action))
+        .route("/console/adjustments", get(adjustments))
+        .route("/console/adjustments/{id}/{decision}", post(decide))
+        .route("/console/reports/liability", get(liability))
+        .route("/console/reports/liability.csv", get(liability_csv))
+}
+
+/// The signed-in staff member, as the header shows them.
+pub(super) struct Me {
+    email: String,
+    role: String,
+}
+
+/// What every page's frame needs.
+pub(super) struct Frame {
+    me: Option<Me>,
+    form_token: String,
+    notice: Option<&'static str>,
+}
+
+fn notice(visit: &Visit) -> Option<&'static str> {
+    let query = visit.query.as_deref()?;
+    let done = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(name, _)| name == "done")?
+        .1;
+    NOTICES
+        .iter()
+        .find(|(word, _)| *word == done)
+        .map(|(_, sentence)| *sentence)
+}
+
+fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a console page did not render");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/refused.html")]
+struct Refused {
+    frame: Frame,
+    message: String,
+    back: String,
+}
+
+/// A refusal's page: the native API's sentence, with its status.
+fn refused(frame: Frame, answer: &Answer, back: &str) -> Response {
+    let mut response = render(&Refused {
+        frame,
+        message: answer.message(),
+        back: back.to_owned(),
+    });
+    *response.status_mut() = if answer.status.is_client_error() || answer.status.is_server_error() {
+        answer.status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    response
+}
+
+/// A form that did not come from the console's own page.
+fn forged() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html("<!doctype html><html lang=\"en\"><title>Refused</title><h1>Refused</h1><p>This form did not come from this console (or the page was too old). Go back, reload the page and try again.</p></html>"),
+    )
+        .into_response()
+}
+
+/// The signed-in staff member of a visit and the frame of their page, or the redirect to where
+/// they must go first (sign-in, or a new password).
+async fn signed_in(console: &Console, visit: &Visit) -> Result<Frame, Response> {
+    if visit.token.is_none() {
+        return Err(see_other("/console/sign_in"));
+    }
+    let answer = console.call(visit, Method::GET, "/v1/staff/me", None).await;
+    if answer.status == StatusCode::UNAUTHORIZED {
+        return Err(see_other("/console/sign_in"));
+    }
+    if !answer.ok() {
+        return Err(refused(empty_frame(), &answer, "/console"));
+    }
+    if answer.json["password_change_required"] == true && visit.path != "/console/password" {
+        return Err(see_other("/console/password"));
+    }
+    Ok(Frame {
+        me: Some(Me {
+            email: text(&answer.json["email"]),
+            role: text(&answer.json["role"]),
+        }),
+        form_token: visit.form_token(),
+        notice: notice(visit),
+    })
+}
+
+fn empty_frame() -> Frame {
+    Frame {
+        me: None,
+        form_token: String::new(),
+        notice: None,
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The date part of an RFC 3339 instant, for tables.
+fn day(value: &Value) -> String {
+    let text = text(value);
+    text.get(..16).map_or(text.clone(), |t| t.replace('T', " "))
+}
+
+async fn stylesheet() -> Response {
+    let mut response = include_str!("../../assets/console.css").into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    response
+}
+
+// ---- signing in and out ----
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignIn {
+    frame: Frame,
+    error: Option<String>,
+    email: String,
+}
+
+/// The sign-in form, with a token of its own in a cookie (there is no session yet).
+async fn sign_in_page(State(console): State<Console>, request: Request) -> Response {
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let mut frame = empty_frame();
+    frame.form_token = token.clone();
+    frame.notice = notice(&Visit::of(&request, console.config));
+    let mut response = render(&SignIn {
+        frame,
+        error: None,
+        email: String::new(),
+    });
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        console.config.cookie(&console.config.sign_in_cookie(), &token),
+    );
+    response
+}
+
+async fn sign_in(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let Some(expected) = super::cookie(request.headers(), &console.config.sign_in_cookie()) else {
+        return forged();
+    };
+    let Some(fields) = form(request, &expected).await else {
+        return forged();
+    };
+    let email = field(&fields, "email").to_owned();
+    let totp = field(&fields, "totp_code");
+    let mut body = json!({"email": email, "password": field(&fields, "password")});
+    if !totp.is_empty() {
+        body["totp_code"] = json!(totp);
+    }
+    let anonymous = Visit { token: None, ..visit };
+    let answer = console
+        .call(&anonymous, Method::POST, "/v1/sessions", Some(body))
+        .await;
+    if !answer.ok() {
+        let mut frame = empty_frame();
+        frame.form_token = expected;
+        let mut response = render(&SignIn {
+            frame,
+            error: Some(answer.message()),
+            email,
+        });
+        *response.status_mut() = answer.status;
+        return response;
+    }
+    let token = text(&answer.json["token"]);
+    let next = if answer.json["staff"]["password_change_required"] == true {
+        "/console/password"
+    } else {
+        "/console"
+    };
+    let mut response = see_other(next);
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        console.config.cookie(console.config.session_cookie(), &token),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        console.config.cookie(&console.config.sign_in_cookie(), ""),
+    );
+    response
+}
+
+async fn sign_out(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    if form(request, &visit.form_token()).await.is_none() {
+        return forged();
+    }
+    console
+        .call(&visit, Method::POST, "/v1/staff/me/sign_out", Some(json!({})))
+        .await;
+    let mut response = see_other("/console/sign_in?done=signed_out");
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        console.config.cookie(console.config.session_cookie(), ""),
+    );
+    headers.insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cache\", \"storage\""),
+    );
+    response
+}
+
+#[derive(Template)]
+#[template(path = "console/password.html")]
+struct Password {
+    frame: Frame,
+    error: Option<String>,
+}
+
+async fn password_page(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    match signed_in(&console, &visit).await {
+        Ok(frame) => render(&Password { frame, error: None }),
+        Err(response) => response,
+    }
+}
+
+async fn change_password(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let Some(fields) = form(request, &visit.form_token()).await else {
+        return forged();
+    };
+    let body = json!({
+        "current_password": field(&fields, "current_password"),
+        "new_password": field(&fields, "new_password"),
+    });
+    let answer = console
+        .call(&visit, Method::POST, "/v1/staff/me/password", Some(body))
+        .await;
+    if answer.ok() {
+        return see_other("/console?done=password_changed");
+    }
+    let mut response = render(&Password {
+        frame,
+        error: Some(answer.message()),
+    });
+    *response.status_mut() = answer.status;
+    response
+}
+
+// ---- home ----
+
+#[derive(Template)]
+#[template(path = "console/home.html")]
+struct Home {
+    frame: Frame,
+    liability: Vec<String>,
+    activity: Vec<(String, i64, String)>,
+    pending: usize,
+}
+
+async fn home(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let today = console.today();
+    let from = giftd_domain::Date::from_days(today.days() - 29);
+    let liability = console
+        .call(&visit, Method::GET, "/v1/reports/liability", None)
+        .await;
+    let activity = console
+        .call(
+            &visit,
+            Method::GET,
+            &format!("/v1/reports/activity?from={from}&to={today}"),
+            None,
+        )
+        .await;
+    let pending = console
+        .call(
+            &visit,
+            Method::GET,
+            "/v1/adjustments?state=pending&limit=100",
+            None,
+        )
+        .await;
+    // A role that may not read reports (support) sees the rest of the page.
+    let liability = liability.json["totals"]
+        .as_array()
+        .map(|totals| {
+            totals
+                .iter()
+                .map(|t| money_value(&t["liability"], &text(&t["currency"])))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut sums: Vec<(String, String, i64, i128)> = Vec::new();
+    for line in activity.json["data"].as_array().into_iter().flatten() {
+        let kind = text(&line["type"]);
+        let currency = text(&line["currency"]);
+        let count = line["count"].as_i64().unwrap_or_default();
+        let amount = line["amount"].as_i64().map_or(0, i128::from);
+        match sums.iter_mut().find(|s| s.0 == kind && s.1 == currency) {
+            Some(sum) => {
+                sum.2 += count;
+                sum.3 += amount;
+            }
+            None => sums.push((kind, currency, count, amount)),
+        }
+    }
+    let activity = sums
+        .into_iter()
+        .map(|(kind, currency, count, amount)| {
+            let shown = i64::try_from(amount).map_or_else(
+                |_| format!("{amount} (minor units) {currency}"),
+                |a| money(a, &currency),
+            );
+            (kind, count, shown)
+        })
+        .collect();
+    let pending = pending.json["data"].as_array().map_or(0, Vec::len);
+    render(&Home {
+        frame,
+        liability,
+        activity,
+        pending,
+    })
+}
+
+/// A JSON amount (which may pass 64 bits, as liability may) as money.
+fn money_value(value: &Value, currency: &str) -> String {
+    match value.as_i64() {
+        Some(minor) => money(minor, currency),
+        None => format!("{value} (minor units) {currency}"),
+    }
+}
+
+// ---- programs and issuing ----
+
+pub(super) struct ProgramRow {
+    id: String,
+    name: String,
+    currency: String,
+    state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console/programs.html")]
+struct Programs {
+    frame: Frame,
+    programs: Vec<ProgramRow>,
+}
+
+async fn programs(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let answer = console
+        .call(&visit, Method::GET, "/v1/programs?limit=100", None)
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console");
+    }
+    let programs = answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| ProgramRow {
+            id: text(&p["id"]),
+            name: text(&p["name"]),
+            currency: text(&p["currency"]),
+            state: if p["active"] == false {
+                "inactive"
+            } else {
+                "active"
+            },
+        })
+        .collect();
+    render(&Programs { frame, programs })
+}
+
+/// Checks a visit's action form; the frame for a refusal, and the fields.
+async fn action(
+    console: &Console,
+    request: Request,
+) -> Result<(Visit, Frame, Vec<(String, String)>), Response> {
+    let visit = Visit::of(&request, console.config);
+    let frame = signed_in(console, &visit).await?;
+    let fields = form(request, &visit.form_token()).await.ok_or_else(forged)?;
+    Ok((visit, frame, fields))
+}
+
+async fn create_program(State(console): State<Console>, request: Request) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let body = json!({
+        "name": field(&fields, "name"),
+        "currency": field(&fields, "currency").to_ascii_uppercase(),
+    });
+    let answer = console
+        .call(&visit, Method::POST, "/v1/programs", Some(body))
+        .await;
+    if answer.ok() {
+        see_other("/console/programs?done=program_created")
+    } else {
+        refused(frame, &answer, "/console/programs")
+    }
+}
+
+async fn issue_card(State(console): State<Console>, request: Request) -> Response {
+    if request.method() == Method::GET {
+        return cards(State(console), request).await;
+    }
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let program_id = field(&fields, "program_id");
+    let program = console
+        .call(
+            &visit,
+            Method::GET,
+            &format!("/v1/programs/{}", path_segment(program_id)),
+            None,
+        )
+        .await;
+    if !program.ok() {
+        return refused(frame, &program, "/console/programs");
+    }
+    let Some(amount) = minor_units(field(&fields, "amount"), &text(&program.json["currency"]), false) else {
+        return invalid_amount(frame, "/console/programs");
+    };
+    let body = json!({"program_id": program_id, "kind": "virtual", "amount": amount});
+    let answer = console.call(&visit, Method::POST, "/v1/cards", Some(body)).await;
+    if answer.ok() {
+        see_other(&format!(
+            "/console/cards/{}?done=card_issued",
+            path_segment(&text(&answer.json["id"]))
+        ))
+    } else {
+        refused(frame, &answer, "/console/programs")
+    }
+}
+
+fn invalid_amount(frame: Frame, back: &str) -> Response {
+    refused(
+        frame,
+        &Answer {
+            status: StatusCode::BAD_REQUEST,
+            json: json!({"error": {"message": "The amount must be a number in major units, such as 25 or 25.50, with no more decimal places than the currency has."}}),
+        },
+        back,
+    )
+}
+
+/// An id as a path segment: only the characters ids are made of, so no id can reach another
+/// route.
+fn path_segment(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+// ---- cards ----
+
+#[derive(Template)]
+#[template(path = "console/cards.html")]
+struct Cards {
+    frame: Frame,
+}
+
+async fn cards(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let wanted = visit.query.as_deref().and_then(|query| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()?
+            .into_iter()
+            .find(|(name, _)| name == "card_id")
+            .map(|(_, value)| path_segment(value.trim()))
+    });
+    match wanted {
+        Some(id) if !id.is_empty() => see_other(&format!("/console/cards/{id}")),
+        _ => render(&Cards { frame }),
+    }
+}
+
+async fn lookup_card(State(console): State<Console>, request: Request) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let body = json!({
+        "number": field(&fields, "number").replace([' ', '-'], ""),
+        "security_code": field(&fields, "security_code"),
+    });
+    let answer = console
+        .call(&visit, Method::POST, "/v1/cards/lookup", Some(body))
+        .await;
+    if answer.ok() {
+        see_other(&format!(
+            "/console/cards/{}",
+            path_segment(&text(&answer.json["id"]))
+        ))
+    } else {
+        refused(frame, &answer, "/console/cards")
+    }
+}
+
+pub(super) struct CardView {
+    id: String,
+    last4: String,
+    balance: String,
+    available: String,
+    state: String,
+    kind: String,
+    currency: String,
+    expires: String,
+}
+
+pub(super) struct HistoryRow {
+    at: String,
+    kind: String,
+    amount: String,
+    balance_after: String,
+}
+
+pub(super) struct AdjustmentRow {
+    id: String,
+    card_id: String,
+    amount: String,
+    reason: String,
+    note: String,
+    requested_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/card.html")]
+struct CardPage {
+    frame: Frame,
+    card: CardView,
+    history: Vec<HistoryRow>,
+    pending: Vec<AdjustmentRow>,
+}
+
+async fn card(State(console): State<Console>, Path(id): Path<String>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let id = path_segment(&id);
+    let card = console
+        .call(&visit, Method::GET, &format!("/v1/cards/{id}"), None)
+        .await;
+    if !card.ok() {
+        return refused(frame, &card, "/console/cards");
+    }
+    let c = &card.json;
+    let currency = text(&c["currency"]);
+    let history = console
+        .call(
+            &visit,
+            Method::GET,
+            &format!("/v1/cards/{id}/transactions?limit={HISTORY_ROWS}"),
+            None,
+        )
+        .await;
+    let history = history.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| HistoryRow {
+            at: day(&t["created_at"]),
+            kind: text(&t["type"]),
+            amount: money_value(&t["amount"], &currency),
+            balance_after: money_value(&t["balance_after"], &currency),
+        })
+        .collect();
+    let pending = console
+        .call(
+            &visit,
+            Method::GET,
+            &format!("/v1/adjustments?state=pending&card_id={id}&limit=100"),
+            None,
+        )
+        .await;
+    let pending = adjustment_rows(&pending, &currency);
+    let view = CardView {
+        id: text(&c["id"]),
+        last4: text(&c["last4"]),
+        balance: money_value(&c["balance"], &currency),
+        available: money_value(&c["available"], &currency),
+        state: text(&c["state"]),
+        kind: text(&c["kind"]),
+        expires: if c["expires_at"].is_null() {
+            "never".to_owned()
+        } else {
+            day(&c["expires_at"])
+        },
+        currency,
+    };
+    render(&CardPage {
+        frame,
+        card: view,
+        history,
+        pending,
+    })
+}
+
+fn adjustment_rows(answer: &Answer, currency: &str) -> Vec<AdjustmentRow> {
+    answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| AdjustmentRow {
+            id: text(&a["id"]),
+            card_id: text(&a["card_id"]),
+            amount: money_value(&a["amount"], currency),
+            reason: text(&a["reason"]),
+            note: text(&a["note"]),
+            requested_at: day(&a["requested_at"]),
+        })
+        .collect()
+}
+
+async fn card_action(
+    State(console): State<Console>,
+    Path((id, verb)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let id = path_segment(&id);
+    let back = format!("/console/cards/{id}");
+    let answer = match verb.as_str() {
+        "freeze" | "unfreeze" => {
+            console
+                .call(
+                    &visit,
+                    Method::POST,
+                    &format!("/v1/cards/{id}/{verb}"),
+                    Some(json!({})),
+                )
+                .await
+        }
+        "adjustments" => {
+            let card = console
+                .call(&visit, Method::GET, &format!("/v1/cards/{id}"), None)
+                .await;
+            if !card.ok() {
+                return refused(frame, &card, &back);
+            }
+            let Some(amount) = minor_units(field(&fields, "amount"), &text(&card.json["currency"]), true)
+            else {
+                return invalid_amount(frame, &back);
+            };
+            let note = field(&fields, "note");
+            let mut body = json!({"amount": amount, "reason": field(&fields, "reason")});
+            if !note.is_empty() {
+                body["note"] = json!(note);
+            }
+            console
+                .call(
+                    &visit,
+                    Method::POST,
+                    &format!("/v1/cards/{id}/adjustments"),
+                    Some(body),
+                )
+                .await
+        }
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    if !answer.ok() {
+        return refused(frame, &answer, &back);
+    }
+    let done = match verb.as_str() {
+        "freeze" => "frozen",
+        "unfreeze" => "unfrozen",
+        _ if answer.status == StatusCode::ACCEPTED => "adjustment_pending",
+        _ => "adjusted",
+    };
+    see_other(&format!("{back}?done={done}"))
+}
+
+// ---- approvals ----
+
+#[derive(Template)]
+#[template(path = "console/adjustments.html")]
+struct Adjustments {
+    frame: Frame,
+    pending: Vec<AdjustmentRow>,
+}
+
+async fn adjustments(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let answer = console
+        .call(
+            &visit,
+            Method::GET,
+            "/v1/adjustments?state=pending&limit=100",
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console");
+    }
+    // Each row in its card's currency.
+    let mut pending = Vec::new();
+    for a in answer.json["data"].as_array().into_iter().flatten() {
+        let card_id = path_segment(&text(&a["card_id"]));
+        let card = console
+            .call(&visit, Method::GET, &format!("/v1/cards/{card_id}"), None)
+            .await;
+        let currency = text(&card.json["currency"]);
+        let one = Answer {
+            status: StatusCode::OK,
+            json: json!({"data": [a]}),
+        };
+        pending.extend(adjustment_rows(&one, &currency));
+    }
+    render(&Adjustments { frame, pending })
+}
+
+async fn decide(
+    State(console): State<Console>,
+    Path((id, decision)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    if !matches!(decision.as_str(), "approve" | "reject") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (visit, frame, _) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let id = path_segment(&id);
+    let answer = console
+        .call(
+            &visit,
+            Method::POST,
+            &format!("/v1/adjustments/{id}/{decision}"),
+            Some(json!({})),
+        )
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/adjustments");
+    }
+    let done = if decision == "approve" {
+        "approved"
+    } else {
+        "rejected"
+    };
+    see_other(&format!("/console/adjustments?done={done}"))
+}
+
+// ---- reports ----
+
+#[derive(Template)]
+#[template(path = "console/liability.html")]
+struct Liability {
+    frame: Frame,
+    as_of: String,
+    lines: Vec<(String, i64, String)>,
+    totals: Vec<String>,
+}
+
+/// The `as_of` of a report's query, when it is a plain date (the API checks it is a real one).
+fn as_of(console: &Console, visit: &Visit) -> String {
+    visit
+        .query
+        .as_deref()
+        .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(query).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == "as_of"))
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+        .unwrap_or_else(|| console.today().to_string())
+}
+
+async fn liability_answer(console: &Console, visit: &Visit, as_of: &str) -> Answer {
+    console
+        .call(
+            visit,
+            Method::GET,
+            &format!("/v1/reports/liability?as_of={as_of}"),
+            None,
+        )
+        .await
+}
+
+async fn liability(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let as_of = as_of(&console, &visit);
+    let answer = liability_answer(&console, &visit, &as_of).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console");
+    }
+    let lines = answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            (
+                text(&l["program_id"]),
+                l["cards"].as_i64().unwrap_or_default(),
+                money_value(&l["liability"], &text(&l["currency"])),
+            )
+        })
+        .collect();
+    let totals = answer.json["totals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| money_value(&t["liability"], &text(&t["currency"])))
+        .collect();
+    render(&Liability {
+        frame,
+        as_of,
+        lines,
+        totals,
+    })
+}
+
+/// The liability report as CSV, exactly the API's figures in minor units. Every cell is giftd's
+/// own (ids, codes, integers), but one starting with a formula character is defused all the
+/// same, as every CSV giftd writes.
+async fn liability_csv(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let as_of = as_of(&console, &visit);
+    let answer = liability_answer(&console, &visit, &as_of).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/reports/liability");
+    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut rows = vec![vec![
+        "as_of".to_owned(),
+        "program_id".to_owned(),
+        "currency".to_owned(),
+        "cards".to_owned(),
+        "liability_minor".to_owned(),
+    ]];
+    for l in answer.json["data"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            as_of.clone(),
+            text(&l["program_id"]),
+            text(&l["currency"]),
+            text(&l["cards"]),
+            text(&l["liability"]),
+        ]);
+    }
+    for row in rows {
+        let row: Vec<String> = row.into_iter().map(defused).collect();
+        if writer.write_record(&row).is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    let body = writer.into_inner().unwrap_or_default();
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"liability-{as_of}.csv\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// A cell a spreadsheet would take for a formula, quoted as text (`'=...`). A negative number
+/// is left as it is: it is a number, not a formula.
+fn defused(cell: String) -> String {
+    let number = cell.parse::<i128>().is_ok();
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\0') if !number => format!("'{cell}"),
+        _ => cell,
+    }
+}

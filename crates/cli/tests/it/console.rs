@@ -1,0 +1,497 @@
+//! The merchant console (docs/CONSOLE.md). In a real browser (Debian's `chromium`, driven
+//! through `chromedriver` with fantoccini; the tests that need it are ignored without it, and
+//! `.ci/run` installs both and runs them): a newcomer signs in with the temporary password,
+//! chooses their own, creates a program, issues a card, finds it, freezes and unfreezes it,
+//! asks for an adjustment above the threshold that a second person approves (the first may not),
+//! and reads the liability report and its CSV, which agree with the API; a role without the
+//! power is refused; an idle session ends. Without a browser: the headers and cookie flags of
+//! every page, and forms that did not come from the console refused.
+//!
+//! `GIFTD_CONSOLE_SCREENSHOTS=DIR` saves a screenshot of each main page there (docs/console/).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use giftd_testkit::TestApp;
+use serde_json::{Value, json};
+
+const NEW_PASSWORD: &str = "a long enough passphrase";
+
+fn chromium() -> String {
+    std::env::var("GIFTD_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+fn chromedriver() -> String {
+    std::env::var("GIFTD_TEST_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned())
+}
+
+/// A headless chromium, through its own chromedriver on a free port.
+struct Browser {
+    driver: Child,
+    client: Client,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts (Debian's chromium-driver package)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": chromium(), "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"]}),
+        );
+        let client = ClientBuilder::rustls()
+            .expect("a TLS setup")
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a browser session");
+        Self { driver, client }
+    }
+
+    async fn goto(&self, app: &TestApp, path: &str) {
+        self.client.goto(&app.url(path)).await.expect("the page loads");
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.expect("a URL").path().to_owned()
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.expect(css);
+        field.clear().await.expect("cleared");
+        field.send_keys(text).await.expect("typed");
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        let select = self.client.find(Locator::Css(css)).await.expect(css);
+        select.select_by_value(value).await.expect("selected");
+    }
+
+    async fn submit(&self, form_action: &str) {
+        let button = self
+            .client
+            .find(Locator::Css(&format!(
+                "form[action='{form_action}'] button[type=submit]"
+            )))
+            .await
+            .unwrap_or_else(|_| panic!("a form to {form_action}"));
+        self.click_and_wait(button).await;
+    }
+
+    /// Clicks, then waits for the next page: until the current one is gone and the new one
+    /// loaded (a click does not wait for the navigation it starts).
+    async fn click_and_wait(&self, element: fantoccini::elements::Element) {
+        let old = self.client.find(Locator::Css("html")).await.expect("a page");
+        element.click().await.expect("clicked");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while old.tag_name().await.is_ok() {
+            assert!(Instant::now() < deadline, "no new page after the click");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while self
+            .client
+            .execute("return document.readyState", vec![])
+            .await
+            .ok()
+            .and_then(|state| state.as_str().map(str::to_owned))
+            .as_deref()
+            != Some("complete")
+        {
+            assert!(Instant::now() < deadline, "the new page did not load");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("{css} on the page"))
+            .text()
+            .await
+            .expect("its text")
+    }
+
+    async fn page(&self) -> String {
+        self.client.source().await.expect("the page source")
+    }
+
+    /// Saves a screenshot named `name` when asked to (`GIFTD_CONSOLE_SCREENSHOTS`).
+    async fn screenshot(&self, name: &str) {
+        if let Ok(dir) = std::env::var("GIFTD_CONSOLE_SCREENSHOTS") {
+            let png = self.client.screenshot().await.expect("a screenshot");
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).expect("saved");
+        }
+    }
+
+    /// Signs in; a first sign-in with a temporary password goes on to choose [`NEW_PASSWORD`].
+    async fn sign_in(&self, app: &TestApp, email: &str, password: &str) {
+        self.goto(app, "/console").await;
+        assert_eq!(
+            self.path().await,
+            "/console/sign_in",
+            "a visitor is sent to sign in"
+        );
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.submit("/console/sign_in").await;
+        if self.path().await == "/console/password" {
+            self.fill("#current_password", password).await;
+            self.fill("#new_password", NEW_PASSWORD).await;
+            self.submit("/console/password").await;
+        }
+        assert_eq!(self.path().await, "/console", "{}", self.page().await);
+    }
+
+    async fn sign_out(&self) {
+        self.submit("/console/sign_out").await;
+        assert_eq!(self.path().await, "/console/sign_in");
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Invites a staff member with the merchant's key: their temporary password.
+async fn invite(app: &TestApp, email: &str, role: &str) -> String {
+    let invited = app.post("/v1/staff", json!({"email": email, "role": role})).await;
+    invited.assert_status(201);
+    invited.body["temporary_password"]
+        .as_str()
+        .expect("a temporary password")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_agrees_with_the_api() {
+    let app = TestApp::spawn().await;
+    let owner = invite(&app, "owner@example.com", "owner").await;
+    let finance = invite(&app, "finance@example.com", "finance").await;
+    let browser = Browser::start().await;
+
+    browser.goto(&app, "/console/sign_in").await;
+    browser.screenshot("sign-in").await;
+    browser.sign_in(&app, "owner@example.com", &owner).await;
+    let cookies = browser.client.get_all_cookies().await.expect("cookies");
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "giftd_console")
+        .expect("the session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
+    assert!(session.value().starts_with("gs_"));
+
+    // A program, then a card of it.
+    browser.goto(&app, "/console/programs").await;
+    browser.fill("#program_name", "Coffee").await;
+    browser.fill("#program_currency", "usd").await;
+    browser.submit("/console/programs").await;
+    assert_eq!(browser.text("p.notice").await, "Program created.");
+    browser.fill("#issue_amount", "100").await;
+    browser.submit("/console/cards").await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Card issued: it is active with its amount."
+    );
+    assert_eq!(browser.text("#balance").await, "100.00 USD");
+    let card_path = browser.path().await;
+    let card_id = card_path.rsplit('/').next().expect("a card id").to_owned();
+    let last4 = app.get(&format!("/v1/cards/{card_id}")).await.body["last4"].clone();
+    assert!(
+        browser.text("h1").await.ends_with(last4.as_str().unwrap()),
+        "the card is named by its last 4 only"
+    );
+
+    // Found again by its id; frozen and unfrozen.
+    browser.goto(&app, "/console/cards").await;
+    browser.fill("#card_id", &card_id).await;
+    browser.submit("/console/cards").await;
+    assert_eq!(browser.path().await, card_path);
+    browser.submit(&format!("/console/cards/{card_id}/freeze")).await;
+    assert_eq!(browser.text("#state").await, "frozen");
+    assert_eq!(
+        app.get(&format!("/v1/cards/{card_id}")).await.body["state"],
+        "frozen"
+    );
+    browser
+        .submit(&format!("/console/cards/{card_id}/unfreeze"))
+        .await;
+    assert_eq!(browser.text("#state").await, "active");
+
+    // 75.00 is above the threshold (50.00): it waits, and its asker may not approve it.
+    browser.fill("#adjust_amount", "75").await;
+    browser.select("#adjust_reason", "goodwill").await;
+    browser
+        .fill("#adjust_note", "=HYPERLINK(\"x\") the espresso machine broke")
+        .await;
+    browser
+        .submit(&format!("/console/cards/{card_id}/adjustments"))
+        .await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Adjustment requested: it waits for a second person's approval."
+    );
+    assert_eq!(browser.text("#balance").await, "100.00 USD");
+    browser.screenshot("card").await;
+    browser.goto(&app, "/console/adjustments").await;
+    browser.screenshot("approvals").await;
+    let approve = browser
+        .client
+        .find(Locator::Css("form[action$='/approve'] button"))
+        .await
+        .expect("an approve button");
+    browser.click_and_wait(approve).await;
+    assert_eq!(
+        app.get(&format!("/v1/cards/{card_id}")).await.body["balance"],
+        10_000,
+        "the asker's own approval moved nothing"
+    );
+    assert!(
+        browser.text("#refusal").await.contains("second person"),
+        "{}",
+        browser.page().await
+    );
+    browser.goto(&app, "/console").await;
+    browser.sign_out().await;
+
+    // The second person approves it.
+    browser.sign_in(&app, "finance@example.com", &finance).await;
+    browser.goto(&app, "/console/adjustments").await;
+    let approve = browser
+        .client
+        .find(Locator::Css("form[action$='/approve'] button"))
+        .await
+        .expect("an approve button");
+    browser.click_and_wait(approve).await;
+    assert_eq!(browser.text("p.notice").await, "Adjustment approved and applied.");
+    browser.goto(&app, &card_path).await;
+    assert_eq!(browser.text("#balance").await, "175.00 USD");
+
+    // The liability report: on the page, in its CSV, and from the API, the same figures.
+    let api = app.get("/v1/reports/liability").await;
+    api.assert_status(200);
+    assert_eq!(api.body["totals"][0]["liability"], 17_500);
+    browser.goto(&app, "/console/reports/liability").await;
+    assert_eq!(browser.text("#total-1").await, "175.00 USD");
+    browser.screenshot("liability").await;
+    let csv: Value = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/console/reports/liability.csv').then(r => r.text()).then(done, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .expect("the CSV");
+    let csv = csv.as_str().expect("text").to_owned();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("as_of,program_id,currency,cards,liability_minor")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!(rows[0][1], api.body["data"][0]["program_id"].as_str().unwrap());
+    assert_eq!((rows[0][2], rows[0][3], rows[0][4]), ("USD", "1", "17500"));
+    browser.goto(&app, "/console").await;
+    browser.screenshot("home").await;
+    assert!(
+        browser.page().await.contains("175.00 USD"),
+        "the home page shows the liability"
+    );
+
+    // Every step is in the audit trail, done by the people who did it.
+    let audit = app.get("/v1/audit_events?limit=100").await;
+    let rows = audit.body["data"].as_array().expect("rows").clone();
+    let approved = rows
+        .iter()
+        .find(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/approve")) && r["outcome"] == "succeeded")
+        .expect("the approval is recorded");
+    assert_eq!(approved["actor"]["type"], "staff", "{approved}");
+    assert!(
+        rows.iter()
+            .any(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/freeze"))
+                && r["actor"]["type"] == "staff"),
+        "{audit:?}"
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn a_viewer_is_refused_a_freeze_and_an_idle_session_ends() {
+    let app = TestApp::spawn().await;
+    let program = app
+        .post("/v1/programs", json!({"name": "P", "currency": "EUR"}))
+        .await;
+    let card = app
+        .post(
+            "/v1/cards",
+            json!({"program_id": program.body["id"], "kind": "virtual", "amount": 500}),
+        )
+        .await;
+    let card_id = card.body["id"].as_str().expect("a card").to_owned();
+    let viewer = invite(&app, "viewer@example.com", "viewer").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "viewer@example.com", &viewer).await;
+    browser.goto(&app, &format!("/console/cards/{card_id}")).await;
+    assert_eq!(browser.text("#balance").await, "5.00 EUR");
+    browser.submit(&format!("/console/cards/{card_id}/freeze")).await;
+    assert!(
+        browser.text("#refusal").await.contains("role"),
+        "{}",
+        browser.page().await
+    );
+    assert_eq!(
+        app.get(&format!("/v1/cards/{card_id}")).await.body["state"],
+        "active"
+    );
+
+    // Fifteen minutes without a request end the session: the next page asks to sign in.
+    app.clock.advance_seconds(16 * 60);
+    browser.goto(&app, &format!("/console/cards/{card_id}")).await;
+    assert_eq!(browser.path().await, "/console/sign_in");
+    browser.close().await;
+}
+
+/// The console's session cookie from a sign-in answer, and the page's form token.
+async fn signed_in_without_a_browser(app: &TestApp, email: &str, role: &str) -> (String, String) {
+    let temporary = invite(app, email, role).await;
+    let session = app
+        .post("/v1/sessions", json!({"email": email, "password": temporary}))
+        .await;
+    let token = session.body["token"].as_str().expect("a token").to_owned();
+    app.post_as(
+        "/v1/staff/me/password",
+        json!({"current_password": temporary, "new_password": NEW_PASSWORD}),
+        &token,
+        None,
+    )
+    .await
+    .assert_status(200);
+    let page = app
+        .client
+        .get(app.url("/console/cards"))
+        .header("cookie", format!("giftd_console={token}"))
+        .send()
+        .await
+        .expect("the page");
+    let html = page.text().await.expect("HTML");
+    let form_token = html
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form token")
+        .to_owned();
+    (token, form_token)
+}
+
+#[tokio::test]
+async fn every_console_answer_forbids_framing_inline_script_and_caching() {
+    let app = TestApp::spawn().await;
+    for path in ["/console/sign_in", "/console"] {
+        let response = app.client.get(app.url(path)).send().await.expect("an answer");
+        let headers = response.headers();
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.starts_with("default-src 'none'") && !policy.contains("unsafe-inline"),
+            "{policy}"
+        );
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    let sign_in = app
+        .client
+        .get(app.url("/console/sign_in"))
+        .send()
+        .await
+        .expect("a page");
+    let cookie = sign_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP: a browser would drop a Secure cookie"
+    );
+}
+
+#[tokio::test]
+async fn a_form_from_another_site_or_without_the_sessions_token_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let program = app
+        .post("/v1/programs", json!({"name": "P", "currency": "USD"}))
+        .await;
+    let card = app
+        .post(
+            "/v1/cards",
+            json!({"program_id": program.body["id"], "kind": "virtual", "amount": 500}),
+        )
+        .await;
+    let card_id = card.body["id"].as_str().expect("a card").to_owned();
+    let (session, form_token) = signed_in_without_a_browser(&app, "admin@example.com", "admin").await;
+    let freeze = app.url(&format!("/console/cards/{card_id}/freeze"));
+    let attempts = [
+        ("same-origin", "not-the-token".to_owned()),
+        ("cross-site", form_token.clone()),
+        ("same-site", form_token.clone()),
+    ];
+    for (site, token) in attempts {
+        let response = app
+            .client
+            .post(&freeze)
+            .header("cookie", format!("giftd_console={session}"))
+            .header("sec-fetch-site", site)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("form_token={token}"))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 403, "{site}");
+        assert_eq!(
+            app.get(&format!("/v1/cards/{card_id}")).await.body["state"],
+            "active"
+        );
+    }
+    // The console's own form does it.
+    let response = app
+        .client
+        .post(&freeze)
+        .header("cookie", format!("giftd_console={session}"))
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("form_token={form_token}"))
+        .send()
+        .await
+        .expect("an answer");
+    assert!(
+        response.status().is_success() || response.status().is_redirection(),
+        "{}",
+        response.status()
+    );
+    assert_eq!(
+        app.get(&format!("/v1/cards/{card_id}")).await.body["state"],
+        "frozen"
+    );
+}
