@@ -13,6 +13,7 @@
 //! every unsafe request, and strict headers on every answer (`Content-Security-Policy` without
 //! inline script or style, `no-store`, no framing).
 
+mod admin;
 mod pages;
 
 use std::net::SocketAddr;

@@ -14,7 +14,10 @@ use super::{Answer, Console, Visit, field, form, minor_units, money, see_other};
 
 /// What a redirect after an action may say, by its `?done=` word: fixed sentences only, so a
 /// link from elsewhere cannot put words into a console page.
-const NOTICES: [(&str, &str); 10] = [
+const NOTICES: [(&str, &str); 13] = [
+    ("role_changed", "Role changed: their sessions have ended."),
+    ("disabled", "Disabled: signed out everywhere, and cannot sign in."),
+    ("enabled", "Enabled: they can sign in again."),
     ("program_created", "Program created."),
     ("card_issued", "Card issued: it is active with its amount."),
     ("frozen", "Card frozen: it cannot be used until unfrozen."),
@@ -49,19 +52,25 @@ pub(super) fn routes() -> axum::Router<Console> {
         .route("/console/adjustments/{id}/{decision}", post(decide))
         .route("/console/reports/liability", get(liability))
         .route("/console/reports/liability.csv", get(liability_csv))
+        .route(
+            "/console/staff",
+            get(super::admin::staff).post(super::admin::invite),
+        )
+        .route("/console/staff/{id}", post(super::admin::change_staff))
+        .route("/console/audit", get(super::admin::audit))
 }
 
 /// The signed-in staff member, as the header shows them.
 pub(super) struct Me {
-    email: String,
-    role: String,
+    pub(super) email: String,
+    pub(super) role: String,
 }
 
 /// What every page's frame needs.
 pub(super) struct Frame {
-    me: Option<Me>,
-    form_token: String,
-    notice: Option<&'static str>,
+    pub(super) me: Option<Me>,
+    pub(super) form_token: String,
+    pub(super) notice: Option<&'static str>,
 }
 
 fn notice(visit: &Visit) -> Option<&'static str> {
@@ -77,7 +86,7 @@ fn notice(visit: &Visit) -> Option<&'static str> {
         .map(|(_, sentence)| *sentence)
 }
 
-fn render(template: &impl Template) -> Response {
+pub(super) fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(error) => {
@@ -96,7 +105,7 @@ struct Refused {
 }
 
 /// A refusal's page: the native API's sentence, with its status.
-fn refused(frame: Frame, answer: &Answer, back: &str) -> Response {
+pub(super) fn refused(frame: Frame, answer: &Answer, back: &str) -> Response {
     let mut response = render(&Refused {
         frame,
         message: answer.message(),
@@ -111,7 +120,7 @@ fn refused(frame: Frame, answer: &Answer, back: &str) -> Response {
 }
 
 /// A form that did not come from the console's own page.
-fn forged() -> Response {
+pub(super) fn forged() -> Response {
     (
         StatusCode::FORBIDDEN,
         Html("<!doctype html><html lang=\"en\"><title>Refused</title><h1>Refused</h1><p>This form did not come from this console (or the page was too old). Go back, reload the page and try again.</p></html>"),
@@ -121,7 +130,7 @@ fn forged() -> Response {
 
 /// The signed-in staff member of a visit and the frame of their page, or the redirect to where
 /// they must go first (sign-in, or a new password).
-async fn signed_in(console: &Console, visit: &Visit) -> Result<Frame, Response> {
+pub(super) async fn signed_in(console: &Console, visit: &Visit) -> Result<Frame, Response> {
     if visit.token.is_none() {
         return Err(see_other("/console/sign_in"));
     }
@@ -153,7 +162,7 @@ fn empty_frame() -> Frame {
     }
 }
 
-fn text(value: &Value) -> String {
+pub(super) fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -162,7 +171,7 @@ fn text(value: &Value) -> String {
 }
 
 /// The date part of an RFC 3339 instant, for tables.
-fn day(value: &Value) -> String {
+pub(super) fn day(value: &Value) -> String {
     let text = text(value);
     text.get(..16).map_or(text.clone(), |t| t.replace('T', " "))
 }
@@ -326,6 +335,7 @@ async fn change_password(State(console): State<Console>, request: Request) -> Re
 #[template(path = "console/home.html")]
 struct Home {
     frame: Frame,
+    reports_visible: bool,
     liability: Vec<String>,
     activity: Vec<(String, i64, String)>,
     pending: usize,
@@ -359,6 +369,7 @@ async fn home(State(console): State<Console>, request: Request) -> Response {
         )
         .await;
     // A role that may not read reports (support) sees the rest of the page.
+    let reports_visible = liability.ok();
     let liability = liability.json["totals"]
         .as_array()
         .map(|totals| {
@@ -395,6 +406,7 @@ async fn home(State(console): State<Console>, request: Request) -> Response {
     let pending = pending.json["data"].as_array().map_or(0, Vec::len);
     render(&Home {
         frame,
+        reports_visible,
         liability,
         activity,
         pending,
@@ -456,7 +468,7 @@ async fn programs(State(console): State<Console>, request: Request) -> Response 
 }
 
 /// Checks a visit's action form; the frame for a refusal, and the fields.
-async fn action(
+pub(super) async fn action(
     console: &Console,
     request: Request,
 ) -> Result<(Visit, Frame, Vec<(String, String)>), Response> {
@@ -486,9 +498,6 @@ async fn create_program(State(console): State<Console>, request: Request) -> Res
 }
 
 async fn issue_card(State(console): State<Console>, request: Request) -> Response {
-    if request.method() == Method::GET {
-        return cards(State(console), request).await;
-    }
     let (visit, frame, fields) = match action(&console, request).await {
         Ok(parts) => parts,
         Err(response) => return response,
@@ -533,7 +542,7 @@ fn invalid_amount(frame: Frame, back: &str) -> Response {
 
 /// An id as a path segment: only the characters ids are made of, so no id can reach another
 /// route.
-fn path_segment(id: &str) -> String {
+pub(super) fn path_segment(id: &str) -> String {
     id.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()

@@ -185,7 +185,6 @@ async fn invite(app: &TestApp, email: &str, role: &str) -> String {
 async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_agrees_with_the_api() {
     let app = TestApp::spawn().await;
     let owner = invite(&app, "owner@example.com", "owner").await;
-    let finance = invite(&app, "finance@example.com", "finance").await;
     let browser = Browser::start().await;
 
     browser.goto(&app, "/console/sign_in").await;
@@ -199,6 +198,17 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
     assert_eq!(session.http_only(), Some(true));
     assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
     assert!(session.value().starts_with("gs_"));
+
+    // The owner invites the second person who will approve, and sees the password once.
+    browser.goto(&app, "/console/staff").await;
+    browser.fill("#invite_email", "finance@example.com").await;
+    browser.select("#invite_role", "finance").await;
+    browser.submit("/console/staff").await;
+    let finance = browser.text("#temporary-password").await;
+    assert_eq!(finance.len(), 20, "a temporary password: {finance}");
+    browser.screenshot("staff").await;
+    browser.goto(&app, "/console/staff").await;
+    assert!(!browser.page().await.contains(&finance), "shown once only");
 
     // A program, then a card of it.
     browser.goto(&app, "/console/programs").await;
@@ -317,6 +327,17 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
     assert!(
         browser.page().await.contains("175.00 USD"),
         "the home page shows the liability"
+    );
+
+    // The audit page shows the approval, by whom.
+    browser
+        .goto(&app, &format!("/console/audit?object_id={card_id}"))
+        .await;
+    browser.screenshot("audit").await;
+    assert!(
+        browser.page().await.contains("/freeze"),
+        "{}",
+        browser.page().await
     );
 
     // Every step is in the audit trail, done by the people who did it.

@@ -1,0 +1,226 @@
+//! The console's pages for owners: staff (invite with a role, the temporary password shown
+//! once; change a role, disable, reset a password) and the audit trail. As every console page,
+//! each is the native API's answer rendered (`/v1/staff`, `/v1/audit_events`), so only the
+//! roles the API lets through see them.
+
+use askama::Template;
+use axum::extract::{Path, Request, State};
+use axum::http::Method;
+use axum::response::Response;
+use serde_json::json;
+
+use super::pages::{Frame, action, day, forged, path_segment, refused, render, signed_in, text};
+use super::{Answer, Console, Visit, field, see_other};
+
+// ---- staff ----
+
+/// The roles, as the API names them, in the order the page offers them.
+const ROLES: [&str; 6] = ["owner", "admin", "support", "finance", "developer", "viewer"];
+
+pub(super) struct MemberRow {
+    id: String,
+    email: String,
+    role: String,
+    status: &'static str,
+    disabled: bool,
+    last_sign_in: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/staff.html")]
+struct Staff {
+    frame: Frame,
+    members: Vec<MemberRow>,
+    roles: [&'static str; 6],
+    /// A temporary password just made: whose, and the password, shown this once.
+    temporary: Option<(String, String)>,
+}
+
+/// The staff page, with a temporary password to show once if one was just made.
+async fn staff_page(
+    console: &Console,
+    visit: &Visit,
+    frame: Frame,
+    temporary: Option<(String, String)>,
+) -> Response {
+    let answer = console.call(visit, Method::GET, "/v1/staff", None).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console");
+    }
+    let members = answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let disabled = !m["disabled_at"].is_null();
+            MemberRow {
+                id: path_segment(&text(&m["id"])),
+                email: text(&m["email"]),
+                role: text(&m["role"]),
+                status: if disabled {
+                    "disabled"
+                } else if !m["locked_until"].is_null() {
+                    "locked (failed sign-ins)"
+                } else if m["password_change_required"] == true {
+                    "invited: must choose a password"
+                } else {
+                    "active"
+                },
+                disabled,
+                last_sign_in: if m["last_sign_in_at"].is_null() {
+                    "never".to_owned()
+                } else {
+                    day(&m["last_sign_in_at"])
+                },
+            }
+        })
+        .collect();
+    render(&Staff {
+        frame,
+        members,
+        roles: ROLES,
+        temporary,
+    })
+}
+
+pub(super) async fn staff(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    match signed_in(&console, &visit).await {
+        Ok(frame) => staff_page(&console, &visit, frame, None).await,
+        Err(response) => response,
+    }
+}
+
+/// The temporary password of an answer that made one, with whose it is.
+fn temporary_password(answer: &Answer) -> Option<(String, String)> {
+    answer.json["temporary_password"]
+        .as_str()
+        .map(|password| (text(&answer.json["email"]), password.to_owned()))
+}
+
+pub(super) async fn invite(State(console): State<Console>, request: Request) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let body = json!({"email": field(&fields, "email"), "role": field(&fields, "role")});
+    let answer = console.call(&visit, Method::POST, "/v1/staff", Some(body)).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/staff");
+    }
+    // Rendered, not redirected to: the password is shown this once and kept nowhere.
+    staff_page(&console, &visit, frame, temporary_password(&answer)).await
+}
+
+pub(super) async fn change_staff(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let change = field(&fields, "change");
+    let body = match change {
+        "role" => json!({"role": field(&fields, "role")}),
+        "disable" => json!({"disabled": true}),
+        "enable" => json!({"disabled": false}),
+        "reset_password" => json!({"reset_password": true}),
+        _ => return forged(),
+    };
+    let id = path_segment(&id);
+    let answer = console
+        .call(&visit, Method::PATCH, &format!("/v1/staff/{id}"), Some(body))
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/staff");
+    }
+    match change {
+        "reset_password" => staff_page(&console, &visit, frame, temporary_password(&answer)).await,
+        "role" => see_other("/console/staff?done=role_changed"),
+        "disable" => see_other("/console/staff?done=disabled"),
+        _ => see_other("/console/staff?done=enabled"),
+    }
+}
+
+// ---- the audit trail ----
+
+/// The outcomes the audit trail records, for its filter.
+const OUTCOMES: [&str; 4] = ["succeeded", "refused", "failed", "replayed"];
+
+pub(super) struct EventRow {
+    at: String,
+    actor: String,
+    address: String,
+    request: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct Audit {
+    frame: Frame,
+    outcomes: [&'static str; 4],
+    outcome: String,
+    object_id: String,
+    events: Vec<EventRow>,
+}
+
+pub(super) async fn audit(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let filters: Vec<(String, String)> = visit
+        .query
+        .as_deref()
+        .and_then(|query| serde_urlencoded::from_str(query).ok())
+        .unwrap_or_default();
+    let outcome = field(&filters, "outcome").to_owned();
+    let outcome = if OUTCOMES.contains(&outcome.as_str()) {
+        outcome
+    } else {
+        String::new()
+    };
+    let object_id = path_segment(field(&filters, "object_id"));
+    let mut path = "/v1/audit_events?limit=100".to_owned();
+    if !outcome.is_empty() {
+        path.push_str(&format!("&outcome={outcome}"));
+    }
+    if !object_id.is_empty() {
+        path.push_str(&format!("&object_id={object_id}"));
+    }
+    let answer = console.call(&visit, Method::GET, &path, None).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console");
+    }
+    let events = answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| EventRow {
+            at: text(&e["occurred_at"])
+                .replace('T', " ")
+                .trim_end_matches('Z')
+                .to_owned(),
+            actor: match e["actor"]["id"].as_str() {
+                Some(id) => format!("{} {id}", text(&e["actor"]["type"])),
+                None => text(&e["actor"]["type"]),
+            },
+            address: text(&e["client_address"]),
+            request: format!("{} {}", text(&e["method"]), text(&e["path"])),
+            operation: text(&e["operation"]),
+            outcome: format!("{} ({})", text(&e["outcome"]), text(&e["status"])),
+        })
+        .collect();
+    render(&Audit {
+        frame,
+        outcomes: OUTCOMES,
+        outcome,
+        object_id,
+        events,
+    })
+}
