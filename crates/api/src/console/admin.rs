@@ -1,6 +1,7 @@
-//! The console's pages for owners: staff (invite with a role, the temporary password shown
-//! once; change a role, disable, reset a password) and the audit trail. As every console page,
-//! each is the native API's answer rendered (`/v1/staff`, `/v1/audit_events`), so only the
+//! The console's pages for owners and developers: staff (invite with a role, the temporary
+//! password shown once; change a role, disable, reset a password), API keys (made and rotated
+//! with the key shown once, revoked) and the audit trail. As every console page,
+//! each is the native API's answer rendered (`/v1/staff`, `/v1/api_keys`, `/v1/audit_events`), so only the
 //! roles the API lets through see them.
 
 use askama::Template;
@@ -223,4 +224,140 @@ pub(super) async fn audit(State(console): State<Console>, request: Request) -> R
         object_id,
         events,
     })
+}
+
+// ---- API keys ----
+
+pub(super) struct KeyRow {
+    id: String,
+    name: String,
+    scope: String,
+    prefix: String,
+    created: String,
+    expires: String,
+    last_used: String,
+    state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console/api_keys.html")]
+struct ApiKeys {
+    frame: Frame,
+    keys: Vec<KeyRow>,
+    /// A key just made: its name and the key, shown this once.
+    new_key: Option<(String, String)>,
+}
+
+async fn api_keys_page(
+    console: &Console,
+    visit: &Visit,
+    frame: Frame,
+    new_key: Option<(String, String)>,
+) -> Response {
+    let answer = console.call(visit, Method::GET, "/v1/api_keys", None).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console");
+    }
+    let now = crate::edge::rfc3339(console.service.now());
+    let keys = answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            let expires = text(&k["expires_at"]);
+            KeyRow {
+                id: path_segment(&text(&k["id"])),
+                name: text(&k["name"]),
+                scope: text(&k["scope"]),
+                prefix: text(&k["prefix"]),
+                created: day(&k["created_at"]),
+                expires: if expires.is_empty() {
+                    "never".to_owned()
+                } else {
+                    day(&k["expires_at"])
+                },
+                last_used: if k["last_used_at"].is_null() {
+                    "never".to_owned()
+                } else {
+                    day(&k["last_used_at"])
+                },
+                // RFC 3339 instants in UTC with milliseconds compare as text.
+                state: if !k["revoked_at"].is_null() {
+                    "revoked"
+                } else if !expires.is_empty() && expires <= now {
+                    "expired"
+                } else {
+                    "working"
+                },
+            }
+        })
+        .collect();
+    render(&ApiKeys { frame, keys, new_key })
+}
+
+pub(super) async fn api_keys(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    match signed_in(&console, &visit).await {
+        Ok(frame) => api_keys_page(&console, &visit, frame, None).await,
+        Err(response) => response,
+    }
+}
+
+/// The key of an answer that made one, with its name.
+fn new_key(answer: &Answer) -> Option<(String, String)> {
+    answer.json["key"]
+        .as_str()
+        .map(|key| (text(&answer.json["name"]), key.to_owned()))
+}
+
+pub(super) async fn create_api_key(State(console): State<Console>, request: Request) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let body = json!({"name": field(&fields, "name"), "scope": field(&fields, "scope")});
+    let answer = console
+        .call(&visit, Method::POST, "/v1/api_keys", Some(body))
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/api_keys");
+    }
+    // Rendered, not redirected to: the key is shown this once and kept nowhere.
+    api_keys_page(&console, &visit, frame, new_key(&answer)).await
+}
+
+pub(super) async fn change_api_key(
+    State(console): State<Console>,
+    Path((id, verb)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let id = path_segment(&id);
+    let body = match verb.as_str() {
+        "rotate" => match field(&fields, "grace_seconds").parse::<u32>() {
+            Ok(grace) => json!({"grace_seconds": grace}),
+            Err(_) => return forged(),
+        },
+        "revoke" => json!({}),
+        _ => return forged(),
+    };
+    let answer = console
+        .call(
+            &visit,
+            Method::POST,
+            &format!("/v1/api_keys/{id}/{verb}"),
+            Some(body),
+        )
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/api_keys");
+    }
+    if verb == "rotate" {
+        api_keys_page(&console, &visit, frame, new_key(&answer)).await
+    } else {
+        see_other("/console/api_keys?done=key_revoked")
+    }
 }

@@ -14,7 +14,8 @@ use super::{Answer, Console, Visit, field, form, minor_units, money, see_other};
 
 /// What a redirect after an action may say, by its `?done=` word: fixed sentences only, so a
 /// link from elsewhere cannot put words into a console page.
-const NOTICES: [(&str, &str); 13] = [
+const NOTICES: [(&str, &str); 14] = [
+    ("key_revoked", "Key revoked: it stops working now."),
     ("role_changed", "Role changed: their sessions have ended."),
     ("disabled", "Disabled: signed out everywhere, and cannot sign in."),
     ("enabled", "Enabled: they can sign in again."),
@@ -58,6 +59,14 @@ pub(super) fn routes() -> axum::Router<Console> {
         )
         .route("/console/staff/{id}", post(super::admin::change_staff))
         .route("/console/audit", get(super::admin::audit))
+        .route(
+            "/console/api_keys",
+            get(super::admin::api_keys).post(super::admin::create_api_key),
+        )
+        .route(
+            "/console/api_keys/{id}/{verb}",
+            post(super::admin::change_api_key),
+        )
 }
 
 /// The signed-in staff member, as the header shows them.

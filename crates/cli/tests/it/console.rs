@@ -359,6 +359,49 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn an_api_key_made_in_the_console_is_shown_once_works_and_stops_when_revoked() {
+    let app = TestApp::spawn().await;
+    let owner = invite(&app, "owner@example.com", "owner").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "owner@example.com", &owner).await;
+    browser.goto(&app, "/console/api_keys").await;
+    browser.fill("#key_name", "Till 4").await;
+    browser.select("#key_scope", "pos").await;
+    browser.submit("/console/api_keys").await;
+    let key = browser.text("#new-key").await;
+    assert!(key.starts_with("gk_"), "{key}");
+    browser.screenshot("api-keys").await;
+    let read = |key: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/v1/programs"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("an answer")
+                .status()
+        }
+    };
+    assert_eq!(read(key.clone()).await, 200);
+    browser.goto(&app, "/console/api_keys").await;
+    assert!(!browser.page().await.contains(&key), "shown once only");
+    let revoke = browser
+        .client
+        .find(Locator::Css("button[aria-label='Revoke Till 4']"))
+        .await
+        .expect("a revoke button");
+    browser.click_and_wait(revoke).await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Key revoked: it stops working now."
+    );
+    assert_eq!(read(key).await, 401);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn a_viewer_is_refused_a_freeze_and_an_idle_session_ends() {
     let app = TestApp::spawn().await;
     let program = app
