@@ -53,6 +53,8 @@ pub(super) fn routes() -> axum::Router<Console> {
         .route("/console/adjustments/{id}/{decision}", post(decide))
         .route("/console/reports/liability", get(liability))
         .route("/console/reports/liability.csv", get(liability_csv))
+        .route("/console/reports/activity", get(activity))
+        .route("/console/reports/activity.csv", get(activity_csv))
         .route(
             "/console/staff",
             get(super::admin::staff).post(super::admin::invite),
@@ -944,7 +946,6 @@ async fn liability_csv(State(console): State<Console>, request: Request) -> Resp
     if !answer.ok() {
         return refused(frame, &answer, "/console/reports/liability");
     }
-    let mut writer = csv::Writer::from_writer(Vec::new());
     let mut rows = vec![vec![
         "as_of".to_owned(),
         "program_id".to_owned(),
@@ -961,6 +962,12 @@ async fn liability_csv(State(console): State<Console>, request: Request) -> Resp
             text(&l["liability"]),
         ]);
     }
+    csv_download(rows, &format!("liability-{as_of}.csv"))
+}
+
+/// Rows as a CSV download named `name`, every cell defused.
+fn csv_download(rows: Vec<Vec<String>>, name: &str) -> Response {
+    let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
         let row: Vec<String> = row.into_iter().map(defused).collect();
         if writer.write_record(&row).is_err() {
@@ -974,10 +981,181 @@ async fn liability_csv(State(console): State<Console>, request: Request) -> Resp
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"liability-{as_of}.csv\"")) {
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     response
+}
+
+/// A report's date range from the query (`from`, `to`, plain dates; the API checks the rest),
+/// by default the last 30 days.
+fn date_range(console: &Console, visit: &Visit) -> (String, String) {
+    let pairs: Vec<(String, String)> = visit
+        .query
+        .as_deref()
+        .and_then(|query| serde_urlencoded::from_str(query).ok())
+        .unwrap_or_default();
+    let date = |name: &str| {
+        Some(field(&pairs, name).to_owned())
+            .filter(|value| value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+    };
+    let today = console.today();
+    (
+        date("from").unwrap_or_else(|| giftd_domain::Date::from_days(today.days() - 29).to_string()),
+        date("to").unwrap_or_else(|| today.to_string()),
+    )
+}
+
+async fn activity_answer(console: &Console, visit: &Visit, from: &str, to: &str) -> Answer {
+    console
+        .call(
+            visit,
+            Method::GET,
+            &format!("/v1/reports/activity?from={from}&to={to}"),
+            None,
+        )
+        .await
+}
+
+/// Bars of a day chart, as the template draws them: x, y, height, and the day's label.
+pub(super) struct Chart {
+    currency: String,
+    summary: String,
+    width: usize,
+    bar_width: usize,
+    bars: Vec<(usize, i64, i64, String)>,
+}
+
+/// Width of a day's bar and the gap after it, in the chart's units.
+const BAR: usize = 8;
+const GAP: usize = 2;
+/// Height of the tallest bar.
+const CHART_HEIGHT: i64 = 100;
+
+/// Whether a transaction type takes value off a card for a sale: a redemption, or the capture
+/// of a hold.
+fn redeemed(line: &Value) -> bool {
+    line["type"] == "redemption" || line["type"] == "capture"
+}
+
+/// The value redeemed each day (redemptions and captures) in the first currency that has any,
+/// as bars scaled to the tallest day; `None` without a redemption.
+fn redemption_chart(lines: &[Value], from: &str, to: &str) -> Option<Chart> {
+    let first = giftd_domain::Date::parse(from)?.days();
+    let span = usize::try_from(giftd_domain::Date::parse(to)?.days() - first + 1).ok()?;
+    let currency = lines.iter().find(|l| redeemed(l)).map(|l| text(&l["currency"]))?;
+    let mut days: Vec<(String, i64)> = Vec::new();
+    for l in lines
+        .iter()
+        .filter(|l| redeemed(l) && text(&l["currency"]) == currency)
+    {
+        let day = text(&l["date"]);
+        let amount = l["amount"].as_i64().unwrap_or(i64::MAX).saturating_abs();
+        match days.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, sum)) => *sum = sum.saturating_add(amount),
+            None => days.push((day, amount)),
+        }
+    }
+    let tallest = days.iter().map(|(_, amount)| *amount).max().unwrap_or(1).max(1);
+    let total = days
+        .iter()
+        .fold(0i64, |sum, (_, amount)| sum.saturating_add(*amount));
+    // Each day at its place in the range, so that quiet days show as gaps.
+    let bars = days
+        .iter()
+        .filter_map(|(day, amount)| {
+            let index = usize::try_from(giftd_domain::Date::parse(day)?.days() - first).ok()?;
+            let height = i64::try_from(i128::from(*amount) * i128::from(CHART_HEIGHT) / i128::from(tallest))
+                .unwrap_or(CHART_HEIGHT)
+                .max(1);
+            Some((
+                index * (BAR + GAP),
+                110 - height,
+                height,
+                format!("{day}: {}", money(*amount, &currency)),
+            ))
+        })
+        .collect::<Vec<_>>();
+    Some(Chart {
+        summary: format!(
+            "{} over {} day(s) with redemptions",
+            money(total, &currency),
+            days.len()
+        ),
+        width: span * (BAR + GAP),
+        bar_width: BAR,
+        currency,
+        bars,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/activity.html")]
+struct Activity {
+    frame: Frame,
+    from: String,
+    to: String,
+    chart: Option<Chart>,
+    lines: Vec<(String, String, String, i64, String)>,
+}
+
+async fn activity(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let (from, to) = date_range(&console, &visit);
+    let answer = activity_answer(&console, &visit, &from, &to).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/reports/activity");
+    }
+    let data = answer.json["data"].as_array().cloned().unwrap_or_default();
+    let lines = data
+        .iter()
+        .map(|l| {
+            (
+                text(&l["date"]),
+                text(&l["program_id"]),
+                text(&l["type"]),
+                l["count"].as_i64().unwrap_or_default(),
+                money_value(&l["amount"], &text(&l["currency"])),
+            )
+        })
+        .collect();
+    render(&Activity {
+        frame,
+        chart: redemption_chart(&data, &from, &to),
+        from,
+        to,
+        lines,
+    })
+}
+
+async fn activity_csv(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let (from, to) = date_range(&console, &visit);
+    let answer = activity_answer(&console, &visit, &from, &to).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/reports/activity");
+    }
+    let mut rows = vec![
+        ["date", "program_id", "currency", "type", "count", "amount_minor"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    for l in answer.json["data"].as_array().into_iter().flatten() {
+        rows.push(
+            ["date", "program_id", "currency", "type", "count", "amount"]
+                .map(|name| text(&l[name]))
+                .to_vec(),
+        );
+    }
+    csv_download(rows, &format!("activity-{from}-{to}.csv"))
 }
 
 /// A cell a spreadsheet would take for a formula, quoted as text (`'=...`). A negative number

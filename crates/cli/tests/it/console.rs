@@ -329,6 +329,37 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
         "the home page shows the liability"
     );
 
+    // A redemption at a till shows in the activity report, its chart and its CSV.
+    app.post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 1_000}))
+        .await
+        .assert_status(200);
+    browser.goto(&app, "/console/reports/activity").await;
+    assert!(
+        browser
+            .text("#chart-caption")
+            .await
+            .contains("10.00 USD over 1 day(s)"),
+        "{}",
+        browser.page().await
+    );
+    browser.screenshot("activity").await;
+    let csv: Value = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.querySelector('a[download]').href).then(r => r.text()).then(done, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .expect("the CSV");
+    let csv = csv.as_str().expect("text");
+    assert!(
+        csv.starts_with("date,program_id,currency,type,count,amount_minor\n"),
+        "{csv}"
+    );
+    assert!(csv.contains(",USD,redemption,1,1000\n"), "{csv}");
+    assert!(csv.contains(",USD,adjustment,1,7500"), "{csv}");
+
     // The audit page shows the approval, by whom.
     browser
         .goto(&app, &format!("/console/audit?object_id={card_id}"))
