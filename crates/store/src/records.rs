@@ -152,6 +152,8 @@ pub struct Page {
 pub struct CardFilter {
     pub state: Option<CardState>,
     pub program_id: Option<ProgramId>,
+    /// The last 4 digits of the number (the support desk's search).
+    pub last4: Option<String>,
 }
 
 /// A checkout as stored: its state is a JSON document the service owns (the store neither

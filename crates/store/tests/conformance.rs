@@ -2149,11 +2149,11 @@ async fn cards_are_listed_newest_first_by_state_and_program_a_page_at_a_time(b: 
     let all = CardFilter::default();
     let by_state = |state| CardFilter {
         state: Some(state),
-        program_id: None,
+        ..CardFilter::default()
     };
     let by_program = |program: &Program| CardFilter {
-        state: None,
         program_id: Some(program.id.clone()),
+        ..CardFilter::default()
     };
 
     assert_eq!(
@@ -2184,8 +2184,22 @@ async fn cards_are_listed_newest_first_by_state_and_program_a_page_at_a_time(b: 
     let both = CardFilter {
         state: Some(CardState::Inactive),
         program_id: Some(fx.bare.id.clone()),
+        last4: None,
     };
     assert_eq!(card_ids(b, m, &both, &page(10, None)).await, ["card_2"]);
+    let by_last4 = |digits: &str| CardFilter {
+        last4: Some(digits.to_owned()),
+        ..CardFilter::default()
+    };
+    assert_eq!(
+        card_ids(b, m, &by_last4("0042"), &page(10, None)).await,
+        ["card_5", "card_4", "card_3", "card_2", "card_1"]
+    );
+    assert!(
+        card_ids(b, m, &by_last4("0043"), &page(10, None))
+            .await
+            .is_empty()
+    );
 
     assert_eq!(card_ids(b, m, &all, &page(2, None)).await, ["card_5", "card_4"]);
     assert_eq!(
@@ -2277,8 +2291,8 @@ async fn another_merchant_sees_none_of_a_merchants_rows(b: &Backend, fx: &Fixtur
     );
     // Its own program's filter finds nothing of the other merchant's.
     let by_program = CardFilter {
-        state: None,
         program_id: Some(fx.program.id.clone()),
+        ..CardFilter::default()
     };
     assert!(
         store

@@ -565,7 +565,17 @@ pub(super) fn path_segment(id: &str) -> String {
 #[template(path = "console/cards.html")]
 struct Cards {
     frame: Frame,
+    /// The programs, for the search's choice: id and name.
+    programs: Vec<(String, String)>,
+    searched: bool,
+    last4: String,
+    program_id: String,
+    /// Id, program name, state, balance, issued day.
+    results: Vec<(String, String, String, String, String)>,
 }
+
+/// Cards a search by last 4 shows at most.
+const SEARCH_ROWS: u32 = 50;
 
 async fn cards(State(console): State<Console>, request: Request) -> Response {
     let visit = Visit::of(&request, console.config);
@@ -573,17 +583,69 @@ async fn cards(State(console): State<Console>, request: Request) -> Response {
         Ok(frame) => frame,
         Err(response) => return response,
     };
-    let wanted = visit.query.as_deref().and_then(|query| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-            .ok()?
-            .into_iter()
-            .find(|(name, _)| name == "card_id")
-            .map(|(_, value)| path_segment(value.trim()))
-    });
-    match wanted {
-        Some(id) if !id.is_empty() => see_other(&format!("/console/cards/{id}")),
-        _ => render(&Cards { frame }),
+    let query: Vec<(String, String)> = visit
+        .query
+        .as_deref()
+        .and_then(|query| serde_urlencoded::from_str(query).ok())
+        .unwrap_or_default();
+    let wanted = path_segment(field(&query, "card_id"));
+    if !wanted.is_empty() {
+        return see_other(&format!("/console/cards/{wanted}"));
     }
+    let programs = console
+        .call(&visit, Method::GET, "/v1/programs?limit=100", None)
+        .await;
+    let programs: Vec<(String, String)> = programs.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (text(&p["id"]), text(&p["name"])))
+        .collect();
+    let last4: String = field(&query, "last4")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(4)
+        .collect();
+    let program_id = path_segment(field(&query, "program_id"));
+    let searched = !field(&query, "last4").is_empty();
+    let mut results = Vec::new();
+    if searched {
+        let mut path = format!("/v1/cards?limit={SEARCH_ROWS}&last4={last4}");
+        if !program_id.is_empty() {
+            path.push_str(&format!("&program_id={program_id}"));
+        }
+        let answer = console.call(&visit, Method::GET, &path, None).await;
+        if !answer.ok() {
+            return refused(frame, &answer, "/console/cards");
+        }
+        results = answer.json["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let program = text(&c["program_id"]);
+                let name = programs
+                    .iter()
+                    .find(|(id, _)| *id == program)
+                    .map_or(program.clone(), |(_, name)| name.clone());
+                (
+                    text(&c["id"]),
+                    name,
+                    text(&c["state"]),
+                    money_value(&c["balance"], &text(&c["currency"])),
+                    day(&c["created_at"]).chars().take(10).collect(),
+                )
+            })
+            .collect();
+    }
+    render(&Cards {
+        frame,
+        programs,
+        searched,
+        last4,
+        program_id,
+        results,
+    })
 }
 
 async fn lookup_card(State(console): State<Console>, request: Request) -> Response {

@@ -544,6 +544,8 @@ struct CardListQuery {
     /// `inactive`, `active`, `frozen` or `closed`.
     state: Option<String>,
     program_id: Option<String>,
+    /// Only cards whose number ends with these 4 digits.
+    last4: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -575,6 +577,14 @@ async fn list_cards(
             .map(|p| {
                 ProgramId::parse(&p)
                     .ok_or_else(|| ApiError::invalid("program_id", "`program_id` is not a program id."))
+            })
+            .transpose()?,
+        last4: q
+            .last4
+            .map(|digits| {
+                Some(digits)
+                    .filter(|d| d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| ApiError::invalid("last4", "`last4` must be 4 digits."))
             })
             .transpose()?,
     };

@@ -2002,7 +2002,7 @@ async fn card_of_a_program_without_expiry_never_expires() {
 // ---- lists ----
 
 #[tokio::test]
-async fn card_list_filters_by_state_and_program() {
+async fn card_list_filters_by_state_program_and_last_4_digits() {
     let app = TestApp::spawn().await;
     let program_a = app.usd_program().await;
     let program_b = app.usd_program().await;
@@ -2045,6 +2045,34 @@ async fn card_list_filters_by_state_and_program() {
         ids(&app, &format!("program_id={program_b}")).await,
         vec![b1.clone()]
     );
+    // By the last 4 digits (the support desk's search), alone or within a program.
+    let last4 = app.get(&format!("/v1/cards/{b1}")).await.body["last4"]
+        .as_str()
+        .expect("last 4")
+        .to_owned();
+    let found = ids(&app, &format!("last4={last4}")).await;
+    assert!(found.contains(&b1), "{found:?}");
+    for id in &found {
+        assert_eq!(
+            app.get(&format!("/v1/cards/{id}")).await.body["last4"],
+            last4.as_str()
+        );
+    }
+    assert_eq!(
+        ids(&app, &format!("last4={last4}&program_id={program_b}")).await,
+        vec![b1.clone()]
+    );
+    let other = if last4 == "0000" { "1111" } else { "0000" };
+    assert!(
+        !ids(&app, &format!("last4={other}&program_id={program_b}"))
+            .await
+            .contains(&b1)
+    );
+    for bad in ["123", "12345", "12a4"] {
+        app.get(&format!("/v1/cards?last4={bad}"))
+            .await
+            .assert_error(400, "invalid_request");
+    }
 
     // Paged with a filter: no duplicates, no omissions.
     let first = app

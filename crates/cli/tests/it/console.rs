@@ -231,10 +231,33 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
         "the card is named by its last 4 only"
     );
 
-    // Found again by its id; frozen and unfrozen.
+    // Found again by its id, and by its last 4 digits; frozen and unfrozen.
     browser.goto(&app, "/console/cards").await;
     browser.fill("#card_id", &card_id).await;
     browser.submit("/console/cards").await;
+    assert_eq!(browser.path().await, card_path);
+    browser.goto(&app, "/console/cards").await;
+    browser.fill("#last4", last4.as_str().unwrap()).await;
+    let search = browser
+        .client
+        .find(Locator::Css("form:not(#by-id)[action='/console/cards'] button"))
+        .await
+        .expect("the search by last 4");
+    browser.click_and_wait(search).await;
+    assert!(
+        browser
+            .text("#results-caption")
+            .await
+            .starts_with("1 card(s) ending"),
+        "{}",
+        browser.page().await
+    );
+    let found = browser
+        .client
+        .find(Locator::Css(&format!("a[href='/console/cards/{card_id}']")))
+        .await
+        .expect("the card in the results");
+    browser.click_and_wait(found).await;
     assert_eq!(browser.path().await, card_path);
     browser.submit(&format!("/console/cards/{card_id}/freeze")).await;
     assert_eq!(browser.text("#state").await, "frozen");

@@ -687,7 +687,7 @@ impl Store for SqliteStore {
             "SELECT {}, {} FROM cards c WHERE merchant_id = ?2 \
              AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR program_id = ?4) \
              AND (?5 IS NULL OR seq < (SELECT seq FROM cards WHERE id = ?5 AND merchant_id = ?2)) \
-             ORDER BY seq DESC LIMIT ?6",
+             AND (?7 IS NULL OR last4 = ?7) ORDER BY seq DESC LIMIT ?6",
             rows::CARD_COLUMNS,
             EXPIRED_HELD.replace('?', "?1")
         );
@@ -698,6 +698,7 @@ impl Store for SqliteStore {
             .bind(filter.program_id.as_ref().map(ProgramId::as_str))
             .bind(page.cursor.as_deref())
             .bind(i64::from(page.limit))
+            .bind(filter.last4.as_deref())
             .fetch_all(&self.reads)
             .await?;
         rows.iter().map(card_as_of).collect()
