@@ -1,7 +1,8 @@
 //! The console's pages for owners and developers: staff (invite with a role, the temporary
 //! password shown once; change a role, disable, reset a password), API keys (made and rotated
-//! with the key shown once, revoked) and the audit trail. As every console page,
-//! each is the native API's answer rendered (`/v1/staff`, `/v1/api_keys`, `/v1/audit_events`), so only the
+//! with the key shown once, revoked), webhooks (endpoints made with the secret shown once and
+//! disabled; events, their deliveries, a retry) and the audit trail. As every console page,
+//! each is the native API's answer rendered (`/v1/staff`, `/v1/api_keys`, `/v1/webhook_endpoints`, `/v1/events`, `/v1/audit_events`), so only the
 //! roles the API lets through see them.
 
 use askama::Template;
@@ -359,5 +360,247 @@ pub(super) async fn change_api_key(
         api_keys_page(&console, &visit, frame, new_key(&answer)).await
     } else {
         see_other("/console/api_keys?done=key_revoked")
+    }
+}
+
+// ---- webhooks ----
+
+pub(super) struct EndpointRow {
+    id: String,
+    url: String,
+    events: String,
+    enabled: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/webhooks.html")]
+struct Webhooks {
+    frame: Frame,
+    endpoints: Vec<EndpointRow>,
+    event_types: Vec<&'static str>,
+    /// Time, type and id of the latest events.
+    events: Vec<(String, String, String)>,
+    /// An endpoint just made: its URL and signing secret, shown this once.
+    new_secret: Option<(String, String)>,
+}
+
+/// Events the webhooks page lists.
+const EVENT_ROWS: u32 = 20;
+
+async fn webhooks_page(
+    console: &Console,
+    visit: &Visit,
+    frame: Frame,
+    new_secret: Option<(String, String)>,
+) -> Response {
+    let endpoints = console
+        .call(visit, Method::GET, "/v1/webhook_endpoints?limit=100", None)
+        .await;
+    if !endpoints.ok() {
+        return refused(frame, &endpoints, "/console");
+    }
+    let events = console
+        .call(
+            visit,
+            Method::GET,
+            &format!("/v1/events?limit={EVENT_ROWS}"),
+            None,
+        )
+        .await;
+    let endpoints = endpoints.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| EndpointRow {
+            id: path_segment(&text(&e["id"])),
+            url: text(&e["url"]),
+            events: e["event_types"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect::<Vec<_>>()
+                .join(", "),
+            enabled: e["enabled"] == true,
+        })
+        .collect();
+    let events = events.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                day(&e["created_at"]),
+                text(&e["type"]),
+                path_segment(&text(&e["id"])),
+            )
+        })
+        .collect();
+    render(&Webhooks {
+        frame,
+        endpoints,
+        event_types: giftd_service::webhooks::EventType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect(),
+        events,
+        new_secret,
+    })
+}
+
+pub(super) async fn webhooks(State(console): State<Console>, request: Request) -> Response {
+    let visit = Visit::of(&request, console.config);
+    match signed_in(&console, &visit).await {
+        Ok(frame) => webhooks_page(&console, &visit, frame, None).await,
+        Err(response) => response,
+    }
+}
+
+pub(super) async fn create_endpoint(State(console): State<Console>, request: Request) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let event_types: Vec<&str> = fields
+        .iter()
+        .filter(|(name, _)| name == "event_types")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let mut body = json!({"url": field(&fields, "url"), "event_types": event_types});
+    let threshold = field(&fields, "low_balance_threshold");
+    if !threshold.is_empty() {
+        // A number, or the text as typed for the API to name what is wrong with it.
+        body["low_balance_threshold"] = threshold
+            .parse::<i64>()
+            .map_or_else(|_| json!(threshold), |n| json!(n));
+    }
+    let answer = console
+        .call(&visit, Method::POST, "/v1/webhook_endpoints", Some(body))
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/webhooks");
+    }
+    let secret = answer.json["secret"]
+        .as_str()
+        .map(|secret| (text(&answer.json["url"]), secret.to_owned()));
+    // Rendered, not redirected to: the secret is shown this once.
+    webhooks_page(&console, &visit, frame, secret).await
+}
+
+pub(super) async fn disable_endpoint(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let (visit, frame, _) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let id = path_segment(&id);
+    let answer = console
+        .call(
+            &visit,
+            Method::DELETE,
+            &format!("/v1/webhook_endpoints/{id}"),
+            None,
+        )
+        .await;
+    if answer.ok() {
+        see_other("/console/webhooks?done=endpoint_disabled")
+    } else {
+        refused(frame, &answer, "/console/webhooks")
+    }
+}
+
+pub(super) struct DeliveryRow {
+    id: String,
+    endpoint: String,
+    state: String,
+    attempts: i64,
+    last: String,
+    next: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/event.html")]
+struct EventPage {
+    frame: Frame,
+    id: String,
+    event_type: String,
+    at: String,
+    deliveries: Vec<DeliveryRow>,
+}
+
+pub(super) async fn event(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let visit = Visit::of(&request, console.config);
+    let frame = match signed_in(&console, &visit).await {
+        Ok(frame) => frame,
+        Err(response) => return response,
+    };
+    let id = path_segment(&id);
+    let answer = console
+        .call(&visit, Method::GET, &format!("/v1/events/{id}"), None)
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/webhooks");
+    }
+    let deliveries = answer.json["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| DeliveryRow {
+            id: path_segment(&text(&d["id"])),
+            endpoint: text(&d["endpoint_id"]),
+            state: text(&d["state"]),
+            attempts: d["attempts"].as_i64().unwrap_or_default(),
+            last: match (d["last_status"].as_i64(), d["last_error"].as_str()) {
+                (Some(status), _) => format!("HTTP {status}"),
+                (None, Some(error)) => error.to_owned(),
+                (None, None) => "none yet".to_owned(),
+            },
+            next: if d["next_attempt_at"].is_null() {
+                String::new()
+            } else {
+                day(&d["next_attempt_at"])
+            },
+        })
+        .collect();
+    render(&EventPage {
+        frame,
+        event_type: text(&answer.json["type"]),
+        at: day(&answer.json["created_at"]),
+        id,
+        deliveries,
+    })
+}
+
+pub(super) async fn retry_delivery(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let (visit, frame, fields) = match action(&console, request).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let id = path_segment(&id);
+    let event = path_segment(field(&fields, "event_id"));
+    let back = format!("/console/webhooks/events/{event}");
+    let answer = console
+        .call(
+            &visit,
+            Method::POST,
+            &format!("/v1/webhook_deliveries/{id}/retry"),
+            Some(json!({})),
+        )
+        .await;
+    if answer.ok() {
+        see_other(&format!("{back}?done=retried"))
+    } else {
+        refused(frame, &answer, &back)
     }
 }

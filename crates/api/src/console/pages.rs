@@ -14,7 +14,12 @@ use super::{Answer, Console, Visit, field, form, minor_units, money, see_other};
 
 /// What a redirect after an action may say, by its `?done=` word: fixed sentences only, so a
 /// link from elsewhere cannot put words into a console page.
-const NOTICES: [(&str, &str); 14] = [
+const NOTICES: [(&str, &str); 16] = [
+    (
+        "endpoint_disabled",
+        "Endpoint disabled: nothing more is sent to it.",
+    ),
+    ("retried", "Delivery scheduled again now."),
     ("key_revoked", "Key revoked: it stops working now."),
     ("role_changed", "Role changed: their sessions have ended."),
     ("disabled", "Disabled: signed out everywhere, and cannot sign in."),
@@ -68,6 +73,19 @@ pub(super) fn routes() -> axum::Router<Console> {
         .route(
             "/console/api_keys/{id}/{verb}",
             post(super::admin::change_api_key),
+        )
+        .route(
+            "/console/webhooks",
+            get(super::admin::webhooks).post(super::admin::create_endpoint),
+        )
+        .route(
+            "/console/webhooks/{id}/disable",
+            post(super::admin::disable_endpoint),
+        )
+        .route("/console/webhooks/events/{id}", get(super::admin::event))
+        .route(
+            "/console/webhooks/deliveries/{id}/retry",
+            post(super::admin::retry_delivery),
         )
 }
 

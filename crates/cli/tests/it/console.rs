@@ -456,6 +456,89 @@ async fn an_api_key_made_in_the_console_is_shown_once_works_and_stops_when_revok
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn a_developer_adds_a_webhook_endpoint_sees_an_events_deliveries_and_retries_one() {
+    let app = TestApp::spawn().await;
+    let developer = invite(&app, "dev@example.com", "developer").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "dev@example.com", &developer).await;
+    browser.goto(&app, "/console/webhooks").await;
+    // Nothing listens on port 9: every attempt fails and the delivery waits for its next one.
+    browser.fill("#endpoint_url", "http://127.0.0.1:9/hook").await;
+    browser.submit("/console/webhooks").await;
+    assert!(
+        browser.page().await.contains("new-secret"),
+        "{}",
+        browser.page().await
+    );
+    let secret = browser.text("#new-secret").await;
+    assert!(!secret.is_empty());
+    let endpoints = app.get("/v1/webhook_endpoints").await;
+    assert_eq!(endpoints.body["data"][0]["url"], "http://127.0.0.1:9/hook");
+    assert_eq!(
+        endpoints.body["data"][0]["event_types"].as_array().map(Vec::len),
+        Some(12),
+        "every event type but card.low_balance (which needs a threshold), as the form checks them"
+    );
+
+    let program = app
+        .post("/v1/programs", json!({"name": "P", "currency": "USD"}))
+        .await;
+    let card = app
+        .post(
+            "/v1/cards",
+            json!({"program_id": program.body["id"], "kind": "virtual", "amount": 500}),
+        )
+        .await;
+    app.post(
+        &format!("/v1/cards/{}/redeem", card.body["id"].as_str().unwrap()),
+        json!({"amount": 100}),
+    )
+    .await
+    .assert_status(200);
+    browser.goto(&app, "/console/webhooks").await;
+    let event = browser
+        .client
+        .find(Locator::Css("a[href^='/console/webhooks/events/']"))
+        .await
+        .expect("an event listed");
+    browser.click_and_wait(event).await;
+    assert!(
+        browser.page().await.contains("card.redeemed"),
+        "{}",
+        browser.page().await
+    );
+    browser.screenshot("webhook-event").await;
+    let retry = browser
+        .client
+        .find(Locator::Css("form[action$='/retry'] button"))
+        .await
+        .expect("a retry button for the undelivered delivery");
+    browser.click_and_wait(retry).await;
+    assert_eq!(browser.text("p.notice").await, "Delivery scheduled again now.");
+
+    // Disabled from the console, the endpoint is disabled for the API too.
+    browser.goto(&app, "/console/webhooks").await;
+    let disable = browser
+        .client
+        .find(Locator::Css(
+            "button[aria-label='Disable http://127.0.0.1:9/hook']",
+        ))
+        .await
+        .expect("a disable button");
+    browser.click_and_wait(disable).await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Endpoint disabled: nothing more is sent to it."
+    );
+    assert_eq!(
+        app.get("/v1/webhook_endpoints").await.body["data"][0]["enabled"],
+        false
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn a_viewer_is_refused_a_freeze_and_an_idle_session_ends() {
     let app = TestApp::spawn().await;
     let program = app
