@@ -6,12 +6,12 @@
 //! roles the API lets through see them.
 
 use askama::Template;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::response::Response;
 use serde_json::json;
 
-use super::pages::{Frame, action, day, forged, path_segment, refused, render, signed_in, text};
+use super::pages::{Frame, Posted, SignedIn, day, forged, path_segment, refused, render, text};
 use super::{Answer, Console, Visit, field, see_other};
 
 // ---- staff ----
@@ -85,12 +85,8 @@ async fn staff_page(
     })
 }
 
-pub(super) async fn staff(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    match signed_in(&console, &visit).await {
-        Ok(frame) => staff_page(&console, &visit, frame, None).await,
-        Err(response) => response,
-    }
+pub(super) async fn staff(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
+    staff_page(&console, &visit, frame, None).await
 }
 
 /// The temporary password of an answer that made one, with whose it is.
@@ -100,11 +96,10 @@ fn temporary_password(answer: &Answer) -> Option<(String, String)> {
         .map(|password| (text(&answer.json["email"]), password.to_owned()))
 }
 
-pub(super) async fn invite(State(console): State<Console>, request: Request) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+pub(super) async fn invite(
+    State(console): State<Console>,
+    Posted { visit, frame, fields }: Posted,
+) -> Response {
     let body = json!({"email": field(&fields, "email"), "role": field(&fields, "role")});
     let answer = console.call(&visit, Method::POST, "/v1/staff", Some(body)).await;
     if !answer.ok() {
@@ -117,12 +112,8 @@ pub(super) async fn invite(State(console): State<Console>, request: Request) -> 
 pub(super) async fn change_staff(
     State(console): State<Console>,
     Path(id): Path<String>,
-    request: Request,
+    Posted { visit, frame, fields }: Posted,
 ) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
     let change = field(&fields, "change");
     let body = match change {
         "role" => json!({"role": field(&fields, "role")}),
@@ -170,12 +161,7 @@ struct Audit {
     events: Vec<EventRow>,
 }
 
-pub(super) async fn audit(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+pub(super) async fn audit(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let filters: Vec<(String, String)> = visit
         .query
         .as_deref()
@@ -296,12 +282,11 @@ async fn api_keys_page(
     render(&ApiKeys { frame, keys, new_key })
 }
 
-pub(super) async fn api_keys(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    match signed_in(&console, &visit).await {
-        Ok(frame) => api_keys_page(&console, &visit, frame, None).await,
-        Err(response) => response,
-    }
+pub(super) async fn api_keys(
+    State(console): State<Console>,
+    SignedIn { visit, frame }: SignedIn,
+) -> Response {
+    api_keys_page(&console, &visit, frame, None).await
 }
 
 /// The key of an answer that made one, with its name.
@@ -311,11 +296,10 @@ fn new_key(answer: &Answer) -> Option<(String, String)> {
         .map(|key| (text(&answer.json["name"]), key.to_owned()))
 }
 
-pub(super) async fn create_api_key(State(console): State<Console>, request: Request) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+pub(super) async fn create_api_key(
+    State(console): State<Console>,
+    Posted { visit, frame, fields }: Posted,
+) -> Response {
     let body = json!({"name": field(&fields, "name"), "scope": field(&fields, "scope")});
     let answer = console
         .call(&visit, Method::POST, "/v1/api_keys", Some(body))
@@ -330,12 +314,8 @@ pub(super) async fn create_api_key(State(console): State<Console>, request: Requ
 pub(super) async fn change_api_key(
     State(console): State<Console>,
     Path((id, verb)): Path<(String, String)>,
-    request: Request,
+    Posted { visit, frame, fields }: Posted,
 ) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
     let id = path_segment(&id);
     let body = match verb.as_str() {
         "rotate" => match field(&fields, "grace_seconds").parse::<u32>() {
@@ -448,19 +428,17 @@ async fn webhooks_page(
     })
 }
 
-pub(super) async fn webhooks(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    match signed_in(&console, &visit).await {
-        Ok(frame) => webhooks_page(&console, &visit, frame, None).await,
-        Err(response) => response,
-    }
+pub(super) async fn webhooks(
+    State(console): State<Console>,
+    SignedIn { visit, frame }: SignedIn,
+) -> Response {
+    webhooks_page(&console, &visit, frame, None).await
 }
 
-pub(super) async fn create_endpoint(State(console): State<Console>, request: Request) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+pub(super) async fn create_endpoint(
+    State(console): State<Console>,
+    Posted { visit, frame, fields }: Posted,
+) -> Response {
     let event_types: Vec<&str> = fields
         .iter()
         .filter(|(name, _)| name == "event_types")
@@ -490,12 +468,8 @@ pub(super) async fn create_endpoint(State(console): State<Console>, request: Req
 pub(super) async fn disable_endpoint(
     State(console): State<Console>,
     Path(id): Path<String>,
-    request: Request,
+    Posted { visit, frame, .. }: Posted,
 ) -> Response {
-    let (visit, frame, _) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
     let id = path_segment(&id);
     let answer = console
         .call(
@@ -534,13 +508,8 @@ struct EventPage {
 pub(super) async fn event(
     State(console): State<Console>,
     Path(id): Path<String>,
-    request: Request,
+    SignedIn { visit, frame }: SignedIn,
 ) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
     let id = path_segment(&id);
     let answer = console
         .call(&visit, Method::GET, &format!("/v1/events/{id}"), None)
@@ -581,12 +550,8 @@ pub(super) async fn event(
 pub(super) async fn retry_delivery(
     State(console): State<Console>,
     Path(id): Path<String>,
-    request: Request,
+    Posted { visit, frame, fields }: Posted,
 ) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
     let id = path_segment(&id);
     let event = path_segment(field(&fields, "event_id"));
     let back = format!("/console/webhooks/events/{event}");

@@ -131,17 +131,26 @@ const PASSED_ON: [&str; 4] = ["x-request-id", "x-forwarded-for", "forwarded", "x
 
 impl Visit {
     pub(crate) fn of(request: &Request, config: ConsoleConfig) -> Self {
+        Self::new(request.headers(), request.uri(), request.extensions(), config)
+    }
+
+    fn new(
+        headers: &HeaderMap,
+        uri: &axum::http::Uri,
+        extensions: &axum::http::Extensions,
+        config: ConsoleConfig,
+    ) -> Self {
         let mut forwarded = HeaderMap::new();
         for name in PASSED_ON {
-            if let Some(value) = request.headers().get(name) {
+            if let Some(value) = headers.get(name) {
                 forwarded.insert(name, value.clone());
             }
         }
         Self {
-            token: cookie(request.headers(), config.session_cookie()),
-            path: request.uri().path().to_owned(),
-            query: request.uri().query().map(str::to_owned),
-            connect: request.extensions().get::<ConnectInfo<SocketAddr>>().copied(),
+            token: cookie(headers, config.session_cookie()),
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+            connect: extensions.get::<ConnectInfo<SocketAddr>>().copied(),
             forwarded,
         }
     }

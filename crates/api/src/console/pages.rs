@@ -183,6 +183,45 @@ pub(super) async fn signed_in(console: &Console, visit: &Visit) -> Result<Frame,
     })
 }
 
+/// A page's visit by a signed-in staff member: extracting it sends anyone else where they
+/// must go first (sign-in, or a new password).
+pub(crate) struct SignedIn {
+    pub visit: Visit,
+    pub frame: Frame,
+}
+
+impl axum::extract::FromRequestParts<Console> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        console: &Console,
+    ) -> Result<Self, Response> {
+        let visit = Visit::new(&parts.headers, &parts.uri, &parts.extensions, console.config);
+        let frame = signed_in(console, &visit).await?;
+        Ok(Self { visit, frame })
+    }
+}
+
+/// An action's form, posted by a signed-in staff member from the console's own page (same
+/// origin, the session's form token); anything else is refused before the handler runs.
+pub(crate) struct Posted {
+    pub visit: Visit,
+    pub frame: Frame,
+    pub fields: Vec<(String, String)>,
+}
+
+impl axum::extract::FromRequest<Console> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Console) -> Result<Self, Response> {
+        let visit = Visit::of(&request, console.config);
+        let frame = signed_in(console, &visit).await?;
+        let fields = form(request, &visit.form_token()).await.ok_or_else(forged)?;
+        Ok(Self { visit, frame, fields })
+    }
+}
+
 fn empty_frame() -> Frame {
     Frame {
         me: None,
@@ -323,23 +362,14 @@ struct Password {
     error: Option<String>,
 }
 
-async fn password_page(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    match signed_in(&console, &visit).await {
-        Ok(frame) => render(&Password { frame, error: None }),
-        Err(response) => response,
-    }
+async fn password_page(SignedIn { frame, .. }: SignedIn) -> Response {
+    render(&Password { frame, error: None })
 }
 
-async fn change_password(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
-    let Some(fields) = form(request, &visit.form_token()).await else {
-        return forged();
-    };
+async fn change_password(
+    State(console): State<Console>,
+    Posted { visit, frame, fields }: Posted,
+) -> Response {
     let body = json!({
         "current_password": field(&fields, "current_password"),
         "new_password": field(&fields, "new_password"),
@@ -370,12 +400,7 @@ struct Home {
     pending: usize,
 }
 
-async fn home(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let today = console.today();
     let from = giftd_domain::Date::from_days(today.days() - 29);
     let liability = console
@@ -466,12 +491,7 @@ struct Programs {
     programs: Vec<ProgramRow>,
 }
 
-async fn programs(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn programs(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let answer = console
         .call(&visit, Method::GET, "/v1/programs?limit=100", None)
         .await;
@@ -496,22 +516,7 @@ async fn programs(State(console): State<Console>, request: Request) -> Response 
     render(&Programs { frame, programs })
 }
 
-/// Checks a visit's action form; the frame for a refusal, and the fields.
-pub(super) async fn action(
-    console: &Console,
-    request: Request,
-) -> Result<(Visit, Frame, Vec<(String, String)>), Response> {
-    let visit = Visit::of(&request, console.config);
-    let frame = signed_in(console, &visit).await?;
-    let fields = form(request, &visit.form_token()).await.ok_or_else(forged)?;
-    Ok((visit, frame, fields))
-}
-
-async fn create_program(State(console): State<Console>, request: Request) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+async fn create_program(State(console): State<Console>, Posted { visit, frame, fields }: Posted) -> Response {
     let body = json!({
         "name": field(&fields, "name"),
         "currency": field(&fields, "currency").to_ascii_uppercase(),
@@ -526,11 +531,7 @@ async fn create_program(State(console): State<Console>, request: Request) -> Res
     }
 }
 
-async fn issue_card(State(console): State<Console>, request: Request) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+async fn issue_card(State(console): State<Console>, Posted { visit, frame, fields }: Posted) -> Response {
     let program_id = field(&fields, "program_id");
     let program = console
         .call(
@@ -595,12 +596,7 @@ struct Cards {
 /// Cards a search by last 4 shows at most.
 const SEARCH_ROWS: u32 = 50;
 
-async fn cards(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn cards(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let query: Vec<(String, String)> = visit
         .query
         .as_deref()
@@ -666,11 +662,7 @@ async fn cards(State(console): State<Console>, request: Request) -> Response {
     })
 }
 
-async fn lookup_card(State(console): State<Console>, request: Request) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
+async fn lookup_card(State(console): State<Console>, Posted { visit, frame, fields }: Posted) -> Response {
     let body = json!({
         "number": field(&fields, "number").replace([' ', '-'], ""),
         "security_code": field(&fields, "security_code"),
@@ -724,12 +716,11 @@ struct CardPage {
     pending: Vec<AdjustmentRow>,
 }
 
-async fn card(State(console): State<Console>, Path(id): Path<String>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn card(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    SignedIn { visit, frame }: SignedIn,
+) -> Response {
     let id = path_segment(&id);
     let card = console
         .call(&visit, Method::GET, &format!("/v1/cards/{id}"), None)
@@ -808,12 +799,8 @@ fn adjustment_rows(answer: &Answer, currency: &str) -> Vec<AdjustmentRow> {
 async fn card_action(
     State(console): State<Console>,
     Path((id, verb)): Path<(String, String)>,
-    request: Request,
+    Posted { visit, frame, fields }: Posted,
 ) -> Response {
-    let (visit, frame, fields) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
     let id = path_segment(&id);
     let back = format!("/console/cards/{id}");
     let answer = match verb.as_str() {
@@ -875,12 +862,7 @@ struct Adjustments {
     pending: Vec<AdjustmentRow>,
 }
 
-async fn adjustments(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn adjustments(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let answer = console
         .call(
             &visit,
@@ -912,15 +894,11 @@ async fn adjustments(State(console): State<Console>, request: Request) -> Respon
 async fn decide(
     State(console): State<Console>,
     Path((id, decision)): Path<(String, String)>,
-    request: Request,
+    Posted { visit, frame, .. }: Posted,
 ) -> Response {
     if !matches!(decision.as_str(), "approve" | "reject") {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let (visit, frame, _) = match action(&console, request).await {
-        Ok(parts) => parts,
-        Err(response) => return response,
-    };
     let id = path_segment(&id);
     let answer = console
         .call(
@@ -975,12 +953,7 @@ async fn liability_answer(console: &Console, visit: &Visit, as_of: &str) -> Answ
         .await
 }
 
-async fn liability(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn liability(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let as_of = as_of(&console, &visit);
     let answer = liability_answer(&console, &visit, &as_of).await;
     if !answer.ok() {
@@ -1015,12 +988,7 @@ async fn liability(State(console): State<Console>, request: Request) -> Response
 /// The liability report as CSV, exactly the API's figures in minor units. Every cell is giftd's
 /// own (ids, codes, integers), but one starting with a formula character is defused all the
 /// same, as every CSV giftd writes.
-async fn liability_csv(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn liability_csv(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let as_of = as_of(&console, &visit);
     let answer = liability_answer(&console, &visit, &as_of).await;
     if !answer.ok() {
@@ -1179,12 +1147,7 @@ struct Activity {
     lines: Vec<(String, String, String, i64, String)>,
 }
 
-async fn activity(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn activity(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let (from, to) = date_range(&console, &visit);
     let answer = activity_answer(&console, &visit, &from, &to).await;
     if !answer.ok() {
@@ -1212,12 +1175,7 @@ async fn activity(State(console): State<Console>, request: Request) -> Response 
     })
 }
 
-async fn activity_csv(State(console): State<Console>, request: Request) -> Response {
-    let visit = Visit::of(&request, console.config);
-    let frame = match signed_in(&console, &visit).await {
-        Ok(frame) => frame,
-        Err(response) => return response,
-    };
+async fn activity_csv(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let (from, to) = date_range(&console, &visit);
     let answer = activity_answer(&console, &visit, &from, &to).await;
     if !answer.ok() {

@@ -93,6 +93,16 @@ impl Browser {
         self.click_and_wait(button).await;
     }
 
+    /// Clicks what `css` finds (`what` names it, for a failure), then waits for the next page.
+    async fn click(&self, css: &str, what: &str) {
+        let element = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: {css}"));
+        self.click_and_wait(element).await;
+    }
+
     /// Clicks, then waits for the next page: until the current one is gone and the new one
     /// loaded (a click does not wait for the navigation it starts).
     async fn click_and_wait(&self, element: fantoccini::elements::Element) {
@@ -180,6 +190,29 @@ async fn invite(app: &TestApp, email: &str, role: &str) -> String {
         .to_owned()
 }
 
+/// A fresh app and a browser signed in to its console as a new staff member of `role`.
+async fn signed_in_browser(email: &str, role: &str) -> (TestApp, Browser) {
+    let app = TestApp::spawn().await;
+    let temporary = invite(&app, email, role).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, email, &temporary).await;
+    (app, browser)
+}
+
+/// A program of `currency` and an active virtual card of it holding `amount`: the card's id.
+async fn a_card(app: &TestApp, currency: &str, amount: i64) -> String {
+    let program = app
+        .post("/v1/programs", json!({"name": "P", "currency": currency}))
+        .await;
+    let card = app
+        .post(
+            "/v1/cards",
+            json!({"program_id": program.body["id"], "kind": "virtual", "amount": amount}),
+        )
+        .await;
+    card.body["id"].as_str().expect("a card").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_agrees_with_the_api() {
@@ -238,12 +271,12 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
     assert_eq!(browser.path().await, card_path);
     browser.goto(&app, "/console/cards").await;
     browser.fill("#last4", last4.as_str().unwrap()).await;
-    let search = browser
-        .client
-        .find(Locator::Css("form:not(#by-id)[action='/console/cards'] button"))
-        .await
-        .expect("the search by last 4");
-    browser.click_and_wait(search).await;
+    browser
+        .click(
+            "form:not(#by-id)[action='/console/cards'] button",
+            "the search by last 4",
+        )
+        .await;
     assert!(
         browser
             .text("#results-caption")
@@ -252,12 +285,12 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
         "{}",
         browser.page().await
     );
-    let found = browser
-        .client
-        .find(Locator::Css(&format!("a[href='/console/cards/{card_id}']")))
-        .await
-        .expect("the card in the results");
-    browser.click_and_wait(found).await;
+    browser
+        .click(
+            &format!("a[href='/console/cards/{card_id}']"),
+            "the card in the results",
+        )
+        .await;
     assert_eq!(browser.path().await, card_path);
     browser.submit(&format!("/console/cards/{card_id}/freeze")).await;
     assert_eq!(browser.text("#state").await, "frozen");
@@ -287,12 +320,9 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
     browser.screenshot("card").await;
     browser.goto(&app, "/console/adjustments").await;
     browser.screenshot("approvals").await;
-    let approve = browser
-        .client
-        .find(Locator::Css("form[action$='/approve'] button"))
-        .await
-        .expect("an approve button");
-    browser.click_and_wait(approve).await;
+    browser
+        .click("form[action$='/approve'] button", "an approve button")
+        .await;
     assert_eq!(
         app.get(&format!("/v1/cards/{card_id}")).await.body["balance"],
         10_000,
@@ -309,12 +339,9 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
     // The second person approves it.
     browser.sign_in(&app, "finance@example.com", &finance).await;
     browser.goto(&app, "/console/adjustments").await;
-    let approve = browser
-        .client
-        .find(Locator::Css("form[action$='/approve'] button"))
-        .await
-        .expect("an approve button");
-    browser.click_and_wait(approve).await;
+    browser
+        .click("form[action$='/approve'] button", "an approve button")
+        .await;
     assert_eq!(browser.text("p.notice").await, "Adjustment approved and applied.");
     browser.goto(&app, &card_path).await;
     assert_eq!(browser.text("#balance").await, "175.00 USD");
@@ -414,10 +441,7 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn an_api_key_made_in_the_console_is_shown_once_works_and_stops_when_revoked() {
-    let app = TestApp::spawn().await;
-    let owner = invite(&app, "owner@example.com", "owner").await;
-    let browser = Browser::start().await;
-    browser.sign_in(&app, "owner@example.com", &owner).await;
+    let (app, browser) = signed_in_browser("owner@example.com", "owner").await;
     browser.goto(&app, "/console/api_keys").await;
     browser.fill("#key_name", "Till 4").await;
     browser.select("#key_scope", "pos").await;
@@ -440,12 +464,9 @@ async fn an_api_key_made_in_the_console_is_shown_once_works_and_stops_when_revok
     assert_eq!(read(key.clone()).await, 200);
     browser.goto(&app, "/console/api_keys").await;
     assert!(!browser.page().await.contains(&key), "shown once only");
-    let revoke = browser
-        .client
-        .find(Locator::Css("button[aria-label='Revoke Till 4']"))
-        .await
-        .expect("a revoke button");
-    browser.click_and_wait(revoke).await;
+    browser
+        .click("button[aria-label='Revoke Till 4']", "a revoke button")
+        .await;
     assert_eq!(
         browser.text("p.notice").await,
         "Key revoked: it stops working now."
@@ -457,10 +478,7 @@ async fn an_api_key_made_in_the_console_is_shown_once_works_and_stops_when_revok
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn a_developer_adds_a_webhook_endpoint_sees_an_events_deliveries_and_retries_one() {
-    let app = TestApp::spawn().await;
-    let developer = invite(&app, "dev@example.com", "developer").await;
-    let browser = Browser::start().await;
-    browser.sign_in(&app, "dev@example.com", &developer).await;
+    let (app, browser) = signed_in_browser("dev@example.com", "developer").await;
     browser.goto(&app, "/console/webhooks").await;
     // Nothing listens on port 9: every attempt fails and the delivery waits for its next one.
     browser.fill("#endpoint_url", "http://127.0.0.1:9/hook").await;
@@ -480,52 +498,36 @@ async fn a_developer_adds_a_webhook_endpoint_sees_an_events_deliveries_and_retri
         "every event type but card.low_balance (which needs a threshold), as the form checks them"
     );
 
-    let program = app
-        .post("/v1/programs", json!({"name": "P", "currency": "USD"}))
-        .await;
-    let card = app
-        .post(
-            "/v1/cards",
-            json!({"program_id": program.body["id"], "kind": "virtual", "amount": 500}),
-        )
-        .await;
-    app.post(
-        &format!("/v1/cards/{}/redeem", card.body["id"].as_str().unwrap()),
-        json!({"amount": 100}),
-    )
-    .await
-    .assert_status(200);
-    browser.goto(&app, "/console/webhooks").await;
-    let event = browser
-        .client
-        .find(Locator::Css("a[href^='/console/webhooks/events/']"))
+    let card_id = a_card(&app, "USD", 500).await;
+    app.post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 100}))
         .await
-        .expect("an event listed");
-    browser.click_and_wait(event).await;
+        .assert_status(200);
+    browser.goto(&app, "/console/webhooks").await;
+    browser
+        .click("a[href^='/console/webhooks/events/']", "an event listed")
+        .await;
     assert!(
         browser.page().await.contains("card.redeemed"),
         "{}",
         browser.page().await
     );
     browser.screenshot("webhook-event").await;
-    let retry = browser
-        .client
-        .find(Locator::Css("form[action$='/retry'] button"))
-        .await
-        .expect("a retry button for the undelivered delivery");
-    browser.click_and_wait(retry).await;
+    browser
+        .click(
+            "form[action$='/retry'] button",
+            "a retry button for the undelivered delivery",
+        )
+        .await;
     assert_eq!(browser.text("p.notice").await, "Delivery scheduled again now.");
 
     // Disabled from the console, the endpoint is disabled for the API too.
     browser.goto(&app, "/console/webhooks").await;
-    let disable = browser
-        .client
-        .find(Locator::Css(
+    browser
+        .click(
             "button[aria-label='Disable http://127.0.0.1:9/hook']",
-        ))
-        .await
-        .expect("a disable button");
-    browser.click_and_wait(disable).await;
+            "a disable button",
+        )
+        .await;
     assert_eq!(
         browser.text("p.notice").await,
         "Endpoint disabled: nothing more is sent to it."
@@ -540,20 +542,8 @@ async fn a_developer_adds_a_webhook_endpoint_sees_an_events_deliveries_and_retri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn a_viewer_is_refused_a_freeze_and_an_idle_session_ends() {
-    let app = TestApp::spawn().await;
-    let program = app
-        .post("/v1/programs", json!({"name": "P", "currency": "EUR"}))
-        .await;
-    let card = app
-        .post(
-            "/v1/cards",
-            json!({"program_id": program.body["id"], "kind": "virtual", "amount": 500}),
-        )
-        .await;
-    let card_id = card.body["id"].as_str().expect("a card").to_owned();
-    let viewer = invite(&app, "viewer@example.com", "viewer").await;
-    let browser = Browser::start().await;
-    browser.sign_in(&app, "viewer@example.com", &viewer).await;
+    let (app, browser) = signed_in_browser("viewer@example.com", "viewer").await;
+    let card_id = a_card(&app, "EUR", 500).await;
     browser.goto(&app, &format!("/console/cards/{card_id}")).await;
     assert_eq!(browser.text("#balance").await, "5.00 EUR");
     browser.submit(&format!("/console/cards/{card_id}/freeze")).await;
@@ -641,16 +631,7 @@ async fn every_console_answer_forbids_framing_inline_script_and_caching() {
 #[tokio::test]
 async fn a_form_from_another_site_or_without_the_sessions_token_changes_nothing() {
     let app = TestApp::spawn().await;
-    let program = app
-        .post("/v1/programs", json!({"name": "P", "currency": "USD"}))
-        .await;
-    let card = app
-        .post(
-            "/v1/cards",
-            json!({"program_id": program.body["id"], "kind": "virtual", "amount": 500}),
-        )
-        .await;
-    let card_id = card.body["id"].as_str().expect("a card").to_owned();
+    let card_id = a_card(&app, "USD", 500).await;
     let (session, form_token) = signed_in_without_a_browser(&app, "admin@example.com", "admin").await;
     let freeze = app.url(&format!("/console/cards/{card_id}/freeze"));
     let attempts = [
