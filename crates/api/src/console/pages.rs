@@ -14,7 +14,8 @@ use super::{Answer, Console, Visit, field, form, minor_units, money, see_other};
 
 /// What a redirect after an action may say, by its `?done=` word: fixed sentences only, so a
 /// link from elsewhere cannot put words into a console page.
-const NOTICES: [(&str, &str); 16] = [
+const NOTICES: [(&str, &str); 17] = [
+    ("refunded", "Refunded: the value is back where it came from."),
     (
         "endpoint_disabled",
         "Endpoint disabled: nothing more is sent to it.",
@@ -56,6 +57,8 @@ pub(super) fn routes() -> axum::Router<Console> {
         .route("/console/cards/{id}/{action}", post(card_action))
         .route("/console/adjustments", get(adjustments))
         .route("/console/adjustments/{id}/{decision}", post(decide))
+        .route("/console/checkouts", get(checkouts))
+        .route("/console/checkouts/{id}/refund", post(refund_checkout))
         .route("/console/reports/liability", get(liability))
         .route("/console/reports/liability.csv", get(liability_csv))
         .route("/console/reports/activity", get(activity))
@@ -1203,5 +1206,120 @@ fn defused(cell: String) -> String {
     match cell.chars().next() {
         Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\0') if !number => format!("'{cell}"),
         _ => cell,
+    }
+}
+
+// ---- checkouts ----
+
+pub(super) struct CheckoutView {
+    id: String,
+    amount: String,
+    currency: String,
+    status: String,
+    review: String,
+    reference: String,
+    refundable: String,
+    created: String,
+    can_refund: bool,
+    /// Kind, card id (empty for the payment card), amount, refunded, status.
+    tenders: Vec<(String, String, String, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "console/checkouts.html")]
+struct Checkouts {
+    frame: Frame,
+    checkout_id: String,
+    checkout: Option<CheckoutView>,
+}
+
+async fn checkouts(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
+    let query: Vec<(String, String)> = visit
+        .query
+        .as_deref()
+        .and_then(|query| serde_urlencoded::from_str(query).ok())
+        .unwrap_or_default();
+    let checkout_id = path_segment(field(&query, "checkout_id"));
+    if checkout_id.is_empty() {
+        return render(&Checkouts {
+            frame,
+            checkout_id,
+            checkout: None,
+        });
+    }
+    let answer = console
+        .call(&visit, Method::GET, &format!("/v1/checkouts/{checkout_id}"), None)
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/checkouts");
+    }
+    let c = &answer.json;
+    let currency = text(&c["currency"]);
+    let refundable = c["refundable_amount"].as_i64().unwrap_or_default();
+    let view = CheckoutView {
+        id: path_segment(&text(&c["id"])),
+        amount: money_value(&c["amount"], &currency),
+        status: text(&c["status"]),
+        review: text(&c["review"]),
+        reference: text(&c["reference"]),
+        refundable: money(refundable, &currency),
+        created: day(&c["created_at"]),
+        can_refund: refundable > 0,
+        tenders: c["tenders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                (
+                    text(&t["type"]),
+                    path_segment(&text(&t["card_id"])),
+                    money_value(&t["amount"], &currency),
+                    money_value(&t["refunded_amount"], &currency),
+                    text(&t["status"]),
+                )
+            })
+            .collect(),
+        currency,
+    };
+    render(&Checkouts {
+        frame,
+        checkout_id,
+        checkout: Some(view),
+    })
+}
+
+async fn refund_checkout(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { visit, frame, fields }: Posted,
+) -> Response {
+    let id = path_segment(&id);
+    let back = format!("/console/checkouts?checkout_id={id}");
+    let typed = field(&fields, "amount");
+    let mut body = json!({});
+    if !typed.is_empty() {
+        let checkout = console
+            .call(&visit, Method::GET, &format!("/v1/checkouts/{id}"), None)
+            .await;
+        if !checkout.ok() {
+            return refused(frame, &checkout, &back);
+        }
+        let Some(amount) = minor_units(typed, &text(&checkout.json["currency"]), false) else {
+            return invalid_amount(frame, &back);
+        };
+        body["amount"] = json!(amount);
+    }
+    let answer = console
+        .call(
+            &visit,
+            Method::POST,
+            &format!("/v1/checkouts/{id}/refund"),
+            Some(body),
+        )
+        .await;
+    if answer.ok() {
+        see_other(&format!("{back}&done=refunded"))
+    } else {
+        refused(frame, &answer, &back)
     }
 }

@@ -541,6 +541,46 @@ async fn a_developer_adds_a_webhook_endpoint_sees_an_events_deliveries_and_retri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn an_admin_finds_a_checkout_sees_its_tenders_and_refunds_part_of_it() {
+    let (app, browser) = signed_in_browser("admin@example.com", "admin").await;
+    let card_id = a_card(&app, "USD", 3_000).await;
+    let checkout = app
+        .post(
+            "/v1/checkouts",
+            json!({"amount": 2_000, "currency": "USD", "intent": "capture", "reference": "order-9",
+                   "gift_cards": [{"card_id": card_id, "amount": 2_000}]}),
+        )
+        .await;
+    checkout.assert_status(201);
+    let checkout_id = checkout.body["id"].as_str().expect("a checkout").to_owned();
+    browser.goto(&app, "/console/checkouts").await;
+    browser.fill("#checkout_id", &checkout_id).await;
+    browser.submit("/console/checkouts").await;
+    assert_eq!(browser.text("#checkout-status").await, "captured");
+    assert_eq!(browser.text("#refundable").await, "20.00 USD");
+    assert!(
+        browser.page().await.contains(&card_id),
+        "the tender names its card"
+    );
+    browser.fill("#refund_amount", "5").await;
+    browser
+        .submit(&format!("/console/checkouts/{checkout_id}/refund"))
+        .await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Refunded: the value is back where it came from."
+    );
+    assert_eq!(browser.text("#refundable").await, "15.00 USD");
+    browser.screenshot("checkout").await;
+    assert_eq!(
+        app.get(&format!("/v1/cards/{card_id}")).await.body["balance"],
+        1_500
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn a_viewer_is_refused_a_freeze_and_an_idle_session_ends() {
     let (app, browser) = signed_in_browser("viewer@example.com", "viewer").await;
     let card_id = a_card(&app, "EUR", 500).await;
