@@ -394,6 +394,22 @@ mod tests {
     }
 
     #[test]
+    fn over_tls_the_session_cookie_is_secure_and_host_only_and_a_deleted_one_expires() {
+        let tls = ConsoleConfig { tls: true };
+        assert_eq!(tls.session_cookie(), "__Host-giftd");
+        assert_eq!(
+            tls.cookie(tls.session_cookie(), "gs_x"),
+            "__Host-giftd=gs_x; Path=/; HttpOnly; SameSite=Strict; Secure"
+        );
+        let plain = ConsoleConfig { tls: false };
+        assert_eq!(
+            plain.cookie(plain.session_cookie(), ""),
+            "giftd_console=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
+        assert_eq!(plain.sign_in_cookie(), "giftd_console-sign-in");
+    }
+
+    #[test]
     fn form_tokens_compare_whole_and_never_empty() {
         assert!(same(&form_token("gs_a"), &form_token("gs_a")));
         assert!(!same(&form_token("gs_a"), &form_token("gs_b")));
