@@ -9,7 +9,10 @@
 //! refusal (written after the command's writes were rolled back), never an effect. A request
 //! refused before any command ran (a role that does not allow it, a malformed body) or that
 //! failed is recorded on its own afterwards ([`Service::audit_unrecorded`]), when its caller is
-//! known; one that succeeded without a command changed nothing, and is not recorded. The body
+//! known. Card stock written beside the job queue (`stock.rs`) writes its request's row in its
+//! own transaction the same way, and handing out a printer's file is recorded though it changes
+//! nothing (`Service::audit_read`). Any other request that succeeded without a command changed
+//! nothing, and is not recorded. The body
 //! of a request is never kept, and a path segment of many digits (a card number, where a path
 //! holds one) is masked to its last 4, so no secret enters the trail.
 //!
