@@ -32,6 +32,8 @@ pub fn required(method: &Method, path: &str) -> Access {
         ["", "v1", "webhook_endpoints" | "webhook_deliveries", ..] => Access::Developer,
         ["", "v1", "cards", _, "freeze" | "unfreeze"] if *method == Method::POST => Access::CardSupport,
         ["", "v1", "cards", _, "adjustments"] if *method == Method::POST => Access::Adjust,
+        // A new address for a cardholder who lost theirs, or one revoked: the support desk's.
+        ["", "v1", "cards", _, "cardholder_links", ..] => Access::CardSupport,
         ["", "v1", "adjustments", _, "approve" | "reject"] if *method == Method::POST => Access::Approve,
         ["", "v1", "cards", "lookup"]
         | ["", "v1", "cards", _, "activate" | "load" | "redeem" | "holds"]
@@ -84,6 +86,17 @@ mod tests {
             ),
             (Method::POST, "/v1/cards/card_1/freeze", Access::CardSupport),
             (Method::POST, "/v1/cards/card_1/adjustments", Access::Adjust),
+            (
+                Method::POST,
+                "/v1/cards/card_1/cardholder_links",
+                Access::CardSupport,
+            ),
+            (
+                Method::DELETE,
+                "/v1/cards/card_1/cardholder_links/chl_1",
+                Access::CardSupport,
+            ),
+            (Method::GET, "/v1/cards/card_1/cardholder_links", Access::Read),
             (Method::POST, "/v1/adjustments/adj_1/approve", Access::Approve),
             (Method::GET, "/v1/adjustments", Access::Read),
             (Method::GET, "/v1/settings", Access::Read),

@@ -11,6 +11,7 @@ pub mod access;
 pub mod adyen_stored_value;
 pub mod adyen_terminal;
 mod audit;
+pub mod cardholder;
 pub mod clover;
 pub mod console;
 mod credentials;
@@ -35,6 +36,7 @@ pub const FRONT_ENDS: guard::FrontEnds = &[
     &adyen_terminal::EDGE,
     &adyen_stored_value::EDGE,
     &gr4vy::EDGE,
+    &cardholder::EDGE,
 ];
 
 use std::time::Duration;
@@ -65,6 +67,8 @@ pub struct AppState {
     pub terminal_in_flight: adyen_terminal::status::InFlight,
     pub clover: clover::CloverConfig,
     pub limits: Limits,
+    /// Where cardholder links point ([`cardholder::PublicBase`]).
+    pub public: cardholder::PublicOrigin,
 }
 
 /// What the front-ends may be told at start-up.
@@ -74,6 +78,8 @@ pub struct ApiConfig {
     pub console: console::ConsoleConfig,
     pub limits: Limits,
     pub rate_limits: RateLimits,
+    /// The configured `public_url`: where cardholders reach this server.
+    pub public_url: Option<String>,
 }
 
 /// The whole HTTP application, with the default configuration.
@@ -97,6 +103,7 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(cardholder::routes())
         .nest("/clover", clover::router())
         .nest("/giftcard", giftcard::router())
         .nest("/gr4vy", gr4vy::router())
@@ -109,6 +116,10 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
             terminal_in_flight: Default::default(),
             clover: config.clover,
             limits: config.limits.clone(),
+            public: cardholder::PublicOrigin {
+                url: config.public_url.map(Into::into),
+                tls: console_config.tls,
+            },
         })
         .layer(axum::middleware::from_fn_with_state(audit_service, audit::record))
         .layer(axum::middleware::from_fn_with_state(

@@ -95,6 +95,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("listen", "GIFTD_LISTEN", Some("--listen"), Kind::Text)
         .default("127.0.0.1:8080")
         .help("Address the API listens on."),
+    setting("public_url", "GIFTD_PUBLIC_URL", Some("--public-url"), Kind::Text)
+        .example("https://gift.example.com")
+        .help("Where cardholders reach this server: cardholder links (gifts, Gr4vy issuances) are this and /g/TOKEN. Unset: the scheme giftd serves and the request's Host."),
     setting("postgres.pool_size", "GIFTD_PG_POOL_SIZE", Some("--pg-pool-size"), Kind::Integer)
         .default(DEFAULT_POOL_SIZE_TEXT)
         .help("PostgreSQL connections this process may open (1 or more)."),
@@ -456,6 +459,25 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
+/// `public_url` as links are built from it: `http` or `https`, a host, perhaps a path, no
+/// query or fragment; the trailing slash is dropped.
+fn public_url(text: &str) -> anyhow::Result<String> {
+    let invalid = |why: &str| anyhow::anyhow!("invalid setting public_url = {text:?}: {why}");
+    let url = reqwest::Url::parse(text.trim()).map_err(|_| invalid("not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("use http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "give a scheme and host, perhaps a path, and no query or fragment",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("no user or password in it"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 /// The certificates of `webhooks.ca_file`: at least one, each a PEM `CERTIFICATE`.
 fn webhook_roots(path: &std::path::Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
     let invalid =
@@ -482,6 +504,8 @@ pub struct ServeConfig {
     pub idempotency_retention_days: i64,
     pub tls: Option<Tls>,
     pub metrics_listen: Option<SocketAddr>,
+    /// `public_url`, checked, without a trailing slash.
+    pub public_url: Option<String>,
     pub limits: Limits,
     /// See [`crate::listener::Limits`].
     pub header_read_timeout: Duration,
@@ -579,6 +603,10 @@ impl Config {
                 .unwrap_or(3650),
                 tls,
                 metrics_listen: layers.parse("metrics.listen")?,
+                public_url: match layers.parse::<String>("public_url")? {
+                    None => None,
+                    Some(url) => Some(public_url(&url)?),
+                },
                 limits,
                 header_read_timeout: Duration::from_secs(
                     layers.ranged("limits.header_read_timeout_seconds", 1..=3600)?,

@@ -34,6 +34,7 @@ pub async fn run(
         },
         limits: config.limits.clone(),
         rate_limits: config.rate_limits.clone(),
+        public_url: config.public_url.clone(),
     };
     let mut app = giftd_api::app_with_config(service.clone(), api);
     let metrics_router = giftd_api::telemetry::router(service, metrics);

@@ -110,3 +110,8 @@ id_type!(
     AdjustmentId,
     "adj_"
 );
+id_type!(
+    /// A card's page for its cardholder (the token in its address is a secret).
+    CardholderLinkId,
+    "chl_"
+);

@@ -28,8 +28,8 @@ pub use access::{Access, Scope};
 pub use card::{CardKind, CardNumber, CardState, CloseReason, SecurityCode};
 pub use error::DomainError;
 pub use ids::{
-    AdjustmentId, ApiKeyId, AuditEventId, CardId, CheckoutId, EventId, HoldId, MerchantId, ProgramId,
-    StaffId, StaffSessionId, TransactionId, WebhookDeliveryId, WebhookEndpointId,
+    AdjustmentId, ApiKeyId, AuditEventId, CardId, CardholderLinkId, CheckoutId, EventId, HoldId, MerchantId,
+    ProgramId, StaffId, StaffSessionId, TransactionId, WebhookDeliveryId, WebhookEndpointId,
 };
 pub use ledger::{Account, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};

@@ -104,6 +104,7 @@ pub struct Keys {
     api_key: [u8; 32],
     clover_token: [u8; 32],
     staff_session: [u8; 32],
+    cardholder_token: [u8; 32],
 }
 
 impl Drop for Keys {
@@ -114,6 +115,7 @@ impl Drop for Keys {
         self.api_key.zeroize();
         self.staff_session.zeroize();
         self.clover_token.zeroize();
+        self.cardholder_token.zeroize();
     }
 }
 
@@ -144,6 +146,7 @@ impl Keys {
             api_key: derive("api key hash"),
             clover_token: derive("clover token hash"),
             staff_session: derive("staff session token hash"),
+            cardholder_token: derive("cardholder link token hash"),
         }
     }
 
@@ -163,6 +166,11 @@ impl Keys {
     /// The stored form of a staff member's session token: kept only as this keyed hash.
     pub fn staff_session_hash(&self, token: &str) -> Vec<u8> {
         hmac(&self.staff_session, &[token.as_bytes()]).to_vec()
+    }
+
+    /// The stored form of a cardholder link's token: kept only as this keyed hash.
+    pub fn cardholder_token_hash(&self, token: &str) -> Vec<u8> {
+        hmac(&self.cardholder_token, &[token.as_bytes()]).to_vec()
     }
 
     /// The stored form of a Clover card token: tokens are kept only as this keyed hash.

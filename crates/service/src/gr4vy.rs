@@ -11,6 +11,7 @@ use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{Amount, CardKind, Currency, Program, ProgramId};
 use giftd_store::{StoreResult, TransactionRecord, WriteTx};
 
+use crate::cardholder::{NewLink, make_link};
 use crate::error::{Failure, Refusal};
 use crate::operation::{Context, Operation};
 use crate::steps::{self, IssuedCard, PresentedCard};
@@ -52,7 +53,8 @@ pub enum Gr4vyOutcome {
         entry: Option<WalletCard>,
         transaction: TransactionRecord,
     },
-    Issued(IssuedCard),
+    /// A new card, and the link to its cardholder page (Gr4vy's `url`; the token shown once).
+    Issued { issued: IssuedCard, link: NewLink },
 }
 
 type Result<T> = std::result::Result<T, Failure>;
@@ -94,7 +96,8 @@ impl Operation for Gr4vyCommand {
                     reference,
                 )
                 .await?;
-                Ok(Gr4vyOutcome::Issued(issued))
+                let link = make_link(tx, cx, &issued.card.snapshot.id, Some(&issued.security_code)).await?;
+                Ok(Gr4vyOutcome::Issued { issued, link })
             }
         }
     }
@@ -110,7 +113,7 @@ impl Operation for Gr4vyCommand {
             Gr4vyOutcome::Activated { transaction, .. } => {
                 webhooks::transactions(tx, cx, std::slice::from_ref(transaction)).await
             }
-            Gr4vyOutcome::Issued(issued) => {
+            Gr4vyOutcome::Issued { issued, .. } => {
                 webhooks::transactions(tx, cx, issued.transaction.as_slice()).await
             }
         }

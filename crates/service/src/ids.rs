@@ -58,3 +58,7 @@ pub fn checkout() -> CheckoutId {
 pub fn prefixed(prefix: &str) -> String {
     new_id(prefix)
 }
+
+pub fn cardholder_link() -> giftd_domain::CardholderLinkId {
+    giftd_domain::CardholderLinkId::new(new_id(giftd_domain::CardholderLinkId::PREFIX))
+}

@@ -7,6 +7,7 @@ pub mod adyen;
 pub mod api_keys;
 pub mod audit;
 mod auth;
+pub mod cardholder;
 pub mod checkout;
 pub mod clock;
 pub mod clover;

@@ -13,6 +13,7 @@ use giftd_domain::wallet::{self, Access, UserId, WalletCard};
 use giftd_domain::{Amount, CardId, CardKind, CardNumber, CardState, DomainError, ProgramId, SecurityCode};
 use giftd_store::{StoreResult, TransactionRecord, WriteTx};
 
+use crate::cardholder::{NewLink, make_link};
 use crate::commands::{self, Command};
 use crate::error::{Failure, Refusal};
 use crate::operation::{Context, Operation};
@@ -48,10 +49,13 @@ pub enum WalletCommand {
         recipient_user_id: UserId,
     },
     /// The sender's card changes hands: it leaves every wallet and the recipient owns it.
+    /// The card's cardholder links stop working (the sender had them); with
+    /// `cardholder_link`, a new one is made for the recipient.
     GiftCard {
         sender_user_id: UserId,
         recipient_user_id: UserId,
         card_id: CardId,
+        cardholder_link: bool,
     },
     /// A new virtual card of `program_id`, funded with `amount` (paid for outside giftd, by
     /// `funding_reference`), is issued to the recipient.
@@ -61,6 +65,8 @@ pub enum WalletCommand {
         program_id: ProgramId,
         amount: Amount,
         funding_reference: String,
+        /// Also make a cardholder link that shows the new card's number and code.
+        cardholder_link: bool,
     },
     /// An operation on a card named by its secrets or through a user's wallet.
     OnCard {
@@ -119,6 +125,8 @@ pub enum WalletOutcome {
         card: Card,
         issued: Option<(CardNumber, SecurityCode)>,
         transaction: Option<TransactionRecord>,
+        /// The recipient's cardholder link, when asked for (its token shown once).
+        link: Option<NewLink>,
     },
     /// The card a command named, as it is now: its balance asked (`CardOperation::Balance`),
     /// or taken out of every wallet (`WalletCommand::UnsaveEverywhere`).
@@ -240,13 +248,25 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &WalletCommand
             sender_user_id,
             recipient_user_id,
             card_id,
-        } => gift_card(tx, cx, sender_user_id, recipient_user_id, card_id).await,
+            cardholder_link,
+        } => {
+            gift_card(
+                tx,
+                cx,
+                sender_user_id,
+                recipient_user_id,
+                card_id,
+                *cardholder_link,
+            )
+            .await
+        }
         WalletCommand::GiftNew {
             recipient_user_id,
             program_id,
             amount,
             funding_reference,
             sender_user_id,
+            cardholder_link,
         } => {
             distinct(sender_user_id, recipient_user_id)?;
             let entries = tx.lock_wallet(cx.merchant, recipient_user_id, cx.now).await?;
@@ -269,11 +289,16 @@ async fn execute(tx: &mut dyn WriteTx, cx: &Context<'_>, command: &WalletCommand
             .await?;
             let entry = owner_entry(cx, recipient_user_id, &card.snapshot.id);
             tx.put_wallet_card(cx.merchant, &entry).await?;
+            let link = match cardholder_link {
+                true => Some(make_link(tx, cx, &card.snapshot.id, Some(&security_code)).await?),
+                false => None,
+            };
             Ok(WalletOutcome::Gift {
                 entry,
                 card,
                 issued: Some((number, security_code)),
                 transaction,
+                link,
             })
         }
         WalletCommand::OnCard { access, operation } => on_card(tx, cx, access, operation).await,
@@ -413,6 +438,7 @@ async fn gift_card(
     sender: &UserId,
     recipient: &UserId,
     card_id: &CardId,
+    cardholder_link: bool,
 ) -> Result<WalletOutcome> {
     distinct(sender, recipient)?;
     let (mine, theirs) = lock_two(tx, cx, sender, recipient).await?;
@@ -430,11 +456,24 @@ async fn gift_card(
     tx.remove_wallet_card(cx.merchant, None, card_id).await?;
     let entry = owner_entry(cx, recipient, card_id);
     tx.put_wallet_card(cx.merchant, &entry).await?;
+    // The sender's links to its page go with it; the recipient's, if asked, takes over the
+    // code the latest of them showed.
+    for earlier in tx.cardholder_links(cx.merchant, card_id).await? {
+        if earlier.revoked_at.is_none() {
+            tx.revoke_cardholder_link(cx.merchant, card_id, &earlier.id, cx.now)
+                .await?;
+        }
+    }
+    let link = match cardholder_link {
+        true => Some(make_link(tx, cx, card_id, None).await?),
+        false => None,
+    };
     Ok(WalletOutcome::Gift {
         entry,
         card,
         issued: None,
         transaction: None,
+        link,
     })
 }
 

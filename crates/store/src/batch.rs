@@ -880,6 +880,28 @@ impl WriteTx for MemoryTx<'_> {
         not_in_memory("adjustment threshold")
     }
 
+    async fn insert_cardholder_link(&mut self, _: &crate::CardholderLinkRecord) -> StoreResult<()> {
+        not_in_memory("cardholder link")
+    }
+
+    async fn cardholder_links(
+        &mut self,
+        _: &MerchantId,
+        _: &CardId,
+    ) -> StoreResult<Vec<crate::CardholderLinkRecord>> {
+        not_in_memory("cardholder link")
+    }
+
+    async fn revoke_cardholder_link(
+        &mut self,
+        _: &MerchantId,
+        _: &CardId,
+        _: &giftd_domain::CardholderLinkId,
+        _: Timestamp,
+    ) -> StoreResult<bool> {
+        not_in_memory("cardholder link")
+    }
+
     async fn insert_webhook_delivery(&mut self, delivery: &DeliveryRow) -> StoreResult<()> {
         self.writes.deliveries.push(delivery.clone());
         Ok(())

@@ -11,6 +11,7 @@ mod audit;
 mod backend;
 pub mod batch;
 mod card_batches;
+mod cardholder_links;
 mod clover_reads;
 pub mod postgres;
 mod records;
@@ -41,6 +42,7 @@ pub use audit::{AuditEventRow, AuditFilter};
 pub use backend::{Backend, BackupError, DatabaseUrl, SQLITE_FILE, UnsupportedUrl};
 pub use batch::{BatchWrites, ReadSet};
 pub use card_batches::{CardBatchRow, StockFile, StockFileState, StockIdempotency};
+pub use cardholder_links::{CardholderLinkRecord, MAX_LINKS_LISTED};
 pub use clover_reads::{
     CloverDirection, CloverHoldFacts, CloverLedgerRow, CloverListQuery, CloverObject, CloverPosition,
 };
@@ -257,6 +259,23 @@ pub trait WriteTx: Send {
     /// Writes a decision: state, who decided and when, the transaction applied.
     async fn update_adjustment(&mut self, adjustment: &AdjustmentRecord) -> StoreResult<()>;
     async fn set_adjustment_threshold(&mut self, merchant: &MerchantId, threshold: i64) -> StoreResult<()>;
+
+    /// Stores a new cardholder link (its token hash must be unused).
+    async fn insert_cardholder_link(&mut self, link: &CardholderLinkRecord) -> StoreResult<()>;
+    /// The card's links, newest first, revoked ones too (at most [`MAX_LINKS_LISTED`]).
+    async fn cardholder_links(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+    ) -> StoreResult<Vec<CardholderLinkRecord>>;
+    /// Revokes the card's link `id` at `at`: `false` when it is not the card's or already revoked.
+    async fn revoke_cardholder_link(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+        id: &giftd_domain::CardholderLinkId,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Stores a new staff member (their email must be unused: `StoreError::Conflict` if not).
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()>;
@@ -690,6 +709,17 @@ pub trait Store: Send + Sync + 'static {
         card: Option<&CardId>,
         page: &Page,
     ) -> StoreResult<Vec<AdjustmentRecord>>;
+    /// The cardholder link whose token has this keyed hash, revoked or not (the caller decides).
+    async fn cardholder_link_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<CardholderLinkRecord>>;
+    /// The card's links, newest first, revoked ones too (at most [`MAX_LINKS_LISTED`]).
+    async fn cardholder_links(
+        &self,
+        merchant: &MerchantId,
+        card: &CardId,
+    ) -> StoreResult<Vec<CardholderLinkRecord>>;
     /// At most `limit` cards whose value expiry moves to breakage at `now`, longest expired
     /// first, each with its merchant.
     async fn cards_due_for_breakage(

@@ -125,9 +125,17 @@ pub(crate) struct Visit {
     forwarded: HeaderMap,
 }
 
-/// Headers a native request inherits from the page's request: the request id, and what a
-/// proxy says of the client's address (the guard reads the one it is configured to trust).
-const PASSED_ON: [&str; 4] = ["x-request-id", "x-forwarded-for", "forwarded", "x-real-ip"];
+/// Headers a native request inherits from the page's request: the request id, what a proxy
+/// says of the client's address (the guard reads the one it is configured to trust), and the
+/// host the page was asked of (where a cardholder link made from the page points, without a
+/// configured `public_url`).
+const PASSED_ON: [&str; 5] = [
+    "x-request-id",
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "host",
+];
 
 impl Visit {
     pub(crate) fn of(request: &Request, config: ConsoleConfig) -> Self {

@@ -14,7 +14,7 @@ use super::{Answer, Console, Visit, field, form, minor_units, money, see_other};
 
 /// What a redirect after an action may say, by its `?done=` word: fixed sentences only, so a
 /// link from elsewhere cannot put words into a console page.
-const NOTICES: [(&str, &str); 17] = [
+const NOTICES: [(&str, &str); 18] = [
     ("refunded", "Refunded: the value is back where it came from."),
     (
         "endpoint_disabled",
@@ -29,6 +29,10 @@ const NOTICES: [(&str, &str); 17] = [
     ("card_issued", "Card issued: it is active with its amount."),
     ("frozen", "Card frozen: it cannot be used until unfrozen."),
     ("unfrozen", "Card unfrozen."),
+    (
+        "link_revoked",
+        "Cardholder link revoked: its page no longer opens.",
+    ),
     ("adjusted", "Adjustment applied."),
     (
         "adjustment_pending",
@@ -717,6 +721,16 @@ struct CardPage {
     card: CardView,
     history: Vec<HistoryRow>,
     pending: Vec<AdjustmentRow>,
+    links: Vec<LinkRow>,
+    /// The address of a cardholder link just made: shown this once.
+    new_link: Option<String>,
+}
+
+pub(super) struct LinkRow {
+    id: String,
+    created_at: String,
+    shows_code: bool,
+    revoked_at: Option<String>,
 }
 
 async fn card(
@@ -724,9 +738,19 @@ async fn card(
     Path(id): Path<String>,
     SignedIn { visit, frame }: SignedIn,
 ) -> Response {
-    let id = path_segment(&id);
+    card_page(&console, &visit, frame, &id, None).await
+}
+
+async fn card_page(
+    console: &Console,
+    visit: &Visit,
+    frame: Frame,
+    id: &str,
+    new_link: Option<String>,
+) -> Response {
+    let id = path_segment(id);
     let card = console
-        .call(&visit, Method::GET, &format!("/v1/cards/{id}"), None)
+        .call(visit, Method::GET, &format!("/v1/cards/{id}"), None)
         .await;
     if !card.ok() {
         return refused(frame, &card, "/console/cards");
@@ -735,7 +759,7 @@ async fn card(
     let currency = text(&c["currency"]);
     let history = console
         .call(
-            &visit,
+            visit,
             Method::GET,
             &format!("/v1/cards/{id}/transactions?limit={HISTORY_ROWS}"),
             None,
@@ -754,13 +778,32 @@ async fn card(
         .collect();
     let pending = console
         .call(
-            &visit,
+            visit,
             Method::GET,
             &format!("/v1/adjustments?state=pending&card_id={id}&limit=100"),
             None,
         )
         .await;
     let pending = adjustment_rows(&pending, &currency);
+    let links = console
+        .call(
+            visit,
+            Method::GET,
+            &format!("/v1/cards/{id}/cardholder_links"),
+            None,
+        )
+        .await;
+    let links = links.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| LinkRow {
+            id: text(&l["id"]),
+            created_at: day(&l["created_at"]),
+            shows_code: l["shows_security_code"].as_bool().unwrap_or(false),
+            revoked_at: l["revoked_at"].as_str().map(|_| day(&l["revoked_at"])),
+        })
+        .collect();
     let view = CardView {
         id: text(&c["id"]),
         last4: text(&c["last4"]),
@@ -780,6 +823,8 @@ async fn card(
         card: view,
         history,
         pending,
+        links,
+        new_link,
     })
 }
 
@@ -842,12 +887,40 @@ async fn card_action(
                 )
                 .await
         }
+        "links" => {
+            let answer = console
+                .call(
+                    &visit,
+                    Method::POST,
+                    &format!("/v1/cards/{id}/cardholder_links"),
+                    Some(json!({})),
+                )
+                .await;
+            if !answer.ok() {
+                return refused(frame, &answer, &back);
+            }
+            // Rendered, not redirected to: the address is shown this once.
+            let url = answer.json["url"].as_str().map(str::to_owned);
+            return card_page(&console, &visit, frame, &id, url).await;
+        }
+        "revoke_link" => {
+            let link = path_segment(field(&fields, "link_id"));
+            console
+                .call(
+                    &visit,
+                    Method::DELETE,
+                    &format!("/v1/cards/{id}/cardholder_links/{link}"),
+                    None,
+                )
+                .await
+        }
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     if !answer.ok() {
         return refused(frame, &answer, &back);
     }
     let done = match verb.as_str() {
+        "revoke_link" => "link_revoked",
         "freeze" => "frozen",
         "unfreeze" => "unfrozen",
         _ if answer.status == StatusCode::ACCEPTED => "adjustment_pending",

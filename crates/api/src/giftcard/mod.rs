@@ -250,6 +250,7 @@ impl WalletBody for WalletOutcome {
                 card,
                 issued,
                 transaction,
+                link: _,
             } => serde_json::to_vec(&GiftResponse {
                 status: "SUCCESS",
                 recipient_user_id: entry.user_id.to_string(),
@@ -561,6 +562,8 @@ async fn gift(State(app): State<AppState>, Merchant(merchant): Merchant, body: B
             sender_user_id,
             recipient_user_id,
             card_id: card_id(Some(&id), "giftCardId")?,
+            // This API's gift answer has no place for a cardholder page's address.
+            cardholder_link: false,
         },
         None => {
             let program = r.program_id.ok_or_else(|| {
@@ -583,6 +586,7 @@ async fn gift(State(app): State<AppState>, Merchant(merchant): Merchant, body: B
                             "The field `sourceTransactionId` is required to gift a new card.",
                         )
                     })?,
+                cardholder_link: false,
             }
         }
     };

@@ -16,6 +16,7 @@ use super::transactions::json;
 use super::wire::*;
 use super::{Answer, Body, Merchant, answer, buyer_of, required, unexpected};
 use crate::AppState;
+use crate::cardholder::{PublicBase, link_url};
 use crate::edge::rfc3339;
 use crate::native::extract;
 
@@ -23,9 +24,6 @@ use crate::native::extract;
 pub const MAX_AMOUNT: i64 = 99_999_999;
 /// Longest `theme` Gr4vy takes.
 pub const MAX_THEME_LENGTH: usize = 200;
-/// Where an issued card's recipient will see it: the cardholder page is not built yet, so
-/// this names the card without pointing anywhere (docs/GR4VY.md).
-pub const ISSUANCE_URL_PREFIX: &str = "urn:giftd:gift-card:";
 
 fn amount_of(value: i64) -> Result<Option<Amount>, Gr4vyError> {
     if !(0..=MAX_AMOUNT).contains(&value) {
@@ -143,7 +141,7 @@ pub async fn activate(
                     StatusCode::CREATED,
                     &Gr4vyGiftCard::new(card, entry.as_ref(), prefix.as_deref()),
                 ),
-                Ok(Gr4vyOutcome::Issued(_)) => unexpected(),
+                Ok(Gr4vyOutcome::Issued { .. }) => unexpected(),
                 Err(refusal) => refused(refusal),
             }),
         )
@@ -155,6 +153,7 @@ pub async fn activate(
 pub async fn issue(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
+    base: PublicBase,
     body: Body<Gr4vyGiftCardIssuanceCreate>,
 ) -> Answer {
     let r = body.value;
@@ -185,14 +184,14 @@ pub async fn issue(
             command,
             body.idempotency,
             Box::new(move |result| match result {
-                Ok(Gr4vyOutcome::Issued(issued)) => {
+                Ok(Gr4vyOutcome::Issued { issued, link }) => {
                     let card = &issued.card;
                     let id = super::ids::public(card.snapshot.id.as_str());
                     json(
                         StatusCode::CREATED,
                         &Gr4vyGiftCardIssuance {
                             kind: "gift-card-issuance",
-                            url: format!("{ISSUANCE_URL_PREFIX}{id}"),
+                            url: link_url(&base, link.token.expose()),
                             id,
                             merchant_account_id: merchant_account_id.clone(),
                             gift_card_service: Gr4vyGiftCardService::giftd(),

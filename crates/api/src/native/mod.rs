@@ -6,6 +6,7 @@ pub mod adjustments;
 pub mod api_keys;
 pub mod audit;
 pub mod card_batches;
+pub mod cardholder_links;
 pub mod checkouts;
 pub mod error;
 pub mod extract;
@@ -188,6 +189,11 @@ pub fn router() -> OpenApiRouter<AppState> {
             card_batches::create_card_batch,
             card_batches::list_card_batches
         ))
+        .routes(routes!(
+            cardholder_links::create_cardholder_link,
+            cardholder_links::list_cardholder_links
+        ))
+        .routes(routes!(cardholder_links::revoke_cardholder_link))
         .routes(routes!(card_batches::import_card_batch))
         .routes(routes!(card_batches::get_card_batch))
         .routes(routes!(

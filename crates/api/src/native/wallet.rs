@@ -14,10 +14,12 @@ use giftd_service::{Refusal, Rendered};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cardholder_links::CardholderLinkResponse;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, amount, path_id, reference};
 use super::wire::{CardResponse, List, TransactionResponse, rfc3339};
 use super::{Answer, NativeBody, ok, render};
+use crate::cardholder::{PublicBase, link_url};
 use crate::{AppState, json_response};
 
 // ---- wire types ----
@@ -103,6 +105,10 @@ pub struct GiftResponse {
     pub card: WalletCardResponse,
     /// The funding of a new card; null when an existing card changed hands.
     pub transaction: Option<TransactionResponse>,
+    /// The recipient's page for the card, with its `url` (shown this once). For a new card the
+    /// page shows its number and security code; for a card that changed hands its number (and
+    /// the code its latest link showed), and the sender's links stop working.
+    pub cardholder_link: Option<CardholderLinkResponse>,
 }
 
 // ---- rendering ----
@@ -128,19 +134,10 @@ impl NativeBody for WalletOutcome {
                 card_id: card_id.to_string(),
                 deleted: true,
             }),
-            WalletOutcome::Gift {
-                entry,
-                card,
-                issued,
-                transaction,
-            } => serde_json::to_vec(&GiftResponse {
-                object: "gift",
-                recipient_user_id: entry.user_id.to_string(),
-                card: WalletCardResponse::new(entry, card_response(card, issued.as_ref())),
-                transaction: transaction.as_ref().map(TransactionResponse::from),
-            }),
-            // The other front-ends' wallet commands: no native wallet route runs them.
-            WalletOutcome::CardNow(_)
+            // The other front-ends' wallet commands: no native wallet route runs them; a gift
+            // is rendered by `create_gift`, which knows where the recipient's page is.
+            WalletOutcome::Gift { .. }
+            | WalletOutcome::CardNow(_)
             | WalletOutcome::Pruned
             | WalletOutcome::Transaction(_)
             | WalletOutcome::Transfer(_) => return None,
@@ -345,6 +342,7 @@ pub async fn share_user_card(
 pub async fn create_gift(
     State(app): State<AppState>,
     Merchant(merchant): Merchant,
+    base: PublicBase,
     body: Body<CreateGiftRequest>,
 ) -> Answer {
     let r = body.value;
@@ -368,6 +366,7 @@ pub async fn create_gift(
                 recipient_user_id,
                 card_id: CardId::parse(&card_id)
                     .ok_or_else(|| ApiError::invalid("card_id", "`card_id` is not a card id."))?,
+                cardholder_link: true,
             }
         }
         (None, Some(program_id)) => WalletCommand::GiftNew {
@@ -391,6 +390,7 @@ pub async fn create_gift(
                 .ok_or_else(|| {
                     ApiError::invalid("funding_reference", "The field `funding_reference` is required.")
                 })?,
+            cardholder_link: true,
         },
         (Some(_), Some(_)) => {
             return Err(ApiError::invalid(
@@ -405,5 +405,37 @@ pub async fn create_gift(
             ));
         }
     };
-    run(&app, merchant, command, body.idempotency, StatusCode::CREATED).await
+    // The answer names the recipient's page, an address on this server.
+    let rendered = app
+        .service
+        .execute(
+            merchant,
+            command,
+            body.idempotency,
+            Box::new(move |result| match result {
+                Ok(WalletOutcome::Gift {
+                    entry,
+                    card,
+                    issued,
+                    transaction,
+                    link,
+                }) => Rendered {
+                    status: StatusCode::CREATED.as_u16(),
+                    body: serde_json::to_vec(&GiftResponse {
+                        object: "gift",
+                        recipient_user_id: entry.user_id.to_string(),
+                        card: WalletCardResponse::new(entry, card_response(card, issued.as_ref())),
+                        transaction: transaction.as_ref().map(TransactionResponse::from),
+                        cardholder_link: link.as_ref().map(|new| {
+                            CardholderLinkResponse::new(&new.link, Some(link_url(&base, new.token.expose())))
+                        }),
+                    })
+                    .expect("response types always serialize"),
+                },
+                other => render_wallet(other, StatusCode::CREATED),
+            }),
+        )
+        .await?;
+    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Ok(json_response(status, rendered.body))
 }

@@ -348,6 +348,11 @@ fn endpoints(fixture: &Fixture) -> Vec<Endpoint> {
             AmountField::Absent,
         ),
         endpoint(
+            format!("/v1/cards/{card}/cardholder_links"),
+            json!({}),
+            AmountField::Absent,
+        ),
+        endpoint(
             format!("/v1/cards/{card}/activate"),
             json!({"amount": 100}),
             AmountField::Optional,

@@ -477,6 +477,80 @@ async fn an_api_key_made_in_the_console_is_shown_once_works_and_stops_when_revok
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn a_gifts_recipient_sees_the_card_and_the_support_desk_replaces_the_link() {
+    let (app, browser) = signed_in_browser("support@example.com", "support").await;
+    let program = app
+        .post(
+            "/v1/programs",
+            json!({"name": "Harbour Books", "currency": "EUR"}),
+        )
+        .await;
+    let gift = app
+        .post(
+            "/v1/gifts",
+            json!({"sender_user_id": "ana", "recipient_user_id": "ben",
+                   "program_id": program.body["id"], "amount": 4000, "funding_reference": "ch_9"}),
+        )
+        .await;
+    gift.assert_status(201);
+    let card = &gift.body["card"];
+    let (id, number, code) = (
+        card["id"].as_str().unwrap().to_owned(),
+        card["number"].as_str().unwrap().to_owned(),
+        card["security_code"].as_str().unwrap().to_owned(),
+    );
+    app.post(&format!("/v1/cards/{id}/redeem"), json!({"amount": 1250}))
+        .await
+        .assert_status(200);
+
+    // The recipient opens the link they were sent.
+    let link = gift.body["cardholder_link"]["url"].as_str().unwrap().to_owned();
+    browser.client.goto(&link).await.expect("the page loads");
+    assert_eq!(browser.text("h1").await, "Your Harbour Books gift card");
+    assert_eq!(browser.text("#balance").await, "27.50 EUR");
+    assert_eq!(browser.text("#initial").await, "40.00 EUR");
+    assert_eq!(browser.text("#number").await.replace(' ', ""), number);
+    assert_eq!(browser.text("#security-code").await, code);
+    // Both symbols are drawn (the policy allows no script and no inline style: they are SVG
+    // shapes filled by attributes) at a size a scanner can read.
+    for figure in [".barcode svg", ".qr svg"] {
+        let size = browser
+            .client
+            .find(Locator::Css(figure))
+            .await
+            .expect(figure)
+            .rectangle()
+            .await
+            .expect("its box");
+        assert!(size.2 >= 150.0 && size.3 >= 60.0, "{figure} is {size:?}");
+    }
+    assert!(browser.page().await.contains("Spent"));
+    browser.screenshot("cardholder").await;
+
+    // The cardholder lost it: support revokes it in the console and makes a new one.
+    browser.goto(&app, &format!("/console/cards/{id}")).await;
+    browser
+        .click("button[aria-label^='Revoke link']", "the link's revoke button")
+        .await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Cardholder link revoked: its page no longer opens."
+    );
+    browser.submit(&format!("/console/cards/{id}/links")).await;
+    let new_link = browser.text("#new-link").await;
+    assert!(new_link.contains("/g/") && new_link != link, "{new_link}");
+    browser.goto(&app, &format!("/console/cards/{id}")).await;
+    assert!(!browser.page().await.contains(&new_link), "shown once only");
+
+    browser.client.goto(&link).await.expect("the old page answers");
+    assert!(browser.text("#message").await.contains("does not work"));
+    browser.client.goto(&new_link).await.expect("the new page loads");
+    assert_eq!(browser.text("#security-code").await, code);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn a_developer_adds_a_webhook_endpoint_sees_an_events_deliveries_and_retries_one() {
     let (app, browser) = signed_in_browser("dev@example.com", "developer").await;
     browser.goto(&app, "/console/webhooks").await;

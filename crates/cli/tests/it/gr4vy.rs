@@ -753,8 +753,17 @@ async fn an_issuance_makes_a_new_virtual_card_of_the_program_its_theme_names() {
         "mock-gift-card"
     );
     let id = id_of(body);
-    assert_eq!(body["url"], format!("urn:giftd:gift-card:{id}"));
+    // `url` is the recipient's page on this server: it shows the number the answer does not.
+    let url = body["url"].as_str().expect("a url");
+    assert!(url.starts_with(&format!("{}/g/", app.address)), "{url}");
     assert!(body.get("number").is_none() && body.get("pin").is_none());
+    let page = app.client.get(url).send().await.expect("the page");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("its text");
+    assert!(
+        html.contains("50.00 USD") && html.contains("id=\"security-code\""),
+        "{html}"
+    );
     // The card is a giftd card like any other, read by its UUID.
     let card = app.get(&format!("/gr4vy/gift-cards/{id}")).await;
     card.assert_status(200);

@@ -19,6 +19,7 @@ mod bad_input;
 mod binary;
 mod breakage;
 mod card_stock;
+mod cardholder;
 mod cards;
 mod checkout_recovery;
 mod checkouts;

@@ -517,6 +517,7 @@ fn allowed(method: &str, path: &str) -> (&'static [&'static str], &'static [&'st
             (&["owner", "admin", "developer"], FULL)
         }
         ("post", ["v1", "cards", _, "freeze" | "unfreeze"]) => (&["owner", "admin", "support"], FULL),
+        (_, ["v1", "cards", _, "cardholder_links", ..]) => (&["owner", "admin", "support"], FULL),
         (
             "post",
             ["v1", "cards", "lookup"]
@@ -588,6 +589,7 @@ async fn every_role_and_every_key_scope_is_allowed_exactly_its_routes_of_the_ope
             .replace("{id}", "card_0")
             .replace("{user_id}", "user_0")
             .replace("{card_id}", "card_0")
+            .replace("{link_id}", "chl_0")
             .replace("{reference}", "ref_0");
         for (caller, credential) in &callers {
             let request = match method.as_str() {

@@ -507,6 +507,21 @@ impl Store for PgStore {
         adjustment_reads::page(&self.pool, merchant, state, card, page).await
     }
 
+    async fn cardholder_link_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<crate::CardholderLinkRecord>> {
+        cardholder_link_reads::by_token_hash(&self.pool, token_hash).await
+    }
+
+    async fn cardholder_links(
+        &self,
+        merchant: &MerchantId,
+        card: &CardId,
+    ) -> StoreResult<Vec<crate::CardholderLinkRecord>> {
+        cardholder_link_reads::of_card(&self.pool, merchant, card).await
+    }
+
     async fn cards_due_for_breakage(
         &self,
         now: Timestamp,
@@ -976,6 +991,10 @@ mod audit_reads {
 }
 
 /// The adjustments' reads (`crate::adjustments`), bound on this backend's pool.
+mod cardholder_link_reads {
+    crate::cardholder_links::reads_on_pool!(sqlx::PgPool);
+}
+
 mod adjustment_reads {
     crate::adjustments::reads_on_pool!(sqlx::PgPool);
 }

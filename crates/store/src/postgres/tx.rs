@@ -250,6 +250,53 @@ impl WriteTx for PgTx<'_> {
         Ok(())
     }
 
+    async fn insert_cardholder_link(&mut self, link: &crate::CardholderLinkRecord) -> StoreResult<()> {
+        sqlx::query(crate::cardholder_links::INSERT_LINK)
+            .bind(link.id.as_str())
+            .bind(link.merchant_id.as_str())
+            .bind(link.card_id.as_str())
+            .bind(&link.token_hash)
+            .bind(&link.code_ciphertext)
+            .bind(link.created_at.unix_millis())
+            .bind(link.revoked_at.map(Timestamp::unix_millis))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(())
+    }
+
+    async fn cardholder_links(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+    ) -> StoreResult<Vec<crate::CardholderLinkRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(crate::cardholder_links::of_card()))
+            .bind(merchant.as_str())
+            .bind(card.as_str())
+            .bind(i64::from(crate::MAX_LINKS_LISTED))
+            .fetch_all(&mut *self.conn)
+            .await?;
+        rows.iter().map(crate::cardholder_links::row).collect()
+    }
+
+    async fn revoke_cardholder_link(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+        id: &giftd_domain::CardholderLinkId,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(crate::cardholder_links::REVOKE_LINK)
+            .bind(at.unix_millis())
+            .bind(merchant.as_str())
+            .bind(card.as_str())
+            .bind(id.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(write_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
         let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
         sqlx::query(sql::INSERT_STAFF)

@@ -566,6 +566,21 @@ impl Store for SqliteStore {
         adjustment_reads::page(&self.reads, merchant, state, card, page).await
     }
 
+    async fn cardholder_link_by_token_hash(
+        &self,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<crate::CardholderLinkRecord>> {
+        cardholder_link_reads::by_token_hash(&self.reads, token_hash).await
+    }
+
+    async fn cardholder_links(
+        &self,
+        merchant: &MerchantId,
+        card: &CardId,
+    ) -> StoreResult<Vec<crate::CardholderLinkRecord>> {
+        cardholder_link_reads::of_card(&self.reads, merchant, card).await
+    }
+
     async fn cards_due_for_breakage(
         &self,
         now: Timestamp,
@@ -1060,6 +1075,10 @@ mod audit_reads {
 }
 
 /// The adjustments' reads (`crate::adjustments`), bound on this backend's pool.
+mod cardholder_link_reads {
+    crate::cardholder_links::reads_on_pool!(sqlx::SqlitePool);
+}
+
 mod adjustment_reads {
     crate::adjustments::reads_on_pool!(sqlx::SqlitePool);
 }

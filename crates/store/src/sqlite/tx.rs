@@ -292,6 +292,55 @@ impl WriteTx for SqliteTx<'_> {
         Ok(())
     }
 
+    async fn insert_cardholder_link(&mut self, link: &crate::CardholderLinkRecord) -> StoreResult<()> {
+        execute(
+            self.conn,
+            crate::cardholder_links::INSERT_LINK,
+            params![
+                link.id.as_str(),
+                link.merchant_id.as_str(),
+                link.card_id.as_str(),
+                link.token_hash,
+                link.code_ciphertext,
+                link.created_at.unix_millis(),
+                link.revoked_at.map(Timestamp::unix_millis),
+            ],
+        )?;
+        Ok(())
+    }
+
+    async fn cardholder_links(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+    ) -> StoreResult<Vec<crate::CardholderLinkRecord>> {
+        query_all(
+            self.conn,
+            &crate::cardholder_links::of_card(),
+            params![
+                merchant.as_str(),
+                card.as_str(),
+                i64::from(crate::MAX_LINKS_LISTED)
+            ],
+            |row| crate::cardholder_links::row(row),
+        )
+    }
+
+    async fn revoke_cardholder_link(
+        &mut self,
+        merchant: &MerchantId,
+        card: &CardId,
+        id: &giftd_domain::CardholderLinkId,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let changed = execute(
+            self.conn,
+            crate::cardholder_links::REVOKE_LINK,
+            params![at.unix_millis(), merchant.as_str(), card.as_str(), id.as_str()],
+        )?;
+        Ok(changed == 1)
+    }
+
     async fn insert_staff(&mut self, staff: &StaffRecord) -> StoreResult<()> {
         let millis = |at: Option<Timestamp>| at.map(Timestamp::unix_millis);
         execute(
