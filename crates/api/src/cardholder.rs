@@ -296,17 +296,7 @@ fn qr(number: &str) -> String {
 }
 
 async fn stylesheet() -> Response {
-    let mut response = include_str!("../assets/cardholder.css").into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    response
+    crate::console::stylesheet_response(include_str!("../assets/cardholder.css"))
 }
 
 #[cfg(test)]

@@ -162,18 +162,13 @@ struct Audit {
 }
 
 pub(super) async fn audit(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
-    let filters: Vec<(String, String)> = visit
-        .query
-        .as_deref()
-        .and_then(|query| serde_urlencoded::from_str(query).ok())
-        .unwrap_or_default();
-    let outcome = field(&filters, "outcome").to_owned();
+    let outcome = visit.query_field("outcome");
     let outcome = if OUTCOMES.contains(&outcome.as_str()) {
         outcome
     } else {
         String::new()
     };
-    let object_id = path_segment(field(&filters, "object_id"));
+    let object_id = path_segment(&visit.query_field("object_id"));
     let mut path = "/v1/audit_events?limit=100".to_owned();
     if !outcome.is_empty() {
         path.push_str(&format!("&outcome={outcome}"));

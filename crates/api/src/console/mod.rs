@@ -16,6 +16,8 @@
 mod admin;
 mod pages;
 
+pub(crate) use pages::stylesheet_response;
+
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -123,6 +125,18 @@ pub(crate) struct Visit {
     pub query: Option<String>,
     connect: Option<ConnectInfo<SocketAddr>>,
     forwarded: HeaderMap,
+}
+
+impl Visit {
+    /// The first value of `name` in the page's query, or `""` when it has none.
+    pub(crate) fn query_field(&self, name: &str) -> String {
+        self.query
+            .as_deref()
+            .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(query).ok())
+            .and_then(|pairs| pairs.into_iter().find(|(n, _)| n == name))
+            .map(|(_, value)| value)
+            .unwrap_or_default()
+    }
 }
 
 /// Headers a native request inherits from the page's request: the request id, what a proxy

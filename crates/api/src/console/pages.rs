@@ -110,12 +110,7 @@ pub(super) struct Frame {
 }
 
 fn notice(visit: &Visit) -> Option<&'static str> {
-    let query = visit.query.as_deref()?;
-    let done = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .ok()?
-        .into_iter()
-        .find(|(name, _)| name == "done")?
-        .1;
+    let done = visit.query_field("done");
     NOTICES
         .iter()
         .find(|(word, _)| *word == done)
@@ -252,7 +247,12 @@ pub(super) fn day(value: &Value) -> String {
 }
 
 async fn stylesheet() -> Response {
-    let mut response = include_str!("../../assets/console.css").into_response();
+    stylesheet_response(include_str!("../../assets/console.css"))
+}
+
+/// A stylesheet embedded in the binary, cached for an hour.
+pub(crate) fn stylesheet_response(css: &'static str) -> Response {
+    let mut response = css.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -604,12 +604,7 @@ struct Cards {
 const SEARCH_ROWS: u32 = 50;
 
 async fn cards(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
-    let query: Vec<(String, String)> = visit
-        .query
-        .as_deref()
-        .and_then(|query| serde_urlencoded::from_str(query).ok())
-        .unwrap_or_default();
-    let wanted = path_segment(field(&query, "card_id"));
+    let wanted = path_segment(&visit.query_field("card_id"));
     if !wanted.is_empty() {
         return see_other(&format!("/console/cards/{wanted}"));
     }
@@ -622,13 +617,14 @@ async fn cards(State(console): State<Console>, SignedIn { visit, frame }: Signed
         .flatten()
         .map(|p| (text(&p["id"]), text(&p["name"])))
         .collect();
-    let last4: String = field(&query, "last4")
+    let last4: String = visit
+        .query_field("last4")
         .chars()
         .filter(char::is_ascii_digit)
         .take(4)
         .collect();
-    let program_id = path_segment(field(&query, "program_id"));
-    let searched = !field(&query, "last4").is_empty();
+    let program_id = path_segment(&visit.query_field("program_id"));
+    let searched = !visit.query_field("last4").is_empty();
     let mut results = Vec::new();
     if searched {
         let mut path = format!("/v1/cards?limit={SEARCH_ROWS}&last4={last4}");
@@ -1008,12 +1004,7 @@ struct Liability {
 
 /// The `as_of` of a report's query, when it is a plain date (the API checks it is a real one).
 fn as_of(console: &Console, visit: &Visit) -> String {
-    visit
-        .query
-        .as_deref()
-        .and_then(|query| serde_urlencoded::from_str::<Vec<(String, String)>>(query).ok())
-        .and_then(|pairs| pairs.into_iter().find(|(name, _)| name == "as_of"))
-        .map(|(_, value)| value.trim().to_owned())
+    Some(visit.query_field("as_of").trim().to_owned())
         .filter(|value| value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
         .unwrap_or_else(|| console.today().to_string())
 }
@@ -1114,13 +1105,8 @@ fn csv_download(rows: Vec<Vec<String>>, name: &str) -> Response {
 /// A report's date range from the query (`from`, `to`, plain dates; the API checks the rest),
 /// by default the last 30 days.
 fn date_range(console: &Console, visit: &Visit) -> (String, String) {
-    let pairs: Vec<(String, String)> = visit
-        .query
-        .as_deref()
-        .and_then(|query| serde_urlencoded::from_str(query).ok())
-        .unwrap_or_default();
     let date = |name: &str| {
-        Some(field(&pairs, name).to_owned())
+        Some(visit.query_field(name))
             .filter(|value| value.len() == 10 && value.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
     };
     let today = console.today();
@@ -1307,12 +1293,7 @@ struct Checkouts {
 }
 
 async fn checkouts(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
-    let query: Vec<(String, String)> = visit
-        .query
-        .as_deref()
-        .and_then(|query| serde_urlencoded::from_str(query).ok())
-        .unwrap_or_default();
-    let checkout_id = path_segment(field(&query, "checkout_id"));
+    let checkout_id = path_segment(&visit.query_field("checkout_id"));
     if checkout_id.is_empty() {
         return render(&Checkouts {
             frame,

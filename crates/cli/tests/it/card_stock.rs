@@ -541,6 +541,13 @@ async fn a_served_batch_hands_its_printers_file_out_until_collected_then_keeps_o
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(json_of(&body)["error"]["code"], "digest_mismatch");
+    for malformed in ["abc", "zz".repeat(32).as_str(), ""] {
+        let (status, body) = setup
+            .send(setup.client.delete(format!("{file_url}?sha256={malformed}")))
+            .await;
+        assert_eq!(status, 400, "sha256={malformed}: {body}");
+        assert_eq!(json_of(&body)["error"]["param"], "sha256");
+    }
     let (status, _) = setup.send(setup.client.get(&file_url)).await;
     assert_eq!(status, 200, "a refused collection keeps the file");
     for _ in 0..2 {
@@ -741,6 +748,17 @@ async fn an_import_through_a_running_server_is_whole_or_nothing_and_recognised_w
     assert_eq!(listed["data"][0]["source"], "imported");
     assert_eq!(listed["data"][0]["value"], 2_100);
     assert!(listed["data"][0]["file"].is_null());
+    // An imported batch has no printer's file to hand out.
+    let imported = listed["data"][0]["id"].as_str().unwrap();
+    let (status, body) = setup
+        .send(
+            setup
+                .client
+                .get(format!("{}/v1/card_batches/{imported}/file", setup.address)),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(json_of(&body)["error"]["code"], "not_found");
     let verify = setup.run(&["verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
     setup.close().await;

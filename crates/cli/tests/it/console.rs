@@ -679,6 +679,15 @@ async fn a_viewer_is_refused_a_freeze_and_an_idle_session_ends() {
 }
 
 /// The console's session cookie from a sign-in answer, and the page's form token.
+/// The form token in a console page's HTML.
+fn form_token_of(html: &str) -> String {
+    html.split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form token")
+        .to_owned()
+}
+
 async fn signed_in_without_a_browser(app: &TestApp, email: &str, role: &str) -> (String, String) {
     let temporary = invite(app, email, role).await;
     let session = app
@@ -701,12 +710,7 @@ async fn signed_in_without_a_browser(app: &TestApp, email: &str, role: &str) -> 
         .await
         .expect("the page");
     let html = page.text().await.expect("HTML");
-    let form_token = html
-        .split("name=\"form_token\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a form token")
-        .to_owned();
+    let form_token = form_token_of(&html);
     (token, form_token)
 }
 
@@ -740,6 +744,46 @@ async fn every_console_answer_forbids_framing_inline_script_and_caching() {
         !cookie.contains("Secure"),
         "plain HTTP: a browser would drop a Secure cookie"
     );
+}
+
+#[tokio::test]
+async fn a_sign_in_posted_without_its_sign_in_cookie_is_refused() {
+    let app = TestApp::spawn().await;
+    let temporary = invite(&app, "clerk@example.com", "support").await;
+    // The sign-in page sets a cookie that its form's token is bound to.
+    let page = app
+        .client
+        .get(app.url("/console/sign_in"))
+        .send()
+        .await
+        .expect("the page");
+    assert!(page.headers().get("set-cookie").is_some());
+    let html = page.text().await.expect("HTML");
+    let form_token = form_token_of(&html);
+    let response = app
+        .client
+        .post(app.url("/console/sign_in"))
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            reqwest::Url::parse_with_params(
+                "http://form.invalid/",
+                [
+                    ("form_token", form_token.as_str()),
+                    ("email", "clerk@example.com"),
+                    ("password", temporary.as_str()),
+                ],
+            )
+            .expect("a form")
+            .query()
+            .unwrap_or_default()
+            .to_owned(),
+        )
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("set-cookie").is_none(), "no session");
 }
 
 #[tokio::test]
