@@ -46,6 +46,13 @@ const NOTICES: [(&str, &str); 18] = [
 
 /// Transactions shown on a card's page.
 const HISTORY_ROWS: u32 = 50;
+/// Dormant cards on one page of the report (the API's largest page).
+const DORMANT_ROWS: u32 = 100;
+/// Most cards the dormant report's CSV holds; a larger report is for `giftd report dormant`.
+const MAX_DORMANT_CSV_ROWS: usize = 10_000;
+/// The dormant report's default and largest number of months without a transaction.
+const DEFAULT_DORMANT_MONTHS: u32 = 12;
+const MAX_DORMANT_MONTHS: u32 = 600;
 
 pub(super) fn routes() -> axum::Router<Console> {
     axum::Router::new()
@@ -65,6 +72,8 @@ pub(super) fn routes() -> axum::Router<Console> {
         .route("/console/checkouts/{id}/refund", post(refund_checkout))
         .route("/console/reports/liability", get(liability))
         .route("/console/reports/liability.csv", get(liability_csv))
+        .route("/console/reports/dormant", get(dormant))
+        .route("/console/reports/dormant.csv", get(dormant_csv))
         .route("/console/reports/activity", get(activity))
         .route("/console/reports/activity.csv", get(activity_csv))
         .route(
@@ -596,8 +605,10 @@ struct Cards {
     searched: bool,
     last4: String,
     program_id: String,
-    /// Id, program name, state, balance, issued day.
-    results: Vec<(String, String, String, String, String)>,
+    /// Whose wallet was searched, when it was a search by user.
+    user_id: String,
+    /// Id, last 4, program name, state, balance, issued day.
+    results: Vec<(String, String, String, String, String, String)>,
 }
 
 /// Cards a search by last 4 shows at most.
@@ -624,13 +635,21 @@ async fn cards(State(console): State<Console>, SignedIn { visit, frame }: Signed
         .take(4)
         .collect();
     let program_id = path_segment(&visit.query_field("program_id"));
-    let searched = !visit.query_field("last4").is_empty();
+    let user_id = visit.query_field("user_id").trim().to_owned();
+    let searched = !visit.query_field("last4").is_empty() || !user_id.is_empty();
     let mut results = Vec::new();
     if searched {
-        let mut path = format!("/v1/cards?limit={SEARCH_ROWS}&last4={last4}");
-        if !program_id.is_empty() {
-            path.push_str(&format!("&program_id={program_id}"));
-        }
+        let path = if user_id.is_empty() {
+            let mut path = format!("/v1/cards?limit={SEARCH_ROWS}&last4={last4}");
+            if !program_id.is_empty() {
+                path.push_str(&format!("&program_id={program_id}"));
+            }
+            path
+        } else {
+            // A user id is the wallet API's: any text, so it travels percent-encoded.
+            let user = percent_encoding::utf8_percent_encode(&user_id, percent_encoding::NON_ALPHANUMERIC);
+            format!("/v1/users/{user}/cards")
+        };
         let answer = console.call(&visit, Method::GET, &path, None).await;
         if !answer.ok() {
             return refused(frame, &answer, "/console/cards");
@@ -647,6 +666,7 @@ async fn cards(State(console): State<Console>, SignedIn { visit, frame }: Signed
                     .map_or(program.clone(), |(_, name)| name.clone());
                 (
                     text(&c["id"]),
+                    text(&c["last4"]),
                     name,
                     text(&c["state"]),
                     money_value(&c["balance"], &text(&c["currency"])),
@@ -661,6 +681,7 @@ async fn cards(State(console): State<Console>, SignedIn { visit, frame }: Signed
         searched,
         last4,
         program_id,
+        user_id,
         results,
     })
 }
@@ -1078,6 +1099,121 @@ async fn liability_csv(State(console): State<Console>, SignedIn { visit, frame }
         ]);
     }
     csv_download(rows, &format!("liability-{as_of}.csv"))
+}
+
+#[derive(Template)]
+#[template(path = "console/dormant.html")]
+struct Dormant {
+    frame: Frame,
+    months: u32,
+    as_of: String,
+    cards: Vec<DormantRow>,
+    /// The query of the next page, when there is one.
+    next: Option<String>,
+}
+
+pub(super) struct DormantRow {
+    card_id: String,
+    program_id: String,
+    state: String,
+    balance: String,
+    last_activity: String,
+}
+
+/// The `months` of the dormant report's query: 1 to 600, 12 by default.
+fn dormant_months(visit: &Visit) -> u32 {
+    visit
+        .query_field("months")
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|m| (1..=MAX_DORMANT_MONTHS).contains(m))
+        .unwrap_or(DEFAULT_DORMANT_MONTHS)
+}
+
+async fn dormant_page(console: &Console, visit: &Visit, months: u32, as_of: &str, cursor: &str) -> Answer {
+    let mut path = format!("/v1/reports/dormant?months={months}&as_of={as_of}&limit={DORMANT_ROWS}");
+    if !cursor.is_empty() {
+        path.push_str(&format!("&cursor={cursor}"));
+    }
+    console.call(visit, Method::GET, &path, None).await
+}
+
+async fn dormant(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
+    let months = dormant_months(&visit);
+    let as_of = as_of(&console, &visit);
+    let cursor = path_segment(&visit.query_field("cursor"));
+    let answer = dormant_page(&console, &visit, months, &as_of, &cursor).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console");
+    }
+    let cards = answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| DormantRow {
+            card_id: text(&c["card_id"]),
+            program_id: text(&c["program_id"]),
+            state: text(&c["state"]),
+            balance: money_value(&c["balance"], &text(&c["currency"])),
+            last_activity: day(&c["last_activity_at"]),
+        })
+        .collect();
+    let next = answer.json["next_cursor"]
+        .as_str()
+        .map(|cursor| format!("months={months}&as_of={as_of}&cursor={}", path_segment(cursor)));
+    render(&Dormant {
+        frame,
+        months,
+        as_of,
+        cards,
+        next,
+    })
+}
+
+/// The whole dormant report as CSV (at most [`MAX_DORMANT_CSV_ROWS`] cards, read a page at a
+/// time), the API's figures in minor units.
+async fn dormant_csv(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
+    let months = dormant_months(&visit);
+    let as_of = as_of(&console, &visit);
+    let mut rows = vec![
+        [
+            "as_of",
+            "months",
+            "card_id",
+            "program_id",
+            "currency",
+            "state",
+            "balance_minor",
+            "last_activity_at",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    let mut cursor = String::new();
+    while rows.len() <= MAX_DORMANT_CSV_ROWS {
+        let answer = dormant_page(&console, &visit, months, &as_of, &cursor).await;
+        if !answer.ok() {
+            return refused(frame, &answer, "/console/reports/dormant");
+        }
+        for c in answer.json["data"].as_array().into_iter().flatten() {
+            rows.push(vec![
+                as_of.clone(),
+                months.to_string(),
+                text(&c["card_id"]),
+                text(&c["program_id"]),
+                text(&c["currency"]),
+                text(&c["state"]),
+                text(&c["balance"]),
+                text(&c["last_activity_at"]),
+            ]);
+        }
+        match answer.json["next_cursor"].as_str() {
+            Some(next) => cursor = path_segment(next),
+            None => break,
+        }
+    }
+    csv_download(rows, &format!("dormant-{months}m-{as_of}.csv"))
 }
 
 /// Rows as a CSV download named `name`, every cell defused.

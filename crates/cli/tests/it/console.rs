@@ -527,6 +527,25 @@ async fn a_gifts_recipient_sees_the_card_and_the_support_desk_replaces_the_link(
     assert!(browser.page().await.contains("Spent"));
     browser.screenshot("cardholder").await;
 
+    // Support finds the recipient's card by their user id.
+    browser.goto(&app, "/console/cards").await;
+    browser.fill("#user_id", "ben").await;
+    browser
+        .click("form:has(#user_id) button[type=submit]", "the search by user")
+        .await;
+    assert!(
+        browser
+            .text("#results-caption")
+            .await
+            .starts_with("1 card(s) in the wallet of ben"),
+        "{}",
+        browser.page().await
+    );
+    browser
+        .click(&format!("a[href='/console/cards/{id}']"), "the card found")
+        .await;
+    assert_eq!(browser.path().await, format!("/console/cards/{id}"));
+
     // The cardholder lost it: support revokes it in the console and makes a new one.
     browser.goto(&app, &format!("/console/cards/{id}")).await;
     browser
@@ -546,6 +565,55 @@ async fn a_gifts_recipient_sees_the_card_and_the_support_desk_replaces_the_link(
     assert!(browser.text("#message").await.contains("does not work"));
     browser.client.goto(&new_link).await.expect("the new page loads");
     assert_eq!(browser.text("#security-code").await, code);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn finance_reads_the_dormant_report_and_its_csv_agrees_with_the_api() {
+    let app = TestApp::spawn().await;
+    let sleeping = a_card(&app, "USD", 1234).await;
+    let empty = a_card(&app, "USD", 500).await;
+    app.post(&format!("/v1/cards/{empty}/redeem"), json!({"amount": 500}))
+        .await
+        .assert_status(200);
+    // Thirteen months later a third card is made and used: it is not dormant.
+    app.clock.advance_seconds(396 * 24 * 3600);
+    let busy = a_card(&app, "USD", 700).await;
+    let temporary = invite(&app, "finance@example.com", "finance").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "finance@example.com", &temporary).await;
+
+    browser.goto(&app, "/console/reports/dormant").await;
+    let page = browser.page().await;
+    assert!(page.contains(&sleeping), "{page}");
+    assert!(!page.contains(&empty) && !page.contains(&busy));
+    assert!(page.contains("12.34 USD"));
+    browser.screenshot("dormant").await;
+    browser.fill("#months", "24").await;
+    browser
+        .click("form[action='/console/reports/dormant'] button", "Show")
+        .await;
+    assert_eq!(browser.text("#none").await, "No dormant card.");
+
+    let api = app.get("/v1/reports/dormant?months=12").await;
+    api.assert_status(200);
+    // Downloaded by the browser, with its session.
+    let csv = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/console/reports/dormant.csv?months=12').then(r => r.text()).then(done, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .expect("the CSV");
+    let csv = csv.as_str().expect("text").to_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].starts_with("as_of,months,card_id"));
+    assert!(lines[1].contains(&format!(",{sleeping},")));
+    assert!(lines[1].contains(&format!(",{},", api.body["data"][0]["balance"])));
     browser.close().await;
 }
 
