@@ -1426,15 +1426,51 @@ struct Checkouts {
     frame: Frame,
     checkout_id: String,
     checkout: Option<CheckoutView>,
+    /// The newest checkouts, when none is opened: id, created, amount, status, refundable.
+    recent: Vec<(String, String, String, String, String)>,
+    /// The query of the next page of them.
+    next: Option<String>,
 }
+
+/// Checkouts the list shows on one page.
+const CHECKOUT_ROWS: u32 = 25;
 
 async fn checkouts(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let checkout_id = path_segment(&visit.query_field("checkout_id"));
     if checkout_id.is_empty() {
+        let cursor = path_segment(&visit.query_field("cursor"));
+        let mut path = format!("/v1/checkouts?limit={CHECKOUT_ROWS}");
+        if !cursor.is_empty() {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let answer = console.call(&visit, Method::GET, &path, None).await;
+        if !answer.ok() {
+            return refused(frame, &answer, "/console");
+        }
+        let recent = answer.json["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let currency = text(&c["currency"]);
+                (
+                    path_segment(&text(&c["id"])),
+                    day(&c["created_at"]),
+                    money_value(&c["amount"], &currency),
+                    text(&c["status"]),
+                    money_value(&c["refundable_amount"], &currency),
+                )
+            })
+            .collect();
+        let next = answer.json["next_cursor"]
+            .as_str()
+            .map(|cursor| format!("cursor={}", path_segment(cursor)));
         return render(&Checkouts {
             frame,
             checkout_id,
             checkout: None,
+            recent,
+            next,
         });
     }
     let answer = console
@@ -1475,6 +1511,8 @@ async fn checkouts(State(console): State<Console>, SignedIn { visit, frame }: Si
         frame,
         checkout_id,
         checkout: Some(view),
+        recent: Vec::new(),
+        next: None,
     })
 }
 

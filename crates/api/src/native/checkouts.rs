@@ -3,7 +3,7 @@
 //! simulated processor recorded. No SQL and no business rules here: the steps and their order
 //! are the service's and the domain's.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use giftd_domain::checkout::{
     Checkout, GiftCardStatus, GiftCardTender, Intent, IntentOutcome, PaymentStatus, PaymentTender, Review,
@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Body, Merchant, PathId, amount, currency, optional_amount, path_id, reference};
-use super::wire::rfc3339;
+use super::extract::{
+    Body, Merchant, PageQuery, PathId, amount, currency, optional_amount, path_id, query, reference,
+};
+use super::wire::{List, rfc3339};
 use super::{Answer, ok};
 use crate::{AppState, json_response};
 
@@ -480,6 +482,34 @@ pub async fn create_checkout(
             )
             .await?,
     )
+}
+
+/// The merchant's checkouts, newest first.
+#[utoipa::path(get, path = "/v1/checkouts", tag = "checkouts", params(PageQuery),
+    responses((status = 200, description = "A page of checkouts.", body = List<CheckoutResponse>), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
+pub async fn list_checkouts(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let page = query::<PageQuery>(raw.as_deref())?.page()?;
+    let before = match page.cursor.as_deref() {
+        None => None,
+        Some(cursor) => Some(
+            CheckoutId::parse(cursor)
+                .ok_or_else(|| ApiError::invalid("cursor", "`cursor` is not a cursor this API gave."))?,
+        ),
+    };
+    let checkouts = app
+        .service
+        .checkouts(&merchant, before.as_ref(), page.limit)
+        .await?;
+    ok(&super::list(
+        checkouts,
+        &page,
+        |c| c.id.to_string(),
+        |c| CheckoutResponse::from(c),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/checkouts/{id}", tag = "checkouts", params(("id" = String, Path)),

@@ -147,7 +147,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(wallet::share_user_card))
         .routes(routes!(wallet::create_gift))
-        .routes(routes!(checkouts::create_checkout))
+        .routes(routes!(checkouts::create_checkout, checkouts::list_checkouts))
         .routes(routes!(checkouts::get_checkout))
         .routes(routes!(checkouts::capture_checkout))
         .routes(routes!(checkouts::void_checkout))

@@ -881,3 +881,43 @@ async fn a_checkouts_gift_card_legs_are_reversed_captured_or_released_only_throu
     assert_eq!(balance(&app, &b).await, (500, 500));
     sound(&app).await;
 }
+
+#[tokio::test]
+async fn checkouts_are_listed_newest_first_a_page_at_a_time_and_per_merchant() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(10_000).await;
+    let mut made = Vec::new();
+    for amount in [100, 200, 300] {
+        let created = checkout(
+            &app,
+            json!({"amount": amount, "currency": "USD", "intent": "capture",
+                   "gift_cards": [{"card_id": card["id"], "amount": amount}]}),
+        )
+        .await;
+        created.assert_status(201);
+        made.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let first = app.get("/v1/checkouts?limit=2").await;
+    first.assert_status(200);
+    let ids: Vec<&str> = first.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [made[2].as_str(), made[1].as_str()]);
+    assert_eq!(first.body["data"][0]["status"], "captured");
+    let cursor = first.body["next_cursor"].as_str().expect("a next page");
+    let second = app.get(&format!("/v1/checkouts?limit=2&cursor={cursor}")).await;
+    second.assert_status(200);
+    assert_eq!(second.body["data"][0]["id"], made[0].as_str());
+    assert!(second.body["next_cursor"].is_null());
+
+    let other = app.another_merchant().await;
+    let theirs = app.get_as("/v1/checkouts", &other).await;
+    theirs.assert_status(200);
+    assert_eq!(theirs.body["data"].as_array().unwrap().len(), 0);
+    app.get("/v1/checkouts?cursor=card_1")
+        .await
+        .assert_error(400, "invalid_request");
+}

@@ -718,6 +718,20 @@ async fn an_admin_finds_a_checkout_sees_its_tenders_and_refunds_part_of_it() {
         app.get(&format!("/v1/cards/{card_id}")).await.body["balance"],
         1_500
     );
+    // The list of checkouts shows it, newest first, and opens it.
+    browser.goto(&app, "/console/checkouts").await;
+    let row = browser.text("#latest-checkouts tbody tr").await;
+    assert!(
+        row.contains(&checkout_id) && row.contains("captured") && row.contains("15.00 USD"),
+        "{row}"
+    );
+    browser
+        .click(
+            &format!("a[href='/console/checkouts?checkout_id={checkout_id}']"),
+            "the checkout listed",
+        )
+        .await;
+    assert_eq!(browser.text("#refundable").await, "15.00 USD");
     browser.close().await;
 }
 
