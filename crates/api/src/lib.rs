@@ -87,8 +87,8 @@ pub fn app(service: Service) -> Router {
     app_with_config(service, ApiConfig::default())
 }
 
-/// The whole HTTP application.
-pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
+/// The API and the console as separate routers.
+pub fn apps(service: Service, config: ApiConfig) -> Apps {
     let (router, mut openapi) = native::router().split_for_parts();
     native::complete_document(&mut openapi);
     let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
@@ -171,7 +171,22 @@ pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unusable_request_id));
     // The console's pages make their native requests through `api`, with all its layers.
-    console::router(api.clone(), console_config, console_service).merge(api)
+    let console = console::router(api.clone(), console_config, console_service);
+    Apps { api, console }
+}
+
+/// The application's two faces, for a server that gives the console an address of its own.
+pub struct Apps {
+    /// The native API, the vendor facades, the cardholder page, health and the OpenAPI document.
+    pub api: Router,
+    /// The staff console under `/console`, which calls `api` in-process.
+    pub console: Router,
+}
+
+/// The whole HTTP application: the console beside the API.
+pub fn app_with_config(service: Service, config: ApiConfig) -> Router {
+    let Apps { api, console } = apps(service, config);
+    console.merge(api)
 }
 
 /// The longest request id a client may choose. It is echoed and written into every log line

@@ -143,6 +143,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("metrics.listen", "GIFTD_METRICS_LISTEN", Some("--metrics-listen"), Kind::Text)
         .example("127.0.0.1:9464")
         .help("Serve GET /metrics (Prometheus) on this address only, plain HTTP, instead of on the API's address."),
+    setting("console.listen", "GIFTD_CONSOLE_LISTEN", Some("--console-listen"), Kind::Text)
+        .example("127.0.0.1:8081")
+        .help("Serve the staff console (/console) on this address only, instead of on the API's: keep it on loopback or a private network. Same TLS as the API."),
     setting("limits.request_timeout_seconds", "GIFTD_REQUEST_TIMEOUT_SECONDS", Some("--request-timeout-seconds"), Kind::Integer)
         .default("30")
         .help("A request not answered by then gets 408 (1 to 3600)."),
@@ -504,6 +507,8 @@ pub struct ServeConfig {
     pub idempotency_retention_days: i64,
     pub tls: Option<Tls>,
     pub metrics_listen: Option<SocketAddr>,
+    /// The console's own address; `None`: the console is on `listen`.
+    pub console_listen: Option<SocketAddr>,
     /// `public_url`, checked, without a trailing slash.
     pub public_url: Option<String>,
     pub limits: Limits,
@@ -603,6 +608,7 @@ impl Config {
                 .unwrap_or(3650),
                 tls,
                 metrics_listen: layers.parse("metrics.listen")?,
+                console_listen: layers.parse("console.listen")?,
                 public_url: match layers.parse::<String>("public_url")? {
                     None => None,
                     Some(url) => Some(public_url(&url)?),
@@ -694,8 +700,40 @@ mod tests {
         assert_eq!(config.serve.webhook_roots.len(), 1);
         assert!(config.serve.tls.is_some());
         assert!(config.serve.metrics_listen.is_some());
+        assert!(config.serve.console_listen.is_some());
+        assert_eq!(
+            config.serve.public_url.as_deref(),
+            Some("https://gift.example.com")
+        );
         assert!(config.storage.database_url.is_some());
         assert_eq!(config.serve.max_connections, Some(1000));
+    }
+
+    #[test]
+    fn a_public_url_is_a_plain_http_or_https_base_and_loses_its_trailing_slash() {
+        let config = resolve(
+            "",
+            &[("GIFTD_PUBLIC_URL", "https://gift.example.com/cards/")],
+            &[],
+        )
+        .expect("parses");
+        assert_eq!(
+            config.serve.public_url.as_deref(),
+            Some("https://gift.example.com/cards")
+        );
+        for refused in [
+            "gift.example.com",
+            "ftp://gift.example.com",
+            "https://gift.example.com/?a=1",
+            "https://gift.example.com/#top",
+            "https://user:pw@gift.example.com",
+        ] {
+            let error = resolve("", &[("GIFTD_PUBLIC_URL", refused)], &[]).expect_err(refused);
+            assert!(
+                format!("{error:#}").contains("invalid setting public_url"),
+                "{error:#}"
+            );
+        }
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub const FILE_RESERVE: u64 = 64;
 pub const MAX_DEFAULT_CONNECTIONS: u64 = 10_000;
 /// Connections at once on the `/metrics` listener: a few scrapers use it, one connection each.
 pub const METRICS_MAX_CONNECTIONS: usize = 8;
+/// Connections at once on the console's own listener (`console.listen`): staff browsers, a
+/// few connections each.
+pub const CONSOLE_MAX_CONNECTIONS: usize = 256;
 /// The first pause after an accept error that is not one connection's own (out of file
 /// descriptors, out of memory); each next pause doubles, up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -104,7 +107,7 @@ pub fn max_connections(
 
 /// A bound socket and how to serve what it accepts.
 pub struct Listener {
-    /// `api` or `metrics`: in logs and in the connection metrics' `listener` label.
+    /// `api`, `console` or `metrics`: in logs and in the connection metrics' `listener` label.
     pub name: &'static str,
     pub tcp: TcpListener,
     /// HTTPS when set: each connection's TLS handshake comes first.

@@ -352,6 +352,14 @@ struct ServeArgs {
     /// [GIFTD_METRICS_LISTEN].
     #[arg(long, value_name = "ADDRESS")]
     metrics_listen: Option<String>,
+    /// Serve the staff console (/console) on this address only instead of on --listen; keep it
+    /// on loopback or a private network [GIFTD_CONSOLE_LISTEN].
+    #[arg(long, value_name = "ADDRESS")]
+    console_listen: Option<String>,
+    /// Where cardholders reach this server, e.g. https://gift.example.com: cardholder links
+    /// point there [GIFTD_PUBLIC_URL; default: the scheme served and the request's Host].
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// Seconds before an unanswered request gets 408 [GIFTD_REQUEST_TIMEOUT_SECONDS; default 30].
     #[arg(long, value_name = "SECONDS")]
     request_timeout_seconds: Option<String>,
@@ -402,6 +410,8 @@ impl ServeArgs {
             ("tls.key", self.tls_key.clone()),
             ("log.format", self.log_format.clone()),
             ("metrics.listen", self.metrics_listen.clone()),
+            ("console.listen", self.console_listen.clone()),
+            ("public_url", self.public_url.clone()),
             (
                 "limits.request_timeout_seconds",
                 self.request_timeout_seconds.clone(),
@@ -959,15 +969,21 @@ async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 /// Files `giftd serve` holds open besides its connections and [`listener::FILE_RESERVE`]: the
 /// database's (PostgreSQL: one socket per pooled connection; SQLite: the read pool, the writer
 /// and the checkpointer, each with the database, its write-ahead log and its shared memory open,
-/// and the syncer's handle on the log) and one socket per webhook attempt under way.
+/// and the syncer's handle on the log), one socket per webhook attempt under way, and the
+/// console's connections on its own listener.
 fn files_besides_connections(config: &Config) -> u64 {
     let database = if config.storage.database_url.is_some() {
         u64::from(config.storage.pg_pool_size)
     } else {
         (u64::from(giftd_store::sqlite::READ_POOL_SIZE) + 2) * 3 + 1
     };
-    // One socket for each webhook attempt under way.
-    database + giftd_service::webhooks::MAX_DELIVERIES_IN_FLIGHT as u64
+    // One socket for each webhook attempt under way, and the console's own connections when it
+    // has a listener of its own.
+    let console = match config.serve.console_listen {
+        Some(_) => listener::CONSOLE_MAX_CONNECTIONS as u64,
+        None => 0,
+    };
+    database + giftd_service::webhooks::MAX_DELIVERIES_IN_FLIGHT as u64 + console
 }
 
 async fn shutdown_signal() {

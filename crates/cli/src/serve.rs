@@ -36,7 +36,15 @@ pub async fn run(
         rate_limits: config.rate_limits.clone(),
         public_url: config.public_url.clone(),
     };
-    let mut app = giftd_api::app_with_config(service.clone(), api);
+    let giftd_api::Apps {
+        api: api_app,
+        console,
+    } = giftd_api::apps(service.clone(), api);
+    // The console on the API's address, unless it has one of its own.
+    let (mut app, console) = match config.console_listen {
+        None => (console.merge(api_app), None),
+        Some(address) => (api_app, Some((address, console))),
+    };
     let metrics_router = giftd_api::telemetry::router(service, metrics);
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
@@ -82,6 +90,25 @@ pub async fn run(
         None => None,
         Some(tls) => Some(tls_acceptor(tls).await?),
     };
+    let console_server = match console {
+        None => None,
+        Some((address, console)) => {
+            let tcp = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (console.listen)"))?;
+            tracing::info!(address = %tcp.local_addr()?, "serving the console");
+            let listener = Listener {
+                name: "console",
+                tcp,
+                tls: tls.clone(),
+                limits: Limits {
+                    max_connections: listener::CONSOLE_MAX_CONNECTIONS,
+                    ..limits
+                },
+            };
+            Some(tokio::spawn(listener::serve(listener, console, stopped.clone())))
+        }
+    };
     let tcp = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -104,6 +131,9 @@ pub async fn run(
     listener::serve(listener, app, stopped).await;
     if let Some(metrics_server) = metrics_server {
         metrics_server.await.context("the metrics listener panicked")?;
+    }
+    if let Some(console_server) = console_server {
+        console_server.await.context("the console listener panicked")?;
     }
     Ok(())
 }

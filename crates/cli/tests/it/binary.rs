@@ -54,6 +54,8 @@ fn without_inherited_settings(command: &mut Command) {
         "GIFTD_TLS_KEY",
         "GIFTD_LOG_FORMAT",
         "GIFTD_METRICS_LISTEN",
+        "GIFTD_CONSOLE_LISTEN",
+        "GIFTD_PUBLIC_URL",
         "GIFTD_HEADER_READ_TIMEOUT_SECONDS",
         "GIFTD_IDLE_TIMEOUT_SECONDS",
         "GIFTD_MAX_CONNECTIONS",

@@ -763,6 +763,92 @@ async fn metrics_listen_serves_metrics_on_its_own_address_only() {
 }
 
 #[tokio::test]
+async fn console_listen_serves_the_console_on_its_own_address_only() {
+    let storage = Storage::new().await;
+    let console_address = free_address();
+    let server = Server::start_plain(&storage, &["--console-listen", &console_address.to_string()]).await;
+    let client = giftd_testkit::http_client();
+    let on_api = client
+        .get(server.url("/console/sign_in"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(on_api.status(), 404);
+    let console = |path: &str| format!("http://{console_address}{path}");
+    let sign_in = client
+        .get(console("/console/sign_in"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(sign_in.status(), 200);
+    assert!(sign_in.text().await.expect("HTML").contains("<h1>Sign in</h1>"));
+    let css = client
+        .get(console("/console/assets/console.css"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(css.status(), 200);
+    // The API stays where it was, and is not on the console's address.
+    assert_eq!(
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .expect("an answer")
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(console("/v1/programs"))
+            .send()
+            .await
+            .expect("an answer")
+            .status(),
+        404
+    );
+    // The console's pages call the API in-process: a sign-in with a wrong password is
+    // refused by the API's own rule, on the console's address.
+    let page = client
+        .get(console("/console/sign_in"))
+        .send()
+        .await
+        .expect("the page");
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .expect("a cookie")
+        .split(';')
+        .next()
+        .expect("its pair")
+        .to_owned();
+    let html = page.text().await.expect("HTML");
+    let token = html
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form token")
+        .to_owned();
+    let refused = client
+        .post(console("/console/sign_in"))
+        .header("cookie", cookie)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "form_token={token}&email=nobody%40example.com&password=wrong-password"
+        ))
+        .send()
+        .await
+        .expect("an answer");
+    let status = refused.status();
+    let text = refused.text().await.expect("HTML");
+    assert!(status.is_client_error(), "{status} {text}");
+    assert!(
+        text.to_lowercase().contains("wrong email, password or code"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn the_server_delivers_webhooks_to_https_endpoints_its_ca_file_trusts_and_no_others() {
     let storage = Storage::new().await;
     let ca = PrivateCa::new();
