@@ -14,7 +14,7 @@ use super::{Answer, Console, Visit, field, form, minor_units, money, see_other};
 
 /// What a redirect after an action may say, by its `?done=` word: fixed sentences only, so a
 /// link from elsewhere cannot put words into a console page.
-const NOTICES: [(&str, &str); 18] = [
+const NOTICES: [(&str, &str); 20] = [
     ("refunded", "Refunded: the value is back where it came from."),
     (
         "endpoint_disabled",
@@ -26,6 +26,11 @@ const NOTICES: [(&str, &str); 18] = [
     ("disabled", "Disabled: signed out everywhere, and cannot sign in."),
     ("enabled", "Enabled: they can sign in again."),
     ("program_created", "Program created."),
+    ("program_updated", "Program changed."),
+    (
+        "program_unchanged",
+        "Nothing to change: the program is as the form was.",
+    ),
     ("card_issued", "Card issued: it is active with its amount."),
     ("frozen", "Card frozen: it cannot be used until unfrozen."),
     ("unfrozen", "Card unfrozen."),
@@ -62,6 +67,7 @@ pub(super) fn routes() -> axum::Router<Console> {
         .route("/console/sign_out", post(sign_out))
         .route("/console/password", get(password_page).post(change_password))
         .route("/console/programs", get(programs).post(create_program))
+        .route("/console/programs/{id}", get(program).post(update_program))
         .route("/console/cards", get(cards).post(issue_card))
         .route("/console/cards/lookup", post(lookup_card))
         .route("/console/cards/{id}", get(card))
@@ -530,6 +536,138 @@ async fn programs(State(console): State<Console>, SignedIn { visit, frame }: Sig
         })
         .collect();
     render(&Programs { frame, programs })
+}
+
+#[derive(Template)]
+#[template(path = "console/program.html")]
+struct ProgramPage {
+    frame: Frame,
+    id: String,
+    name: String,
+    currency: String,
+    active: bool,
+    reloadable: bool,
+    /// Its limits and rules, as shown: label and value.
+    facts: Vec<(&'static str, String)>,
+}
+
+async fn program(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    SignedIn { visit, frame }: SignedIn,
+) -> Response {
+    let id = path_segment(&id);
+    let answer = console
+        .call(&visit, Method::GET, &format!("/v1/programs/{id}"), None)
+        .await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/programs");
+    }
+    let p = &answer.json;
+    let currency = text(&p["currency"]);
+    let limit = |value: &Value| {
+        if value.is_null() {
+            "none".to_owned()
+        } else {
+            money_value(value, &currency)
+        }
+    };
+    let denominations = p["denominations"].as_array().map_or_else(
+        || "any amount".to_owned(),
+        |list| {
+            list.iter()
+                .map(|d| money_value(d, &currency))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    let facts = vec![
+        ("Denominations", denominations),
+        ("Smallest load", limit(&p["min_load"])),
+        ("Largest load", limit(&p["max_load"])),
+        ("Largest balance", limit(&p["max_balance"])),
+        (
+            "Cards expire",
+            p["expiry_months"]
+                .as_u64()
+                .map_or("never".to_owned(), |m| format!("{m} months after issue")),
+        ),
+        (
+            "Value left at expiry",
+            if p["breakage_on_expiry"] == true {
+                "becomes breakage".to_owned()
+            } else {
+                "stays the cardholder's".to_owned()
+            },
+        ),
+        (
+            "Promotion code",
+            Some(text(&p["promotion_code"]))
+                .filter(|code| !code.is_empty())
+                .unwrap_or_else(|| "none".to_owned()),
+        ),
+        (
+            "Card numbers",
+            match text(&p["number_prefix"]) {
+                prefix if prefix.is_empty() => format!("{} digits", p["number_length"]),
+                prefix => format!("{} digits starting {prefix}", p["number_length"]),
+            },
+        ),
+    ];
+    render(&ProgramPage {
+        frame,
+        id: text(&p["id"]),
+        name: text(&p["name"]),
+        currency,
+        active: p["active"] != false,
+        reloadable: p["reloadable"] == true,
+        facts,
+    })
+}
+
+/// Changes what the form changed (a field left as it was is not sent: the API checks each
+/// change against the promises made to the cards already sold).
+async fn update_program(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { visit, frame, fields }: Posted,
+) -> Response {
+    let id = path_segment(&id);
+    let back = format!("/console/programs/{id}");
+    let current = console
+        .call(&visit, Method::GET, &format!("/v1/programs/{id}"), None)
+        .await;
+    if !current.ok() {
+        return refused(frame, &current, "/console/programs");
+    }
+    let mut body = serde_json::Map::new();
+    let name = field(&fields, "name").trim();
+    if name != text(&current.json["name"]) {
+        body.insert("name".into(), json!(name));
+    }
+    // A checkbox sends its field only when ticked.
+    for flag in ["active", "reloadable"] {
+        let ticked = field(&fields, flag) == "on";
+        if current.json[flag].as_bool() != Some(ticked) {
+            body.insert(flag.into(), json!(ticked));
+        }
+    }
+    if body.is_empty() {
+        return see_other(&format!("{back}?done=program_unchanged"));
+    }
+    let answer = console
+        .call(
+            &visit,
+            Method::PATCH,
+            &format!("/v1/programs/{id}"),
+            Some(Value::Object(body)),
+        )
+        .await;
+    if answer.ok() {
+        see_other(&format!("{back}?done=program_updated"))
+    } else {
+        refused(frame, &answer, &back)
+    }
 }
 
 async fn create_program(State(console): State<Console>, Posted { visit, frame, fields }: Posted) -> Response {

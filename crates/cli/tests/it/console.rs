@@ -570,6 +570,59 @@ async fn a_gifts_recipient_sees_the_card_and_the_support_desk_replaces_the_link(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn an_admin_renames_a_program_and_stops_it_issuing_cards() {
+    let (app, browser) = signed_in_browser("admin@example.com", "admin").await;
+    let program = app
+        .post(
+            "/v1/programs",
+            json!({"name": "Spring", "currency": "USD", "expiry_months": 72}),
+        )
+        .await;
+    program.assert_status(201);
+    let id = program.body["id"].as_str().unwrap().to_owned();
+    browser.goto(&app, "/console/programs").await;
+    browser
+        .click(&format!("a[href='/console/programs/{id}']"), "the program")
+        .await;
+    assert_eq!(browser.text("h1").await, "Spring");
+    assert!(browser.page().await.contains("72 months after issue"));
+    browser.fill("#edit_name", "Spring 2027").await;
+    // A checkbox, ticked off: no page follows the click.
+    browser
+        .client
+        .find(Locator::Css("#edit_active"))
+        .await
+        .expect("the active box")
+        .click()
+        .await
+        .expect("clicked");
+    browser.submit(&format!("/console/programs/{id}")).await;
+    assert_eq!(browser.text("p.notice").await, "Program changed.");
+    assert_eq!(browser.text("h1").await, "Spring 2027");
+    assert!(browser.text("#program-state").await.starts_with("inactive"));
+    browser.screenshot("program").await;
+    let read = app.get(&format!("/v1/programs/{id}")).await;
+    assert_eq!(
+        (read.body["name"].as_str(), read.body["active"].as_bool()),
+        (Some("Spring 2027"), Some(false))
+    );
+    app.post(
+        "/v1/cards",
+        json!({"program_id": id, "kind": "virtual", "amount": 100}),
+    )
+    .await
+    .assert_error(422, "program_inactive");
+    // Saving the form unchanged changes nothing.
+    browser.submit(&format!("/console/programs/{id}")).await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Nothing to change: the program is as the form was."
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
 async fn finance_reads_the_dormant_report_and_its_csv_agrees_with_the_api() {
     let app = TestApp::spawn().await;
     let sleeping = a_card(&app, "USD", 1234).await;
