@@ -108,6 +108,50 @@ impl Browser {
     async fn click_and_wait(&self, element: fantoccini::elements::Element) {
         let old = self.client.find(Locator::Css("html")).await.expect("a page");
         element.click().await.expect("clicked");
+        self.wait_for_next_page(old).await;
+    }
+
+    /// Presses Enter on what has the focus, then waits for the page it leads to.
+    async fn press_enter_and_wait(&self) {
+        let old = self.client.find(Locator::Css("html")).await.expect("a page");
+        self.focused()
+            .await
+            .send_keys("\u{e007}")
+            .await
+            .expect("Enter pressed");
+        self.wait_for_next_page(old).await;
+    }
+
+    /// What has the keyboard's focus.
+    async fn focused(&self) -> fantoccini::elements::Element {
+        self.client.active_element().await.expect("a focused element")
+    }
+
+    /// Presses Tab until `css` has the focus (at most 40 times): the ids or names of what the
+    /// focus went through, in order, `css`'s last.
+    async fn tab_to(&self, css: &str) -> Vec<String> {
+        let target = self.client.find(Locator::Css(css)).await.expect(css);
+        let mut path = Vec::new();
+        for _ in 0..40 {
+            self.focused()
+                .await
+                .send_keys("\u{e004}")
+                .await
+                .expect("Tab pressed");
+            let now = self.focused().await;
+            let name = match now.attr("id").await.expect("an attribute") {
+                Some(id) if !id.is_empty() => id,
+                _ => now.text().await.expect("its text"),
+            };
+            path.push(name);
+            if now.element_id() == target.element_id() {
+                return path;
+            }
+        }
+        panic!("Tab never reached {css}; it went through {path:?}");
+    }
+
+    async fn wait_for_next_page(&self, old: fantoccini::elements::Element) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while old.tag_name().await.is_ok() {
             assert!(Instant::now() < deadline, "no new page after the click");
@@ -565,6 +609,201 @@ async fn a_gifts_recipient_sees_the_card_and_the_support_desk_replaces_the_link(
     assert!(browser.text("#message").await.contains("does not work"));
     browser.client.goto(&new_link).await.expect("the new page loads");
     assert_eq!(browser.text("#security-code").await, code);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn a_support_agent_signs_in_finds_and_freezes_a_card_with_the_keyboard_alone() {
+    let app = TestApp::spawn().await;
+    let card_id = a_card(&app, "USD", 2_000).await;
+    let temporary = invite(&app, "desk@example.com", "support").await;
+    let browser = Browser::start().await;
+    browser.goto(&app, "/console/sign_in").await;
+
+    // The first stop is the link past the header, then the form in reading order.
+    let order = browser.tab_to("#email").await;
+    assert_eq!(order, ["Skip to content", "email"]);
+    browser
+        .focused()
+        .await
+        .send_keys("desk@example.com")
+        .await
+        .unwrap();
+    assert_eq!(browser.tab_to("#password").await, ["password"]);
+    browser.focused().await.send_keys(&temporary).await.unwrap();
+    browser.press_enter_and_wait().await;
+    assert_eq!(browser.path().await, "/console/password");
+    browser.tab_to("#current_password").await;
+    browser.focused().await.send_keys(&temporary).await.unwrap();
+    browser.tab_to("#new_password").await;
+    browser.focused().await.send_keys(NEW_PASSWORD).await.unwrap();
+    browser.press_enter_and_wait().await;
+    assert_eq!(browser.path().await, "/console");
+
+    // The header's links, then the card by its id, then its freeze button.
+    browser.tab_to("nav a[href='/console/cards']").await;
+    browser.press_enter_and_wait().await;
+    assert_eq!(browser.path().await, "/console/cards");
+    browser.tab_to("#card_id").await;
+    browser.focused().await.send_keys(&card_id).await.unwrap();
+    browser.press_enter_and_wait().await;
+    assert_eq!(browser.path().await, format!("/console/cards/{card_id}"));
+    browser
+        .tab_to(&format!("form[action='/console/cards/{card_id}/freeze'] button"))
+        .await;
+    browser.press_enter_and_wait().await;
+    assert_eq!(
+        browser.text("p.notice").await,
+        "Card frozen: it cannot be used until unfrozen."
+    );
+    assert_eq!(
+        app.get(&format!("/v1/cards/{card_id}")).await.body["state"],
+        "frozen"
+    );
+    browser.close().await;
+}
+
+/// axe-core, vendored (crates/cli/tests/vendor/axe-core-4.14.1/README.md: where it came from,
+/// its digest and licence).
+const AXE: &str = include_str!("../vendor/axe-core-4.14.1/axe.min.js");
+
+impl Browser {
+    /// What axe-core finds against WCAG 2.1 A and AA on the page shown: one line per rule
+    /// broken, with its impact and the elements at fault.
+    async fn accessibility_violations(&self) -> Vec<String> {
+        self.client.execute(AXE, vec![]).await.expect("axe-core loads");
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\
+                 axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})\
+                   .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '\
+                     + v.nodes.map(n => n.target.join(' ')).join(', '))), e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("axe-core runs");
+        found
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn every_page_passes_axe_against_wcag_2_1_aa() {
+    let app = TestApp::spawn().await;
+    // Something on every page: a program, cards, a pending adjustment, a checkout, a webhook
+    // endpoint with an event, a gift with its cardholder page.
+    let card_id = a_card(&app, "USD", 5_000).await;
+    app.post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 700}))
+        .await
+        .assert_status(200);
+    app.post(
+        &format!("/v1/cards/{card_id}/adjustments"),
+        json!({"amount": 90_000, "reason": "goodwill"}),
+    )
+    .await
+    .assert_status(202);
+    let checkout = app
+        .post(
+            "/v1/checkouts",
+            json!({"amount": 1_000, "currency": "USD", "intent": "capture",
+                   "gift_cards": [{"card_id": card_id, "amount": 1_000}]}),
+        )
+        .await;
+    checkout.assert_status(201);
+    let checkout_id = checkout.body["id"].as_str().unwrap().to_owned();
+    let endpoint = app
+        .post(
+            "/v1/webhook_endpoints",
+            json!({"url": "http://127.0.0.1:9/hook", "event_types": ["card.redeemed"]}),
+        )
+        .await;
+    endpoint.assert_status(201);
+    app.post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 100}))
+        .await
+        .assert_status(200);
+    let program_id = app.get(&format!("/v1/cards/{card_id}")).await.body["program_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gift = app
+        .post(
+            "/v1/gifts",
+            json!({"sender_user_id": "ana", "recipient_user_id": "ben", "program_id": program_id,
+                   "amount": 2_500, "funding_reference": "ch_1"}),
+        )
+        .await;
+    gift.assert_status(201);
+    let cardholder = gift.body["cardholder_link"]["url"].as_str().unwrap().to_owned();
+
+    let owner = invite(&app, "owner@example.com", "owner").await;
+    let browser = Browser::start().await;
+    // The probe works: a page with an unlabelled field and an image without text fails.
+    browser
+        .client
+        .goto("data:text/html,<!doctype html><html lang=en><title>t</title><main><img src=x.png><input></main></html>")
+        .await
+        .expect("the probe page");
+    let probe = browser.accessibility_violations().await;
+    assert!(
+        probe.iter().any(|v| v.starts_with("image-alt")) && probe.iter().any(|v| v.starts_with("label")),
+        "{probe:?}"
+    );
+    browser.goto(&app, "/console/sign_in").await;
+    let mut found = Vec::new();
+    for violation in browser.accessibility_violations().await {
+        found.push(format!("/console/sign_in: {violation}"));
+    }
+    browser.sign_in(&app, "owner@example.com", &owner).await;
+    let event = app.get("/v1/events?limit=1").await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pages = [
+        "/console".to_owned(),
+        "/console/cards".to_owned(),
+        "/console/cards?last4=0000".to_owned(),
+        format!("/console/cards/{card_id}"),
+        "/console/programs".to_owned(),
+        format!("/console/programs/{program_id}"),
+        "/console/checkouts".to_owned(),
+        format!("/console/checkouts?checkout_id={checkout_id}"),
+        "/console/adjustments".to_owned(),
+        "/console/reports/liability".to_owned(),
+        "/console/reports/activity".to_owned(),
+        "/console/reports/dormant".to_owned(),
+        "/console/staff".to_owned(),
+        "/console/api_keys".to_owned(),
+        "/console/webhooks".to_owned(),
+        format!("/console/webhooks/events/{event}"),
+        "/console/audit".to_owned(),
+        "/console/password".to_owned(),
+    ];
+    for page in &pages {
+        browser.goto(&app, page).await;
+        assert!(
+            !browser.path().await.ends_with("/sign_in"),
+            "{page} sent to sign in"
+        );
+        for violation in browser.accessibility_violations().await {
+            found.push(format!("{page}: {violation}"));
+        }
+    }
+    browser
+        .client
+        .goto(&cardholder)
+        .await
+        .expect("the cardholder page");
+    for violation in browser.accessibility_violations().await {
+        found.push(format!("the cardholder page: {violation}"));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
     browser.close().await;
 }
 
