@@ -1,6 +1,7 @@
 //! A batch decided in memory, read and written set-wise (`crate::batch`): its cards locked in
-//! one statement, its idempotency records read in another, and each table written with one
-//! `UNNEST` statement, so a batch of jobs costs a handful of round trips instead of a dozen a job.
+//! one statement, its idempotency records read in another, and every table it writes but the
+//! idempotency records in one statement of `UNNEST`s (a data-modifying `WITH` clause per
+//! table), so a batch of jobs costs a handful of round trips instead of a dozen a job.
 //!
 //! Plans must not depend on how big PostgreSQL believes a table or an array is: its estimates
 //! lag a fast-growing table (autovacuum analyzes at most once a minute), and a plan made while
@@ -83,108 +84,217 @@ pub(super) async fn idempotency_records(
         .collect()
 }
 
-/// One statement per table. The order is the foreign keys': cards, transactions, postings,
-/// holds, events, deliveries; the audit trail, and idempotency records last.
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// One table's rows of a batch: an `UPDATE` or `INSERT` numbering its parameters from `$1`,
+/// and what binds them.
+struct Part<'q> {
+    sql: &'static str,
+    bind: Box<dyn FnOnce(PgQuery<'q>) -> PgQuery<'q> + Send + 'q>,
+}
+
+/// Everything but the idempotency records in ONE statement: each table's rows are a
+/// data-modifying `WITH` clause, so a batch's write is one round trip however many tables it
+/// touches. The clauses see one snapshot and no two touch the same table; the foreign keys
+/// (deliveries to events, holds to cards) are checked at the end of the statement, when every
+/// row is in. The guarded card update answers how many cards it changed: fewer than the batch
+/// changed is a conflict, and the caller gives the whole transaction up.
 pub(super) async fn write(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
-    update_cards(conn, writes).await?;
-    insert_transactions(conn, writes).await?;
-    insert_postings(conn, writes).await?;
-    insert_holds(conn, writes).await?;
-    insert_events(conn, writes).await?;
-    insert_deliveries(conn, writes).await?;
-    insert_audit_events(conn, writes).await?;
+    let parts: Vec<Part<'_>> = [
+        cards_part(writes),
+        transactions_part(writes),
+        postings_part(writes),
+        holds_part(writes),
+        events_part(writes),
+        deliveries_part(writes),
+        audit_part(writes),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !parts.is_empty() {
+        let mut sql = String::from("WITH ");
+        let mut first = 1;
+        for (n, part) in parts.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            let (numbered, count) = renumbered(part.sql, first);
+            first += count;
+            // The card update is `w0` when there is one: its rows are counted below.
+            let returning = if n == 0 && !writes.cards.is_empty() {
+                " RETURNING 1"
+            } else {
+                ""
+            };
+            sql.push_str(&format!("w{n} AS ({numbered}{returning})"));
+        }
+        sql.push_str(if writes.cards.is_empty() {
+            " SELECT 0::BIGINT"
+        } else {
+            " SELECT count(*) FROM w0"
+        });
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for part in parts {
+            query = (part.bind)(query);
+        }
+        let row = query
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::from_write)?;
+        let updated: i64 = row.try_get(0)?;
+        if updated != writes.cards.len() as i64 {
+            return Err(StoreError::Conflict("card balance"));
+        }
+    }
     insert_idempotency_records(conn, writes).await
 }
 
-async fn insert_audit_events(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+/// `sql` with its parameters `$1`, `$2`, … renumbered from `$first`, and how many it has.
+fn renumbered(sql: &str, first: usize) -> (String, usize) {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut highest = 0;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            digits.push(d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => {
+                highest = highest.max(n);
+                out.push_str(&format!("${}", n + first - 1));
+            }
+            Err(_) => out.push('$'),
+        }
+    }
+    (out, highest)
+}
+
+fn audit_part(writes: &BatchWrites) -> Option<Part<'_>> {
     let rows = &writes.audit;
     if rows.is_empty() {
-        return Ok(());
+        return None;
     }
     let texts = |field: fn(&crate::AuditEventRow) -> &str| rows.iter().map(field).collect::<Vec<_>>();
     let optional =
         |field: fn(&crate::AuditEventRow) -> Option<&str>| rows.iter().map(field).collect::<Vec<_>>();
-    sqlx::query(
-        "INSERT INTO audit_events (merchant_id, id, occurred_at, actor_type, actor_id, request_id, \
+    let (merchants, ids, methods, paths, operations, objects, outcomes) = (
+        texts(|a| a.merchant_id.as_str()),
+        texts(|a| a.id.as_str()),
+        texts(|a| a.method.as_str()),
+        texts(|a| a.path.as_str()),
+        texts(|a| a.operation.as_str()),
+        texts(|a| a.objects.as_str()),
+        texts(|a| a.outcome.as_str()),
+    );
+    let actor_types = texts(|a| a.actor_type.as_str());
+    let (actor_ids, request_ids, addresses, reasons) = (
+        optional(|a| a.actor_id.as_deref()),
+        optional(|a| a.request_id.as_deref()),
+        optional(|a| a.client_address.as_deref()),
+        optional(|a| a.reason.as_deref()),
+    );
+    let occurred: Vec<i64> = rows.iter().map(|a| a.occurred_at.unix_millis()).collect();
+    let statuses: Vec<i64> = rows.iter().map(|a| a.status).collect();
+    Some(Part {
+        sql: "INSERT INTO audit_events (merchant_id, id, occurred_at, actor_type, actor_id, request_id, \
          client_address, method, path, operation, objects, outcome, status, reason) \
          SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], \
          $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BIGINT[], $14::TEXT[])",
-    )
-    .bind(texts(|a| a.merchant_id.as_str()))
-    .bind(texts(|a| a.id.as_str()))
-    .bind(rows.iter().map(|a| a.occurred_at.unix_millis()).collect::<Vec<_>>())
-    .bind(texts(|a| a.actor_type.as_str()))
-    .bind(optional(|a| a.actor_id.as_deref()))
-    .bind(optional(|a| a.request_id.as_deref()))
-    .bind(optional(|a| a.client_address.as_deref()))
-    .bind(texts(|a| a.method.as_str()))
-    .bind(texts(|a| a.path.as_str()))
-    .bind(texts(|a| a.operation.as_str()))
-    .bind(texts(|a| a.objects.as_str()))
-    .bind(texts(|a| a.outcome.as_str()))
-    .bind(rows.iter().map(|a| a.status).collect::<Vec<_>>())
-    .bind(optional(|a| a.reason.as_deref()))
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(())
+        bind: Box::new(move |q| {
+            q.bind(merchants)
+                .bind(ids)
+                .bind(occurred)
+                .bind(actor_types)
+                .bind(actor_ids)
+                .bind(request_ids)
+                .bind(addresses)
+                .bind(methods)
+                .bind(paths)
+                .bind(operations)
+                .bind(objects)
+                .bind(outcomes)
+                .bind(statuses)
+                .bind(reasons)
+        }),
+    })
 }
 
-async fn update_cards(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+fn cards_part(writes: &BatchWrites) -> Option<Part<'_>> {
     let cards = &writes.cards;
     if cards.is_empty() {
-        return Ok(());
+        return None;
     }
-    let updated = sqlx::query(
-        "UPDATE cards SET balance = u.balance, held = u.held, state = u.state, \
+    let ids: Vec<&str> = cards.iter().map(|c| c.read.id.as_str()).collect();
+    let read_balances: Vec<i64> = cards.iter().map(|c| c.read.balance).collect();
+    let read_held: Vec<i64> = cards.iter().map(|c| c.read.held).collect();
+    let balances: Vec<i64> = cards.iter().map(|c| c.now.balance).collect();
+    let held: Vec<i64> = cards.iter().map(|c| c.now.held).collect();
+    let states: Vec<&str> = cards.iter().map(|c| c.now.state.as_str()).collect();
+    let reasons: Vec<Option<&str>> = cards
+        .iter()
+        .map(|c| c.closed_reason.map(CloseReason::as_str))
+        .collect();
+    let expiries: Vec<Option<i64>> = cards
+        .iter()
+        .map(|c| c.now.expires_at.map(Timestamp::unix_millis))
+        .collect();
+    let updated: Vec<i64> = cards.iter().map(|c| c.updated_at.unix_millis()).collect();
+    Some(Part {
+        sql: "UPDATE cards SET balance = u.balance, held = u.held, state = u.state, \
          closed_reason = u.closed_reason, expires_at = u.expires_at, updated_at = u.updated_at \
          FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], \
          $7::TEXT[], $8::BIGINT[], $9::BIGINT[]) \
          AS u(id, read_balance, read_held, balance, held, state, closed_reason, expires_at, updated_at) \
          WHERE cards.id = ANY($1) AND cards.id = u.id AND cards.balance = u.read_balance \
          AND cards.held = u.read_held",
-    )
-    .bind(cards.iter().map(|c| c.read.id.as_str()).collect::<Vec<_>>())
-    .bind(cards.iter().map(|c| c.read.balance).collect::<Vec<_>>())
-    .bind(cards.iter().map(|c| c.read.held).collect::<Vec<_>>())
-    .bind(cards.iter().map(|c| c.now.balance).collect::<Vec<_>>())
-    .bind(cards.iter().map(|c| c.now.held).collect::<Vec<_>>())
-    .bind(cards.iter().map(|c| c.now.state.as_str()).collect::<Vec<_>>())
-    .bind(
-        cards
-            .iter()
-            .map(|c| c.closed_reason.map(CloseReason::as_str))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cards
-            .iter()
-            .map(|c| c.now.expires_at.map(Timestamp::unix_millis))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        cards
-            .iter()
-            .map(|c| c.updated_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    if updated.rows_affected() != cards.len() as u64 {
-        return Err(StoreError::Conflict("card balance"));
-    }
-    Ok(())
+        bind: Box::new(move |q| {
+            q.bind(ids)
+                .bind(read_balances)
+                .bind(read_held)
+                .bind(balances)
+                .bind(held)
+                .bind(states)
+                .bind(reasons)
+                .bind(expiries)
+                .bind(updated)
+        }),
+    })
 }
 
-async fn insert_transactions(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+fn transactions_part(writes: &BatchWrites) -> Option<Part<'_>> {
     let rows = &writes.transactions;
     if rows.is_empty() {
-        return Ok(());
+        return None;
     }
+    let ids: Vec<&str> = rows.iter().map(|(t, _)| t.id.as_str()).collect();
+    let merchants: Vec<&str> = rows.iter().map(|(t, _)| t.merchant_id.as_str()).collect();
+    let cards: Vec<&str> = rows.iter().map(|(t, _)| t.card_id.as_str()).collect();
+    let types: Vec<&str> = rows.iter().map(|(t, _)| t.transaction_type.as_str()).collect();
+    let amounts: Vec<i64> = rows.iter().map(|(t, _)| t.amount).collect();
+    let currencies: Vec<&str> = rows.iter().map(|(t, _)| t.currency.as_str()).collect();
+    let before: Vec<i64> = rows.iter().map(|(t, _)| t.balance_before).collect();
+    let after: Vec<i64> = rows.iter().map(|(t, _)| t.balance_after).collect();
+    let references: Vec<Option<&str>> = rows.iter().map(|(t, _)| t.reference.as_deref()).collect();
+    let reverses: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(t, _)| t.reverses.as_ref().map(TransactionId::as_str))
+        .collect();
+    let holds: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(t, _)| t.hold_id.as_ref().map(HoldId::as_str))
+        .collect();
+    let entries: Vec<&str> = rows.iter().map(|(_, entry)| entry.as_str()).collect();
+    let created: Vec<i64> = rows.iter().map(|(t, _)| t.created_at.unix_millis()).collect();
     // WITH ORDINALITY ... ORDER BY: rows take their `seq` in the order the jobs wrote them.
-    sqlx::query(
-        "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
+    Some(Part {
+        sql: "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
          balance_after, reference, reverses, hold_id, entry_id, created_at) \
          SELECT id, merchant_id, card_id, type, amount, currency, balance_before, balance_after, \
          reference, reverses, hold_id, entry_id, created_at \
@@ -192,146 +302,128 @@ async fn insert_transactions(conn: &mut PgConnection, writes: &BatchWrites) -> S
          $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BIGINT[]) \
          WITH ORDINALITY AS u(id, merchant_id, card_id, type, amount, currency, balance_before, \
          balance_after, reference, reverses, hold_id, entry_id, created_at, n) ORDER BY n",
-    )
-    .bind(rows.iter().map(|(t, _)| t.id.as_str()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|(t, _)| t.merchant_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|(t, _)| t.card_id.as_str()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|(t, _)| t.transaction_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|(t, _)| t.amount).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(t, _)| t.currency.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(t, _)| t.balance_before).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(t, _)| t.balance_after).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|(t, _)| t.reference.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|(t, _)| t.reverses.as_ref().map(TransactionId::as_str))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|(t, _)| t.hold_id.as_ref().map(HoldId::as_str))
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|(_, entry)| entry.as_str()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|(t, _)| t.created_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(())
+        bind: Box::new(move |q| {
+            q.bind(ids)
+                .bind(merchants)
+                .bind(cards)
+                .bind(types)
+                .bind(amounts)
+                .bind(currencies)
+                .bind(before)
+                .bind(after)
+                .bind(references)
+                .bind(reverses)
+                .bind(holds)
+                .bind(entries)
+                .bind(created)
+        }),
+    })
 }
 
-async fn insert_postings(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+fn postings_part(writes: &BatchWrites) -> Option<Part<'_>> {
     let rows = &writes.postings;
     if rows.is_empty() {
-        return Ok(());
+        return None;
     }
-    sqlx::query(
-        "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
+    let transactions: Vec<&str> = rows.iter().map(|(t, _, _)| t.as_str()).collect();
+    let entries: Vec<&str> = rows.iter().map(|(_, e, _)| e.as_str()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|(_, _, p)| p.account.kind()).collect();
+    let owners: Vec<&str> = rows.iter().map(|(_, _, p)| p.account.owner_id()).collect();
+    let currencies: Vec<&str> = rows.iter().map(|(_, _, p)| p.currency.code()).collect();
+    let amounts: Vec<i64> = rows.iter().map(|(_, _, p)| p.amount).collect();
+    Some(Part {
+        sql: "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) \
          SELECT transaction_id, entry_id, account_kind, owner_id, currency, amount \
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[]) \
          WITH ORDINALITY AS u(transaction_id, entry_id, account_kind, owner_id, currency, amount, n) \
          ORDER BY n",
-    )
-    .bind(rows.iter().map(|(t, _, _)| t.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e, _)| e.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, _, p)| p.account.kind()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|(_, _, p)| p.account.owner_id())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|(_, _, p)| p.currency.code()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, _, p)| p.amount).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(())
+        bind: Box::new(move |q| {
+            q.bind(transactions)
+                .bind(entries)
+                .bind(kinds)
+                .bind(owners)
+                .bind(currencies)
+                .bind(amounts)
+        }),
+    })
 }
 
-async fn insert_holds(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+fn holds_part(writes: &BatchWrites) -> Option<Part<'_>> {
     let rows = &writes.holds;
     if rows.is_empty() {
-        return Ok(());
+        return None;
     }
-    sqlx::query(
-        "INSERT INTO holds (id, merchant_id, card_id, transaction_id, amount, state, expires_at, created_at) \
+    let ids: Vec<&str> = rows.iter().map(|h| h.hold.id.as_str()).collect();
+    let merchants: Vec<&str> = rows.iter().map(|h| h.merchant.as_str()).collect();
+    let cards: Vec<&str> = rows.iter().map(|h| h.hold.card_id.as_str()).collect();
+    let transactions: Vec<&str> = rows.iter().map(|h| h.transaction_id.as_str()).collect();
+    let amounts: Vec<i64> = rows.iter().map(|h| h.hold.amount).collect();
+    let states: Vec<&str> = rows.iter().map(|h| h.hold.state.as_str()).collect();
+    let expiries: Vec<i64> = rows.iter().map(|h| h.hold.expires_at.unix_millis()).collect();
+    let created: Vec<i64> = rows.iter().map(|h| h.created_at.unix_millis()).collect();
+    Some(Part {
+        sql: "INSERT INTO holds (id, merchant_id, card_id, transaction_id, amount, state, expires_at, created_at) \
          SELECT id, merchant_id, card_id, transaction_id, amount, state, expires_at, created_at \
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], \
          $7::BIGINT[], $8::BIGINT[]) \
          WITH ORDINALITY AS u(id, merchant_id, card_id, transaction_id, amount, state, expires_at, \
          created_at, n) ORDER BY n",
-    )
-    .bind(rows.iter().map(|h| h.hold.id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|h| h.merchant.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|h| h.hold.card_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|h| h.transaction_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|h| h.hold.amount).collect::<Vec<_>>())
-    .bind(rows.iter().map(|h| h.hold.state.as_str()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|h| h.hold.expires_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|h| h.created_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(())
+        bind: Box::new(move |q| {
+            q.bind(ids)
+                .bind(merchants)
+                .bind(cards)
+                .bind(transactions)
+                .bind(amounts)
+                .bind(states)
+                .bind(expiries)
+                .bind(created)
+        }),
+    })
 }
 
-async fn insert_events(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+fn events_part(writes: &BatchWrites) -> Option<Part<'_>> {
     let rows = &writes.events;
     if rows.is_empty() {
-        return Ok(());
+        return None;
     }
-    sqlx::query(
-        "INSERT INTO events (id, merchant_id, type, payload, created_at) \
+    let ids: Vec<&str> = rows.iter().map(|e| e.id.as_str()).collect();
+    let merchants: Vec<&str> = rows.iter().map(|e| e.merchant_id.as_str()).collect();
+    let types: Vec<&str> = rows.iter().map(|e| e.event_type.as_str()).collect();
+    let payloads: Vec<&str> = rows.iter().map(|e| e.payload.as_str()).collect();
+    let created: Vec<i64> = rows.iter().map(|e| e.created_at.unix_millis()).collect();
+    Some(Part {
+        sql: "INSERT INTO events (id, merchant_id, type, payload, created_at) \
          SELECT id, merchant_id, type, payload, created_at \
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[]) \
          WITH ORDINALITY AS u(id, merchant_id, type, payload, created_at, n) ORDER BY n",
-    )
-    .bind(rows.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|e| e.merchant_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|e| e.created_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(())
+        bind: Box::new(move |q| {
+            q.bind(ids)
+                .bind(merchants)
+                .bind(types)
+                .bind(payloads)
+                .bind(created)
+        }),
+    })
 }
 
-async fn insert_deliveries(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
+fn deliveries_part(writes: &BatchWrites) -> Option<Part<'_>> {
     let rows = &writes.deliveries;
     if rows.is_empty() {
-        return Ok(());
+        return None;
     }
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, state, attempts, \
+    let ids: Vec<&str> = rows.iter().map(|d| d.id.as_str()).collect();
+    let merchants: Vec<&str> = rows.iter().map(|d| d.merchant_id.as_str()).collect();
+    let events: Vec<&str> = rows.iter().map(|d| d.event_id.as_str()).collect();
+    let endpoints: Vec<&str> = rows.iter().map(|d| d.endpoint_id.as_str()).collect();
+    let states: Vec<&str> = rows.iter().map(|d| d.state.as_str()).collect();
+    let attempts: Vec<i64> = rows.iter().map(|d| d.attempts).collect();
+    let next: Vec<i64> = rows.iter().map(|d| d.next_attempt_at.unix_millis()).collect();
+    let statuses: Vec<Option<i64>> = rows.iter().map(|d| d.last_status).collect();
+    let errors: Vec<Option<&str>> = rows.iter().map(|d| d.last_error.as_deref()).collect();
+    let created: Vec<i64> = rows.iter().map(|d| d.created_at.unix_millis()).collect();
+    let updated: Vec<i64> = rows.iter().map(|d| d.updated_at.unix_millis()).collect();
+    Some(Part {
+        sql: "INSERT INTO webhook_deliveries (id, merchant_id, event_id, endpoint_id, state, attempts, \
          next_attempt_at, last_status, last_error, created_at, updated_at) \
          SELECT id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, last_status, \
          last_error, created_at, updated_at \
@@ -339,34 +431,20 @@ async fn insert_deliveries(conn: &mut PgConnection, writes: &BatchWrites) -> Sto
          $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[]) \
          WITH ORDINALITY AS u(id, merchant_id, event_id, endpoint_id, state, attempts, next_attempt_at, \
          last_status, last_error, created_at, updated_at, n) ORDER BY n",
-    )
-    .bind(rows.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.merchant_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.event_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.endpoint_id.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.state.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.attempts).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|d| d.next_attempt_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|d| d.last_status).collect::<Vec<_>>())
-    .bind(rows.iter().map(|d| d.last_error.as_deref()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|d| d.created_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|d| d.updated_at.unix_millis())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::from_write)?;
-    Ok(())
+        bind: Box::new(move |q| {
+            q.bind(ids)
+                .bind(merchants)
+                .bind(events)
+                .bind(endpoints)
+                .bind(states)
+                .bind(attempts)
+                .bind(next)
+                .bind(statuses)
+                .bind(errors)
+                .bind(created)
+                .bind(updated)
+        }),
+    })
 }
 
 /// New keys in one statement; a key some other process stored since the batch read it is a
