@@ -5,8 +5,8 @@
 //! whole batch's cards (locked), programs, idempotency records and webhook endpoints at once
 //! ([`read`]), runs each job's own code against that state in memory ([`MemoryTx`], in arrival
 //! order, so several jobs on one card fold in sequence), and writes what they all did set-wise
-//! ([`WriteTx::write_batch`]: on PostgreSQL one statement for every table but the idempotency
-//! records, on SQLite one per table). No savepoints: a job's in-memory writes are
+//! ([`WriteTx::write_batch`]: on PostgreSQL one statement for every table, on SQLite one
+//! per table). No savepoints: a job's in-memory writes are
 //! simply dropped when it refuses or falls back.
 //!
 //! A job asks for something the batch did not read (a hold, an original transaction, a card

@@ -1,7 +1,7 @@
 //! A batch decided in memory, read and written set-wise (`crate::batch`): its cards locked in
-//! one statement, its idempotency records read in another, and every table it writes but the
-//! idempotency records in one statement of `UNNEST`s (a data-modifying `WITH` clause per
-//! table), so a batch of jobs costs a handful of round trips instead of a dozen a job.
+//! one statement, its idempotency records read in another, and every table it writes in one
+//! statement of `UNNEST`s (a data-modifying `WITH` clause per table), so a batch of jobs costs
+//! a handful of round trips instead of a dozen a job.
 //!
 //! Plans must not depend on how big PostgreSQL believes a table or an array is: its estimates
 //! lag a fast-growing table (autovacuum analyzes at most once a minute), and a plan made while
@@ -93,15 +93,32 @@ struct Part<'q> {
     bind: Box<dyn FnOnce(PgQuery<'q>) -> PgQuery<'q> + Send + 'q>,
 }
 
-/// Everything but the idempotency records in ONE statement: each table's rows are a
-/// data-modifying `WITH` clause, so a batch's write is one round trip however many tables it
-/// touches. The clauses see one snapshot and no two touch the same table; the foreign keys
-/// (deliveries to events, holds to cards) are checked at the end of the statement, when every
-/// row is in. The guarded card update answers how many cards it changed: fewer than the batch
-/// changed is a conflict, and the caller gives the whole transaction up.
+/// The whole batch in ONE statement: each table's rows are a data-modifying `WITH` clause, so a
+/// batch's write is one round trip however many tables it touches. The clauses see one
+/// snapshot and no two touch the same table; the foreign keys (deliveries to events, holds to
+/// cards) are checked at the end of the statement, when every row is in. Two clauses are
+/// counted: the guarded card update (fewer cards than the batch changed is a conflict) and the
+/// new idempotency keys (`ON CONFLICT DO NOTHING`: fewer stored means another process stored
+/// one since the batch read it); either way the caller gives the whole transaction up and the
+/// batch runs again. Only a key reused after its window (its old record replaced) costs a
+/// statement of its own.
 pub(super) async fn write(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
-    let parts: Vec<Part<'_>> = [
-        cards_part(writes),
+    let (replacing, new): (Vec<_>, Vec<_>) = writes.idempotency.iter().partition(|w| w.replaces);
+    let new_keys = new.len();
+    // The two clauses whose rows are counted: the cards updated, the new keys stored.
+    let counted = [
+        (writes.cards.len(), cards_part(writes)),
+        (new_keys, new_keys_part(new)),
+    ];
+    let mut parts: Vec<(Option<usize>, Part<'_>)> = Vec::new();
+    let mut expected = [0usize; 2];
+    for (which, (rows, part)) in counted.into_iter().enumerate() {
+        expected[which] = rows;
+        if let Some(part) = part {
+            parts.push((Some(which), part));
+        }
+    }
+    for part in [
         transactions_part(writes),
         postings_part(writes),
         holds_part(writes),
@@ -111,43 +128,77 @@ pub(super) async fn write(conn: &mut PgConnection, writes: &BatchWrites) -> Stor
     ]
     .into_iter()
     .flatten()
-    .collect();
+    {
+        parts.push((None, part));
+    }
     if !parts.is_empty() {
         let mut sql = String::from("WITH ");
         let mut first = 1;
-        for (n, part) in parts.iter().enumerate() {
+        let mut counts = ["0::BIGINT".to_owned(), "0::BIGINT".to_owned()];
+        for (n, (counted, part)) in parts.iter().enumerate() {
             if n > 0 {
                 sql.push_str(", ");
             }
             let (numbered, count) = renumbered(part.sql, first);
             first += count;
-            // The card update is `w0` when there is one: its rows are counted below.
-            let returning = if n == 0 && !writes.cards.is_empty() {
-                " RETURNING 1"
-            } else {
-                ""
+            let returning = match counted {
+                Some(which) => {
+                    counts[*which] = format!("(SELECT count(*) FROM w{n})");
+                    " RETURNING 1"
+                }
+                None => "",
             };
             sql.push_str(&format!("w{n} AS ({numbered}{returning})"));
         }
-        sql.push_str(if writes.cards.is_empty() {
-            " SELECT 0::BIGINT"
-        } else {
-            " SELECT count(*) FROM w0"
-        });
+        sql.push_str(&format!(" SELECT {}, {}", counts[0], counts[1]));
         let mut query = sqlx::query(AssertSqlSafe(sql));
-        for part in parts {
+        for (_, part) in parts {
             query = (part.bind)(query);
         }
         let row = query
             .fetch_one(&mut *conn)
             .await
             .map_err(StoreError::from_write)?;
-        let updated: i64 = row.try_get(0)?;
-        if updated != writes.cards.len() as i64 {
+        let (updated, stored): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        if updated != expected[0] as i64 {
             return Err(StoreError::Conflict("card balance"));
         }
+        // A key some other process stored since the batch read it: the batch runs again.
+        if stored != expected[1] as i64 {
+            return Err(StoreError::Conflict("idempotency key"));
+        }
     }
-    insert_idempotency_records(conn, writes).await
+    replace_idempotency_records(conn, &replacing).await
+}
+
+/// The keys new to the batch, each stored unless another process stored it since the batch
+/// read it (then `ON CONFLICT DO NOTHING` stores nothing, and the count tells).
+fn new_keys_part(new: Vec<&crate::batch::IdempotencyWrite>) -> Option<Part<'_>> {
+    if new.is_empty() {
+        return None;
+    }
+    let merchants: Vec<&str> = new.iter().map(|w| w.merchant.as_str()).collect();
+    let scopes: Vec<&str> = new.iter().map(|w| w.scope.as_str()).collect();
+    let keys: Vec<&str> = new.iter().map(|w| w.key.as_str()).collect();
+    let hashes: Vec<&[u8]> = new.iter().map(|w| w.record.request_hash.as_slice()).collect();
+    let statuses: Vec<i64> = new.iter().map(|w| i64::from(w.record.status)).collect();
+    let bodies: Vec<&[u8]> = new.iter().map(|w| w.record.body.as_slice()).collect();
+    let created: Vec<i64> = new.iter().map(|w| w.record.created_at.unix_millis()).collect();
+    Some(Part {
+        sql: "INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, status, body, created_at) \
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::BIGINT[], \
+             $6::BYTEA[], $7::BIGINT[]) \
+             ON CONFLICT (merchant_id, scope, key) DO NOTHING",
+        bind: Box::new(move |q| {
+            q.bind(merchants)
+                .bind(scopes)
+                .bind(keys)
+                .bind(hashes)
+                .bind(statuses)
+                .bind(bodies)
+                .bind(created)
+        }),
+    })
 }
 
 /// `sql` with its parameters `$1`, `$2`, … renumbered from `$first`, and how many it has.
@@ -447,32 +498,12 @@ fn deliveries_part(writes: &BatchWrites) -> Option<Part<'_>> {
     })
 }
 
-/// New keys in one statement; a key some other process stored since the batch read it is a
-/// conflict (the batch runs again). A key whose old record is past its window is replaced row by
-/// row, as the per-job path does.
-async fn insert_idempotency_records(conn: &mut PgConnection, writes: &BatchWrites) -> StoreResult<()> {
-    let (replacing, new): (Vec<_>, Vec<_>) = writes.idempotency.iter().partition(|w| w.replaces);
-    if !new.is_empty() {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_records (merchant_id, scope, key, request_hash, status, body, created_at) \
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::BIGINT[], \
-             $6::BYTEA[], $7::BIGINT[]) \
-             ON CONFLICT (merchant_id, scope, key) DO NOTHING",
-        )
-        .bind(new.iter().map(|w| w.merchant.as_str()).collect::<Vec<_>>())
-        .bind(new.iter().map(|w| w.scope.as_str()).collect::<Vec<_>>())
-        .bind(new.iter().map(|w| w.key.as_str()).collect::<Vec<_>>())
-        .bind(new.iter().map(|w| w.record.request_hash.as_slice()).collect::<Vec<_>>())
-        .bind(new.iter().map(|w| i64::from(w.record.status)).collect::<Vec<_>>())
-        .bind(new.iter().map(|w| w.record.body.as_slice()).collect::<Vec<_>>())
-        .bind(new.iter().map(|w| w.record.created_at.unix_millis()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from_write)?;
-        if inserted.rows_affected() != new.len() as u64 {
-            return Err(StoreError::Conflict("idempotency key"));
-        }
-    }
+/// Keys whose old record is past its window: replaced row by row, as the per-job path does
+/// (rare: a key used again after its window).
+async fn replace_idempotency_records(
+    conn: &mut PgConnection,
+    replacing: &[&crate::batch::IdempotencyWrite],
+) -> StoreResult<()> {
     for write in replacing {
         let done = sqlx::query(
             "UPDATE idempotency_records SET request_hash = $4, status = $5, body = $6, created_at = $7 \
