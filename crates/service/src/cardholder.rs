@@ -91,6 +91,18 @@ pub(crate) async fn make_link(
     code: Option<&SecurityCode>,
 ) -> Result<NewLink, Failure> {
     let earlier = tx.cardholder_links(cx.merchant, card_id).await?;
+    // Every link a card ever had is read here (the listing's limit is the card's), so the
+    // count of live ones and the code carried over are exact.
+    if earlier.len() >= giftd_store::MAX_LINKS_LISTED as usize {
+        return Err(Refusal::Invalid {
+            param: "card_id",
+            message: format!(
+                "this card has had {} cardholder links, the most it may have",
+                giftd_store::MAX_LINKS_LISTED
+            ),
+        }
+        .into());
+    }
     if earlier.iter().filter(|l| l.revoked_at.is_none()).count() >= MAX_LIVE_LINKS_PER_CARD {
         return Err(Refusal::Invalid {
             param: "card_id",
@@ -233,7 +245,11 @@ impl Service {
             Err(ServiceError::NotFound(_)) => return Ok(None),
             Err(error) => return Err(error),
         };
-        let program = self.program(merchant, &card.snapshot.program_id).await?;
+        let program = match self.program(merchant, &card.snapshot.program_id).await {
+            Ok(program) => program,
+            Err(ServiceError::NotFound(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
         let number = self
             .keys
             .decrypt(&card.number_ciphertext, card.snapshot.id.as_str().as_bytes())
@@ -280,8 +296,9 @@ impl Service {
         }))
     }
 
-    /// The amount of a card's first issue, activation or load (its oldest transactions are
-    /// read a page at a time from the newest: cards have few).
+    /// The amount of a card's first issue, activation or load (its transactions are read a
+    /// page at a time from the newest: cards have few). `None` for a card with more than the
+    /// pages read: its first value is not guessed from a later one.
     async fn initial_value(&self, merchant: &MerchantId, card: &CardId) -> Result<Option<i64>, ServiceError> {
         const PAGE: u32 = 100;
         const MOST_PAGES: usize = 50;
@@ -299,7 +316,9 @@ impl Service {
                     },
                 )
                 .await?;
-            let Some(last) = page.last() else { break };
+            let Some(last) = page.last() else {
+                return Ok(first);
+            };
             cursor = Some(last.id.to_string());
             if let Some(found) = page.iter().rev().find(|t| {
                 matches!(
@@ -310,10 +329,10 @@ impl Service {
                 first = Some(found.amount);
             }
             if page.len() < PAGE as usize {
-                break;
+                return Ok(first);
             }
         }
-        Ok(first)
+        Ok(None)
     }
 
     /// The card's cardholder links, newest first, revoked ones too.

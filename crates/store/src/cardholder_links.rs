@@ -33,7 +33,8 @@ impl std::fmt::Debug for CardholderLinkRecord {
     }
 }
 
-/// The most links one card's listing answers (newest first).
+/// The most links one card may ever have, revoked ones included, and so the most its listing
+/// answers (newest first): every read of a card's links sees all of them.
 pub const MAX_LINKS_LISTED: u32 = 100;
 
 const COLUMNS: &str = "id, merchant_id, card_id, token_hash, code_ciphertext, created_at, revoked_at";
