@@ -418,13 +418,18 @@ struct Home {
     frame: Frame,
     reports_visible: bool,
     liability: Vec<String>,
+    /// The activity's span: the last 30 days, or 90 (`?days=90`), from `from` to `to`.
+    days: i64,
+    from: String,
+    to: String,
     activity: Vec<(String, i64, String)>,
     pending: usize,
 }
 
 async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let today = console.today();
-    let from = giftd_domain::Date::from_days(today.days() - 29);
+    let days: i64 = if visit.query_field("days") == "90" { 90 } else { 30 };
+    let from = giftd_domain::Date::from_days(today.days() - (days - 1));
     let liability = console
         .call(&visit, Method::GET, "/v1/reports/liability", None)
         .await;
@@ -484,6 +489,9 @@ async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedI
         frame,
         reports_visible,
         liability,
+        days,
+        from: from.to_string(),
+        to: today.to_string(),
         activity,
         pending,
     })
@@ -1159,6 +1167,8 @@ struct Liability {
     as_of: String,
     lines: Vec<(String, i64, String)>,
     totals: Vec<String>,
+    /// Liability at each month's end for a year, in the first currency.
+    chart: Option<Chart>,
 }
 
 /// The `as_of` of a report's query, when it is a plain date (the API checks it is a real one).
@@ -1203,11 +1213,95 @@ async fn liability(State(console): State<Console>, SignedIn { visit, frame }: Si
         .flatten()
         .map(|t| money_value(&t["liability"], &text(&t["currency"])))
         .collect();
+    let currency = answer.json["totals"][0]["currency"].as_str().map(str::to_owned);
+    let chart = match currency {
+        Some(currency) => liability_chart(&console, &visit, &as_of, &currency).await,
+        None => None,
+    };
     render(&Liability {
         frame,
         as_of,
         lines,
         totals,
+        chart,
+    })
+}
+
+/// Months the liability chart goes back: a year of month-ends.
+const LIABILITY_MONTHS: usize = 12;
+/// Width of a month's bar and the gap after it, in the chart's units.
+const MONTH_BAR: usize = 24;
+const MONTH_GAP: usize = 8;
+
+/// The last day of each of the [`LIABILITY_MONTHS`] months up to `as_of`'s, oldest first, the
+/// last being `as_of` itself.
+fn month_ends(as_of: &str) -> Vec<String> {
+    let Some(day) = giftd_domain::Date::parse(as_of) else {
+        return Vec::new();
+    };
+    let mut ends = vec![day.to_string()];
+    // The first of `as_of`'s month, then back a month at a time: the day before each first is
+    // the previous month's last.
+    let mut first = giftd_domain::Date::parse(&format!("{}-01", &as_of[..7]));
+    while ends.len() < LIABILITY_MONTHS {
+        let Some(month_start) = first else { break };
+        let end = giftd_domain::Date::from_days(month_start.days() - 1);
+        ends.push(end.to_string());
+        first = giftd_domain::Date::parse(&format!("{}-01", &end.to_string()[..7]));
+    }
+    ends.reverse();
+    ends
+}
+
+/// Outstanding liability in `currency` at each month's end for a year up to `as_of`, as bars
+/// scaled to the highest; `None` when no month has any.
+async fn liability_chart(console: &Console, visit: &Visit, as_of: &str, currency: &str) -> Option<Chart> {
+    let mut points: Vec<(String, i64)> = Vec::new();
+    for day in month_ends(as_of) {
+        let answer = liability_answer(console, visit, &day).await;
+        if !answer.ok() {
+            return None;
+        }
+        let value = answer.json["totals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["currency"] == currency)
+            .map_or(Some(0), |t| t["liability"].as_i64())?;
+        points.push((day, value));
+    }
+    let highest = points.iter().map(|(_, v)| *v).max().unwrap_or(0);
+    if highest <= 0 {
+        return None;
+    }
+    let bars = points
+        .iter()
+        .enumerate()
+        .map(|(index, (day, value))| {
+            let height =
+                i64::try_from(i128::from((*value).max(0)) * i128::from(CHART_HEIGHT) / i128::from(highest))
+                    .unwrap_or(CHART_HEIGHT);
+            (
+                index * (MONTH_BAR + MONTH_GAP),
+                110 - height,
+                height,
+                format!("{day}: {}", money(*value, currency)),
+            )
+        })
+        .collect();
+    let (first, last) = (points.first()?, points.last()?);
+    Some(Chart {
+        summary: format!(
+            "{} on {}, {} on {}",
+            money(first.1, currency),
+            first.0,
+            money(last.1, currency),
+            last.0
+        ),
+        width: points.len() * (MONTH_BAR + MONTH_GAP),
+        bar_width: MONTH_BAR,
+        currency: currency.to_owned(),
+        bars,
     })
 }
 
@@ -1687,5 +1781,19 @@ async fn refund_checkout(
         see_other(&format!("{back}&done=refunded"))
     } else {
         refused(frame, &answer, &back)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_liability_chart_takes_a_year_of_month_ends_ending_on_the_day_asked() {
+        let ends = month_ends("2026-03-15");
+        assert_eq!(ends.len(), LIABILITY_MONTHS);
+        assert_eq!(ends.first().map(String::as_str), Some("2025-04-30"));
+        assert_eq!(&ends[9..], ["2026-01-31", "2026-02-28", "2026-03-15"]);
+        assert!(month_ends("not a day").is_empty());
     }
 }

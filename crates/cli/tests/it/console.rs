@@ -378,6 +378,10 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
         browser.page().await
     );
     browser.goto(&app, "/console").await;
+    assert_eq!(browser.text("#activity-heading").await, "The last 30 days");
+    browser.click("a[href='/console?days=90']", "Show 90 days").await;
+    assert_eq!(browser.text("#activity-heading").await, "The last 90 days");
+    assert!(browser.text("#activity-table").await.contains("issue"));
     browser.sign_out().await;
 
     // The second person approves it.
@@ -396,6 +400,24 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
     assert_eq!(api.body["totals"][0]["liability"], 17_500);
     browser.goto(&app, "/console/reports/liability").await;
     assert_eq!(browser.text("#total-1").await, "175.00 USD");
+    // A year of month-ends: nothing outstanding until this month's 175.00.
+    let caption = browser.text("#chart-caption").await;
+    assert!(
+        caption.contains("0.00 USD on")
+            && caption.ends_with(&format!(
+                "175.00 USD on {}",
+                app.get("/v1/reports/liability").await.body["as_of"]
+                    .as_str()
+                    .unwrap()
+            )),
+        "{caption}"
+    );
+    let bars = browser
+        .client
+        .find_all(Locator::Css("figure svg rect"))
+        .await
+        .expect("the bars");
+    assert_eq!(bars.len(), 12);
     browser.screenshot("liability").await;
     let csv: Value = browser
         .client
@@ -775,6 +797,7 @@ async fn every_page_passes_axe_against_wcag_2_1_aa() {
         "/console/checkouts".to_owned(),
         format!("/console/checkouts?checkout_id={checkout_id}"),
         "/console/adjustments".to_owned(),
+        "/console?days=90".to_owned(),
         "/console/reports/liability".to_owned(),
         "/console/reports/activity".to_owned(),
         "/console/reports/dormant".to_owned(),
