@@ -82,6 +82,8 @@ pub(super) fn routes() -> axum::Router<Console> {
         .route("/console/reports/dormant.csv", get(dormant_csv))
         .route("/console/reports/activity", get(activity))
         .route("/console/reports/activity.csv", get(activity_csv))
+        .route("/console/reports/breakage", get(breakage))
+        .route("/console/reports/breakage.csv", get(breakage_csv))
         .route(
             "/console/staff",
             get(super::admin::staff).post(super::admin::invite),
@@ -1603,6 +1605,110 @@ async fn activity(State(console): State<Console>, SignedIn { visit, frame }: Sig
         to,
         lines,
     })
+}
+
+#[derive(Template)]
+#[template(path = "console/breakage.html")]
+struct Breakage {
+    frame: Frame,
+    from: String,
+    to: String,
+    /// Program, currency, cards expired, value moved to breakage.
+    lines: Vec<(String, String, i64, String)>,
+    totals: Vec<String>,
+}
+
+/// The activity report's `expiry` lines summed per program and currency: how much value left
+/// on expired cards moved to each program's breakage account in the range, and how many cards.
+fn breakage_lines(answer: &Answer) -> Vec<(String, String, i64, i128)> {
+    let mut sums: Vec<(String, String, i64, i128)> = Vec::new();
+    for l in answer.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["type"] == "expiry")
+    {
+        let (program, currency) = (text(&l["program_id"]), text(&l["currency"]));
+        let count = l["count"].as_i64().unwrap_or_default();
+        let amount = l["amount"].as_i64().map_or(0, i128::from);
+        match sums.iter_mut().find(|s| s.0 == program && s.1 == currency) {
+            Some(sum) => {
+                sum.2 += count;
+                sum.3 += amount;
+            }
+            None => sums.push((program, currency, count, amount)),
+        }
+    }
+    sums
+}
+
+/// Minor units summed past 64 bits, shown as money while they fit.
+fn wide_money(amount: i128, currency: &str) -> String {
+    i64::try_from(amount).map_or_else(
+        |_| format!("{amount} (minor units) {currency}"),
+        |a| money(a, currency),
+    )
+}
+
+async fn breakage(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
+    let (from, to) = date_range(&console, &visit);
+    let answer = activity_answer(&console, &visit, &from, &to).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/reports/breakage");
+    }
+    let sums = breakage_lines(&answer);
+    let mut totals: Vec<(String, i128)> = Vec::new();
+    for (_, currency, _, amount) in &sums {
+        match totals.iter_mut().find(|(c, _)| c == currency) {
+            Some(total) => total.1 += amount,
+            None => totals.push((currency.clone(), *amount)),
+        }
+    }
+    render(&Breakage {
+        frame,
+        from,
+        to,
+        lines: sums
+            .iter()
+            .map(|(program, currency, count, amount)| {
+                (
+                    program.clone(),
+                    currency.clone(),
+                    *count,
+                    wide_money(*amount, currency),
+                )
+            })
+            .collect(),
+        totals: totals
+            .iter()
+            .map(|(currency, amount)| wide_money(*amount, currency))
+            .collect(),
+    })
+}
+
+/// The breakage report as CSV, in minor units.
+async fn breakage_csv(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
+    let (from, to) = date_range(&console, &visit);
+    let answer = activity_answer(&console, &visit, &from, &to).await;
+    if !answer.ok() {
+        return refused(frame, &answer, "/console/reports/breakage");
+    }
+    let mut rows = vec![
+        ["from", "to", "program_id", "currency", "cards", "breakage_minor"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    for (program, currency, count, amount) in breakage_lines(&answer) {
+        rows.push(vec![
+            from.clone(),
+            to.clone(),
+            program,
+            currency,
+            count.to_string(),
+            amount.to_string(),
+        ]);
+    }
+    csv_download(rows, &format!("breakage-{from}-{to}.csv"))
 }
 
 async fn activity_csv(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {

@@ -801,6 +801,7 @@ async fn every_page_passes_axe_against_wcag_2_1_aa() {
         "/console/reports/liability".to_owned(),
         "/console/reports/activity".to_owned(),
         "/console/reports/dormant".to_owned(),
+        "/console/reports/breakage".to_owned(),
         "/console/staff".to_owned(),
         "/console/api_keys".to_owned(),
         "/console/webhooks".to_owned(),
@@ -880,6 +881,47 @@ async fn an_admin_renames_a_program_and_stops_it_issuing_cards() {
         browser.text("p.notice").await,
         "Nothing to change: the program is as the form was."
     );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn finance_reads_the_breakage_of_expired_cards_and_its_csv() {
+    let app = TestApp::spawn().await;
+    let taking = app
+        .program(json!({"name": "Takes", "currency": "USD", "expiry_months": 60, "breakage_on_expiry": true}))
+        .await;
+    let keeping = app
+        .program(json!({"name": "Keeps", "currency": "USD", "expiry_months": 60}))
+        .await;
+    for (program, amount) in [(&taking, 2_500), (&taking, 1_000), (&keeping, 4_000)] {
+        app.card(program, amount).await;
+    }
+    // Sixty months and a day later the sweeper expires them.
+    app.clock.advance_seconds((5 * 366 + 1) * 24 * 3600);
+    assert_eq!(app.service.expire_due_cards().await.unwrap(), 2);
+    let temporary = invite(&app, "finance@example.com", "finance").await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, "finance@example.com", &temporary).await;
+    browser.goto(&app, "/console/reports/breakage").await;
+    let page = browser.page().await;
+    assert!(page.contains(&taking) && !page.contains(&keeping), "{page}");
+    assert_eq!(browser.text("#breakage-total-1").await, "35.00 USD");
+    browser.screenshot("breakage").await;
+    let csv = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/console/reports/breakage.csv').then(r => r.text()).then(done, e => done('failed: ' + e));",
+            vec![],
+        )
+        .await
+        .expect("the CSV");
+    let csv = csv.as_str().expect("text").to_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "from,to,program_id,currency,cards,breakage_minor");
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].ends_with(&format!(",{taking},USD,2,3500")), "{csv}");
     browser.close().await;
 }
 
