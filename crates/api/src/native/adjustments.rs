@@ -8,17 +8,17 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use giftd_domain::adjustment::{AdjustmentReason, AdjustmentState};
 use giftd_domain::{AdjustmentId, CardId};
+use giftd_service::Renderer;
 use giftd_service::adjustments::{AdjustmentOutcome, NewAdjustment};
 use giftd_service::views::AdjustmentRecord;
-use giftd_service::{Rendered, Renderer};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, PageQuery, PathId, path_id, query};
 use super::wire::{List, rfc3339};
-use super::{Answer, NativeBody, list, ok, render};
-use crate::{AppState, json_response};
+use super::{Answer, NativeBody, answer, list, ok, render};
+use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdjustmentActor {
@@ -108,11 +108,6 @@ fn renderer(success: StatusCode) -> Renderer<AdjustmentOutcome> {
         }
         _ => render(result, success),
     })
-}
-
-fn answer(rendered: Rendered) -> Answer {
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

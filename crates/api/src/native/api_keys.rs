@@ -7,17 +7,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use giftd_domain::{ApiKeyId, Scope, Timestamp};
+use giftd_service::Renderer;
 use giftd_service::api_keys::{ApiKeyOutcome, NewApiKey};
 use giftd_service::views::ApiKeyRecord;
-use giftd_service::{Rendered, Renderer};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, PathId, path_id};
 use super::wire::{List, rfc3339};
-use super::{Answer, NativeBody, ok, render};
-use crate::{AppState, json_response};
+use super::{Answer, NativeBody, answer, ok, render};
+use crate::AppState;
 
 /// A rotation's default grace period: the old key keeps working one day.
 pub const DEFAULT_ROTATION_GRACE_SECONDS: i64 = 24 * 3600;
@@ -91,11 +91,6 @@ impl NativeBody for ApiKeyOutcome {
 
 fn renderer(success: StatusCode) -> Renderer<ApiKeyOutcome> {
     Box::new(move |result| render(result, success))
-}
-
-fn answer(rendered: Rendered) -> Answer {
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
 }
 
 fn scope(value: Option<&str>) -> Result<Scope, ApiError> {

@@ -17,8 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, PageQuery, PathId, query};
 use super::wire::{List, rfc3339};
-use super::{Answer, list, ok};
-use crate::{AppState, json_response};
+use super::{Answer, answer, list, ok};
+use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CardBatchFile {
@@ -74,11 +74,6 @@ fn rendered(row: &CardBatchRow, created: bool) -> Rendered {
         status: if created { 201 } else { 200 },
         body: serde_json::to_vec(&CardBatchResponse::from(row)).expect("response types always serialize"),
     }
-}
-
-fn answer(rendered: Rendered) -> Answer {
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
 }
 
 impl From<StockError> for ApiError {

@@ -18,9 +18,9 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, path_id};
 use super::wire::{List, rfc3339};
-use super::{Answer, ok, render};
+use super::{Answer, answer, ok, render};
+use crate::AppState;
 use crate::cardholder::{PublicBase, link_url};
-use crate::{AppState, json_response};
 
 /// No fields: the body is empty or `{}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -88,11 +88,6 @@ impl FromRequestParts<AppState> for LinkPath {
             .transpose()?;
         Ok(Self(card, link))
     }
-}
-
-fn answer(rendered: Rendered) -> Answer {
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
 }
 
 /// A new link to the card's page, for its cardholder. It shows the security code the card's

@@ -20,8 +20,8 @@ use super::extract::{
     Body, Merchant, PageQuery, PathId, amount, currency, optional_amount, path_id, query, reference,
 };
 use super::wire::{List, rfc3339};
-use super::{Answer, ok};
-use crate::{AppState, json_response};
+use super::{Answer, answer, ok};
+use crate::AppState;
 
 // ---- wire types ----
 
@@ -343,11 +343,6 @@ fn render(result: &Result<Checkout, Refusal>, success: StatusCode) -> Rendered {
         },
         Err(refusal) => ApiError::from(refusal).rendered(),
     }
-}
-
-fn answer(rendered: Rendered) -> Answer {
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
 }
 
 // ---- parsing ----

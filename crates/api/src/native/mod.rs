@@ -318,6 +318,11 @@ where
             Box::new(move |result| render(result, success)),
         )
         .await?;
+    answer(rendered)
+}
+
+/// A command's rendered answer as the HTTP response, with its status.
+fn answer(rendered: Rendered) -> Answer {
     let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     Ok(json_response(status, rendered.body))
 }

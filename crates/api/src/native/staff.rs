@@ -8,16 +8,16 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use giftd_domain::{Role, StaffId, StaffSessionId};
+use giftd_service::Renderer;
 use giftd_service::staff::{NewStaff, SESSION_IDLE_SECONDS, SignIn, StaffChanges, StaffMember, StaffOutcome};
-use giftd_service::{Rendered, Renderer};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, PathId, Staff, path_id};
 use super::wire::{List, rfc3339};
-use super::{Answer, NativeBody, ok, render};
-use crate::{AppState, json_response};
+use super::{Answer, NativeBody, answer, ok, render};
+use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StaffResponse {
@@ -133,11 +133,6 @@ fn renderer(success: StatusCode) -> Renderer<StaffOutcome> {
         Ok(StaffOutcome::Refused(refusal)) => ApiError::from(refusal).rendered(),
         _ => render(result, success),
     })
-}
-
-fn answer(rendered: Rendered) -> Answer {
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
 }
 
 fn role(value: &str) -> Result<Role, ApiError> {

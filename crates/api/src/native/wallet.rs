@@ -19,8 +19,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Body, Merchant, amount, path_id, reference};
 use super::wire::{CardResponse, List, TransactionResponse, rfc3339};
 use super::{Answer, NativeBody, ok, render};
+use crate::AppState;
 use crate::cardholder::{PublicBase, link_url};
-use crate::{AppState, json_response};
 
 // ---- wire types ----
 
@@ -176,8 +176,7 @@ async fn run(
             Box::new(move |result| render_wallet(result, success)),
         )
         .await?;
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
+    super::answer(rendered)
 }
 
 // ---- extraction ----
@@ -436,6 +435,5 @@ pub async fn create_gift(
             }),
         )
         .await?;
-    let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Ok(json_response(status, rendered.body))
+    super::answer(rendered)
 }
