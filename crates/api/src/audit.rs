@@ -33,6 +33,7 @@ pub async fn record(State(service): State<Service>, request: Request, next: Next
         address,
         request.method().as_str(),
         request.uri().path(),
+        crate::guard::channel(crate::FRONT_ENDS, request.uri().path()),
     );
     let response = audit::within(context.clone(), next.run(request)).await;
     service

@@ -41,6 +41,8 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
     inspects_body: crate::guard::none,
     refusal: |status, _code, message| page_response(status, Plain { message }.render()),
     query_refusal: None,
+    // Never recorded: the page only reads.
+    channel: giftd_domain::Channel::Native,
 };
 
 /// Where cardholders reach this server: the configured `public_url`, else the scheme giftd

@@ -28,6 +28,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use giftd_domain::Channel;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -104,6 +105,8 @@ pub struct FrontEndEdge {
     /// shape is a 404 there), how it names a refused query parameter; `None`: the edge checks
     /// the whole path and answers with [`FrontEndEdge::refusal`].
     pub query_refusal: Option<fn(&str, String) -> Response>,
+    /// The channel recorded on the ledger transactions its requests write.
+    pub channel: Channel,
 }
 
 /// The front-ends a router serves, the first being the one for paths none of them owns.
@@ -115,6 +118,12 @@ fn owner(front_ends: FrontEnds, path: &str) -> Option<&'static FrontEndEdge> {
         .iter()
         .copied()
         .find(|front_end| (front_end.owns)(path))
+}
+
+/// The channel of the front-end a path is for (the first front-end's for a path none owns: the
+/// console's own pages, which write through the native API).
+pub fn channel(front_ends: FrontEnds, path: &str) -> Channel {
+    owner_or_first(front_ends, path).channel
 }
 
 /// The front-end a path is for, or the first one: every refusal has some front-end's shape.

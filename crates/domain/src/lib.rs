@@ -31,7 +31,7 @@ pub use ids::{
     AdjustmentId, ApiKeyId, AuditEventId, CardId, CardholderLinkId, CheckoutId, EventId, HoldId, MerchantId,
     ProgramId, StaffId, StaffSessionId, TransactionId, WebhookDeliveryId, WebhookEndpointId,
 };
-pub use ledger::{Account, JournalEntry, Posting, TransactionType};
+pub use ledger::{Account, Channel, JournalEntry, Posting, TransactionType};
 pub use money::{Amount, Currency};
 pub use program::{NewProgram, Program, ProgramChanges};
 pub use staff::Role;

@@ -23,7 +23,7 @@ use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use giftd_domain::{ApiKeyId, MerchantId, StaffId, Timestamp};
+use giftd_domain::{ApiKeyId, Channel, MerchantId, StaffId, Timestamp};
 use giftd_store::{AuditEventRow, AuditFilter, BoxFuture, Page, StoreResult, WriteTx};
 
 use crate::Service;
@@ -80,6 +80,9 @@ pub struct RequestContext {
     client_address: Option<String>,
     method: String,
     path: String,
+    /// The front-end the request came in through, recorded on every ledger transaction its
+    /// commands write.
+    channel: Channel,
     /// The merchant and actor, once authentication said who.
     caller: OnceLock<(MerchantId, Actor)>,
     /// A command of the request wrote its row, and committed.
@@ -87,18 +90,21 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// A request: its id, its client's address, its method and path (without the query).
+    /// A request: its id, its client's address, its method and path (without the query), and
+    /// the front-end whose path it is.
     pub fn new(
         request_id: Option<String>,
         client_address: Option<String>,
         method: &str,
         path: &str,
+        channel: Channel,
     ) -> Arc<Self> {
         Arc::new(Self {
             request_id,
             client_address,
             method: method.to_owned(),
             path: masked_path(path),
+            channel,
             caller: OnceLock::new(),
             audited: AtomicBool::new(false),
         })
@@ -106,7 +112,7 @@ impl RequestContext {
 
     /// A command-line action of `merchant`, `command` naming it (`giftd staff create`).
     pub fn cli(merchant: &MerchantId, command: &str) -> Arc<Self> {
-        let context = Self::new(None, None, "CLI", command);
+        let context = Self::new(None, None, "CLI", command, Channel::System);
         let _ = context.caller.set((merchant.clone(), Actor::Cli));
         context
     }
@@ -135,6 +141,14 @@ pub async fn within<F: Future>(context: Arc<RequestContext>, work: F) -> F::Outp
 /// Says who the current request comes from (its first authentication counts).
 pub(crate) fn identify(merchant: &MerchantId, actor: Actor) {
     let _ = REQUEST.try_with(|context| context.caller.set((merchant.clone(), actor)));
+}
+
+/// The front-end the current request came through; [`Channel::System`] for work with no
+/// request behind it (the sweeper, the checkout recovery loop).
+pub(crate) fn current_channel() -> Channel {
+    REQUEST
+        .try_with(|context| context.channel)
+        .unwrap_or(Channel::System)
 }
 
 /// Who the current request comes from, once authentication said so.

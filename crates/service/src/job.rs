@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use giftd_domain::{MerchantId, Timestamp};
+use giftd_domain::{Channel, MerchantId, Timestamp};
 use giftd_store::{BoxFuture, IdempotencyRecord, ReadSet, Store, StoreError, StoreResult, WriteJob, WriteTx};
 use tokio::sync::oneshot;
 
@@ -47,6 +47,8 @@ pub(crate) struct CommandJob<O: Operation> {
     /// Whether the last run wrote that row (a key reused for another request writes none).
     pub audited: bool,
     pub merchant: MerchantId,
+    /// The front-end the command came through ([`crate::audit::current_channel`]).
+    pub channel: Channel,
     pub command: O,
     pub idempotency: Option<IdempotencyKey>,
     /// How long the key's earlier answer counts ([`IdempotencyKey::retention_millis`]).
@@ -112,6 +114,7 @@ impl<O: Operation> CommandJob<O> {
             keys: &self.keys,
             merchant: &self.merchant,
             now,
+            channel: self.channel,
         };
         let before = self.command.before(tx, &cx).await?;
         tx.savepoint("command").await?;

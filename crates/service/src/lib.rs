@@ -204,6 +204,7 @@ impl Service {
             audit: audit::draft_for(&merchant),
             audited: false,
             merchant,
+            channel: audit::current_channel(),
             command,
             idempotency,
             retention_millis,

@@ -11,7 +11,7 @@
 //! front-end that renders it: three files.
 
 use async_trait::async_trait;
-use giftd_domain::{CardId, MerchantId, Timestamp};
+use giftd_domain::{CardId, Channel, MerchantId, Timestamp};
 use giftd_store::{StoreResult, WriteTx};
 
 use crate::crypto::Keys;
@@ -24,6 +24,8 @@ pub struct Context<'a> {
     pub(crate) keys: &'a Keys,
     pub(crate) merchant: &'a MerchantId,
     pub(crate) now: Timestamp,
+    /// The front-end the command came through, recorded on the transactions it writes.
+    pub(crate) channel: Channel,
 }
 
 /// A family of commands that run in the writer's transaction. Implemented only inside this

@@ -4,7 +4,7 @@
 //! instants the queries take and enforces the reports' limits. No SQL, no HTTP, no CSV here.
 
 use giftd_domain::{Date, MerchantId, Timestamp};
-use giftd_store::{ActivityLine, DormantCard, LiabilityLine, Page};
+use giftd_store::{ActivityLine, ChannelLine, DormantCard, LiabilityLine, Page};
 
 use crate::{Service, ServiceError};
 
@@ -32,20 +32,21 @@ impl Service {
         from: Date,
         to: Date,
     ) -> Result<Vec<ActivityLine>, ServiceError> {
-        if to < from {
-            return Err(ServiceError::Invalid {
-                param: "to",
-                message: "`to` must not be before `from`".into(),
-            });
-        }
-        if to.days() - from.days() + 1 > MAX_ACTIVITY_DAYS {
-            return Err(ServiceError::Invalid {
-                param: "to",
-                message: format!("an activity report covers at most {MAX_ACTIVITY_DAYS} days"),
-            });
-        }
-        let until = Timestamp::from_unix_millis(to.end().unix_millis() + 1);
+        let until = activity_until(from, to)?;
         Ok(self.store.activity(merchant, from.start(), until).await?)
+    }
+
+    /// Transactions per program, currency, type and the channel they came through (native,
+    /// wallet, Clover, Adyen, Gr4vy, or giftd itself), from the start of `from` to the end of
+    /// `to`, both included; the same span as the activity report allows.
+    pub async fn channel_report(
+        &self,
+        merchant: Option<&MerchantId>,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<ChannelLine>, ServiceError> {
+        let until = activity_until(from, to)?;
+        Ok(self.store.channel_activity(merchant, from.start(), until).await?)
     }
 
     /// Cards with value at the end of `as_of` and no transaction in the `months` calendar
@@ -70,4 +71,22 @@ impl Service {
             .dormant_cards(merchant, quiet_since, as_of, page)
             .await?)
     }
+}
+
+/// The instant just after `to` ends, once the span from `from` to `to` is known to be one an
+/// activity report may cover.
+fn activity_until(from: Date, to: Date) -> Result<Timestamp, ServiceError> {
+    if to < from {
+        return Err(ServiceError::Invalid {
+            param: "to",
+            message: "`to` must not be before `from`".into(),
+        });
+    }
+    if to.days() - from.days() + 1 > MAX_ACTIVITY_DAYS {
+        return Err(ServiceError::Invalid {
+            param: "to",
+            message: format!("an activity report covers at most {MAX_ACTIVITY_DAYS} days"),
+        });
+    }
+    Ok(Timestamp::from_unix_millis(to.end().unix_millis() + 1))
 }

@@ -53,6 +53,7 @@ pub(crate) fn meta(
         reference,
         reverses,
         hold_id,
+        channel: cx.channel,
         now: cx.now,
     }
 }

@@ -889,6 +889,7 @@ impl Service {
                     reference: Some("import".to_owned()),
                     reverses: None,
                     hold_id: None,
+                    channel: Some(crate::audit::current_channel()),
                     created_at: now,
                 };
                 snapshot.apply(&decision.card);

@@ -165,6 +165,7 @@ async fn append(
             reference: reference.clone(),
             reverses: None,
             hold_id: None,
+            channel: cx.channel,
             now: cx.now,
         })
         .collect();

@@ -11,8 +11,8 @@ use giftd_store::CardRecord;
 
 pub use giftd_store::{
     ActivityLine, AdjustmentRecord, ApiKeyRecord, AttemptRow, AuditEventRow, AuditFilter, CardFilter,
-    DeliveryRow, DormantCard, EventRow, HoldRecord, LEDGER_TRANSACTIONS_TOTAL, LiabilityLine, Page,
-    PoolStats, TransactionRecord, WRITE_JOBS_TOTAL,
+    ChannelLine, DeliveryRow, DormantCard, EventRow, HoldRecord, LEDGER_TRANSACTIONS_TOTAL, LiabilityLine,
+    Page, PoolStats, TransactionRecord, WRITE_JOBS_TOTAL,
 };
 
 /// A card as front-ends see it: its state and last 4 digits. Its number stays encrypted and

@@ -1159,6 +1159,7 @@ mod tests {
             reference: reference.map(str::to_owned),
             reverses: None,
             hold_id: hold.then(|| HoldId::new("hold_1")),
+            channel: Some(giftd_domain::Channel::Native),
             created_at: Timestamp::from_unix_millis(1_706_702_400_123),
         }
     }

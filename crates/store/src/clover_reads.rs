@@ -126,7 +126,7 @@ fn set(object: CloverObject) -> &'static str {
 /// columns: `target_id`, whose refunds and void count for a charge (a hold's capture, else the
 /// transaction itself), and `clover_charge`, the Clover charge a refund reverses.
 const FROM: &str = "SELECT t.id, t.merchant_id, t.card_id, t.type, t.amount, t.currency, \
-     t.balance_before, t.balance_after, t.reference, t.reverses, t.hold_id, t.created_at, t.seq, \
+     t.balance_before, t.balance_after, t.reference, t.reverses, t.hold_id, t.channel, t.created_at, t.seq, \
      CASE WHEN t.type = 'hold' THEN (SELECT cap.id FROM transactions cap WHERE cap.card_id = \
      t.card_id AND cap.hold_id = t.hold_id AND cap.type = 'capture' AND cap.seq > t.seq) ELSE t.id \
      END AS target_id, \

@@ -51,7 +51,8 @@ pub use records::{
     StaffSessionRecord, TransactionMeta, TransactionRecord,
 };
 pub use reports::{
-    ActivityLine, DormantCard, LiabilityLine, StockBatch, StockBatchRecord, StockCard, StockSource,
+    ActivityLine, ChannelLine, DormantCard, LiabilityLine, StockBatch, StockBatchRecord, StockCard,
+    StockSource,
 };
 pub use telemetry::{LEDGER_TRANSACTIONS_TOTAL, PoolStats, WRITE_JOBS_TOTAL};
 pub use verify::VerifyReport;
@@ -386,6 +387,7 @@ pub trait WriteTx: Send {
                 reference: leg.meta.reference.clone(),
                 reverses: leg.meta.reverses.clone(),
                 hold_id: leg.meta.hold_id.clone(),
+                channel: Some(leg.meta.channel),
                 created_at: leg.meta.now,
             };
             self.insert_transaction(&record, &entry_id).await?;
@@ -860,6 +862,14 @@ pub trait Store: Send + Sync + 'static {
         from: Timestamp,
         until: Timestamp,
     ) -> StoreResult<Vec<ActivityLine>>;
+    /// Transactions created in `[from, until)` counted and summed per program, currency, type
+    /// and the channel they came through.
+    async fn channel_activity(
+        &self,
+        merchant: Option<&MerchantId>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ChannelLine>>;
     /// Cards with a positive ledger balance at `as_of` whose last transaction at or before
     /// `as_of` is older than `quiet_since`, in card creation order; `page.cursor` is the last
     /// card id of the previous page.

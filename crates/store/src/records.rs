@@ -2,8 +2,8 @@
 
 use giftd_domain::operations::{CardSnapshot, HoldSnapshot};
 use giftd_domain::{
-    CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, ProgramId, Timestamp, TransactionId,
-    TransactionType,
+    CardId, CardState, Channel, CheckoutId, CloseReason, HoldId, MerchantId, ProgramId, Timestamp,
+    TransactionId, TransactionType,
 };
 
 /// A card as stored. The number is only ever here encrypted, the security code only hashed.
@@ -33,6 +33,9 @@ pub struct TransactionRecord {
     pub reference: Option<String>,
     pub reverses: Option<TransactionId>,
     pub hold_id: Option<HoldId>,
+    /// The front-end it came through; `None` for a transaction written before migration 0020,
+    /// which did not record it.
+    pub channel: Option<Channel>,
     pub created_at: Timestamp,
 }
 
@@ -43,6 +46,8 @@ pub struct TransactionMeta {
     pub reference: Option<String>,
     pub reverses: Option<TransactionId>,
     pub hold_id: Option<HoldId>,
+    /// The front-end the request came through.
+    pub channel: Channel,
     pub now: Timestamp,
 }
 

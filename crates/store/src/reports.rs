@@ -5,7 +5,7 @@
 //! `sqlite/stock.rs`, `postgres/stock.rs` for the bulk write); nothing here decides anything.
 
 use giftd_domain::ledger::Posting;
-use giftd_domain::{CardId, CardState, MerchantId, ProgramId, Timestamp, TransactionType};
+use giftd_domain::{CardId, CardState, Channel, MerchantId, ProgramId, Timestamp, TransactionType};
 
 use crate::rows::Columns;
 use crate::{CardRecord, StoreError, StoreResult, TransactionRecord};
@@ -35,6 +35,21 @@ pub struct ActivityLine {
     pub count: i64,
     /// Sum of the transactions' amounts (positive magnitudes, as on the transactions), in
     /// 128 bits like the liability.
+    pub amount_minor: i128,
+}
+
+/// Transactions of one type, of one program in one currency, that came through one channel,
+/// over a report's days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelLine {
+    pub merchant_id: MerchantId,
+    pub program_id: ProgramId,
+    pub currency: String,
+    pub transaction_type: TransactionType,
+    /// `None`: written before transactions recorded their channel (migration 0020).
+    pub channel: Option<Channel>,
+    pub count: i64,
+    /// As [`ActivityLine::amount_minor`].
     pub amount_minor: i128,
 }
 
@@ -158,6 +173,26 @@ pub(crate) fn activity_line(row: &impl Columns) -> StoreResult<ActivityLine> {
         currency: row.text("currency")?,
         transaction_type: TransactionType::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown transaction type {kind:?}")))?,
+        count: row.integer("count")?,
+        amount_minor: split_sum(row, "amount")?,
+    })
+}
+
+pub(crate) fn channel_line(row: &impl Columns) -> StoreResult<ChannelLine> {
+    let kind = row.text("type")?;
+    Ok(ChannelLine {
+        merchant_id: MerchantId::new(row.text("merchant_id")?),
+        program_id: ProgramId::new(row.text("program_id")?),
+        currency: row.text("currency")?,
+        transaction_type: TransactionType::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown transaction type {kind:?}")))?,
+        channel: row
+            .optional_text("channel")?
+            .map(|channel| {
+                Channel::parse(&channel)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown channel {channel:?}")))
+            })
+            .transpose()?,
         count: row.integer("count")?,
         amount_minor: split_sum(row, "amount")?,
     })

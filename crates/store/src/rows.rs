@@ -4,8 +4,8 @@
 
 use giftd_domain::operations::{CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::{
-    Amount, CardId, CardKind, CardState, CloseReason, Currency, HoldId, MerchantId, Program, ProgramId,
-    Timestamp, TransactionId, TransactionType,
+    Amount, CardId, CardKind, CardState, Channel, CloseReason, Currency, HoldId, MerchantId, Program,
+    ProgramId, Timestamp, TransactionId, TransactionType,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -16,7 +16,7 @@ use crate::{CardRecord, HoldRecord, IdempotencyRecord, StoreError, StoreResult, 
 pub(crate) const CARD_COLUMNS: &str = "id, merchant_id, program_id, kind, state, currency, \
     balance, held, expires_at, closed_reason, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at";
 pub(crate) const TRANSACTION_COLUMNS: &str = "id, merchant_id, card_id, type, amount, currency, \
-    balance_before, balance_after, reference, reverses, hold_id, created_at";
+    balance_before, balance_after, reference, reverses, hold_id, channel, created_at";
 pub(crate) const HOLD_COLUMNS: &str =
     "id, merchant_id, card_id, amount, captured_amount, state, expires_at, created_at";
 pub(crate) const PROGRAM_COLUMNS: &str = "id, name, currency, denominations, min_load, max_load, \
@@ -127,6 +127,10 @@ pub(crate) fn transaction(row: &impl Columns) -> StoreResult<TransactionRecord> 
         reference: row.optional_text("reference")?,
         reverses: row.optional_text("reverses")?.map(TransactionId::new),
         hold_id: row.optional_text("hold_id")?.map(HoldId::new),
+        channel: row
+            .optional_text("channel")?
+            .map(|channel| Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel)))
+            .transpose()?,
         created_at: Timestamp::from_unix_millis(row.integer("created_at")?),
     })
 }

@@ -115,8 +115,8 @@ pub(crate) const UPDATE_PROGRAM: &str = "UPDATE programs SET name = $1, denomina
 pub(crate) const INSERT_STOCK_BATCH: &str = "INSERT INTO card_stock_batches (id, merchant_id, program_id, source, source_digest, \
      cards, value, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(crate) const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, \
-     balance_before, balance_after, reference, reverses, hold_id, entry_id, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+     balance_before, balance_after, reference, reverses, hold_id, entry_id, created_at, channel) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 /// A wallet user's row, made on its first wallet change; a row made before public ids existed
 /// gets its public id (`$4`) here too.
 pub(crate) const INSERT_WALLET_USER: &str = "INSERT INTO wallet_users (merchant_id, user_id, created_at, public_id) VALUES ($1, \
@@ -270,6 +270,19 @@ pub(crate) fn wallet_cards_of_user() -> String {
     )
 }
 
+/// The channel report: transactions created in `[$1, $2)` of one merchant (`$3`) or all,
+/// counted and summed per program, currency, type and channel (NULL: written before
+/// transactions recorded one). An adjustment counts net, as in the activity report; the sums
+/// are taken in two halves (`crate::reports::split_sum`).
+pub(crate) const CHANNEL_ACTIVITY: &str = "SELECT t.merchant_id, c.program_id, t.currency, t.type, t.channel, \
+     COUNT(*) AS count, CAST(SUM((CASE WHEN t.type = 'adjustment' THEN t.balance_after - t.balance_before \
+     ELSE t.amount END) >> 32) AS BIGINT) AS amount_high, CAST(SUM((CASE WHEN t.type = 'adjustment' \
+     THEN t.balance_after - t.balance_before ELSE t.amount END) & 4294967295) AS BIGINT) AS amount_low \
+     FROM transactions t JOIN cards c ON c.id = t.card_id \
+     WHERE t.created_at >= $1 AND t.created_at < $2 AND (CAST($3 AS TEXT) IS NULL OR t.merchant_id = $3) \
+     GROUP BY t.merchant_id, c.program_id, t.currency, t.type, t.channel \
+     ORDER BY t.merchant_id, c.program_id, t.currency, t.type, t.channel";
+
 /// A `LIKE … ESCAPE '\'` pattern matching text that starts with `prefix`, its wildcards and
 /// escape character taken literally.
 pub(crate) fn like_prefix(prefix: &str) -> String {
@@ -288,6 +301,7 @@ pub(crate) fn like_prefix(prefix: &str) -> String {
 #[cfg(test)]
 const ALL: &[&str] = &[
     APPLY_CARD_EFFECT,
+    CHANNEL_ACTIVITY,
     CLOVER_LOCK_ID,
     CLOVER_TOKEN_CARD,
     DUE_HOLDS,

@@ -23,8 +23,8 @@ use futures::FutureExt;
 use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{self, CardSnapshot, Decision, HoldSnapshot, HoldState, OriginalTransaction};
 use giftd_domain::{
-    Amount, CardId, CardKind, CardState, Currency, HoldId, MerchantId, Program, ProgramId, Timestamp,
-    TransactionId, TransactionType,
+    Amount, CardId, CardKind, CardState, Channel, Currency, HoldId, MerchantId, Program, ProgramId,
+    Timestamp, TransactionId, TransactionType,
 };
 use giftd_store::postgres::{PgOptions, PgStore};
 use giftd_store::sqlite::{Durability, SqliteStore};
@@ -408,6 +408,7 @@ fn meta(id: &str, now: Timestamp) -> TransactionMeta {
         reference: None,
         reverses: None,
         hold_id: None,
+        channel: Channel::Native,
         now,
     }
 }

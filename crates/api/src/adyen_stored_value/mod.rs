@@ -49,6 +49,7 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
         axum::response::IntoResponse::into_response(error::AdyenSvError::edge(status, message))
     },
     query_refusal: None,
+    channel: giftd_domain::Channel::Adyen,
 };
 
 /// Adyen's limit on `reference`.

@@ -49,6 +49,7 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
     inspects_body: crate::guard::every_write,
     refusal: |status, _, message| error::edge(status, &message),
     query_refusal: None,
+    channel: giftd_domain::Channel::Adyen,
 };
 
 /// The header Adyen's cloud takes the API key in (any case).

@@ -51,6 +51,7 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
         axum::response::IntoResponse::into_response(error::CloverError::edge(status, message))
     },
     query_refusal: None,
+    channel: giftd_domain::Channel::Clover,
 };
 
 /// How long a lock (`capture: false`) reserves value when giftd is not told otherwise

@@ -425,7 +425,54 @@ struct Home {
     from: String,
     to: String,
     activity: Vec<(String, i64, String)>,
+    /// Redemptions and captures of the span per channel: (channel, count, amount).
+    channels: Vec<(String, i64, String)>,
     pending: usize,
+}
+
+/// How the dashboard names a channel of the channel report.
+fn channel_label(channel: &Value) -> String {
+    match channel.as_str() {
+        Some("native") => "Native API and console",
+        Some("wallet") => "Customer wallet API",
+        Some("clover") => "Clover",
+        Some("adyen") => "Adyen",
+        Some("gr4vy") => "Gr4vy",
+        Some("system") => "giftd itself",
+        Some(other) => other,
+        None => "Not recorded",
+    }
+    .to_owned()
+}
+
+/// Report lines counted and summed per `key` and currency, as (key, count, amount shown).
+fn summed<'a>(
+    lines: impl Iterator<Item = &'a Value>,
+    key: impl Fn(&Value) -> String,
+) -> Vec<(String, i64, String)> {
+    let mut sums: Vec<(String, String, i64, i128)> = Vec::new();
+    for line in lines {
+        let name = key(line);
+        let currency = text(&line["currency"]);
+        let count = line["count"].as_i64().unwrap_or_default();
+        let amount = line["amount"].as_i64().map_or(0, i128::from);
+        match sums.iter_mut().find(|s| s.0 == name && s.1 == currency) {
+            Some(sum) => {
+                sum.2 += count;
+                sum.3 += amount;
+            }
+            None => sums.push((name, currency, count, amount)),
+        }
+    }
+    sums.into_iter()
+        .map(|(name, currency, count, amount)| {
+            let shown = i64::try_from(amount).map_or_else(
+                |_| format!("{amount} (minor units) {currency}"),
+                |a| money(a, &currency),
+            );
+            (name, count, shown)
+        })
+        .collect()
 }
 
 async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
@@ -440,6 +487,14 @@ async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedI
             &visit,
             Method::GET,
             &format!("/v1/reports/activity?from={from}&to={today}"),
+            None,
+        )
+        .await;
+    let channels = console
+        .call(
+            &visit,
+            Method::GET,
+            &format!("/v1/reports/channels?from={from}&to={today}"),
             None,
         )
         .await;
@@ -462,30 +517,18 @@ async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedI
                 .collect()
         })
         .unwrap_or_default();
-    let mut sums: Vec<(String, String, i64, i128)> = Vec::new();
-    for line in activity.json["data"].as_array().into_iter().flatten() {
-        let kind = text(&line["type"]);
-        let currency = text(&line["currency"]);
-        let count = line["count"].as_i64().unwrap_or_default();
-        let amount = line["amount"].as_i64().map_or(0, i128::from);
-        match sums.iter_mut().find(|s| s.0 == kind && s.1 == currency) {
-            Some(sum) => {
-                sum.2 += count;
-                sum.3 += amount;
-            }
-            None => sums.push((kind, currency, count, amount)),
-        }
-    }
-    let activity = sums
-        .into_iter()
-        .map(|(kind, currency, count, amount)| {
-            let shown = i64::try_from(amount).map_or_else(
-                |_| format!("{amount} (minor units) {currency}"),
-                |a| money(a, &currency),
-            );
-            (kind, count, shown)
-        })
-        .collect();
+    let activity = summed(activity.json["data"].as_array().into_iter().flatten(), |line| {
+        text(&line["type"])
+    });
+    let spent = |line: &&Value| matches!(line["type"].as_str(), Some("redemption" | "capture"));
+    let channels = summed(
+        channels.json["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(spent),
+        |line| channel_label(&line["channel"]),
+    );
     let pending = pending.json["data"].as_array().map_or(0, Vec::len);
     render(&Home {
         frame,
@@ -495,6 +538,7 @@ async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedI
         from: from.to_string(),
         to: today.to_string(),
         activity,
+        channels,
         pending,
     })
 }
@@ -559,6 +603,27 @@ struct ProgramPage {
     reloadable: bool,
     /// Its limits and rules, as shown: label and value.
     facts: Vec<(&'static str, String)>,
+    /// The changeable limits as typed in the form: major units, empty for none.
+    min_load: String,
+    max_load: String,
+    max_balance: String,
+    /// Months, empty for never.
+    expiry_months: String,
+    /// Major units separated by commas, empty for any amount.
+    denominations: String,
+}
+
+/// The fields of a program's limits the console edits: each an amount, or none.
+const PROGRAM_LIMITS: [&str; 3] = ["min_load", "max_load", "max_balance"];
+
+/// Minor units as typed in a form: major units without the currency (`25.00`).
+fn typed_major(value: &Value, currency: &str) -> String {
+    value.as_i64().map_or_else(String::new, |minor| {
+        let shown = money(minor, currency);
+        shown
+            .rsplit_once(' ')
+            .map_or(shown.clone(), |(amount, _)| amount.to_owned())
+    })
 }
 
 async fn program(
@@ -628,9 +693,21 @@ async fn program(
         frame,
         id: text(&p["id"]),
         name: text(&p["name"]),
-        currency,
+        currency: currency.clone(),
         active: p["active"] != false,
         reloadable: p["reloadable"] == true,
+        min_load: typed_major(&p["min_load"], &currency),
+        max_load: typed_major(&p["max_load"], &currency),
+        max_balance: typed_major(&p["max_balance"], &currency),
+        expiry_months: p["expiry_months"]
+            .as_u64()
+            .map_or_else(String::new, |m| m.to_string()),
+        denominations: p["denominations"].as_array().map_or_else(String::new, |list| {
+            list.iter()
+                .map(|d| typed_major(d, &currency))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
         facts,
     })
 }
@@ -661,6 +738,59 @@ async fn update_program(
         if current.json[flag].as_bool() != Some(ticked) {
             body.insert(flag.into(), json!(ticked));
         }
+    }
+    // An emptied field removes its limit.
+    let currency = text(&current.json["currency"]);
+    for limit in PROGRAM_LIMITS {
+        let typed = field(&fields, limit).trim();
+        let asked = if typed.is_empty() {
+            Value::Null
+        } else {
+            match minor_units(typed, &currency, false) {
+                Some(minor) => json!(minor),
+                None => return invalid_amount(frame, &back),
+            }
+        };
+        if current.json[limit] != asked {
+            body.insert(limit.into(), asked);
+        }
+    }
+    let typed = field(&fields, "denominations");
+    let asked = if typed.trim().is_empty() {
+        Value::Null
+    } else {
+        let mut amounts = Vec::new();
+        for part in typed.split(',') {
+            match minor_units(part, &currency, false) {
+                Some(minor) => amounts.push(json!(minor)),
+                None => return invalid_amount(frame, &back),
+            }
+        }
+        Value::Array(amounts)
+    };
+    if current.json["denominations"] != asked {
+        body.insert("denominations".into(), asked);
+    }
+    let typed = field(&fields, "expiry_months").trim();
+    let asked = if typed.is_empty() {
+        Value::Null
+    } else {
+        match typed.parse::<u32>() {
+            Ok(months) => json!(months),
+            Err(_) => {
+                return refused(
+                    frame,
+                    &Answer {
+                        status: StatusCode::BAD_REQUEST,
+                        json: json!({"error": {"message": "Expiry is a whole number of months, or empty for cards that never expire."}}),
+                    },
+                    &back,
+                );
+            }
+        }
+    };
+    if current.json["expiry_months"] != asked {
+        body.insert("expiry_months".into(), asked);
     }
     if body.is_empty() {
         return see_other(&format!("{back}?done=program_unchanged"));

@@ -36,6 +36,7 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
     inspects_body: crate::guard::every_write,
     refusal: |status, code, message| WalletError(ApiError::new(status, code, message)).into_response(),
     query_refusal: None,
+    channel: giftd_domain::Channel::Wallet,
 };
 
 /// Most cards one `combine` takes (the native merge's limit).

@@ -45,6 +45,7 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
         axum::response::IntoResponse::into_response(error::Gr4vyError::new(status, message))
     },
     query_refusal: None,
+    channel: giftd_domain::Channel::Gr4vy,
 };
 
 /// Most gift cards one balance request checks (Gr4vy's limit of 10 (seed 002)).

@@ -53,6 +53,7 @@ pub const EDGE: crate::guard::FrontEndEdge = crate::guard::FrontEndEdge {
     query_refusal: Some(|param, message| {
         axum::response::IntoResponse::into_response(ApiError::invalid(param, message))
     }),
+    channel: giftd_domain::Channel::Native,
 };
 
 /// Whether a native request is a lookup or a save by number and security code, or a staff
@@ -202,6 +203,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(reports::get_liability_report))
         .routes(routes!(reports::get_activity_report))
+        .routes(routes!(reports::get_channel_report))
         .routes(routes!(reports::get_dormant_report))
 }
 

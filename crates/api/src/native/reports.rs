@@ -1,11 +1,11 @@
 //! Report routes of the native API (`/v1/reports/...`): outstanding liability as of a date,
-//! daily activity, dormant cards. Each parses its query, asks the service (which reads the
+//! daily activity, activity per channel, dormant cards. Each parses its query, asks the service (which reads the
 //! ledger, scoped to the caller's merchant) and renders JSON. No SQL and no arithmetic here
 //! beyond naming days.
 
 use axum::extract::{RawQuery, State};
 use giftd_domain::Date;
-use giftd_service::views::{ActivityLine, DormantCard, LiabilityLine};
+use giftd_service::views::{ActivityLine, ChannelLine, DormantCard, LiabilityLine};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -100,6 +100,32 @@ pub struct ActivityLineResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelReportResponse {
+    pub object: &'static str,
+    pub from: String,
+    pub to: String,
+    /// One line per program, currency, type and channel with transactions in the span.
+    pub data: Vec<ChannelLineResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelLineResponse {
+    pub program_id: String,
+    pub currency: String,
+    /// The transaction type, as on transactions.
+    #[serde(rename = "type")]
+    pub transaction_type: &'static str,
+    /// The front-end the transactions came through: `native` (the native API and the
+    /// console), `wallet` (the customer-wallet API), `clover`, `adyen` (Terminal and Stored
+    /// Value APIs), `gr4vy`, or `system` (giftd itself: expiry, the checkout recovery loop,
+    /// the command line). `null` for transactions written before giftd recorded it.
+    pub channel: Option<&'static str>,
+    pub count: i64,
+    /// As in the activity report: positive magnitudes, an adjustment net. Minor units.
+    pub amount: i128,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DormantCardResponse {
     pub card_id: String,
     pub program_id: String,
@@ -137,6 +163,17 @@ fn activity_line(line: &ActivityLine) -> ActivityLineResponse {
         program_id: line.program_id.to_string(),
         currency: line.currency.clone(),
         transaction_type: line.transaction_type.as_str(),
+        count: line.count,
+        amount: line.amount_minor,
+    }
+}
+
+fn channel_line(line: &ChannelLine) -> ChannelLineResponse {
+    ChannelLineResponse {
+        program_id: line.program_id.to_string(),
+        currency: line.currency.clone(),
+        transaction_type: line.transaction_type.as_str(),
+        channel: line.channel.map(|channel| channel.as_str()),
         count: line.count,
         amount: line.amount_minor,
     }
@@ -202,6 +239,27 @@ pub(super) async fn get_activity_report(
         from: from.to_string(),
         to: to.to_string(),
         data: lines.iter().map(activity_line).collect(),
+    })
+}
+
+/// Transactions counted and summed per program, currency, type and the front-end they came
+/// through, over a span of days: the dashboard's redemptions by channel.
+#[utoipa::path(get, path = "/v1/reports/channels", tag = "reports", params(ActivityQuery),
+    responses((status = 200, description = "The channel report.", body = ChannelReportResponse), (status = "4XX", description = "Refused: `error.code` says why, and `error.param` names the field at fault.", body = ErrorBody)))]
+pub(super) async fn get_channel_report(
+    State(app): State<AppState>,
+    Merchant(merchant): Merchant,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let params = query::<ActivityQuery>(raw.as_deref())?;
+    let from = date(params.from.as_deref(), "from", None)?;
+    let to = date(params.to.as_deref(), "to", None)?;
+    let lines = app.service.channel_report(Some(&merchant), from, to).await?;
+    ok(&ChannelReportResponse {
+        object: "channel_report",
+        from: from.to_string(),
+        to: to.to_string(),
+        data: lines.iter().map(channel_line).collect(),
     })
 }
 

@@ -171,6 +171,18 @@ impl Browser {
         }
     }
 
+    /// A form field's current value.
+    async fn value(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("{css} on the page"))
+            .prop("value")
+            .await
+            .expect("its value")
+            .unwrap_or_default()
+    }
+
     async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))
@@ -486,6 +498,26 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
         "{}",
         browser.page().await
     );
+
+    // A card spent to nothing through two front-ends (the liability stays as it was).
+    let spent = app.funded_card(1_000).await;
+    let spent_id = spent["id"].as_str().expect("a card id");
+    app.post(&format!("/v1/cards/{spent_id}/redeem"), json!({"amount": 600}))
+        .await
+        .assert_status(200);
+    app.post(
+        "/giftcard/v1/redeem",
+        json!({"giftCardId": spent_id, "amount": 400}),
+    )
+    .await
+    .assert_status(200);
+    browser.goto(&app, "/console").await;
+    let channels = browser.text("#channels-table").await;
+    assert!(
+        channels.contains("Native API and console 2 16.00 USD"),
+        "the till's 10.00 and this card's 6.00: {channels}"
+    );
+    assert!(channels.contains("Customer wallet API 1 4.00 USD"), "{channels}");
 
     // Every step is in the audit trail, done by the people who did it.
     let audit = app.get("/v1/audit_events?limit=100").await;
@@ -833,7 +865,7 @@ async fn every_page_passes_axe_against_wcag_2_1_aa() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
-async fn an_admin_renames_a_program_and_stops_it_issuing_cards() {
+async fn an_admin_renames_a_program_changes_its_limits_and_expiry_and_stops_it_issuing_cards() {
     let (app, browser) = signed_in_browser("admin@example.com", "admin").await;
     let program = app
         .post(
@@ -849,7 +881,11 @@ async fn an_admin_renames_a_program_and_stops_it_issuing_cards() {
         .await;
     assert_eq!(browser.text("h1").await, "Spring");
     assert!(browser.page().await.contains("72 months after issue"));
+    assert_eq!(browser.value("#edit_expiry_months").await, "72");
     browser.fill("#edit_name", "Spring 2027").await;
+    browser.fill("#edit_max_load", "200").await;
+    browser.fill("#edit_denominations", "25, 50.50").await;
+    browser.fill("#edit_expiry_months", "84").await;
     // A checkbox, ticked off: no page follows the click.
     browser
         .client
@@ -864,17 +900,42 @@ async fn an_admin_renames_a_program_and_stops_it_issuing_cards() {
     assert_eq!(browser.text("h1").await, "Spring 2027");
     assert!(browser.text("#program-state").await.starts_with("inactive"));
     browser.screenshot("program").await;
+    assert!(browser.page().await.contains("84 months after issue"));
+    assert_eq!(browser.value("#edit_max_load").await, "200.00");
+    assert_eq!(browser.value("#edit_denominations").await, "25.00, 50.50");
     let read = app.get(&format!("/v1/programs/{id}")).await;
     assert_eq!(
         (read.body["name"].as_str(), read.body["active"].as_bool()),
         (Some("Spring 2027"), Some(false))
     );
+    assert_eq!(read.body["max_load"], 20_000);
+    assert_eq!(read.body["denominations"], json!([2_500, 5_050]));
+    assert_eq!(read.body["expiry_months"], 84);
+    assert!(read.body["min_load"].is_null());
     app.post(
         "/v1/cards",
-        json!({"program_id": id, "kind": "virtual", "amount": 100}),
+        json!({"program_id": id, "kind": "virtual", "amount": 2_500}),
     )
     .await
     .assert_error(422, "program_inactive");
+    // Expiry may not be shortened (cards were promised 84 months), nor typed as words.
+    browser.fill("#edit_expiry_months", "12").await;
+    browser.submit(&format!("/console/programs/{id}")).await;
+    assert!(
+        browser.text("#refusal").await.contains("lengthened"),
+        "{}",
+        browser.page().await
+    );
+    browser.goto(&app, &format!("/console/programs/{id}")).await;
+    browser.fill("#edit_max_load", "two hundred").await;
+    browser.submit(&format!("/console/programs/{id}")).await;
+    assert!(browser.text("#refusal").await.contains("major units"));
+    let again = app.get(&format!("/v1/programs/{id}")).await;
+    assert_eq!(
+        (&again.body["expiry_months"], &again.body["max_load"]),
+        (&json!(84), &json!(20_000))
+    );
+    browser.goto(&app, &format!("/console/programs/{id}")).await;
     // Saving the form unchanged changes nothing.
     browser.submit(&format!("/console/programs/{id}")).await;
     assert_eq!(

@@ -307,3 +307,149 @@ async fn reports_only_show_the_callers_merchant() {
         .await;
     assert_eq!(activity.body["data"], json!([]));
 }
+
+/// The channel report's lines as (channel, type) → (count, amount).
+async fn by_channel(app: &TestApp, from: Date, to: Date) -> BTreeMap<(String, String), (i64, i64)> {
+    let report = app
+        .get(&format!("/v1/reports/channels?from={from}&to={to}"))
+        .await;
+    report.assert_status(200);
+    assert_eq!(report.body["object"], "channel_report");
+    let mut lines = BTreeMap::new();
+    for line in report.body["data"].as_array().expect("lines") {
+        let key = (
+            line["channel"].as_str().expect("a channel").to_owned(),
+            line["type"].as_str().expect("a type").to_owned(),
+        );
+        let value = (
+            line["count"].as_i64().expect("a count"),
+            line["amount"].as_i64().expect("an amount"),
+        );
+        assert!(
+            lines.insert(key, value).is_none(),
+            "one line per channel and type: {}",
+            report.text
+        );
+    }
+    lines
+}
+
+#[tokio::test]
+async fn each_front_end_s_redemptions_are_counted_under_its_own_channel() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(100_000).await;
+    let card_id = card["id"].as_str().expect("a card id").to_owned();
+    let day = today(&app);
+
+    // Native: a redemption.
+    app.post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 100}))
+        .await
+        .assert_status(200);
+    // The customer-wallet API: a redemption.
+    app.post(
+        "/giftcard/v1/redeem",
+        json!({"giftCardId": card_id, "amount": 200}),
+    )
+    .await
+    .assert_status(200);
+    // Clover: a token for the card, then a captured charge.
+    let token = app
+        .send(
+            app.client
+                .post(app.url("/clover/v1/tokens"))
+                .header("apiKey", &app.api_key)
+                .json(
+                    &json!({"gift_card": {"number": card["number"], "security_code": card["security_code"]}}),
+                ),
+        )
+        .await;
+    token.assert_status(200);
+    let charge = app
+        .send(
+            app.client
+                .post(app.url("/clover/v1/charges"))
+                .bearer_auth(&app.api_key)
+                .json(
+                    &json!({"source": token.body["id"], "amount": 300, "currency": "usd",
+                              "capture": true, "partial_redemption": false}),
+                ),
+        )
+        .await;
+    charge.assert_status(200);
+    // Adyen's Terminal API: a payment of 4.00.
+    let payment = app
+        .send(
+            app.client
+                .post(app.url("/sync"))
+                .header("X-API-Key", &app.api_key)
+                .json(&json!({"SaleToPOIRequest": {
+                    "MessageHeader": {"ProtocolVersion": "3.0", "MessageClass": "Service",
+                        "MessageCategory": "Payment", "MessageType": "Request", "ServiceID": "S1",
+                        "SaleID": "POS1", "POIID": "V400m-324688179"},
+                    "PaymentRequest": {
+                        "SaleData": {"SaleTransactionID": {"TransactionID": "sale-1",
+                            "TimeStamp": "2024-05-01T10:00:00+00:00"}},
+                        "PaymentTransaction": {"AmountsReq": {"Currency": "USD", "RequestedAmount": 4.00}},
+                        "PaymentData": {"PaymentType": "Normal", "PaymentInstrumentData": {
+                            "PaymentInstrumentType": "StoredValue",
+                            "StoredValueAccountID": {"StoredValueAccountType": "GiftCard",
+                                "StoredValueProvider": "givex", "IdentificationType": "PAN",
+                                "EntryMode": ["Scanned"], "StoredValueID": card["number"]}}}}}})),
+        )
+        .await;
+    assert_eq!(
+        payment.body["SaleToPOIResponse"]["PaymentResponse"]["Response"]["Result"], "Success",
+        "{}",
+        payment.text
+    );
+    // Gr4vy: a gift card only transaction (a hold), then its capture.
+    let transaction = app
+        .post(
+            "/gr4vy/transactions",
+            json!({"amount": 500, "currency": "USD", "gift_cards": [
+                {"number": card["number"], "pin": card["security_code"], "amount": 500}]}),
+        )
+        .await;
+    transaction.assert_status(201);
+    app.post_raw(
+        &format!(
+            "/gr4vy/transactions/{}/capture",
+            transaction.body["id"].as_str().expect("an id")
+        ),
+        "",
+    )
+    .await
+    .assert_status(200);
+
+    let lines = by_channel(&app, day, day).await;
+    let line = |channel: &str, kind: &str| lines.get(&(channel.to_owned(), kind.to_owned())).copied();
+    assert_eq!(line("native", "redemption"), Some((1, 100)), "{lines:?}");
+    assert_eq!(line("wallet", "redemption"), Some((1, 200)), "{lines:?}");
+    assert_eq!(line("clover", "redemption"), Some((1, 300)), "{lines:?}");
+    assert_eq!(line("adyen", "redemption"), Some((1, 400)), "{lines:?}");
+    assert_eq!(line("gr4vy", "hold"), Some((1, 500)), "{lines:?}");
+    assert_eq!(line("gr4vy", "capture"), Some((1, 500)), "{lines:?}");
+    // The card was issued and loaded through the native API; nothing came from giftd itself.
+    assert!(lines.keys().all(|(channel, _)| channel != "system"), "{lines:?}");
+    let redeemed: i64 = lines
+        .iter()
+        .filter(|((_, kind), _)| kind == "redemption" || kind == "capture")
+        .map(|(_, (_, amount))| amount)
+        .sum();
+    assert_eq!(redeemed, 1_500);
+
+    // A day with nothing is empty; a span the activity report refuses is refused the same way.
+    let tomorrow = Date::from_days(day.days() + 1);
+    assert!(by_channel(&app, tomorrow, tomorrow).await.is_empty());
+    app.get(&format!("/v1/reports/channels?from={tomorrow}&to={day}"))
+        .await
+        .assert_error(400, "invalid_request");
+    // Every line is the caller's merchant's.
+    let other = app.another_merchant().await;
+    let theirs = app
+        .get_as(&format!("/v1/reports/channels?from={day}&to={day}"), &other)
+        .await;
+    theirs.assert_status(200);
+    assert_eq!(theirs.body["data"], json!([]));
+    TestApp::assert_sound(&app.verify().await);
+}

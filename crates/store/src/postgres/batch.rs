@@ -11,7 +11,7 @@
 //! OFFSET 0`, which the planner cannot turn into a hash join) and the cards are named by
 //! `id = ANY(…)`.
 
-use giftd_domain::{CardId, CloseReason, HoldId, MerchantId, Timestamp, TransactionId};
+use giftd_domain::{CardId, Channel, CloseReason, HoldId, MerchantId, Timestamp, TransactionId};
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use crate::batch::BatchWrites;
@@ -343,16 +343,18 @@ fn transactions_part(writes: &BatchWrites) -> Option<Part<'_>> {
         .collect();
     let entries: Vec<&str> = rows.iter().map(|(_, entry)| entry.as_str()).collect();
     let created: Vec<i64> = rows.iter().map(|(t, _)| t.created_at.unix_millis()).collect();
+    let channels: Vec<Option<&str>> = rows.iter().map(|(t, _)| t.channel.map(Channel::as_str)).collect();
     // WITH ORDINALITY ... ORDER BY: rows take their `seq` in the order the jobs wrote them.
     Some(Part {
         sql: "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
-         balance_after, reference, reverses, hold_id, entry_id, created_at) \
+         balance_after, reference, reverses, hold_id, entry_id, created_at, channel) \
          SELECT id, merchant_id, card_id, type, amount, currency, balance_before, balance_after, \
-         reference, reverses, hold_id, entry_id, created_at \
+         reference, reverses, hold_id, entry_id, created_at, channel \
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], \
-         $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BIGINT[]) \
+         $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BIGINT[], \
+         $14::TEXT[]) \
          WITH ORDINALITY AS u(id, merchant_id, card_id, type, amount, currency, balance_before, \
-         balance_after, reference, reverses, hold_id, entry_id, created_at, n) ORDER BY n",
+         balance_after, reference, reverses, hold_id, entry_id, created_at, channel, n) ORDER BY n",
         bind: Box::new(move |q| {
             q.bind(ids)
                 .bind(merchants)
@@ -367,6 +369,7 @@ fn transactions_part(writes: &BatchWrites) -> Option<Part<'_>> {
                 .bind(holds)
                 .bind(entries)
                 .bind(created)
+                .bind(channels)
         }),
     })
 }

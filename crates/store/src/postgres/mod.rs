@@ -50,7 +50,7 @@ use crate::sql;
 use crate::telemetry::Written;
 use crate::verify::{CARDS_SQL, CHECKS, COUNTS_SQL, ENTRIES_SQL, POSTINGS_SQL, Pass};
 use crate::{
-    ActivityLine, ApiKeyRecord, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord,
+    ActivityLine, ApiKeyRecord, CardFilter, CardRecord, ChannelLine, CheckoutRow, DormantCard, HoldRecord,
     IdempotencyRecord, LiabilityLine, Page, StockBatch, StockBatchRecord, Store, StoreError, StoreResult,
     TransactionRecord, VerifyReport, WriteJob,
 };
@@ -844,6 +844,15 @@ impl Store for PgStore {
         until: Timestamp,
     ) -> StoreResult<Vec<ActivityLine>> {
         reports::activity(&self.pool, merchant, from, until).await
+    }
+
+    async fn channel_activity(
+        &self,
+        merchant: Option<&MerchantId>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ChannelLine>> {
+        reports::channel_activity(&self.pool, merchant, from, until).await
     }
 
     async fn dormant_cards(

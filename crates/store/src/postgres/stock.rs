@@ -7,7 +7,7 @@
 //! the group commit, and nothing else needs its rows until it commits. Unique keys (a card
 //! number already issued, the same import file) refuse the whole batch.
 
-use giftd_domain::{MerchantId, Timestamp};
+use giftd_domain::{Channel, MerchantId, Timestamp};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::card_batches::{self, card_batch_reads, extras, run_extras};
@@ -91,13 +91,13 @@ async fn write(tx: &mut Transaction<'_, Postgres>, batch: &StockBatch) -> StoreR
         let records = chunk.iter().map(|(record, _)| record);
         sqlx::query(
             "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, balance_before, \
-             balance_after, reference, entry_id, created_at) \
+             balance_after, reference, entry_id, created_at, channel) \
              SELECT id, merchant_id, card_id, type, amount, currency, balance_before, balance_after, \
-                    reference, id, created_at \
+                    reference, id, created_at, channel \
              FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::TEXT[], \
-                         $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::BIGINT[]) \
+                         $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::BIGINT[], $11::TEXT[]) \
                AS u(id, merchant_id, card_id, type, amount, currency, balance_before, balance_after, \
-                    reference, created_at)",
+                    reference, created_at, channel)",
         )
         .bind(records.clone().map(|r| r.id.as_str()).collect::<Vec<_>>())
         .bind(
@@ -123,7 +123,17 @@ async fn write(tx: &mut Transaction<'_, Postgres>, batch: &StockBatch) -> StoreR
                 .map(|r| r.reference.as_deref())
                 .collect::<Vec<_>>(),
         )
-        .bind(records.map(|r| r.created_at.unix_millis()).collect::<Vec<_>>())
+        .bind(
+            records
+                .clone()
+                .map(|r| r.created_at.unix_millis())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .map(|r| r.channel.map(Channel::as_str))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await
         .map_err(StoreError::from_write)?;

@@ -10,8 +10,8 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, StaffId,
-    StaffSessionId, Timestamp, TransactionId, TransactionType,
+    ApiKeyId, CardId, CardState, Channel, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId,
+    StaffId, StaffSessionId, Timestamp, TransactionId, TransactionType,
 };
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
@@ -579,6 +579,7 @@ impl WriteTx for PgTx<'_> {
             .bind(record.hold_id.as_ref().map(HoldId::as_str))
             .bind(entry_id.as_str())
             .bind(record.created_at.unix_millis())
+            .bind(record.channel.map(Channel::as_str))
             .execute(&mut *self.conn)
             .await
             .map_err(write_error)?;

@@ -5,6 +5,7 @@
 //! A statement is prepared once per number of rows, and only for [`CHUNKS`] (a batch of 37 rows
 //! is written as 32 + 4 + 1), so the writer's statement cache holds them all.
 
+use giftd_domain::Channel;
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
@@ -17,7 +18,7 @@ use crate::{StoreResult, WriteTx};
 const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
 const TRANSACTIONS: &str = "INSERT INTO transactions (id, merchant_id, card_id, type, amount, currency, \
-    balance_before, balance_after, reference, reverses, hold_id, entry_id, created_at) VALUES ";
+    balance_before, balance_after, reference, reverses, hold_id, entry_id, created_at, channel) VALUES ";
 const POSTINGS: &str =
     "INSERT INTO postings (transaction_id, entry_id, account_kind, owner_id, currency, amount) VALUES ";
 const HOLDS: &str = "INSERT INTO holds (id, merchant_id, card_id, transaction_id, amount, state, \
@@ -80,10 +81,11 @@ pub(super) async fn write(tx: &mut SqliteTx<'_>, writes: &BatchWrites) -> StoreR
                 optional_text(t.hold_id.as_ref().map(|id| id.as_str())),
                 text(entry.as_str()),
                 Value::Integer(t.created_at.unix_millis()),
+                optional_text(t.channel.map(Channel::as_str)),
             ]
         })
         .collect();
-    insert_rows(tx.conn, TRANSACTIONS, 13, &transactions)?;
+    insert_rows(tx.conn, TRANSACTIONS, 14, &transactions)?;
     let postings: Vec<Vec<Value>> = writes
         .postings
         .iter()

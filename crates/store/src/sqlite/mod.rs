@@ -48,7 +48,7 @@ use crate::rows;
 use crate::sql;
 use crate::telemetry::Written;
 use crate::{
-    ActivityLine, ApiKeyRecord, CardFilter, CardRecord, CheckoutRow, DormantCard, HoldRecord,
+    ActivityLine, ApiKeyRecord, CardFilter, CardRecord, ChannelLine, CheckoutRow, DormantCard, HoldRecord,
     IdempotencyRecord, LiabilityLine, Page, StockBatch, StockBatchRecord, Store, StoreError, StoreResult,
     TransactionRecord, VerifyReport, WriteJob,
 };
@@ -876,6 +876,15 @@ impl Store for SqliteStore {
         until: Timestamp,
     ) -> StoreResult<Vec<ActivityLine>> {
         reports::activity(&self.reads, merchant, from, until).await
+    }
+
+    async fn channel_activity(
+        &self,
+        merchant: Option<&MerchantId>,
+        from: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<ChannelLine>> {
+        reports::channel_activity(&self.reads, merchant, from, until).await
     }
 
     async fn dormant_cards(

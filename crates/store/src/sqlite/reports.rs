@@ -5,8 +5,9 @@
 use giftd_domain::{MerchantId, Timestamp};
 use sqlx::SqlitePool;
 
-use crate::reports::{activity_line, dormant_card, liability_line};
-use crate::{ActivityLine, DormantCard, LiabilityLine, Page, StoreResult};
+use crate::reports::{activity_line, channel_line, dormant_card, liability_line};
+use crate::sql;
+use crate::{ActivityLine, ChannelLine, DormantCard, LiabilityLine, Page, StoreResult};
 
 /// A card's postings are recorded under the card's own transactions (see
 /// `WriteTx::append_entry`), so `t.created_at` is the time of each posting.
@@ -82,6 +83,21 @@ pub(super) async fn activity(
         .fetch_all(pool)
         .await?;
     rows.iter().map(activity_line).collect()
+}
+
+pub(super) async fn channel_activity(
+    pool: &SqlitePool,
+    merchant: Option<&MerchantId>,
+    from: Timestamp,
+    until: Timestamp,
+) -> StoreResult<Vec<ChannelLine>> {
+    let rows = sqlx::query(sql::CHANNEL_ACTIVITY)
+        .bind(from.unix_millis())
+        .bind(until.unix_millis())
+        .bind(merchant.map(MerchantId::as_str))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(channel_line).collect()
 }
 
 pub(super) async fn dormant(

@@ -8,7 +8,7 @@
 //! made by the CLI, the CLI holds the data folder's lock. Plain functions over a connection, so that
 //! the writer (`tx.rs`) can change underneath without touching this file.
 
-use giftd_domain::{HoldId, MerchantId, Timestamp, TransactionId};
+use giftd_domain::{Channel, HoldId, MerchantId, Timestamp, TransactionId};
 use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
 
 use crate::card_batches::{self, card_batch_reads, extras, run_extras};
@@ -19,7 +19,7 @@ use crate::{AuditEventRow, StockBatch, StockBatchRecord, StoreError, StoreResult
 const CARD_COLUMNS: &str = "id, merchant_id, program_id, kind, state, currency, balance, held, \
     expires_at, last4, number_ciphertext, number_fingerprint, security_code_hash, created_at, updated_at";
 const TRANSACTION_COLUMNS: &str = "id, merchant_id, card_id, type, amount, currency, balance_before, \
-    balance_after, reference, reverses, hold_id, entry_id, created_at";
+    balance_after, reference, reverses, hold_id, entry_id, created_at, channel";
 const POSTING_COLUMNS: &str = "transaction_id, entry_id, account_kind, owner_id, currency, amount";
 
 /// `INSERT INTO table (columns) VALUES (?, ...), (?, ...)` for `rows` rows.
@@ -113,7 +113,8 @@ async fn write(conn: &mut SqliteConnection, batch: &StockBatch) -> StoreResult<(
                 .bind(record.reverses.as_ref().map(TransactionId::as_str))
                 .bind(record.hold_id.as_ref().map(HoldId::as_str))
                 .bind(record.id.as_str())
-                .bind(record.created_at.unix_millis());
+                .bind(record.created_at.unix_millis())
+                .bind(record.channel.map(Channel::as_str));
         }
         query.execute(&mut *conn).await.map_err(StoreError::from_write)?;
     }

@@ -12,8 +12,8 @@ use giftd_domain::lockout::Attempts;
 use giftd_domain::operations::{CardEffect, CardSnapshot, HoldSnapshot, HoldState};
 use giftd_domain::wallet::{UserId, WalletCard};
 use giftd_domain::{
-    ApiKeyId, CardId, CardState, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId, StaffId,
-    StaffSessionId, Timestamp, TransactionId, TransactionType,
+    ApiKeyId, CardId, CardState, Channel, CheckoutId, CloseReason, HoldId, MerchantId, Program, ProgramId,
+    StaffId, StaffSessionId, Timestamp, TransactionId, TransactionType,
 };
 use rusqlite::{Connection, Params, Row, params};
 
@@ -639,6 +639,7 @@ impl WriteTx for SqliteTx<'_> {
                 record.hold_id.as_ref().map(HoldId::as_str),
                 entry_id.as_str(),
                 record.created_at.unix_millis(),
+                record.channel.map(Channel::as_str),
             ],
         )?;
         self.written.transaction(record.transaction_type);
