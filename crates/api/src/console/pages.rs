@@ -420,7 +420,8 @@ struct Home {
     frame: Frame,
     reports_visible: bool,
     liability: Vec<String>,
-    /// The activity's span: the last 30 days, or 90 (`?days=90`), from `from` to `to`.
+    /// The activity's span: the last 30 days, or today only (`?days=1`), or 90 (`?days=90`),
+    /// from `from` to `to`.
     days: i64,
     from: String,
     to: String,
@@ -477,7 +478,11 @@ fn summed<'a>(
 
 async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedIn) -> Response {
     let today = console.today();
-    let days: i64 = if visit.query_field("days") == "90" { 90 } else { 30 };
+    let days: i64 = match visit.query_field("days").as_str() {
+        "1" => 1,
+        "90" => 90,
+        _ => 30,
+    };
     let from = giftd_domain::Date::from_days(today.days() - (days - 1));
     let liability = console
         .call(&visit, Method::GET, "/v1/reports/liability", None)
@@ -987,6 +992,8 @@ pub(super) struct CardView {
     last4: String,
     balance: String,
     available: String,
+    /// Reserved by pending holds.
+    held: String,
     state: String,
     kind: String,
     currency: String,
@@ -1015,6 +1022,10 @@ struct CardPage {
     frame: Frame,
     card: CardView,
     history: Vec<HistoryRow>,
+    /// The query of the history's next (older) page, if any.
+    older: Option<String>,
+    /// Whether the history shown is a later page (the newest is one link away).
+    paged: bool,
     pending: Vec<AdjustmentRow>,
     links: Vec<LinkRow>,
     /// The address of a cardholder link just made: shown this once.
@@ -1052,14 +1063,15 @@ async fn card_page(
     }
     let c = &card.json;
     let currency = text(&c["currency"]);
-    let history = console
-        .call(
-            visit,
-            Method::GET,
-            &format!("/v1/cards/{id}/transactions?limit={HISTORY_ROWS}"),
-            None,
-        )
-        .await;
+    let cursor = path_segment(&visit.query_field("cursor"));
+    let mut path = format!("/v1/cards/{id}/transactions?limit={HISTORY_ROWS}");
+    if !cursor.is_empty() {
+        path.push_str(&format!("&cursor={cursor}"));
+    }
+    let history = console.call(visit, Method::GET, &path, None).await;
+    let older = history.json["next_cursor"]
+        .as_str()
+        .map(|next| format!("cursor={}", path_segment(next)));
     let history = history.json["data"]
         .as_array()
         .into_iter()
@@ -1104,6 +1116,7 @@ async fn card_page(
         last4: text(&c["last4"]),
         balance: money_value(&c["balance"], &currency),
         available: money_value(&c["available"], &currency),
+        held: money_value(&c["held"], &currency),
         state: text(&c["state"]),
         kind: text(&c["kind"]),
         expires: if c["expires_at"].is_null() {
@@ -1117,6 +1130,8 @@ async fn card_page(
         frame,
         card: view,
         history,
+        older,
+        paged: !cursor.is_empty(),
         pending,
         links,
         new_link,

@@ -518,6 +518,14 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
         "the till's 10.00 and this card's 6.00: {channels}"
     );
     assert!(channels.contains("Customer wallet API 1 4.00 USD"), "{channels}");
+    browser.click("a[href='/console?days=1']", "Show today").await;
+    assert_eq!(browser.text("#activity-heading").await, "Today");
+    assert!(
+        browser
+            .text("#channels-table")
+            .await
+            .contains("Customer wallet API 1 4.00 USD")
+    );
 
     // Every step is in the audit trail, done by the people who did it.
     let audit = app.get("/v1/audit_events?limit=100").await;
@@ -533,6 +541,47 @@ async fn a_newcomer_issues_a_card_two_people_adjust_it_and_the_liability_report_
                 && r["actor"]["type"] == "staff"),
         "{audit:?}"
     );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver (Debian's packages; .ci/run installs them)"]
+async fn a_cards_page_shows_what_its_holds_reserve_and_pages_back_through_its_history() {
+    let (app, browser) = signed_in_browser("support@example.com", "support").await;
+    let card_id = a_card(&app, "USD", 10_000).await;
+    for _ in 0..55 {
+        app.post(&format!("/v1/cards/{card_id}/redeem"), json!({"amount": 1}))
+            .await
+            .assert_status(200);
+    }
+    app.post(&format!("/v1/cards/{card_id}/holds"), json!({"amount": 500}))
+        .await
+        .assert_status(201);
+    let all = app
+        .get(&format!("/v1/cards/{card_id}/transactions?limit=100"))
+        .await;
+    all.assert_status(200);
+    let total = all.body["data"].as_array().expect("transactions").len();
+    assert_eq!(total, 57, "the issue, 55 redemptions and the hold");
+
+    browser.goto(&app, &format!("/console/cards/{card_id}")).await;
+    assert_eq!(browser.text("#balance").await, "99.45 USD");
+    assert_eq!(browser.text("#held").await, "5.00 USD");
+    let rows = |text: String| text.lines().filter(|l| l.contains(" USD")).count();
+    assert_eq!(rows(browser.text("#history-table tbody").await), 50);
+    let newest = browser.text("#history-table tbody").await;
+    assert!(
+        newest.lines().next().is_some_and(|l| l.contains("hold")),
+        "newest first: {newest}"
+    );
+    browser.click("#older", "Older transactions").await;
+    let older = browser.text("#history-table tbody").await;
+    assert_eq!(rows(older.clone()), total - 50, "{older}");
+    assert!(
+        older.lines().last().is_some_and(|l| l.contains("issue")),
+        "the oldest page ends with the card's first transaction: {older}"
+    );
+    assert!(browser.page().await.contains("Newest transactions"));
     browser.close().await;
 }
 
