@@ -284,6 +284,33 @@ async fn a_card_has_at_most_ten_links_that_work() {
 }
 
 #[tokio::test]
+async fn a_card_has_at_most_a_hundred_links_in_all_revoked_ones_included() {
+    let app = TestApp::spawn().await;
+    let card = app.funded_card(1500).await;
+    let id = card["id"].as_str().unwrap();
+    let path = format!("/v1/cards/{id}/cardholder_links");
+    let most = giftd_store::MAX_LINKS_LISTED;
+    for _ in 0..most {
+        let made = app.post(&path, json!({})).await;
+        made.assert_status(201);
+        let link = made.body["id"].as_str().unwrap();
+        delete(&app, &format!("{path}/{link}")).await.assert_status(200);
+    }
+    let refused = app.post(&path, json!({})).await;
+    refused.assert_error(400, "invalid_request");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("{most} cardholder links"))),
+        "{}",
+        refused.text
+    );
+    let listed = app.get(&path).await;
+    listed.assert_status(200);
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(most as usize));
+}
+
+#[tokio::test]
 async fn guessing_tokens_is_limited_per_address() {
     let app = TestApp::spawn_with(ApiConfig {
         rate_limits: RateLimits {
@@ -327,4 +354,55 @@ async fn a_configured_public_url_is_where_links_point() {
     page(&app, &app.url(&format!("/g/{token}")))
         .await
         .assert_status(200);
+}
+
+/// Renames a table of the app's database under it, as an outage of that part of the store.
+async fn rename_table(app: &TestApp, from: &str, to: &str) {
+    let statement = format!("ALTER TABLE {from} RENAME TO {to}");
+    match &app.postgres {
+        Some(database) => {
+            use sqlx::Connection as _;
+            let mut connection = sqlx::PgConnection::connect(&database.url)
+                .await
+                .expect("connect to the test database");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut connection)
+                .await
+                .expect("rename the table");
+        }
+        None => {
+            let mut connection = giftd_store::sqlite::SqliteStore::raw_connection(&app.database_path())
+                .await
+                .expect("open the database");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut connection)
+                .await
+                .expect("rename the table");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_page_the_store_cannot_read_is_a_503_that_shows_nothing_and_asks_to_try_again() {
+    let app = TestApp::spawn().await;
+    let program = app.usd_program().await;
+    let gift = gift_new(&app, &program, "lea", "max", 2500).await;
+    let url = url_of(&gift["cardholder_link"]);
+    page(&app, &url).await.assert_status(200);
+
+    rename_table(&app, "cardholder_links", "cardholder_links_away").await;
+    let down = page(&app, &url).await;
+    down.assert_status(503);
+    assert!(down.text.contains("cannot be shown right now"), "{}", down.text);
+    assert!(!down.text.contains("25.00"), "no card data: {}", down.text);
+    assert_eq!(
+        down.headers["cache-control"], "no-store",
+        "a 503 is not kept either"
+    );
+    assert!(down.headers.get("set-cookie").is_none());
+
+    rename_table(&app, "cardholder_links_away", "cardholder_links").await;
+    let back = page(&app, &url).await;
+    back.assert_status(200);
+    assert!(back.text.contains("25.00 USD"));
 }
