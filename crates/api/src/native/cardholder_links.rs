@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Body, Merchant, path_id};
+use super::extract::{Body, Merchant, PathParams, path_id};
 use super::wire::{List, rfc3339};
 use super::{Answer, answer, ok, render};
 use crate::AppState;
@@ -76,14 +76,10 @@ impl FromRequestParts<AppState> for LinkPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such object.");
-        let axum::extract::Path(params) =
-            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| not_found())?;
-        let value = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let card = path_id(value("card_id").ok_or_else(not_found)?, CardId::parse, "card")?;
-        let link = value("link_id")
+        let params = PathParams::read(parts, state).await?;
+        let card = path_id(params.required("card_id")?, CardId::parse, "card")?;
+        let link = params
+            .get("link_id")
             .map(|id| path_id(id, CardholderLinkId::parse, "cardholder link"))
             .transpose()?;
         Ok(Self(card, link))

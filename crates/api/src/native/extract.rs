@@ -211,6 +211,34 @@ impl FromRequestParts<AppState> for PathId {
     }
 }
 
+/// A route's named path segments, for an extractor of several ids: a route that does not
+/// match them is 404, as an unknown object is.
+pub struct PathParams(Vec<(String, String)>);
+
+impl PathParams {
+    pub async fn read(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let axum::extract::Path(params) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| no_such_object())?;
+        Ok(Self(params))
+    }
+
+    /// The segment `name`, if the route has one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The segment `name`, which the route must have.
+    pub fn required(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(no_such_object)
+    }
+}
+
+fn no_such_object() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such object.")
+}
+
 /// An id from the path. One of the wrong type or shape cannot exist: 404, as if unknown.
 pub fn path_id<T>(value: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, ApiError> {
     parse(value).ok_or_else(|| ApiError::not_found(what))

@@ -148,6 +148,14 @@ fn date(value: Option<&str>, param: &str, default: Option<Date>) -> Result<Date,
     }
 }
 
+/// The first and last day of a report over a span (`from` and `to`, both required).
+fn span(raw: Option<&str>) -> Result<(Date, Date), ApiError> {
+    let params = query::<ActivityQuery>(raw)?;
+    let from = date(params.from.as_deref(), "from", None)?;
+    let to = date(params.to.as_deref(), "to", None)?;
+    Ok((from, to))
+}
+
 fn liability_line(line: &LiabilityLine) -> LiabilityLineResponse {
     LiabilityLineResponse {
         program_id: line.program_id.to_string(),
@@ -230,9 +238,7 @@ pub(super) async fn get_activity_report(
     Merchant(merchant): Merchant,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let params = query::<ActivityQuery>(raw.as_deref())?;
-    let from = date(params.from.as_deref(), "from", None)?;
-    let to = date(params.to.as_deref(), "to", None)?;
+    let (from, to) = span(raw.as_deref())?;
     let lines = app.service.activity_report(Some(&merchant), from, to).await?;
     ok(&ActivityReportResponse {
         object: "activity_report",
@@ -251,9 +257,7 @@ pub(super) async fn get_channel_report(
     Merchant(merchant): Merchant,
     RawQuery(raw): RawQuery,
 ) -> Answer {
-    let params = query::<ActivityQuery>(raw.as_deref())?;
-    let from = date(params.from.as_deref(), "from", None)?;
-    let to = date(params.to.as_deref(), "to", None)?;
+    let (from, to) = span(raw.as_deref())?;
     let lines = app.service.channel_report(Some(&merchant), from, to).await?;
     ok(&ChannelReportResponse {
         object: "channel_report",

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::cardholder_links::CardholderLinkResponse;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Body, Merchant, amount, path_id, reference};
+use super::extract::{Body, Merchant, PathParams, amount, path_id, reference};
 use super::wire::{CardResponse, List, TransactionResponse, rfc3339};
 use super::{Answer, NativeBody, ok, render};
 use crate::AppState;
@@ -202,14 +202,10 @@ impl FromRequestParts<AppState> for UserPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such object.");
-        let axum::extract::Path(params) =
-            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| not_found())?;
-        let value = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let user = path_user(value("user_id").ok_or_else(not_found)?)?;
-        let card = value("card_id")
+        let params = PathParams::read(parts, state).await?;
+        let user = path_user(params.required("user_id")?)?;
+        let card = params
+            .get("card_id")
             .map(|id| path_id(id, CardId::parse, "card"))
             .transpose()?;
         Ok(Self(user, card))
