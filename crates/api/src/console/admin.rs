@@ -49,10 +49,8 @@ async fn staff_page(
     if !answer.ok() {
         return refused(frame, &answer, "/console");
     }
-    let members = answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let members = answer
+        .rows()
         .map(|m| {
             let disabled = !m["disabled_at"].is_null();
             MemberRow {
@@ -180,10 +178,8 @@ pub(super) async fn audit(State(console): State<Console>, SignedIn { visit, fram
     if !answer.ok() {
         return refused(frame, &answer, "/console");
     }
-    let events = answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let events = answer
+        .rows()
         .map(|e| EventRow {
             at: text(&e["occurred_at"])
                 .replace('T', " ")
@@ -241,10 +237,8 @@ async fn api_keys_page(
         return refused(frame, &answer, "/console");
     }
     let now = crate::edge::rfc3339(console.service.now());
-    let keys = answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let keys = answer
+        .rows()
         .map(|k| {
             let expires = text(&k["expires_at"]);
             KeyRow {
@@ -382,10 +376,8 @@ async fn webhooks_page(
             None,
         )
         .await;
-    let endpoints = endpoints.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let endpoints = endpoints
+        .rows()
         .map(|e| EndpointRow {
             id: path_segment(&text(&e["id"])),
             url: text(&e["url"]),
@@ -399,10 +391,8 @@ async fn webhooks_page(
             enabled: e["enabled"] == true,
         })
         .collect();
-    let events = events.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let events = events
+        .rows()
         .map(|e| {
             (
                 day(&e["created_at"]),

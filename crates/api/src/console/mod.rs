@@ -242,6 +242,11 @@ impl Answer {
         self.status.is_success()
     }
 
+    /// The rows of a list or report the API answered (its `data`); none for a refusal.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.json["data"].as_array().into_iter().flatten()
+    }
+
     /// The refusal's sentence, for the page.
     pub(crate) fn message(&self) -> String {
         self.json["error"]["message"]

@@ -522,19 +522,12 @@ async fn home(State(console): State<Console>, SignedIn { visit, frame }: SignedI
                 .collect()
         })
         .unwrap_or_default();
-    let activity = summed(activity.json["data"].as_array().into_iter().flatten(), |line| {
-        text(&line["type"])
-    });
+    let activity = summed(activity.rows(), |line| text(&line["type"]));
     let spent = |line: &&Value| matches!(line["type"].as_str(), Some("redemption" | "capture"));
-    let channels = summed(
-        channels.json["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(spent),
-        |line| channel_label(&line["channel"]),
-    );
-    let pending = pending.json["data"].as_array().map_or(0, Vec::len);
+    let channels = summed(channels.rows().filter(spent), |line| {
+        channel_label(&line["channel"])
+    });
+    let pending = pending.rows().count();
     render(&Home {
         frame,
         reports_visible,
@@ -579,10 +572,8 @@ async fn programs(State(console): State<Console>, SignedIn { visit, frame }: Sig
     if !answer.ok() {
         return refused(frame, &answer, "/console");
     }
-    let programs = answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let programs = answer
+        .rows()
         .map(|p| ProgramRow {
             id: text(&p["id"]),
             name: text(&p["name"]),
@@ -905,10 +896,8 @@ async fn cards(State(console): State<Console>, SignedIn { visit, frame }: Signed
     let programs = console
         .call(&visit, Method::GET, "/v1/programs?limit=100", None)
         .await;
-    let programs: Vec<(String, String)> = programs.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let programs: Vec<(String, String)> = programs
+        .rows()
         .map(|p| (text(&p["id"]), text(&p["name"])))
         .collect();
     let last4: String = visit
@@ -937,10 +926,8 @@ async fn cards(State(console): State<Console>, SignedIn { visit, frame }: Signed
         if !answer.ok() {
             return refused(frame, &answer, "/console/cards");
         }
-        results = answer.json["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        results = answer
+            .rows()
             .map(|c| {
                 let program = text(&c["program_id"]);
                 let name = programs
@@ -1072,10 +1059,8 @@ async fn card_page(
     let older = history.json["next_cursor"]
         .as_str()
         .map(|next| format!("cursor={}", path_segment(next)));
-    let history = history.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let history = history
+        .rows()
         .map(|t| HistoryRow {
             at: day(&t["created_at"]),
             kind: text(&t["type"]),
@@ -1100,10 +1085,8 @@ async fn card_page(
             None,
         )
         .await;
-    let links = links.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let links = links
+        .rows()
         .map(|l| LinkRow {
             id: text(&l["id"]),
             created_at: day(&l["created_at"]),
@@ -1139,10 +1122,8 @@ async fn card_page(
 }
 
 fn adjustment_rows(answer: &Answer, currency: &str) -> Vec<AdjustmentRow> {
-    answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    answer
+        .rows()
         .map(|a| AdjustmentRow {
             id: text(&a["id"]),
             card_id: text(&a["card_id"]),
@@ -1262,7 +1243,7 @@ async fn adjustments(State(console): State<Console>, SignedIn { visit, frame }: 
     }
     // Each row in its card's currency.
     let mut pending = Vec::new();
-    for a in answer.json["data"].as_array().into_iter().flatten() {
+    for a in answer.rows() {
         let card_id = path_segment(&text(&a["card_id"]));
         let card = console
             .call(&visit, Method::GET, &format!("/v1/cards/{card_id}"), None)
@@ -1342,10 +1323,8 @@ async fn liability(State(console): State<Console>, SignedIn { visit, frame }: Si
     if !answer.ok() {
         return refused(frame, &answer, "/console");
     }
-    let lines = answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let lines = answer
+        .rows()
         .map(|l| {
             (
                 text(&l["program_id"]),
@@ -1468,7 +1447,7 @@ async fn liability_csv(State(console): State<Console>, SignedIn { visit, frame }
         "cards".to_owned(),
         "liability_minor".to_owned(),
     ]];
-    for l in answer.json["data"].as_array().into_iter().flatten() {
+    for l in answer.rows() {
         rows.push(vec![
             as_of.clone(),
             text(&l["program_id"]),
@@ -1526,10 +1505,8 @@ async fn dormant(State(console): State<Console>, SignedIn { visit, frame }: Sign
     if !answer.ok() {
         return refused(frame, &answer, "/console");
     }
-    let cards = answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let cards = answer
+        .rows()
         .map(|c| DormantRow {
             card_id: text(&c["card_id"]),
             program_id: text(&c["program_id"]),
@@ -1575,7 +1552,7 @@ async fn dormant_csv(State(console): State<Console>, SignedIn { visit, frame }: 
         if !answer.ok() {
             return refused(frame, &answer, "/console/reports/dormant");
         }
-        for c in answer.json["data"].as_array().into_iter().flatten() {
+        for c in answer.rows() {
             rows.push(vec![
                 as_of.clone(),
                 months.to_string(),
@@ -1767,12 +1744,7 @@ struct Breakage {
 /// on expired cards moved to each program's breakage account in the range, and how many cards.
 fn breakage_lines(answer: &Answer) -> Vec<(String, String, i64, i128)> {
     let mut sums: Vec<(String, String, i64, i128)> = Vec::new();
-    for l in answer.json["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|l| l["type"] == "expiry")
-    {
+    for l in answer.rows().filter(|l| l["type"] == "expiry") {
         let (program, currency) = (text(&l["program_id"]), text(&l["currency"]));
         let count = l["count"].as_i64().unwrap_or_default();
         let amount = l["amount"].as_i64().map_or(0, i128::from);
@@ -1867,7 +1839,7 @@ async fn activity_csv(State(console): State<Console>, SignedIn { visit, frame }:
             .map(str::to_owned)
             .to_vec(),
     ];
-    for l in answer.json["data"].as_array().into_iter().flatten() {
+    for l in answer.rows() {
         rows.push(
             ["date", "program_id", "currency", "type", "count", "amount"]
                 .map(|name| text(&l[name]))
@@ -1930,10 +1902,8 @@ async fn checkouts(State(console): State<Console>, SignedIn { visit, frame }: Si
         if !answer.ok() {
             return refused(frame, &answer, "/console");
         }
-        let recent = answer.json["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let recent = answer
+            .rows()
             .map(|c| {
                 let currency = text(&c["currency"]);
                 (
