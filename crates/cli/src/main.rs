@@ -10,6 +10,12 @@ mod remote;
 mod serve;
 mod stock;
 
+/// mimalloc instead of glibc's malloc: under load, glibc's `malloc`, `free` and their
+/// consolidation were about a quarter of the server's CPU, and a fifth of the SQLite writer
+/// thread's, which every write waits for (docs/BENCHMARKS.md, run 10).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
