@@ -94,6 +94,22 @@ async fn the_sweeper_moves_an_expired_cards_value_to_breakage_only_where_the_pro
         (breakage["program_id"].as_str(), breakage["amount"].as_i64()),
         (Some(taking.as_str()), Some(2_500))
     );
+    // The sweeper has no request behind it: its expiry came through giftd itself.
+    let channels = app
+        .get(&format!("/v1/reports/channels?from={day}&to={day}"))
+        .await;
+    channels.assert_status(200);
+    let expiry: Vec<&Value> = channels.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["type"] == "expiry")
+        .collect();
+    assert_eq!(expiry.len(), 1, "{}", channels.text);
+    assert_eq!(
+        (expiry[0]["channel"].as_str(), expiry[0]["amount"].as_i64()),
+        (Some("system"), Some(2_500))
+    );
     TestApp::assert_sound(&app.verify().await);
 }
 
