@@ -117,8 +117,9 @@ pub struct ChannelLineResponse {
     pub transaction_type: &'static str,
     /// The front-end the transactions came through: `native` (the native API and the
     /// console), `wallet` (the customer-wallet API), `clover`, `adyen` (Terminal and Stored
-    /// Value APIs), `gr4vy`, or `system` (giftd itself: expiry, the checkout recovery loop,
-    /// the command line). `null` for transactions written before giftd recorded it.
+    /// Value APIs), `gr4vy`, or `system` (giftd itself: the sweeper's expiries, the checkout
+    /// recovery loop, the command line). `null` for transactions written before giftd recorded
+    /// it.
     pub channel: Option<&'static str>,
     pub count: i64,
     /// As in the activity report: positive magnitudes, an adjustment net. Minor units.
