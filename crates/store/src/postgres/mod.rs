@@ -75,8 +75,12 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// other session's visibility checks look them up on disk, `pg_subtrans`). 32 keeps a batch
 /// with a few jobs falling back well under that, and still bounds the latency of the first.
 pub const MAX_JOBS_PER_TRANSACTION: usize = 32;
-/// Committer tasks per process, each with its own queue and connection.
-pub const MAX_COMMITTERS: u32 = 4;
+/// Committer tasks per process, each with its own queue and connection. Two, not four: with
+/// fewer committers each batch is larger, and PostgreSQL's per-statement set-up (the larger part
+/// of its time once a batch is one write statement) is paid once for more jobs. Three
+/// alternating pairs at 64 clients (docs/BENCHMARKS.md, run 10): +8 % to +25 %, p99 lower in
+/// each.
+pub const MAX_COMMITTERS: u32 = 2;
 /// Jobs waiting for one committer at most; `submit` waits when its queue is full.
 pub const QUEUE_CAPACITY: usize = 2048;
 
