@@ -2,29 +2,59 @@
 //! every front-end, since readers disagree on which value counts (serde's typed structs refuse
 //! it, a `Value` keeps the last, other parsers the first) and a request that means two things
 //! to two readers must mean nothing. Otherwise the same `serde_json::Value` as
-//! `serde_json::from_slice` gives.
+//! `serde_json::from_slice` gives, except that arrays and objects may nest at most
+//! [`MAX_NESTING`] deep: a front-end echoes some request objects inside its answer a few levels
+//! further down, and that answer must still be JSON its client's parser reads (serde_json and
+//! many others stop at 128 levels).
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// A JSON body with no object that repeats a key.
+/// How deep arrays and objects may nest in a request body. No front-end's request needs more
+/// than 8; 64 leaves room below serde_json's own limit of 128 for the levels an answer adds
+/// around what it echoes.
+pub(crate) const MAX_NESTING: usize = 64;
+
+/// A JSON body with no object that repeats a key and nothing nested deeper than
+/// [`MAX_NESTING`].
 pub(crate) fn from_slice(bytes: &[u8]) -> serde_json::Result<Value> {
-    serde_json::from_slice::<Strict>(bytes).map(|strict| strict.0)
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = Strict { depth: 0 }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(value)
 }
 
-struct Strict(Value);
+/// Reads one value found `depth` arrays and objects down.
+#[derive(Clone, Copy)]
+struct Strict {
+    depth: usize,
+}
 
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(Strict)
+impl Strict {
+    /// The reader of what a container at this depth holds, or the refusal past the limit.
+    fn inner<E: de::Error>(self) -> Result<Self, E> {
+        if self.depth >= MAX_NESTING {
+            return Err(E::custom(format_args!(
+                "arrays and objects nest more than {MAX_NESTING} levels deep"
+            )));
+        }
+        Ok(Self {
+            depth: self.depth + 1,
+        })
     }
 }
 
-struct StrictVisitor;
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = Value;
 
-impl<'de> Visitor<'de> for StrictVisitor {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,17 +94,19 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.inner()?;
         let mut items = Vec::new();
-        while let Some(Strict(item)) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(inner)? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = self.inner()?;
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let Strict(value) = map.next_value()?;
+            let value = map.next_value_seed(inner)?;
             if object.contains_key(&key) {
                 return Err(de::Error::custom(format_args!("the key `{key}` appears twice")));
             }
@@ -111,5 +143,24 @@ mod tests {
             from_slice(br#"{"a": {"x": 1}, "b": {"x": 1}}"#).is_ok(),
             "the same key in two objects"
         );
+    }
+
+    #[test]
+    fn arrays_and_objects_may_nest_sixty_four_levels_deep_and_no_further() {
+        let arrays = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        for body in [arrays(MAX_NESTING), objects(MAX_NESTING)] {
+            assert!(from_slice(body.as_bytes()).is_ok(), "{body}");
+        }
+        for body in [arrays(MAX_NESTING + 1), objects(MAX_NESTING + 1)] {
+            let error = from_slice(body.as_bytes()).expect_err(&body);
+            assert!(error.to_string().contains("nest more than 64"), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn text_after_the_value_is_refused() {
+        assert!(from_slice(b"{} {}").is_err());
+        assert!(from_slice(b" {} \n").is_ok());
     }
 }
