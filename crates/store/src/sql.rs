@@ -139,9 +139,10 @@ pub(crate) const PENDING_WEBHOOK_DELIVERY_COUNT: &str =
 pub(crate) const POSTPONE_WEBHOOK_DELIVERY: &str =
     "UPDATE webhook_deliveries SET next_attempt_at = $1, updated_at = $2 WHERE id = $3";
 /// Cards whose value expiry moves to breakage now: past their expiry, holding value and no
-/// pending hold, of a program that takes breakage; the longest expired first.
+/// pending hold, of a program that takes breakage; the longest expired first. `holds_value`
+/// (`balance > 0`, migration 0021) is what `cards_by_expiry` is partial on.
 pub(crate) const CARDS_DUE_FOR_BREAKAGE: &str = "SELECT c.merchant_id, c.id FROM cards c \
-     JOIN programs p ON p.id = c.program_id WHERE c.balance > 0 AND c.expires_at <= $1 AND c.held = 0 \
+     JOIN programs p ON p.id = c.program_id WHERE c.holds_value AND c.expires_at <= $1 AND c.held = 0 \
      AND c.state IN ('active', 'frozen') AND p.breakage_on_expiry ORDER BY c.expires_at LIMIT $2";
 pub(crate) const PROGRAM_OWNER: &str = "SELECT merchant_id FROM programs WHERE id = $1";
 pub(crate) const PUT_CODE_ATTEMPTS: &str = "INSERT INTO code_attempts (merchant_id, fingerprint, failures, window_started_at, \

@@ -3035,3 +3035,54 @@ on_both_backends! {
         a_batch_whose_write_is_refused_runs_its_jobs_again_one_by_one(&b, &fx).await;
     }
 }
+
+/// A redemption changes a card's `balance` and `updated_at` (a hold its `held`, a load its
+/// `expires_at` too). PostgreSQL updates a row in place, without a new entry in each of its
+/// indexes (a HOT update), only when no column an index covers changes value, the columns
+/// an index's predicate or expressions read included (migration 0021). So no index of `cards`
+/// may name the columns every redemption changes.
+#[tokio::test]
+#[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
+async fn no_index_of_cards_covers_a_column_every_redemption_changes_on_postgres() {
+    const CHANGED_BY_EVERY_REDEMPTION: [&str; 2] = ["balance", "updated_at"];
+    let admin_url = pg_admin_url().expect("this test needs GIFTD_TEST_PG_URL");
+    let database = PgDatabase::create(&admin_url).await;
+    let store = PgStore::open(&database.url, &PgOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("open the PostgreSQL store: {e}"));
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("a raw PostgreSQL connection");
+    // Each index: its name, the columns it names, and its predicate and expressions as text.
+    let indexes: Vec<(String, Vec<String>, String)> = sqlx::query_as(
+        "SELECT c.relname::TEXT, \
+           ARRAY(SELECT a.attname::TEXT FROM pg_attribute a \
+                 WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)), \
+           COALESCE(pg_get_expr(i.indpred, i.indrelid), '') || ' ' || \
+             COALESCE(pg_get_expr(i.indexprs, i.indrelid), '') \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         WHERE i.indrelid = 'cards'::regclass ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("the indexes of cards");
+    let _ = conn.close().await;
+    assert!(
+        indexes
+            .iter()
+            .any(|(name, _, predicate)| name == "cards_by_expiry" && predicate.contains("holds_value")),
+        "the sweeper's index is there, partial on holds_value: {indexes:?}"
+    );
+    for (name, columns, expressions) in &indexes {
+        for column in CHANGED_BY_EVERY_REDEMPTION {
+            let in_text = expressions
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|word| word == column);
+            assert!(
+                !columns.iter().any(|c| c == column) && !in_text,
+                "index {name} covers {column}: {columns:?} {expressions}"
+            );
+        }
+    }
+}
