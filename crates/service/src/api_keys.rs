@@ -203,11 +203,12 @@ impl Service {
         if api_key.is_empty() || api_key.len() > 256 {
             return Err(ServiceError::Unauthorized);
         }
-        let key_hash = self.keys.api_key_hash(api_key);
-        let grant = match self.api_keys.get(&key_hash) {
+        let key_hash = self.inner.keys.api_key_hash(api_key);
+        let grant = match self.inner.api_keys.get(&key_hash) {
             Some(grant) => grant,
             None => {
                 let key = self
+                    .inner
                     .store
                     .api_key_by_hash(&key_hash)
                     .await?
@@ -217,7 +218,7 @@ impl Service {
                 }
                 self.record_use(&key);
                 let grant = KeyGrant::of(&key);
-                self.api_keys.put(key_hash, grant.clone());
+                self.inner.api_keys.put(key_hash, grant.clone());
                 grant
             }
         };
@@ -268,7 +269,7 @@ impl Service {
                 render,
             )
             .await;
-        self.api_keys.clear();
+        self.inner.api_keys.clear();
         rendered
     }
 
@@ -301,7 +302,7 @@ impl Service {
             secret,
         };
         let rendered = self.execute(merchant, command, idempotency, render).await;
-        self.api_keys.clear();
+        self.inner.api_keys.clear();
         rendered
     }
 
@@ -316,7 +317,7 @@ impl Service {
         let rendered = self
             .execute(merchant, ApiKeyCommand::Revoke { id }, idempotency, render)
             .await;
-        self.api_keys.clear();
+        self.inner.api_keys.clear();
         rendered
     }
 
@@ -324,7 +325,13 @@ impl Service {
     /// once may pass the limit by one). A rotation does not ask: it replaces a key, whose
     /// grace period ends.
     async fn check_room(&self, merchant: &MerchantId) -> Result<(), ServiceError> {
-        if self.store.working_api_key_count(merchant, self.now()).await? >= i64::from(MAX_API_KEYS) {
+        if self
+            .inner
+            .store
+            .working_api_key_count(merchant, self.now())
+            .await?
+            >= i64::from(MAX_API_KEYS)
+        {
             return Err(ServiceError::Invalid {
                 param: "name",
                 message: format!(
@@ -337,7 +344,7 @@ impl Service {
 
     /// The merchant's keys, newest first (never the keys themselves).
     pub async fn api_keys(&self, merchant: &MerchantId) -> Result<Vec<ApiKeyRecord>, ServiceError> {
-        Ok(self.store.api_keys(merchant, MAX_API_KEYS).await?)
+        Ok(self.inner.store.api_keys(merchant, MAX_API_KEYS).await?)
     }
 
     /// A key's record, its id, hash and secret.
@@ -358,7 +365,7 @@ impl Service {
             revoked_at: None,
             last_used_at: None,
         };
-        (key, self.keys.api_key_hash(secret.expose()), secret)
+        (key, self.inner.keys.api_key_hash(secret.expose()), secret)
     }
 }
 

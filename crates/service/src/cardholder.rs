@@ -232,8 +232,8 @@ impl Service {
         if !plausible_token(token) {
             return Ok(None);
         }
-        let hash = self.keys.cardholder_token_hash(token);
-        let Some(link) = self.store.cardholder_link_by_token_hash(&hash).await? else {
+        let hash = self.inner.keys.cardholder_token_hash(token);
+        let Some(link) = self.inner.store.cardholder_link_by_token_hash(&hash).await? else {
             return Ok(None);
         };
         if link.revoked_at.is_some() {
@@ -251,6 +251,7 @@ impl Service {
             Err(error) => return Err(error),
         };
         let number = self
+            .inner
             .keys
             .decrypt(&card.number_ciphertext, card.snapshot.id.as_str().as_bytes())
             .and_then(|plain| String::from_utf8(plain).ok())
@@ -263,7 +264,8 @@ impl Service {
         let security_code = match &link.code_ciphertext {
             None => None,
             Some(sealed) => Some(
-                self.keys
+                self.inner
+                    .keys
                     .decrypt(sealed, link.id.as_str().as_bytes())
                     .and_then(|plain| String::from_utf8(plain).ok())
                     .ok_or_else(|| {
@@ -275,6 +277,7 @@ impl Service {
             ),
         };
         let recent = self
+            .inner
             .store
             .card_transactions(
                 merchant,
@@ -306,6 +309,7 @@ impl Service {
         let mut first = None;
         for _ in 0..MOST_PAGES {
             let page = self
+                .inner
                 .store
                 .card_transactions(
                     merchant,
@@ -342,7 +346,7 @@ impl Service {
         card: &CardId,
     ) -> Result<Vec<CardholderLink>, ServiceError> {
         self.card(merchant, card).await?;
-        let links = self.store.cardholder_links(merchant, card).await?;
+        let links = self.inner.store.cardholder_links(merchant, card).await?;
         Ok(links.iter().map(CardholderLink::from).collect())
     }
 }

@@ -829,7 +829,7 @@ impl Service {
     ) -> std::result::Result<Rendered, ServiceError> {
         let card = new.payment.take();
         let payment = card.as_ref().map(|card| PaymentSummary {
-            connector: self.payments.name(),
+            connector: self.inner.payments.name(),
             brand: card.brand(),
             last4: card.last4(),
         });
@@ -867,6 +867,7 @@ impl Service {
         id: &CheckoutId,
     ) -> std::result::Result<Checkout, ServiceError> {
         let row = self
+            .inner
             .store
             .checkout(merchant, id)
             .await?
@@ -881,7 +882,7 @@ impl Service {
         before: Option<&CheckoutId>,
         limit: u32,
     ) -> std::result::Result<Vec<Checkout>, ServiceError> {
-        let rows = self.store.checkouts(merchant, before, limit).await?;
+        let rows = self.inner.store.checkouts(merchant, before, limit).await?;
         rows.iter()
             .map(|row| parse(row).map_err(ServiceError::from))
             .collect()
@@ -895,6 +896,7 @@ impl Service {
         refund_id_prefix: &str,
     ) -> std::result::Result<Option<Checkout>, ServiceError> {
         let row = self
+            .inner
             .store
             .checkout_with_refund(merchant, refund_id_prefix)
             .await?;
@@ -999,6 +1001,7 @@ impl Service {
     ) -> std::result::Result<Checkout, ServiceError> {
         loop {
             let row = self
+                .inner
                 .store
                 .checkout(merchant, id)
                 .await?
@@ -1055,7 +1058,7 @@ impl Service {
         step: Step,
         card: Option<&PaymentCard>,
     ) -> std::result::Result<StepResult, ServiceError> {
-        let connector = &self.payments;
+        let connector = &self.inner.payments;
         match step {
             Step::UseGiftCards => return Ok(StepResult::UseGiftCards),
             Step::CaptureGiftCards => return Ok(StepResult::CaptureGiftCards),
@@ -1120,7 +1123,11 @@ impl Service {
     /// Drives every checkout that has a step left and nobody driving it (a giftd stopped
     /// mid-checkout, a void or refund to try again); returns how many it looked at.
     pub async fn recover_checkouts(&self) -> std::result::Result<usize, ServiceError> {
-        let open = self.store.open_checkouts(self.now(), RECOVERY_BATCH).await?;
+        let open = self
+            .inner
+            .store
+            .open_checkouts(self.now(), RECOVERY_BATCH)
+            .await?;
         let count = open.len();
         for (merchant, id) in open {
             if let Err(error) = self.drive_checkout(&merchant, &id, None).await {

@@ -1037,6 +1037,7 @@ impl Service {
         id: &TransactionId,
     ) -> std::result::Result<CloverRecord, ServiceError> {
         let row = self
+            .inner
             .store
             .clover_object(merchant, CloverObject::Charge, id)
             .await?
@@ -1051,6 +1052,7 @@ impl Service {
         id: &TransactionId,
     ) -> std::result::Result<CloverRecord, ServiceError> {
         let row = self
+            .inner
             .store
             .clover_object(merchant, CloverObject::Refund, id)
             .await?
@@ -1088,7 +1090,8 @@ impl Service {
             CloverObject::Charge => "charge",
             CloverObject::Refund => "refund",
         };
-        self.store
+        self.inner
+            .store
             .clover_object(merchant, object, id)
             .await?
             .map(|row| row.position)
@@ -1119,7 +1122,7 @@ impl Service {
         // A refund's `charge` is what its creation reversed: a charge, or a reload, activation
         // or cash-out (voided through /v1/refunds too), so any transaction of the merchant.
         if let Some(charge) = &request.charge
-            && self.store.transaction(merchant, charge).await?.is_none()
+            && self.inner.store.transaction(merchant, charge).await?.is_none()
         {
             return Err(ServiceError::Invalid {
                 param: "charge",
@@ -1135,7 +1138,7 @@ impl Service {
             // One more than asked, to learn whether there is more.
             limit: limit + 1,
         };
-        let mut rows = self.store.clover_objects(merchant, object, &query).await?;
+        let mut rows = self.inner.store.clover_objects(merchant, object, &query).await?;
         let has_more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let now = self.now();

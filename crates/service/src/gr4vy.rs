@@ -204,6 +204,7 @@ impl Service {
     /// decrypt (logged: the row is not the one that was written).
     pub fn card_number_prefix(&self, card: &Card) -> Option<String> {
         let Some(plain) = self
+            .inner
             .keys
             .decrypt(&card.number_ciphertext, card.snapshot.id.as_str().as_bytes())
         else {

@@ -60,8 +60,16 @@ pub struct NewMerchant {
     pub api_key: String,
 }
 
+/// The application's core: every front-end calls it. Cloned for every request (by each layer
+/// and handler that takes it as state), so it is one reference-counted pointer to what it holds.
 #[derive(Clone)]
 pub struct Service {
+    inner: Arc<Shared>,
+}
+
+/// What every clone of a [`Service`] shares.
+#[derive(Clone)]
+struct Shared {
     store: Arc<dyn Store>,
     keys: Arc<Keys>,
     api_keys: Arc<auth::ApiKeyCache>,
@@ -77,63 +85,65 @@ impl Service {
     pub fn new(store: Arc<dyn Store>, master_key: &MasterKey, clock: Arc<dyn Clock>) -> Self {
         let simulator = Simulator::new(Arc::clone(&store), Arc::clone(&clock));
         Self {
-            store,
-            keys: Arc::new(Keys::derive(master_key)),
-            api_keys: Arc::default(),
-            clock,
-            payments: Arc::new(simulator),
-            checkout_lease_seconds: checkout::DEFAULT_LEASE_SECONDS,
-            idempotency_retention_millis: IDEMPOTENCY_RETENTION_MILLIS,
+            inner: Arc::new(Shared {
+                store,
+                keys: Arc::new(Keys::derive(master_key)),
+                api_keys: Arc::default(),
+                clock,
+                payments: Arc::new(simulator),
+                checkout_lease_seconds: checkout::DEFAULT_LEASE_SECONDS,
+                idempotency_retention_millis: IDEMPOTENCY_RETENTION_MILLIS,
+            }),
         }
     }
 
     /// Charges checkouts' regular payments through `connector` (a real processor's).
     pub fn with_payment_connector(mut self, connector: Arc<dyn PaymentConnector>) -> Self {
-        self.payments = connector;
+        Arc::make_mut(&mut self.inner).payments = connector;
         self
     }
 
     /// How long the recovery loop leaves a checkout to the request driving it (at least 1 s;
     /// keep it above the processor's longest call).
     pub fn with_checkout_lease_seconds(mut self, seconds: i64) -> Self {
-        self.checkout_lease_seconds = seconds.max(1);
+        Arc::make_mut(&mut self.inner).checkout_lease_seconds = seconds.max(1);
         self
     }
 
     /// How long an `Idempotency-Key` (of every front-end but Adyen's Terminal API, whose
     /// ServiceIDs count 48 hours) replays its first answer: at least a day; 7 days by default.
     pub fn with_idempotency_retention_days(mut self, days: i64) -> Self {
-        self.idempotency_retention_millis = days.clamp(1, 3650) * 24 * 3600 * 1000;
+        Arc::make_mut(&mut self.inner).idempotency_retention_millis = days.clamp(1, 3650) * 24 * 3600 * 1000;
         self
     }
 
     pub(crate) fn idempotency_retention_millis(&self) -> i64 {
-        self.idempotency_retention_millis
+        self.inner.idempotency_retention_millis
     }
 
     pub(crate) fn checkout_lease_seconds(&self) -> i64 {
-        self.checkout_lease_seconds
+        self.inner.checkout_lease_seconds
     }
 
     /// The built-in simulated processor (whatever connector checkouts use), to inspect what
     /// it recorded.
     pub fn simulator(&self) -> Simulator {
-        Simulator::new(Arc::clone(&self.store), Arc::clone(&self.clock))
+        Simulator::new(Arc::clone(&self.inner.store), Arc::clone(&self.inner.clock))
     }
 
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.inner.clock.now()
     }
 
     /// The store under the service, for the CLI's maintenance commands and the tests. Front-ends
     /// use the service's own calls instead (the HTTP crate does not depend on the store).
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.inner.store
     }
 
     /// Whether the database answers within `timeout` (`/readyz`).
     pub async fn ping(&self, timeout: Duration) -> Result<(), ServiceError> {
-        match tokio::time::timeout(timeout, self.store.ping()).await {
+        match tokio::time::timeout(timeout, self.inner.store.ping()).await {
             Ok(pinged) => Ok(pinged?),
             Err(_) => Err(ServiceError::Unavailable(giftd_store::StoreError::Unavailable(
                 format!("no answer within {timeout:?}"),
@@ -143,17 +153,17 @@ impl Service {
 
     /// Holds pending now, for the operators' metrics.
     pub async fn pending_hold_count(&self) -> Result<i64, ServiceError> {
-        Ok(self.store.pending_hold_count(self.now()).await?)
+        Ok(self.inner.store.pending_hold_count(self.now()).await?)
     }
 
     /// Webhook deliveries not yet delivered or given up, for the operators' metrics.
     pub async fn pending_webhook_delivery_count(&self) -> Result<i64, ServiceError> {
-        Ok(self.store.pending_webhook_delivery_count().await?)
+        Ok(self.inner.store.pending_webhook_delivery_count().await?)
     }
 
     /// How busy the database connections are, for the operators' metrics.
     pub fn pool_stats(&self) -> views::PoolStats {
-        self.store.pool_stats()
+        self.inner.store.pool_stats()
     }
 
     /// Runs a command nobody waits for (the record of a key's or a session's use): a failure
@@ -195,12 +205,12 @@ impl Service {
         let (reply, answer) = oneshot::channel();
         let retention_millis = idempotency
             .as_ref()
-            .map_or(self.idempotency_retention_millis, |key| {
-                key.retention_millis(self.idempotency_retention_millis)
+            .map_or(self.inner.idempotency_retention_millis, |key| {
+                key.retention_millis(self.inner.idempotency_retention_millis)
             });
         let job = CommandJob {
-            keys: Arc::clone(&self.keys),
-            clock: Arc::clone(&self.clock),
+            keys: Arc::clone(&self.inner.keys),
+            clock: Arc::clone(&self.inner.clock),
             audit: audit::draft_for(&merchant),
             audited: false,
             merchant,
@@ -212,7 +222,7 @@ impl Service {
             answer: None,
             reply: Some(reply),
         };
-        self.store.submit(Box::new(job)).await;
+        self.inner.store.submit(Box::new(job)).await;
         answer
             .await
             .unwrap_or_else(|_| Err(giftd_store::StoreError::Closed.into()))
@@ -233,11 +243,12 @@ impl Service {
             request_hash: Vec::new(),
         };
         let record = self
+            .inner
             .store
             .stored_answer(merchant, scope, &key.key, self.stored_answer_window(&key))
             .await?;
         record
-            .map(|record| job::open_record(&self.keys, merchant, &key, record))
+            .map(|record| job::open_record(&self.inner.keys, merchant, &key, record))
             .transpose()
     }
 
@@ -256,6 +267,7 @@ impl Service {
             request_hash: Vec::new(),
         });
         let records = self
+            .inner
             .store
             .stored_answers_by_prefix(merchant, scope, key_prefix, window, limit)
             .await?;
@@ -267,7 +279,7 @@ impl Service {
                     key,
                     request_hash: Vec::new(),
                 };
-                let rendered = job::open_record(&self.keys, merchant, &key, record)?;
+                let rendered = job::open_record(&self.inner.keys, merchant, &key, record)?;
                 Ok((key.key, rendered))
             })
             .collect()
@@ -275,7 +287,7 @@ impl Service {
 
     /// The oldest time a stored answer under `key` still counts.
     pub(crate) fn stored_answer_window(&self, key: &IdempotencyKey) -> Timestamp {
-        let retention = key.retention_millis(self.idempotency_retention_millis);
+        let retention = key.retention_millis(self.inner.idempotency_retention_millis);
         Timestamp::from_unix_millis(self.now().unix_millis() - retention)
     }
 
@@ -319,18 +331,20 @@ impl Service {
     }
 
     pub async fn program(&self, merchant: &MerchantId, id: &ProgramId) -> Result<Program, ServiceError> {
-        self.store
+        self.inner
+            .store
             .program(merchant, id)
             .await?
             .ok_or(ServiceError::NotFound("program"))
     }
 
     pub async fn programs(&self, merchant: &MerchantId, page: &Page) -> Result<Vec<Program>, ServiceError> {
-        Ok(self.store.programs(merchant, page).await?)
+        Ok(self.inner.store.programs(merchant, page).await?)
     }
 
     pub async fn card(&self, merchant: &MerchantId, id: &CardId) -> Result<Card, ServiceError> {
-        self.store
+        self.inner
+            .store
             .card(merchant, id, self.now())
             .await?
             .map(Card::from)
@@ -343,13 +357,14 @@ impl Service {
         filter: &CardFilter,
         page: &Page,
     ) -> Result<Vec<Card>, ServiceError> {
-        let cards = self.store.cards(merchant, filter, page, self.now()).await?;
+        let cards = self.inner.store.cards(merchant, filter, page, self.now()).await?;
         Ok(cards.into_iter().map(Card::from).collect())
     }
 
     /// The hold as of now: a pending hold past its expiry reads as expired.
     pub async fn hold(&self, merchant: &MerchantId, id: &HoldId) -> Result<HoldRecord, ServiceError> {
         let mut hold = self
+            .inner
             .store
             .hold(merchant, id)
             .await?
@@ -363,7 +378,8 @@ impl Service {
         merchant: &MerchantId,
         id: &TransactionId,
     ) -> Result<TransactionRecord, ServiceError> {
-        self.store
+        self.inner
+            .store
             .transaction(merchant, id)
             .await?
             .ok_or(ServiceError::NotFound("transaction"))
@@ -377,7 +393,7 @@ impl Service {
         page: &Page,
     ) -> Result<Vec<TransactionRecord>, ServiceError> {
         self.card(merchant, card).await?;
-        Ok(self.store.card_transactions(merchant, card, page).await?)
+        Ok(self.inner.store.card_transactions(merchant, card, page).await?)
     }
 
     /// A user's wallet as listed: each card with how the user holds it, oldest first, leaving
@@ -389,8 +405,8 @@ impl Service {
     ) -> Result<Vec<(giftd_domain::wallet::WalletCard, Card)>, ServiceError> {
         let now = self.now();
         let mut listed = Vec::new();
-        for entry in self.store.wallet_cards(merchant, user).await? {
-            if let Some(card) = self.store.card(merchant, &entry.card_id, now).await?
+        for entry in self.inner.store.wallet_cards(merchant, user).await? {
+            if let Some(card) = self.inner.store.card(merchant, &entry.card_id, now).await?
                 && giftd_domain::wallet::listed(&card.snapshot, now)
             {
                 listed.push((entry, card.into()));
@@ -400,13 +416,13 @@ impl Service {
     }
 
     pub async fn verify(&self) -> Result<VerifyReport, ServiceError> {
-        Ok(self.store.verify().await?)
+        Ok(self.inner.store.verify().await?)
     }
 
     /// Writes the release of every hold past its expiry (up to [`SWEEP_BATCH`]); returns how
     /// many holds it looked at.
     pub async fn expire_due_holds(&self) -> Result<usize, ServiceError> {
-        let due = self.store.due_holds(self.now(), SWEEP_BATCH).await?;
+        let due = self.inner.store.due_holds(self.now(), SWEEP_BATCH).await?;
         self.sweep(due, |hold_id| Command::ExpireHold { hold_id }).await
     }
 
@@ -438,7 +454,11 @@ impl Service {
     /// Moves the value left on expired cards of programs that take breakage to their breakage
     /// accounts, at most [`SWEEP_BATCH`] cards a call: how many it looked at.
     pub async fn expire_due_cards(&self) -> Result<usize, ServiceError> {
-        let due = self.store.cards_due_for_breakage(self.now(), SWEEP_BATCH).await?;
+        let due = self
+            .inner
+            .store
+            .cards_due_for_breakage(self.now(), SWEEP_BATCH)
+            .await?;
         self.sweep(due, |card_id| Command::ExpireCard { card_id }).await
     }
 

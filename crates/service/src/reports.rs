@@ -21,7 +21,7 @@ impl Service {
         merchant: Option<&MerchantId>,
         as_of: Date,
     ) -> Result<Vec<LiabilityLine>, ServiceError> {
-        Ok(self.store.liability(merchant, as_of.end()).await?)
+        Ok(self.inner.store.liability(merchant, as_of.end()).await?)
     }
 
     /// Transactions per UTC day, program, currency and type, from the start of `from` to the
@@ -33,7 +33,7 @@ impl Service {
         to: Date,
     ) -> Result<Vec<ActivityLine>, ServiceError> {
         let until = activity_until(from, to)?;
-        Ok(self.store.activity(merchant, from.start(), until).await?)
+        Ok(self.inner.store.activity(merchant, from.start(), until).await?)
     }
 
     /// Transactions per program, currency, type and the channel they came through (native,
@@ -46,7 +46,11 @@ impl Service {
         to: Date,
     ) -> Result<Vec<ChannelLine>, ServiceError> {
         let until = activity_until(from, to)?;
-        Ok(self.store.channel_activity(merchant, from.start(), until).await?)
+        Ok(self
+            .inner
+            .store
+            .channel_activity(merchant, from.start(), until)
+            .await?)
     }
 
     /// Cards with value at the end of `as_of` and no transaction in the `months` calendar
@@ -67,6 +71,7 @@ impl Service {
         let as_of = as_of.end();
         let quiet_since = as_of.minus_months(months);
         Ok(self
+            .inner
             .store
             .dormant_cards(merchant, quiet_since, as_of, page)
             .await?)

@@ -518,13 +518,13 @@ impl Service {
         render: Renderer<StaffOutcome>,
     ) -> Result<Rendered, ServiceError> {
         let email = email(&new.email)?;
-        if self.store.staff_by_email(&email).await?.is_some() {
+        if self.inner.store.staff_by_email(&email).await?.is_some() {
             return Err(ServiceError::Invalid {
                 param: "email",
                 message: "a staff account with this email already exists".into(),
             });
         }
-        if self.store.staff_members(&merchant, MAX_STAFF).await?.len() >= MAX_STAFF as usize {
+        if self.inner.store.staff_members(&merchant, MAX_STAFF).await?.len() >= MAX_STAFF as usize {
             return Err(ServiceError::Invalid {
                 param: "email",
                 message: format!("a merchant has at most {MAX_STAFF} staff accounts: disable one first"),
@@ -582,6 +582,7 @@ impl Service {
     pub async fn staff_members(&self, merchant: &MerchantId) -> Result<Vec<StaffMember>, ServiceError> {
         let now = self.now();
         Ok(self
+            .inner
             .store
             .staff_members(merchant, MAX_STAFF)
             .await?
@@ -596,6 +597,7 @@ impl Service {
         id: &StaffId,
     ) -> Result<StaffMember, ServiceError> {
         let staff = self
+            .inner
             .store
             .staff_member(merchant, id)
             .await?
@@ -614,7 +616,7 @@ impl Service {
         let email = request.email.trim().to_lowercase();
         let password = request.password;
         let found = if email.len() <= MAX_EMAIL_LENGTH {
-            self.store.staff_by_email(&email).await?
+            self.inner.store.staff_by_email(&email).await?
         } else {
             None
         };
@@ -653,7 +655,7 @@ impl Service {
             password_ok,
             totp,
             session: Box::new(session),
-            token_hash: self.keys.staff_session_hash(token.expose()),
+            token_hash: self.inner.keys.staff_session_hash(token.expose()),
             token,
         };
         self.execute(staff.merchant_id, command, None, render).await
@@ -667,8 +669,9 @@ impl Service {
         }
         let now = self.now();
         let session = self
+            .inner
             .store
-            .staff_session_by_hash(&self.keys.staff_session_hash(token))
+            .staff_session_by_hash(&self.inner.keys.staff_session_hash(token))
             .await?
             .ok_or(ServiceError::Unauthorized)?;
         let idle_until = session.last_seen_at.plus_seconds(SESSION_IDLE_SECONDS);
@@ -676,6 +679,7 @@ impl Service {
             return Err(ServiceError::Unauthorized);
         }
         let staff = self
+            .inner
             .store
             .staff_member(&session.merchant_id, &session.staff_id)
             .await?
@@ -728,6 +732,7 @@ impl Service {
     pub async fn own_sessions(&self, caller: &StaffCaller) -> Result<Vec<OwnSession>, ServiceError> {
         let now = self.now();
         Ok(self
+            .inner
             .store
             .open_staff_sessions(&caller.staff, now, MAX_LISTED_SESSIONS)
             .await?
@@ -769,7 +774,8 @@ impl Service {
 
     /// The caller's stored account (gone: the session no longer stands for anyone).
     async fn account_of(&self, caller: &StaffCaller) -> Result<StaffRecord, ServiceError> {
-        self.store
+        self.inner
+            .store
             .staff_member(&caller.merchant, &caller.staff)
             .await?
             .ok_or(ServiceError::Unauthorized)
@@ -817,7 +823,7 @@ impl Service {
             .map_err(|error| ServiceError::Internal(StoreError::Corrupt(format!("TOTP URL: {error}"))))?;
         let command = StaffCommand::BeginTotp {
             id: caller.staff.clone(),
-            sealed_secret: self.keys.encrypt(&secret, &totp_context(&staff.id)),
+            sealed_secret: self.inner.keys.encrypt(&secret, &totp_context(&staff.id)),
             secret: ShownOnce(totp.secret().to_base32()),
             url: ShownOnce(url),
         };
@@ -857,7 +863,7 @@ impl Service {
 
     /// Checks a code against the staff member's TOTP secret at the service's time.
     fn check_totp(&self, staff: &StaffRecord, sealed: &[u8], code: &str) -> TotpCheck {
-        let Some(secret) = self.keys.decrypt(sealed, &totp_context(&staff.id)) else {
+        let Some(secret) = self.inner.keys.decrypt(sealed, &totp_context(&staff.id)) else {
             tracing::error!(staff = %staff.id, "a staff member's TOTP secret does not decrypt");
             return TotpCheck::Wrong;
         };

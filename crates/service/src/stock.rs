@@ -470,7 +470,7 @@ impl Service {
         prepared.batch.file = file.map(|file| StockFile {
             sha256: digest(&file),
             size: i64::try_from(file.len()).unwrap_or(i64::MAX),
-            ciphertext: self.keys.encrypt(&file, prepared.batch.id.as_bytes()),
+            ciphertext: self.inner.keys.encrypt(&file, prepared.batch.id.as_bytes()),
         });
         prepared.batch.idempotency = idempotency.as_ref().map(|key| StockIdempotency {
             scope: key.scope,
@@ -479,6 +479,7 @@ impl Service {
                 request_hash: key.request_hash.clone(),
                 status: rendered.status,
                 body: self
+                    .inner
                     .keys
                     .encrypt(&rendered.body, &job::body_context(merchant, key)),
                 created_at: now,
@@ -496,7 +497,7 @@ impl Service {
                 at: now,
             })
         });
-        match self.store.insert_card_stock(&prepared.batch).await {
+        match self.inner.store.insert_card_stock(&prepared.batch).await {
             Ok(()) => {
                 if let Some(draft) = &draft {
                     draft.committed();
@@ -529,6 +530,7 @@ impl Service {
             return Ok(None);
         };
         let Some(record) = self
+            .inner
             .store
             .stored_answer(merchant, key.scope, &key.key, self.stored_answer_window(key))
             .await?
@@ -538,7 +540,7 @@ impl Service {
         if record.request_hash != key.request_hash {
             return Err(ServiceError::IdempotencyKeyReused);
         }
-        job::open_record(&self.keys, merchant, key, record).map(Some)
+        job::open_record(&self.inner.keys, merchant, key, record).map(Some)
     }
 
     /// The merchant's card batches, newest first.
@@ -547,12 +549,13 @@ impl Service {
         merchant: &MerchantId,
         page: &Page,
     ) -> Result<Vec<CardBatchRow>, ServiceError> {
-        Ok(self.store.card_batches(merchant, page).await?)
+        Ok(self.inner.store.card_batches(merchant, page).await?)
     }
 
     /// One of the merchant's card batches.
     pub async fn card_batch(&self, merchant: &MerchantId, id: &str) -> Result<CardBatchRow, ServiceError> {
-        self.store
+        self.inner
+            .store
             .card_batch(merchant, id)
             .await?
             .ok_or(ServiceError::NotFound("card batch"))
@@ -568,6 +571,7 @@ impl Service {
         let row = self.card_batch(merchant, id).await?;
         let sealed =
             match self
+                .inner
                 .store
                 .card_batch_file(merchant, id)
                 .await
@@ -580,7 +584,7 @@ impl Service {
                 Some(None) => return Err(StockError::FileCollected),
                 Some(Some(sealed)) => sealed,
             };
-        let file = self.keys.decrypt(&sealed, id.as_bytes()).ok_or_else(|| {
+        let file = self.inner.keys.decrypt(&sealed, id.as_bytes()).ok_or_else(|| {
             ServiceError::from(StoreError::Corrupt("a printer's file does not decrypt".into()))
         })?;
         self.audit_read(merchant, "CardBatch::HandOutFile", vec![id.to_owned()])
@@ -626,6 +630,7 @@ impl Service {
             })
         });
         if self
+            .inner
             .store
             .collect_card_batch_file(merchant, id, &sha256, now, audit_row.as_ref())
             .await
@@ -640,6 +645,7 @@ impl Service {
     /// The merchant that owns a program: the CLI names a program only.
     pub async fn program_owner(&self, program: &ProgramId) -> Result<(MerchantId, Program), ServiceError> {
         let merchant = self
+            .inner
             .store
             .program_owner(program)
             .await?
@@ -654,7 +660,7 @@ impl Service {
         merchant: &MerchantId,
         source_digest: &[u8],
     ) -> Result<Option<StockBatchRecord>, ServiceError> {
-        Ok(self.store.card_stock_batch(merchant, source_digest).await?)
+        Ok(self.inner.store.card_stock_batch(merchant, source_digest).await?)
     }
 
     /// Draws `count` new inactive physical cards of `program`: Luhn-valid numbers from its
@@ -699,9 +705,10 @@ impl Service {
             // ...then drop those an existing card has, and draw again for them.
             let fingerprints: Vec<Vec<u8>> = numbers
                 .iter()
-                .map(|n| self.keys.card_fingerprint(merchant.as_str(), n.expose()))
+                .map(|n| self.inner.keys.card_fingerprint(merchant.as_str(), n.expose()))
                 .collect();
             let existing: HashSet<Vec<u8>> = self
+                .inner
                 .store
                 .existing_fingerprints(&merchant, &fingerprints)
                 .await?
@@ -804,9 +811,14 @@ impl Service {
         };
         let fingerprints: Vec<Vec<u8>> = rows
             .iter()
-            .map(|row| self.keys.card_fingerprint(merchant.as_str(), row.number.expose()))
+            .map(|row| {
+                self.inner
+                    .keys
+                    .card_fingerprint(merchant.as_str(), row.number.expose())
+            })
             .collect();
         let existing: HashSet<Vec<u8>> = self
+            .inner
             .store
             .existing_fingerprints(&merchant, &fingerprints)
             .await
@@ -921,7 +933,7 @@ impl Service {
 
     /// Writes a prepared batch in one transaction: every card or none.
     pub async fn write_stock(&self, prepared: &PreparedStock) -> Result<(), ServiceError> {
-        Ok(self.store.insert_card_stock(&prepared.batch).await?)
+        Ok(self.inner.store.insert_card_stock(&prepared.batch).await?)
     }
 
     /// A card row exactly as `POST /v1/cards` writes it: the number encrypted with the card id
@@ -939,9 +951,18 @@ impl Service {
             merchant_id: merchant.clone(),
             closed_reason: None,
             last4: number.last4(),
-            number_ciphertext: self.keys.encrypt(number.expose().as_bytes(), card_id.as_bytes()),
-            number_fingerprint: self.keys.card_fingerprint(merchant.as_str(), number.expose()),
-            security_code_hash: self.keys.security_code_hash(&card_id, security_code.expose()),
+            number_ciphertext: self
+                .inner
+                .keys
+                .encrypt(number.expose().as_bytes(), card_id.as_bytes()),
+            number_fingerprint: self
+                .inner
+                .keys
+                .card_fingerprint(merchant.as_str(), number.expose()),
+            security_code_hash: self
+                .inner
+                .keys
+                .security_code_hash(&card_id, security_code.expose()),
             created_at: now,
             snapshot,
         }

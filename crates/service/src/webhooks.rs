@@ -752,7 +752,7 @@ impl Service {
     }
 
     fn keys(&self) -> &Arc<Keys> {
-        &self.keys
+        &self.inner.keys
     }
 
     /// The command that registers an endpoint, checked and with its signing secret drawn; run
