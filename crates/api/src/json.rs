@@ -12,9 +12,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// How deep arrays and objects may nest in a request body. No front-end's request needs more
-/// than 8; 64 leaves room below serde_json's own limit of 128 for the levels an answer adds
-/// around what it echoes.
+/// How deep arrays and objects may nest in a request body. A Terminal API payment's
+/// `EntryMode` list, among the deepest fields a front-end reads, is 7 levels down; 64 leaves
+/// room below serde_json's own limit of 128 for the levels an answer adds around what it echoes.
 pub(crate) const MAX_NESTING: usize = 64;
 
 /// A JSON body with no object that repeats a key and nothing nested deeper than
