@@ -69,7 +69,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// and syncs the file, and every commit waits that long. The more often the checkpointer runs,
 /// the less each restart has to copy. Measured (`giftd-bench`, SQLite, open loop at 3,500/s,
 /// four alternating pairs): every 500 ms, p99 63–117 ms (restarts took 13–109 ms); every
-/// 100 ms, p99 29–41 ms; every 50 ms, no better than 100. Closed-loop throughput at 64 clients
+/// 100 ms, p99 29–40 ms; every 50 ms, no better than 100. Closed-loop throughput at 64 clients
 /// moved by 1 %, within noise (docs/BENCHMARKS.md, run 11).
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a restarting checkpoint waits for readers on older snapshots before giving up.
