@@ -79,9 +79,15 @@ pub const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 /// kept out for 4 ms by a restarting checkpoint slept 8 ms, and one kept out for 9 ms slept 18:
 /// every commit behind it waited that long. Trying this often, a blocked connection takes the
 /// lock within a fraction of a millisecond of its release. Measured (`giftd-bench`, SQLite,
-/// open loop at 5,000/s, with the catch-up pass below): p99 31–32 ms before, 18–19 ms after
-/// (docs/BENCHMARKS.md, run 12).
+/// open loop at 5,000/s, four alternating pairs, together with a second passive pass before
+/// each restart): p99 30–36 ms before, 16–21 ms after (docs/BENCHMARKS.md, run 12).
 pub const BUSY_POLL: Duration = Duration::from_micros(100);
+/// Passive passes before a restart, each followed by a sync of the database file that holds no
+/// lock (see `run_checkpoints`). Measured (`giftd-bench`, SQLite, closed runs at 64 and 256
+/// clients, then the open loop at half the best rate, two invocations each): open p99 39.6 and
+/// 67.1 ms with a second passive pass and no sync of its own; 24.3 and 26.1 ms with one pass and
+/// a sync; 16.9 and 21.0 ms with two.
+const CATCH_UP_PASSES: usize = 2;
 /// A log longer than this (4 KiB pages; 16 MiB) is started over by the checkpointer.
 pub const CHECKPOINT_RESTART_FRAMES: i64 = 4096;
 /// Committed batches waiting for the syncer at most; the writer waits beyond that.
@@ -157,7 +163,10 @@ impl SqliteStore {
         let (stop_checkpoints, checkpoints_stopping) = std::sync::mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
             .name("giftd-sqlite-checkpoints".into())
-            .spawn(move || run_checkpoints(&checkpoints, &checkpoints_stopping))
+            .spawn({
+                let database = path.to_path_buf();
+                move || run_checkpoints(&checkpoints, &database, &checkpoints_stopping)
+            })
             .map_err(sqlx::Error::Io)?;
         let (syncer, to_sync) = match durability {
             Durability::Full => {
@@ -296,24 +305,37 @@ fn wait_while_busy(attempt: i32, limit: Duration) -> bool {
 /// and SQLite only starts the log over once a checkpoint has: so once the log is longer than
 /// [`CHECKPOINT_RESTART_FRAMES`], a restarting checkpoint waits for the current commit, copies
 /// the little that the passive ones left, and makes the next commit write from the log's start
-/// again (over pages the file already has) instead of growing the file for ever. The restart
-/// holds the write lock while it copies and syncs the file, so a second passive pass first
-/// copies what was committed during the first, and the restart is left with the last few
-/// milliseconds' pages only.
-fn run_checkpoints(conn: &rusqlite::Connection, stopping: &std::sync::mpsc::Receiver<()>) {
-    let checkpoint = |mode: &str| -> rusqlite::Result<i64> {
+/// again (over pages the file already has) instead of growing the file for ever.
+///
+/// The restart holds the write lock while it copies and syncs the database file, and every
+/// commit waits that long. A passive checkpoint that did not reach the end of the log leaves
+/// the pages it copied unsynced (SQLite syncs the file only once it has all of the log), so the
+/// restart's sync used to write everything copied since the last restart: 17–20 ms with the
+/// writer held. So before the restart the checkpointer syncs the file itself, without the lock,
+/// and runs another passive pass for what was committed meanwhile ([`CATCH_UP_PASSES`]); the
+/// restart is left with the last few milliseconds' pages.
+fn run_checkpoints(conn: &rusqlite::Connection, database: &Path, stopping: &std::sync::mpsc::Receiver<()>) {
+    let mut file: Option<std::fs::File> = None;
+    let checkpoint = |mode: &str| -> Result<i64, String> {
         // Answers (busy, frames in the log, frames copied).
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| row.get(1))
+            .map_err(|error| format!("{mode} checkpoint: {error}"))
     };
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopping.recv_timeout(CHECKPOINT_INTERVAL) {
-        let outcome = checkpoint("PASSIVE").and_then(|frames| {
-            if frames > CHECKPOINT_RESTART_FRAMES {
-                checkpoint("PASSIVE")?;
-                checkpoint("RESTART")?;
+        let mut round = || -> Result<(), String> {
+            if checkpoint("PASSIVE")? <= CHECKPOINT_RESTART_FRAMES {
+                return Ok(());
             }
-            Ok(())
-        });
-        if let Err(error) = outcome {
+            for pass in 1..=CATCH_UP_PASSES {
+                if pass > 1 {
+                    checkpoint("PASSIVE")?;
+                }
+                sync_file(&mut file, database)
+                    .map_err(|error| format!("syncing the database file: {error}"))?;
+            }
+            checkpoint("RESTART").map(|_| ())
+        };
+        if let Err(error) = round() {
             tracing::debug!(error = %error, "checkpoint did not run; trying again");
         }
     }
@@ -412,18 +434,18 @@ fn run_syncer(log: &Path, committed: &std::sync::mpsc::Receiver<Committed>) {
         {
             round.push(more);
         }
-        let synced = sync_log(&mut file, log);
+        let synced = sync_file(&mut file, log);
         for committed in round {
             committed.answer(synced.as_ref().err());
         }
     }
 }
 
-/// `fsync` of the log file, opened on first use (the log exists once the first commit wrote it).
-/// On Linux `fsync` writes the file's pages whichever descriptor wrote them.
-fn sync_log(file: &mut Option<std::fs::File>, log: &Path) -> std::io::Result<()> {
+/// `fdatasync` of the log or the database file, opened on first use (the log exists once the
+/// first commit wrote it). On Linux it writes the file's pages whichever descriptor wrote them.
+fn sync_file(file: &mut Option<std::fs::File>, path: &Path) -> std::io::Result<()> {
     if file.is_none() {
-        *file = Some(std::fs::OpenOptions::new().read(true).write(true).open(log)?);
+        *file = Some(std::fs::OpenOptions::new().read(true).write(true).open(path)?);
     }
     match file {
         Some(file) => file.sync_data(),
