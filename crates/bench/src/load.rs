@@ -66,6 +66,16 @@ pub struct Plan {
     pub run_id: u64,
     /// Whether each operation carries an `Idempotency-Key`.
     pub idempotency_keys: bool,
+    /// Operations of the measured window that took at least this long are listed one by one
+    /// in [`Measured::slow`] (`--slow-log`).
+    pub slow_after: Option<Duration>,
+}
+
+/// One operation slower than the plan's `slow_after`: when it was meant to start (an open loop
+/// counts from its slot, not from a late send), and how long it took.
+pub struct SlowOperation {
+    pub intended: std::time::SystemTime,
+    pub latency: Duration,
 }
 
 /// What a run measured (warm-up excluded, except in `refusal_codes` and the books).
@@ -83,6 +93,8 @@ pub struct Measured {
     pub unclean_total: u64,
     /// Operations answered in the whole run, warm-up and errors included.
     pub operations_total: u64,
+    /// The successful operations of the window slower than the plan's `slow_after`, by start.
+    pub slow: Vec<SlowOperation>,
 }
 
 impl Measured {
@@ -138,6 +150,8 @@ struct Worker {
     refusal_codes: Vec<(String, u64)>,
     last_completion: Option<Instant>,
     live: Arc<LiveCounters>,
+    /// Slow operations: when each started (or was meant to) and how long it took.
+    slow: Vec<(Instant, Duration)>,
 }
 
 #[derive(Default)]
@@ -184,6 +198,7 @@ impl Worker {
             refusal_codes: Vec::new(),
             last_completion: None,
             live: live.clone(),
+            slow: Vec::new(),
         }
     }
 
@@ -282,6 +297,10 @@ impl Worker {
                     self.ok += 1;
                     let us = (now - started).as_micros().clamp(1, u128::from(HISTOGRAM_MAX_US)) as u64;
                     self.histogram.saturating_record(us);
+                    let latency = now - started;
+                    if self.plan.slow_after.is_some_and(|limit| latency >= limit) {
+                        self.slow.push((started, latency));
+                    }
                     self.last_completion = Some(now);
                 }
             }
@@ -408,8 +427,10 @@ pub async fn run(api: &Api, cards: &Arc<Cards>, plan: Plan) -> Measured {
         refusal_codes: Vec::new(),
         unclean_total: 0,
         operations_total: 0,
+        slow: Vec::new(),
     };
     let mut last_completion: Option<Instant> = None;
+    let mut slow: Vec<(Instant, Duration)> = Vec::new();
     let give_up = tokio::time::Instant::from(deadline + DRAIN_TIMEOUT);
     loop {
         let joined = match tokio::time::timeout_at(give_up, tasks.join_next()).await {
@@ -449,7 +470,17 @@ pub async fn run(api: &Api, cards: &Arc<Cards>, plan: Plan) -> Measured {
             }
         }
         last_completion = last_completion.max(worker.last_completion);
+        slow.extend(worker.slow);
     }
+    slow.sort_by_key(|(started, _)| *started);
+    let (now, wall_now) = (Instant::now(), std::time::SystemTime::now());
+    merged.slow = slow
+        .into_iter()
+        .map(|(started, latency)| SlowOperation {
+            intended: wall_now - now.saturating_duration_since(started),
+            latency,
+        })
+        .collect();
     done.store(true, Ordering::Relaxed);
     let _ = ticker.await;
     bar.finish_and_clear();

@@ -200,6 +200,15 @@ struct RunArgs {
     /// key, as a real point of sale sends), to measure what the keys cost.
     #[arg(long)]
     no_idempotency_keys: bool,
+    /// Write each operation of a measured window that took at least --slow-ms to this CSV file
+    /// (the run, when the operation was meant to start in Unix seconds, its latency in ms):
+    /// stalls show up as bursts at one moment, to set beside the database's and the kernel's
+    /// logs.
+    #[arg(long)]
+    slow_log: Option<PathBuf>,
+    /// What --slow-log counts as slow, in milliseconds.
+    #[arg(long, default_value_t = 20.0)]
+    slow_ms: f64,
     /// Print the results as JSON on standard output (the table goes to standard error).
     #[arg(long)]
     json: bool,
@@ -281,6 +290,8 @@ struct Config {
     pgbench_duration: Duration,
     rate: Option<f64>,
     cards: u32,
+    /// `--slow-ms`, when there is a `--slow-log` to write to.
+    slow_after: Option<Duration>,
 }
 
 impl Config {
@@ -323,6 +334,17 @@ impl Config {
                 bail!("{what} must be between 0 and 3600 seconds")
             }
         };
+        let slow_after = match &args.slow_log {
+            Some(path) => {
+                let after = seconds(args.slow_ms / 1000.0, "--slow-ms")?;
+                let mut log = csv::Writer::from_path(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                log.write_record(["run", "intended_unix_seconds", "latency_ms"])?;
+                log.flush()?;
+                Some(after)
+            }
+            None => None,
+        };
         let default_giftd = if args.smoke {
             "target/debug/giftd"
         } else {
@@ -341,6 +363,7 @@ impl Config {
                 pgbench_duration: Duration::from_secs(1),
                 rate: Some(args.rate.unwrap_or(200.0)),
                 cards: args.cards.min(200),
+                slow_after,
                 args,
             }
         } else {
@@ -354,6 +377,7 @@ impl Config {
                 pgbench_duration: seconds(args.duration_seconds.max(1.0), "--duration-seconds")?,
                 rate: args.rate,
                 cards: args.cards,
+                slow_after,
                 args,
             }
         };
@@ -441,6 +465,25 @@ struct Bench<'a> {
     /// The small card of the drain check (after the large ones).
     drain_card: usize,
     work_dir: tempfile::TempDir,
+}
+
+/// Appends a run's slow operations to the `--slow-log` file, whose header `Config::new` wrote.
+fn append_slow(path: &Path, label: &str, slow: &[load::SlowOperation]) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new().append(true).open(path)?;
+    let mut log = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+    for operation in slow {
+        let at = operation
+            .intended
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        log.write_record([
+            label,
+            &format!("{:.3}", at.as_secs_f64()),
+            &format!("{:.1}", operation.latency.as_secs_f64() * 1000.0),
+        ])?;
+    }
+    log.flush()?;
+    Ok(())
 }
 
 async fn bench_backend(
@@ -617,6 +660,7 @@ async fn suite(
                         budget: None,
                         run_id: *run_id,
                         idempotency_keys: !args.no_idempotency_keys,
+                        slow_after: config.slow_after,
                     };
                     let run = bench.measure(name, plan, failures).await?;
                     result.runs.push(run);
@@ -660,6 +704,7 @@ async fn suite(
                     budget: None,
                     run_id: *run_id,
                     idempotency_keys: !args.no_idempotency_keys,
+                    slow_after: config.slow_after,
                 };
                 let run = bench.measure("spread", plan, failures).await?;
                 result.runs.push(run);
@@ -679,6 +724,7 @@ async fn suite(
                     budget: Some(DRAIN_ATTEMPTS),
                     run_id: *run_id,
                     idempotency_keys: !args.no_idempotency_keys,
+                    slow_after: config.slow_after,
                 };
                 let run = bench.measure("drain", plan, failures).await?;
                 result.runs.push(run);
@@ -808,6 +854,10 @@ impl Bench<'_> {
         let measured = load::run(&self.api, &self.cards, plan).await;
         let writes = measured.operations_total * u64::from(requests_per_operation);
         let wal = self.wal_since(wal_before, writes).await;
+        if let Some(path) = &self.config.args.slow_log {
+            append_slow(path, &label, &measured.slow)
+                .with_context(|| format!("cannot write to {}", path.display()))?;
+        }
         let latency = Latency::from_histogram(&measured.histogram);
         eprintln!(
             "{label:>28}: {:>8.0} ops/s  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  ok {}  4xx {}  5xx {}  net {}",
