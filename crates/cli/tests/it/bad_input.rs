@@ -601,6 +601,39 @@ async fn malformed_json_bodies_on_every_post_are_400_and_change_nothing() {
     run(&fixture, cases).await;
 }
 
+/// Arrays nested `levels` deep around a number: `[[…[1]…]]`.
+fn nested(levels: usize) -> Value {
+    (0..levels).fold(json!(1), |inner, _| json!([inner]))
+}
+
+#[tokio::test]
+async fn a_body_nested_past_sixty_four_levels_is_refused_as_too_deep_and_one_of_sixty_four_is_read() {
+    let fixture = fixture().await;
+    let before = world(&fixture).await;
+    let path = format!("/v1/cards/{}/redeem", fixture.card_id);
+    // The body's object is the first level: `reference` nested 63 deep makes 64 in all, read
+    // and then refused for its type; 64 deep makes 65, refused before any field is looked at.
+    let read = fixture
+        .app
+        .post(&path, json!({"amount": 100, "reference": nested(63)}))
+        .await;
+    read.assert_status(400);
+    let message = read.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("levels deep"), "64 levels are read: {message}");
+    let deep = fixture
+        .app
+        .post(&path, json!({"amount": 100, "reference": nested(64)}))
+        .await;
+    deep.assert_status(400);
+    assert_eq!(deep.body["error"]["code"], "invalid_request", "{}", deep.body);
+    let message = deep.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("more than 64 levels deep"),
+        "the answer says why: {message}"
+    );
+    assert_eq!(world(&fixture).await, before, "a refused body changes nothing");
+}
+
 #[tokio::test]
 async fn wrongly_typed_zero_negative_and_out_of_range_amounts_are_refused_naming_amount() {
     let fixture = fixture().await;
