@@ -391,6 +391,24 @@ impl TestApp {
         response.body
     }
 
+    /// Every transaction of a card, newest first. One page of up to 100: a longer history
+    /// fails the test rather than being cut short.
+    pub async fn card_transactions(&self, card_id: &str) -> Vec<Value> {
+        let response = self
+            .get(&format!("/v1/cards/{card_id}/transactions?limit=100"))
+            .await;
+        response.assert_status(200);
+        assert_eq!(response.body["next_cursor"], Value::Null, "{}", response.text);
+        response.body["data"].as_array().expect("a data array").clone()
+    }
+
+    /// A card's transactions of one `type` (`"redemption"`, `"expiry"`, …), newest first.
+    pub async fn card_transactions_of_type(&self, card_id: &str, kind: &str) -> Vec<Value> {
+        let mut transactions = self.card_transactions(card_id).await;
+        transactions.retain(|t| t["type"] == kind);
+        transactions
+    }
+
     pub async fn verify(&self) -> VerifyReport {
         self.service.verify().await.expect("verify runs")
     }

@@ -85,13 +85,7 @@ async fn an_adjustment_within_the_threshold_applies_at_once_either_way() {
     down.assert_status(201);
     assert_eq!(balance(&app, card_id).await, 250);
 
-    let history = app.get(&format!("/v1/cards/{card_id}/transactions")).await;
-    let adjustments: Vec<&Value> = history.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["type"] == "adjustment")
-        .collect();
+    let adjustments = app.card_transactions_of_type(card_id, "adjustment").await;
     assert_eq!(adjustments.len(), 2);
     assert!(adjustments.iter().any(|t| t["id"] == up.body["transaction_id"]));
     // The activity report counts them net: 250 on, 1000 off.

@@ -252,7 +252,7 @@ async fn load_example_credits_a_merchandise_return_and_plain_loads_are_loads() {
     let response = sv(&app, "load", &request("load")).await;
     response.assert_status(200);
     assert_like_example(&response.body, &example("load"), &[PSP_REFERENCE], &[AUTH_CODE]);
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     // A merchandise return is a refund of no earlier transaction, kept with the reference.
     assert_eq!(
         (
@@ -268,7 +268,7 @@ async fn load_example_credits_a_merchandise_return_and_plain_loads_are_loads() {
     plain.as_object_mut().unwrap().remove("loadType");
     let loaded = sv(&app, "load", &plain).await;
     assert_eq!(loaded.body["currentBalance"]["value"], 32000, "{}", loaded.text);
-    assert_eq!(transactions(&app, &card_id).await[0]["type"], "load");
+    assert_eq!(app.card_transactions(&card_id).await[0]["type"], "load");
     plain["loadType"] = json!("load");
     assert_eq!(
         sv(&app, "load", &plain).await.body["currentBalance"]["value"],
@@ -327,7 +327,7 @@ async fn void_transaction_example_undoes_a_load_by_its_psp_reference_within_24_h
         &[],
     );
     assert_ne!(response.body["pspReference"], json!(original));
-    assert_eq!(transactions(&app, &card_id).await[0]["type"], "void");
+    assert_eq!(app.card_transactions(&card_id).await[0]["type"], "void");
 
     // Again: already voided. The example as it is: a reference giftd never gave.
     assert_result(
@@ -399,8 +399,8 @@ async fn merge_balance_example_moves_the_whole_source_onto_the_target_and_closes
         (Some("closed"), Some("combined"), Some(0))
     );
     assert_eq!(available(&app, &target_id).await, 5600);
-    assert_eq!(transactions(&app, &source_id).await[0]["type"], "merge_out");
-    assert_eq!(transactions(&app, &target_id).await[0]["type"], "merge_in");
+    assert_eq!(app.card_transactions(&source_id).await[0]["type"], "merge_out");
+    assert_eq!(app.card_transactions(&target_id).await[0]["type"], "merge_in");
 
     // Once merged, the source is closed: a second merge is refused, and nothing moves.
     assert_result(

@@ -228,10 +228,3 @@ pub async fn card(app: &TestApp, card_id: &str) -> Value {
     response.assert_status(200);
     response.body
 }
-
-/// The card's transactions, newest first, as the native API shows them.
-pub async fn transactions(app: &TestApp, card_id: &str) -> Vec<Value> {
-    let response = app.get(&format!("/v1/cards/{card_id}/transactions")).await;
-    response.assert_status(200);
-    response.body["data"].as_array().expect("a list").clone()
-}

@@ -394,7 +394,7 @@ async fn load_example_answers_like_adyens_stored_value_fixture() {
         ],
     );
     assert_eq!(available(&app, &card_id).await, 6100);
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     assert_eq!(history[0]["type"], "load");
     // The sale system's reference of the sale is kept with the transaction.
     assert_eq!(history[0]["reference"], "001");
@@ -426,7 +426,7 @@ async fn unload_pays_out_part_or_all_and_reverse_undoes_a_stored_value_transacti
         "************9000"
     );
     assert_eq!(available(&app, &card_id).await, 2000);
-    assert_eq!(transactions(&app, &card_id).await[0]["type"], "void");
+    assert_eq!(app.card_transactions(&card_id).await[0]["type"], "void");
 
     // A second reverse of it, and a reverse of a transaction giftd never made, are refused.
     *at(&mut undo, "SaleToPOIRequest.MessageHeader.ServiceID") = json!("9272");
@@ -463,7 +463,7 @@ async fn unload_pays_out_part_or_all_and_reverse_undoes_a_stored_value_transacti
         ),
         (Some(15.0), Some(0.0))
     );
-    assert_eq!(transactions(&app, &card_id).await[0]["type"], "cashout");
+    assert_eq!(app.card_transactions(&card_id).await[0]["type"], "cashout");
     assert_eq!(card(&app, &card_id).await["state"], "active");
     // Nothing left to unload.
     let empty = terminal(&app, &stored_value("U3", "Unload", number, None, "GBP")).await;
@@ -565,7 +565,7 @@ async fn payment_example_redeems_and_authorises_partially_in_either_encoding_of_
     // What the card had: the point of sale takes the rest with another tender.
     assert_paid_like_example(body, &app, account, json!(20));
     assert_eq!(available(&app, &card_id).await, 0);
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     assert_eq!(
         (history[0]["type"].as_str(), history[0]["amount"].as_i64()),
         (Some("redemption"), Some(2000))
@@ -695,7 +695,7 @@ async fn an_unreferenced_refund_credits_the_card_as_a_refund_and_a_reversal_take
     );
     assert_eq!(available(&app, &card_id).await, 2000);
     // In the ledger: a refund that reverses no earlier transaction.
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     assert_eq!(
         (
             history[0]["type"].as_str(),
@@ -771,7 +771,7 @@ async fn reversal_example_voids_a_payment_whole_or_refunds_part_of_it_and_finds_
         &[],
     );
     assert_eq!(available(&app, &card_id).await, 5000);
-    assert_eq!(transactions(&app, &card_id).await[0]["type"], "void");
+    assert_eq!(app.card_transactions(&card_id).await[0]["type"], "void");
     // Reversed already.
     assert_failure(
         &terminal(&app, &reversal("R2", &original, None)).await,
@@ -786,7 +786,7 @@ async fn reversal_example_voids_a_payment_whole_or_refunds_part_of_it_and_finds_
     assert_eq!(answer(&part, "ReversalResponse")["ReversedAmount"], json!(4));
     let rest = terminal(&app, &reversal("R4", &original, None)).await;
     assert_eq!(answer(&rest, "ReversalResponse")["ReversedAmount"], json!(6));
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     assert_eq!(
         (history[0]["type"].as_str(), history[1]["type"].as_str()),
         (Some("refund"), Some("refund"))
@@ -1106,12 +1106,8 @@ async fn twenty_simultaneous_copies_of_one_message_pay_once_and_get_one_answer()
         assert_eq!(answer.text, first.text);
     }
     assert_eq!(available(&app, &card_id).await, 4000);
-    let redemptions = transactions(&app, &card_id)
-        .await
-        .iter()
-        .filter(|t| t["type"] == "redemption")
-        .count();
-    assert_eq!(redemptions, 1);
+    let redemptions = app.card_transactions_of_type(&card_id, "redemption").await;
+    assert_eq!(redemptions.len(), 1);
     TestApp::assert_sound(&app.verify().await);
 }
 
@@ -1402,7 +1398,7 @@ async fn a_cashback_pays_out_the_whole_balance_in_either_encoding_and_closes_the
         ),
         (Some("closed"), Some("deactivated"), Some(0))
     );
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     assert_eq!(history.len(), 2, "activation, then one cashout");
     assert_eq!(
         (
@@ -1417,7 +1413,7 @@ async fn a_cashback_pays_out_the_whole_balance_in_either_encoding_and_closes_the
     assert_eq!(terminal(&app, &request).await.text, paid.text);
     let status = terminal(&app, &transaction_status("T1", Some(json!({"ServiceID": "C1"})))).await;
     assert_repeats(&status, &paid, "Payment", "C1");
-    assert_eq!(transactions(&app, &card_id).await.len(), 2);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 2);
 
     // The closed card refuses whatever comes next: a payment, another cashback, a refund.
     let after = terminal(&app, &payment("C2", number, "1.00", None)).await;
@@ -1447,7 +1443,7 @@ async fn a_cashback_pays_out_the_whole_balance_in_either_encoding_and_closes_the
         json!(10)
     );
     assert_eq!(state(&app, &card_id).await, "closed");
-    assert_eq!(transactions(&app, &card_id).await[0]["type"], "cashout");
+    assert_eq!(app.card_transactions(&card_id).await[0]["type"], "cashout");
     TestApp::assert_sound(&app.verify().await);
 }
 
@@ -1509,7 +1505,7 @@ async fn a_cashback_of_part_of_the_balance_or_of_held_value_is_refused_and_takes
         ),
         (Some("active"), Some(2500), Some(2000))
     );
-    assert_eq!(transactions(&app, &card_id).await[0]["type"], "hold");
+    assert_eq!(app.card_transactions(&card_id).await[0]["type"], "hold");
     TestApp::assert_sound(&app.verify().await);
 }
 
@@ -1563,7 +1559,7 @@ async fn deactivate_is_refused_while_value_remains_and_closes_an_empty_card() {
         json!({"MerchantID": app.merchant_id.clone(), "AcquirerPOIID": "V400m-324688179"})
     );
     assert_eq!(state(&app, &card_id).await, "closed");
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     assert_eq!(history[0]["type"], "redemption", "closing moved no value");
 
     // Its POITransactionID names nothing to reverse; the closed card takes no second deactivation.
@@ -1620,7 +1616,7 @@ async fn cashback_and_deactivate_chained_pay_out_and_close_in_one_transaction_th
         (closed["state"].as_str(), closed["balance"].as_i64()),
         (Some("closed"), Some(0))
     );
-    let history = transactions(&app, &card_id).await;
+    let history = app.card_transactions(&card_id).await;
     assert_eq!(history.len(), 2, "activation, then one cashout");
     assert_eq!(
         (history[0]["type"].as_str(), history[0]["amount"].as_i64()),
@@ -1647,7 +1643,7 @@ async fn cashback_and_deactivate_chained_pay_out_and_close_in_one_transaction_th
     item.as_object_mut().expect("an item").remove("ItemAmount");
     item["Currency"] = json!("EUR");
     assert_failure(&terminal(&app, &undo).await, "StoredValueResponse", "NotAllowed");
-    assert_eq!(transactions(&app, &card_id).await.len(), 2);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 2);
     assert_eq!(state(&app, &card_id).await, "closed");
 
     // Unpiped, on another card: the same.

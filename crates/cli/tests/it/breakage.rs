@@ -43,13 +43,7 @@ async fn the_sweeper_moves_an_expired_cards_value_to_breakage_only_where_the_pro
     assert_eq!(app.service.expire_due_cards().await.unwrap(), 1);
     let card = app.get(&format!("/v1/cards/{swept_id}")).await;
     assert_eq!(card.body["balance"], 0);
-    let history = app.get(&format!("/v1/cards/{swept_id}/transactions")).await;
-    let expiry: Vec<&Value> = history.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["type"] == "expiry")
-        .collect();
+    let expiry = app.card_transactions_of_type(swept_id, "expiry").await;
     assert_eq!(expiry.len(), 1);
     assert_eq!(
         (expiry[0]["amount"].as_i64(), expiry[0]["balance_after"].as_i64()),

@@ -21,16 +21,6 @@ async fn get_card(app: &TestApp, card_id: &str) -> Value {
     response.body
 }
 
-/// Every transaction of a card, newest first (one page of up to 100).
-async fn all_transactions(app: &TestApp, card_id: &str) -> Vec<Value> {
-    let response = app
-        .get(&format!("/v1/cards/{card_id}/transactions?limit=100"))
-        .await;
-    response.assert_status(200);
-    assert_eq!(response.body["next_cursor"], Value::Null, "{}", response.text);
-    response.body["data"].as_array().expect("a data array").clone()
-}
-
 #[track_caller]
 fn assert_money(card: &Value, balance: i64, held: i64, available: i64) {
     assert_eq!(card["balance"], balance, "balance of {card}");
@@ -847,7 +837,7 @@ async fn load_limits_and_max_balance_refuse_with_limit_exceeded() {
         assert_param(&response, "amount");
     }
     assert_money(&get_card(&app, &card_id).await, 10000, 0, 10000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 1);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 1);
 
     let response = post_on_card(&app, &card_id, "load", json!({"amount": 5000})).await;
     response.assert_status(200);
@@ -914,7 +904,7 @@ async fn virtual_card_with_amount_is_issued_active_and_loaded() {
     assert_eq!(code.len(), 8);
     assert!(code.bytes().all(|b| b.is_ascii_digit()));
 
-    let transactions = all_transactions(&app, &id_of(card)).await;
+    let transactions = app.card_transactions(&id_of(card)).await;
     assert_eq!(transactions.len(), 1);
     let issue = &transactions[0];
     assert_eq!(issue["type"], "issue");
@@ -988,7 +978,7 @@ async fn virtual_card_without_amount_is_issued_active_and_empty() {
     assert_eq!(response.body["state"], "active");
     assert_money(&response.body, 0, 0, 0);
     assert!(response.body["number"].is_string());
-    assert_eq!(all_transactions(&app, &id_of(&response.body)).await.len(), 0);
+    assert_eq!(app.card_transactions(&id_of(&response.body)).await.len(), 0);
 }
 
 #[tokio::test]
@@ -1508,7 +1498,7 @@ async fn redeem_refuses_when_available_is_short() {
         assert_param(&response, "amount");
     }
     assert_money(&get_card(&app, &card_id).await, 1000, 0, 1000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 1);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 1);
     TestApp::assert_sound(&app.verify().await);
 }
 
@@ -1540,7 +1530,7 @@ async fn amounts_must_be_positive_integers() {
     response.assert_error(400, "invalid_request");
     assert_param(&response, "amount");
     assert_money(&get_card(&app, &card_id).await, 1000, 0, 1000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 1);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 1);
 }
 
 #[tokio::test]
@@ -1628,7 +1618,7 @@ async fn currency_given_must_match_the_cards_with_currency_mismatch() {
         assert_param(&response, "currency");
     }
     assert_money(&get_card(&app, &card_id).await, 1000, 0, 1000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 1);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 1);
 
     let response = post_on_card(
         &app,
@@ -1661,7 +1651,7 @@ async fn currency_that_is_not_a_known_upper_case_iso_code_is_400_invalid_request
         }
     }
     assert_money(&get_card(&app, &card_id).await, 1000, 0, 1000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 1);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 1);
 }
 
 /// The contract: "Operations that move value accept an optional `currency`; when given it must
@@ -1805,7 +1795,7 @@ async fn deactivate_with_cashout_pays_out_releases_holds_and_closes_for_good() {
     assert_eq!(hold.body["state"], "released");
     assert_eq!(hold.body["captured_amount"], 0);
 
-    let transactions = all_transactions(&app, &card_id).await;
+    let transactions = app.card_transactions(&card_id).await;
     let cashout = &transactions[0];
     assert_eq!(cashout["type"], "cashout");
     assert_eq!(cashout["amount"], 5000);
@@ -1847,7 +1837,7 @@ async fn deactivate_of_an_empty_card_closes_it() {
     let response = post_on_card(&app, &card_id, "deactivate", json!({})).await;
     response.assert_status(200);
     assert_eq!(response.body["state"], "closed");
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 2);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 2);
 
     // Card stock never activated can be closed too.
     let program_id = app.usd_program().await;
@@ -1984,7 +1974,7 @@ async fn expired_card_refuses_redeem_and_load_with_card_expired() {
     let card = get_card(&app, &card_id).await;
     assert_money(&card, 900, 0, 900);
     assert_eq!(unix_millis(card["expires_at"].as_str().unwrap()), expires);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 2);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 2);
     TestApp::assert_sound(&app.verify().await);
 }
 
@@ -2115,7 +2105,7 @@ async fn card_transactions_page_newest_first_without_duplicates_or_omissions() {
     let app = TestApp::spawn().await;
     let card = app.funded_card(1000).await;
     let card_id = id_of(&card);
-    let mut created = vec![all_transactions(&app, &card_id).await[0]["id"].clone()];
+    let mut created = vec![app.card_transactions(&card_id).await[0]["id"].clone()];
     for n in 0..4 {
         let response = post_on_card(
             &app,
@@ -2159,7 +2149,7 @@ async fn card_transactions_page_newest_first_without_duplicates_or_omissions() {
     );
 
     // Balances chain from the oldest to the newest.
-    let all = all_transactions(&app, &card_id).await;
+    let all = app.card_transactions(&card_id).await;
     for pair in all.windows(2) {
         assert_eq!(pair[0]["balance_before"], pair[1]["balance_after"]);
     }
@@ -2338,6 +2328,6 @@ async fn another_merchants_objects_answer_exactly_as_if_they_did_not_exist() {
         app.get(&format!("/v1/holds/{hold_id}")).await.body["state"],
         "pending"
     );
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 3);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 3);
     TestApp::assert_sound(&app.verify().await);
 }

@@ -257,7 +257,7 @@ impl Shop {
     }
 
     async fn newest_transaction(&self) -> Value {
-        adyen_support::transactions(&self.app, &self.card_id).await[0].clone()
+        self.app.card_transactions(&self.card_id).await[0].clone()
     }
 
     // ---- the rows: a transaction made through one front-end ----
@@ -946,7 +946,7 @@ async fn simultaneous_reversals_through_every_front_end_reverse_a_payment_once()
         let reversed: Vec<&Answer> = answers.iter().filter(|a| matches!(a, Reversed(_))).collect();
         assert_eq!(reversed.len(), 1, "exactly one reversal: {answers:?}");
         assert_eq!(shop.balance().await, before, "{answers:?}");
-        let history = adyen_support::transactions(&shop.app, &shop.card_id).await;
+        let history = shop.app.card_transactions(&shop.card_id).await;
         let reversals = history
             .iter()
             .filter(|t| t["reverses"] == json!(payment.transaction_id))

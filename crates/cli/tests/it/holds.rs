@@ -24,15 +24,6 @@ async fn get_hold(app: &TestApp, hold_id: &str) -> Value {
     response.body
 }
 
-/// Every transaction of a card, newest first.
-async fn all_transactions(app: &TestApp, card_id: &str) -> Vec<Value> {
-    let response = app
-        .get(&format!("/v1/cards/{card_id}/transactions?limit=100"))
-        .await;
-    response.assert_status(200);
-    response.body["data"].as_array().expect("a data array").clone()
-}
-
 #[track_caller]
 fn assert_money(card: &Value, balance: i64, held: i64, available: i64) {
     assert_eq!(card["balance"], balance, "balance of {card}");
@@ -137,7 +128,7 @@ async fn hold_refuses_more_than_available_and_reserves_nothing() {
     response.assert_error(422, "insufficient_funds");
     assert_param(&response, "amount");
     assert_money(&get_card(&app, &card_id).await, 1000, 0, 1000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 1);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 1);
     let report = app.verify().await;
     TestApp::assert_sound(&report);
     assert_eq!(report.pending_holds, 0);
@@ -239,7 +230,7 @@ async fn expires_in_seconds_outside_one_to_604800_is_400() {
     response.assert_error(400, "invalid_request");
     assert_param(&response, "expires_in_seconds");
     assert_money(&get_card(&app, &card_id).await, 1000, 0, 1000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), 1);
+    assert_eq!(app.card_transactions(&card_id).await.len(), 1);
 }
 
 // ---- capture ----
@@ -376,7 +367,7 @@ async fn release_frees_the_held_funds() {
     assert_eq!(get_hold(&app, &hold_id).await["state"], "released");
     assert_money(&get_card(&app, &card_id).await, 10_000, 0, 10_000);
 
-    let transactions = all_transactions(&app, &card_id).await;
+    let transactions = app.card_transactions(&card_id).await;
     assert_eq!(transactions[0]["type"], "release");
     assert_eq!(transactions[0]["amount"], 2500);
     assert_eq!(transactions[0]["balance_before"], 10_000);
@@ -397,7 +388,7 @@ async fn a_finished_hold_cannot_be_captured_or_released_again() {
     let released = id_of(&hold(&app, &card_id, json!({"amount": 1000})).await);
     capture(&app, &captured, json!({})).await.assert_status(200);
     release(&app, &released).await.assert_status(200);
-    let before = all_transactions(&app, &card_id).await.len();
+    let before = app.card_transactions(&card_id).await.len();
 
     for hold_id in [&captured, &released] {
         capture(&app, hold_id, json!({}))
@@ -412,7 +403,7 @@ async fn a_finished_hold_cannot_be_captured_or_released_again() {
     assert_eq!(get_hold(&app, &captured).await["captured_amount"], 1000);
     assert_eq!(get_hold(&app, &released).await["state"], "released");
     assert_money(&get_card(&app, &card_id).await, 9000, 0, 9000);
-    assert_eq!(all_transactions(&app, &card_id).await.len(), before);
+    assert_eq!(app.card_transactions(&card_id).await.len(), before);
     TestApp::assert_sound(&app.verify().await);
 }
 
@@ -480,7 +471,7 @@ async fn hold_past_its_expiry_reads_expired_and_stops_reserving_before_the_sweep
     // The sweeper writes the release.
     app.service.expire_due_holds().await.expect("the sweep runs");
     assert_eq!(get_hold(&app, &short).await["state"], "expired");
-    let transactions = all_transactions(&app, &card_id).await;
+    let transactions = app.card_transactions(&card_id).await;
     let releases: Vec<&Value> = transactions.iter().filter(|t| t["type"] == "release").collect();
     assert_eq!(releases.len(), 1, "{transactions:#?}");
     assert_eq!(releases[0]["amount"], 1000);
@@ -493,7 +484,7 @@ async fn hold_past_its_expiry_reads_expired_and_stops_reserving_before_the_sweep
 
     // A second sweep finds nothing more to do.
     app.service.expire_due_holds().await.expect("the sweep runs");
-    let again = all_transactions(&app, &card_id).await;
+    let again = app.card_transactions(&card_id).await;
     assert_eq!(again.len(), transactions.len());
     capture(&app, &short, json!({}))
         .await
@@ -540,14 +531,14 @@ async fn funds_of_an_expired_hold_can_be_spent_before_the_sweeper_runs() {
 
     // The write path expired the hold itself: the ledger has its release, and the sweeper has
     // nothing left to do.
-    let transactions = all_transactions(&app, &card_id).await;
+    let transactions = app.card_transactions(&card_id).await;
     assert_eq!(
         transactions.iter().filter(|t| t["type"] == "release").count(),
         1,
         "{transactions:#?}"
     );
     app.service.expire_due_holds().await.expect("the sweep runs");
-    assert_eq!(all_transactions(&app, &card_id).await.len(), transactions.len());
+    assert_eq!(app.card_transactions(&card_id).await.len(), transactions.len());
     let report = app.verify().await;
     TestApp::assert_sound(&report);
     assert_eq!(report.pending_holds, 0);
@@ -568,12 +559,8 @@ async fn sweeper_releases_every_due_hold_across_cards_and_the_ledger_stays_sound
     assert_eq!(swept, 4);
     for card_id in [&first, &second] {
         assert_money(&get_card(&app, card_id).await, 3000, 500, 2500);
-        let releases = all_transactions(&app, card_id)
-            .await
-            .into_iter()
-            .filter(|t| t["type"] == "release")
-            .count();
-        assert_eq!(releases, 2);
+        let releases = app.card_transactions_of_type(card_id, "release").await;
+        assert_eq!(releases.len(), 2);
     }
     let report = app.verify().await;
     TestApp::assert_sound(&report);
