@@ -1172,7 +1172,7 @@ mod adjustment_reads {
 }
 
 #[cfg(test)]
-mod busy_tests {
+mod lock_and_checkpoint_tests {
     use super::*;
 
     /// The log's checkpoint sequence number (bytes 12–15 of its header, big-endian), which
