@@ -154,7 +154,8 @@ impl Hosts {
                         reason = %why,
                         "the database host changed: new connections go to the one that will serve"
                     );
-                    pool.set_connect_options(candidate.clone());
+                    // With giftd's session settings, as the pool's first host had them.
+                    pool.set_connect_options(super::with_session_settings(candidate.clone()));
                     break;
                 }
             }
