@@ -73,7 +73,10 @@ impl Hosts {
         }
         let candidates = hosts
             .iter()
-            .map(|host| PgConnectOptions::from_str(&format!("{scheme}://{userinfo}{host}{path}{query}")))
+            .map(|host| {
+                PgConnectOptions::from_str(&format!("{scheme}://{userinfo}{host}{path}{query}"))
+                    .map(super::with_session_settings)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             candidates,
@@ -154,8 +157,7 @@ impl Hosts {
                         reason = %why,
                         "the database host changed: new connections go to the one that will serve"
                     );
-                    // With giftd's session settings, as the pool's first host had them.
-                    pool.set_connect_options(super::with_session_settings(candidate.clone()));
+                    pool.set_connect_options(candidate.clone());
                     break;
                 }
             }
@@ -185,6 +187,8 @@ mod tests {
             assert_eq!(candidate.get_username(), "giftd");
             assert_eq!(candidate.get_database(), Some("giftd"));
             assert_eq!(candidate.get_application_name(), Some("x"));
+            // Whichever host the pool follows, its sessions start with giftd's settings.
+            assert_eq!(candidate.get_options(), Some("-c backend_flush_after=256kB"));
         }
         assert!(hosts.needs_watching());
     }

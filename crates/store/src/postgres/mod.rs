@@ -208,8 +208,7 @@ impl PgStore {
         Ok(store)
     }
 
-    pub async fn open_with(connect: PgConnectOptions, options: &PgOptions) -> StoreResult<Arc<Self>> {
-        let connect = with_session_settings(connect);
+    async fn open_with(connect: PgConnectOptions, options: &PgOptions) -> StoreResult<Arc<Self>> {
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -254,7 +253,8 @@ impl PgStore {
 }
 
 /// The session settings giftd's connections start with ([`BACKEND_FLUSH_AFTER`]), each unless
-/// the URL's `options` already name it.
+/// the URL's `options` already name it. `Hosts::parse` gives them to every host a URL names, so
+/// the pool's connections have them after a failover too.
 fn with_session_settings(connect: PgConnectOptions) -> PgConnectOptions {
     let named = connect
         .get_options()
@@ -1059,7 +1059,12 @@ mod session_tests {
     #[ignore = "needs GIFTD_TEST_PG_URL, a PostgreSQL server"]
     async fn postgresql_accepts_the_session_settings_and_a_session_runs_with_them() {
         let url = std::env::var("GIFTD_TEST_PG_URL").expect("this test needs GIFTD_TEST_PG_URL");
-        let connect = with_session_settings(PgConnectOptions::from_str(&url).expect("a URL"));
+        // Where giftd's pool connects, as `PgStore::open` finds it.
+        let connect = Hosts::parse(&url)
+            .expect("a URL")
+            .first()
+            .await
+            .expect("a host that answers");
         let mut conn = sqlx::PgConnection::connect_with(&connect)
             .await
             .expect("a session with giftd's settings");
