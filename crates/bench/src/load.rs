@@ -295,9 +295,9 @@ impl Worker {
                 self.live.ok.fetch_add(1, Ordering::Relaxed);
                 if in_window {
                     self.ok += 1;
-                    let us = (now - started).as_micros().clamp(1, u128::from(HISTOGRAM_MAX_US)) as u64;
-                    self.histogram.saturating_record(us);
                     let latency = now - started;
+                    let us = latency.as_micros().clamp(1, u128::from(HISTOGRAM_MAX_US)) as u64;
+                    self.histogram.saturating_record(us);
                     if self.plan.slow_after.is_some_and(|limit| latency >= limit) {
                         self.slow.push((started, latency));
                     }
