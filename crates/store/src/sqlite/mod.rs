@@ -1184,6 +1184,18 @@ mod lock_and_checkpoint_tests {
 
     #[test]
     fn the_checkpointer_starts_a_long_log_over_while_a_writer_keeps_writing_and_empties_it_at_the_end() {
+        restarts_the_log_under_a_writer_that_never_pauses(|database| database.to_path_buf());
+    }
+
+    #[test]
+    fn a_checkpointer_that_cannot_sync_the_file_itself_still_starts_the_log_over() {
+        // Its own sync is a head start only: the restart syncs the file anyway.
+        restarts_the_log_under_a_writer_that_never_pauses(|database| database.with_extension("missing"));
+    }
+
+    /// Runs the checkpointer, told to sync the file `sync_path` gives for the database, beside
+    /// a writer that commits without a pause, until the log starts over; then stops both.
+    fn restarts_the_log_under_a_writer_that_never_pauses(sync_path: impl Fn(&Path) -> PathBuf) {
         let dir = tempfile::tempdir().expect("temporary folder");
         let database = dir.path().join("checkpoints.db");
         let writer = rusqlite::Connection::open(&database).expect("opened");
@@ -1212,8 +1224,8 @@ mod lock_and_checkpoint_tests {
             .expect("handler set");
         let (stop, stopping) = std::sync::mpsc::channel::<()>();
         let checkpointer = std::thread::spawn({
-            let database = database.clone();
-            move || run_checkpoints(&checkpoints, &database, &stopping)
+            let synced = sync_path(&database);
+            move || run_checkpoints(&checkpoints, &synced, &stopping)
         });
         // A writer that never pauses, so that no passive checkpoint reaches the log's end and
         // only a restart can start it over.
